@@ -1,0 +1,277 @@
+//! Serialization: building requests and responses as bytes (RFC 3261
+//! §7, §8.2.6). [`ResponseBuilder`] copies Via, From, To, Call-ID and CSeq
+//! from the request as §8.2.6.2 requires; [`MessageBuilder`] writes any
+//! message from a start line and header list. Both always write a correct
+//! Content-Length and never emit a header twice unless asked to.
+
+use bytes::Bytes;
+
+use crate::header::HeaderName;
+use crate::message::Message;
+use crate::method::Method;
+
+/// Standard reason phrase for a status code.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Unknown",
+    }
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn finish(out: &mut Vec<u8>, body: Option<(&str, &[u8])>) {
+    match body {
+        Some((ct, b)) => {
+            push_header(out, "Content-Type", ct);
+            push_header(out, "Content-Length", itoa_u(b.len()).as_str());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(b);
+        }
+        None => out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+    }
+}
+
+fn itoa_u(n: usize) -> String {
+    n.to_string()
+}
+
+/// Builds a response to a parsed request.
+#[derive(Debug)]
+pub struct ResponseBuilder<'r> {
+    req: &'r Message,
+    status: u16,
+    reason: String,
+    to_tag: Option<String>,
+    top_via: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Option<(String, Bytes)>,
+}
+
+impl<'r> ResponseBuilder<'r> {
+    pub fn new(req: &'r Message, status: u16) -> Self {
+        ResponseBuilder {
+            req,
+            status,
+            reason: reason_phrase(status).to_owned(),
+            to_tag: None,
+            top_via: None,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    /// Adds a To tag unless the request already had one (RFC 3261 §8.2.6.2).
+    pub fn to_tag(mut self, tag: impl Into<String>) -> Self {
+        self.to_tag = Some(tag.into());
+        self
+    }
+
+    /// Replaces the top Via (with `received`/`rport` filled in, RFC 3581).
+    pub fn top_via(mut self, via: impl Into<String>) -> Self {
+        self.top_via = Some(via.into());
+        self
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, content_type: impl Into<String>, body: Bytes) -> Self {
+        self.body = Some((content_type.into(), body));
+        self
+    }
+
+    pub fn build(self) -> Bytes {
+        let mut out = Vec::with_capacity(512 + self.req.head().len() / 2);
+        out.extend_from_slice(b"SIP/2.0 ");
+        out.extend_from_slice(self.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut via_done = false;
+        for (name, _, value) in self.req.headers() {
+            match name {
+                HeaderName::Via => {
+                    if !via_done {
+                        via_done = true;
+                        if let Some(top) = &self.top_via {
+                            // Replace the first element of the first Via line.
+                            let rest = crate::syntax::split_list(&value)
+                                .ok()
+                                .map(|items| items.iter().skip(1).copied().collect::<Vec<_>>().join(", "))
+                                .unwrap_or_default();
+                            if rest.is_empty() {
+                                push_header(&mut out, "Via", top);
+                            } else {
+                                push_header(&mut out, "Via", &format!("{top}, {rest}"));
+                            }
+                            continue;
+                        }
+                    }
+                    push_header(&mut out, "Via", &value);
+                }
+                HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    push_header(&mut out, name.as_str(), &value);
+                }
+                HeaderName::To => {
+                    let has_tag = crate::syntax::NameAddr::parse(&value)
+                        .map(|n| n.tag().is_some())
+                        .unwrap_or(true);
+                    match (&self.to_tag, has_tag, self.status > 100) {
+                        (Some(tag), false, true) => push_header(&mut out, "To", &format!("{value};tag={tag}")),
+                        _ => push_header(&mut out, "To", &value),
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (n, v) in &self.headers {
+            push_header(&mut out, n, v);
+        }
+        finish(&mut out, self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])));
+        Bytes::from(out)
+    }
+}
+
+/// Builds a request or response from scratch.
+#[derive(Debug, Clone)]
+pub struct MessageBuilder {
+    start: String,
+    headers: Vec<(String, String)>,
+    body: Option<(String, Bytes)>,
+}
+
+impl MessageBuilder {
+    pub fn request(method: &Method, uri: &str) -> Self {
+        MessageBuilder {
+            start: format!("{method} {uri} SIP/2.0"),
+            headers: Vec::with_capacity(12),
+            body: None,
+        }
+    }
+
+    pub fn response(status: u16, reason: &str) -> Self {
+        MessageBuilder {
+            start: format!("SIP/2.0 {status} {reason}"),
+            headers: Vec::with_capacity(12),
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn push_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.headers.push((name.into(), value.into()));
+    }
+
+    pub fn body(mut self, content_type: impl Into<String>, body: Bytes) -> Self {
+        self.body = Some((content_type.into(), body));
+        self
+    }
+
+    pub fn build(&self) -> Bytes {
+        let mut out = Vec::with_capacity(
+            self.start.len() + 4 + self.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() + 64,
+        );
+        out.extend_from_slice(self.start.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (n, v) in &self.headers {
+            push_header(&mut out, n, v);
+        }
+        finish(&mut out, self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])));
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_copies_the_dialog_headers_and_adds_a_to_tag() {
+        let req = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2\r\nFrom: <sip:a@y>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 5 OPTIONS\r\nSubject: not copied\r\n\r\n",
+        ))
+        .unwrap();
+        let resp = ResponseBuilder::new(&req, 200)
+            .to_tag("t9")
+            .top_via("SIP/2.0/UDP a;branch=z9hG4bK1;received=10.0.0.1;rport=5062")
+            .header("Allow", "INVITE")
+            .build();
+        let m = Message::parse(resp).unwrap();
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(m.tag(HeaderName::To).as_deref(), Some("t9"));
+        assert_eq!(m.header_list(HeaderName::Via).unwrap().len(), 2);
+        assert!(m.top_via_str().unwrap().contains("received=10.0.0.1"));
+        assert!(m.header(HeaderName::Subject).is_none());
+        assert_eq!(m.header(HeaderName::ContentLength).unwrap(), "0");
+    }
+
+    #[test]
+    fn a_built_request_parses_back() {
+        let b = MessageBuilder::request(&Method::Invite, "sip:100@example.com")
+            .header("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx")
+            .header("Call-ID", "abc")
+            .body("application/sdp", Bytes::from_static(b"v=0\r\n"))
+            .build();
+        let m = Message::parse(b).unwrap();
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(&m.body()[..], b"v=0\r\n");
+    }
+}
