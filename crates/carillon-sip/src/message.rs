@@ -156,6 +156,17 @@ impl Message {
     /// are ignored (RFC 4475 §3.1.1.8); a body shorter than declared is an
     /// error (RFC 4475 §3.1.2.2).
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
+        Self::parse_inner(buf, true)
+    }
+
+    /// Parses a request that failed [`Message::parse`] just well enough to
+    /// answer it with an error: extra spaces in the start line, a bad
+    /// Request-URI and a wrong Content-Length are tolerated.
+    pub fn parse_lenient(buf: Bytes) -> Result<Message, ParseError> {
+        Self::parse_inner(buf, false)
+    }
+
+    fn parse_inner(buf: Bytes, strict: bool) -> Result<Message, ParseError> {
         if buf.len() > MAX_MESSAGE_SIZE {
             return Err(ParseError::TooLarge { size: buf.len() });
         }
@@ -171,7 +182,11 @@ impl Message {
 
         let first_end = text.find('\n').unwrap_or(text.len());
         let first = text[..first_end].strip_suffix('\r').unwrap_or(&text[..first_end]);
-        let start = parse_start_line(first)?;
+        let start = if strict {
+            parse_start_line(first)?
+        } else {
+            parse_start_line_lenient(first)?
+        };
 
         let mut headers: Vec<HeaderEntry> = Vec::with_capacity(16);
         let mut pos = first_end + 1;
@@ -208,7 +223,10 @@ impl Message {
         }
 
         let mut declared: Option<usize> = None;
-        for h in headers.iter().filter(|h| h.name == HeaderName::ContentLength) {
+        for h in headers
+            .iter()
+            .filter(|h| strict && h.name == HeaderName::ContentLength)
+        {
             let v = parse_content_length(text.get(h.value.clone()).unwrap_or("").trim())?;
             if declared.is_some_and(|d| d != v) {
                 return Err(ParseError::ContentLengthConflict);
@@ -233,7 +251,7 @@ impl Message {
             start,
             headers,
         };
-        if let StartLine::Request { uri, .. } = &msg.start {
+        if let (true, StartLine::Request { uri, .. }) = (strict, &msg.start) {
             let u = msg.head.get(uri.clone()).unwrap_or("");
             Uri::parse(u).map_err(ParseError::RequestUri)?;
         }
@@ -425,6 +443,20 @@ fn unfold(raw: &str) -> String {
         }
     }
     out
+}
+
+fn parse_start_line_lenient(line: &str) -> Result<StartLine, ParseError> {
+    let mut words = line.split_whitespace();
+    let method = words.next().ok_or(ParseError::StartLine)?;
+    if looks_like_version(method) {
+        return parse_start_line(line);
+    }
+    let uri = words.next().ok_or(ParseError::StartLine)?;
+    let offset = line[method.len()..].find(uri).map_or(0, |i| i + method.len());
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri: offset..offset + uri.len(),
+    })
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {

@@ -1,0 +1,278 @@
+//! The SIP endpoint demux (RFC 3261 §17.2.3, §18.2, RFC 3581): matches
+//! incoming requests to server transactions so retransmissions are absorbed
+//! and answered with the same response, keeps a deadline heap for the
+//! transactions' timers, and works out where a response goes (`received`
+//! and `rport` on UDP, the same connection on streams). It does not decide
+//! what to answer; the [`crate::Switch`] does.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use carillon_sip::{Message, Method};
+use carillon_transaction::{ServerTransaction, TimerConfig, TransactionKind};
+
+/// Transport a message arrived on or leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl Transport {
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// Via transport token.
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+        }
+    }
+}
+
+/// The other end of a message: transport, address and, for streams, the
+/// connection id the edge assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub conn: Option<u64>,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport.as_str(), self.addr)
+    }
+}
+
+impl Peer {
+    /// Parses the `transport:ip:port` form used in bindings.
+    pub fn parse(s: &str) -> Option<Peer> {
+        let (t, addr) = s.split_once(':')?;
+        let transport = match t {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            "ws" => Transport::Ws,
+            "wss" => Transport::Wss,
+            _ => return None,
+        };
+        Some(Peer {
+            transport,
+            addr: addr.parse().ok()?,
+            conn: None,
+        })
+    }
+}
+
+/// Key of a server transaction (RFC 3261 §17.2.3; RFC 2543 fallback when
+/// the branch lacks the magic cookie).
+pub fn server_key(msg: &Message) -> Option<String> {
+    let method = msg.method()?;
+    let m = if *method == Method::Ack { "INVITE" } else { method.as_str() };
+    let via = msg.top_via_str()?;
+    let parsed = carillon_sip::Via::parse(&via).ok()?;
+    let (host, port) = parsed.sent_by();
+    match parsed.branch() {
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => Some(format!("{b}|{host}:{port}|{m}")),
+        _ => {
+            let cseq = msg.cseq()?.seq;
+            Some(format!(
+                "2543|{}|{}|{}|{}|{}|{m}",
+                msg.call_id()?,
+                cseq,
+                msg.tag(carillon_sip::HeaderName::From).unwrap_or_default(),
+                msg.request_uri_str().unwrap_or(""),
+                via
+            ))
+        }
+    }
+}
+
+/// Where a response to `req` received from `peer` goes, and the top Via
+/// rewritten with `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
+pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
+    let Some(via_text) = req.top_via_str() else {
+        return (peer, None);
+    };
+    let Ok(via) = carillon_sip::Via::parse(&via_text) else {
+        return (peer, None);
+    };
+    let ip = peer.addr.ip().to_string();
+    let has_rport = via.rport().is_some();
+    let host_is_source = via.host.trim_start_matches('[').trim_end_matches(']') == ip;
+    if !has_rport && host_is_source {
+        let mut to = peer;
+        if !peer.transport.is_reliable() {
+            to.addr.set_port(via.sent_by().1);
+        }
+        return (to, None);
+    }
+    let mut params: Vec<String> = Vec::new();
+    for (n, v) in via.params.iter() {
+        if n.eq_ignore_ascii_case("received") || n.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        params.push(match v {
+            Some(v) => format!("{n}={v}"),
+            None => n.to_owned(),
+        });
+    }
+    params.push(format!("received={ip}"));
+    if has_rport {
+        params.push(format!("rport={}", peer.addr.port()));
+    }
+    let host = match via.port {
+        Some(p) => format!("{}:{p}", via.host),
+        None => via.host.to_owned(),
+    };
+    let rewritten = format!("SIP/2.0/{} {};{}", via.transport, host, params.join(";"));
+    let mut to = peer;
+    if !peer.transport.is_reliable() && !has_rport {
+        to.addr.set_port(via.sent_by().1);
+    }
+    (to, Some(rewritten))
+}
+
+struct Entry {
+    txn: ServerTransaction,
+    peer: Peer,
+}
+
+/// Server transactions by key, with a lazily-cleaned deadline heap.
+pub struct ServerTable {
+    cfg: TimerConfig,
+    txns: HashMap<String, Entry>,
+    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
+}
+
+/// Bytes to send and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: Peer,
+    pub bytes: Bytes,
+}
+
+impl ServerTable {
+    pub fn new(cfg: TimerConfig) -> Self {
+        ServerTable {
+            cfg,
+            txns: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
+    /// A request matched an existing transaction: re-send its response.
+    pub fn retransmission(&mut self, key: &str, now: Instant, out: &mut Vec<Transmit>) -> bool {
+        let Some(e) = self.txns.get_mut(key) else {
+            return false;
+        };
+        e.txn.handle_request_retransmission(now);
+        while let Some(b) = e.txn.poll_transmit() {
+            out.push(Transmit { to: e.peer, bytes: b });
+        }
+        true
+    }
+
+    /// An ACK for a non-2xx final response.
+    pub fn ack(&mut self, key: &str, now: Instant) -> bool {
+        match self.txns.get_mut(key) {
+            Some(e) => {
+                e.txn.handle_ack(now);
+                self.schedule(key.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts a transaction for a new request.
+    pub fn create(&mut self, key: String, kind: TransactionKind, peer: Peer, now: Instant) {
+        let txn = ServerTransaction::new(kind, peer.transport.is_reliable(), now, self.cfg);
+        self.txns.insert(key, Entry { txn, peer });
+    }
+
+    /// Sends a response through a transaction (or statelessly if none).
+    pub fn respond(&mut self, key: &str, status: u16, bytes: Bytes, now: Instant, fallback: Peer, out: &mut Vec<Transmit>) {
+        match self.txns.get_mut(key) {
+            Some(e) => {
+                if e.txn.send_response(now, status, bytes.clone()).is_err() {
+                    return;
+                }
+                while let Some(b) = e.txn.poll_transmit() {
+                    out.push(Transmit { to: e.peer, bytes: b });
+                }
+                if e.txn.is_terminated() {
+                    self.txns.remove(key);
+                } else {
+                    self.schedule(key.to_owned());
+                }
+            }
+            None => out.push(Transmit { to: fallback, bytes }),
+        }
+    }
+
+    fn schedule(&mut self, key: String) {
+        if let Some(at) = self.txns.get(&key).and_then(|e| e.txn.poll_timeout()) {
+            self.deadlines.push(Reverse((at, key)));
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Fires due timers; transactions that end are dropped.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.deadlines.pop() else { break };
+            let Some(e) = self.txns.get_mut(&key) else { continue };
+            if e.txn.poll_timeout().is_some_and(|t| t > now) {
+                continue; // stale heap entry; a newer one exists
+            }
+            e.txn.handle_timeout(now);
+            while let Some(b) = e.txn.poll_transmit() {
+                out.push(Transmit { to: e.peer, bytes: b });
+            }
+            while e.txn.poll_event().is_some() {}
+            if e.txn.is_terminated() {
+                self.txns.remove(&key);
+            } else {
+                self.schedule(key);
+            }
+        }
+    }
+}

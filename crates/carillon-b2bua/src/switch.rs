@@ -1,0 +1,463 @@
+//! The [`Switch`]: what Carillon answers. For every request it runs, in
+//! order, the source policy (ban, rate limit), parsing and the stateless
+//! checks (RFC 4475 answers), transaction matching (retransmissions), then
+//! the method: REGISTER through digest auth into the registrar, OPTIONS
+//! answered 200 with our capabilities, in-dialog requests for unknown
+//! dialogs 481. Unknown and known users get identical challenges; failed
+//! authentications count towards a ban.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use carillon_digest::{Algorithm, AuthResult, Credentials, DigestConfig, DigestServer, Secret};
+use carillon_registrar::{aor_of, Binding, BindingChange, RegisterError, Registrar, RegistrarConfig};
+use carillon_sip::validate::{response_is_usable, ALLOWED_METHODS, SUPPORTED_OPTIONS};
+use carillon_sip::{validate_request, HeaderName, Message, Method, NameAddr, ResponseBuilder};
+use carillon_transaction::{TimerConfig, TransactionKind};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tracing::{debug, info, warn};
+
+use crate::endpoint::{response_route, server_key, Peer, ServerTable, Transmit};
+use crate::policy::{Policy, PolicyConfig, Verdict};
+use crate::users::{User, UserDirectory};
+
+/// Everything the switch needs from configuration.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    /// Digest realm (also our domain).
+    pub realm: String,
+    /// `Server`/`User-Agent` header value.
+    pub user_agent: String,
+    pub users: Vec<User>,
+    pub registrar: RegistrarConfig,
+    pub policy: PolicyConfig,
+    /// Offered digest algorithms, in challenge order.
+    pub digest_algorithms: Vec<Algorithm>,
+    pub nonce_lifetime: Duration,
+    /// Seed for nonces and tags; the binary passes OS entropy unless the
+    /// config pins one for reproducible tests.
+    pub rng_seed: [u8; 32],
+    pub timers: TimerConfig,
+}
+
+/// What the switch asks its edge to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Transmit(Transmit),
+    /// Mirror this into the binding store.
+    Binding(BindingChange),
+}
+
+/// Counters for logs, metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests: u64,
+    pub dropped_banned: u64,
+    pub dropped_rate: u64,
+    pub dropped_unparseable: u64,
+    pub retransmissions: u64,
+    pub registrations_ok: u64,
+    pub auth_failures: u64,
+    pub bans: u64,
+}
+
+/// The switch core.
+pub struct Switch {
+    realm: String,
+    user_agent: String,
+    users: UserDirectory,
+    registrar: Registrar,
+    policy: Policy,
+    digest: DigestServer,
+    table: ServerTable,
+    rng: ChaCha8Rng,
+    outputs: VecDeque<Output>,
+    scratch: Vec<Transmit>,
+    next_housekeeping: Option<Instant>,
+    stats: Stats,
+}
+
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
+
+/// Errors building a switch from configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("digest configuration: {0}")]
+    Digest(#[from] carillon_digest::ConfigError),
+}
+
+fn allow_header() -> String {
+    ALLOWED_METHODS.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+}
+
+impl Switch {
+    pub fn new(config: SwitchConfig) -> Result<Switch, SwitchError> {
+        let mut key = [0u8; 32];
+        let mut rng = ChaCha8Rng::from_seed(config.rng_seed);
+        rng.fill_bytes(&mut key);
+        let digest = DigestServer::new(DigestConfig {
+            realm: config.realm.clone(),
+            lifetime_secs: config.nonce_lifetime.as_secs().max(1),
+            algorithms: config.digest_algorithms.clone(),
+            key,
+            require_qop: false,
+            counter_capacity: 200_000,
+        })?;
+        Ok(Switch {
+            users: UserDirectory::new(&config.realm, config.users),
+            realm: config.realm,
+            user_agent: config.user_agent,
+            registrar: Registrar::new(config.registrar),
+            policy: Policy::new(config.policy),
+            digest,
+            table: ServerTable::new(config.timers),
+            rng,
+            outputs: VecDeque::new(),
+            scratch: Vec::new(),
+            next_housekeeping: None,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Replaces the users (SIGHUP); registrations are kept.
+    pub fn reload_users(&mut self, users: Vec<User>) {
+        self.users = UserDirectory::new(&self.realm, users);
+    }
+
+    pub fn set_policy(&mut self, policy: PolicyConfig) {
+        self.policy.set_config(policy);
+    }
+
+    pub fn set_registrar_config(&mut self, cfg: RegistrarConfig) {
+        self.registrar.set_config(cfg);
+    }
+
+    /// Restores persisted bindings at start-up.
+    pub fn restore_bindings(&mut self, bindings: Vec<Binding>, now_unix: u64) {
+        self.registrar.restore(bindings, now_unix);
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    pub fn users(&self) -> &UserDirectory {
+        &self.users
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn open_transactions(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.table.poll_timeout(), self.next_housekeeping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, now_unix: u64) {
+        self.table.handle_timeout(now, &mut self.scratch);
+        self.flush_scratch();
+        if self.next_housekeeping.is_none_or(|t| t <= now) {
+            self.next_housekeeping = Some(now + HOUSEKEEPING);
+            for change in self.registrar.purge_expired(now_unix) {
+                if let BindingChange::Remove { aor, contact } = &change {
+                    info!(aor = %aor, contact = %contact, "registration expired");
+                }
+                self.outputs.push_back(Output::Binding(change));
+            }
+            self.policy.purge(now);
+            self.digest.purge(now_unix);
+        }
+    }
+
+    fn flush_scratch(&mut self) {
+        for t in self.scratch.drain(..) {
+            self.outputs.push_back(Output::Transmit(t));
+        }
+    }
+
+    fn random_hex(&mut self) -> String {
+        format!("{:016x}", self.rng.next_u64())
+    }
+
+    /// One datagram or stream frame from `peer`.
+    pub fn handle_input(&mut self, now: Instant, now_unix: u64, peer: Peer, bytes: Bytes) {
+        if self.next_housekeeping.is_none() {
+            self.next_housekeeping = Some(now + HOUSEKEEPING);
+        }
+        match self.policy.check(peer.addr.ip(), now) {
+            Verdict::Allow => {}
+            Verdict::Banned => {
+                self.stats.dropped_banned += 1;
+                return;
+            }
+            Verdict::RateLimited => {
+                self.stats.dropped_rate += 1;
+                debug!(source = %peer, "rate limited: dropped");
+                return;
+            }
+        }
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return; // keep-alive
+        }
+        let msg = match Message::parse(bytes.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.dropped_unparseable += 1;
+                if bytes.starts_with(b"SIP/") {
+                    debug!(source = %peer, error = %e, "unparseable response dropped");
+                    return;
+                }
+                match Message::parse_lenient(bytes) {
+                    Ok(m) if m.is_request() && *m.method().unwrap_or(&Method::Ack) != Method::Ack => {
+                        info!(source = %peer, error = %e, status = e.status(), "malformed request");
+                        let reason = e.to_string();
+                        self.respond_stateless(&m, peer, e.status(), |b| b.reason(reason));
+                    }
+                    _ => debug!(source = %peer, error = %e, "unparseable message dropped"),
+                }
+                return;
+            }
+        };
+        if !msg.is_request() {
+            // No client transactions yet: a response matching nothing is
+            // dropped (RFC 3261 §18.1.2), and so is an unusable one.
+            debug!(source = %peer, usable = response_is_usable(&msg), "stray response dropped");
+            return;
+        }
+        self.stats.requests += 1;
+        self.handle_request(now, now_unix, peer, &msg);
+        self.flush_scratch();
+    }
+
+    fn respond_stateless(&mut self, req: &Message, peer: Peer, status: u16, f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>) {
+        let (to, via) = response_route(req, peer);
+        let tag = self.random_hex();
+        let mut b = ResponseBuilder::new(req, status).to_tag(tag).header("Server", self.user_agent.clone());
+        if let Some(v) = via {
+            b = b.top_via(v);
+        }
+        let bytes = f(b).build();
+        self.outputs.push_back(Output::Transmit(Transmit { to, bytes }));
+    }
+
+    fn respond(&mut self, now: Instant, key: &str, req: &Message, peer: Peer, status: u16, f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>) {
+        let (to, via) = response_route(req, peer);
+        let tag = self.random_hex();
+        let mut b = ResponseBuilder::new(req, status).to_tag(tag).header("Server", self.user_agent.clone());
+        if let Some(v) = via {
+            b = b.top_via(v);
+        }
+        let bytes = f(b).build();
+        self.table.respond(key, status, bytes, now, to, &mut self.scratch);
+    }
+
+    fn handle_request(&mut self, now: Instant, now_unix: u64, peer: Peer, msg: &Message) {
+        let Some(method) = msg.method().cloned() else { return };
+        let Some(key) = server_key(msg) else {
+            self.respond_stateless(msg, peer, 400, |b| b.reason("Bad Via"));
+            return;
+        };
+        if method == Method::Ack {
+            if !self.table.ack(&key, now) {
+                debug!(source = %peer, "ACK without transaction absorbed");
+            }
+            return;
+        }
+        if self.table.retransmission(&key, now, &mut self.scratch) {
+            self.stats.retransmissions += 1;
+            return;
+        }
+        let kind = if method == Method::Invite { TransactionKind::Invite } else { TransactionKind::NonInvite };
+        // Port the transaction's responses go to.
+        let (route, _) = response_route(msg, peer);
+        self.table.create(key.clone(), kind, route, now);
+
+        if let Err(rej) = validate_request(msg) {
+            info!(method = %method, source = %peer, status = rej.status, reason = rej.reason, "request rejected");
+            let unsupported = rej.unsupported.join(", ");
+            let status = rej.status;
+            self.respond(now, &key, msg, peer, status, |b| {
+                let b = b.reason(if status == 400 { rej.reason } else { carillon_sip::builder::reason_phrase(status) });
+                match status {
+                    420 => b.header("Unsupported", unsupported),
+                    415 | 406 => b.header("Accept", "application/sdp"),
+                    501 | 405 => b.header("Allow", allow_header()),
+                    _ => b,
+                }
+            });
+            return;
+        }
+        if method == Method::Invite {
+            // Provisional at once so the caller stops retransmitting.
+            self.respond(now, &key, msg, peer, 100, |b| b);
+        }
+        let in_dialog = msg.tag(HeaderName::To).is_some();
+        let status = match method {
+            Method::Register => self.handle_register(now, now_unix, &key, peer, msg),
+            Method::Options if !in_dialog => {
+                let allow = allow_header();
+                self.respond(now, &key, msg, peer, 200, |b| {
+                    b.header("Allow", allow)
+                        .header("Accept", "application/sdp")
+                        .header("Supported", SUPPORTED_OPTIONS.join(", "))
+                });
+                200
+            }
+            _ if in_dialog => {
+                self.respond(now, &key, msg, peer, 481, |b| b);
+                481
+            }
+            Method::Cancel => {
+                self.respond(now, &key, msg, peer, 481, |b| b);
+                481
+            }
+            Method::Invite => {
+                // Calls arrive with the B2BUA (issue 3); until then an
+                // authenticated caller learns the callee is unavailable.
+                match self.authenticate(now, now_unix, peer, msg, true) {
+                    Ok(user) => {
+                        info!(user = %user, "INVITE authenticated; calls not available in this build");
+                        self.respond(now, &key, msg, peer, 480, |b| b);
+                        480
+                    }
+                    Err(stale) => self.send_challenge(now, now_unix, &key, msg, peer, stale, true),
+                }
+            }
+            _ => {
+                let allow = allow_header();
+                self.respond(now, &key, msg, peer, 405, |b| b.header("Allow", allow));
+                405
+            }
+        };
+        debug!(method = %method, source = %peer, status, "request");
+    }
+
+    /// Checks credentials. `Err(stale)` means: send a challenge.
+    fn authenticate(&mut self, now: Instant, now_unix: u64, peer: Peer, msg: &Message, proxy: bool) -> Result<String, bool> {
+        let header = if proxy { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+        let realm = self.realm.clone();
+        let mut stale = false;
+        for value in msg.header_all(header) {
+            let Ok(creds) = Credentials::parse(&value) else { continue };
+            if creds.realm != realm {
+                continue;
+            }
+            let user = creds.username.to_string();
+            let result = match self.users.ha1(&user, creds.algorithm) {
+                Some(ha1) => {
+                    let ha1 = ha1.to_owned();
+                    self.digest.verify(now_unix, msg.method().map_or("", Method::as_str), &creds, Secret::Ha1(&ha1))
+                }
+                None => self.digest.verify_unknown_user(now_unix, msg.method().map_or("", Method::as_str), &creds),
+            };
+            match result {
+                AuthResult::Ok => return Ok(user),
+                AuthResult::Stale => stale = true,
+                AuthResult::BadResponse => {
+                    self.stats.auth_failures += 1;
+                    info!(source = %peer, user = %user, "authentication failed");
+                    if let Some(ban) = self.policy.auth_failed(peer.addr.ip(), now) {
+                        self.stats.bans += 1;
+                        warn!(source = %ban.ip, failures = ban.failures, ban_secs = ban.until.saturating_duration_since(now).as_secs(), "source banned after failed authentications");
+                    }
+                }
+                other => debug!(source = %peer, user = %user, result = ?other, "credentials refused"),
+            }
+        }
+        Err(stale)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_challenge(&mut self, now: Instant, now_unix: u64, key: &str, msg: &Message, peer: Peer, stale: bool, proxy: bool) -> u16 {
+        let random = self.rng.next_u64();
+        let challenges = self.digest.challenges(now_unix, random, stale);
+        let (status, name) = if proxy { (407, "Proxy-Authenticate") } else { (401, "WWW-Authenticate") };
+        self.respond(now, key, msg, peer, status, |mut b| {
+            for c in challenges {
+                b = b.header(name, c.to_header_value());
+            }
+            b
+        });
+        status
+    }
+
+    fn handle_register(&mut self, now: Instant, now_unix: u64, key: &str, peer: Peer, msg: &Message) -> u16 {
+        let to = msg.header(HeaderName::To).unwrap_or_default().into_owned();
+        let aor_user = match NameAddr::parse(&to).map_err(|_| RegisterError::BadRequest("bad To")).and_then(|n| {
+            aor_of(&n)?;
+            n.uri.user_unescaped().map(|u| u.into_owned()).ok_or(RegisterError::BadRequest("To has no user"))
+        }) {
+            Ok(u) => u,
+            Err(e) => {
+                self.respond(now, key, msg, peer, 400, |b| b.reason(e.to_string()));
+                return 400;
+            }
+        };
+        let user = match self.authenticate(now, now_unix, peer, msg, false) {
+            Ok(u) => u,
+            Err(stale) => return self.send_challenge(now, now_unix, key, msg, peer, stale, false),
+        };
+        if user != aor_user {
+            info!(source = %peer, user = %user, aor = %aor_user, "REGISTER for another user's AOR refused");
+            self.respond(now, key, msg, peer, 403, |b| b);
+            return 403;
+        }
+        let max_contacts = self.users.get(&user).map_or(1, |u| u.max_contacts);
+        let source = peer.to_string();
+        match self.registrar.handle_register(now_unix, msg, &aor_user, &source, max_contacts) {
+            Ok(outcome) => {
+                self.stats.registrations_ok += 1;
+                for change in &outcome.changes {
+                    match change {
+                        BindingChange::Upsert(b) => debug!(aor = %b.aor, contact = %b.contact, source = %b.source, expires_at = b.expires_at, "registration"),
+                        BindingChange::Remove { aor, contact } => info!(aor = %aor, contact = %contact, "registration removed"),
+                    }
+                }
+                let contacts: Vec<String> = outcome
+                    .bindings
+                    .iter()
+                    .map(|b| format!("<{}>;expires={}", b.contact, b.remaining(now_unix)))
+                    .collect();
+                let path: Vec<String> = outcome.bindings.first().map(|b| b.path.clone()).unwrap_or_default();
+                for c in outcome.changes {
+                    self.outputs.push_back(Output::Binding(c));
+                }
+                self.respond(now, key, msg, peer, 200, |mut b| {
+                    for c in contacts {
+                        b = b.header("Contact", c);
+                    }
+                    if !path.is_empty() {
+                        b = b.header("Path", path.join(", "));
+                    }
+                    b
+                });
+                200
+            }
+            Err(e) => {
+                let status = e.status();
+                info!(source = %peer, user = %user, error = %e, "REGISTER refused");
+                self.respond(now, key, msg, peer, status, |b| match e {
+                    RegisterError::IntervalTooBrief { min_expires } => b.header("Min-Expires", min_expires.to_string()),
+                    _ => b.reason(e.to_string()),
+                });
+                status
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! The user directory: extensions that register and call, with their
+//! credentials (HA1 precomputed per algorithm so a REGISTER costs one hash),
+//! dialplan context, codecs and contact limit. Replaced atomically on
+//! reload (SIGHUP) without touching registrations.
+
+use std::collections::HashMap;
+
+use carillon_digest::{ha1, Algorithm};
+
+/// One configured extension.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub extension: String,
+    pub password: String,
+    pub context: String,
+    pub codecs: Vec<String>,
+    pub max_contacts: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    user: User,
+    ha1_md5: String,
+    ha1_sha256: String,
+}
+
+/// Users by extension.
+#[derive(Debug, Clone, Default)]
+pub struct UserDirectory {
+    users: HashMap<String, Entry>,
+}
+
+impl UserDirectory {
+    pub fn new(realm: &str, users: impl IntoIterator<Item = User>) -> Self {
+        let users = users
+            .into_iter()
+            .map(|u| {
+                let e = Entry {
+                    ha1_md5: ha1(Algorithm::Md5, &u.extension, realm, &u.password),
+                    ha1_sha256: ha1(Algorithm::Sha256, &u.extension, realm, &u.password),
+                    user: u,
+                };
+                (e.user.extension.clone(), e)
+            })
+            .collect();
+        UserDirectory { users }
+    }
+
+    pub fn get(&self, extension: &str) -> Option<&User> {
+        self.users.get(extension).map(|e| &e.user)
+    }
+
+    /// The HA1 of a user for an algorithm.
+    pub fn ha1(&self, extension: &str, alg: Algorithm) -> Option<&str> {
+        self.users.get(extension).map(|e| match alg {
+            Algorithm::Md5 => e.ha1_md5.as_str(),
+            Algorithm::Sha256 => e.ha1_sha256.as_str(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
