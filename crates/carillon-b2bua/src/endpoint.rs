@@ -91,12 +91,18 @@ impl Peer {
 /// the branch lacks the magic cookie).
 pub fn server_key(msg: &Message) -> Option<String> {
     let method = msg.method()?;
-    let m = if *method == Method::Ack { "INVITE" } else { method.as_str() };
+    let m = if *method == Method::Ack {
+        "INVITE"
+    } else {
+        method.as_str()
+    };
     let via = msg.top_via_str()?;
     let parsed = carillon_sip::Via::parse(&via).ok()?;
     let (host, port) = parsed.sent_by();
     match parsed.branch() {
-        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => Some(format!("{b}|{host}:{port}|{m}")),
+        Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => {
+            Some(format!("{b}|{host}:{port}|{m}"))
+        }
         _ => {
             let cseq = msg.cseq()?.seq;
             Some(format!(
@@ -199,7 +205,10 @@ impl ServerTable {
         };
         e.txn.handle_request_retransmission(now);
         while let Some(b) = e.txn.poll_transmit() {
-            out.push(Transmit { to: e.peer, bytes: b });
+            out.push(Transmit {
+                to: e.peer,
+                bytes: b,
+            });
         }
         true
     }
@@ -223,14 +232,25 @@ impl ServerTable {
     }
 
     /// Sends a response through a transaction (or statelessly if none).
-    pub fn respond(&mut self, key: &str, status: u16, bytes: Bytes, now: Instant, fallback: Peer, out: &mut Vec<Transmit>) {
+    pub fn respond(
+        &mut self,
+        key: &str,
+        status: u16,
+        bytes: Bytes,
+        now: Instant,
+        fallback: Peer,
+        out: &mut Vec<Transmit>,
+    ) {
         match self.txns.get_mut(key) {
             Some(e) => {
                 if e.txn.send_response(now, status, bytes.clone()).is_err() {
                     return;
                 }
                 while let Some(b) = e.txn.poll_transmit() {
-                    out.push(Transmit { to: e.peer, bytes: b });
+                    out.push(Transmit {
+                        to: e.peer,
+                        bytes: b,
+                    });
                 }
                 if e.txn.is_terminated() {
                     self.txns.remove(key);
@@ -238,7 +258,10 @@ impl ServerTable {
                     self.schedule(key.to_owned());
                 }
             }
-            None => out.push(Transmit { to: fallback, bytes }),
+            None => out.push(Transmit {
+                to: fallback,
+                bytes,
+            }),
         }
     }
 
@@ -258,14 +281,21 @@ impl ServerTable {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, key))) = self.deadlines.pop() else { break };
-            let Some(e) = self.txns.get_mut(&key) else { continue };
+            let Some(Reverse((_, key))) = self.deadlines.pop() else {
+                break;
+            };
+            let Some(e) = self.txns.get_mut(&key) else {
+                continue;
+            };
             if e.txn.poll_timeout().is_some_and(|t| t > now) {
                 continue; // stale heap entry; a newer one exists
             }
             e.txn.handle_timeout(now);
             while let Some(b) = e.txn.poll_transmit() {
-                out.push(Transmit { to: e.peer, bytes: b });
+                out.push(Transmit {
+                    to: e.peer,
+                    bytes: b,
+                });
             }
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {

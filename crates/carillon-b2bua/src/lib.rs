@@ -8,7 +8,10 @@
 //! output is drained with `poll_output()`; `poll_timeout()` gives the next
 //! instant `handle_timeout()` must be called. No sockets, no clock reads,
 //! randomness from a seed.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod endpoint;
 pub mod policy;

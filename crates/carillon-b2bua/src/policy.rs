@@ -136,7 +136,8 @@ impl Policy {
             self.config.ban_time,
         );
         let s = self.state(ip, now);
-        s.failures.retain(|t| now.saturating_duration_since(*t) < window);
+        s.failures
+            .retain(|t| now.saturating_duration_since(*t) < window);
         s.failures.push(now);
         let count = u32::try_from(s.failures.len()).unwrap_or(u32::MAX);
         if count >= max && s.banned_until.is_none() {
@@ -157,7 +158,10 @@ impl Policy {
         self.sources.retain(|_, s| {
             s.banned_until.is_some_and(|u| u > now)
                 || now.saturating_duration_since(s.refilled) < window
-                || !s.failures.is_empty() && s.failures.iter().any(|t| now.saturating_duration_since(*t) < window)
+                || !s.failures.is_empty()
+                    && s.failures
+                        .iter()
+                        .any(|t| now.saturating_duration_since(*t) < window)
         });
     }
 
@@ -176,41 +180,80 @@ mod tests {
 
     #[test]
     fn a_source_is_banned_after_n_failures_in_the_window_and_released_after() {
-        let cfg = PolicyConfig { max_auth_failures: 3, ..PolicyConfig::default() };
+        let cfg = PolicyConfig {
+            max_auth_failures: 3,
+            ..PolicyConfig::default()
+        };
         let mut p = Policy::new(cfg);
         let t0 = Instant::now();
         assert!(p.auth_failed(ip("10.0.0.1"), t0).is_none());
-        assert!(p.auth_failed(ip("10.0.0.1"), t0 + Duration::from_secs(1)).is_none());
-        let ban = p.auth_failed(ip("10.0.0.1"), t0 + Duration::from_secs(2)).unwrap();
+        assert!(p
+            .auth_failed(ip("10.0.0.1"), t0 + Duration::from_secs(1))
+            .is_none());
+        let ban = p
+            .auth_failed(ip("10.0.0.1"), t0 + Duration::from_secs(2))
+            .unwrap();
         assert_eq!(ban.failures, 3);
-        assert_eq!(p.check(ip("10.0.0.1"), t0 + Duration::from_secs(3)), Verdict::Banned);
-        assert_eq!(p.check(ip("10.0.0.2"), t0 + Duration::from_secs(3)), Verdict::Allow);
-        assert_eq!(p.check(ip("10.0.0.1"), t0 + Duration::from_secs(603)), Verdict::Allow);
+        assert_eq!(
+            p.check(ip("10.0.0.1"), t0 + Duration::from_secs(3)),
+            Verdict::Banned
+        );
+        assert_eq!(
+            p.check(ip("10.0.0.2"), t0 + Duration::from_secs(3)),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.check(ip("10.0.0.1"), t0 + Duration::from_secs(603)),
+            Verdict::Allow
+        );
     }
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
-        let cfg = PolicyConfig { max_auth_failures: 2, ..PolicyConfig::default() };
+        let cfg = PolicyConfig {
+            max_auth_failures: 2,
+            ..PolicyConfig::default()
+        };
         let mut p = Policy::new(cfg);
         let t0 = Instant::now();
         assert!(p.auth_failed(ip("10.0.0.1"), t0).is_none());
-        assert!(p.auth_failed(ip("10.0.0.1"), t0 + Duration::from_secs(61)).is_none());
+        assert!(p
+            .auth_failed(ip("10.0.0.1"), t0 + Duration::from_secs(61))
+            .is_none());
     }
 
     #[test]
     fn the_bucket_limits_bursts_and_refills_over_time() {
-        let cfg = PolicyConfig { rate_per_sec: 10.0, burst: 5.0, ..PolicyConfig::default() };
+        let cfg = PolicyConfig {
+            rate_per_sec: 10.0,
+            burst: 5.0,
+            ..PolicyConfig::default()
+        };
         let mut p = Policy::new(cfg);
         let t0 = Instant::now();
-        let allowed = (0..20).filter(|_| p.check(ip("10.0.0.1"), t0) == Verdict::Allow).count();
+        let allowed = (0..20)
+            .filter(|_| p.check(ip("10.0.0.1"), t0) == Verdict::Allow)
+            .count();
         assert_eq!(allowed, 5);
-        assert_eq!(p.check(ip("10.0.0.1"), t0 + Duration::from_millis(100)), Verdict::Allow);
-        assert_eq!(p.check(ip("10.0.0.1"), t0 + Duration::from_millis(100)), Verdict::RateLimited);
+        assert_eq!(
+            p.check(ip("10.0.0.1"), t0 + Duration::from_millis(100)),
+            Verdict::Allow
+        );
+        assert_eq!(
+            p.check(ip("10.0.0.1"), t0 + Duration::from_millis(100)),
+            Verdict::RateLimited
+        );
     }
 
     #[test]
     fn exempt_sources_are_never_limited() {
-        let cfg = PolicyConfig { rate_per_sec: 1.0, burst: 1.0, max_auth_failures: 1, exempt: vec![ip("127.0.0.9")], ..PolicyConfig::default() };
+        let cfg = PolicyConfig {
+            rate_per_sec: 1.0,
+            burst: 1.0,
+            max_auth_failures: 1,
+            exempt: vec![ip("127.0.0.9")],
+            ..PolicyConfig::default()
+        };
         let mut p = Policy::new(cfg);
         let t0 = Instant::now();
         assert!((0..10).all(|_| p.check(ip("127.0.0.9"), t0) == Verdict::Allow));

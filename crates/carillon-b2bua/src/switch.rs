@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use carillon_digest::{Algorithm, AuthResult, Credentials, DigestConfig, DigestServer, Secret};
-use carillon_registrar::{aor_of, Binding, BindingChange, RegisterError, Registrar, RegistrarConfig};
+use carillon_registrar::{
+    aor_of, Binding, BindingChange, RegisterError, Registrar, RegistrarConfig,
+};
 use carillon_sip::validate::{response_is_usable, ALLOWED_METHODS, SUPPORTED_OPTIONS};
 use carillon_sip::{validate_request, HeaderName, Message, Method, NameAddr, ResponseBuilder};
 use carillon_transaction::{TimerConfig, TransactionKind};
@@ -89,7 +91,11 @@ pub enum SwitchError {
 }
 
 fn allow_header() -> String {
-    ALLOWED_METHODS.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+    ALLOWED_METHODS
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Switch {
@@ -221,7 +227,9 @@ impl Switch {
                     return;
                 }
                 match Message::parse_lenient(bytes) {
-                    Ok(m) if m.is_request() && *m.method().unwrap_or(&Method::Ack) != Method::Ack => {
+                    Ok(m)
+                        if m.is_request() && *m.method().unwrap_or(&Method::Ack) != Method::Ack =>
+                    {
                         info!(source = %peer, error = %e, status = e.status(), "malformed request");
                         let reason = e.to_string();
                         self.respond_stateless(&m, peer, e.status(), |b| b.reason(reason));
@@ -242,30 +250,52 @@ impl Switch {
         self.flush_scratch();
     }
 
-    fn respond_stateless(&mut self, req: &Message, peer: Peer, status: u16, f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>) {
+    fn respond_stateless(
+        &mut self,
+        req: &Message,
+        peer: Peer,
+        status: u16,
+        f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
+    ) {
         let (to, via) = response_route(req, peer);
         let tag = self.random_hex();
-        let mut b = ResponseBuilder::new(req, status).to_tag(tag).header("Server", self.user_agent.clone());
+        let mut b = ResponseBuilder::new(req, status)
+            .to_tag(tag)
+            .header("Server", self.user_agent.clone());
         if let Some(v) = via {
             b = b.top_via(v);
         }
         let bytes = f(b).build();
-        self.outputs.push_back(Output::Transmit(Transmit { to, bytes }));
+        self.outputs
+            .push_back(Output::Transmit(Transmit { to, bytes }));
     }
 
-    fn respond(&mut self, now: Instant, key: &str, req: &Message, peer: Peer, status: u16, f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>) {
+    fn respond(
+        &mut self,
+        now: Instant,
+        key: &str,
+        req: &Message,
+        peer: Peer,
+        status: u16,
+        f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
+    ) {
         let (to, via) = response_route(req, peer);
         let tag = self.random_hex();
-        let mut b = ResponseBuilder::new(req, status).to_tag(tag).header("Server", self.user_agent.clone());
+        let mut b = ResponseBuilder::new(req, status)
+            .to_tag(tag)
+            .header("Server", self.user_agent.clone());
         if let Some(v) = via {
             b = b.top_via(v);
         }
         let bytes = f(b).build();
-        self.table.respond(key, status, bytes, now, to, &mut self.scratch);
+        self.table
+            .respond(key, status, bytes, now, to, &mut self.scratch);
     }
 
     fn handle_request(&mut self, now: Instant, now_unix: u64, peer: Peer, msg: &Message) {
-        let Some(method) = msg.method().cloned() else { return };
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
         let Some(key) = server_key(msg) else {
             self.respond_stateless(msg, peer, 400, |b| b.reason("Bad Via"));
             return;
@@ -280,7 +310,11 @@ impl Switch {
             self.stats.retransmissions += 1;
             return;
         }
-        let kind = if method == Method::Invite { TransactionKind::Invite } else { TransactionKind::NonInvite };
+        let kind = if method == Method::Invite {
+            TransactionKind::Invite
+        } else {
+            TransactionKind::NonInvite
+        };
         // Port the transaction's responses go to.
         let (route, _) = response_route(msg, peer);
         self.table.create(key.clone(), kind, route, now);
@@ -290,7 +324,11 @@ impl Switch {
             let unsupported = rej.unsupported.join(", ");
             let status = rej.status;
             self.respond(now, &key, msg, peer, status, |b| {
-                let b = b.reason(if status == 400 { rej.reason } else { carillon_sip::builder::reason_phrase(status) });
+                let b = b.reason(if status == 400 {
+                    rej.reason
+                } else {
+                    carillon_sip::builder::reason_phrase(status)
+                });
                 match status {
                     420 => b.header("Unsupported", unsupported),
                     415 | 406 => b.header("Accept", "application/sdp"),
@@ -346,12 +384,25 @@ impl Switch {
     }
 
     /// Checks credentials. `Err(stale)` means: send a challenge.
-    fn authenticate(&mut self, now: Instant, now_unix: u64, peer: Peer, msg: &Message, proxy: bool) -> Result<String, bool> {
-        let header = if proxy { HeaderName::ProxyAuthorization } else { HeaderName::Authorization };
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        peer: Peer,
+        msg: &Message,
+        proxy: bool,
+    ) -> Result<String, bool> {
+        let header = if proxy {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
         let realm = self.realm.clone();
         let mut stale = false;
         for value in msg.header_all(header) {
-            let Ok(creds) = Credentials::parse(&value) else { continue };
+            let Ok(creds) = Credentials::parse(&value) else {
+                continue;
+            };
             if creds.realm != realm {
                 continue;
             }
@@ -359,9 +410,18 @@ impl Switch {
             let result = match self.users.ha1(&user, creds.algorithm) {
                 Some(ha1) => {
                     let ha1 = ha1.to_owned();
-                    self.digest.verify(now_unix, msg.method().map_or("", Method::as_str), &creds, Secret::Ha1(&ha1))
+                    self.digest.verify(
+                        now_unix,
+                        msg.method().map_or("", Method::as_str),
+                        &creds,
+                        Secret::Ha1(&ha1),
+                    )
                 }
-                None => self.digest.verify_unknown_user(now_unix, msg.method().map_or("", Method::as_str), &creds),
+                None => self.digest.verify_unknown_user(
+                    now_unix,
+                    msg.method().map_or("", Method::as_str),
+                    &creds,
+                ),
             };
             match result {
                 AuthResult::Ok => return Ok(user),
@@ -374,17 +434,32 @@ impl Switch {
                         warn!(source = %ban.ip, failures = ban.failures, ban_secs = ban.until.saturating_duration_since(now).as_secs(), "source banned after failed authentications");
                     }
                 }
-                other => debug!(source = %peer, user = %user, result = ?other, "credentials refused"),
+                other => {
+                    debug!(source = %peer, user = %user, result = ?other, "credentials refused")
+                }
             }
         }
         Err(stale)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send_challenge(&mut self, now: Instant, now_unix: u64, key: &str, msg: &Message, peer: Peer, stale: bool, proxy: bool) -> u16 {
+    fn send_challenge(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        key: &str,
+        msg: &Message,
+        peer: Peer,
+        stale: bool,
+        proxy: bool,
+    ) -> u16 {
         let random = self.rng.next_u64();
         let challenges = self.digest.challenges(now_unix, random, stale);
-        let (status, name) = if proxy { (407, "Proxy-Authenticate") } else { (401, "WWW-Authenticate") };
+        let (status, name) = if proxy {
+            (407, "Proxy-Authenticate")
+        } else {
+            (401, "WWW-Authenticate")
+        };
         self.respond(now, key, msg, peer, status, |mut b| {
             for c in challenges {
                 b = b.header(name, c.to_header_value());
@@ -394,12 +469,24 @@ impl Switch {
         status
     }
 
-    fn handle_register(&mut self, now: Instant, now_unix: u64, key: &str, peer: Peer, msg: &Message) -> u16 {
+    fn handle_register(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        key: &str,
+        peer: Peer,
+        msg: &Message,
+    ) -> u16 {
         let to = msg.header(HeaderName::To).unwrap_or_default().into_owned();
-        let aor_user = match NameAddr::parse(&to).map_err(|_| RegisterError::BadRequest("bad To")).and_then(|n| {
-            aor_of(&n)?;
-            n.uri.user_unescaped().map(|u| u.into_owned()).ok_or(RegisterError::BadRequest("To has no user"))
-        }) {
+        let aor_user = match NameAddr::parse(&to)
+            .map_err(|_| RegisterError::BadRequest("bad To"))
+            .and_then(|n| {
+                aor_of(&n)?;
+                n.uri
+                    .user_unescaped()
+                    .map(|u| u.into_owned())
+                    .ok_or(RegisterError::BadRequest("To has no user"))
+            }) {
             Ok(u) => u,
             Err(e) => {
                 self.respond(now, key, msg, peer, 400, |b| b.reason(e.to_string()));
@@ -417,13 +504,20 @@ impl Switch {
         }
         let max_contacts = self.users.get(&user).map_or(1, |u| u.max_contacts);
         let source = peer.to_string();
-        match self.registrar.handle_register(now_unix, msg, &aor_user, &source, max_contacts) {
+        match self
+            .registrar
+            .handle_register(now_unix, msg, &aor_user, &source, max_contacts)
+        {
             Ok(outcome) => {
                 self.stats.registrations_ok += 1;
                 for change in &outcome.changes {
                     match change {
-                        BindingChange::Upsert(b) => debug!(aor = %b.aor, contact = %b.contact, source = %b.source, expires_at = b.expires_at, "registration"),
-                        BindingChange::Remove { aor, contact } => info!(aor = %aor, contact = %contact, "registration removed"),
+                        BindingChange::Upsert(b) => {
+                            debug!(aor = %b.aor, contact = %b.contact, source = %b.source, expires_at = b.expires_at, "registration")
+                        }
+                        BindingChange::Remove { aor, contact } => {
+                            info!(aor = %aor, contact = %contact, "registration removed")
+                        }
                     }
                 }
                 let contacts: Vec<String> = outcome
@@ -431,7 +525,11 @@ impl Switch {
                     .iter()
                     .map(|b| format!("<{}>;expires={}", b.contact, b.remaining(now_unix)))
                     .collect();
-                let path: Vec<String> = outcome.bindings.first().map(|b| b.path.clone()).unwrap_or_default();
+                let path: Vec<String> = outcome
+                    .bindings
+                    .first()
+                    .map(|b| b.path.clone())
+                    .unwrap_or_default();
                 for c in outcome.changes {
                     self.outputs.push_back(Output::Binding(c));
                 }
@@ -450,7 +548,9 @@ impl Switch {
                 let status = e.status();
                 info!(source = %peer, user = %user, error = %e, "REGISTER refused");
                 self.respond(now, key, msg, peer, status, |b| match e {
-                    RegisterError::IntervalTooBrief { min_expires } => b.header("Min-Expires", min_expires.to_string()),
+                    RegisterError::IntervalTooBrief { min_expires } => {
+                        b.header("Min-Expires", min_expires.to_string())
+                    }
                     _ => b.reason(e.to_string()),
                 });
                 status

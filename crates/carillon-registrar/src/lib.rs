@@ -14,7 +14,10 @@
 //!                                  │
 //!                                  └─► 200 with the current bindings
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 use std::collections::HashMap;
 
@@ -237,10 +240,12 @@ impl Registrar {
                     wildcard = true;
                     continue;
                 }
-                let na = NameAddr::parse(item).map_err(|_| RegisterError::BadRequest("bad Contact"))?;
+                let na =
+                    NameAddr::parse(item).map_err(|_| RegisterError::BadRequest("bad Contact"))?;
                 let expires = match na.params.get("expires") {
                     Some(Some(v)) => Some(
-                        parse_u32_saturating(v).ok_or(RegisterError::BadRequest("bad expires param"))?,
+                        parse_u32_saturating(v)
+                            .ok_or(RegisterError::BadRequest("bad expires param"))?,
                     ),
                     Some(None) => return Err(RegisterError::BadRequest("bad expires param")),
                     None => None,
@@ -249,7 +254,11 @@ impl Registrar {
                     uri: na.uri.as_str().to_owned(),
                     expires,
                     instance: na.params.get("+sip.instance").flatten().map(str::to_owned),
-                    reg_id: na.params.get("reg-id").flatten().and_then(|v| v.parse().ok()),
+                    reg_id: na
+                        .params
+                        .get("reg-id")
+                        .flatten()
+                        .and_then(|v| v.parse().ok()),
                     q: na.params.get("q").flatten().and_then(|v| v.parse().ok()),
                 });
             }
@@ -263,11 +272,16 @@ impl Registrar {
         if wildcard {
             // RFC 3261 §10.3 step 6: '*' only alone and with Expires: 0.
             if !contacts.is_empty() || header_expires != Some(0) {
-                return Err(RegisterError::BadRequest("'*' needs Expires: 0 and no other Contact"));
+                return Err(RegisterError::BadRequest(
+                    "'*' needs Expires: 0 and no other Contact",
+                ));
             }
             if let Some(list) = self.aors.get(aor) {
                 if let Some(b) = list.iter().find(|b| b.call_id == call_id && cseq <= b.cseq) {
-                    return Err(RegisterError::OutOfOrder { cseq, stored: b.cseq });
+                    return Err(RegisterError::OutOfOrder {
+                        cseq,
+                        stored: b.cseq,
+                    });
                 }
             }
             if let Some(list) = self.aors.remove(aor) {
@@ -286,7 +300,10 @@ impl Registrar {
 
         // Check every contact before changing anything (the request is atomic).
         for c in &contacts {
-            let e = c.expires.or(header_expires).unwrap_or(self.config.default_expires);
+            let e = c
+                .expires
+                .or(header_expires)
+                .unwrap_or(self.config.default_expires);
             if e != 0 && e < self.config.min_expires {
                 return Err(RegisterError::IntervalTooBrief {
                     min_expires: self.config.min_expires,
@@ -297,7 +314,10 @@ impl Registrar {
         for c in &contacts {
             if let Some(b) = list.iter().find(|b| same_contact(&b.contact, &c.uri)) {
                 if b.call_id == call_id && cseq <= b.cseq {
-                    return Err(RegisterError::OutOfOrder { cseq, stored: b.cseq });
+                    return Err(RegisterError::OutOfOrder {
+                        cseq,
+                        stored: b.cseq,
+                    });
                 }
             }
         }
@@ -348,10 +368,14 @@ impl Registrar {
                 None => {
                     if list.len() >= max_contacts.max(1) {
                         if !self.config.remove_existing {
-                            return Err(RegisterError::TooManyContacts { limit: max_contacts });
+                            return Err(RegisterError::TooManyContacts {
+                                limit: max_contacts,
+                            });
                         }
                         // Evict the binding that would expire first.
-                        if let Some((i, _)) = list.iter().enumerate().min_by_key(|(_, b)| b.expires_at) {
+                        if let Some((i, _)) =
+                            list.iter().enumerate().min_by_key(|(_, b)| b.expires_at)
+                        {
                             let old = list.remove(i);
                             changes.push(BindingChange::Remove {
                                 aor: old.aor,

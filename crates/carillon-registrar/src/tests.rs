@@ -23,7 +23,13 @@ const NOW: u64 = 1_000_000;
 fn a_new_contact_is_bound_with_its_source_and_path() {
     let mut r = Registrar::new(RegistrarConfig::default());
     let out = r
-        .handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1:5060>"], Some(600)), "100@example.com", "udp:203.0.113.5:41000", 3)
+        .handle_register(
+            NOW,
+            &register("c1", 1, &["<sip:100@10.0.0.1:5060>"], Some(600)),
+            "100@example.com",
+            "udp:203.0.113.5:41000",
+            3,
+        )
         .unwrap();
     assert_eq!(out.bindings.len(), 1);
     let b = &out.bindings[0];
@@ -37,11 +43,34 @@ fn a_new_contact_is_bound_with_its_source_and_path() {
 #[test]
 fn a_refresh_extends_and_expires_zero_removes() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 3).unwrap();
-    let out = r.handle_register(NOW + 100, &register("c1", 2, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 3).unwrap();
+    r.handle_register(
+        NOW,
+        &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(600)),
+        "100@example.com",
+        "udp:a",
+        3,
+    )
+    .unwrap();
+    let out = r
+        .handle_register(
+            NOW + 100,
+            &register("c1", 2, &["<sip:100@10.0.0.1>"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap();
     assert_eq!(out.bindings.len(), 1);
     assert_eq!(out.bindings[0].expires_at, NOW + 700);
-    let out = r.handle_register(NOW + 200, &register("c1", 3, &["<sip:100@10.0.0.1>;expires=0"], None), "100@example.com", "udp:a", 3).unwrap();
+    let out = r
+        .handle_register(
+            NOW + 200,
+            &register("c1", 3, &["<sip:100@10.0.0.1>;expires=0"], None),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap();
     assert!(out.bindings.is_empty());
     assert!(matches!(out.changes[0], BindingChange::Remove { .. }));
     assert_eq!(r.binding_count(), 0);
@@ -50,11 +79,39 @@ fn a_refresh_extends_and_expires_zero_removes() {
 #[test]
 fn wildcard_removes_everything_but_only_with_expires_zero() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>", "<sip:100@10.0.0.2>"], Some(600)), "100@example.com", "udp:a", 3).unwrap();
+    r.handle_register(
+        NOW,
+        &register(
+            "c1",
+            1,
+            &["<sip:100@10.0.0.1>", "<sip:100@10.0.0.2>"],
+            Some(600),
+        ),
+        "100@example.com",
+        "udp:a",
+        3,
+    )
+    .unwrap();
     assert_eq!(r.binding_count(), 2);
-    let err = r.handle_register(NOW, &register("c1", 2, &["*"], Some(600)), "100@example.com", "udp:a", 3).unwrap_err();
+    let err = r
+        .handle_register(
+            NOW,
+            &register("c1", 2, &["*"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap_err();
     assert_eq!(err.status(), 400);
-    let out = r.handle_register(NOW, &register("c1", 3, &["*"], Some(0)), "100@example.com", "udp:a", 3).unwrap();
+    let out = r
+        .handle_register(
+            NOW,
+            &register("c1", 3, &["*"], Some(0)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap();
     assert_eq!(out.changes.len(), 2);
     assert_eq!(r.binding_count(), 0);
 }
@@ -62,7 +119,15 @@ fn wildcard_removes_everything_but_only_with_expires_zero() {
 #[test]
 fn too_brief_intervals_get_423_with_the_minimum() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    let err = r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(10)), "100@example.com", "udp:a", 3).unwrap_err();
+    let err = r
+        .handle_register(
+            NOW,
+            &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(10)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap_err();
     assert_eq!(err, RegisterError::IntervalTooBrief { min_expires: 60 });
     assert_eq!(err.status(), 423);
     assert_eq!(r.binding_count(), 0);
@@ -71,15 +136,38 @@ fn too_brief_intervals_get_423_with_the_minimum() {
 #[test]
 fn overlong_intervals_are_capped_at_max_expires() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    let out = r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(u32::MAX)), "100@example.com", "udp:a", 3).unwrap();
+    let out = r
+        .handle_register(
+            NOW,
+            &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(u32::MAX)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap();
     assert_eq!(out.bindings[0].expires_at, NOW + 3600);
 }
 
 #[test]
 fn a_register_without_contact_fetches_the_bindings() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 3).unwrap();
-    let out = r.handle_register(NOW + 5, &register("c9", 1, &[], None), "100@example.com", "udp:b", 3).unwrap();
+    r.handle_register(
+        NOW,
+        &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(600)),
+        "100@example.com",
+        "udp:a",
+        3,
+    )
+    .unwrap();
+    let out = r
+        .handle_register(
+            NOW + 5,
+            &register("c9", 1, &[], None),
+            "100@example.com",
+            "udp:b",
+            3,
+        )
+        .unwrap();
     assert_eq!(out.bindings.len(), 1);
     assert!(out.changes.is_empty());
 }
@@ -87,30 +175,93 @@ fn a_register_without_contact_fetches_the_bindings() {
 #[test]
 fn an_old_cseq_on_the_same_call_id_is_refused() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.handle_register(NOW, &register("c1", 5, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 3).unwrap();
-    let err = r.handle_register(NOW, &register("c1", 5, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 3).unwrap_err();
+    r.handle_register(
+        NOW,
+        &register("c1", 5, &["<sip:100@10.0.0.1>"], Some(600)),
+        "100@example.com",
+        "udp:a",
+        3,
+    )
+    .unwrap();
+    let err = r
+        .handle_register(
+            NOW,
+            &register("c1", 5, &["<sip:100@10.0.0.1>"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap_err();
     assert_eq!(err.status(), 500);
 }
 
 #[test]
 fn the_contact_limit_evicts_the_oldest_or_refuses() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.handle_register(NOW, &register("a", 1, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 2).unwrap();
-    r.handle_register(NOW + 1, &register("b", 1, &["<sip:100@10.0.0.2>"], Some(600)), "100@example.com", "udp:a", 2).unwrap();
-    let out = r.handle_register(NOW + 2, &register("c", 1, &["<sip:100@10.0.0.3>"], Some(600)), "100@example.com", "udp:a", 2).unwrap();
+    r.handle_register(
+        NOW,
+        &register("a", 1, &["<sip:100@10.0.0.1>"], Some(600)),
+        "100@example.com",
+        "udp:a",
+        2,
+    )
+    .unwrap();
+    r.handle_register(
+        NOW + 1,
+        &register("b", 1, &["<sip:100@10.0.0.2>"], Some(600)),
+        "100@example.com",
+        "udp:a",
+        2,
+    )
+    .unwrap();
+    let out = r
+        .handle_register(
+            NOW + 2,
+            &register("c", 1, &["<sip:100@10.0.0.3>"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            2,
+        )
+        .unwrap();
     let contacts: Vec<_> = out.bindings.iter().map(|b| b.contact.as_str()).collect();
     assert_eq!(contacts, vec!["sip:100@10.0.0.2", "sip:100@10.0.0.3"]);
 
-    let mut strict = Registrar::new(RegistrarConfig { remove_existing: false, ..RegistrarConfig::default() });
-    strict.handle_register(NOW, &register("a", 1, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 1).unwrap();
-    let err = strict.handle_register(NOW, &register("b", 1, &["<sip:100@10.0.0.2>"], Some(600)), "100@example.com", "udp:a", 1).unwrap_err();
+    let mut strict = Registrar::new(RegistrarConfig {
+        remove_existing: false,
+        ..RegistrarConfig::default()
+    });
+    strict
+        .handle_register(
+            NOW,
+            &register("a", 1, &["<sip:100@10.0.0.1>"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            1,
+        )
+        .unwrap();
+    let err = strict
+        .handle_register(
+            NOW,
+            &register("b", 1, &["<sip:100@10.0.0.2>"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            1,
+        )
+        .unwrap_err();
     assert_eq!(err.status(), 403);
 }
 
 #[test]
 fn expired_bindings_are_purged_and_reported() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(60)), "100@example.com", "udp:a", 3).unwrap();
+    r.handle_register(
+        NOW,
+        &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(60)),
+        "100@example.com",
+        "udp:a",
+        3,
+    )
+    .unwrap();
     assert!(r.purge_expired(NOW + 59).is_empty());
     let removed = r.purge_expired(NOW + 60);
     assert_eq!(removed.len(), 1);
@@ -120,7 +271,15 @@ fn expired_bindings_are_purged_and_reported() {
 #[test]
 fn restored_bindings_are_found_again() {
     let mut r = Registrar::new(RegistrarConfig::default());
-    let out = r.handle_register(NOW, &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(600)), "100@example.com", "udp:a", 3).unwrap();
+    let out = r
+        .handle_register(
+            NOW,
+            &register("c1", 1, &["<sip:100@10.0.0.1>"], Some(600)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap();
     let mut r2 = Registrar::new(RegistrarConfig::default());
     r2.restore(out.bindings, NOW + 10);
     assert_eq!(r2.lookup("100@example.com", NOW + 10).len(), 1);

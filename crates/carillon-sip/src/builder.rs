@@ -151,7 +151,9 @@ impl<'r> ResponseBuilder<'r> {
                             // Replace the first element of the first Via line.
                             let rest = crate::syntax::split_list(&value)
                                 .ok()
-                                .map(|items| items.iter().skip(1).copied().collect::<Vec<_>>().join(", "))
+                                .map(|items| {
+                                    items.iter().skip(1).copied().collect::<Vec<_>>().join(", ")
+                                })
                                 .unwrap_or_default();
                             if rest.is_empty() {
                                 push_header(&mut out, "Via", top);
@@ -171,7 +173,9 @@ impl<'r> ResponseBuilder<'r> {
                         .map(|n| n.tag().is_some())
                         .unwrap_or(true);
                     match (&self.to_tag, has_tag, self.status > 100) {
-                        (Some(tag), false, true) => push_header(&mut out, "To", &format!("{value};tag={tag}")),
+                        (Some(tag), false, true) => {
+                            push_header(&mut out, "To", &format!("{value};tag={tag}"))
+                        }
                         _ => push_header(&mut out, "To", &value),
                     }
                 }
@@ -181,7 +185,10 @@ impl<'r> ResponseBuilder<'r> {
         for (n, v) in &self.headers {
             push_header(&mut out, n, v);
         }
-        finish(&mut out, self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])));
+        finish(
+            &mut out,
+            self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])),
+        );
         Bytes::from(out)
     }
 }
@@ -227,14 +234,24 @@ impl MessageBuilder {
 
     pub fn build(&self) -> Bytes {
         let mut out = Vec::with_capacity(
-            self.start.len() + 4 + self.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() + 64,
+            self.start.len()
+                + 4
+                + self
+                    .headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 4)
+                    .sum::<usize>()
+                + 64,
         );
         out.extend_from_slice(self.start.as_bytes());
         out.extend_from_slice(b"\r\n");
         for (n, v) in &self.headers {
             push_header(&mut out, n, v);
         }
-        finish(&mut out, self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])));
+        finish(
+            &mut out,
+            self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])),
+        );
         Bytes::from(out)
     }
 }

@@ -8,7 +8,10 @@
 //! or unsupported request is owed. Transactions live in
 //! `carillon-transaction` and digest auth in `carillon-digest`; this crate
 //! does no I/O and reads no clock.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod builder;
 pub mod header;

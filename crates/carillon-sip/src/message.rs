@@ -94,7 +94,11 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
                 return Some((i, i + 2));
             }
             if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
-                let end = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
+                let end = if i > 0 && buf[i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
                 return Some((end, i + 3));
             }
         }
@@ -115,7 +119,9 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ParseError::NotUtf8)?;
     let mut declared: Option<usize> = None;
     for line in head.split('\n').skip(1) {
-        let Some(colon) = line.find(':') else { continue };
+        let Some(colon) = line.find(':') else {
+            continue;
+        };
         if matches!(
             HeaderName::parse(line[..colon].trim()),
             HeaderName::ContentLength
@@ -133,7 +139,11 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     if total > MAX_MESSAGE_SIZE {
         return Err(ParseError::TooLarge { size: total });
     }
-    Ok(if buf.len() >= total { Some(total) } else { None })
+    Ok(if buf.len() >= total {
+        Some(total)
+    } else {
+        None
+    })
 }
 
 fn parse_content_length(v: &str) -> Result<usize, ParseError> {
@@ -181,7 +191,9 @@ impl Message {
         let text: &str = &head;
 
         let first_end = text.find('\n').unwrap_or(text.len());
-        let first = text[..first_end].strip_suffix('\r').unwrap_or(&text[..first_end]);
+        let first = text[..first_end]
+            .strip_suffix('\r')
+            .unwrap_or(&text[..first_end]);
         let start = if strict {
             parse_start_line(first)?
         } else {
@@ -194,16 +206,24 @@ impl Message {
         while pos < text.len() {
             line_no += 1;
             let end = text[pos..].find('\n').map_or(text.len(), |e| pos + e);
-            let line_end = if end > pos && text.as_bytes()[end - 1] == b'\r' { end - 1 } else { end };
+            let line_end = if end > pos && text.as_bytes()[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
             let line = &text[pos..line_end];
             if line.starts_with([' ', '\t']) {
-                let last = headers.last_mut().ok_or(ParseError::HeaderLine { line: line_no })?;
+                let last = headers
+                    .last_mut()
+                    .ok_or(ParseError::HeaderLine { line: line_no })?;
                 if !line.trim().is_empty() {
                     last.value.end = pos + line.trim_end().len();
                 }
                 last.folded = true;
             } else {
-                let colon = line.find(':').ok_or(ParseError::HeaderLine { line: line_no })?;
+                let colon = line
+                    .find(':')
+                    .ok_or(ParseError::HeaderLine { line: line_no })?;
                 let name = line[..colon].trim_end_matches([' ', '\t']);
                 if !is_token(name) {
                     return Err(ParseError::HeaderLine { line: line_no });
@@ -376,7 +396,8 @@ impl Message {
     }
 
     pub fn cseq(&self) -> Option<CSeq> {
-        self.header(HeaderName::CSeq).and_then(|v| CSeq::parse(&v).ok())
+        self.header(HeaderName::CSeq)
+            .and_then(|v| CSeq::parse(&v).ok())
     }
 
     /// The topmost Via value as text (first element of the first line).
@@ -394,7 +415,11 @@ impl Message {
     }
 
     /// Runs `f` over the parsed From/To/etc. name-addr.
-    pub fn with_name_addr<T>(&self, name: HeaderName, f: impl FnOnce(&NameAddr<'_>) -> T) -> Option<T> {
+    pub fn with_name_addr<T>(
+        &self,
+        name: HeaderName,
+        f: impl FnOnce(&NameAddr<'_>) -> T,
+    ) -> Option<T> {
         let v = self.header(name)?;
         let na = NameAddr::parse(&v).ok()?;
         Some(f(&na))
@@ -402,7 +427,8 @@ impl Message {
 
     /// The tag parameter of From or To.
     pub fn tag(&self, name: HeaderName) -> Option<String> {
-        self.with_name_addr(name, |n| n.tag().map(str::to_owned)).flatten()
+        self.with_name_addr(name, |n| n.tag().map(str::to_owned))
+            .flatten()
     }
 
     /// Expires header as seconds, saturating (overlarge values do not wrap).
@@ -452,7 +478,9 @@ fn parse_start_line_lenient(line: &str) -> Result<StartLine, ParseError> {
         return parse_start_line(line);
     }
     let uri = words.next().ok_or(ParseError::StartLine)?;
-    let offset = line[method.len()..].find(uri).map_or(0, |i| i + method.len());
+    let offset = line[method.len()..]
+        .find(uri)
+        .map_or(0, |i| i + method.len());
     Ok(StartLine::Request {
         method: Method::from_token(method),
         uri: offset..offset + uri.len(),
@@ -518,13 +546,19 @@ mod tests {
         assert_eq!(m.cseq().unwrap().seq, 1);
         assert_eq!(m.expires(), Some(3600));
         assert_eq!(m.tag(HeaderName::From).as_deref(), Some("a"));
-        assert_eq!(m.with_top_via(|v| v.branch().map(str::to_owned)).flatten().as_deref(), Some("z9hG4bK1"));
+        assert_eq!(
+            m.with_top_via(|v| v.branch().map(str::to_owned))
+                .flatten()
+                .as_deref(),
+            Some("z9hG4bK1")
+        );
         assert!(m.body().is_empty());
     }
 
     #[test]
     fn folded_header_values_are_unfolded_on_read() {
-        let raw = "OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nCall-ID: x\r\n\r\n";
+        let raw =
+            "OPTIONS sip:a@b SIP/2.0\r\nSubject: one\r\n two\r\n\tthree\r\nCall-ID: x\r\n\r\n";
         let m = Message::parse(Bytes::from(raw)).unwrap();
         assert_eq!(m.header(HeaderName::Subject).unwrap(), "one two three");
         assert_eq!(m.call_id().unwrap(), "x");
@@ -540,9 +574,18 @@ mod tests {
     #[test]
     fn short_bodies_and_bad_lengths_are_errors() {
         let short = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 30\r\n\r\nabc";
-        assert!(matches!(Message::parse(Bytes::from(short)), Err(ParseError::BodyLength { declared: 30, actual: 3 })));
+        assert!(matches!(
+            Message::parse(Bytes::from(short)),
+            Err(ParseError::BodyLength {
+                declared: 30,
+                actual: 3
+            })
+        ));
         let neg = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -3\r\n\r\n";
-        assert_eq!(Message::parse(Bytes::from(neg)).unwrap_err(), ParseError::ContentLength);
+        assert_eq!(
+            Message::parse(Bytes::from(neg)).unwrap_err(),
+            ParseError::ContentLength
+        );
     }
 
     #[test]

@@ -128,7 +128,8 @@ impl<'a> Params<'a> {
                     || (v.starts_with('"') && v.len() >= 2 && v.ends_with('"'))
                     || (v.starts_with('[') && v.ends_with(']'))
                     || (!v.is_empty()
-                        && v.bytes().all(|b| is_token_char(b) || b":[]/@&=+$".contains(&b)));
+                        && v.bytes()
+                            .all(|b| is_token_char(b) || b":[]/@&=+$".contains(&b)));
                 if !ok {
                     return Err(SyntaxError::Param("illegal parameter value"));
                 }
@@ -194,7 +195,7 @@ impl<'a> NameAddr<'a> {
             (Some(&s[..end]), trim_lws(&s[end..]))
         } else if let Some(lt) = s.find('<') {
             let d = trim_lws(&s[..lt]);
-            if !d.is_empty() && !d.split(|c: char| c == ' ' || c == '\t').all(|w| w.is_empty() || is_token(w)) {
+            if !d.is_empty() && !d.split([' ', '\t']).all(|w| w.is_empty() || is_token(w)) {
                 return Err(SyntaxError::DisplayName);
             }
             (if d.is_empty() { None } else { Some(d) }, &s[lt..])
@@ -202,7 +203,9 @@ impl<'a> NameAddr<'a> {
             (None, s)
         };
         if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(SyntaxError::NameAddr("missing '>'"))?;
+            let gt = inner
+                .find('>')
+                .ok_or(SyntaxError::NameAddr("missing '>'"))?;
             let uri = Uri::parse(&inner[..gt])?;
             let rest = trim_lws(&inner[gt + 1..]);
             let params = if rest.is_empty() {
@@ -246,8 +249,8 @@ impl<'a> NameAddr<'a> {
 
     /// The display name without quotes and escapes.
     pub fn display_unquoted(&self) -> Option<Cow<'a, str>> {
-        self.display.map(|d| {
-            match d.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        self.display.map(
+            |d| match d.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
                 Some(inner) if inner.contains('\\') => {
                     let mut out = String::with_capacity(inner.len());
                     let mut esc = false;
@@ -263,8 +266,8 @@ impl<'a> NameAddr<'a> {
                 }
                 Some(inner) => Cow::Borrowed(inner),
                 None => Cow::Borrowed(d),
-            }
-        })
+            },
+        )
     }
 }
 
@@ -294,7 +297,7 @@ impl<'a> Via<'a> {
         }
         let transport = &rest[..tlen];
         let after = &rest[tlen..];
-        if !after.starts_with(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+        if !after.starts_with([' ', '\t', '\r', '\n']) {
             return Err(SyntaxError::Via("missing sent-by"));
         }
         let after = trim_lws(after);
@@ -326,7 +329,11 @@ impl<'a> Via<'a> {
 
     /// `sent-by` as `host[:port]`, for transaction matching.
     pub fn sent_by(&self) -> (&'a str, u16) {
-        let default = if self.transport.eq_ignore_ascii_case("TLS") { 5061 } else { 5060 };
+        let default = if self.transport.eq_ignore_ascii_case("TLS") {
+            5061
+        } else {
+            5060
+        };
         (self.host, self.port.unwrap_or(default))
     }
 }
@@ -345,7 +352,8 @@ impl CSeq {
         if digits == 0 {
             return Err(SyntaxError::CSeq("missing sequence number"));
         }
-        let seq = parse_u32(&s[..digits]).ok_or(SyntaxError::CSeq("sequence number above 2^32-1"))?;
+        let seq =
+            parse_u32(&s[..digits]).ok_or(SyntaxError::CSeq("sequence number above 2^32-1"))?;
         let rest = &s[digits..];
         if !rest.starts_with(|c: char| c.is_ascii_whitespace()) {
             return Err(SyntaxError::CSeq("missing space before method"));

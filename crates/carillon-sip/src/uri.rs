@@ -225,7 +225,8 @@ mod tests {
 
     #[test]
     fn a_full_sip_uri_is_split_into_its_parts() {
-        let u = Uri::parse("sip:alice:secret@[2001:db8::1]:5070;transport=tcp;lr?Subject=hi").unwrap();
+        let u =
+            Uri::parse("sip:alice:secret@[2001:db8::1]:5070;transport=tcp;lr?Subject=hi").unwrap();
         assert_eq!(u.scheme, Scheme::Sip);
         assert_eq!(u.user, Some("alice"));
         assert_eq!(u.password, Some("secret"));

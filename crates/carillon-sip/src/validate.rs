@@ -54,7 +54,11 @@ fn bad(reason: &'static str) -> Rejection {
 }
 
 fn media_type(ct: &str) -> String {
-    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Checks a request; `Ok(())` means it may go to the transaction user.
@@ -144,8 +148,14 @@ pub fn validate_request(msg: &Message) -> Result<(), Rejection> {
 
     if !matches!(method, Method::Ack | Method::Cancel) {
         let mut unknown = Vec::new();
-        for tag in msg.header_list(HeaderName::Require).map_err(|_| bad("malformed Require"))? {
-            if !SUPPORTED_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(&tag)) {
+        for tag in msg
+            .header_list(HeaderName::Require)
+            .map_err(|_| bad("malformed Require"))?
+        {
+            if !SUPPORTED_OPTIONS
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&tag))
+            {
                 unknown.push(tag);
             }
         }
@@ -158,9 +168,15 @@ pub fn validate_request(msg: &Message) -> Result<(), Rejection> {
         }
     }
 
-    let session_method = matches!(method, Method::Invite | Method::Update | Method::Prack | Method::Ack);
+    let session_method = matches!(
+        method,
+        Method::Invite | Method::Update | Method::Prack | Method::Ack
+    );
     if session_method && !msg.body().is_empty() {
-        let ct = msg.content_type().map(|c| media_type(&c)).unwrap_or_default();
+        let ct = msg
+            .content_type()
+            .map(|c| media_type(&c))
+            .unwrap_or_default();
         if ct != "application/sdp" && ct != "multipart/mixed" {
             return Err(Rejection::new(415, "Unsupported Media Type"));
         }

@@ -70,7 +70,9 @@ const TABLE: &[(&str, Expect)] = &[
 ];
 
 fn load(name: &str) -> Bytes {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/rfc4475")
+        .join(name);
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
@@ -102,10 +104,17 @@ fn every_manifest_message_is_in_the_table() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475/MANIFEST.tsv"),
     )
     .unwrap();
-    let files: Vec<&str> = manifest.lines().skip(1).filter_map(|l| l.split('\t').next()).collect();
+    let files: Vec<&str> = manifest
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next())
+        .collect();
     assert_eq!(files.len(), 49);
     for f in files {
-        assert!(TABLE.iter().any(|(n, _)| *n == f), "{f} missing from the table");
+        assert!(
+            TABLE.iter().any(|(n, _)| *n == f),
+            "{f} missing from the table"
+        );
     }
 }
 
@@ -129,8 +138,14 @@ fn the_folded_wsinv_message_reads_correctly() {
     assert_eq!(m.tag(HeaderName::To).as_deref(), Some("1918181833n"));
     assert_eq!(m.tag(HeaderName::From).as_deref(), Some("98asjd8"));
     assert_eq!(m.header_list(HeaderName::Via).unwrap().len(), 3);
-    assert_eq!(m.header_named("NewFangledHeader").unwrap(), "newfangled value continued newfangled value");
-    assert_eq!(m.header_named("UnknownHeaderWithUnusualValue").unwrap(), ";;,,;;,;");
+    assert_eq!(
+        m.header_named("NewFangledHeader").unwrap(),
+        "newfangled value continued newfangled value"
+    );
+    assert_eq!(
+        m.header_named("UnknownHeaderWithUnusualValue").unwrap(),
+        ";;,,;;,;"
+    );
     assert_eq!(m.body().len(), 150);
 }
 
@@ -140,7 +155,11 @@ fn escnull_gives_two_distinct_contacts_and_an_untruncated_aor() {
     let contacts = m.header_list(HeaderName::Contact).unwrap();
     assert_eq!(contacts.len(), 2);
     assert_ne!(contacts[0], contacts[1]);
-    let aor = m.with_name_addr(HeaderName::To, |n| n.uri.user_unescaped().unwrap().into_owned()).unwrap();
+    let aor = m
+        .with_name_addr(HeaderName::To, |n| {
+            n.uri.user_unescaped().unwrap().into_owned()
+        })
+        .unwrap();
     assert_eq!(aor, "null-\0-null");
 }
 
@@ -160,13 +179,29 @@ fn dblreq_keeps_only_the_first_message() {
 #[test]
 fn contact_params_land_where_rfc_4475_says() {
     let m = Message::parse(load("cparam01.dat")).unwrap();
-    let c = m.with_name_addr(HeaderName::Contact, |n| (n.uri.params.is_empty(), n.params.get("unknownparam").is_some())).unwrap();
+    let c = m
+        .with_name_addr(HeaderName::Contact, |n| {
+            (
+                n.uri.params.is_empty(),
+                n.params.get("unknownparam").is_some(),
+            )
+        })
+        .unwrap();
     assert_eq!(c, (true, true));
     let m = Message::parse(load("cparam02.dat")).unwrap();
-    let c = m.with_name_addr(HeaderName::Contact, |n| (n.uri.param("unknownparam").is_some(), n.params.get("unknownparam").is_some())).unwrap();
+    let c = m
+        .with_name_addr(HeaderName::Contact, |n| {
+            (
+                n.uri.param("unknownparam").is_some(),
+                n.params.get("unknownparam").is_some(),
+            )
+        })
+        .unwrap();
     assert_eq!(c, (true, false));
     let m = Message::parse(load("regescrt.dat")).unwrap();
-    let h = m.with_name_addr(HeaderName::Contact, |n| n.uri.headers.map(str::to_owned)).unwrap();
+    let h = m
+        .with_name_addr(HeaderName::Contact, |n| n.uri.headers.map(str::to_owned))
+        .unwrap();
     assert_eq!(h.as_deref(), Some("Route=%3Csip:sip.example.com%3E"));
 }
 
@@ -181,5 +216,8 @@ fn semiuri_user_part_keeps_its_semicolon() {
 fn bext01_lists_both_unknown_options() {
     let m = Message::parse(load("bext01.dat")).unwrap();
     let r = validate_request(&m).unwrap_err();
-    assert_eq!(r.unsupported, vec!["nothingSupportsThis", "nothingSupportsThisEither"]);
+    assert_eq!(
+        r.unsupported,
+        vec!["nothingSupportsThis", "nothingSupportsThisEither"]
+    );
 }

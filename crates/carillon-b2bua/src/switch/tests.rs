@@ -10,9 +10,18 @@ fn config() -> SwitchConfig {
     SwitchConfig {
         realm: "carillon".into(),
         user_agent: "Carillon-test".into(),
-        users: vec![User { extension: "100".into(), password: "changeme100".into(), context: "internal".into(), codecs: vec![], max_contacts: 2 }],
+        users: vec![User {
+            extension: "100".into(),
+            password: "changeme100".into(),
+            context: "internal".into(),
+            codecs: vec![],
+            max_contacts: 2,
+        }],
         registrar: RegistrarConfig::default(),
-        policy: PolicyConfig { max_auth_failures: 3, ..PolicyConfig::default() },
+        policy: PolicyConfig {
+            max_auth_failures: 3,
+            ..PolicyConfig::default()
+        },
         digest_algorithms: vec![Algorithm::Md5],
         nonce_lifetime: Duration::from_secs(300),
         rng_seed: [7; 32],
@@ -21,7 +30,11 @@ fn config() -> SwitchConfig {
 }
 
 fn peer(ip: &str) -> Peer {
-    Peer { transport: Transport::Udp, addr: format!("{ip}:5062").parse::<SocketAddr>().unwrap(), conn: None }
+    Peer {
+        transport: Transport::Udp,
+        addr: format!("{ip}:5062").parse::<SocketAddr>().unwrap(),
+        conn: None,
+    }
 }
 
 fn register(user: &str, cseq: u32, branch: &str, auth: Option<String>) -> Bytes {
@@ -57,15 +70,34 @@ fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(401));
     let ch = challenge_of(&msgs[0]);
-    let auth = carillon_digest::respond(&ch, "REGISTER", "sip:127.0.0.1", "100", "changeme100", "cn", 1);
-    sw.handle_input(now, 1000, peer("127.0.0.1"), register("100", 2, "b", Some(auth)));
+    let auth = carillon_digest::respond(
+        &ch,
+        "REGISTER",
+        "sip:127.0.0.1",
+        "100",
+        "changeme100",
+        "cn",
+        1,
+    );
+    sw.handle_input(
+        now,
+        1000,
+        peer("127.0.0.1"),
+        register("100", 2, "b", Some(auth)),
+    );
     let (msgs, changes) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(200));
-    assert!(msgs[0].header(HeaderName::Contact).unwrap().contains("expires=600"));
+    assert!(msgs[0]
+        .header(HeaderName::Contact)
+        .unwrap()
+        .contains("expires=600"));
     assert!(msgs[0].top_via_str().unwrap().contains("rport=5062"));
     assert_eq!(changes.len(), 1);
     assert_eq!(sw.registrar().lookup("100", 1000).len(), 1);
-    assert_eq!(sw.registrar().lookup("100", 1000)[0].source, "udp:127.0.0.1:5062");
+    assert_eq!(
+        sw.registrar().lookup("100", 1000)[0].source,
+        "udp:127.0.0.1:5062"
+    );
 }
 
 #[test]
@@ -77,7 +109,10 @@ fn unknown_and_known_users_get_the_same_challenge_shape() {
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), msgs[1].status());
     let (a, b) = (challenge_of(&msgs[0]), challenge_of(&msgs[1]));
-    assert_eq!((a.realm, a.algorithm, a.qop_auth, a.stale), (b.realm, b.algorithm, b.qop_auth, b.stale));
+    assert_eq!(
+        (a.realm, a.algorithm, a.qop_auth, a.stale),
+        (b.realm, b.algorithm, b.qop_auth, b.stale)
+    );
     assert_eq!(msgs[0].reason(), msgs[1].reason());
 }
 
@@ -86,11 +121,22 @@ fn repeated_wrong_passwords_ban_the_source_but_not_others() {
     let mut sw = Switch::new(config()).unwrap();
     let now = Instant::now();
     for i in 0..3 {
-        sw.handle_input(now, 1000, peer("127.0.0.2"), register("100", 1 + 2 * i, &format!("x{i}"), None));
+        sw.handle_input(
+            now,
+            1000,
+            peer("127.0.0.2"),
+            register("100", 1 + 2 * i, &format!("x{i}"), None),
+        );
         let (msgs, _) = drain(&mut sw);
         let ch = challenge_of(&msgs[0]);
-        let auth = carillon_digest::respond(&ch, "REGISTER", "sip:127.0.0.1", "100", "wrong", "cn", 1);
-        sw.handle_input(now, 1000, peer("127.0.0.2"), register("100", 2 + 2 * i, &format!("y{i}"), Some(auth)));
+        let auth =
+            carillon_digest::respond(&ch, "REGISTER", "sip:127.0.0.1", "100", "wrong", "cn", 1);
+        sw.handle_input(
+            now,
+            1000,
+            peer("127.0.0.2"),
+            register("100", 2 + 2 * i, &format!("y{i}"), Some(auth)),
+        );
         let (msgs, _) = drain(&mut sw);
         assert_eq!(msgs[0].status(), Some(401));
     }
@@ -124,7 +170,10 @@ fn options_is_answered_with_capabilities() {
     sw.handle_input(Instant::now(), 1000, peer("127.0.0.1"), req);
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(200));
-    assert!(msgs[0].header(HeaderName::Allow).unwrap().contains("REGISTER"));
+    assert!(msgs[0]
+        .header(HeaderName::Allow)
+        .unwrap()
+        .contains("REGISTER"));
     assert!(msgs[0].header(HeaderName::Supported).is_some());
     assert!(msgs[0].tag(HeaderName::To).is_some());
 }

@@ -1,0 +1,145 @@
+//! Carillon's dialplan: a TOML dialplan schema validated into a
+//! [`Dialplan`], Asterisk-style extension matching, and a sans-IO per-call
+//! interpreter ([`Execution`]).
+//!
+//! This crate owns *what a call does* once it has entered a context with a
+//! dialled extension. It knows nothing of SIP, sockets or clocks: the host
+//! (the B2BUA) turns [`Command`]s into signalling and feeds results back. It
+//! depends on no other Carillon crate.
+//!
+//! # Schema
+//!
+//! One TOML file. An Asterisk `extensions.conf` maps onto it directly:
+//! `[context]` becomes `[context.NAME]`, `exten => 100,1,Dial(...)` and its
+//! `n` priorities become one `[[context.NAME.extension]]` with `match` and an
+//! ordered `steps` list of inline tables, each naming an `app` and its
+//! arguments as keys.
+//!
+//! ```toml
+//! max_steps = 1000                   # optional: steps per call before it is stopped (Goto loops)
+//!
+//! [numbering.pakistan]               # optional named E.164 rule sets (see below)
+//! rules = [ { prefix = "03", length = 11, strip = 1, add = "+92" } ]
+//!
+//! [context.internal]
+//! include = ["features"]             # optional, like `include =>`: searched after own extensions
+//! allow_trunks = ["twilio"]          # trunks/gateways this context may dial (default: none)
+//! numbering = "pakistan"             # optional: normalise trunk/gateway numbers dialled from here
+//!
+//! [[context.internal.extension]]
+//! match = "100"                      # exact, or a pattern starting with "_"
+//! steps = [
+//!   { app = "Dial", targets = ["user/100"], timeout = 30 },
+//!   { app = "Hangup" },
+//! ]
+//!
+//! [[context.internal.extension]]
+//! match = "_9X."
+//! steps = [
+//!   { app = "Set", var = "CALLERID(num)", value = "+19863334949" },
+//!   { app = "Dial", targets = ["trunk/twilio/+${EXTEN:1}"], timeout = 60 },
+//!   { app = "GotoIf", condition = "${DIALSTATUS} = BUSY", then = "busy" },
+//!   { app = "Hangup" },                           # not busy: hang up (cause from DIALSTATUS)
+//!   { app = "Hangup", cause = 17, label = "busy" },
+//! ]
+//! ```
+//!
+//! Every step may carry `label = "name"` (a Goto target within its
+//! extension). Steps are numbered from 1 like Asterisk priorities. Literal
+//! `Goto`/`GotoIf` targets are checked at load (context, extension and
+//! priority or label must exist, resolved from the context the step is
+//! written in); targets with variables are checked when taken.
+//!
+//! | app | keys | does |
+//! |---|---|---|
+//! | `Answer` | | answers the call |
+//! | `Dial` | `targets` (array), `timeout` (s, optional), `continue` (bool) | rings all targets in parallel; `user/NAME`, `trunk/NAME/NUMBER`, `gateway/NAME/NUMBER`; sets `DIALSTATUS` (ANSWER, NOANSWER, BUSY, CONGESTION, CHANUNAVAIL, CANCEL) and `HANGUPCAUSE`; `continue = true` goes on after an answered call ends (Asterisk `g`) |
+//! | `Goto` | `target` | `priority`, `exten,priority` or `context,exten,priority`; priority is a number or a label |
+//! | `GotoIf` | `condition`, `then`, `else` | jumps to `then` when true, `else` when false; a missing branch continues |
+//! | `Set` | `var`, `value` | sets a channel variable, `CALLERID(num)` or `CALLERID(name)` |
+//! | `NoOp` | `text` (optional) | nothing |
+//! | `Wait` | `seconds` (integer or fractional) | pauses |
+//! | `Hangup` | `cause` (Q.850, optional) | ends the call |
+//! | `Playback`, `Background` | `file` | **not executed yet**: [`Command::Unsupported`] |
+//! | `WaitExten` | `seconds` | **not executed yet** |
+//! | `Read` | `var`, `file`, `max_digits`, `timeout` | **not executed yet** |
+//! | `Queue` | `queue`, `timeout` | **not executed yet** |
+//! | `VoiceMail` | `mailbox` | **not executed yet** |
+//! | `MixMonitor` | `file`, `options` | **not executed yet** |
+//!
+//! Application names are case-insensitive. Unknown applications, unknown
+//! keys, wrong types and bad values are load errors.
+//!
+//! ## Matching
+//!
+//! Exact extensions first, then patterns from most to least specific (see
+//! [`pattern`] for the characters `X Z N [...] . !` and the order), then the
+//! included contexts in the order listed. A dialled string no extension
+//! matches is a [`RouteError::NoRoute`] at start (answer 404) and an
+//! [`Event::NoRoute`] after a `Goto`.
+//!
+//! ## Variables
+//!
+//! `${NAME}`, `${NAME:offset}`, `${NAME:offset:length}` with Asterisk's
+//! substring rules, in any string argument. Built in: `EXTEN`, `CONTEXT`,
+//! `UNIQUEID`, `PRIORITY`, `CALLERID(num)`, `CALLERID(name)`, `DIALSTATUS`,
+//! `HANGUPCAUSE`; any other name is a channel variable set with `Set` (or
+//! given in [`CallInfo::variables`]); unset variables expand to nothing.
+//! `GotoIf` conditions are described in [`condition`].
+//!
+//! ## Toll-fraud protection
+//!
+//! A context can only dial the trunks (and GSM gateways) in its
+//! `allow_trunks`. A literal `trunk/NAME/...` target naming another trunk is
+//! a load error; a target built from variables is checked when dialled: the
+//! call is refused ([`Event::TrunkRefused`], `Hangup` cause 21). The list that
+//! applies is the one of the context where the step is written; including a
+//! context therefore grants its reach, as in Asterisk. Numbers dialled on
+//! trunks are checked to be digits (`+`, `*`, `#` allowed), so a variable
+//! cannot smuggle a SIP URI into a target, and `Goto` targets are split at
+//! the commas written in the dialplan before variables are expanded, so a
+//! dialled `othercontext,900...` cannot jump into another context.
+//!
+//! ## Numbering
+//!
+//! `[numbering.NAME]` rule sets normalise numbers to E.164 with prefix and
+//! length rules ([`NumberRules`]); a context with `numbering = "NAME"`
+//! applies them to trunk and gateway numbers it dials.
+//!
+//! # Running a call
+//!
+//! ```
+//! use carillon_dialplan::{CallInfo, Command, DialStatus, Dialplan, Event, Execution};
+//!
+//! let plan = Dialplan::load("dialplan.toml", r#"
+//! [context.internal]
+//! [[context.internal.extension]]
+//! match = "100"
+//! steps = [ { app = "Dial", targets = ["user/100"], timeout = 30 } ]
+//! "#).map_err(|p| p[0].to_string()).unwrap();
+//! let mut call = Execution::start(&plan, "internal", "100", CallInfo::default()).unwrap();
+//! assert!(matches!(call.poll_command(), Some(Command::Dial { .. })));
+//! call.handle_dial_result(DialStatus::Busy);
+//! assert!(matches!(call.poll_command(), Some(Command::Hangup { .. })));
+//! assert!(matches!(call.poll_event(), Some(Event::Finished { .. })));
+//! ```
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod condition;
+mod config;
+mod exec;
+pub mod numbering;
+pub mod pattern;
+mod plan;
+pub mod template;
+
+pub use config::ConfigProblem;
+pub use exec::{
+    CallInfo, CallerId, Command, DialStatus, DialTarget, Event, ExecError, Execution, TargetError,
+};
+pub use numbering::{NumberRule, NumberRuleError, NumberRules};
+pub use pattern::{ExtensionMatch, Pattern, PatternError};
+pub use plan::{AppName, Dialplan, GotoError, HangupCause, Route, RouteError, DEFAULT_MAX_STEPS};

@@ -1,0 +1,359 @@
+//! The SDP parser (RFC 8866 §5 and §9 grammar), tolerant where real phones
+//! and gateways are sloppy:
+//!
+//! - CRLF or bare LF line ends, blank lines and trailing spaces ignored;
+//! - unknown type letters and unknown or unparsable attributes kept verbatim;
+//! - missing `s=` or `t=` accepted; line order inside a section not enforced.
+//!
+//! It is strict where the switch needs the value: `v=0` first, one `o=`
+//! with a numeric version, well-formed `c=`, `b=`, `t=` and `m=` lines.
+//! Every error carries its 1-based line number. The parser never panics.
+//!
+//! ```text
+//!   v= ─► session section ──m=──► media section ──m=──► media section ...
+//! ```
+
+use std::str::FromStr;
+
+use crate::direction::Direction;
+use crate::error::ParseError;
+use crate::session::{
+    AddrType, Attribute, Bandwidth, Connection, Fmtp, MediaDescription, MediaType, Origin, Rtcp,
+    RtpMap, SessionDescription, Timing, UnknownLine,
+};
+
+impl SessionDescription {
+    /// Parses an SDP body.
+    ///
+    /// # Errors
+    /// A [`ParseError`] naming the offending line.
+    pub fn parse(input: &[u8]) -> Result<Self, ParseError> {
+        Parser::default().run(input)
+    }
+}
+
+impl FromStr for SessionDescription {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s.as_bytes())
+    }
+}
+
+#[derive(Default)]
+struct Parser {
+    seen_version: bool,
+    origin: Option<Origin>,
+    session_name: Option<String>,
+    information: Option<String>,
+    uri: Option<String>,
+    emails: Vec<String>,
+    phones: Vec<String>,
+    connection: Option<Connection>,
+    bandwidths: Vec<Bandwidth>,
+    times: Vec<Timing>,
+    time_zones: Option<String>,
+    encryption_key: Option<String>,
+    attributes: Vec<Attribute>,
+    unknown: Vec<UnknownLine>,
+    media: Vec<MediaDescription>,
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, line: usize, kind: char) -> Result<(), ParseError> {
+    if slot.is_some() {
+        return Err(ParseError::DuplicateLine { line, kind });
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl Parser {
+    fn run(mut self, input: &[u8]) -> Result<SessionDescription, ParseError> {
+        for (index, raw) in input.split(|b| *b == b'\n').enumerate() {
+            let line = index + 1;
+            let text = std::str::from_utf8(raw).map_err(|_| ParseError::InvalidUtf8 { line })?;
+            let text = text.trim_end_matches(['\r', ' ', '\t']);
+            if text.trim_start().is_empty() {
+                continue;
+            }
+            let bytes = text.as_bytes();
+            let kind = match (bytes.first(), bytes.get(1)) {
+                (Some(k), Some(b'=')) if k.is_ascii_alphabetic() => char::from(*k),
+                _ => return Err(ParseError::MalformedLine { line }),
+            };
+            let value = text.get(2..).unwrap_or_default();
+            if !self.seen_version {
+                if kind != 'v' {
+                    return Err(ParseError::MissingVersion { line });
+                }
+                if value.trim() != "0" {
+                    return Err(ParseError::UnsupportedVersion {
+                        line,
+                        version: value.to_owned(),
+                    });
+                }
+                self.seen_version = true;
+                continue;
+            }
+            if kind == 'm' {
+                if self.origin.is_none() {
+                    return Err(ParseError::MissingOrigin);
+                }
+                self.media.push(parse_media(value, line)?);
+                continue;
+            }
+            match self.media.last_mut() {
+                Some(media) => media_line(media, kind, value, line)?,
+                None => self.session_line(kind, value, line)?,
+            }
+        }
+        if !self.seen_version {
+            return Err(ParseError::Empty);
+        }
+        let origin = self.origin.ok_or(ParseError::MissingOrigin)?;
+        Ok(SessionDescription {
+            origin,
+            session_name: self.session_name.unwrap_or_default(),
+            information: self.information,
+            uri: self.uri,
+            emails: self.emails,
+            phones: self.phones,
+            connection: self.connection,
+            bandwidths: self.bandwidths,
+            times: self.times,
+            time_zones: self.time_zones,
+            encryption_key: self.encryption_key,
+            attributes: self.attributes,
+            unknown: self.unknown,
+            media: self.media,
+        })
+    }
+
+    fn session_line(&mut self, kind: char, value: &str, line: usize) -> Result<(), ParseError> {
+        match kind {
+            'v' => return Err(ParseError::DuplicateLine { line, kind }),
+            'o' => set_once(&mut self.origin, parse_origin(value, line)?, line, kind)?,
+            's' => set_once(&mut self.session_name, value.trim().to_owned(), line, kind)?,
+            'i' => set_once(&mut self.information, value.to_owned(), line, kind)?,
+            'u' => set_once(&mut self.uri, value.to_owned(), line, kind)?,
+            'e' => self.emails.push(value.to_owned()),
+            'p' => self.phones.push(value.to_owned()),
+            'c' => set_once(
+                &mut self.connection,
+                parse_connection(value, line)?,
+                line,
+                kind,
+            )?,
+            'b' => self.bandwidths.push(parse_bandwidth(value, line)?),
+            't' => self.times.push(parse_timing(value, line)?),
+            // An r= before any t= belongs to the implied `t=0 0`, which is
+            // what the serializer writes for an empty time list.
+            'r' => {
+                if self.times.is_empty() {
+                    self.times.push(Timing::default());
+                }
+                if let Some(t) = self.times.last_mut() {
+                    t.repeats.push(value.to_owned());
+                }
+            }
+            'z' => set_once(&mut self.time_zones, value.to_owned(), line, kind)?,
+            'k' => set_once(&mut self.encryption_key, value.to_owned(), line, kind)?,
+            'a' => self.attributes.push(parse_attribute(value)),
+            _ => self.unknown.push(UnknownLine {
+                kind,
+                value: value.to_owned(),
+            }),
+        }
+        Ok(())
+    }
+}
+
+fn media_line(
+    media: &mut MediaDescription,
+    kind: char,
+    value: &str,
+    line: usize,
+) -> Result<(), ParseError> {
+    match kind {
+        'i' => set_once(&mut media.title, value.to_owned(), line, kind)?,
+        'c' => set_once(
+            &mut media.connection,
+            parse_connection(value, line)?,
+            line,
+            kind,
+        )?,
+        'b' => media.bandwidths.push(parse_bandwidth(value, line)?),
+        'k' => set_once(&mut media.encryption_key, value.to_owned(), line, kind)?,
+        'a' => media.attributes.push(parse_attribute(value)),
+        'v' | 'o' | 's' | 'u' | 'e' | 'p' | 't' | 'r' | 'z' => {
+            return Err(ParseError::MisplacedLine { line, kind })
+        }
+        _ => media.unknown.push(UnknownLine {
+            kind,
+            value: value.to_owned(),
+        }),
+    }
+    Ok(())
+}
+
+fn parse_origin(value: &str, line: usize) -> Result<Origin, ParseError> {
+    let err = || ParseError::InvalidOrigin { line };
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let [username, session_id, version, net_type, addr_type, address] = fields.as_slice() else {
+        return Err(err());
+    };
+    if !session_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let session_version = version.parse::<u64>().map_err(|_| err())?;
+    Ok(Origin {
+        username: (*username).to_owned(),
+        session_id: (*session_id).to_owned(),
+        session_version,
+        net_type: (*net_type).to_owned(),
+        addr_type: AddrType::parse(addr_type),
+        address: (*address).to_owned(),
+    })
+}
+
+fn parse_connection(value: &str, line: usize) -> Result<Connection, ParseError> {
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let [net_type, addr_type, address] = fields.as_slice() else {
+        return Err(ParseError::InvalidConnection { line });
+    };
+    Ok(Connection {
+        net_type: (*net_type).to_owned(),
+        addr_type: AddrType::parse(addr_type),
+        address: (*address).to_owned(),
+    })
+}
+
+fn parse_bandwidth(value: &str, line: usize) -> Result<Bandwidth, ParseError> {
+    let err = || ParseError::InvalidBandwidth { line };
+    let (bwtype, number) = value.split_once(':').ok_or_else(err)?;
+    let bwtype = bwtype.trim();
+    if bwtype.is_empty() {
+        return Err(err());
+    }
+    Ok(Bandwidth {
+        bwtype: bwtype.to_owned(),
+        value: number.trim().parse().map_err(|_| err())?,
+    })
+}
+
+fn parse_timing(value: &str, line: usize) -> Result<Timing, ParseError> {
+    let err = || ParseError::InvalidTiming { line };
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let [start, stop] = fields.as_slice() else {
+        return Err(err());
+    };
+    Ok(Timing {
+        start: start.parse().map_err(|_| err())?,
+        stop: stop.parse().map_err(|_| err())?,
+        repeats: Vec::new(),
+    })
+}
+
+fn parse_media(value: &str, line: usize) -> Result<MediaDescription, ParseError> {
+    let invalid = |reason| ParseError::InvalidMedia { line, reason };
+    let mut fields = value.split_whitespace();
+    let media = fields.next().ok_or_else(|| invalid("missing media type"))?;
+    let port_field = fields.next().ok_or_else(|| invalid("missing port"))?;
+    let proto = fields.next().ok_or_else(|| invalid("missing protocol"))?;
+    let (port, port_count) = match port_field.split_once('/') {
+        Some((port, count)) => (port, Some(count)),
+        None => (port_field, None),
+    };
+    let port = port.parse::<u16>().map_err(|_| invalid("bad port"))?;
+    let port_count = port_count
+        .map(|c| c.parse::<u16>().map_err(|_| invalid("bad port count")))
+        .transpose()?;
+    let mut description = MediaDescription::new(
+        MediaType::parse(media),
+        port,
+        proto,
+        fields.map(str::to_owned).collect(),
+    );
+    description.port_count = port_count;
+    Ok(description)
+}
+
+/// Parses the value of an `a=` line; anything not understood is kept
+/// verbatim as [`Attribute::Other`].
+pub(crate) fn parse_attribute(value: &str) -> Attribute {
+    let (name, arg) = match value.split_once(':') {
+        Some((n, v)) => (n, Some(v)),
+        None => (value, None),
+    };
+    typed_attribute(name, arg).unwrap_or_else(|| Attribute::Other {
+        name: name.to_owned(),
+        value: arg.map(str::to_owned),
+    })
+}
+
+fn typed_attribute(name: &str, arg: Option<&str>) -> Option<Attribute> {
+    let lower = name.to_ascii_lowercase();
+    match (lower.as_str(), arg) {
+        ("rtpmap", Some(arg)) => parse_rtpmap(arg).map(Attribute::RtpMap),
+        ("fmtp", Some(arg)) => {
+            let (pt, params) = arg.split_once(' ')?;
+            let params = params.trim();
+            if params.is_empty() {
+                return None;
+            }
+            Some(Attribute::Fmtp(Fmtp {
+                payload_type: parse_payload_type(pt)?,
+                params: params.to_owned(),
+            }))
+        }
+        ("ptime", Some(arg)) => arg.trim().parse().ok().map(Attribute::Ptime),
+        ("maxptime", Some(arg)) => arg.trim().parse().ok().map(Attribute::MaxPtime),
+        ("rtcp", Some(arg)) => parse_rtcp(arg).map(Attribute::Rtcp),
+        ("rtcp-mux", None) => Some(Attribute::RtcpMux),
+        (other, None) => Direction::from_attribute_name(other).map(Attribute::Direction),
+        _ => None,
+    }
+}
+
+fn parse_payload_type(s: &str) -> Option<u8> {
+    s.trim().parse::<u8>().ok().filter(|pt| *pt <= 127)
+}
+
+fn parse_rtpmap(arg: &str) -> Option<RtpMap> {
+    let (pt, encoding) = arg.trim().split_once(' ')?;
+    let mut parts = encoding.trim().split('/');
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))?;
+    let clock_rate = parts.next()?.parse::<u32>().ok()?;
+    let channels = parts.next().map(str::parse::<u16>).transpose().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(RtpMap {
+        payload_type: parse_payload_type(pt)?,
+        encoding: name.to_owned(),
+        clock_rate,
+        channels,
+    })
+}
+
+fn parse_rtcp(arg: &str) -> Option<Rtcp> {
+    let fields: Vec<&str> = arg.split_whitespace().collect();
+    let (port, connection) = match fields.as_slice() {
+        [port] => (port, None),
+        [port, net_type, addr_type, address] => (
+            port,
+            Some(Connection {
+                net_type: (*net_type).to_owned(),
+                addr_type: AddrType::parse(addr_type),
+                address: (*address).to_owned(),
+            }),
+        ),
+        _ => return None,
+    };
+    Some(Rtcp {
+        port: port.parse().ok()?,
+        connection,
+    })
+}

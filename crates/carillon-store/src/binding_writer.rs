@@ -1,0 +1,217 @@
+//! [`BindingWriter`]: write-behind of registrar binding changes.
+//!
+//! The signalling task calls [`BindingWriterHandle::submit`], which only
+//! queues. The writer task drains the queue, coalesces changes to the same
+//! `(aor, contact)` (see `bindings::Coalescer`), and applies them in
+//! transactions of at most `max_batch` changes. If the database is
+//! unavailable the pending changes stay queued (still coalescing) and are
+//! retried with backoff; changes the database refuses as bad data are logged
+//! and dropped one by one so they cannot block the rest. Expired bindings
+//! are purged every `purge_interval`.
+//!
+//! ```text
+//!  submit ─► channel ─► coalesce ─► apply (tx) ──ok──► answer flush waiters
+//!                          ▲            │ unavailable
+//!                          └── backoff ─┘
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carillon_cdr::WallClock;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::bindings::{BindingChange, Coalescer};
+use crate::clock::SystemClock;
+use crate::store::Store;
+
+/// Tuning of a [`BindingWriter`].
+#[derive(Debug, Clone)]
+pub struct BindingWriterConfig {
+    /// Most changes per transaction.
+    pub max_batch: usize,
+    /// How often expired bindings are deleted.
+    pub purge_interval: Duration,
+    /// First wait before retrying after the database was unavailable.
+    pub retry_initial: Duration,
+    /// Longest wait between retries.
+    pub retry_max: Duration,
+}
+
+impl Default for BindingWriterConfig {
+    fn default() -> Self {
+        BindingWriterConfig {
+            max_batch: 1000,
+            purge_interval: Duration::from_secs(60),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(10),
+        }
+    }
+}
+
+enum Msg {
+    Change(BindingChange),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Starts binding writer tasks.
+#[derive(Debug)]
+pub struct BindingWriter;
+
+impl BindingWriter {
+    /// Spawns the writer with default tuning and the system clock.
+    pub fn spawn(store: Store) -> BindingWriterHandle {
+        BindingWriter::spawn_with(store, BindingWriterConfig::default(), SystemClock)
+    }
+
+    /// Spawns the writer on the current tokio runtime.
+    pub fn spawn_with(
+        store: Store,
+        config: BindingWriterConfig,
+        clock: impl WallClock + Send + Sync + 'static,
+    ) -> BindingWriterHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, config, Arc::new(clock), rx));
+        BindingWriterHandle { tx }
+    }
+}
+
+/// Queues binding changes for a [`BindingWriter`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BindingWriterHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl BindingWriterHandle {
+    /// Queues a change without waiting.
+    pub fn submit(&self, change: BindingChange) {
+        if self.tx.send(Msg::Change(change)).is_err() {
+            tracing::error!("binding writer is gone; change dropped");
+        }
+    }
+
+    /// Returns once every change submitted before this call is committed.
+    /// Waits as long as the database stays unavailable; returns at once if
+    /// the writer task is gone.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(
+    store: Store,
+    config: BindingWriterConfig,
+    clock: Arc<dyn WallClock + Send + Sync>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+) {
+    let max_batch = config.max_batch.max(1);
+    let mut pending = Coalescer::default();
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut retry_at: Option<Instant> = None;
+    let mut backoff = config.retry_initial;
+    let mut purge = tokio::time::interval(config.purge_interval.max(Duration::from_millis(1)));
+    purge.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            msg = rx.recv(), if open => match msg {
+                None => open = false,
+                Some(msg) => {
+                    let mut next = Some(msg);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Change(c) => pending.push(c),
+                            Msg::Flush(w) => waiters.push(w),
+                        }
+                        if pending.len() < max_batch {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                }
+            },
+            () = sleep_until_opt(retry_at) => retry_at = None,
+            _ = purge.tick() => {
+                match store.purge_expired(clock.now_unix_secs()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(bindings = n, "purged expired bindings"),
+                    Err(e) => tracing::warn!(error = %e, "binding purge failed"),
+                }
+            }
+        }
+        if retry_at.is_some() {
+            continue;
+        }
+        if !pending.is_empty() {
+            let changes = pending.take();
+            match apply(&store, changes, max_batch).await {
+                None => backoff = config.retry_initial,
+                Some(rest) => {
+                    tracing::warn!(
+                        changes = rest.len(),
+                        "database unavailable; binding changes kept for retry"
+                    );
+                    for c in rest {
+                        pending.push(c);
+                    }
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(config.retry_max);
+                    continue;
+                }
+            }
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+        if !open && pending.is_empty() {
+            break;
+        }
+    }
+}
+
+/// Applies changes in transactions of `max_batch`; returns the changes not
+/// committed because the database became unavailable.
+async fn apply(
+    store: &Store,
+    changes: Vec<BindingChange>,
+    max_batch: usize,
+) -> Option<Vec<BindingChange>> {
+    let mut offset = 0;
+    while offset < changes.len() {
+        let end = (offset + max_batch).min(changes.len());
+        let chunk = changes.get(offset..end).unwrap_or_default();
+        match store.apply_bindings(chunk).await {
+            Ok(()) => {}
+            Err(e) if e.is_connection() => {
+                tracing::debug!(error = %e, "binding batch failed");
+                return Some(changes.into_iter().skip(offset).collect());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "binding batch refused; applying one by one");
+                for (i, change) in chunk.iter().enumerate() {
+                    match store.apply_bindings(std::slice::from_ref(change)).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_connection() => {
+                            return Some(changes.into_iter().skip(offset + i).collect());
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, change = ?change, "binding change refused by the database; dropped")
+                        }
+                    }
+                }
+            }
+        }
+        offset = end;
+    }
+    None
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

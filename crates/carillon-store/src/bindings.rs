@@ -1,0 +1,178 @@
+//! Registrar binding rows as stored (RFC 3261 §10.3, RFC 5626 instance and
+//! reg-id, RFC 3327 Path), the [`BindingChange`]s the registrar emits, and
+//! the coalescing of a queue of changes into an equivalent shorter one.
+//!
+//! Owns the persisted shape only; REGISTER semantics (expiry rules, CSeq
+//! ordering, instance matching) belong to `carillon-registrar`.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One contact bound to an address of record, as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingRow {
+    /// Address of record, e.g. `sip:1001@example.com`.
+    pub aor: String,
+    /// Full Contact URI, e.g. `sip:1001@192.0.2.7:5060;transport=udp`.
+    pub contact: String,
+    /// `+sip.instance` value (RFC 5626), if any.
+    pub instance: Option<String>,
+    /// `reg-id` (RFC 5626), if any.
+    pub reg_id: Option<u32>,
+    /// Where the REGISTER came from, e.g. `udp:203.0.113.5:41000` (for NAT).
+    pub source: Option<String>,
+    /// Path header URIs (RFC 3327), in order.
+    pub path: Vec<String>,
+    /// Call-ID of the REGISTER that created or last refreshed the binding.
+    pub call_id: String,
+    /// CSeq of that REGISTER.
+    pub cseq: u32,
+    /// Expiry, unix seconds.
+    pub expires_at: i64,
+    /// Contact `q` preference, if given.
+    pub q: Option<f32>,
+    /// User-Agent of the registering device, if given.
+    pub user_agent: Option<String>,
+}
+
+/// One change to the bindings table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindingChange {
+    /// Insert the binding or replace the one with the same `(aor, contact)`.
+    Upsert(BindingRow),
+    /// Remove one contact of an AOR.
+    Remove { aor: String, contact: String },
+    /// Remove every contact of an AOR (`Contact: *`, RFC 3261 §10.2.2).
+    RemoveAor { aor: String },
+}
+
+/// An ordered list of changes in which each `(aor, contact)` appears at most
+/// once; applying it in order leaves the table in the same state as applying
+/// every change that was pushed, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Coalescer {
+    slots: Vec<Option<BindingChange>>,
+    by_key: HashMap<(String, String), usize>,
+    live: usize,
+}
+
+impl Coalescer {
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub(crate) fn push(&mut self, change: BindingChange) {
+        match &change {
+            BindingChange::Upsert(BindingRow { aor, contact, .. })
+            | BindingChange::Remove { aor, contact } => {
+                let key = (aor.clone(), contact.clone());
+                self.forget(&key);
+                self.by_key.insert(key, self.slots.len());
+            }
+            BindingChange::RemoveAor { aor } => {
+                let keys: Vec<(String, String)> = self
+                    .by_key
+                    .keys()
+                    .filter(|(a, _)| a == aor)
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    self.forget(&key);
+                }
+            }
+        }
+        self.slots.push(Some(change));
+        self.live += 1;
+    }
+
+    fn forget(&mut self, key: &(String, String)) {
+        if let Some(idx) = self.by_key.remove(key) {
+            if let Some(slot) = self.slots.get_mut(idx) {
+                if slot.take().is_some() {
+                    self.live = self.live.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Takes the coalesced changes, in order, leaving the coalescer empty.
+    pub(crate) fn take(&mut self) -> Vec<BindingChange> {
+        self.by_key.clear();
+        self.live = 0;
+        std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(aor: &str, contact: &str, cseq: u32) -> BindingRow {
+        BindingRow {
+            aor: aor.into(),
+            contact: contact.into(),
+            instance: None,
+            reg_id: None,
+            source: None,
+            path: vec![],
+            call_id: "c".into(),
+            cseq,
+            expires_at: 100,
+            q: None,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn repeated_refreshes_of_one_contact_coalesce_to_the_last() {
+        let mut c = Coalescer::default();
+        for cseq in 1..=5 {
+            c.push(BindingChange::Upsert(row("a", "x", cseq)));
+        }
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.take(), vec![BindingChange::Upsert(row("a", "x", 5))]);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn remove_aor_drops_earlier_changes_of_that_aor_but_keeps_later_ones() {
+        let mut c = Coalescer::default();
+        c.push(BindingChange::Upsert(row("a", "x", 1)));
+        c.push(BindingChange::Upsert(row("b", "y", 1)));
+        c.push(BindingChange::RemoveAor { aor: "a".into() });
+        c.push(BindingChange::Upsert(row("a", "z", 2)));
+        assert_eq!(
+            c.take(),
+            vec![
+                BindingChange::Upsert(row("b", "y", 1)),
+                BindingChange::RemoveAor { aor: "a".into() },
+                BindingChange::Upsert(row("a", "z", 2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn remove_after_upsert_keeps_only_the_remove() {
+        let mut c = Coalescer::default();
+        c.push(BindingChange::Upsert(row("a", "x", 1)));
+        c.push(BindingChange::Remove {
+            aor: "a".into(),
+            contact: "x".into(),
+        });
+        assert_eq!(
+            c.take(),
+            vec![BindingChange::Remove {
+                aor: "a".into(),
+                contact: "x".into()
+            }]
+        );
+    }
+}

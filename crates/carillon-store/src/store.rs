@@ -1,0 +1,483 @@
+//! [`Store`]: one sqlx pool on SQLite or PostgreSQL, the embedded
+//! migrations, and every SQL statement of the project.
+//!
+//! URL forms: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`
+//! (parent directory and file are created, WAL journal) and
+//! `postgres://user:pass@host:port/db` (or `postgresql://`).
+//! Statements use `$n` placeholders, which both backends accept, and are
+//! checked at run time, not at build time.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use carillon_cdr::{CallRecord, Disposition};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::bindings::{BindingChange, BindingRow};
+use crate::error::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long to wait for a connection before reporting the database
+    /// unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Filter for [`Store::fetch_cdrs`]: records whose start lies in
+/// `[since_ms, until_ms)`, oldest first, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrQuery {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub limit: u32,
+}
+
+impl Default for CdrQuery {
+    fn default() -> Self {
+        CdrQuery {
+            since_ms: i64::MIN,
+            until_ms: i64::MAX,
+            limit: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A connection pool with migrations applied. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend;
+/// the body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+const UPSERT_BINDING: &str = "INSERT INTO bindings \
+    (aor, contact, instance, reg_id, source, path, call_id, cseq, expires_at, q, user_agent) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+    ON CONFLICT (aor, contact) DO UPDATE SET \
+    instance = excluded.instance, reg_id = excluded.reg_id, source = excluded.source, \
+    path = excluded.path, call_id = excluded.call_id, cseq = excluded.cseq, \
+    expires_at = excluded.expires_at, q = excluded.q, user_agent = excluded.user_agent";
+const REMOVE_BINDING: &str = "DELETE FROM bindings WHERE aor = $1 AND contact = $2";
+const REMOVE_AOR: &str = "DELETE FROM bindings WHERE aor = $1";
+const SELECT_BINDINGS: &str = "SELECT aor, contact, instance, reg_id, source, path, call_id, \
+    cseq, expires_at, q, user_agent FROM bindings WHERE expires_at > $1 ORDER BY aor, contact";
+const PURGE_BINDINGS: &str = "DELETE FROM bindings WHERE expires_at <= $1";
+
+const INSERT_CDR: &str = "INSERT INTO cdr \
+    (uniqueid, linkedid, start_ms, answer_ms, end_ms, duration, billsec, src, dst, clid, \
+    dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+    ON CONFLICT (uniqueid) DO NOTHING";
+const SELECT_CDRS: &str = "SELECT uniqueid, linkedid, start_ms, answer_ms, end_ms, src, dst, \
+    clid, dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield \
+    FROM cdr WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, uniqueid LIMIT $3";
+const COUNT_CDRS: &str = "SELECT COUNT(*) FROM cdr";
+
+/// A binding row as the database returns it.
+#[derive(sqlx::FromRow)]
+struct BindingDbRow {
+    aor: String,
+    contact: String,
+    instance: Option<String>,
+    reg_id: Option<i64>,
+    source: Option<String>,
+    path: String,
+    call_id: String,
+    cseq: i64,
+    expires_at: i64,
+    q: Option<f32>,
+    user_agent: Option<String>,
+}
+
+impl TryFrom<BindingDbRow> for BindingRow {
+    type Error = StoreError;
+
+    fn try_from(r: BindingDbRow) -> Result<Self, StoreError> {
+        let reg_id =
+            r.reg_id
+                .map(u32::try_from)
+                .transpose()
+                .map_err(|e| StoreError::CorruptRow {
+                    column: "reg_id",
+                    reason: e.to_string(),
+                })?;
+        let cseq = u32::try_from(r.cseq).map_err(|e| StoreError::CorruptRow {
+            column: "cseq",
+            reason: e.to_string(),
+        })?;
+        let path: Vec<String> =
+            serde_json::from_str(&r.path).map_err(|e| StoreError::CorruptRow {
+                column: "path",
+                reason: e.to_string(),
+            })?;
+        Ok(BindingRow {
+            aor: r.aor,
+            contact: r.contact,
+            instance: r.instance,
+            reg_id,
+            source: r.source,
+            path,
+            call_id: r.call_id,
+            cseq,
+            expires_at: r.expires_at,
+            q: r.q,
+            user_agent: r.user_agent,
+        })
+    }
+}
+
+/// A CDR row as the database returns it.
+#[derive(sqlx::FromRow)]
+struct CdrDbRow {
+    uniqueid: String,
+    linkedid: String,
+    start_ms: i64,
+    answer_ms: Option<i64>,
+    end_ms: i64,
+    src: String,
+    dst: String,
+    clid: String,
+    dcontext: String,
+    channel: String,
+    dstchannel: String,
+    trunk: Option<String>,
+    disposition: String,
+    hangup_cause: i32,
+    accountcode: Option<String>,
+    userfield: Option<String>,
+}
+
+impl TryFrom<CdrDbRow> for CallRecord {
+    type Error = StoreError;
+
+    fn try_from(r: CdrDbRow) -> Result<Self, StoreError> {
+        let disposition =
+            Disposition::from_str(&r.disposition).map_err(|e| StoreError::CorruptRow {
+                column: "disposition",
+                reason: e.to_string(),
+            })?;
+        let hangup_cause = u16::try_from(r.hangup_cause).map_err(|e| StoreError::CorruptRow {
+            column: "hangup_cause",
+            reason: e.to_string(),
+        })?;
+        Ok(CallRecord {
+            uniqueid: r.uniqueid,
+            linkedid: r.linkedid,
+            start_ms: r.start_ms,
+            answer_ms: r.answer_ms,
+            end_ms: r.end_ms,
+            src: r.src,
+            dst: r.dst,
+            clid: r.clid,
+            dcontext: r.dcontext,
+            channel: r.channel,
+            dstchannel: r.dstchannel,
+            trunk: r.trunk,
+            disposition,
+            hangup_cause,
+            accountcode: r.accountcode,
+            userfield: r.userfield,
+        })
+    }
+}
+
+/// Which backend a URL names, and for SQLite the file path.
+enum Target<'a> {
+    Sqlite(&'a str),
+    Postgres,
+}
+
+fn parse_url(url: &str) -> Result<Target<'_>, StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(invalid("no file path after sqlite://"));
+        }
+        Ok(Target::Sqlite(path))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Target::Postgres)
+    } else {
+        Err(invalid(
+            "expected sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB",
+        ))
+    }
+}
+
+impl Store {
+    /// Connects with default [`StoreOptions`] and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Connects and runs the migrations of the URL's backend.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let pool = match parse_url(url)? {
+            Target::Sqlite(path) => {
+                let path = Path::new(path);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(dir).await.map_err(|source| {
+                        StoreError::CreateDir {
+                            path: dir.to_path_buf(),
+                            source,
+                        }
+                    })?;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(opts)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                SQLITE_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(StoreError::from_migrate)?;
+                Pool::Sqlite(pool)
+            }
+            Target::Postgres => {
+                let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                    url: url.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(opts)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                POSTGRES_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(StoreError::from_migrate)?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Store { pool })
+    }
+
+    /// The backend behind this store.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection; later calls fail with
+    /// [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Bindings that have not expired at `now_unix` (seconds), ordered by
+    /// AOR then contact.
+    pub async fn load_bindings(&self, now_unix: i64) -> Result<Vec<BindingRow>, StoreError> {
+        let rows: Vec<BindingDbRow> = on_pool!(self, pool => {
+            sqlx::query_as(SELECT_BINDINGS).bind(now_unix).fetch_all(pool).await
+        })
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(BindingRow::try_from).collect()
+    }
+
+    /// Applies the changes in order, in one transaction: all or nothing.
+    pub async fn apply_bindings(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+            for change in changes {
+                let query = match change {
+                    BindingChange::Upsert(b) => {
+                        let path = serde_json::to_string(&b.path).map_err(|e| {
+                            StoreError::CorruptRow { column: "path", reason: e.to_string() }
+                        })?;
+                        sqlx::query(UPSERT_BINDING)
+                            .bind(b.aor.as_str())
+                            .bind(b.contact.as_str())
+                            .bind(b.instance.as_deref())
+                            .bind(b.reg_id.map(i64::from))
+                            .bind(b.source.as_deref())
+                            .bind(path)
+                            .bind(b.call_id.as_str())
+                            .bind(i64::from(b.cseq))
+                            .bind(b.expires_at)
+                            .bind(b.q)
+                            .bind(b.user_agent.as_deref())
+                    }
+                    BindingChange::Remove { aor, contact } => {
+                        sqlx::query(REMOVE_BINDING).bind(aor.as_str()).bind(contact.as_str())
+                    }
+                    BindingChange::RemoveAor { aor } => sqlx::query(REMOVE_AOR).bind(aor.as_str()),
+                };
+                query.execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)
+        })
+    }
+
+    /// Deletes bindings that expired at or before `now_unix` (seconds);
+    /// returns how many.
+    pub async fn purge_expired(&self, now_unix: i64) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(PURGE_BINDINGS)
+                .bind(now_unix)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(StoreError::from_sqlx)
+    }
+
+    /// Inserts the records in one transaction, skipping any whose uniqueid
+    /// is already stored; returns how many were new.
+    pub async fn insert_cdrs(&self, records: &[CallRecord]) -> Result<u64, StoreError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+            let mut inserted = 0;
+            for r in records {
+                let done = sqlx::query(INSERT_CDR)
+                    .bind(r.uniqueid.as_str())
+                    .bind(r.linkedid.as_str())
+                    .bind(r.start_ms)
+                    .bind(r.answer_ms)
+                    .bind(r.end_ms)
+                    .bind(r.duration())
+                    .bind(r.billsec())
+                    .bind(r.src.as_str())
+                    .bind(r.dst.as_str())
+                    .bind(r.clid.as_str())
+                    .bind(r.dcontext.as_str())
+                    .bind(r.channel.as_str())
+                    .bind(r.dstchannel.as_str())
+                    .bind(r.trunk.as_deref())
+                    .bind(r.disposition.as_str())
+                    .bind(i32::from(r.hangup_cause))
+                    .bind(r.accountcode.as_deref())
+                    .bind(r.userfield.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_sqlx)?;
+                inserted += done.rows_affected();
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(inserted)
+        })
+    }
+
+    /// Number of stored CDRs.
+    pub async fn cdr_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar(COUNT_CDRS).fetch_one(pool).await
+        })
+        .map_err(StoreError::from_sqlx)?;
+        u64::try_from(count).map_err(|e| StoreError::CorruptRow {
+            column: "count",
+            reason: e.to_string(),
+        })
+    }
+
+    /// CDRs matching the query, oldest start first.
+    pub async fn fetch_cdrs(&self, query: &CdrQuery) -> Result<Vec<CallRecord>, StoreError> {
+        let rows: Vec<CdrDbRow> = on_pool!(self, pool => {
+            sqlx::query_as(SELECT_CDRS)
+                .bind(query.since_ms)
+                .bind(query.until_ms)
+                .bind(i64::from(query.limit))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(CallRecord::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_yield_the_file_path_without_query() {
+        assert!(matches!(
+            parse_url("sqlite://var/c.db?mode=rwc"),
+            Ok(Target::Sqlite("var/c.db"))
+        ));
+        assert!(matches!(
+            parse_url("sqlite:///abs/c.db"),
+            Ok(Target::Sqlite("/abs/c.db"))
+        ));
+        assert!(matches!(
+            parse_url("postgresql://u@h/db"),
+            Ok(Target::Postgres)
+        ));
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_paths_are_rejected() {
+        assert!(matches!(
+            parse_url("mysql://x"),
+            Err(StoreError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            parse_url("sqlite://"),
+            Err(StoreError::InvalidUrl { .. })
+        ));
+    }
+}

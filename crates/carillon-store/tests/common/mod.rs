@@ -1,0 +1,194 @@
+//! Shared fixtures for carillon-store's integration tests: sample records
+//! and bindings, a TCP forwarder that stands in for a database host that
+//! goes away and comes back, and waiting helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use carillon_cdr::{CallRecord, Disposition};
+use carillon_store::{BindingRow, CdrWriterConfig, CdrWriterHandle, SpoolEntry, StoreOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub fn record(uniqueid: &str, start_ms: i64) -> CallRecord {
+    CallRecord {
+        uniqueid: uniqueid.to_owned(),
+        linkedid: uniqueid.to_owned(),
+        start_ms,
+        answer_ms: Some(start_ms + 3_000),
+        end_ms: start_ms + 45_500,
+        src: "1001".to_owned(),
+        dst: "2002".to_owned(),
+        clid: "\"Alice\" <1001>".to_owned(),
+        dcontext: "internal".to_owned(),
+        channel: "PJSIP/1001-00000001".to_owned(),
+        dstchannel: "PJSIP/2002-00000002".to_owned(),
+        trunk: Some("gsm-1".to_owned()),
+        disposition: Disposition::Answered,
+        hangup_cause: 16,
+        accountcode: None,
+        userfield: Some("vip".to_owned()),
+    }
+}
+
+pub fn binding(aor: &str, contact: &str, expires_at: i64) -> BindingRow {
+    BindingRow {
+        aor: aor.to_owned(),
+        contact: contact.to_owned(),
+        instance: None,
+        reg_id: None,
+        source: None,
+        path: Vec::new(),
+        call_id: format!("call-{contact}"),
+        cseq: 1,
+        expires_at,
+        q: None,
+        user_agent: None,
+    }
+}
+
+/// A binding with every optional field set.
+pub fn full_binding(aor: &str, contact: &str, expires_at: i64) -> BindingRow {
+    BindingRow {
+        instance: Some("<urn:uuid:00000000-0000-1000-8000-000A95A0E128>".to_owned()),
+        reg_id: Some(u32::MAX),
+        source: Some("udp:203.0.113.5:41000".to_owned()),
+        path: vec![
+            "<sip:edge1.example.com;lr>".to_owned(),
+            "<sip:edge2.example.com;lr>".to_owned(),
+        ],
+        q: Some(0.7),
+        user_agent: Some("Yealink SIP-T46S".to_owned()),
+        ..binding(aor, contact, expires_at)
+    }
+}
+
+/// A value unique to this test run, to keep rows of concurrent or repeated
+/// runs against a shared PostgreSQL apart.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// A start time (ms) unique to this run and test, for time-window queries.
+pub fn unique_base_ms(test_slot: i64) -> i64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    now_ms * 1000 + test_slot * 100_000_000
+}
+
+/// Writer tuning for tests: quick retries, short connection waits.
+pub fn quick_writer_config() -> CdrWriterConfig {
+    CdrWriterConfig {
+        max_batch: 4,
+        retry_initial: Duration::from_millis(20),
+        retry_max: Duration::from_millis(100),
+        store_options: StoreOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_millis(500),
+        },
+    }
+}
+
+/// Flushes until the spool is empty; panics if it never empties.
+pub async fn wait_until_spool_empty(writer: &CdrWriterHandle) {
+    for _ in 0..1200 {
+        let report = writer.flush().await;
+        if report.spooled == 0 && report.unsaved == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the CDR spool never drained: {:?}", writer.flush().await);
+}
+
+/// The uniqueids in a spool file, in order.
+pub fn spool_ids(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<SpoolEntry>(l)
+                .unwrap()
+                .record
+                .uniqueid
+        })
+        .collect()
+}
+
+/// A port on 127.0.0.1 where nothing listens (right now).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Splits `postgres://user:pass@host:port/db?x` into the address and a
+/// function of a new port giving the same URL pointed at 127.0.0.1:port.
+pub fn pg_upstream(url: &str) -> (SocketAddr, impl Fn(u16) -> String + '_) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    let addr: SocketAddr = hostport.parse().unwrap();
+    let rewrite = move |port: u16| match userinfo {
+        Some(u) => format!("{scheme}://{u}@127.0.0.1:{port}{tail}"),
+        None => format!("{scheme}://127.0.0.1:{port}{tail}"),
+    };
+    (addr, rewrite)
+}
+
+/// Forwards TCP connections from a local port to an upstream server. While
+/// stopped, the port is closed (connections are refused); stopping also cuts
+/// every forwarded connection, as a server crash would.
+pub struct Forwarder {
+    accept: JoinHandle<()>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Forwarder {
+    pub async fn start(port: u16, upstream: SocketAddr) -> Forwarder {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let tracked = Arc::clone(&conns);
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tracked.lock().unwrap().push(conn);
+            }
+        });
+        Forwarder { accept, conns }
+    }
+
+    pub async fn stop(self) {
+        self.accept.abort();
+        let _ = self.accept.await;
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap());
+        for conn in conns {
+            conn.abort();
+            let _ = conn.await;
+        }
+    }
+}

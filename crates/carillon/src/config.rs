@@ -1,0 +1,638 @@
+//! Configuration: the TOML files in the config directory (`carillon.toml`,
+//! `users.toml`), deserialized with serde and validated whole. Every
+//! problem is reported as `file:line: dotted.key: what is wrong`, and all
+//! of them are collected before giving up, so `carillon check-config`
+//! shows everything an operator must fix in one run.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use carillon_b2bua::{PolicyConfig, Transport, User};
+use carillon_digest::Algorithm;
+use carillon_net::ListenSpec;
+use carillon_registrar::RegistrarConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.key, self.message
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MainFile {
+    #[serde(default)]
+    general: General,
+    #[serde(default)]
+    listen: Vec<Listen>,
+    #[serde(default)]
+    database: Database,
+    #[serde(default)]
+    registrar: Registrar,
+    #[serde(default)]
+    security: Security,
+    #[serde(default)]
+    rtp: Rtp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct General {
+    realm: String,
+    user_agent: String,
+    /// 64 hex digits; pins every RNG for reproducible runs.
+    rng_seed: Option<Spanned<String>>,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            realm: "carillon".into(),
+            user_agent: format!("Carillon/{}", env!("CARGO_PKG_VERSION")),
+            rng_seed: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Listen {
+    transport: Spanned<String>,
+    address: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Database {
+    url: String,
+    cdr_spool: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: "sqlite://var/carillon.db".into(),
+            cdr_spool: "var/cdr-spool.jsonl".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Registrar {
+    min_expires: Spanned<u32>,
+    max_expires: Spanned<u32>,
+    default_expires: Spanned<u32>,
+    remove_existing: bool,
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Registrar {
+            min_expires: Spanned::new(0..0, 60),
+            max_expires: Spanned::new(0..0, 3600),
+            default_expires: Spanned::new(0..0, 3600),
+            remove_existing: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Security {
+    max_auth_failures: u32,
+    failure_window_secs: u64,
+    ban_secs: u64,
+    rate_per_sec: Spanned<f64>,
+    burst: Spanned<f64>,
+    exempt: Vec<Spanned<String>>,
+    digest_algorithms: Vec<Spanned<String>>,
+    nonce_lifetime_secs: u64,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            max_auth_failures: 10,
+            failure_window_secs: 60,
+            ban_secs: 600,
+            rate_per_sec: Spanned::new(0..0, 200.0),
+            burst: Spanned::new(0..0, 400.0),
+            exempt: Vec::new(),
+            digest_algorithms: vec![
+                Spanned::new(0..0, "MD5".into()),
+                Spanned::new(0..0, "SHA-256".into()),
+            ],
+            nonce_lifetime_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Rtp {
+    port_min: Spanned<u16>,
+    port_max: Spanned<u16>,
+}
+
+impl Default for Rtp {
+    fn default() -> Self {
+        Rtp {
+            port_min: Spanned::new(0..0, 10000),
+            port_max: Spanned::new(0..0, 20000),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    defaults: UserDefaults,
+    #[serde(default)]
+    user: Vec<UserEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct UserDefaults {
+    context: String,
+    codecs: Vec<String>,
+    max_contacts: usize,
+}
+
+impl Default for UserDefaults {
+    fn default() -> Self {
+        UserDefaults {
+            context: "internal".into(),
+            codecs: vec!["ulaw".into(), "alaw".into()],
+            max_contacts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    extension: Spanned<String>,
+    password: Spanned<String>,
+    context: Option<String>,
+    codecs: Option<Vec<Spanned<String>>>,
+    max_contacts: Option<Spanned<usize>>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub realm: String,
+    pub user_agent: String,
+    pub rng_seed: Option<[u8; 32]>,
+    pub listen: Vec<ListenSpec>,
+    pub database_url: String,
+    pub cdr_spool: PathBuf,
+    pub registrar: RegistrarConfig,
+    pub policy: PolicyConfig,
+    pub digest_algorithms: Vec<Algorithm>,
+    pub nonce_lifetime: Duration,
+    pub rtp_ports: (u16, u16),
+    pub users: Vec<User>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+/// The dotted key at a byte offset: the nearest table header above and
+/// the key on that line (`user[2].password`).
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    let mut table = String::new();
+    for l in text[..line_start].lines() {
+        let t = l.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|x| x.split("]]").next()) {
+            let name = name.trim();
+            let idx = text[..line_start]
+                .lines()
+                .filter(|x| {
+                    x.trim()
+                        .strip_prefix("[[")
+                        .and_then(|y| y.split("]]").next())
+                        .map(str::trim)
+                        == Some(name)
+                })
+                .count()
+                .saturating_sub(1);
+            table = format!("{name}[{idx}]");
+        } else if let Some(name) = t.strip_prefix('[').and_then(|x| x.split(']').next()) {
+            table = name.trim().to_owned();
+        }
+    }
+    let key = line.split('=').next().unwrap_or("").trim();
+    let key = if line.contains('=') { key } else { "" };
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => "(top level)".into(),
+        (true, false) => key.into(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+struct Checker<'a> {
+    file: String,
+    text: &'a str,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn at(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line: line_of(self.text, span.start),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn parse_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match toml::from_str::<T>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            problems.push(Problem {
+                file: path.display().to_string(),
+                line: line_of(text, offset),
+                key: key_at(text, offset),
+                message: e.message().trim().to_owned(),
+            });
+            None
+        }
+    }
+}
+
+fn read(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(Problem {
+                file: path.display().to_string(),
+                line: 0,
+                key: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
+    }
+}
+
+/// Loads and validates the configuration directory.
+pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let main_path = dir.join("carillon.toml");
+    let users_path = dir.join("users.toml");
+    let main_text = read(&main_path, &mut problems);
+    let users_text = read(&users_path, &mut problems);
+    let main: Option<MainFile> = main_text
+        .as_deref()
+        .and_then(|t| parse_file(&main_path, t, &mut problems));
+    let users: Option<UsersFile> = users_text
+        .as_deref()
+        .and_then(|t| parse_file(&users_path, t, &mut problems));
+    let (Some(main), Some(users), Some(main_text), Some(users_text)) =
+        (main, users, main_text, users_text)
+    else {
+        return Err(problems);
+    };
+
+    let mut c = Checker {
+        file: main_path.display().to_string(),
+        text: &main_text,
+        problems: &mut problems,
+    };
+    let mut listen = Vec::new();
+    if main.listen.is_empty() {
+        c.at(
+            0..0,
+            "listen",
+            "no listener configured: add a [[listen]] table",
+        );
+    }
+    for (i, l) in main.listen.iter().enumerate() {
+        let transport = match l.transport.get_ref().to_ascii_lowercase().as_str() {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            other => {
+                c.at(
+                    l.transport.span(),
+                    format!("listen[{i}].transport"),
+                    format!("unknown transport {other:?} (expected \"udp\" or \"tcp\")"),
+                );
+                None
+            }
+        };
+        let addr = match l.address.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                c.at(
+                    l.address.span(),
+                    format!("listen[{i}].address"),
+                    format!(
+                        "{:?} is not an address:port (e.g. \"0.0.0.0:5060\" or \"[::]:5060\")",
+                        l.address.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        if let (Some(transport), Some(addr)) = (transport, addr) {
+            listen.push(ListenSpec { transport, addr });
+        }
+    }
+    let rng_seed = main.general.rng_seed.as_ref().and_then(|s| {
+        let mut seed = [0u8; 32];
+        match hex::decode_to_slice(s.get_ref(), &mut seed) {
+            Ok(()) => Some(seed),
+            Err(_) => {
+                c.at(s.span(), "general.rng_seed", "must be 64 hex digits");
+                None
+            }
+        }
+    });
+    let r = &main.registrar;
+    if *r.min_expires.get_ref() > *r.max_expires.get_ref() {
+        c.at(
+            r.min_expires.span(),
+            "registrar.min_expires",
+            "is larger than registrar.max_expires",
+        );
+    }
+    if *r.default_expires.get_ref() < *r.min_expires.get_ref() {
+        c.at(
+            r.default_expires.span(),
+            "registrar.default_expires",
+            "is below registrar.min_expires",
+        );
+    }
+    let s = &main.security;
+    if *s.rate_per_sec.get_ref() <= 0.0 {
+        c.at(
+            s.rate_per_sec.span(),
+            "security.rate_per_sec",
+            "must be positive",
+        );
+    }
+    if *s.burst.get_ref() < 1.0 {
+        c.at(s.burst.span(), "security.burst", "must be at least 1");
+    }
+    let mut exempt = Vec::new();
+    for (i, e) in s.exempt.iter().enumerate() {
+        match e.get_ref().parse::<IpAddr>() {
+            Ok(ip) => exempt.push(ip),
+            Err(_) => c.at(
+                e.span(),
+                format!("security.exempt[{i}]"),
+                format!("{:?} is not an IP address", e.get_ref()),
+            ),
+        }
+    }
+    let mut algorithms = Vec::new();
+    for (i, a) in s.digest_algorithms.iter().enumerate() {
+        match Algorithm::parse(a.get_ref()) {
+            Ok(alg) => algorithms.push(alg),
+            Err(_) => c.at(
+                a.span(),
+                format!("security.digest_algorithms[{i}]"),
+                format!("{:?} is not MD5 or SHA-256", a.get_ref()),
+            ),
+        }
+    }
+    if algorithms.is_empty() && s.digest_algorithms.is_empty() {
+        c.at(
+            0..0,
+            "security.digest_algorithms",
+            "at least one algorithm is needed",
+        );
+    }
+    if main.rtp.port_min.get_ref() >= main.rtp.port_max.get_ref() {
+        c.at(
+            main.rtp.port_min.span(),
+            "rtp.port_min",
+            "must be below rtp.port_max",
+        );
+    }
+
+    let mut uc = Checker {
+        file: users_path.display().to_string(),
+        text: &users_text,
+        problems: &mut problems,
+    };
+    let mut user_list: Vec<User> = Vec::new();
+    for (i, u) in users.user.iter().enumerate() {
+        let ext = u.extension.get_ref();
+        if ext.is_empty()
+            || !ext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b))
+        {
+            uc.at(
+                u.extension.span(),
+                format!("user[{i}].extension"),
+                "must be non-empty letters, digits or + - _ .",
+            );
+        } else if user_list.iter().any(|x| x.extension == *ext) {
+            uc.at(
+                u.extension.span(),
+                format!("user[{i}].extension"),
+                format!("extension {ext} is defined twice"),
+            );
+        }
+        if u.password.get_ref().len() < 6 {
+            uc.at(
+                u.password.span(),
+                format!("user[{i}].password"),
+                "must be at least 6 characters",
+            );
+        }
+        let codecs: Vec<String> = match &u.codecs {
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(j, c)| {
+                    let name = c.get_ref().to_ascii_lowercase();
+                    if ["ulaw", "alaw", "pcmu", "pcma", "opus", "g722"].contains(&name.as_str()) {
+                        Some(name)
+                    } else {
+                        uc.at(
+                            c.span(),
+                            format!("user[{i}].codecs[{j}]"),
+                            format!("unknown codec {:?}", c.get_ref()),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            None => users.defaults.codecs.clone(),
+        };
+        let max_contacts = match &u.max_contacts {
+            Some(m) if *m.get_ref() == 0 => {
+                uc.at(
+                    m.span(),
+                    format!("user[{i}].max_contacts"),
+                    "must be at least 1",
+                );
+                1
+            }
+            Some(m) => *m.get_ref(),
+            None => users.defaults.max_contacts.max(1),
+        };
+        user_list.push(User {
+            extension: ext.clone(),
+            password: u.password.get_ref().clone(),
+            context: u
+                .context
+                .clone()
+                .unwrap_or_else(|| users.defaults.context.clone()),
+            codecs,
+            max_contacts,
+        });
+    }
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let base = |p: &str| -> PathBuf { PathBuf::from(p) };
+    Ok(Config {
+        realm: main.general.realm,
+        user_agent: main.general.user_agent,
+        rng_seed,
+        listen,
+        database_url: main.database.url,
+        cdr_spool: base(&main.database.cdr_spool),
+        registrar: RegistrarConfig {
+            min_expires: *main.registrar.min_expires.get_ref(),
+            max_expires: *main.registrar.max_expires.get_ref(),
+            default_expires: *main.registrar.default_expires.get_ref(),
+            remove_existing: main.registrar.remove_existing,
+        },
+        policy: PolicyConfig {
+            max_auth_failures: main.security.max_auth_failures.max(1),
+            failure_window: Duration::from_secs(main.security.failure_window_secs),
+            ban_time: Duration::from_secs(main.security.ban_secs),
+            rate_per_sec: *main.security.rate_per_sec.get_ref(),
+            burst: *main.security.burst.get_ref(),
+            exempt,
+        },
+        digest_algorithms: algorithms,
+        nonce_lifetime: Duration::from_secs(main.security.nonce_lifetime_secs.max(10)),
+        rtp_ports: (*main.rtp.port_min.get_ref(), *main.rtp.port_max.get_ref()),
+        users: user_list,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, main: &str, users: &str) {
+        std::fs::write(dir.join("carillon.toml"), main).unwrap();
+        std::fs::write(dir.join("users.toml"), users).unwrap();
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let c = load(&dir).unwrap_or_else(|p| {
+            panic!(
+                "{:?}",
+                p.iter().map(ToString::to_string).collect::<Vec<_>>()
+            )
+        });
+        for ext in ["100", "101", "8013", "8014"] {
+            assert!(c.users.iter().any(|u| u.extension == ext), "{ext} missing");
+        }
+        assert_eq!(
+            c.users
+                .iter()
+                .find(|u| u.extension == "100")
+                .unwrap()
+                .password,
+            "changeme100"
+        );
+        assert!(c.database_url.starts_with("sqlite://var/"));
+    }
+
+    #[test]
+    fn problems_name_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "[general]\nrealm = \"x\"\n\n[[listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n\n[[listen]]\ntransport = \"sctp\"\naddress = \"nowhere\"\n",
+            "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n\n[[user]]\nextension = \"100\"\npassword = \"x\"\n",
+        );
+        let problems = load(dir.path()).unwrap_err();
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}: {}",
+                    Path::new(&p.file).file_name().unwrap().to_string_lossy(),
+                    p.line,
+                    p.key
+                )
+            })
+            .collect();
+        assert!(
+            lines.contains(&"carillon.toml:9: listen[1].transport".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"carillon.toml:10: listen[1].address".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"users.toml:6: user[1].extension".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"users.toml:7: user[1].password".to_string()),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_reported_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "[[listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n\n[registrar]\nmin_expirez = 5\n", "");
+        let p = load(dir.path()).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].line, 6);
+        assert_eq!(p[0].key, "registrar.min_expirez");
+        assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+    }
+}

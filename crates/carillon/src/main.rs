@@ -1,0 +1,223 @@
+//! The `carillon` binary: command line, logging, configuration loading and
+//! the wiring of the switch core, the network edge and the store. Signals:
+//! SIGTERM/SIGINT stop cleanly after flushing registrations to the
+//! database; SIGHUP reloads users and policies without dropping
+//! registrations.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use carillon_b2bua::{Switch, SwitchConfig};
+use carillon_net::{Control, Driver};
+use carillon_registrar::{Binding, BindingChange};
+use carillon_store::{BindingRow, BindingWriter, Store};
+use clap::{Parser, Subcommand};
+use rand::RngCore;
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(name = "carillon", version, about = "Carillon SIP/RTP softswitch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch.
+    Run {
+        /// Configuration directory.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Validate a configuration directory; prints one line per problem.
+    CheckConfig {
+        #[arg(default_value = "config")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { dir } => match config::load(&dir) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} users, {} listeners)",
+                    dir.display(),
+                    c.users.len(),
+                    c.listen.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in problems {
+                    println!("{p}");
+                }
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => {
+            init_logging();
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(run(&config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e:#}");
+                    eprintln!("carillon: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn to_row(b: Binding) -> BindingRow {
+    BindingRow {
+        aor: b.aor,
+        contact: b.contact,
+        instance: b.instance,
+        reg_id: b.reg_id,
+        source: Some(b.source),
+        path: b.path,
+        call_id: b.call_id,
+        cseq: b.cseq,
+        expires_at: i64::try_from(b.expires_at).unwrap_or(i64::MAX),
+        q: b.q,
+        user_agent: b.user_agent,
+    }
+}
+
+fn from_row(r: BindingRow) -> Binding {
+    Binding {
+        aor: r.aor,
+        contact: r.contact,
+        source: r.source.unwrap_or_default(),
+        instance: r.instance,
+        reg_id: r.reg_id,
+        path: r.path,
+        call_id: r.call_id,
+        cseq: r.cseq,
+        expires_at: u64::try_from(r.expires_at).unwrap_or(0),
+        q: r.q,
+        user_agent: r.user_agent,
+    }
+}
+
+fn config_or_error(dir: &Path) -> anyhow::Result<config::Config> {
+    config::load(dir).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid configuration:\n{}", lines.join("\n"))
+    })
+}
+
+async fn run(dir: &Path) -> anyhow::Result<()> {
+    let cfg = config_or_error(dir)?;
+    info!(
+        config = %dir.display(),
+        users = cfg.users.len(),
+        rtp_ports = ?cfg.rtp_ports,
+        cdr_spool = %cfg.cdr_spool.display(),
+        "starting Carillon {}", env!("CARGO_PKG_VERSION"));
+    let store = Store::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening database {}", cfg.database_url))?;
+    let now = unix_now();
+    let _ = store
+        .purge_expired(i64::try_from(now).unwrap_or(i64::MAX))
+        .await;
+    let rows = store
+        .load_bindings(i64::try_from(now).unwrap_or(i64::MAX))
+        .await
+        .context("loading registrations")?;
+    info!(bindings = rows.len(), database = %cfg.database_url, "registrations restored");
+
+    let seed = cfg.rng_seed.unwrap_or_else(|| {
+        let mut s = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut s);
+        s
+    });
+    let mut switch = Switch::new(SwitchConfig {
+        realm: cfg.realm.clone(),
+        user_agent: cfg.user_agent.clone(),
+        users: cfg.users.clone(),
+        registrar: cfg.registrar.clone(),
+        policy: cfg.policy.clone(),
+        digest_algorithms: cfg.digest_algorithms.clone(),
+        nonce_lifetime: cfg.nonce_lifetime,
+        rng_seed: seed,
+        timers: carillon_transaction::TimerConfig::default(),
+    })?;
+    switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);
+
+    let writer = BindingWriter::spawn(store.clone());
+    let sink = writer.clone();
+    let on_binding = Box::new(move |c: BindingChange| {
+        sink.submit(match c {
+            BindingChange::Upsert(b) => carillon_store::BindingChange::Upsert(to_row(b)),
+            BindingChange::Remove { aor, contact } => {
+                carillon_store::BindingChange::Remove { aor, contact }
+            }
+        })
+    });
+    let (handle, join) = Driver::start(switch, &cfg.listen, on_binding).await?;
+    for l in &handle.bound {
+        info!(transport = l.transport.as_str(), address = %l.addr, "SIP listener ready");
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => match config::load(dir) {
+                Ok(new) => {
+                    handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar }).await;
+                }
+                Err(problems) => {
+                    for p in problems {
+                        warn!(problem = %p, "reload refused; the running configuration is kept");
+                    }
+                }
+            },
+        }
+    }
+    info!("stopping: flushing registrations");
+    handle.shutdown().await;
+    let _ = join.await;
+    writer.flush().await;
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
