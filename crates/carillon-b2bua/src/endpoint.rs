@@ -117,6 +117,11 @@ pub fn server_key(msg: &Message) -> Option<String> {
     }
 }
 
+/// `Call-ID|CSeq number` of a request, for matching ACKs to INVITEs.
+pub fn dialog_key(msg: &Message) -> Option<String> {
+    Some(format!("{}|{}", msg.call_id()?, msg.cseq()?.seq))
+}
+
 /// Where a response to `req` received from `peer` goes, and the top Via
 /// rewritten with `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
 pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
@@ -165,6 +170,8 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
 struct Entry {
     txn: ServerTransaction,
     peer: Peer,
+    /// `Call-ID|CSeq` of an INVITE, to match ACKs whose branch differs.
+    dialog: Option<String>,
 }
 
 /// Server transactions by key, with a lazily-cleaned deadline heap.
@@ -172,6 +179,7 @@ pub struct ServerTable {
     cfg: TimerConfig,
     txns: HashMap<String, Entry>,
     deadlines: BinaryHeap<Reverse<(Instant, String)>>,
+    invites: HashMap<String, String>,
 }
 
 /// Bytes to send and where.
@@ -187,6 +195,7 @@ impl ServerTable {
             cfg,
             txns: HashMap::new(),
             deadlines: BinaryHeap::new(),
+            invites: HashMap::new(),
         }
     }
 
@@ -213,8 +222,18 @@ impl ServerTable {
         true
     }
 
-    /// An ACK for a non-2xx final response.
-    pub fn ack(&mut self, key: &str, now: Instant) -> bool {
+    /// An ACK for a non-2xx final response. Matched by branch, or by
+    /// Call-ID and CSeq for clients that give the ACK a new branch.
+    pub fn ack(&mut self, key: &str, dialog: Option<&str>, now: Instant) -> bool {
+        let key = match (
+            self.txns.contains_key(key),
+            dialog.and_then(|d| self.invites.get(d)),
+        ) {
+            (true, _) => key.to_owned(),
+            (false, Some(k)) => k.clone(),
+            (false, None) => return false,
+        };
+        let key = key.as_str();
         match self.txns.get_mut(key) {
             Some(e) => {
                 e.txn.handle_ack(now);
@@ -226,9 +245,27 @@ impl ServerTable {
     }
 
     /// Starts a transaction for a new request.
-    pub fn create(&mut self, key: String, kind: TransactionKind, peer: Peer, now: Instant) {
+    pub fn create(
+        &mut self,
+        key: String,
+        kind: TransactionKind,
+        peer: Peer,
+        dialog: Option<String>,
+        now: Instant,
+    ) {
         let txn = ServerTransaction::new(kind, peer.transport.is_reliable(), now, self.cfg);
-        self.txns.insert(key, Entry { txn, peer });
+        if let Some(d) = &dialog {
+            self.invites.insert(d.clone(), key.clone());
+        }
+        self.txns.insert(key, Entry { txn, peer, dialog });
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(e) = self.txns.remove(key) {
+            if let Some(d) = e.dialog {
+                self.invites.remove(&d);
+            }
+        }
     }
 
     /// Sends a response through a transaction (or statelessly if none).
@@ -253,7 +290,7 @@ impl ServerTable {
                     });
                 }
                 if e.txn.is_terminated() {
-                    self.txns.remove(key);
+                    self.remove(key);
                 } else {
                     self.schedule(key.to_owned());
                 }
@@ -299,7 +336,7 @@ impl ServerTable {
             }
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {
-                self.txns.remove(&key);
+                self.remove(&key);
             } else {
                 self.schedule(key);
             }

@@ -13,6 +13,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod calls;
 pub mod endpoint;
 pub mod policy;
 pub mod switch;

@@ -42,6 +42,8 @@ pub struct SwitchConfig {
     /// config pins one for reproducible tests.
     pub rng_seed: [u8; 32],
     pub timers: TimerConfig,
+    /// Call handling: dialplan, media addresses, RTP ports.
+    pub calls: crate::calls::CallConfig,
 }
 
 /// What the switch asks its edge to do.
@@ -50,6 +52,10 @@ pub enum Output {
     Transmit(Transmit),
     /// Mirror this into the binding store.
     Binding(BindingChange),
+    /// Tell the media plane.
+    Media(carillon_mediactl::MediaCommand),
+    /// A finished call's record.
+    Cdr(carillon_cdr::CallRecord),
 }
 
 /// Counters for logs, metrics and tests.
@@ -61,24 +67,27 @@ pub struct Stats {
     pub dropped_unparseable: u64,
     pub retransmissions: u64,
     pub registrations_ok: u64,
+    pub calls_started: u64,
+    pub calls_answered: u64,
     pub auth_failures: u64,
     pub bans: u64,
 }
 
 /// The switch core.
 pub struct Switch {
-    realm: String,
-    user_agent: String,
-    users: UserDirectory,
-    registrar: Registrar,
+    pub(crate) realm: String,
+    pub(crate) user_agent: String,
+    pub(crate) users: UserDirectory,
+    pub(crate) registrar: Registrar,
     policy: Policy,
     digest: DigestServer,
-    table: ServerTable,
-    rng: ChaCha8Rng,
-    outputs: VecDeque<Output>,
-    scratch: Vec<Transmit>,
+    pub(crate) table: ServerTable,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) scratch: Vec<Transmit>,
     next_housekeeping: Option<Instant>,
-    stats: Stats,
+    pub(crate) stats: Stats,
+    pub(crate) calls: crate::calls::Calls,
 }
 
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
@@ -124,6 +133,7 @@ impl Switch {
             scratch: Vec::new(),
             next_housekeeping: None,
             stats: Stats::default(),
+            calls: crate::calls::Calls::new(config.calls),
         })
     }
 
@@ -161,19 +171,45 @@ impl Switch {
         self.table.len()
     }
 
+    /// Calls, client transactions and RTP ports in use (leak checks).
+    pub fn call_counts(&self) -> (usize, usize, usize) {
+        (
+            self.calls.active(),
+            self.calls.client_transactions(),
+            self.calls.ports_in_use(),
+        )
+    }
+
+    /// Our SIP address for Via/Contact, once the listeners are bound.
+    pub fn set_sip_addr(&mut self, addr: std::net::SocketAddr) {
+        self.calls.set_sip_addr(addr);
+    }
+
+    /// Replaces the dialplan (SIGHUP); running calls keep theirs.
+    pub fn set_dialplan(&mut self, plan: Option<carillon_dialplan::Dialplan>) {
+        self.calls.set_dialplan(plan);
+    }
+
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.table.poll_timeout(), self.next_housekeeping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.table.poll_timeout(),
+            self.next_housekeeping,
+            self.calls.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    pub fn handle_timeout(&mut self, now: Instant, now_unix: u64) {
+    pub fn handle_timeout(&mut self, now: Instant, now_unix_ms: u64) {
+        let now_unix = now_unix_ms / 1000;
         self.table.handle_timeout(now, &mut self.scratch);
+        self.flush_scratch();
+        self.calls_timeout(now, now_unix_ms);
         self.flush_scratch();
         if self.next_housekeeping.is_none_or(|t| t <= now) {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
@@ -188,18 +224,18 @@ impl Switch {
         }
     }
 
-    fn flush_scratch(&mut self) {
+    pub(crate) fn flush_scratch(&mut self) {
         for t in self.scratch.drain(..) {
             self.outputs.push_back(Output::Transmit(t));
         }
     }
 
-    fn random_hex(&mut self) -> String {
+    pub(crate) fn random_hex(&mut self) -> String {
         format!("{:016x}", self.rng.next_u64())
     }
 
     /// One datagram or stream frame from `peer`.
-    pub fn handle_input(&mut self, now: Instant, now_unix: u64, peer: Peer, bytes: Bytes) {
+    pub fn handle_input(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, bytes: Bytes) {
         if self.next_housekeeping.is_none() {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
         }
@@ -242,11 +278,16 @@ impl Switch {
         if !msg.is_request() {
             // No client transactions yet: a response matching nothing is
             // dropped (RFC 3261 §18.1.2), and so is an unusable one.
-            debug!(source = %peer, usable = response_is_usable(&msg), "stray response dropped");
+            if response_is_usable(&msg) {
+                self.handle_response(now, now_unix_ms, peer, &msg);
+                self.flush_scratch();
+            } else {
+                debug!(source = %peer, "unusable response dropped");
+            }
             return;
         }
         self.stats.requests += 1;
-        self.handle_request(now, now_unix, peer, &msg);
+        self.handle_request(now, now_unix_ms, peer, &msg);
         self.flush_scratch();
     }
 
@@ -270,7 +311,7 @@ impl Switch {
             .push_back(Output::Transmit(Transmit { to, bytes }));
     }
 
-    fn respond(
+    pub(crate) fn respond(
         &mut self,
         now: Instant,
         key: &str,
@@ -292,7 +333,8 @@ impl Switch {
             .respond(key, status, bytes, now, to, &mut self.scratch);
     }
 
-    fn handle_request(&mut self, now: Instant, now_unix: u64, peer: Peer, msg: &Message) {
+    fn handle_request(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, msg: &Message) {
+        let now_unix = now_unix_ms / 1000;
         let Some(method) = msg.method().cloned() else {
             return;
         };
@@ -301,8 +343,12 @@ impl Switch {
             return;
         };
         if method == Method::Ack {
-            if !self.table.ack(&key, now) {
-                debug!(source = %peer, "ACK without transaction absorbed");
+            let in_dialog = self.handle_dialog_ack(now, msg);
+            let matched = self
+                .table
+                .ack(&key, crate::endpoint::dialog_key(msg).as_deref(), now);
+            if !in_dialog && !matched {
+                debug!(source = %peer, "ACK without transaction or dialog absorbed");
             }
             return;
         }
@@ -317,7 +363,12 @@ impl Switch {
         };
         // Port the transaction's responses go to.
         let (route, _) = response_route(msg, peer);
-        self.table.create(key.clone(), kind, route, now);
+        let dialog = if kind == TransactionKind::Invite {
+            crate::endpoint::dialog_key(msg)
+        } else {
+            None
+        };
+        self.table.create(key.clone(), kind, route, dialog, now);
 
         if let Err(rej) = validate_request(msg) {
             info!(method = %method, source = %peer, status = rej.status, reason = rej.reason, "request rejected");
@@ -354,24 +405,32 @@ impl Switch {
                 });
                 200
             }
-            _ if in_dialog => {
-                self.respond(now, &key, msg, peer, 481, |b| b);
-                481
-            }
-            Method::Cancel => {
-                self.respond(now, &key, msg, peer, 481, |b| b);
-                481
-            }
+            _ if in_dialog => self.handle_in_dialog(now, now_unix_ms, &key, peer, msg),
+            Method::Cancel => self.handle_cancel(now, now_unix_ms, &key, peer, msg),
             Method::Invite => {
-                // Calls arrive with the B2BUA (issue 3); until then an
-                // authenticated caller learns the callee is unavailable.
-                match self.authenticate(now, now_unix, peer, msg, true) {
-                    Ok(user) => {
-                        info!(user = %user, "INVITE authenticated; calls not available in this build");
-                        self.respond(now, &key, msg, peer, 480, |b| b);
-                        480
-                    }
-                    Err(stale) => self.send_challenge(now, now_unix, &key, msg, peer, stale, true),
+                let trunk = self.calls.identify_trunk(peer.addr.ip());
+                match trunk {
+                    Some(t) => self.handle_new_invite(
+                        now,
+                        now_unix_ms,
+                        &key,
+                        peer,
+                        msg,
+                        crate::calls::Caller::Trunk(t),
+                    ),
+                    None => match self.authenticate(now, now_unix, peer, msg, true) {
+                        Ok(user) => self.handle_new_invite(
+                            now,
+                            now_unix_ms,
+                            &key,
+                            peer,
+                            msg,
+                            crate::calls::Caller::User(user),
+                        ),
+                        Err(stale) => {
+                            self.send_challenge(now, now_unix, &key, msg, peer, stale, true)
+                        }
+                    },
                 }
             }
             _ => {

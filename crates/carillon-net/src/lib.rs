@@ -8,5 +8,5 @@
 pub mod driver;
 pub mod transport;
 
-pub use driver::{Control, Driver, DriverHandle};
+pub use driver::{Control, Driver, DriverHandle, Sinks};
 pub use transport::{ListenSpec, Listeners};

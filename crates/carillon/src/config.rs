@@ -60,6 +60,8 @@ struct General {
     user_agent: String,
     /// 64 hex digits; pins every RNG for reproducible runs.
     rng_seed: Option<Spanned<String>>,
+    /// Address written in Via/Contact/SDP when listeners bind 0.0.0.0.
+    advertise_ip: Option<Spanned<String>>,
 }
 
 impl Default for General {
@@ -68,6 +70,7 @@ impl Default for General {
             realm: "carillon".into(),
             user_agent: format!("Carillon/{}", env!("CARGO_PKG_VERSION")),
             rng_seed: None,
+            advertise_ip: None,
         }
     }
 }
@@ -151,6 +154,12 @@ impl Default for Security {
 struct Rtp {
     port_min: Spanned<u16>,
     port_max: Spanned<u16>,
+    /// Address RTP sockets bind to.
+    address: Spanned<String>,
+    /// Hang up calls whose media stopped for this long (0 = never).
+    timeout_secs: u64,
+    /// The same while a party is on hold.
+    hold_timeout_secs: u64,
 }
 
 impl Default for Rtp {
@@ -158,6 +167,9 @@ impl Default for Rtp {
         Rtp {
             port_min: Spanned::new(0..0, 10000),
             port_max: Spanned::new(0..0, 20000),
+            address: Spanned::new(0..0, "0.0.0.0".into()),
+            timeout_secs: 30,
+            hold_timeout_secs: 300,
         }
     }
 }
@@ -213,7 +225,12 @@ pub struct Config {
     pub digest_algorithms: Vec<Algorithm>,
     pub nonce_lifetime: Duration,
     pub rtp_ports: (u16, u16),
+    pub rtp_bind: IpAddr,
+    pub rtp_timeout: Option<Duration>,
+    pub hold_timeout: Option<Duration>,
+    pub advertise_ip: Option<IpAddr>,
     pub users: Vec<User>,
+    pub dialplan: Option<carillon_dialplan::Dialplan>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -446,6 +463,32 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
             "must be below rtp.port_max",
         );
     }
+    let rtp_bind = match main.rtp.address.get_ref().parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => {
+            c.at(
+                main.rtp.address.span(),
+                "rtp.address",
+                format!("{:?} is not an IP address", main.rtp.address.get_ref()),
+            );
+            IpAddr::from([0, 0, 0, 0])
+        }
+    };
+    let advertise_ip =
+        main.general
+            .advertise_ip
+            .as_ref()
+            .and_then(|a| match a.get_ref().parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    c.at(
+                        a.span(),
+                        "general.advertise_ip",
+                        format!("{:?} is not an IP address", a.get_ref()),
+                    );
+                    None
+                }
+            });
 
     let mut uc = Checker {
         file: users_path.display().to_string(),
@@ -523,6 +566,35 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         });
     }
 
+    // The dialplan (optional file).
+    let dialplan_path = dir.join("dialplan.toml");
+    let dialplan =
+        if dialplan_path.exists() {
+            read(&dialplan_path, &mut problems).and_then(|text| {
+                match carillon_dialplan::Dialplan::load(&dialplan_path.display().to_string(), &text)
+                {
+                    Ok(d) => Some(d),
+                    Err(ps) => {
+                        for p in ps {
+                            problems.push(Problem {
+                                file: p.file,
+                                line: p.line,
+                                key: if p.key.is_empty() {
+                                    "(syntax)".into()
+                                } else {
+                                    p.key
+                                },
+                                message: p.message,
+                            });
+                        }
+                        None
+                    }
+                }
+            })
+        } else {
+            None
+        };
+
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -551,7 +623,14 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         digest_algorithms: algorithms,
         nonce_lifetime: Duration::from_secs(main.security.nonce_lifetime_secs.max(10)),
         rtp_ports: (*main.rtp.port_min.get_ref(), *main.rtp.port_max.get_ref()),
+        rtp_bind,
+        rtp_timeout: (main.rtp.timeout_secs > 0)
+            .then(|| Duration::from_secs(main.rtp.timeout_secs)),
+        hold_timeout: (main.rtp.hold_timeout_secs > 0)
+            .then(|| Duration::from_secs(main.rtp.hold_timeout_secs)),
+        advertise_ip,
         users: user_list,
+        dialplan,
     })
 }
 

@@ -12,9 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use carillon_b2bua::{Switch, SwitchConfig};
-use carillon_net::{Control, Driver};
+use carillon_cdr::CdrSink;
+use carillon_net::{Control, Driver, Sinks};
 use carillon_registrar::{Binding, BindingChange};
-use carillon_store::{BindingRow, BindingWriter, Store};
+use carillon_store::{BindingRow, BindingWriter, CdrWriter, Store, SystemClock};
 use clap::{Parser, Subcommand};
 use rand::RngCore;
 use tracing::{error, info, warn};
@@ -134,6 +135,22 @@ fn from_row(r: BindingRow) -> Binding {
     }
 }
 
+/// The address other hosts reach us on: the first listener's IP if it is
+/// specific, else the source address the kernel would use for an outside
+/// destination (no packet is sent), else loopback.
+fn guess_local_ip(cfg: &config::Config) -> std::net::IpAddr {
+    if let Some(l) = cfg.listen.iter().find(|l| !l.addr.ip().is_unspecified()) {
+        return l.addr.ip();
+    }
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+}
+
 fn config_or_error(dir: &Path) -> anyhow::Result<config::Config> {
     config::load(dir).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -162,6 +179,8 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         .context("loading registrations")?;
     info!(bindings = rows.len(), database = %cfg.database_url, "registrations restored");
 
+    let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
+    info!(advertise = %advertise, "address written in SIP and SDP");
     let seed = cfg.rng_seed.unwrap_or_else(|| {
         let mut s = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut s);
@@ -177,20 +196,42 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         nonce_lifetime: cfg.nonce_lifetime,
         rng_seed: seed,
         timers: carillon_transaction::TimerConfig::default(),
+        calls: carillon_b2bua::calls::CallConfig {
+            dialplan: cfg.dialplan.clone(),
+            media_ip: advertise,
+            sip_addr: std::net::SocketAddr::new(advertise, 5060),
+            rtp_ports: cfg.rtp_ports,
+            default_codecs: vec![carillon_sdp::CodecName::Pcmu, carillon_sdp::CodecName::Pcma],
+            timers: carillon_transaction::TimerConfig::default(),
+        },
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);
 
     let writer = BindingWriter::spawn(store.clone());
     let sink = writer.clone();
-    let on_binding = Box::new(move |c: BindingChange| {
-        sink.submit(match c {
-            BindingChange::Upsert(b) => carillon_store::BindingChange::Upsert(to_row(b)),
-            BindingChange::Remove { aor, contact } => {
-                carillon_store::BindingChange::Remove { aor, contact }
+    let cdrs = CdrWriter::spawn(store.clone(), cfg.cdr_spool.clone(), SystemClock);
+    let cdr_sink = cdrs.clone();
+    let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
+    media_cfg.rtp_timeout = cfg.rtp_timeout;
+    media_cfg.hold_timeout = cfg.hold_timeout;
+    let (media, media_events) = carillon_rtpnet::MediaRuntime::start(media_cfg)?;
+    let sinks = Sinks {
+        binding: Box::new(move |c: BindingChange| {
+            sink.submit(match c {
+                BindingChange::Upsert(b) => carillon_store::BindingChange::Upsert(to_row(b)),
+                BindingChange::Remove { aor, contact } => {
+                    carillon_store::BindingChange::Remove { aor, contact }
+                }
+            })
+        }),
+        media: Box::new(move |c| {
+            if let Err(e) = media.send(c) {
+                warn!(error = %e, "media command not delivered");
             }
-        })
-    });
-    let (handle, join) = Driver::start(switch, &cfg.listen, on_binding).await?;
+        }),
+        cdr: Box::new(move |r| cdr_sink.submit(r)),
+    };
+    let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;
     for l in &handle.bound {
         info!(transport = l.transport.as_str(), address = %l.addr, "SIP listener ready");
     }
@@ -203,7 +244,7 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = hup.recv() => match config::load(dir) {
                 Ok(new) => {
-                    handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar }).await;
+                    handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar, dialplan: new.dialplan }).await;
                 }
                 Err(problems) => {
                     for p in problems {
@@ -217,6 +258,12 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     handle.shutdown().await;
     let _ = join.await;
     writer.flush().await;
+    let report = cdrs.flush().await;
+    info!(
+        spooled = report.spooled,
+        unsaved = report.unsaved,
+        "CDRs flushed"
+    );
     store.close().await;
     info!("stopped");
     Ok(())

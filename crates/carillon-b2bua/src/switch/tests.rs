@@ -26,6 +26,7 @@ fn config() -> SwitchConfig {
         nonce_lifetime: Duration::from_secs(300),
         rng_seed: [7; 32],
         timers: TimerConfig::default(),
+        calls: crate::calls::CallConfig::default(),
     }
 }
 
@@ -53,6 +54,7 @@ fn drain(sw: &mut Switch) -> (Vec<Message>, Vec<BindingChange>) {
         match o {
             Output::Transmit(t) => msgs.push(Message::parse(t.bytes).unwrap()),
             Output::Binding(c) => changes.push(c),
+            Output::Media(_) | Output::Cdr(_) => {}
         }
     }
     (msgs, changes)
@@ -66,7 +68,12 @@ fn challenge_of(m: &Message) -> Challenge {
 fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
     let mut sw = Switch::new(config()).unwrap();
     let now = Instant::now();
-    sw.handle_input(now, 1000, peer("127.0.0.1"), register("100", 1, "a", None));
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("100", 1, "a", None),
+    );
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(401));
     let ch = challenge_of(&msgs[0]);
@@ -104,8 +111,18 @@ fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
 fn unknown_and_known_users_get_the_same_challenge_shape() {
     let mut sw = Switch::new(config()).unwrap();
     let now = Instant::now();
-    sw.handle_input(now, 1000, peer("127.0.0.1"), register("100", 1, "a", None));
-    sw.handle_input(now, 1000, peer("127.0.0.1"), register("999", 1, "b", None));
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("100", 1, "a", None),
+    );
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("999", 1, "b", None),
+    );
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), msgs[1].status());
     let (a, b) = (challenge_of(&msgs[0]), challenge_of(&msgs[1]));
@@ -141,9 +158,19 @@ fn repeated_wrong_passwords_ban_the_source_but_not_others() {
         assert_eq!(msgs[0].status(), Some(401));
     }
     assert_eq!(sw.stats().bans, 1);
-    sw.handle_input(now, 1000, peer("127.0.0.2"), register("100", 50, "z", None));
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.2"),
+        register("100", 50, "z", None),
+    );
     assert!(drain(&mut sw).0.is_empty(), "banned source must be ignored");
-    sw.handle_input(now, 1000, peer("127.0.0.3"), register("100", 1, "w", None));
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.3"),
+        register("100", 1, "w", None),
+    );
     assert_eq!(drain(&mut sw).0.len(), 1);
 }
 
@@ -151,15 +178,25 @@ fn repeated_wrong_passwords_ban_the_source_but_not_others() {
 fn a_retransmitted_register_gets_the_same_response_without_reprocessing() {
     let mut sw = Switch::new(config()).unwrap();
     let now = Instant::now();
-    sw.handle_input(now, 1000, peer("127.0.0.1"), register("100", 1, "a", None));
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("100", 1, "a", None),
+    );
     let (first, _) = drain(&mut sw);
-    sw.handle_input(now, 1000, peer("127.0.0.1"), register("100", 1, "a", None));
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("100", 1, "a", None),
+    );
     let (second, _) = drain(&mut sw);
     assert_eq!(first[0].to_bytes(), second[0].to_bytes());
     assert_eq!(sw.stats().retransmissions, 1);
     // Timer J ends the transaction after 64*T1.
     assert_eq!(sw.open_transactions(), 1);
-    sw.handle_timeout(now + Duration::from_secs(33), 1033);
+    sw.handle_timeout(now + Duration::from_secs(33), 1_033_000);
     assert_eq!(sw.open_transactions(), 0);
 }
 
@@ -167,7 +204,7 @@ fn a_retransmitted_register_gets_the_same_response_without_reprocessing() {
 fn options_is_answered_with_capabilities() {
     let mut sw = Switch::new(config()).unwrap();
     let req = Bytes::from_static(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKo\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
-    sw.handle_input(Instant::now(), 1000, peer("127.0.0.1"), req);
+    sw.handle_input(Instant::now(), 1_000_000, peer("127.0.0.1"), req);
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(200));
     assert!(msgs[0]
@@ -182,10 +219,10 @@ fn options_is_answered_with_capabilities() {
 fn malformed_requests_get_400_and_responses_are_dropped() {
     let mut sw = Switch::new(config()).unwrap();
     let bad = Bytes::from_static(b"INVITE  sip:a@b  SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKm\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: m1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
-    sw.handle_input(Instant::now(), 1000, peer("127.0.0.1"), bad);
+    sw.handle_input(Instant::now(), 1_000_000, peer("127.0.0.1"), bad);
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(400));
     let resp = Bytes::from_static(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKq\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: r1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
-    sw.handle_input(Instant::now(), 1000, peer("127.0.0.1"), resp);
+    sw.handle_input(Instant::now(), 1_000_000, peer("127.0.0.1"), resp);
     assert!(drain(&mut sw).0.is_empty());
 }

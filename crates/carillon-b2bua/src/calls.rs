@@ -1,0 +1,1937 @@
+//! Calls: the back-to-back user agent (RFC 3261 §12–§15, RFC 3264).
+//!
+//! Owns calls and their legs: the inbound leg A (we are its UAS) and the
+//! outbound legs B (we are their UAC; several at once when a user with
+//! several contacts is forked, or the dialplan rings several endpoints).
+//! It runs the dialplan for each call, negotiates SDP on each leg
+//! separately (the switch's relay address is always in its SDP), asks the
+//! media plane to open, bridge and close legs, and emits a CDR when a call
+//! ends. Every path that ends a call releases its legs, ports, timers and
+//! media session.
+//!
+//! ```text
+//!  A ──INVITE──► [auth] ─► dialplan ─► Dial ─► INVITE ──► B1, B2 …
+//!  A ◄──180────────────────────────────────── 180 ─────── Bn
+//!  A ◄──200+SDP──── bridge A↔Bn ◄──────────── 200 ─────── Bn   (CANCEL the rest)
+//!  A ──ACK──►                                 ACK ──────► Bn
+//!  A/B ──BYE──► 200, BYE the other leg, close media, CDR
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use carillon_cdr::{CallRecord, Disposition};
+use carillon_dialplan::{
+    CallInfo, Command, DialStatus, DialTarget, Dialplan, Event as PlanEvent, Execution,
+};
+use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, SessionId};
+use carillon_sdp::{
+    AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
+};
+use carillon_sip::syntax::split_list;
+use carillon_sip::{HeaderName, Message, MessageBuilder, Method, NameAddr};
+use carillon_transaction::{
+    ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
+};
+use tracing::{debug, info, warn};
+
+use crate::endpoint::{response_route, Peer, Transmit, Transport};
+use crate::switch::{Output, Switch};
+
+/// Call handling settings.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    pub dialplan: Option<Dialplan>,
+    /// Address written in our SDP (the relay address).
+    pub media_ip: IpAddr,
+    /// Our SIP address for Via and Contact.
+    pub sip_addr: SocketAddr,
+    /// RTP port range (even ports are used for RTP, odd for RTCP).
+    pub rtp_ports: (u16, u16),
+    /// Voice codecs offered on outgoing legs when the callee has none set.
+    pub default_codecs: Vec<CodecName>,
+    pub timers: TimerConfig,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            dialplan: None,
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            sip_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 5060)),
+            rtp_ports: (10000, 20000),
+            default_codecs: vec![CodecName::Pcmu, CodecName::Pcma],
+            timers: TimerConfig::default(),
+        }
+    }
+}
+
+/// Who placed a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// An authenticated local user (extension).
+    User(String),
+    /// A trunk identified by source address.
+    Trunk(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    /// INVITE sent (B) or received (A), no dialog yet.
+    Calling,
+    /// Provisional with tag seen/sent.
+    Early,
+    Confirmed,
+    /// BYE/CANCEL sent or final failure; waiting for nothing more.
+    Ended,
+}
+
+/// One side of a call, with its dialog state (RFC 3261 §12).
+#[derive(Debug)]
+struct Leg {
+    id: LegId,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    /// Our name-addr as written in From (UAC) / To (UAS), without tag.
+    local_uri: String,
+    remote_uri: String,
+    /// Remote target (Contact) for in-dialog requests.
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    peer: Peer,
+    state: LegState,
+    media_port: u16,
+    media_open: bool,
+    plan: Option<MediaPlan>,
+    /// Our SDP (offer for B, answer for A) and its version.
+    local_sdp: Option<SessionDescription>,
+    /// For B legs: the INVITE's branch and bytes (for CANCEL), and a name
+    /// for the CDR.
+    invite_branch: String,
+    invite_cseq: u32,
+    channel: String,
+    final_status: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    Routing,
+    Dialing,
+    Answered,
+    Ended,
+}
+
+struct Call {
+    session: SessionId,
+    uniqueid: String,
+    a: Leg,
+    /// Server transaction key of A's INVITE (responses go through it).
+    a_key: String,
+    a_invite: Message,
+    a_peer: Peer,
+    a_answered: bool,
+    a_ringing_sent: bool,
+    a_2xx: Option<Uas2xxRetransmitter>,
+    /// Outbound legs (forks), by leg id.
+    forks: Vec<Leg>,
+    bridged: Option<LegId>,
+    exec: Option<Execution>,
+    state: CallState,
+    dial_deadline: Option<Instant>,
+    wait_deadline: Option<Instant>,
+    caller_num: String,
+    caller_name: String,
+    exten: String,
+    context: String,
+    trunk: Option<String>,
+    start_ms: i64,
+    answer_ms: Option<i64>,
+    last_dial_status: Option<DialStatus>,
+    cancelled: bool,
+    hangup_cause: u16,
+}
+
+struct ClientEntry {
+    txn: ClientTransaction,
+    to: Peer,
+    call: u64,
+    leg: LegId,
+    method: Method,
+    /// Request-URI of the request (an INVITE's ACK reuses it).
+    request_uri: String,
+}
+
+/// Where a call-id leads.
+#[derive(Debug, Clone, Copy)]
+struct LegRef {
+    call: u64,
+    leg: LegId,
+}
+
+/// Every call and the client transactions of their legs.
+pub struct Calls {
+    config: CallConfig,
+    calls: HashMap<u64, Call>,
+    by_call_id: HashMap<String, LegRef>,
+    by_session: HashMap<SessionId, u64>,
+    clients: HashMap<String, ClientEntry>,
+    deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
+    free_ports: VecDeque<u16>,
+    next_id: u64,
+    trunks: Vec<(IpAddr, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Client(String),
+    Call(u64),
+}
+
+fn audio_codec(c: &CodecName) -> Option<AudioCodec> {
+    match c {
+        CodecName::Pcmu => Some(AudioCodec::Pcmu),
+        CodecName::Pcma => Some(AudioCodec::Pcma),
+        _ => None,
+    }
+}
+
+fn leg_params(plan: &MediaPlan) -> Option<LegParams> {
+    Some(LegParams {
+        codec: audio_codec(&plan.codec)?,
+        payload_type: plan.payload_type,
+        telephone_event_pt: plan.telephone_event_pt,
+        ptime: Duration::from_millis(u64::from(plan.ptime_ms.max(10))),
+        remote: plan.remote,
+        latch: true,
+        send: matches!(plan.direction, Direction::SendRecv | Direction::SendOnly),
+        recv: matches!(plan.direction, Direction::SendRecv | Direction::RecvOnly),
+    })
+}
+
+fn dial_status_of(status: u16) -> DialStatus {
+    match status {
+        486 | 600 => DialStatus::Busy,
+        408 | 480 | 487 => DialStatus::NoAnswer,
+        404 | 410 | 484 | 604 => DialStatus::ChanUnavail,
+        _ => DialStatus::Congestion,
+    }
+}
+
+/// Final status owed to the caller for a Q.850 cause (RFC 3398 §8.2).
+fn status_for_cause(cause: u8) -> u16 {
+    match cause {
+        1 | 3 => 404,
+        17 => 486,
+        18 | 19 => 480,
+        20 => 480,
+        21 => 403,
+        22 => 410,
+        27 => 502,
+        28 => 484,
+        31 | 16 => 480,
+        34 | 38 | 41 | 42 | 47 => 503,
+        _ => 500,
+    }
+}
+
+impl Calls {
+    pub fn new(config: CallConfig) -> Self {
+        let (lo, hi) = config.rtp_ports;
+        let first = lo + (lo % 2);
+        let free_ports = (first..hi.saturating_sub(1)).step_by(2).collect();
+        Calls {
+            config,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_session: HashMap::new(),
+            clients: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            free_ports,
+            next_id: 1,
+            trunks: Vec::new(),
+        }
+    }
+
+    /// Source addresses that identify trunks (set by the trunk layer).
+    pub fn set_trunk_sources(&mut self, trunks: Vec<(IpAddr, String)>) {
+        self.trunks = trunks;
+    }
+
+    pub fn identify_trunk(&self, ip: IpAddr) -> Option<String> {
+        self.trunks
+            .iter()
+            .find(|(a, _)| *a == ip)
+            .map(|(_, n)| n.clone())
+    }
+
+    pub fn set_sip_addr(&mut self, addr: SocketAddr) {
+        self.config.sip_addr = addr;
+    }
+
+    pub fn set_dialplan(&mut self, plan: Option<Dialplan>) {
+        self.config.dialplan = plan;
+    }
+
+    /// Calls in progress.
+    pub fn active(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Client transactions still open.
+    pub fn client_transactions(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// RTP ports currently allocated to legs.
+    pub fn ports_in_use(&self) -> usize {
+        let (lo, hi) = self.config.rtp_ports;
+        let total = (lo + (lo % 2)..hi.saturating_sub(1)).step_by(2).count();
+        total - self.free_ports.len()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn schedule(&mut self, at: Instant, t: Timer) {
+        self.deadlines.push(Reverse((at, t)));
+    }
+}
+
+fn sip_uri_host(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+impl Switch {
+    fn new_leg(&mut self, call_id: String, peer: Peer, port: u16, channel: String) -> Leg {
+        let id = LegId(self.calls.next_id());
+        Leg {
+            id,
+            call_id,
+            local_tag: self.random_hex(),
+            remote_tag: None,
+            local_uri: String::new(),
+            remote_uri: String::new(),
+            remote_target: String::new(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            peer,
+            state: LegState::Calling,
+            media_port: port,
+            media_open: false,
+            plan: None,
+            local_sdp: None,
+            invite_branch: String::new(),
+            invite_cseq: 1,
+            channel,
+            final_status: None,
+        }
+    }
+
+    fn media(&mut self, cmd: MediaCommand) {
+        self.outputs.push_back(Output::Media(cmd));
+    }
+
+    /// A new INVITE (no To tag) from an authenticated user or a trunk.
+    pub(crate) fn handle_new_invite(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: &str,
+        peer: Peer,
+        msg: &Message,
+        caller: Caller,
+    ) -> u16 {
+        let Some(plan) = self.calls.config.dialplan.clone() else {
+            self.respond(now, key, msg, peer, 503, |b| b.reason("No Dialplan"));
+            return 503;
+        };
+        // Caller identity and context.
+        let from = msg
+            .header(HeaderName::From)
+            .unwrap_or_default()
+            .into_owned();
+        let (from_user, from_name) = NameAddr::parse(&from)
+            .map(|n| {
+                (
+                    n.uri
+                        .user_unescaped()
+                        .map(|u| u.into_owned())
+                        .unwrap_or_default(),
+                    n.display_unquoted()
+                        .map(|d| d.into_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        let (context, caller_num, caller_name, codecs, trunk) = match &caller {
+            Caller::User(u) => {
+                let user = self.users.get(u).cloned();
+                let ctx = user
+                    .as_ref()
+                    .map_or_else(|| "internal".to_owned(), |x| x.context.clone());
+                let codecs = user.map(|x| x.codecs).unwrap_or_default();
+                (
+                    ctx,
+                    u.clone(),
+                    if from_name.is_empty() {
+                        u.clone()
+                    } else {
+                        from_name
+                    },
+                    codecs,
+                    None,
+                )
+            }
+            Caller::Trunk(t) => (
+                format!("from-{t}"),
+                from_user.clone(),
+                from_name,
+                Vec::new(),
+                Some(t.clone()),
+            ),
+        };
+        let exten = msg
+            .request_uri()
+            .and_then(|u| u.user_unescaped().map(|x| x.into_owned()))
+            .unwrap_or_default();
+
+        // SDP offer on A.
+        let offer = match SessionDescription::parse(msg.body()) {
+            Ok(o) if !msg.body().is_empty() => o,
+            _ => {
+                info!(caller = ?caller, "INVITE without an SDP offer refused");
+                self.respond(now, key, msg, peer, 488, |b| b.reason("SDP offer required"));
+                return 488;
+            }
+        };
+        let Some(port) = self.calls.free_ports.pop_front() else {
+            warn!("RTP port range exhausted");
+            self.respond(now, key, msg, peer, 503, |b| b.reason("No Media Ports"));
+            return 503;
+        };
+        let allowed = codec_list(&codecs, &self.calls.config.default_codecs);
+        let policy = AnswerPolicy {
+            allowed,
+            prefer_offerer_order: false,
+            local_address: self.calls.config.media_ip,
+            local_port: port,
+            telephone_event: true,
+            ptime: Some(20),
+            session_id: self.rng_u64() >> 1,
+            session_version: 1,
+            username: "carillon".into(),
+        };
+        let (answer, a_plan) = match carillon_sdp::answer(&offer, &policy) {
+            Ok(x) => x,
+            Err(e) => {
+                self.calls.free_ports.push_back(port);
+                info!(error = %e, "no common codec with the caller");
+                self.respond(now, key, msg, peer, 488, |b| b);
+                return 488;
+            }
+        };
+        let call_key = self.calls.next_id();
+        let session = SessionId(call_key);
+        let uniqueid = format!("{}.{}", now_ms / 1000, call_key);
+        let call_id = msg.call_id().unwrap_or_default().into_owned();
+        let (route, _) = response_route(msg, peer);
+        let mut a = self.new_leg(
+            call_id.clone(),
+            route,
+            port,
+            format!("SIP/{}-{:08x}", caller_num, call_key),
+        );
+        a.remote_tag = msg.tag(HeaderName::From);
+        a.remote_uri = from;
+        a.local_uri = msg.header(HeaderName::To).unwrap_or_default().into_owned();
+        a.remote_target = msg
+            .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
+            .unwrap_or_default();
+        a.route_set = msg.header_list(HeaderName::RecordRoute).unwrap_or_default();
+        a.local_cseq = 1;
+        a.plan = Some(a_plan.clone());
+        a.local_sdp = Some(answer);
+        a.state = LegState::Early;
+
+        let info = CallInfo {
+            caller_num: caller_num.clone(),
+            caller_name: caller_name.clone(),
+            uniqueid: uniqueid.clone(),
+            variables: Vec::new(),
+        };
+        let exec = match Execution::start(&plan, &context, &exten, info) {
+            Ok(e) => e,
+            Err(e) => {
+                self.calls.free_ports.push_back(port);
+                info!(caller = %caller_num, exten = %exten, context = %context, error = %e, "no route");
+                self.respond(now, key, msg, peer, 404, |b| b);
+                return 404;
+            }
+        };
+        if let Some(params) = leg_params(&a_plan) {
+            self.media(MediaCommand::OpenLeg {
+                session,
+                leg: a.id,
+                local_port: port,
+                params,
+            });
+            a.media_open = true;
+        }
+        info!(call = call_key, caller = %caller_num, exten = %exten, context = %context, trunk = ?trunk, "call started");
+        self.stats.calls_started += 1;
+        self.calls.by_call_id.insert(
+            call_id,
+            LegRef {
+                call: call_key,
+                leg: a.id,
+            },
+        );
+        self.calls.by_session.insert(session, call_key);
+        let call = Call {
+            session,
+            uniqueid,
+            a,
+            a_key: key.to_owned(),
+            a_invite: msg.clone(),
+            a_peer: peer,
+            a_answered: false,
+            a_ringing_sent: false,
+            a_2xx: None,
+            forks: Vec::new(),
+            bridged: None,
+            exec: Some(exec),
+            state: CallState::Routing,
+            dial_deadline: None,
+            wait_deadline: None,
+            caller_num,
+            caller_name,
+            exten,
+            context,
+            trunk,
+            start_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
+            answer_ms: None,
+            last_dial_status: None,
+            cancelled: false,
+            hangup_cause: 16,
+        };
+        self.calls.calls.insert(call_key, call);
+        self.run_dialplan(now, now_ms, call_key);
+        100
+    }
+
+    fn rng_u64(&mut self) -> u64 {
+        use rand::RngCore;
+        self.rng.next_u64()
+    }
+
+    /// Runs dialplan commands until it waits for something.
+    fn run_dialplan(&mut self, now: Instant, now_ms: u64, key: u64) {
+        loop {
+            let Some(call) = self.calls.calls.get_mut(&key) else {
+                return;
+            };
+            if call.state == CallState::Ended {
+                return;
+            }
+            let Some(exec) = call.exec.as_mut() else {
+                return;
+            };
+            if let Some(ev) = exec.poll_event() {
+                match ev {
+                    PlanEvent::Finished { cause } => {
+                        self.end_call(now, now_ms, key, cause.code());
+                        return;
+                    }
+                    PlanEvent::NoRoute { context, exten } => {
+                        info!(call = key, context = %context, exten = %exten, "dialplan: no route");
+                        self.end_call(now, now_ms, key, 1);
+                        return;
+                    }
+                    PlanEvent::TrunkRefused { context, trunk } => {
+                        warn!(call = key, context = %context, trunk = %trunk, "toll-fraud protection: trunk not allowed from this context");
+                        continue;
+                    }
+                    PlanEvent::Failed(e) => {
+                        warn!(call = key, error = %e, "dialplan failed");
+                        self.end_call(now, now_ms, key, 41);
+                        return;
+                    }
+                }
+            }
+            let Some(cmd) = exec.poll_command() else {
+                return;
+            };
+            match cmd {
+                Command::Answer => self.answer_a(now, key, None),
+                Command::SetCallerId(cid) => {
+                    call.caller_num = cid.num;
+                    call.caller_name = cid.name;
+                }
+                Command::Wait(d) => {
+                    call.wait_deadline = Some(now + d);
+                    self.calls.schedule(now + d, Timer::Call(key));
+                    return;
+                }
+                Command::Hangup { cause } => {
+                    self.end_call(now, now_ms, key, cause.code());
+                    return;
+                }
+                Command::Unsupported { app } => {
+                    info!(
+                        call = key,
+                        app = app.as_str(),
+                        "dialplan application not available yet; skipped"
+                    );
+                }
+                Command::Dial {
+                    targets,
+                    timeout,
+                    caller_id,
+                } => {
+                    call.caller_num = caller_id.num.clone();
+                    call.caller_name = caller_id.name.clone();
+                    let started = self.dial(now, now_ms, key, &targets);
+                    if started == 0 {
+                        if let Some(exec) =
+                            self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut())
+                        {
+                            exec.handle_dial_result(DialStatus::ChanUnavail);
+                        }
+                        continue;
+                    }
+                    if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.state = CallState::Dialing;
+                        if let Some(t) = timeout {
+                            call.dial_deadline = Some(now + t);
+                            self.calls.schedule(now + t, Timer::Call(key));
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts outbound legs for the targets; returns how many.
+    fn dial(&mut self, now: Instant, now_ms: u64, key: u64, targets: &[DialTarget]) -> usize {
+        let mut contacts: Vec<(String, Peer, Vec<String>, String)> = Vec::new();
+        for t in targets {
+            match t {
+                DialTarget::User { name } => {
+                    let codecs = self
+                        .users
+                        .get(name)
+                        .map(|u| u.codecs.clone())
+                        .unwrap_or_default();
+                    for b in self.registrar.lookup(name, now_ms / 1000) {
+                        let Some(peer) = Peer::parse(&b.source) else {
+                            continue;
+                        };
+                        contacts.push((b.contact.clone(), peer, codecs.clone(), name.clone()));
+                    }
+                }
+                DialTarget::Trunk { trunk, number }
+                | DialTarget::Gateway {
+                    gateway: trunk,
+                    number,
+                } => {
+                    info!(call = key, trunk = %trunk, number = %number, "trunk dialling not configured");
+                }
+            }
+        }
+        let mut started = 0;
+        for (contact, peer, codecs, name) in contacts {
+            if self.start_fork(now, key, &contact, peer, &codecs, &name) {
+                started += 1;
+            }
+        }
+        started
+    }
+
+    fn start_fork(
+        &mut self,
+        now: Instant,
+        key: u64,
+        contact: &str,
+        peer: Peer,
+        codecs: &[String],
+        callee: &str,
+    ) -> bool {
+        let Some(port) = self.calls.free_ports.pop_front() else {
+            warn!("RTP port range exhausted");
+            return false;
+        };
+        let sip_addr = self.calls.config.sip_addr;
+        let media_ip = self.calls.config.media_ip;
+        let call_id = format!("{}@carillon", self.random_hex());
+        let branch = format!("z9hG4bK{}", self.random_hex());
+        let session_id = self.rng_u64() >> 1;
+        let Some(call) = self.calls.calls.get(&key) else {
+            self.calls.free_ports.push_back(port);
+            return false;
+        };
+        let realm = self.realm.clone();
+        let (caller_num, caller_name) = (call.caller_num.clone(), call.caller_name.clone());
+        let mut leg = self.new_leg(
+            call_id.clone(),
+            peer,
+            port,
+            format!("SIP/{callee}-{:08x}", key),
+        );
+        let allowed = codec_list(codecs, &self.calls.config.default_codecs);
+        let mut policy = OfferPolicy::new(media_ip, port, allowed);
+        policy.session_id = session_id;
+        let offer = carillon_sdp::offer(&policy);
+        let display = if caller_name.is_empty() {
+            String::new()
+        } else {
+            format!("\"{}\" ", caller_name.replace('"', ""))
+        };
+        leg.local_uri = format!("{display}<sip:{caller_num}@{realm}>");
+        leg.remote_uri = format!("<sip:{callee}@{realm}>");
+        leg.remote_target = contact.to_owned();
+        leg.invite_branch = branch.clone();
+        leg.invite_cseq = 1;
+        leg.local_cseq = 1;
+        let transport = peer.transport.via_token();
+        let host = sip_uri_host(sip_addr);
+        let bytes = MessageBuilder::request(&Method::Invite, contact)
+            .header(
+                "Via",
+                format!("SIP/2.0/{transport} {host};branch={branch};rport"),
+            )
+            .header("Max-Forwards", "70")
+            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+            .header("To", leg.remote_uri.clone())
+            .header("Call-ID", call_id.clone())
+            .header("CSeq", "1 INVITE")
+            .header("Contact", format!("<sip:carillon@{host}>"))
+            .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO")
+            .header("User-Agent", self.user_agent.clone())
+            .body("application/sdp", Bytes::from(offer.to_bytes()))
+            .build();
+        leg.local_sdp = Some(offer);
+        let txn = ClientTransaction::new(
+            TransactionKind::Invite,
+            peer.transport.is_reliable(),
+            bytes,
+            now,
+            self.calls.config.timers,
+        );
+        let leg_id = leg.id;
+        self.calls.by_call_id.insert(
+            call_id,
+            LegRef {
+                call: key,
+                leg: leg_id,
+            },
+        );
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.forks.push(leg);
+        }
+        self.add_client(now, branch.clone(), txn, peer, key, leg_id, Method::Invite);
+        if let Some(e) = self.calls.clients.get_mut(&branch) {
+            e.request_uri = contact.to_owned();
+        }
+        debug!(call = key, contact = %contact, to = %peer, "fork started");
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_client(
+        &mut self,
+        now: Instant,
+        branch: String,
+        mut txn: ClientTransaction,
+        to: Peer,
+        call: u64,
+        leg: LegId,
+        method: Method,
+    ) {
+        while let Some(b) = txn.poll_transmit() {
+            self.scratch.push(Transmit { to, bytes: b });
+        }
+        let _ = now;
+        if let Some(at) = txn.poll_timeout() {
+            self.calls.schedule(at, Timer::Client(branch.clone()));
+        }
+        self.calls.clients.insert(
+            branch,
+            ClientEntry {
+                txn,
+                to,
+                call,
+                leg,
+                method,
+                request_uri: String::new(),
+            },
+        );
+    }
+
+    /// Sends an in-dialog request (BYE) on a leg.
+    fn send_in_dialog(&mut self, now: Instant, key: u64, leg: &mut Leg, method: Method) {
+        let branch = format!("z9hG4bK{}", self.random_hex());
+        leg.local_cseq += 1;
+        let host = sip_uri_host(self.calls.config.sip_addr);
+        let target = if leg.remote_target.is_empty() {
+            leg.remote_uri.clone()
+        } else {
+            leg.remote_target.clone()
+        };
+        let target = target
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned();
+        let mut b = MessageBuilder::request(&method, &target)
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/{} {host};branch={branch};rport",
+                    leg.peer.transport.via_token()
+                ),
+            )
+            .header("Max-Forwards", "70")
+            .header(
+                "From",
+                format!("{};tag={}", strip_tag(&leg.local_uri), leg.local_tag),
+            )
+            .header(
+                "To",
+                match &leg.remote_tag {
+                    Some(t) => format!("{};tag={t}", strip_tag(&leg.remote_uri)),
+                    None => strip_tag(&leg.remote_uri),
+                },
+            )
+            .header("Call-ID", leg.call_id.clone())
+            .header("CSeq", format!("{} {}", leg.local_cseq, method));
+        for r in &leg.route_set {
+            b.push_header("Route", r.clone());
+        }
+        b.push_header("User-Agent", self.user_agent.clone());
+        let bytes = b.build();
+        let txn = ClientTransaction::new(
+            TransactionKind::NonInvite,
+            leg.peer.transport.is_reliable(),
+            bytes,
+            now,
+            self.calls.config.timers,
+        );
+        self.add_client(now, branch, txn, leg.peer, key, leg.id, method);
+    }
+
+    fn send_cancel(&mut self, now: Instant, key: u64, leg: &Leg) {
+        let host = sip_uri_host(self.calls.config.sip_addr);
+        let bytes = MessageBuilder::request(&Method::Cancel, &leg.remote_target)
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/{} {host};branch={};rport",
+                    leg.peer.transport.via_token(),
+                    leg.invite_branch
+                ),
+            )
+            .header("Max-Forwards", "70")
+            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+            .header("To", leg.remote_uri.clone())
+            .header("Call-ID", leg.call_id.clone())
+            .header("CSeq", format!("{} CANCEL", leg.invite_cseq))
+            .build();
+        let txn = ClientTransaction::new(
+            TransactionKind::NonInvite,
+            leg.peer.transport.is_reliable(),
+            bytes,
+            now,
+            self.calls.config.timers,
+        );
+        if let Some(e) = self.calls.clients.get_mut(&leg.invite_branch) {
+            e.txn.handle_cancel_sent(now);
+            if let Some(at) = e.txn.poll_timeout() {
+                self.calls
+                    .schedule(at, Timer::Client(leg.invite_branch.clone()));
+            }
+        }
+        // The CANCEL has the INVITE's branch; key it apart.
+        self.add_client(
+            now,
+            format!("{}|CANCEL", leg.invite_branch),
+            txn,
+            leg.peer,
+            key,
+            leg.id,
+            Method::Cancel,
+        );
+    }
+
+    fn build_ack(
+        sip_addr: SocketAddr,
+        leg: &Leg,
+        branch: &str,
+        cseq: u32,
+        to_tag: Option<&str>,
+    ) -> Bytes {
+        let host = sip_uri_host(sip_addr);
+        let target = if leg.remote_target.is_empty() {
+            leg.remote_uri.clone()
+        } else {
+            leg.remote_target.clone()
+        };
+        let mut b = MessageBuilder::request(
+            &Method::Ack,
+            target.trim_start_matches('<').trim_end_matches('>'),
+        )
+        .header(
+            "Via",
+            format!(
+                "SIP/2.0/{} {host};branch={branch};rport",
+                leg.peer.transport.via_token()
+            ),
+        )
+        .header("Max-Forwards", "70")
+        .header(
+            "From",
+            format!("{};tag={}", strip_tag(&leg.local_uri), leg.local_tag),
+        )
+        .header(
+            "To",
+            match to_tag {
+                Some(t) => format!("{};tag={t}", strip_tag(&leg.remote_uri)),
+                None => strip_tag(&leg.remote_uri),
+            },
+        )
+        .header("Call-ID", leg.call_id.clone())
+        .header("CSeq", format!("{cseq} ACK"));
+        for r in &leg.route_set {
+            b.push_header("Route", r.clone());
+        }
+        b.build()
+    }
+
+    /// Sends a response to A's INVITE (provisional or final).
+    fn respond_a(&mut self, now: Instant, key: u64, status: u16, with_sdp: bool) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let invite = call.a_invite.clone();
+        let a_key = call.a_key.clone();
+        let peer = call.a_peer;
+        let tag = call.a.local_tag.clone();
+        let sdp = if with_sdp {
+            call.a.local_sdp.as_ref().map(|s| Bytes::from(s.to_bytes()))
+        } else {
+            None
+        };
+        let host = sip_uri_host(self.calls.config.sip_addr);
+        let session_expires = invite
+            .header(HeaderName::SessionExpires)
+            .map(|s| s.into_owned());
+        let (to, via) = response_route(&invite, peer);
+        let mut b = carillon_sip::ResponseBuilder::new(&invite, status)
+            .to_tag(tag)
+            .header("Server", self.user_agent.clone());
+        if let Some(v) = via {
+            b = b.top_via(v);
+        }
+        if status > 100 && status < 300 {
+            b = b.header("Contact", format!("<sip:carillon@{host}>"));
+            if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
+                for r in rr {
+                    b = b.header("Record-Route", r);
+                }
+            }
+        }
+        if (200..300).contains(&status) {
+            b = b.header(
+                "Allow",
+                "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
+            );
+            if let Some(se) = session_expires {
+                // RFC 4028: accept the interval; the caller refreshes.
+                let interval = se.split(';').next().unwrap_or("1800").trim().to_owned();
+                b = b
+                    .header("Session-Expires", format!("{interval};refresher=uac"))
+                    .header("Require", "timer");
+            }
+        }
+        if let Some(body) = sdp {
+            b = b.body("application/sdp", body);
+        }
+        let bytes = b.build();
+        if (200..300).contains(&status) {
+            self.table
+                .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
+            let mut r = Uas2xxRetransmitter::new(now, bytes, self.calls.config.timers);
+            if let Some(at) = r.poll_timeout() {
+                self.calls.schedule(at, Timer::Call(key));
+            }
+            while r.poll_transmit().is_some() {}
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.a_2xx = Some(r);
+            }
+        } else {
+            self.table
+                .respond(&a_key, status, bytes, now, to, &mut self.scratch);
+        }
+    }
+
+    /// Answers A with 200 and our SDP (Answer application or bridge).
+    fn answer_a(&mut self, now: Instant, key: u64, now_ms: Option<u64>) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if call.a_answered {
+            return;
+        }
+        call.a_answered = true;
+        call.a.state = LegState::Confirmed;
+        if let Some(ms) = now_ms {
+            call.answer_ms = Some(i64::try_from(ms).unwrap_or(i64::MAX));
+        }
+        self.respond_a(now, key, 200, true);
+    }
+
+    /// A response from a peer: match to a client transaction by branch.
+    pub(crate) fn handle_response(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        _peer: Peer,
+        msg: &Message,
+    ) {
+        let Some(branch) = msg
+            .with_top_via(|v| v.branch().map(str::to_owned))
+            .flatten()
+        else {
+            return;
+        };
+        let Some(cseq) = msg.cseq() else { return };
+        let key = if cseq.method == Method::Cancel {
+            format!("{branch}|CANCEL")
+        } else {
+            branch.clone()
+        };
+        let Some(status) = msg.status() else { return };
+        let Some(entry) = self.calls.clients.get_mut(&key) else {
+            debug!(branch = %branch, status, "response matches no transaction; dropped");
+            return;
+        };
+        let (call_key, leg_id, method) = (entry.call, entry.leg, entry.method.clone());
+        // ACK for a non-2xx final to INVITE is built here (same branch).
+        let ack = if method == Method::Invite && status >= 300 {
+            Some(ack_from_response(
+                self.calls.config.sip_addr,
+                &entry.request_uri,
+                &branch,
+                msg,
+            ))
+        } else {
+            None
+        };
+        let Some(entry) = self.calls.clients.get_mut(&key) else {
+            return;
+        };
+        if entry.txn.handle_response(now, status, ack).is_err() {
+            return;
+        }
+        let to = entry.to;
+        let mut events = Vec::new();
+        while let Some(b) = entry.txn.poll_transmit() {
+            self.scratch.push(Transmit { to, bytes: b });
+        }
+        while let Some(ev) = entry.txn.poll_event() {
+            events.push(ev);
+        }
+        if let Some(at) = entry.txn.poll_timeout() {
+            self.calls
+                .deadlines
+                .push(Reverse((at, Timer::Client(key.clone()))));
+        }
+        if entry.txn.is_terminated() {
+            self.calls.clients.remove(&key);
+        }
+        if method != Method::Invite {
+            return;
+        }
+        for ev in events {
+            match ev {
+                ClientEvent::Provisional(s) => self.fork_provisional(now, call_key, leg_id, s, msg),
+                ClientEvent::Final(s) if (200..300).contains(&s) => {
+                    let live = self
+                        .calls
+                        .calls
+                        .get(&call_key)
+                        .is_some_and(|c| c.forks.iter().any(|l| l.id == leg_id));
+                    if live {
+                        self.fork_answered(now, now_ms, call_key, leg_id, msg);
+                    } else {
+                        self.release_orphan_2xx(now, to, msg);
+                    }
+                }
+                ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, msg),
+                ClientEvent::Final(s) => self.fork_failed(now, now_ms, call_key, leg_id, s),
+                ClientEvent::TimedOut | ClientEvent::TransportFailed => {
+                    self.fork_failed(now, now_ms, call_key, leg_id, 408)
+                }
+                ClientEvent::Terminated => {}
+            }
+        }
+    }
+
+    /// A 2xx for a fork that no longer exists (CANCEL/200 race, another
+    /// fork won, the call ended): ACK it and BYE it (RFC 3261 §9.1, §15).
+    fn release_orphan_2xx(&mut self, now: Instant, to: Peer, msg: &Message) {
+        let sip_addr = self.calls.config.sip_addr;
+        let target = msg
+            .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
+            .unwrap_or_default();
+        if target.is_empty() {
+            return;
+        }
+        let ack_branch = format!("z9hG4bK{}", self.random_hex());
+        self.scratch.push(Transmit {
+            to,
+            bytes: ack_from_response(sip_addr, &target, &ack_branch, msg),
+        });
+        let bye_branch = format!("z9hG4bK{}", self.random_hex());
+        let seq = msg.cseq().map_or(1, |c| c.seq) + 1;
+        let host = sip_uri_host(sip_addr);
+        let bye = MessageBuilder::request(&Method::Bye, &target)
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/{} {host};branch={bye_branch};rport",
+                    to.transport.via_token()
+                ),
+            )
+            .header("Max-Forwards", "70")
+            .header(
+                "From",
+                msg.header(HeaderName::From)
+                    .unwrap_or_default()
+                    .into_owned(),
+            )
+            .header(
+                "To",
+                msg.header(HeaderName::To).unwrap_or_default().into_owned(),
+            )
+            .header("Call-ID", msg.call_id().unwrap_or_default().into_owned())
+            .header("CSeq", format!("{seq} BYE"))
+            .build();
+        info!("late 2xx for a released leg: ACK and BYE");
+        let txn = ClientTransaction::new(
+            TransactionKind::NonInvite,
+            to.transport.is_reliable(),
+            bye,
+            now,
+            self.calls.config.timers,
+        );
+        self.add_client(now, bye_branch, txn, to, 0, LegId(0), Method::Bye);
+    }
+
+    fn fork_provisional(
+        &mut self,
+        now: Instant,
+        key: u64,
+        leg_id: LegId,
+        status: u16,
+        msg: &Message,
+    ) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(leg) = call.forks.iter_mut().find(|l| l.id == leg_id) {
+            if leg.state == LegState::Calling {
+                leg.state = LegState::Early;
+            }
+            leg.remote_tag = leg.remote_tag.clone().or_else(|| msg.tag(HeaderName::To));
+        }
+        if status >= 180
+            && !call.a_ringing_sent
+            && !call.a_answered
+            && call.state == CallState::Dialing
+        {
+            call.a_ringing_sent = true;
+            self.respond_a(now, key, 180, false);
+        }
+    }
+
+    fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, msg: &Message) {
+        let sip_addr = self.calls.config.sip_addr;
+        // A retransmitted 2xx: our ACK was lost; send it again.
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let Some(leg) = call.forks.iter().find(|l| l.id == leg_id) else {
+            return;
+        };
+        let branch = format!("z9hG4bK{}", leg.local_tag);
+        let ack = Self::build_ack(
+            sip_addr,
+            leg,
+            &branch,
+            leg.invite_cseq,
+            msg.tag(HeaderName::To).as_deref(),
+        );
+        self.scratch.push(Transmit {
+            to: leg.peer,
+            bytes: ack,
+        });
+    }
+
+    fn fork_answered(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId, msg: &Message) {
+        let sip_addr = self.calls.config.sip_addr;
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(idx) = call.forks.iter().position(|l| l.id == leg_id) else {
+            return;
+        };
+        {
+            let leg = &mut call.forks[idx];
+            leg.remote_tag = msg.tag(HeaderName::To);
+            if let Some(c) = msg.with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
+            {
+                leg.remote_target = c;
+            }
+            let mut rr = msg.header_list(HeaderName::RecordRoute).unwrap_or_default();
+            rr.reverse();
+            leg.route_set = rr;
+            leg.state = LegState::Confirmed;
+        }
+        let already = call.bridged.is_some() || call.state == CallState::Ended || call.cancelled;
+        // ACK the 2xx (a new transaction-less request, RFC 3261 §13.2.2.4).
+        let leg = &call.forks[idx];
+        let ack_branch = format!("z9hG4bK{}", leg.local_tag);
+        let ack = Self::build_ack(
+            sip_addr,
+            leg,
+            &ack_branch,
+            leg.invite_cseq,
+            leg.remote_tag.as_deref(),
+        );
+        let peer = leg.peer;
+        self.scratch.push(Transmit {
+            to: peer,
+            bytes: ack,
+        });
+        if already {
+            // Another fork won, or the caller cancelled: this one is released.
+            let Some(call) = self.calls.calls.get_mut(&key) else {
+                return;
+            };
+            let mut leg = call.forks.remove(idx);
+            self.send_in_dialog(now, key, &mut leg, Method::Bye);
+            leg.state = LegState::Ended;
+            self.release_leg(key, leg);
+            return;
+        }
+        // Negotiate B's answer against our offer.
+        let plan = leg
+            .local_sdp
+            .as_ref()
+            .and_then(|offer| {
+                SessionDescription::parse(msg.body())
+                    .ok()
+                    .map(|ans| (offer.clone(), ans))
+            })
+            .and_then(|(offer, ans)| carillon_sdp::apply_answer(&offer, &ans).ok());
+        let Some(plan) = plan else {
+            warn!(
+                call = key,
+                "callee answered without a usable SDP answer; hanging up"
+            );
+            let Some(call) = self.calls.calls.get_mut(&key) else {
+                return;
+            };
+            let mut leg = call.forks.remove(idx);
+            self.send_in_dialog(now, key, &mut leg, Method::Bye);
+            self.release_leg(key, leg);
+            self.fork_failed(now, now_ms, key, leg_id, 488);
+            return;
+        };
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.bridged = Some(leg_id);
+        call.state = CallState::Answered;
+        call.dial_deadline = None;
+        let session = call.session;
+        let a_id = call.a.id;
+        let leg = &mut call.forks[idx];
+        leg.plan = Some(plan.clone());
+        let port = leg.media_port;
+        leg.media_open = true;
+        // Cancel the other forks.
+        let others: Vec<LegId> = call
+            .forks
+            .iter()
+            .filter(|l| l.id != leg_id)
+            .map(|l| l.id)
+            .collect();
+        if let Some(params) = leg_params(&plan) {
+            self.media(MediaCommand::OpenLeg {
+                session,
+                leg: leg_id,
+                local_port: port,
+                params,
+            });
+        }
+        self.media(MediaCommand::Bridge {
+            session,
+            a: a_id,
+            b: leg_id,
+        });
+        for other in others {
+            self.cancel_fork(now, key, other);
+        }
+        self.stats.calls_answered += 1;
+        info!(call = key, "call answered");
+        self.answer_a(now, key, Some(now_ms));
+        if let Some(exec) = self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut()) {
+            exec.handle_dial_result(DialStatus::Answer);
+        }
+    }
+
+    fn cancel_fork(&mut self, now: Instant, key: u64, leg_id: LegId) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(idx) = call.forks.iter().position(|l| l.id == leg_id) else {
+            return;
+        };
+        let leg = call.forks.remove(idx);
+        match leg.state {
+            LegState::Calling | LegState::Early => self.send_cancel(now, key, &leg),
+            LegState::Confirmed => {
+                let mut leg = leg;
+                self.send_in_dialog(now, key, &mut leg, Method::Bye);
+                self.release_leg(key, leg);
+                return;
+            }
+            LegState::Ended => {}
+        }
+        self.release_leg(key, leg);
+    }
+
+    /// Frees a leg's port and indexes; its transactions finish on their own.
+    fn release_leg(&mut self, key: u64, leg: Leg) {
+        self.calls.free_ports.push_back(leg.media_port);
+        self.calls.by_call_id.remove(&leg.call_id);
+        if leg.media_open {
+            if let Some(call) = self.calls.calls.get(&key) {
+                let session = call.session;
+                self.media(MediaCommand::CloseLeg {
+                    session,
+                    leg: leg.id,
+                });
+            }
+        }
+    }
+
+    fn fork_failed(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId, status: u16) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(idx) = call.forks.iter().position(|l| l.id == leg_id) else {
+            return;
+        };
+        let mut leg = call.forks.remove(idx);
+        leg.final_status = Some(status);
+        leg.state = LegState::Ended;
+        let best = dial_status_of(status);
+        call.last_dial_status = Some(match (call.last_dial_status, best) {
+            (Some(DialStatus::Busy), _) | (_, DialStatus::Busy) => DialStatus::Busy,
+            (Some(DialStatus::NoAnswer), _) => DialStatus::NoAnswer,
+            (_, s) => s,
+        });
+        let remaining = call.forks.len();
+        let dialing = call.state == CallState::Dialing && call.bridged.is_none();
+        self.release_leg(key, leg);
+        debug!(call = key, status, remaining, "fork failed");
+        if remaining == 0 && dialing {
+            self.dial_finished(now, now_ms, key);
+        }
+    }
+
+    fn dial_finished(&mut self, now: Instant, now_ms: u64, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = CallState::Routing;
+        call.dial_deadline = None;
+        let status = call.last_dial_status.unwrap_or(DialStatus::NoAnswer);
+        if let Some(exec) = call.exec.as_mut() {
+            exec.handle_dial_result(status);
+        }
+        self.run_dialplan(now, now_ms, key);
+    }
+
+    /// Ends a call with a Q.850 cause: final response or BYE on every live
+    /// leg, close media, write the CDR.
+    fn end_call(&mut self, now: Instant, now_ms: u64, key: u64, cause: u8) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state == CallState::Ended {
+            return;
+        }
+        call.state = CallState::Ended;
+        call.hangup_cause = u16::from(cause);
+        let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
+        for f in forks {
+            self.cancel_fork(now, key, f);
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if !call.a_answered && !call.cancelled {
+            // A plain Hangup after a failed Dial passes the dial's reason
+            // on, as Asterisk's hangup cause does.
+            let cause = match (cause, call.last_dial_status) {
+                (16, Some(d)) => d.cause().code(),
+                _ => cause,
+            };
+            call.hangup_cause = u16::from(cause);
+            let status = status_for_cause(cause);
+            self.respond_a(now, key, status, false);
+        } else if call.a.state == LegState::Confirmed {
+            let mut a = std::mem::replace(&mut call.a, placeholder_leg());
+            self.send_in_dialog(now, key, &mut a, Method::Bye);
+            a.state = LegState::Ended;
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.a = a;
+            }
+        }
+        self.finish_call(now_ms, key);
+    }
+
+    /// Removes the call: media session closed, port freed, CDR written.
+    fn finish_call(&mut self, now_ms: u64, key: u64) {
+        let Some(call) = self.calls.calls.remove(&key) else {
+            return;
+        };
+        for leg in &call.forks {
+            self.calls.free_ports.push_back(leg.media_port);
+            self.calls.by_call_id.remove(&leg.call_id);
+        }
+        self.calls.free_ports.push_back(call.a.media_port);
+        self.calls.by_call_id.remove(&call.a.call_id);
+        self.calls.by_session.remove(&call.session);
+        self.media(MediaCommand::CloseSession {
+            session: call.session,
+        });
+        let disposition = if call.answer_ms.is_some() {
+            Disposition::Answered
+        } else if call.cancelled {
+            Disposition::Cancel
+        } else {
+            match call.last_dial_status {
+                Some(DialStatus::Busy) => Disposition::Busy,
+                Some(DialStatus::NoAnswer) => Disposition::NoAnswer,
+                Some(DialStatus::Cancel) => Disposition::Cancel,
+                _ => Disposition::Failed,
+            }
+        };
+        let end_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        let record = CallRecord {
+            uniqueid: call.uniqueid.clone(),
+            linkedid: call.uniqueid.clone(),
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms,
+            end_ms,
+            src: call.caller_num.clone(),
+            dst: call.exten.clone(),
+            clid: format!("\"{}\" <{}>", call.caller_name, call.caller_num),
+            dcontext: call.context.clone(),
+            channel: call.a.channel.clone(),
+            dstchannel: call
+                .forks
+                .first()
+                .map(|l| l.channel.clone())
+                .unwrap_or_default(),
+            trunk: call.trunk.clone(),
+            disposition,
+            hangup_cause: call.hangup_cause,
+            accountcode: None,
+            userfield: None,
+        };
+        info!(call = key, disposition = %disposition, billsec = record.billsec(), cause = call.hangup_cause, "call ended");
+        self.outputs.push_back(Output::Cdr(record));
+    }
+
+    /// CANCEL for a pending INVITE from A (RFC 3261 §9.2).
+    pub(crate) fn handle_cancel(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: &str,
+        peer: Peer,
+        msg: &Message,
+    ) -> u16 {
+        let call_id = msg.call_id().unwrap_or_default().into_owned();
+        let found = self.calls.by_call_id.get(&call_id).copied();
+        let Some(r) = found else {
+            self.respond(now, key, msg, peer, 481, |b| b);
+            return 481;
+        };
+        self.respond(now, key, msg, peer, 200, |b| b);
+        let Some(call) = self.calls.calls.get_mut(&r.call) else {
+            return 200;
+        };
+        if call.a.id != r.leg || call.a_answered {
+            return 200; // too late: the 200 already went (CANCEL/200 race)
+        }
+        call.cancelled = true;
+        if let Some(exec) = call.exec.as_mut() {
+            exec.handle_caller_hangup();
+        }
+        info!(call = r.call, "caller cancelled");
+        self.respond_a(now, r.call, 487, false);
+        if let Some(call) = self.calls.calls.get_mut(&r.call) {
+            call.state = CallState::Ended;
+            call.hangup_cause = 16;
+            let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
+            for f in forks {
+                self.cancel_fork(now, r.call, f);
+            }
+        }
+        self.finish_call(now_ms, r.call);
+        200
+    }
+
+    /// ACK for our 2xx on leg A.
+    pub(crate) fn handle_dialog_ack(&mut self, now: Instant, msg: &Message) -> bool {
+        let call_id = msg.call_id().unwrap_or_default().into_owned();
+        let Some(r) = self.calls.by_call_id.get(&call_id).copied() else {
+            return false;
+        };
+        let Some(call) = self.calls.calls.get_mut(&r.call) else {
+            return false;
+        };
+        if let Some(t) = call.a_2xx.as_mut() {
+            t.handle_ack(now);
+        }
+        true
+    }
+
+    /// BYE, re-INVITE, UPDATE, INFO… inside a dialog.
+    pub(crate) fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: &str,
+        peer: Peer,
+        msg: &Message,
+    ) -> u16 {
+        let call_id = msg.call_id().unwrap_or_default().into_owned();
+        let method = msg.method().cloned().unwrap_or(Method::Ack);
+        let Some(r) = self.calls.by_call_id.get(&call_id).copied() else {
+            self.respond(now, key, msg, peer, 481, |b| b);
+            return 481;
+        };
+        match method {
+            Method::Bye => {
+                self.respond(now, key, msg, peer, 200, |b| b);
+                self.hangup_from(now, now_ms, r);
+                200
+            }
+            Method::Invite | Method::Update => self.handle_reoffer(now, key, peer, msg, r),
+            _ => {
+                self.respond(now, key, msg, peer, 200, |b| b);
+                200
+            }
+        }
+    }
+
+    /// One side hung up: BYE the other, close everything.
+    fn hangup_from(&mut self, now: Instant, now_ms: u64, r: LegRef) {
+        let Some(call) = self.calls.calls.get_mut(&r.call) else {
+            return;
+        };
+        call.state = CallState::Ended;
+        call.hangup_cause = 16;
+        let from_a = call.a.id == r.leg;
+        info!(
+            call = r.call,
+            side = if from_a { "caller" } else { "callee" },
+            "hangup"
+        );
+        if from_a {
+            call.a.state = LegState::Ended;
+            let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
+            for f in forks {
+                self.cancel_fork(now, r.call, f);
+            }
+        } else {
+            if let Some(idx) = call.forks.iter().position(|l| l.id == r.leg) {
+                call.forks[idx].state = LegState::Ended;
+            }
+            if call.a.state == LegState::Confirmed {
+                let mut a = std::mem::replace(&mut call.a, placeholder_leg());
+                self.send_in_dialog(now, r.call, &mut a, Method::Bye);
+                a.state = LegState::Ended;
+                if let Some(call) = self.calls.calls.get_mut(&r.call) {
+                    call.a = a;
+                }
+            }
+        }
+        self.finish_call(now_ms, r.call);
+    }
+
+    /// re-INVITE/UPDATE with an offer (hold, resume, session refresh): we
+    /// answer it ourselves and update that leg's media; the other leg is
+    /// not disturbed (the media plane stops sending towards a held party).
+    fn handle_reoffer(
+        &mut self,
+        now: Instant,
+        key: &str,
+        peer: Peer,
+        msg: &Message,
+        r: LegRef,
+    ) -> u16 {
+        let media_ip = self.calls.config.media_ip;
+        let Some(call) = self.calls.calls.get_mut(&r.call) else {
+            self.respond(now, key, msg, peer, 481, |b| b);
+            return 481;
+        };
+        let session = call.session;
+        let leg = if call.a.id == r.leg {
+            Some(&mut call.a)
+        } else {
+            call.forks.iter_mut().find(|l| l.id == r.leg)
+        };
+        let Some(leg) = leg else {
+            self.respond(now, key, msg, peer, 481, |b| b);
+            return 481;
+        };
+        let mut body = None;
+        let mut params = None;
+        if !msg.body().is_empty() {
+            let allowed: Vec<CodecName> = leg
+                .plan
+                .as_ref()
+                .map(|p| vec![p.codec.clone()])
+                .unwrap_or_default();
+            let version = leg
+                .local_sdp
+                .as_ref()
+                .map_or(2, |s| s.origin.session_version + 1);
+            let sid = leg
+                .local_sdp
+                .as_ref()
+                .map_or(1, |s| s.origin.session_id.parse::<u64>().unwrap_or(1));
+            let policy = AnswerPolicy {
+                allowed,
+                prefer_offerer_order: false,
+                local_address: media_ip,
+                local_port: leg.media_port,
+                telephone_event: true,
+                ptime: Some(20),
+                session_id: sid,
+                session_version: version,
+                username: "carillon".into(),
+            };
+            match SessionDescription::parse(msg.body())
+                .map_err(|_| ())
+                .and_then(|o| carillon_sdp::answer(&o, &policy).map_err(|_| ()))
+            {
+                Ok((ans, plan)) => {
+                    info!(call = r.call, direction = ?plan.direction, "re-offer on a leg (hold/resume/refresh)");
+                    params = leg_params(&plan);
+                    leg.plan = Some(plan);
+                    body = Some(Bytes::from(ans.to_bytes()));
+                    leg.local_sdp = Some(ans);
+                }
+                Err(()) => {
+                    self.respond(now, key, msg, peer, 488, |b| b);
+                    return 488;
+                }
+            }
+        } else if let Some(s) = &leg.local_sdp {
+            body = Some(Bytes::from(s.to_bytes()));
+        }
+        let leg_id = leg.id;
+        if let Some(p) = params {
+            self.media(MediaCommand::UpdateLeg {
+                session,
+                leg: leg_id,
+                params: p,
+            });
+        }
+        let host = sip_uri_host(self.calls.config.sip_addr);
+        let se = msg
+            .header(HeaderName::SessionExpires)
+            .map(|s| s.into_owned());
+        self.respond(now, key, msg, peer, 200, |mut b| {
+            b = b.header("Contact", format!("<sip:carillon@{host}>"));
+            if let Some(se) = se {
+                let interval = se.split(';').next().unwrap_or("1800").trim().to_owned();
+                b = b
+                    .header("Session-Expires", format!("{interval};refresher=uac"))
+                    .header("Require", "timer");
+            }
+            match body {
+                Some(sdp) => b.body("application/sdp", sdp),
+                None => b,
+            }
+        });
+        200
+    }
+
+    /// Media plane events (RTP timeout, failures).
+    pub fn handle_media_event(&mut self, now: Instant, now_ms: u64, ev: MediaEvent) {
+        match ev {
+            MediaEvent::RtpTimeout { session, leg } => {
+                if let Some(&key) = self.calls.by_session.get(&session) {
+                    warn!(call = key, leg = leg.0, "RTP timeout: hanging up");
+                    self.end_call(now, now_ms, key, 16);
+                }
+            }
+            MediaEvent::OpenFailed {
+                session,
+                leg,
+                reason,
+            } => {
+                if let Some(&key) = self.calls.by_session.get(&session) {
+                    warn!(call = key, leg = leg.0, reason = %reason, "media open failed: ending call");
+                    self.end_call(now, now_ms, key, 47);
+                }
+            }
+            MediaEvent::Dtmf { session, digit, .. } => {
+                debug!(session = session.0, digit = %digit, "DTMF");
+            }
+            MediaEvent::LegClosed {
+                session,
+                leg,
+                stats,
+            } => {
+                info!(
+                    session = session.0,
+                    leg = leg.0,
+                    packets_in = stats.packets_in,
+                    packets_out = stats.packets_out,
+                    lost = stats.lost,
+                    jitter = stats.jitter,
+                    "media leg closed"
+                );
+            }
+            MediaEvent::LegOpened { .. } => {}
+        }
+        self.flush_scratch();
+    }
+
+    /// Timers of client transactions and calls.
+    pub(crate) fn calls_timeout(&mut self, now: Instant, now_ms: u64) {
+        while let Some(Reverse((at, _))) = self.calls.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, timer))) = self.calls.deadlines.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Client(branch) => self.client_timeout(now, now_ms, &branch),
+                Timer::Call(key) => self.call_timeout(now, now_ms, key),
+            }
+        }
+    }
+
+    fn client_timeout(&mut self, now: Instant, now_ms: u64, branch: &str) {
+        let Some(entry) = self.calls.clients.get_mut(branch) else {
+            return;
+        };
+        if entry.txn.poll_timeout().is_some_and(|t| t > now) {
+            return;
+        }
+        entry.txn.handle_timeout(now);
+        let to = entry.to;
+        while let Some(b) = entry.txn.poll_transmit() {
+            self.scratch.push(Transmit { to, bytes: b });
+        }
+        let mut events = Vec::new();
+        while let Some(ev) = entry.txn.poll_event() {
+            events.push(ev);
+        }
+        let (call, leg, method) = (entry.call, entry.leg, entry.method.clone());
+        if let Some(at) = entry.txn.poll_timeout() {
+            self.calls
+                .deadlines
+                .push(Reverse((at, Timer::Client(branch.to_owned()))));
+        }
+        if entry.txn.is_terminated() {
+            self.calls.clients.remove(branch);
+        }
+        if method == Method::Invite
+            && events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::TimedOut | ClientEvent::TransportFailed))
+        {
+            self.fork_failed(now, now_ms, call, leg, 408);
+        }
+    }
+
+    fn call_timeout(&mut self, now: Instant, now_ms: u64, key: u64) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        // The 2xx retransmitter of leg A.
+        let mut ack_lost = false;
+        if let Some(r) = call.a_2xx.as_mut() {
+            if r.poll_timeout().is_some_and(|t| t <= now) {
+                r.handle_timeout(now);
+            }
+            while let Some(b) = r.poll_transmit() {
+                self.scratch.push(Transmit {
+                    to: call.a.peer,
+                    bytes: b,
+                });
+            }
+            while let Some(ev) = r.poll_event() {
+                if matches!(ev, Uas2xxEvent::AckTimedOut) {
+                    ack_lost = true;
+                }
+            }
+            match r.poll_timeout() {
+                Some(at) => self.calls.deadlines.push(Reverse((at, Timer::Call(key)))),
+                None => call.a_2xx = None,
+            }
+        }
+        if ack_lost {
+            warn!(call = key, "caller never acknowledged the 200: hanging up");
+            self.end_call(now, now_ms, key, 41);
+            return;
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if call.dial_deadline.is_some_and(|d| d <= now) && call.state == CallState::Dialing {
+            call.dial_deadline = None;
+            call.last_dial_status = Some(DialStatus::NoAnswer);
+            info!(call = key, "dial timeout: no answer");
+            let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
+            for f in forks {
+                self.cancel_fork(now, key, f);
+            }
+            self.dial_finished(now, now_ms, key);
+            return;
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if call.wait_deadline.is_some_and(|d| d <= now) {
+            call.wait_deadline = None;
+            if let Some(exec) = call.exec.as_mut() {
+                exec.handle_wait_done();
+            }
+            self.run_dialplan(now, now_ms, key);
+        }
+    }
+}
+
+/// An ACK built from the response it acknowledges (RFC 3261 §17.1.1.3):
+/// From, Call-ID and To come from the response, the CSeq number too.
+fn ack_from_response(
+    sip_addr: SocketAddr,
+    request_uri: &str,
+    branch: &str,
+    resp: &Message,
+) -> Bytes {
+    let transport = resp
+        .with_top_via(|v| v.transport.to_owned())
+        .unwrap_or_else(|| "UDP".into());
+    let seq = resp.cseq().map_or(1, |c| c.seq);
+    MessageBuilder::request(&Method::Ack, request_uri)
+        .header(
+            "Via",
+            format!(
+                "SIP/2.0/{transport} {};branch={branch};rport",
+                sip_uri_host(sip_addr)
+            ),
+        )
+        .header("Max-Forwards", "70")
+        .header(
+            "From",
+            resp.header(HeaderName::From)
+                .unwrap_or_default()
+                .into_owned(),
+        )
+        .header(
+            "To",
+            resp.header(HeaderName::To).unwrap_or_default().into_owned(),
+        )
+        .header("Call-ID", resp.call_id().unwrap_or_default().into_owned())
+        .header("CSeq", format!("{seq} ACK"))
+        .build()
+}
+
+fn strip_tag(name_addr: &str) -> String {
+    match name_addr.find(";tag=") {
+        Some(i) => name_addr[..i].to_owned(),
+        None => name_addr.to_owned(),
+    }
+}
+
+fn placeholder_leg() -> Leg {
+    Leg {
+        id: LegId(0),
+        call_id: String::new(),
+        local_tag: String::new(),
+        remote_tag: None,
+        local_uri: String::new(),
+        remote_uri: String::new(),
+        remote_target: String::new(),
+        route_set: Vec::new(),
+        local_cseq: 0,
+        peer: Peer {
+            transport: Transport::Udp,
+            addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            conn: None,
+        },
+        state: LegState::Ended,
+        media_port: 0,
+        media_open: false,
+        plan: None,
+        local_sdp: None,
+        invite_branch: String::new(),
+        invite_cseq: 0,
+        channel: String::new(),
+        final_status: None,
+    }
+}
+
+fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
+    let list: Vec<CodecName> = names
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .filter(|c| audio_codec(c).is_some())
+        .collect();
+    if list.is_empty() {
+        default.to_vec()
+    } else {
+        list
+    }
+}
+
+#[allow(dead_code)]
+fn list_has(msg: &Message, h: HeaderName, tag: &str) -> bool {
+    msg.header_all(h).any(|v| {
+        split_list(&v)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tag))
+    })
+}
