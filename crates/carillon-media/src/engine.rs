@@ -1,0 +1,797 @@
+//! The media engine of one worker: sessions, legs, ports and the relay path
+//! between bridged legs (an RFC 3550 §7 translator that also transcodes).
+//!
+//! Owns: the command handling of [`MediaCommand`], the port → leg table,
+//! the pairing of bridged legs, the per-packet path (latch, count, DTMF
+//! detection, payload-type mapping, G.711 transcoding, header rewriting), the
+//! RTCP relay and the inactivity timers. It does not own sockets: it asks the
+//! edge to bind and release them ([`SocketRequest`]) and tells it where to
+//! send each datagram ([`Transmit`]).
+//!
+//! ## Leg life cycle
+//!
+//! ```text
+//!  OpenLeg ──► binding ──handle_bound(Ok)──► open ──CloseLeg/CloseSession──► (gone)
+//!   │ (ports     │ handle_bound(Err): OpenFailed      LegOpened      LegClosed + Release
+//!   │ reserved,  └──────────────────────────────────► (gone)
+//!   │ Bind requested)
+//!   └─ duplicate leg / port in use: OpenFailed
+//! ```
+//!
+//! ## The relay path (zero copy, no allocation)
+//!
+//! [`MediaEngine::handle_packet`] gets the datagram in a mutable buffer,
+//! rewrites it in place and returns a [`Transmit`] naming the local port to
+//! send it from and the destination. An RTP packet from leg A bridged to B:
+//!
+//! 1. parse (RFC 3550 §5.1); malformed or RTCP on the RTP port: drop;
+//! 2. latch check on A (see [`crate::latch`]); strays are dropped;
+//! 3. count, receive statistics, inactivity timer re-armed;
+//! 4. A must be `recv` (we accept from it), B must be `send` and have a
+//!    destination (hold, RFC 3264 §8.4);
+//! 5. A's audio PT → B's audio PT, transcoding the payload in place with the
+//!    G.711 tables when the codecs differ; A's telephone-event PT → B's
+//!    (RFC 4733 §2.1; dropped when B has none), the event also feeding A's
+//!    DTMF detector; any other PT (CN, unknown) is dropped;
+//! 6. SSRC, sequence and timestamp from B's output [`carillon_rtp::StreamRewriter`],
+//!    so B sees one continuous stream whoever feeds it.
+//!
+//! ## RTCP: relayed, not regenerated
+//!
+//! RTCP from A (port + 1) is validated as a compound packet and relayed to
+//! B's RTCP destination from B's RTCP port, with the SSRCs made consistent
+//! with the RTP rewriting: every sender SSRC becomes the output SSRC of the
+//! stream we send to B (the SSRC under which B knows A), and every report
+//! block's source SSRC becomes B's own SSRC as A received it (the input
+//! source of A's rewriter). RTCP flows whatever the direction attributes
+//! (RFC 3264 §5.1: RTCP continues while on hold). Limitation: after a
+//! source change the SR RTP timestamp and the report blocks' sequence fields
+//! are not translated by the rewriter's offsets; the first source maps
+//! sequence numbers and timestamps unchanged so they are exact until then.
+//!
+//! ## Timers
+//!
+//! One deadline per leg (inactivity and the DTMF lost-end timeout).
+//! [`MediaEngine::poll_timeout`] returns a cached lower bound: packets only
+//! push inactivity deadlines later, so the cache is refreshed by the full
+//! scan in [`MediaEngine::handle_timeout`] and lowered by commands and DTMF
+//! packets. A spurious early wake-up costs one scan and never an event.
+
+use crate::config::MediaConfig;
+use crate::leg::{codec_of, earliest, Leg, LegMedia, LegState};
+use carillon_codec::Transcoder;
+use carillon_mediactl::{LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId};
+use carillon_rtp::dtmf::TelephoneEvent;
+use carillon_rtp::rtcp::{rewrite_report_sources, rewrite_sender_ssrc};
+use carillon_rtp::{set_payload_type, RtpPacket, Ssrc};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// Errors of a command; `OpenLeg` failures are also reported as
+/// [`MediaEvent::OpenFailed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("leg {leg:?} is already open")]
+    LegExists { leg: LegId },
+    #[error("leg {leg:?} is not open")]
+    UnknownLeg { leg: LegId },
+    #[error("session {session:?} has no legs")]
+    UnknownSession { session: SessionId },
+    #[error("leg {leg:?} does not belong to session {session:?}")]
+    WrongSession { session: SessionId, leg: LegId },
+    #[error("port {port} (or {port} + 1) is already in use")]
+    PortInUse { port: u16 },
+    #[error("port {port} cannot carry RTP and RTCP (needs 1..=65534)")]
+    PortOutOfRange { port: u16 },
+    #[error("a leg cannot be bridged to itself")]
+    SelfBridge { leg: LegId },
+    #[error("legs {a:?} and {b:?} are not bridged")]
+    NotBridged { a: LegId, b: LegId },
+    #[error("leg {leg:?} is not waiting for its sockets")]
+    NotBinding { leg: LegId },
+    #[error("binding port {port} failed: {reason}")]
+    BindFailed { port: u16, reason: String },
+}
+
+/// What the edge must do with sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketRequest {
+    /// Bind `rtp_port` and `rtp_port + 1`, then call [`MediaEngine::handle_bound`].
+    Bind { leg: LegId, rtp_port: u16 },
+    /// Close the sockets of `rtp_port` and `rtp_port + 1`.
+    Release { leg: LegId, rtp_port: u16 },
+}
+
+/// Send the first `len` bytes of the buffer just handled from the socket
+/// bound to `local_port` to `destination`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub local_port: u16,
+    pub destination: SocketAddr,
+    pub len: usize,
+}
+
+/// Why packets were not relayed, and how many were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineCounters {
+    pub rtp_forwarded: u64,
+    pub rtcp_forwarded: u64,
+    /// To a port no leg owns (a late packet after close).
+    pub unknown_port: u64,
+    /// Not RTP/RTCP, or RTCP on the RTP port (no RFC 5761 mux).
+    pub malformed: u64,
+    /// From an address the latch does not (yet) trust.
+    pub stray: u64,
+    /// From a leg we do not accept media from (`recv` off).
+    pub not_receiving: u64,
+    /// A payload type the leg did not negotiate (CN, unknown).
+    pub unknown_payload_type: u64,
+    /// The leg is not bridged.
+    pub unbridged: u64,
+    /// The bridged leg is not `send` (hold) or has no destination.
+    pub not_sending: u64,
+    /// A telephone-event towards a leg that did not negotiate RFC 4733.
+    pub event_not_negotiated: u64,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+const PORT_TABLE_LEN: usize = 1 << 16;
+
+/// All media sessions of one worker.
+#[derive(Debug)]
+pub struct MediaEngine {
+    config: MediaConfig,
+    local_ip: IpAddr,
+    rng: u64,
+    legs: Vec<Option<Leg>>,
+    free_slots: Vec<usize>,
+    by_id: HashMap<LegId, usize>,
+    sessions: HashMap<SessionId, Vec<LegId>>,
+    /// Local port → `slot << 1 | is_rtcp`, or [`NO_SLOT`].
+    ports: Vec<u32>,
+    reserved_ports: usize,
+    events: VecDeque<MediaEvent>,
+    socket_requests: VecDeque<SocketRequest>,
+    next_timeout: Option<Instant>,
+    counters: EngineCounters,
+}
+
+enum Kind {
+    Audio,
+    Event,
+}
+
+impl MediaEngine {
+    /// An engine without sessions. `local_ip` is only reported in
+    /// [`MediaEvent::LegOpened`] when the edge binds a wildcard address.
+    pub fn new(config: MediaConfig, local_ip: IpAddr) -> Self {
+        MediaEngine {
+            config,
+            local_ip,
+            rng: config.rng_seed,
+            legs: Vec::new(),
+            free_slots: Vec::new(),
+            by_id: HashMap::new(),
+            sessions: HashMap::new(),
+            ports: vec![NO_SLOT; PORT_TABLE_LEN],
+            reserved_ports: 0,
+            events: VecDeque::with_capacity(16),
+            socket_requests: VecDeque::with_capacity(4),
+            next_timeout: None,
+            counters: EngineCounters::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MediaConfig {
+        &self.config
+    }
+
+    /// splitmix64: a well-mixed sequence from the configured seed.
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    // ----- commands -------------------------------------------------------
+
+    /// Applies one command from the switch.
+    pub fn handle_command(
+        &mut self,
+        now: Instant,
+        command: MediaCommand,
+    ) -> Result<(), CommandError> {
+        match command {
+            MediaCommand::OpenLeg {
+                session,
+                leg,
+                local_port,
+                params,
+            } => {
+                let result = self.open_leg(session, leg, local_port, params);
+                if let Err(e) = &result {
+                    self.events.push_back(MediaEvent::OpenFailed {
+                        session,
+                        leg,
+                        reason: e.to_string(),
+                    });
+                }
+                result
+            }
+            MediaCommand::UpdateLeg {
+                session,
+                leg,
+                params,
+            } => self.update_leg(now, session, leg, params),
+            MediaCommand::Bridge { session, a, b } => self.bridge(session, a, b),
+            MediaCommand::Unbridge { session, a, b } => self.unbridge(session, a, b),
+            MediaCommand::CloseLeg { session, leg } => {
+                let slot = self.slot_in_session(session, leg)?;
+                self.close_slot(slot);
+                Ok(())
+            }
+            MediaCommand::CloseSession { session } => {
+                let legs = self
+                    .sessions
+                    .get(&session)
+                    .cloned()
+                    .ok_or(CommandError::UnknownSession { session })?;
+                for leg in legs {
+                    if let Some(&slot) = self.by_id.get(&leg) {
+                        self.close_slot(slot);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn port_slots(port: u16) -> Result<(usize, usize), CommandError> {
+        match port.checked_add(1) {
+            Some(rtcp) if port != 0 => Ok((usize::from(port), usize::from(rtcp))),
+            _ => Err(CommandError::PortOutOfRange { port }),
+        }
+    }
+
+    fn open_leg(
+        &mut self,
+        session: SessionId,
+        leg: LegId,
+        local_port: u16,
+        params: LegParams,
+    ) -> Result<(), CommandError> {
+        if self.by_id.contains_key(&leg) {
+            return Err(CommandError::LegExists { leg });
+        }
+        let (rtp, rtcp) = Self::port_slots(local_port)?;
+        let free = |p: usize| self.ports.get(p).is_some_and(|&s| s == NO_SLOT);
+        if !free(rtp) || !free(rtcp) {
+            return Err(CommandError::PortInUse { port: local_port });
+        }
+        let entry = Leg {
+            id: leg,
+            session,
+            local_port,
+            params,
+            peer: None,
+            state: LegState::Binding,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                if let Some(s) = self.legs.get_mut(slot) {
+                    *s = Some(entry);
+                }
+                slot
+            }
+            None => {
+                self.legs.push(Some(entry));
+                self.legs.len() - 1
+            }
+        };
+        let tag = (slot as u32) << 1;
+        if let Some(p) = self.ports.get_mut(rtp) {
+            *p = tag;
+        }
+        if let Some(p) = self.ports.get_mut(rtcp) {
+            *p = tag | 1;
+        }
+        self.reserved_ports += 2;
+        self.by_id.insert(leg, slot);
+        self.sessions.entry(session).or_default().push(leg);
+        self.socket_requests.push_back(SocketRequest::Bind {
+            leg,
+            rtp_port: local_port,
+        });
+        Ok(())
+    }
+
+    /// The edge's answer to [`SocketRequest::Bind`]: `Ok(local RTP address)`
+    /// or the reason the bind failed.
+    pub fn handle_bound(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        result: Result<SocketAddr, String>,
+    ) -> Result<(), CommandError> {
+        let slot = *self
+            .by_id
+            .get(&leg)
+            .ok_or(CommandError::UnknownLeg { leg })?;
+        let ssrc = Ssrc(self.next_random() as u32);
+        let Some(entry) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            return Err(CommandError::UnknownLeg { leg });
+        };
+        if !matches!(entry.state, LegState::Binding) {
+            return Err(CommandError::NotBinding { leg });
+        }
+        let session = entry.session;
+        let port = entry.local_port;
+        match result {
+            Ok(local) => {
+                let local = if local.ip().is_unspecified() {
+                    SocketAddr::new(self.local_ip, local.port())
+                } else {
+                    local
+                };
+                let media = LegMedia::new(now, ssrc, &self.config);
+                let deadline = media.deadline(&entry.params, &self.config);
+                entry.state = LegState::Open(Box::new(media));
+                self.next_timeout = earliest(self.next_timeout, deadline);
+                self.events.push_back(MediaEvent::LegOpened {
+                    session,
+                    leg,
+                    local,
+                });
+                Ok(())
+            }
+            Err(reason) => {
+                self.events.push_back(MediaEvent::OpenFailed {
+                    session,
+                    leg,
+                    reason: reason.clone(),
+                });
+                self.remove_slot(slot);
+                Err(CommandError::BindFailed { port, reason })
+            }
+        }
+    }
+
+    fn slot_in_session(&self, session: SessionId, leg: LegId) -> Result<usize, CommandError> {
+        let slot = *self
+            .by_id
+            .get(&leg)
+            .ok_or(CommandError::UnknownLeg { leg })?;
+        match self.legs.get(slot).and_then(Option::as_ref) {
+            Some(l) if l.session == session => Ok(slot),
+            Some(_) => Err(CommandError::WrongSession { session, leg }),
+            None => Err(CommandError::UnknownLeg { leg }),
+        }
+    }
+
+    fn leg_mut(&mut self, slot: usize) -> Option<&mut Leg> {
+        self.legs.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn update_leg(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        leg: LegId,
+        params: LegParams,
+    ) -> Result<(), CommandError> {
+        let slot = self.slot_in_session(session, leg)?;
+        let config = self.config;
+        let Some(entry) = self.leg_mut(slot) else {
+            return Err(CommandError::UnknownLeg { leg });
+        };
+        let remote_changed = entry.params.remote != params.remote;
+        let latch_off = !params.latch;
+        entry.params = params;
+        let mut deadline = None;
+        if let LegState::Open(media) = &mut entry.state {
+            if remote_changed || latch_off {
+                media.rtp_latch.reset();
+                media.rtcp_latch.reset();
+            }
+            media.last_activity = now;
+            media.timed_out = false;
+            deadline = media.deadline(&params, &config);
+        }
+        self.next_timeout = earliest(self.next_timeout, deadline);
+        Ok(())
+    }
+
+    fn set_peer(&mut self, slot: usize, peer: Option<usize>) {
+        if let Some(l) = self.leg_mut(slot) {
+            l.peer = peer;
+        }
+    }
+
+    fn detach(&mut self, slot: usize) {
+        let peer = self
+            .legs
+            .get(slot)
+            .and_then(Option::as_ref)
+            .and_then(|l| l.peer);
+        if let Some(peer) = peer {
+            self.set_peer(peer, None);
+        }
+        self.set_peer(slot, None);
+    }
+
+    fn bridge(&mut self, session: SessionId, a: LegId, b: LegId) -> Result<(), CommandError> {
+        if a == b {
+            return Err(CommandError::SelfBridge { leg: a });
+        }
+        let sa = self.slot_in_session(session, a)?;
+        let sb = self.slot_in_session(session, b)?;
+        self.detach(sa);
+        self.detach(sb);
+        self.set_peer(sa, Some(sb));
+        self.set_peer(sb, Some(sa));
+        Ok(())
+    }
+
+    fn unbridge(&mut self, session: SessionId, a: LegId, b: LegId) -> Result<(), CommandError> {
+        let sa = self.slot_in_session(session, a)?;
+        let sb = self.slot_in_session(session, b)?;
+        let peer_of_a = self
+            .legs
+            .get(sa)
+            .and_then(Option::as_ref)
+            .and_then(|l| l.peer);
+        if peer_of_a != Some(sb) {
+            return Err(CommandError::NotBridged { a, b });
+        }
+        self.detach(sa);
+        Ok(())
+    }
+
+    fn close_slot(&mut self, slot: usize) {
+        self.detach(slot);
+        if let Some(leg) = self.remove_slot(slot) {
+            self.socket_requests.push_back(SocketRequest::Release {
+                leg: leg.id,
+                rtp_port: leg.local_port,
+            });
+            self.events.push_back(MediaEvent::LegClosed {
+                session: leg.session,
+                leg: leg.id,
+                stats: leg.stats(),
+            });
+        }
+    }
+
+    /// Frees the slot, its ports and its session entry.
+    fn remove_slot(&mut self, slot: usize) -> Option<Leg> {
+        let leg = self.legs.get_mut(slot).and_then(Option::take)?;
+        self.free_slots.push(slot);
+        self.by_id.remove(&leg.id);
+        if let Ok((rtp, rtcp)) = Self::port_slots(leg.local_port) {
+            for p in [rtp, rtcp] {
+                if let Some(entry) = self.ports.get_mut(p) {
+                    *entry = NO_SLOT;
+                }
+            }
+            self.reserved_ports -= 2;
+        }
+        if let Some(legs) = self.sessions.get_mut(&leg.session) {
+            legs.retain(|&l| l != leg.id);
+            if legs.is_empty() {
+                self.sessions.remove(&leg.session);
+            }
+        }
+        Some(leg)
+    }
+
+    // ----- packets --------------------------------------------------------
+
+    /// Handles one datagram that arrived on `local_port` from `from`. The
+    /// buffer is rewritten in place; when it is to be relayed, the returned
+    /// [`Transmit`] says from which local port and to where.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        from: SocketAddr,
+        packet: &mut [u8],
+    ) -> Option<Transmit> {
+        let tag = self
+            .ports
+            .get(usize::from(local_port))
+            .copied()
+            .unwrap_or(NO_SLOT);
+        if tag == NO_SLOT {
+            self.counters.unknown_port += 1;
+            return None;
+        }
+        let slot = (tag >> 1) as usize;
+        if tag & 1 == 0 {
+            self.relay_rtp(now, slot, from, packet)
+        } else {
+            self.relay_rtcp(slot, from, packet)
+        }
+    }
+
+    fn relay_rtp(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        from: SocketAddr,
+        packet: &mut [u8],
+    ) -> Option<Transmit> {
+        // RTCP packet types 200..=204 would read as RTP PT 72..=76 with the
+        // marker set (RFC 5761 §4); without rtcp-mux they are not media.
+        if packet.get(1).is_some_and(|b| (200..=204).contains(b)) {
+            self.counters.malformed += 1;
+            return None;
+        }
+        let Ok(rtp) = RtpPacket::parse(packet) else {
+            self.counters.malformed += 1;
+            return None;
+        };
+        let pt = rtp.payload_type();
+        let ssrc = rtp.ssrc();
+        let seq = rtp.sequence_number();
+        let ts = rtp.timestamp();
+        let payload_start = rtp.header_len();
+        let payload_end = payload_start + rtp.payload().len();
+        let event = TelephoneEvent::parse(rtp.payload()).ok();
+        let len = packet.len();
+
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            self.counters.unknown_port += 1;
+            return None;
+        };
+        let params = leg.params;
+        let peer = leg.peer;
+        let LegState::Open(media) = &mut leg.state else {
+            self.counters.unknown_port += 1;
+            return None;
+        };
+        if params.latch && !media.rtp_latch.handle_packet(from, ssrc.0).is_accepted() {
+            self.counters.stray += 1;
+            return None;
+        }
+        if media.record_rtp(now, ssrc, seq, ts, len) {
+            let deadline = media.deadline(&params, &self.config);
+            self.next_timeout = earliest(self.next_timeout, deadline);
+        }
+        if !params.recv {
+            self.counters.not_receiving += 1;
+            return None;
+        }
+        let kind = if pt == params.payload_type {
+            Kind::Audio
+        } else if Some(pt) == params.telephone_event_pt {
+            if let Some(event) = event {
+                media.dtmf.handle_event(now, ts, event);
+                while let Some(digit) = media.dtmf.poll_digit() {
+                    self.events.push_back(MediaEvent::Dtmf {
+                        session: leg.session,
+                        leg: leg.id,
+                        digit: digit.digit,
+                        duration: digit.duration,
+                    });
+                }
+                self.next_timeout = earliest(self.next_timeout, media.dtmf.poll_timeout());
+            }
+            Kind::Event
+        } else {
+            self.counters.unknown_payload_type += 1;
+            return None;
+        };
+        let from_codec = params.codec;
+        let Some(peer_slot) = peer else {
+            self.counters.unbridged += 1;
+            return None;
+        };
+
+        let Some(peer) = self.legs.get_mut(peer_slot).and_then(Option::as_mut) else {
+            self.counters.unbridged += 1;
+            return None;
+        };
+        let peer_params = peer.params;
+        let local_port = peer.local_port;
+        let LegState::Open(peer_media) = &mut peer.state else {
+            self.counters.not_sending += 1;
+            return None;
+        };
+        let destination = match peer_media.rtp_destination(&peer_params) {
+            Some(d) if peer_params.send => d,
+            _ => {
+                self.counters.not_sending += 1;
+                return None;
+            }
+        };
+        let out_pt = match kind {
+            Kind::Audio => {
+                let transcoder = Transcoder::new(codec_of(from_codec), codec_of(peer_params.codec));
+                if !transcoder.is_identity() {
+                    if let Some(payload) = packet.get_mut(payload_start..payload_end) {
+                        transcoder.transcode_in_place(payload);
+                    }
+                }
+                peer_params.payload_type
+            }
+            Kind::Event => match peer_params.telephone_event_pt {
+                Some(pt) => pt,
+                None => {
+                    self.counters.event_not_negotiated += 1;
+                    return None;
+                }
+            },
+        };
+        if out_pt != pt && set_payload_type(packet, out_pt).is_err() {
+            self.counters.malformed += 1;
+            return None;
+        }
+        if peer_media.rewriter.rewrite(now, packet).is_err() {
+            self.counters.malformed += 1;
+            return None;
+        }
+        peer_media.record_sent(len);
+        self.counters.rtp_forwarded += 1;
+        Some(Transmit {
+            local_port,
+            destination,
+            len,
+        })
+    }
+
+    fn relay_rtcp(&mut self, slot: usize, from: SocketAddr, packet: &mut [u8]) -> Option<Transmit> {
+        let Some((sender, _)) = carillon_rtp::RtcpPacket::parse(packet).ok() else {
+            self.counters.malformed += 1;
+            return None;
+        };
+        let sender = sender.sender_ssrc().map_or(0, |s| s.0);
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            self.counters.unknown_port += 1;
+            return None;
+        };
+        let params = leg.params;
+        let peer = leg.peer;
+        let LegState::Open(media) = &mut leg.state else {
+            self.counters.unknown_port += 1;
+            return None;
+        };
+        if params.latch && !media.rtcp_latch.handle_packet(from, sender).is_accepted() {
+            self.counters.stray += 1;
+            return None;
+        }
+        // The SSRC the peer sends, as this leg received it from us.
+        let peer_source = media.rewriter.current_source();
+        let Some(peer_slot) = peer else {
+            self.counters.unbridged += 1;
+            return None;
+        };
+        let Some(peer) = self.legs.get_mut(peer_slot).and_then(Option::as_mut) else {
+            self.counters.unbridged += 1;
+            return None;
+        };
+        let peer_params = peer.params;
+        let local_port = peer.local_port.checked_add(1)?;
+        let LegState::Open(peer_media) = &peer.state else {
+            self.counters.not_sending += 1;
+            return None;
+        };
+        let Some(destination) = peer_media.rtcp_destination(&peer_params) else {
+            self.counters.not_sending += 1;
+            return None;
+        };
+        if rewrite_sender_ssrc(packet, peer_media.rewriter.output_ssrc()).is_err() {
+            self.counters.malformed += 1;
+            return None;
+        }
+        if let Some(source) = peer_source {
+            // Already validated by the sender rewrite above.
+            let _ = rewrite_report_sources(packet, source);
+        }
+        self.counters.rtcp_forwarded += 1;
+        Some(Transmit {
+            local_port,
+            destination,
+            len: packet.len(),
+        })
+    }
+
+    // ----- timers ---------------------------------------------------------
+
+    /// When [`Self::handle_timeout`] should next be called (possibly early).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout
+    }
+
+    /// Fires due inactivity timeouts and DTMF lost-end timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let config = self.config;
+        let mut next = None;
+        for leg in self.legs.iter_mut().flatten() {
+            let params = leg.params;
+            let (session, id) = (leg.session, leg.id);
+            let LegState::Open(media) = &mut leg.state else {
+                continue;
+            };
+            media.dtmf.handle_timeout(now);
+            while let Some(digit) = media.dtmf.poll_digit() {
+                self.events.push_back(MediaEvent::Dtmf {
+                    session,
+                    leg: id,
+                    digit: digit.digit,
+                    duration: digit.duration,
+                });
+            }
+            if media
+                .inactivity_deadline(&params, &config)
+                .is_some_and(|d| d <= now)
+            {
+                media.timed_out = true;
+                self.events
+                    .push_back(MediaEvent::RtpTimeout { session, leg: id });
+            }
+            next = earliest(next, media.deadline(&params, &config));
+        }
+        self.next_timeout = next;
+    }
+
+    // ----- outputs --------------------------------------------------------
+
+    /// The next event for the switch.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next socket operation for the edge.
+    pub fn poll_socket_request(&mut self) -> Option<SocketRequest> {
+        self.socket_requests.pop_front()
+    }
+
+    // ----- introspection --------------------------------------------------
+
+    /// Counters of a leg (also reported in [`MediaEvent::LegClosed`]).
+    pub fn leg_stats(&self, leg: LegId) -> Option<LegStats> {
+        let slot = *self.by_id.get(&leg)?;
+        self.legs.get(slot)?.as_ref().map(Leg::stats)
+    }
+
+    /// Where RTP towards the leg currently goes.
+    pub fn leg_destination(&self, leg: LegId) -> Option<SocketAddr> {
+        let slot = *self.by_id.get(&leg)?;
+        let l = self.legs.get(slot)?.as_ref()?;
+        l.media()?.rtp_destination(&l.params)
+    }
+
+    /// The SSRC of the stream we send towards the leg.
+    pub fn leg_output_ssrc(&self, leg: LegId) -> Option<Ssrc> {
+        let slot = *self.by_id.get(&leg)?;
+        let l = self.legs.get(slot)?.as_ref()?;
+        Some(l.media()?.rewriter.output_ssrc())
+    }
+
+    /// Relay counters of the whole engine.
+    pub fn counters(&self) -> EngineCounters {
+        self.counters
+    }
+
+    /// Legs open or binding.
+    pub fn leg_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Sessions with at least one leg.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Local ports reserved (two per leg).
+    pub fn reserved_port_count(&self) -> usize {
+        self.reserved_ports
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! Carillon media plane, sans-IO: what happens to an RTP or RTCP datagram
+//! between the moment a worker reads it from a leg's socket and the moment
+//! it writes it out of the bridged leg's socket.
+//!
+//! The [`MediaEngine`] owns every session, leg and port of one media worker.
+//! It takes [`carillon_mediactl::MediaCommand`]s from the switch, datagrams
+//! from the edge (`carillon-rtpnet`), and the time; it never opens a socket
+//! or reads a clock (ARCHITECTURE.md principles 1–3):
+//!
+//! ```text
+//!  switch ──MediaCommand──► handle_command ─┐           ┌─► poll_event ──► switch
+//!  socket ──datagram──────► handle_packet ──┤  engine   ├─► Transmit (in place) ──► socket
+//!  clock  ──now───────────► handle_timeout ─┘           ├─► poll_socket_request (bind/release)
+//!                                                       └─► poll_timeout
+//! ```
+//!
+//! * [`engine`]: the engine, the command handling and the per-packet relay
+//!   path (RFC 3550 §7 translator behaviour, RFC 4733 carriage).
+//! * [`leg`]: per-leg media state (destination, counters, receive
+//!   statistics, DTMF detector, output stream rewriter, inactivity timer).
+//! * [`latch`]: symmetric RTP (RFC 4961 / "comedia") source learning with a
+//!   stray-packet rule.
+//! * [`config`]: engine configuration (timeouts, latch rule, RNG seed).
+//!
+//! Not here yet: mixing, prompt playback, recording, in-band DTMF and
+//! RTP/RTCP multiplexing (RFC 5761); packets for them are dropped and counted.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod config;
+pub mod engine;
+pub mod latch;
+pub mod leg;
+
+pub use config::MediaConfig;
+pub use engine::{CommandError, EngineCounters, MediaEngine, SocketRequest, Transmit};
+pub use latch::{Latch, LatchVerdict};

@@ -1,0 +1,508 @@
+//! `carillon-rtpnet`: the tokio edge of the media plane. It binds and reads
+//! the RTP/RTCP sockets of every leg and drives one sans-IO
+//! [`carillon_media::MediaEngine`] per worker. It never touches SIP; the
+//! switch talks to it only through [`MediaCommand`]s and [`MediaEvent`]s
+//! (ARCHITECTURE.md principle 3, runtime model "Media").
+//!
+//! Owns: the worker threads, the sockets, the routing of commands to
+//! workers, the clock reads, and the event channel back to the switch. It
+//! does not own any media decision (latching, rewriting, transcoding,
+//! timeouts all live in `carillon-media`).
+//!
+//! ## Threads and tasks
+//!
+//! ```text
+//!  switch ──MediaHandle::send──► worker[hash(session) % n]  (unbounded mpsc, one hop per command)
+//!
+//!  worker i = one OS thread running a current_thread tokio runtime + LocalSet:
+//!     command task ─► engine.handle_command ─► bind / release sockets
+//!     reader task per socket (RTP and RTCP of each leg):
+//!         readable().await → try_recv_from … (up to 64 datagrams)
+//!           → engine.handle_packet (rewrites in place)
+//!           → try_send_to from the bridged leg's socket
+//!     timer task  ─► engine.handle_timeout at engine.poll_timeout()
+//!     event pump  ─► bounded mpsc to the switch when it is momentarily full
+//!  all tasks share Rc<RefCell<Worker>>: one thread, no locks, no borrow
+//!  held across an await.
+//! ```
+//!
+//! Why this shape: a relayed call is four sockets with one datagram every
+//! 20 ms each, so per-socket batching (recvmmsg) would rarely find more than
+//! one datagram waiting; what matters is that an idle socket costs nothing
+//! and a ready one is found in O(1). Per-socket tasks get exactly that from
+//! the reactor's epoll readiness (edge triggered, no scan over thousands of
+//! sockets as a `poll_recv_from` loop would need, no future rebuilt per
+//! packet as a `FuturesUnordered` of `recv_from`s would), and a packet goes
+//! from the receive buffer to the send syscall with no channel hop, no
+//! allocation and no lock. A worker thread with its own runtime keeps each
+//! session's sockets and state on one core.
+//!
+//! Packets are sent with `try_send_to`: when a socket's send buffer is full
+//! the datagram is dropped and counted, the relay never waits.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use carillon_media::{MediaConfig, MediaEngine, SocketRequest};
+use carillon_mediactl::{MediaCommand, MediaEvent, SessionId};
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::{JoinHandle, LocalSet};
+
+/// Largest datagram a reader accepts (anything longer is truncated by the
+/// kernel and then fails RTP validation).
+const MAX_DATAGRAM: usize = 2048;
+/// Datagrams handled per readiness wake-up before yielding to other sockets.
+const READ_BATCH: usize = 64;
+/// Events buffered towards the switch before the worker keeps them locally.
+const DEFAULT_EVENT_CAPACITY: usize = 4096;
+
+/// How the media runtime runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Address every leg's sockets are bound on.
+    pub bind_ip: IpAddr,
+    /// RTP inactivity timeout (`None`: never).
+    pub rtp_timeout: Option<Duration>,
+    /// Inactivity timeout while a leg is on hold (`None`: never).
+    pub hold_timeout: Option<Duration>,
+    /// Worker threads (at least 1); default: one per core.
+    pub workers: usize,
+    /// Re-latch threshold, see `carillon_media::latch`.
+    pub relatch_packets: u32,
+    /// Seed for output SSRCs; `None`: OS entropy.
+    pub rng_seed: Option<u64>,
+    /// Capacity of the event channel to the switch.
+    pub event_capacity: usize,
+}
+
+impl RuntimeConfig {
+    /// Defaults with the given bind address.
+    pub fn new(bind_ip: IpAddr) -> Self {
+        RuntimeConfig {
+            bind_ip,
+            rtp_timeout: Some(MediaConfig::DEFAULT_RTP_TIMEOUT),
+            hold_timeout: Some(MediaConfig::DEFAULT_HOLD_TIMEOUT),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            relatch_packets: MediaConfig::DEFAULT_RELATCH_PACKETS,
+            rng_seed: None,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
+/// Errors of the media runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("starting media worker {index}: {source}")]
+    Start { index: usize, source: io::Error },
+    #[error("the media runtime has stopped")]
+    Stopped,
+}
+
+/// Starts the media workers.
+pub struct MediaRuntime;
+
+impl MediaRuntime {
+    /// Spawns `config.workers` worker threads. Works from inside or outside
+    /// a tokio runtime. The workers stop when every [`MediaHandle`] clone is
+    /// dropped, closing their sockets.
+    pub fn start(
+        config: RuntimeConfig,
+    ) -> Result<(MediaHandle, mpsc::Receiver<MediaEvent>), RuntimeError> {
+        let workers = config.workers.max(1);
+        let (event_tx, event_rx) = mpsc::channel(config.event_capacity.max(1));
+        let base_seed = config
+            .rng_seed
+            .unwrap_or_else(|| RandomState::new().build_hasher().finish());
+        let mut senders = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let (command_tx, command_rx) = mpsc::unbounded_channel();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|source| RuntimeError::Start { index, source })?;
+            let media = MediaConfig {
+                rtp_timeout: config.rtp_timeout,
+                hold_timeout: config.hold_timeout,
+                relatch_packets: config.relatch_packets,
+                rng_seed: mix(base_seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            };
+            let events = event_tx.clone();
+            let bind_ip = config.bind_ip;
+            std::thread::Builder::new()
+                .name(format!("carillon-media-{index}"))
+                .spawn(move || {
+                    let local = LocalSet::new();
+                    local.block_on(&runtime, async move {
+                        let shared = Rc::new(RefCell::new(Worker::new(media, bind_ip, events)));
+                        run_worker(shared, command_rx).await;
+                    });
+                })
+                .map_err(|source| RuntimeError::Start { index, source })?;
+            senders.push(command_tx);
+        }
+        Ok((
+            MediaHandle {
+                workers: senders.into(),
+            },
+            event_rx,
+        ))
+    }
+}
+
+/// The switch's handle on the media plane; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct MediaHandle {
+    workers: Arc<[mpsc::UnboundedSender<MediaCommand>]>,
+}
+
+impl MediaHandle {
+    /// Sends a command to the worker that owns its session. Never blocks.
+    pub fn send(&self, command: MediaCommand) -> Result<(), RuntimeError> {
+        let index = self.worker_for(session_of(&command));
+        let worker = self.workers.get(index).ok_or(RuntimeError::Stopped)?;
+        worker.send(command).map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// The worker owning `session`.
+    pub fn worker_for(&self, session: SessionId) -> usize {
+        (mix(session.0) % self.workers.len().max(1) as u64) as usize
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+fn session_of(command: &MediaCommand) -> SessionId {
+    match command {
+        MediaCommand::OpenLeg { session, .. }
+        | MediaCommand::UpdateLeg { session, .. }
+        | MediaCommand::Bridge { session, .. }
+        | MediaCommand::Unbridge { session, .. }
+        | MediaCommand::CloseLeg { session, .. }
+        | MediaCommand::CloseSession { session } => *session,
+    }
+}
+
+/// splitmix64 finaliser: spreads sequential ids over the workers.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Everything one worker owns.
+struct Worker {
+    engine: MediaEngine,
+    bind_ip: IpAddr,
+    /// Socket by local port.
+    sockets: Vec<Option<Rc<UdpSocket>>>,
+    readers: HashMap<u16, JoinHandle<()>>,
+    events: mpsc::Sender<MediaEvent>,
+    backlog: VecDeque<MediaEvent>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
+    timer: Rc<Notify>,
+    pump: Rc<Notify>,
+    send_drops: u64,
+}
+
+type Shared = Rc<RefCell<Worker>>;
+
+impl Worker {
+    fn new(config: MediaConfig, bind_ip: IpAddr, events: mpsc::Sender<MediaEvent>) -> Self {
+        Worker {
+            engine: MediaEngine::new(config, bind_ip),
+            bind_ip,
+            sockets: vec![None; usize::from(u16::MAX) + 1],
+            readers: HashMap::new(),
+            events,
+            backlog: VecDeque::new(),
+            armed: None,
+            timer: Rc::new(Notify::new()),
+            pump: Rc::new(Notify::new()),
+            send_drops: 0,
+        }
+    }
+
+    /// Binds and releases sockets as the engine asks; returns the reader
+    /// tasks to stop (their sockets close once they are gone).
+    fn apply_socket_requests(&mut self, shared: &Shared, now: Instant) -> Vec<JoinHandle<()>> {
+        let mut stopped = Vec::new();
+        while let Some(request) = self.engine.poll_socket_request() {
+            match request {
+                SocketRequest::Bind { leg, rtp_port } => {
+                    let result = self.bind_pair(shared, rtp_port);
+                    if let Err(e) = &result {
+                        tracing::warn!(port = rtp_port, error = %e, "media: cannot bind leg ports");
+                    }
+                    // A failure is reported by the engine as OpenFailed.
+                    let _ = self.engine.handle_bound(now, leg, result);
+                }
+                SocketRequest::Release { rtp_port, .. } => {
+                    for port in [Some(rtp_port), rtp_port.checked_add(1)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(slot) = self.sockets.get_mut(usize::from(port)) {
+                            *slot = None;
+                        }
+                        if let Some(reader) = self.readers.remove(&port) {
+                            reader.abort();
+                            stopped.push(reader);
+                        }
+                    }
+                }
+            }
+        }
+        stopped
+    }
+
+    fn bind_pair(&mut self, shared: &Shared, rtp_port: u16) -> Result<SocketAddr, String> {
+        let rtcp_port = rtp_port
+            .checked_add(1)
+            .ok_or_else(|| format!("no RTCP port above {rtp_port}"))?;
+        let describe = |port: u16, e: io::Error| format!("bind {}:{port}: {e}", self.bind_ip);
+        let rtp = bind(self.bind_ip, rtp_port).map_err(|e| describe(rtp_port, e))?;
+        let rtcp = bind(self.bind_ip, rtcp_port).map_err(|e| describe(rtcp_port, e))?;
+        let local = rtp.local_addr().map_err(|e| describe(rtp_port, e))?;
+        for (port, socket) in [(rtp_port, rtp), (rtcp_port, rtcp)] {
+            let socket = Rc::new(socket);
+            if let Some(slot) = self.sockets.get_mut(usize::from(port)) {
+                *slot = Some(socket.clone());
+            }
+            let reader = tokio::task::spawn_local(read_loop(shared.clone(), socket, port));
+            self.readers.insert(port, reader);
+        }
+        Ok(local)
+    }
+
+    /// Moves engine events towards the switch, keeping order; a full
+    /// channel leaves them in the backlog for the pump task.
+    fn flush_events(&mut self) {
+        while let Some(event) = self.engine.poll_event() {
+            self.backlog.push_back(event);
+        }
+        while let Some(event) = self.backlog.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    self.pump.notify_one();
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Wakes the timer task if the engine's deadline moved earlier.
+    fn kick_timer(&mut self) {
+        if let Some(deadline) = self.engine.poll_timeout() {
+            let earlier = match self.armed {
+                Some(armed) => deadline < armed,
+                None => true,
+            };
+            if earlier {
+                self.armed = Some(deadline);
+                self.timer.notify_one();
+            }
+        }
+    }
+}
+
+fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+async fn run_worker(shared: Shared, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+    let (timer, pump, events) = {
+        let w = shared.borrow();
+        (w.timer.clone(), w.pump.clone(), w.events.clone())
+    };
+    let timer_task = tokio::task::spawn_local(timer_loop(shared.clone(), timer));
+    let pump_task = tokio::task::spawn_local(event_pump(shared.clone(), events, pump));
+    while let Some(command) = commands.recv().await {
+        handle_command(&shared, command).await;
+    }
+    timer_task.abort();
+    pump_task.abort();
+}
+
+async fn handle_command(shared: &Shared, command: MediaCommand) {
+    let (stopped, events) = {
+        let mut w = shared.borrow_mut();
+        let now = Instant::now();
+        if let Err(e) = w.engine.handle_command(now, command) {
+            tracing::debug!(error = %e, "media: command rejected");
+        }
+        let stopped = w.apply_socket_requests(shared, now);
+        let events: Vec<MediaEvent> = std::iter::from_fn(|| w.engine.poll_event()).collect();
+        (stopped, events)
+    };
+    // LegClosed goes out only once the leg's sockets are closed: the
+    // aborted readers drop their socket handles before their JoinHandles
+    // resolve.
+    for reader in stopped {
+        let _ = reader.await;
+    }
+    let mut w = shared.borrow_mut();
+    w.backlog.extend(events);
+    w.flush_events();
+    w.kick_timer();
+}
+
+async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        if socket.readable().await.is_err() {
+            return;
+        }
+        let mut handled = 0;
+        {
+            let mut guard = shared.borrow_mut();
+            let w = &mut *guard;
+            let now = Instant::now();
+            while handled < READ_BATCH {
+                match socket.try_recv_from(&mut buf) {
+                    Ok((len, from)) => {
+                        handled += 1;
+                        let Some(datagram) = buf.get_mut(..len) else {
+                            continue;
+                        };
+                        let Some(tx) = w.engine.handle_packet(now, port, from, datagram) else {
+                            continue;
+                        };
+                        let out = w
+                            .sockets
+                            .get(usize::from(tx.local_port))
+                            .and_then(Option::as_ref);
+                        let sent = match (out, buf.get(..tx.len)) {
+                            (Some(out), Some(bytes)) => {
+                                out.try_send_to(bytes, tx.destination).is_ok()
+                            }
+                            _ => false,
+                        };
+                        if !sent {
+                            w.send_drops += 1;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        // E.g. an ICMP error queued on the socket; keep reading.
+                        tracing::trace!(port, error = %e, "media: receive error");
+                        handled += 1;
+                    }
+                }
+            }
+            w.flush_events();
+            w.kick_timer();
+        }
+        if handled >= READ_BATCH {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+async fn timer_loop(shared: Shared, notify: Rc<Notify>) {
+    loop {
+        let deadline = {
+            let mut w = shared.borrow_mut();
+            let deadline = w.engine.poll_timeout();
+            w.armed = deadline;
+            deadline
+        };
+        match deadline {
+            Some(deadline) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                        let mut w = shared.borrow_mut();
+                        w.engine.handle_timeout(Instant::now());
+                        w.flush_events();
+                    }
+                    _ = notify.notified() => {}
+                }
+            }
+            None => notify.notified().await,
+        }
+    }
+}
+
+async fn event_pump(shared: Shared, events: mpsc::Sender<MediaEvent>, notify: Rc<Notify>) {
+    loop {
+        notify.notified().await;
+        while !shared.borrow().backlog.is_empty() {
+            let Ok(permit) = events.reserve().await else {
+                shared.borrow_mut().backlog.clear();
+                return;
+            };
+            if let Some(event) = shared.borrow_mut().backlog.pop_front() {
+                permit.send(event);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_of_a_session_goes_to_the_same_worker() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let handle = MediaHandle {
+            workers: vec![tx.clone(), tx.clone(), tx.clone(), tx].into(),
+        };
+        let session = SessionId(77);
+        let close = MediaCommand::CloseSession { session };
+        let bridge = MediaCommand::Bridge {
+            session,
+            a: carillon_mediactl::LegId(1),
+            b: carillon_mediactl::LegId(2),
+        };
+        assert_eq!(session_of(&close), session_of(&bridge));
+        let w = handle.worker_for(session);
+        assert!(w < 4);
+        assert_eq!(handle.worker_for(session), w);
+    }
+
+    #[test]
+    fn sequential_sessions_spread_over_the_workers() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let handle = MediaHandle {
+            workers: vec![tx.clone(), tx.clone(), tx.clone(), tx].into(),
+        };
+        let mut used = [0usize; 4];
+        for s in 0..400 {
+            used[handle.worker_for(SessionId(s))] += 1;
+        }
+        assert!(used.iter().all(|&n| n > 50), "{used:?}");
+    }
+}

@@ -1,0 +1,839 @@
+//! Loading `trunks.toml`: TOML text → validated [`TrunkSet`], or every
+//! problem found, each as `file:line: dotted.key: message`.
+//!
+//! Owns the schema (documented in the crate root) and its checks. The text
+//! is parsed with `toml_edit`, whose document keeps the byte span of every
+//! key and value; it is turned into a small tree of nodes with line numbers
+//! and walked once, collecting problems instead of stopping at the first.
+//! Unknown keys are problems, so a typo never passes silently.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use carillon_sip::Uri;
+use toml_edit::{ImDocument, Item, Table, Value};
+
+use crate::cidr::IpNet;
+use crate::model::{
+    Codec, Credentials, GatewayConfig, PortConfig, PortName, PortRoute, PortStrategy,
+    QualifyConfig, RegistrationConfig, TrunkConfig, TrunkKind, TrunkName, TrunkSet,
+};
+
+/// One problem in a trunks file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// Dotted key, e.g. `trunk.dinstar.ports[2].contact`; empty for TOML
+    /// syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, self.line, self.key, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigProblem {}
+
+const TRUNK_KEYS: &[&str] = &[
+    "kind",
+    "contacts",
+    "identify",
+    "username",
+    "password",
+    "from_user",
+    "from_domain",
+    "send_pai",
+    "register",
+    "registrar",
+    "expiry",
+    "qualify_secs",
+    "qualify_timeout_secs",
+    "max_calls",
+    "max_cps",
+    "context",
+    "allow",
+    "numbering",
+    "ports",
+    "port_strategy",
+    "port_cooldown_secs",
+];
+
+const PORT_KEYS: &[&str] = &["name", "contact", "prefix", "max_calls"];
+
+const DEFAULT_EXPIRY: u32 = 3600;
+const DEFAULT_QUALIFY_TIMEOUT: i64 = 2;
+const DEFAULT_COOLDOWN: i64 = 60;
+
+#[derive(Debug)]
+struct Node {
+    line: usize,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Other(&'static str),
+    Array(Vec<Node>),
+    Table(Vec<(String, Node)>),
+}
+
+impl Kind {
+    fn describe(&self) -> &'static str {
+        match self {
+            Kind::Str(_) => "a string",
+            Kind::Int(_) => "an integer",
+            Kind::Bool(_) => "a boolean",
+            Kind::Other(what) => what,
+            Kind::Array(_) => "an array",
+            Kind::Table(_) => "a table",
+        }
+    }
+}
+
+/// Byte offset → 1-based line.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        LineIndex(
+            std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        )
+    }
+
+    fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
+        span.map(|s| self.0.partition_point(|&start| start <= s.start))
+    }
+
+    fn table(&self, table: &Table, fallback: usize) -> Node {
+        let line = self.line(table.span()).unwrap_or(fallback);
+        let mut entries = Vec::new();
+        for (key, item) in table.iter() {
+            let key_line = table
+                .get_key_value(key)
+                .and_then(|(k, _)| self.line(k.span()))
+                .unwrap_or(line);
+            if let Some(node) = self.item(item, key_line) {
+                entries.push((key.to_owned(), node));
+            }
+        }
+        Node {
+            line,
+            kind: Kind::Table(entries),
+        }
+    }
+
+    fn item(&self, item: &Item, fallback: usize) -> Option<Node> {
+        match item {
+            Item::None => None,
+            Item::Value(v) => Some(self.value(v, fallback)),
+            Item::Table(t) => Some(self.table(t, fallback)),
+            Item::ArrayOfTables(array) => {
+                let line = self.line(array.span()).unwrap_or(fallback);
+                Some(Node {
+                    line,
+                    kind: Kind::Array(array.iter().map(|t| self.table(t, line)).collect()),
+                })
+            }
+        }
+    }
+
+    fn value(&self, value: &Value, fallback: usize) -> Node {
+        let line = self.line(value.span()).unwrap_or(fallback);
+        let kind = match value {
+            Value::String(s) => Kind::Str(s.value().clone()),
+            Value::Integer(i) => Kind::Int(*i.value()),
+            Value::Float(_) => Kind::Other("a float"),
+            Value::Boolean(b) => Kind::Bool(*b.value()),
+            Value::Datetime(_) => Kind::Other("a date-time"),
+            Value::Array(a) => Kind::Array(a.iter().map(|v| self.value(v, line)).collect()),
+            Value::InlineTable(t) => {
+                let mut entries = Vec::new();
+                for (key, _) in t.iter() {
+                    if let Some((k, item)) = t.get_key_value(key) {
+                        let key_line = self.line(k.span()).unwrap_or(line);
+                        if let Some(node) = self.item(item, key_line) {
+                            entries.push((key.to_owned(), node));
+                        }
+                    }
+                }
+                Kind::Table(entries)
+            }
+        };
+        Node { line, kind }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A table being read; remembers which keys were consumed.
+struct Fields<'n> {
+    path: String,
+    line: usize,
+    entries: &'n [(String, Node)],
+    used: Vec<bool>,
+}
+
+impl<'n> Fields<'n> {
+    fn take(&mut self, key: &str) -> Option<(String, &'n Node)> {
+        let index = self.entries.iter().position(|(k, _)| k == key)?;
+        if let Some(u) = self.used.get_mut(index) {
+            *u = true;
+        }
+        self.entries
+            .get(index)
+            .map(|(_, node)| (join(&self.path, key), node))
+    }
+}
+
+struct Loader<'a> {
+    file: &'a str,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Loader<'_> {
+    fn report(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            file: self.file.to_owned(),
+            line,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn expected(&mut self, path: &str, node: &Node, what: &str) {
+        self.report(
+            node.line,
+            path,
+            format!("expected {what}, found {}", node.kind.describe()),
+        );
+    }
+
+    fn fields<'n>(&mut self, path: &str, node: &'n Node) -> Option<Fields<'n>> {
+        match &node.kind {
+            Kind::Table(entries) => Some(Fields {
+                path: path.to_owned(),
+                line: node.line,
+                entries,
+                used: vec![false; entries.len()],
+            }),
+            _ => {
+                self.expected(path, node, "a table");
+                None
+            }
+        }
+    }
+
+    fn finish(&mut self, fields: Fields<'_>, known: &[&str], owner: &str) {
+        for ((key, node), used) in fields.entries.iter().zip(&fields.used) {
+            if !used {
+                self.report(
+                    node.line,
+                    &join(&fields.path, key),
+                    format!(
+                        "unknown key '{key}' for {owner} (expected one of: {})",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn string<'n>(&mut self, path: &str, node: &'n Node) -> Option<&'n str> {
+        match &node.kind {
+            Kind::Str(s) => Some(s),
+            _ => {
+                self.expected(path, node, "a string");
+                None
+            }
+        }
+    }
+
+    fn nonempty(&mut self, path: &str, node: &Node) -> Option<String> {
+        let s = self.string(path, node)?;
+        if s.trim().is_empty() {
+            self.report(node.line, path, "must not be empty");
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    fn integer(&mut self, path: &str, node: &Node, low: i64, high: i64) -> Option<i64> {
+        match &node.kind {
+            Kind::Int(i) if (low..=high).contains(i) => Some(*i),
+            Kind::Int(i) => {
+                self.report(
+                    node.line,
+                    path,
+                    format!("{i} is out of range {low}..={high}"),
+                );
+                None
+            }
+            _ => {
+                self.expected(path, node, "an integer");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, path: &str, node: &Node) -> Option<bool> {
+        match &node.kind {
+            Kind::Bool(b) => Some(*b),
+            _ => {
+                self.expected(path, node, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An array of strings, each with its path and line.
+    fn strings<'n>(&mut self, path: &str, node: &'n Node) -> Vec<(String, usize, &'n str)> {
+        let Kind::Array(items) = &node.kind else {
+            self.expected(path, node, "an array of strings");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            if let Some(s) = self.string(&item_path, item) {
+                out.push((item_path, item.line, s));
+            }
+        }
+        out
+    }
+
+    /// A SIP or SIPS URI; returns it and its host.
+    fn sip_uri(&mut self, path: &str, line: usize, text: &str) -> Option<(String, String)> {
+        match Uri::parse(text) {
+            Ok(uri) if uri.is_sip() && !uri.host.is_empty() => {
+                Some((text.to_owned(), uri.host.to_owned()))
+            }
+            Ok(_) => {
+                self.report(line, path, format!("'{text}' is not a sip: or sips: URI"));
+                None
+            }
+            Err(e) => {
+                self.report(line, path, format!("'{text}' is not a SIP URI: {e}"));
+                None
+            }
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.+".contains(&b))
+}
+
+fn u32_of(v: i64) -> Option<u32> {
+    u32::try_from(v).ok()
+}
+
+/// Loads and validates a trunks file. `file_name` only labels problems.
+/// On failure every problem found is returned, sorted by line.
+pub fn load(file_name: &str, text: &str) -> Result<TrunkSet, Vec<ConfigProblem>> {
+    let mut lo = Loader {
+        file: file_name,
+        problems: Vec::new(),
+    };
+    let lines = LineIndex::new(text);
+    let document = match ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = lines.line(e.span()).unwrap_or(1);
+            lo.report(line, "", e.message().trim().to_owned());
+            return Err(lo.problems);
+        }
+    };
+    let root = lines.table(document.as_table(), 1);
+    let trunks = load_root(&mut lo, &root);
+    if lo.problems.is_empty() {
+        return Ok(TrunkSet::new(trunks));
+    }
+    let mut problems = lo.problems;
+    problems.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.key.cmp(&b.key)));
+    Err(problems)
+}
+
+fn load_root(lo: &mut Loader<'_>, root: &Node) -> Vec<TrunkConfig> {
+    let mut trunks = Vec::new();
+    let Some(mut fields) = lo.fields("", root) else {
+        return trunks;
+    };
+    let trunk_node = fields.take("trunk");
+    lo.finish(fields, &["trunk"], "the trunks file");
+    let Some((path, node)) = trunk_node else {
+        return trunks;
+    };
+    let Kind::Table(entries) = &node.kind else {
+        lo.expected(&path, node, "[trunk.NAME] tables");
+        return trunks;
+    };
+    // identify networks seen so far: network → (trunk, line)
+    let mut seen: BTreeMap<IpNet, (String, usize)> = BTreeMap::new();
+    for (name, trunk_node) in entries {
+        let trunk_path = join(&path, name);
+        if !is_name(name) {
+            lo.report(
+                trunk_node.line,
+                &trunk_path,
+                format!("bad trunk name '{name}' (letters, digits, '_', '-', '.', '+' only)"),
+            );
+        }
+        if let Some(trunk) = load_trunk(lo, &trunk_path, name, trunk_node, &mut seen) {
+            trunks.push(trunk);
+        }
+    }
+    trunks
+}
+
+fn load_trunk(
+    lo: &mut Loader<'_>,
+    path: &str,
+    name: &str,
+    node: &Node,
+    seen: &mut BTreeMap<IpNet, (String, usize)>,
+) -> Option<TrunkConfig> {
+    let problems_before = lo.problems.len();
+    let mut f = lo.fields(path, node)?;
+    let line = f.line;
+
+    let kind = match f.take("kind") {
+        Some((p, n)) => match lo.string(&p, n) {
+            Some("carrier") => Some(TrunkKind::Carrier),
+            Some("gsm_gateway") => Some(TrunkKind::GsmGateway),
+            Some(other) => {
+                lo.report(
+                    n.line,
+                    &p,
+                    format!("unknown kind '{other}' (expected \"carrier\" or \"gsm_gateway\")"),
+                );
+                None
+            }
+            None => None,
+        },
+        None => {
+            lo.report(line, &join(path, "kind"), "a trunk needs 'kind'");
+            None
+        }
+    };
+
+    let mut contacts: Vec<String> = Vec::new();
+    let contacts_entry = f.take("contacts");
+    if let Some((p, n)) = &contacts_entry {
+        for (item_path, item_line, text) in lo.strings(p, n) {
+            if let Some((uri, _)) = lo.sip_uri(&item_path, item_line, text) {
+                if contacts.contains(&uri) {
+                    lo.report(item_line, &item_path, format!("'{uri}' is listed twice"));
+                } else {
+                    contacts.push(uri);
+                }
+            }
+        }
+    }
+    let failover_len = contacts.len();
+
+    let mut identify = Vec::new();
+    if let Some((p, n)) = f.take("identify") {
+        for (item_path, item_line, text) in lo.strings(&p, n) {
+            match text.parse::<IpNet>() {
+                Ok(net) => match seen.get(&net) {
+                    Some((other, other_line)) => lo.report(
+                        item_line,
+                        &item_path,
+                        format!(
+                            "{net} is already identified as trunk '{other}' at line {other_line}"
+                        ),
+                    ),
+                    None => {
+                        seen.insert(net, (name.to_owned(), item_line));
+                        identify.push(net);
+                    }
+                },
+                Err(e) => lo.report(item_line, &item_path, e.to_string()),
+            }
+        }
+    }
+
+    let username_entry = f.take("username");
+    let username = username_entry.as_ref().and_then(|(p, n)| lo.nonempty(p, n));
+    let password_entry = f.take("password");
+    let password = password_entry
+        .as_ref()
+        .and_then(|(p, n)| lo.string(p, n).map(str::to_owned));
+    let credentials = match (username_entry, password_entry) {
+        (Some((_, n)), None) => {
+            lo.report(
+                n.line,
+                &join(path, "password"),
+                "'username' needs 'password'",
+            );
+            None
+        }
+        (None, Some((_, n))) => {
+            lo.report(
+                n.line,
+                &join(path, "username"),
+                "'password' needs 'username'",
+            );
+            None
+        }
+        _ => username
+            .zip(password)
+            .map(|(username, password)| Credentials { username, password }),
+    };
+
+    let from_user = f.take("from_user").and_then(|(p, n)| lo.nonempty(&p, n));
+    let from_domain = f.take("from_domain").and_then(|(p, n)| lo.nonempty(&p, n));
+    let send_pai = f
+        .take("send_pai")
+        .and_then(|(p, n)| lo.boolean(&p, n))
+        .unwrap_or(false);
+
+    let register = f.take("register").map(|(p, n)| (lo.boolean(&p, n), n.line));
+    let registrar = f.take("registrar").and_then(|(p, n)| {
+        let text = lo.string(&p, n)?;
+        lo.sip_uri(&p, n.line, text)
+    });
+    let expiry = f
+        .take("expiry")
+        .map(|(p, n)| lo.integer(&p, n, 60, 604_800).and_then(u32_of));
+    let registration = match register {
+        Some((Some(true), rline)) => {
+            let rpath = join(path, "register");
+            if credentials.is_none() {
+                lo.report(
+                    rline,
+                    &rpath,
+                    "register = true needs 'username' and 'password'",
+                );
+            }
+            match registrar {
+                Some((registrar, domain)) => Some(RegistrationConfig {
+                    registrar,
+                    domain,
+                    expiry: expiry.flatten().unwrap_or(DEFAULT_EXPIRY),
+                }),
+                None => {
+                    lo.report(rline, &rpath, "register = true needs 'registrar'");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let qualify_secs = f
+        .take("qualify_secs")
+        .map(|(p, n)| (lo.integer(&p, n, 0, 86_400), n.line));
+    let qualify_timeout = f
+        .take("qualify_timeout_secs")
+        .and_then(|(p, n)| lo.integer(&p, n, 1, 64));
+    let qualify = match qualify_secs {
+        Some((Some(secs), qline)) if secs > 0 => {
+            let timeout = qualify_timeout.unwrap_or(DEFAULT_QUALIFY_TIMEOUT);
+            if timeout >= secs {
+                lo.report(
+                    qline,
+                    &join(path, "qualify_secs"),
+                    format!("qualify_secs ({secs}) must be longer than qualify_timeout_secs ({timeout})"),
+                );
+            }
+            Some(QualifyConfig {
+                interval: Duration::from_secs(secs.unsigned_abs()),
+                timeout: Duration::from_secs(timeout.unsigned_abs()),
+            })
+        }
+        _ => None,
+    };
+
+    let max_calls = f
+        .take("max_calls")
+        .and_then(|(p, n)| lo.integer(&p, n, 1, 100_000))
+        .and_then(u32_of);
+    let max_cps = f
+        .take("max_cps")
+        .and_then(|(p, n)| lo.integer(&p, n, 1, 10_000))
+        .and_then(u32_of);
+    let context = f.take("context").and_then(|(p, n)| {
+        let s = lo.string(&p, n)?;
+        if is_name(s) {
+            Some(s.to_owned())
+        } else {
+            lo.report(n.line, &p, format!("bad context name '{s}'"));
+            None
+        }
+    });
+    let mut allow = Vec::new();
+    match f.take("allow") {
+        Some((p, n)) => {
+            for (item_path, item_line, text) in lo.strings(&p, n) {
+                match Codec::parse(text) {
+                    Some(c) if allow.contains(&c) => {
+                        lo.report(item_line, &item_path, format!("'{text}' is listed twice"));
+                    }
+                    Some(c) => allow.push(c),
+                    None => lo.report(
+                        item_line,
+                        &item_path,
+                        format!("unknown codec '{text}' (expected ulaw, alaw, g722, g729 or opus)"),
+                    ),
+                }
+            }
+            if allow.is_empty() && matches!(&n.kind, Kind::Array(a) if a.is_empty()) {
+                lo.report(n.line, &p, "must list at least one codec");
+            }
+        }
+        None => allow = vec![Codec::Ulaw, Codec::Alaw],
+    }
+    let numbering = f.take("numbering").and_then(|(p, n)| {
+        let s = lo.string(&p, n)?;
+        if is_name(s) {
+            Some(s.to_owned())
+        } else {
+            lo.report(n.line, &p, format!("bad numbering rule set name '{s}'"));
+            None
+        }
+    });
+
+    let ports = f.take("ports");
+    let strategy = f.take("port_strategy");
+    let cooldown = f.take("port_cooldown_secs");
+    let gateway = match kind {
+        Some(TrunkKind::GsmGateway) => {
+            let strategy = match strategy {
+                Some((p, n)) => match lo.string(&p, n) {
+                    Some("round_robin") => PortStrategy::RoundRobin,
+                    Some("least_used") => PortStrategy::LeastUsed,
+                    Some(other) => {
+                        lo.report(
+                            n.line,
+                            &p,
+                            format!("unknown port_strategy '{other}' (expected \"round_robin\" or \"least_used\")"),
+                        );
+                        PortStrategy::RoundRobin
+                    }
+                    None => PortStrategy::RoundRobin,
+                },
+                None => PortStrategy::RoundRobin,
+            };
+            let cooldown = cooldown
+                .and_then(|(p, n)| lo.integer(&p, n, 0, 86_400))
+                .unwrap_or(DEFAULT_COOLDOWN);
+            let ports = match ports {
+                Some((p, n)) => load_ports(lo, &p, n, &mut contacts, failover_len),
+                None => {
+                    lo.report(line, &join(path, "ports"), "a gsm_gateway needs 'ports'");
+                    Vec::new()
+                }
+            };
+            Some(GatewayConfig {
+                ports,
+                strategy,
+                cooldown: Duration::from_secs(cooldown.unsigned_abs()),
+            })
+        }
+        _ => {
+            for (key, entry) in [
+                ("ports", ports),
+                ("port_strategy", strategy),
+                ("port_cooldown_secs", cooldown),
+            ] {
+                if let Some((p, n)) = entry {
+                    if kind.is_some() {
+                        lo.report(
+                            n.line,
+                            &p,
+                            format!("'{key}' is only for kind = \"gsm_gateway\""),
+                        );
+                    }
+                }
+            }
+            None
+        }
+    };
+
+    match contacts_entry {
+        None if kind == Some(TrunkKind::Carrier) => {
+            lo.report(
+                line,
+                &join(path, "contacts"),
+                "a carrier trunk needs 'contacts'",
+            );
+        }
+        Some((p, n)) if matches!(&n.kind, Kind::Array(a) if a.is_empty()) => {
+            lo.report(n.line, &p, "must list at least one SIP URI");
+        }
+        _ => {}
+    }
+
+    lo.finish(f, TRUNK_KEYS, "a trunk");
+    if lo.problems.len() != problems_before {
+        return None;
+    }
+    Some(TrunkConfig {
+        name: TrunkName::new(name),
+        kind: kind?,
+        contacts,
+        failover_len,
+        identify,
+        credentials,
+        from_user,
+        from_domain,
+        send_pai,
+        registration,
+        qualify,
+        max_calls,
+        max_cps,
+        context,
+        allow,
+        numbering,
+        gateway,
+    })
+}
+
+fn load_ports(
+    lo: &mut Loader<'_>,
+    path: &str,
+    node: &Node,
+    contacts: &mut Vec<String>,
+    failover_len: usize,
+) -> Vec<PortConfig> {
+    let Kind::Array(items) = &node.kind else {
+        lo.expected(path, node, "an array of port tables");
+        return Vec::new();
+    };
+    if items.is_empty() {
+        lo.report(node.line, path, "a gsm_gateway needs at least one port");
+    }
+    let mut ports: Vec<PortConfig> = Vec::new();
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        let Some(mut f) = lo.fields(&item_path, item) else {
+            continue;
+        };
+        let name = match f.take("name") {
+            Some((p, n)) => lo.string(&p, n).and_then(|s| {
+                if !is_name(s) {
+                    lo.report(n.line, &p, format!("bad port name '{s}'"));
+                    None
+                } else if let Some(first) = names.get(s) {
+                    lo.report(
+                        n.line,
+                        &p,
+                        format!("port '{s}' is already defined at line {first}"),
+                    );
+                    None
+                } else {
+                    names.insert(s.to_owned(), n.line);
+                    Some(s.to_owned())
+                }
+            }),
+            None => {
+                lo.report(item.line, &join(&item_path, "name"), "a port needs 'name'");
+                None
+            }
+        };
+        let contact = f.take("contact").and_then(|(p, n)| {
+            let text = lo.string(&p, n)?;
+            lo.sip_uri(&p, n.line, text).map(|(uri, _)| uri)
+        });
+        let prefix = f.take("prefix").and_then(|(p, n)| {
+            let s = lo.string(&p, n)?;
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+            {
+                Some(s.to_owned())
+            } else {
+                lo.report(
+                    n.line,
+                    &p,
+                    format!("prefix '{s}' must be digits, '*' or '#'"),
+                );
+                None
+            }
+        });
+        let max_calls = f
+            .take("max_calls")
+            .and_then(|(p, n)| lo.integer(&p, n, 1, 64))
+            .and_then(u32_of)
+            .unwrap_or(1);
+        let had_route_keys = f
+            .entries
+            .iter()
+            .any(|(k, _)| k == "contact" || k == "prefix");
+        lo.finish(f, PORT_KEYS, "a port");
+        let route = match (contact, prefix) {
+            (Some(uri), None) => {
+                let index = match contacts.iter().position(|c| *c == uri) {
+                    Some(index) => index,
+                    None => {
+                        contacts.push(uri);
+                        contacts.len() - 1
+                    }
+                };
+                Some(PortRoute::Contact(index))
+            }
+            (None, Some(prefix)) => {
+                if failover_len == 0 {
+                    lo.report(
+                        item.line,
+                        &join(&item_path, "prefix"),
+                        "a prefix port needs the gateway's 'contacts' (the one SIP peer the prefix is sent to)",
+                    );
+                }
+                Some(PortRoute::Prefix(prefix))
+            }
+            (Some(_), Some(_)) => {
+                lo.report(
+                    item.line,
+                    &item_path,
+                    "a port has either 'contact' or 'prefix', not both",
+                );
+                None
+            }
+            (None, None) => {
+                if !had_route_keys {
+                    lo.report(item.line, &item_path, "a port needs 'contact' or 'prefix'");
+                }
+                None
+            }
+        };
+        if let (Some(name), Some(route)) = (name, route) {
+            ports.push(PortConfig {
+                name: PortName::new(name),
+                route,
+                max_calls,
+            });
+        }
+    }
+    ports
+}

@@ -1,0 +1,158 @@
+//! Loading trunks.toml: the shipped example, and problems reported with
+//! the right line and key.
+
+use std::net::IpAddr;
+
+use carillon_trunk::{Codec, PortRoute, PortStrategy, TrunkKind, Trunks};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn the_shipped_example_loads_with_twilio_voxlocus_and_dinstar() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/trunks.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let set = Trunks::load("trunks.toml", &text).unwrap_or_else(|p| {
+        panic!(
+            "{}",
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    assert_eq!(set.len(), 3);
+
+    let twilio = set.get("twilio").unwrap();
+    assert_eq!(twilio.kind, TrunkKind::Carrier);
+    assert_eq!(twilio.identify.len(), 8);
+    assert_eq!(twilio.context.as_deref(), Some("from-twilio"));
+    assert!(twilio.send_pai);
+    for src in [
+        "54.172.60.2",
+        "54.244.51.3",
+        "177.71.206.193",
+        "35.156.191.130",
+    ] {
+        assert_eq!(set.identify(ip(src)).unwrap(), "twilio", "{src}");
+    }
+    assert_eq!(set.identify(ip("54.172.60.4")), None);
+
+    let vox = set.get("voxlocus").unwrap();
+    let reg = vox.registration.as_ref().unwrap();
+    assert_eq!(reg.registrar, "sip:sip.voxlocus.example");
+    assert_eq!(reg.domain, "sip.voxlocus.example");
+    assert_eq!(reg.expiry, 3600);
+    assert_eq!(vox.context.as_deref(), Some("from-voxlocus"));
+    assert_eq!(vox.allow, vec![Codec::Alaw, Codec::Ulaw]);
+
+    let dinstar = set.get("dinstar").unwrap();
+    assert_eq!(dinstar.kind, TrunkKind::GsmGateway);
+    let gw = dinstar.gateway.as_ref().unwrap();
+    assert_eq!(gw.strategy, PortStrategy::RoundRobin);
+    assert_eq!(gw.ports.len(), 4);
+    for (i, port) in gw.ports.iter().enumerate() {
+        assert_eq!(port.max_calls, 1);
+        let PortRoute::Contact(c) = port.route else {
+            panic!("contact port expected")
+        };
+        assert_eq!(
+            dinstar.contacts[c],
+            format!("sip:192.168.1.50:{}", 5061 + i)
+        );
+    }
+    assert_eq!(set.identify(ip("192.168.1.50")).unwrap(), "dinstar");
+}
+
+fn problems(text: &str) -> Vec<String> {
+    Trunks::load("trunks.toml", text)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line_and_dotted_key() {
+    let text = r#"[trunk.a]
+kind = "carrier"
+contacts = ["sip:ok.example", "http://bad.example"]
+identify = ["10.0.0.1/24", "10.9.0.0/16"]
+max_cps = 0
+colour = "blue"
+
+[trunk.b]
+kind = "gsm_gateway"
+identify = ["10.9.0.0/16"]
+ports = [
+    { name = "sim1", contact = "sip:192.168.1.50:5061" },
+    { name = "sim1", contact = "sip:192.168.1.50:5062" },
+    { name = "sim3", prefix = "01#" },
+    { name = "sim4" },
+]
+port_strategy = "random"
+
+[trunk.c]
+kind = "carrier"
+contacts = ["sip:c.example"]
+register = true
+username = "u"
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            "trunks.toml:3: trunk.a.contacts[1]: 'http://bad.example' is not a sip: or sips: URI",
+            "trunks.toml:4: trunk.a.identify[0]: '10.0.0.1/24' has host bits set beyond /24 (did you mean 10.0.0.0/24?)",
+            "trunks.toml:5: trunk.a.max_cps: 0 is out of range 1..=10000",
+            "trunks.toml:6: trunk.a.colour: unknown key 'colour' for a trunk (expected one of: kind, contacts, identify, username, password, from_user, from_domain, send_pai, register, registrar, expiry, qualify_secs, qualify_timeout_secs, max_calls, max_cps, context, allow, numbering, ports, port_strategy, port_cooldown_secs)",
+            "trunks.toml:10: trunk.b.identify[0]: 10.9.0.0/16 is already identified as trunk 'a' at line 4",
+            "trunks.toml:13: trunk.b.ports[1].name: port 'sim1' is already defined at line 12",
+            "trunks.toml:14: trunk.b.ports[2].prefix: a prefix port needs the gateway's 'contacts' (the one SIP peer the prefix is sent to)",
+            "trunks.toml:15: trunk.b.ports[3]: a port needs 'contact' or 'prefix'",
+            "trunks.toml:17: trunk.b.port_strategy: unknown port_strategy 'random' (expected \"round_robin\" or \"least_used\")",
+            "trunks.toml:22: trunk.c.register: register = true needs 'username' and 'password'",
+            "trunks.toml:22: trunk.c.register: register = true needs 'registrar'",
+            "trunks.toml:23: trunk.c.password: 'username' needs 'password'",
+        ]
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_names_its_line() {
+    let text = "[trunk.a]\nkind = \"carrier\"\ncontacts = [\"sip:x\"\nqualify_secs = 5\n";
+    let p = problems(text);
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("trunks.toml:4: "), "{}", p[0]);
+}
+
+#[test]
+fn carrier_only_keys_and_missing_kind_are_reported() {
+    let text = r#"[trunk.a]
+contacts = ["sip:a.example"]
+
+[trunk.b]
+kind = "carrier"
+contacts = ["sip:b.example"]
+ports = []
+qualify_secs = 2
+qualify_timeout_secs = 2
+allow = ["ulaw", "gsm"]
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            "trunks.toml:1: trunk.a.kind: a trunk needs 'kind'",
+            "trunks.toml:7: trunk.b.ports: 'ports' is only for kind = \"gsm_gateway\"",
+            "trunks.toml:8: trunk.b.qualify_secs: qualify_secs (2) must be longer than qualify_timeout_secs (2)",
+            "trunks.toml:10: trunk.b.allow[1]: unknown codec 'gsm' (expected ulaw, alaw, g722, g729 or opus)",
+        ]
+    );
+}
+
+#[test]
+fn an_empty_file_has_no_trunks_and_is_valid() {
+    let set = Trunks::load("trunks.toml", "# nothing yet\n").unwrap();
+    assert!(set.is_empty());
+    assert_eq!(set.identify(ip("10.0.0.1")), None);
+}
