@@ -36,6 +36,7 @@ use carillon_sip::{HeaderName, Message, MessageBuilder, Method, NameAddr};
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
 };
+use carillon_trunk::PortName;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
@@ -54,6 +55,11 @@ pub struct CallConfig {
     /// Voice codecs offered on outgoing legs when the callee has none set.
     pub default_codecs: Vec<CodecName>,
     pub timers: TimerConfig,
+    /// Trunk configuration (`trunks.toml`), started once our address is known.
+    pub trunks: Option<carillon_trunk::TrunkSet>,
+    /// Host names resolved when the configuration was loaded (trunk
+    /// contacts): the switch itself never does DNS.
+    pub hosts: HashMap<String, IpAddr>,
 }
 
 impl Default for CallConfig {
@@ -65,6 +71,8 @@ impl Default for CallConfig {
             rtp_ports: (10000, 20000),
             default_codecs: vec![CodecName::Pcmu, CodecName::Pcma],
             timers: TimerConfig::default(),
+            trunks: None,
+            hosts: HashMap::new(),
         }
     }
 }
@@ -116,6 +124,25 @@ struct Leg {
     invite_cseq: u32,
     channel: String,
     final_status: Option<u16>,
+    /// Outbound legs: the Request-URI, extra headers (P-Asserted-Identity)
+    /// and the trunk (with its gateway port) the leg goes out on.
+    request_uri: String,
+    extra_headers: Vec<(String, String)>,
+    trunk: Option<(String, Option<PortName>)>,
+    auth_tries: u8,
+}
+
+/// How to reach one outbound target.
+#[derive(Debug, Clone)]
+struct ForkSpec {
+    request_uri: String,
+    to_uri: String,
+    from_uri: Option<String>,
+    peer: Peer,
+    codecs: Vec<String>,
+    channel: String,
+    extra: Vec<(String, String)>,
+    trunk: Option<(String, Option<PortName>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +210,6 @@ pub struct Calls {
     deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
     free_ports: VecDeque<u16>,
     next_id: u64,
-    trunks: Vec<(IpAddr, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -253,20 +279,24 @@ impl Calls {
             deadlines: BinaryHeap::new(),
             free_ports,
             next_id: 1,
-            trunks: Vec::new(),
         }
     }
 
-    /// Source addresses that identify trunks (set by the trunk layer).
-    pub fn set_trunk_sources(&mut self, trunks: Vec<(IpAddr, String)>) {
-        self.trunks = trunks;
+    /// Trunk configuration still to be started.
+    pub fn take_trunk_set(&mut self) -> Option<carillon_trunk::TrunkSet> {
+        self.config.trunks.take()
     }
 
-    pub fn identify_trunk(&self, ip: IpAddr) -> Option<String> {
-        self.trunks
-            .iter()
-            .find(|(a, _)| *a == ip)
-            .map(|(_, n)| n.clone())
+    pub fn timers(&self) -> TimerConfig {
+        self.config.timers
+    }
+
+    pub fn hosts(&self) -> &HashMap<String, IpAddr> {
+        &self.config.hosts
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.config.sip_addr
     }
 
     pub fn set_sip_addr(&mut self, addr: SocketAddr) {
@@ -339,6 +369,10 @@ impl Switch {
             invite_cseq: 1,
             channel,
             final_status: None,
+            request_uri: String::new(),
+            extra_headers: Vec::new(),
+            trunk: None,
+            auth_tries: 0,
         }
     }
 
@@ -398,7 +432,11 @@ impl Switch {
                 )
             }
             Caller::Trunk(t) => (
-                format!("from-{t}"),
+                self.trunks
+                    .as_ref()
+                    .and_then(|x| x.set().get(t))
+                    .and_then(|c| c.context.clone())
+                    .unwrap_or_else(|| format!("from-{t}")),
                 from_user.clone(),
                 from_name,
                 Vec::new(),
@@ -447,7 +485,14 @@ impl Switch {
         };
         let call_key = self.calls.next_id();
         let session = SessionId(call_key);
-        let uniqueid = format!("{}.{}", now_ms / 1000, call_key);
+        // Unique across switches sharing one database: time, call number and
+        // 32 random bits (an insert with an existing id would be skipped).
+        let uniqueid = format!(
+            "{}.{}-{:08x}",
+            now_ms / 1000,
+            call_key,
+            self.rng_u64() as u32
+        );
         let call_id = msg.call_id().unwrap_or_default().into_owned();
         let (route, _) = response_route(msg, peer);
         let mut a = self.new_leg(
@@ -629,7 +674,15 @@ impl Switch {
 
     /// Starts outbound legs for the targets; returns how many.
     fn dial(&mut self, now: Instant, now_ms: u64, key: u64, targets: &[DialTarget]) -> usize {
-        let mut contacts: Vec<(String, Peer, Vec<String>, String)> = Vec::new();
+        let realm = self.realm.clone();
+        let caller_num = self
+            .calls
+            .calls
+            .get(&key)
+            .map(|c| c.caller_num.clone())
+            .unwrap_or_default();
+        let mut specs: Vec<ForkSpec> = Vec::new();
+        let mut trunk_status: Option<u16> = None;
         for t in targets {
             match t {
                 DialTarget::User { name } => {
@@ -642,7 +695,16 @@ impl Switch {
                         let Some(peer) = Peer::parse(&b.source) else {
                             continue;
                         };
-                        contacts.push((b.contact.clone(), peer, codecs.clone(), name.clone()));
+                        specs.push(ForkSpec {
+                            request_uri: b.contact.clone(),
+                            to_uri: format!("<sip:{name}@{realm}>"),
+                            from_uri: None,
+                            peer,
+                            codecs: codecs.clone(),
+                            channel: format!("SIP/{name}-{key:08x}"),
+                            extra: Vec::new(),
+                            trunk: None,
+                        });
                     }
                 }
                 DialTarget::Trunk { trunk, number }
@@ -650,33 +712,69 @@ impl Switch {
                     gateway: trunk,
                     number,
                 } => {
-                    info!(call = key, trunk = %trunk, number = %number, "trunk dialling not configured");
+                    let Some(trunks) = self.trunks.as_mut() else {
+                        warn!(call = key, trunk = %trunk, "no trunks configured");
+                        continue;
+                    };
+                    let codecs: Vec<String> = trunks
+                        .set()
+                        .get(trunk)
+                        .map(|c| c.allow.iter().map(|a| a.as_str().to_owned()).collect())
+                        .unwrap_or_default();
+                    match trunks.outbound_target(trunk, now) {
+                        Ok(target) => {
+                            let request_uri = target.request_uri(number);
+                            let Some(peer) = resolve_uri(&request_uri, &self.calls.config.hosts)
+                            else {
+                                warn!(call = key, trunk = %trunk, uri = %request_uri, "trunk contact has no resolvable address");
+                                continue;
+                            };
+                            let _ = trunks.call_started(trunk, target.port.as_ref());
+                            let mut extra = Vec::new();
+                            if let Some(pai) = target.pai(&caller_num) {
+                                extra.push(("P-Asserted-Identity".to_owned(), pai));
+                            }
+                            specs.push(ForkSpec {
+                                to_uri: format!("<{request_uri}>"),
+                                request_uri,
+                                from_uri: Some(target.from_uri(&caller_num)),
+                                peer,
+                                codecs,
+                                channel: format!("SIP/{trunk}-{key:08x}"),
+                                extra,
+                                trunk: Some((trunk.clone(), target.port.clone())),
+                            });
+                        }
+                        Err(e) => {
+                            info!(call = key, trunk = %trunk, error = %e, "trunk refused the call");
+                            trunk_status = Some(e.status());
+                        }
+                    }
                 }
             }
         }
+        if let (Some(st), Some(call)) = (trunk_status, self.calls.calls.get_mut(&key)) {
+            call.last_dial_status = Some(dial_status_of(st));
+        }
         let mut started = 0;
-        for (contact, peer, codecs, name) in contacts {
-            if self.start_fork(now, key, &contact, peer, &codecs, &name) {
+        for spec in specs {
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                if spec.trunk.is_some() {
+                    call.trunk = spec.trunk.as_ref().map(|(t, _)| t.clone());
+                }
+            }
+            if self.start_fork(now, key, spec) {
                 started += 1;
             }
         }
         started
     }
 
-    fn start_fork(
-        &mut self,
-        now: Instant,
-        key: u64,
-        contact: &str,
-        peer: Peer,
-        codecs: &[String],
-        callee: &str,
-    ) -> bool {
+    fn start_fork(&mut self, now: Instant, key: u64, spec: ForkSpec) -> bool {
         let Some(port) = self.calls.free_ports.pop_front() else {
             warn!("RTP port range exhausted");
             return false;
         };
-        let sip_addr = self.calls.config.sip_addr;
         let media_ip = self.calls.config.media_ip;
         let call_id = format!("{}@carillon", self.random_hex());
         let branch = format!("z9hG4bK{}", self.random_hex());
@@ -687,13 +785,8 @@ impl Switch {
         };
         let realm = self.realm.clone();
         let (caller_num, caller_name) = (call.caller_num.clone(), call.caller_name.clone());
-        let mut leg = self.new_leg(
-            call_id.clone(),
-            peer,
-            port,
-            format!("SIP/{callee}-{:08x}", key),
-        );
-        let allowed = codec_list(codecs, &self.calls.config.default_codecs);
+        let mut leg = self.new_leg(call_id.clone(), spec.peer, port, spec.channel.clone());
+        let allowed = codec_list(&spec.codecs, &self.calls.config.default_codecs);
         let mut policy = OfferPolicy::new(media_ip, port, allowed);
         policy.session_id = session_id;
         let offer = carillon_sdp::offer(&policy);
@@ -702,33 +795,24 @@ impl Switch {
         } else {
             format!("\"{}\" ", caller_name.replace('"', ""))
         };
-        leg.local_uri = format!("{display}<sip:{caller_num}@{realm}>");
-        leg.remote_uri = format!("<sip:{callee}@{realm}>");
-        leg.remote_target = contact.to_owned();
+        let from_uri = spec
+            .from_uri
+            .clone()
+            .unwrap_or_else(|| format!("sip:{caller_num}@{realm}"));
+        leg.local_uri = format!("{display}<{from_uri}>");
+        leg.remote_uri = spec.to_uri.clone();
+        leg.remote_target = spec.request_uri.clone();
+        leg.request_uri = spec.request_uri.clone();
+        leg.extra_headers = spec.extra.clone();
+        leg.trunk = spec.trunk.clone();
         leg.invite_branch = branch.clone();
         leg.invite_cseq = 1;
         leg.local_cseq = 1;
-        let transport = peer.transport.via_token();
-        let host = sip_uri_host(sip_addr);
-        let bytes = MessageBuilder::request(&Method::Invite, contact)
-            .header(
-                "Via",
-                format!("SIP/2.0/{transport} {host};branch={branch};rport"),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
-            .header("To", leg.remote_uri.clone())
-            .header("Call-ID", call_id.clone())
-            .header("CSeq", "1 INVITE")
-            .header("Contact", format!("<sip:carillon@{host}>"))
-            .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO")
-            .header("User-Agent", self.user_agent.clone())
-            .body("application/sdp", Bytes::from(offer.to_bytes()))
-            .build();
         leg.local_sdp = Some(offer);
+        let bytes = self.build_invite(&leg, None);
         let txn = ClientTransaction::new(
             TransactionKind::Invite,
-            peer.transport.is_reliable(),
+            spec.peer.transport.is_reliable(),
             bytes,
             now,
             self.calls.config.timers,
@@ -744,12 +828,120 @@ impl Switch {
         if let Some(call) = self.calls.calls.get_mut(&key) {
             call.forks.push(leg);
         }
+        self.add_client(
+            now,
+            branch.clone(),
+            txn,
+            spec.peer,
+            key,
+            leg_id,
+            Method::Invite,
+        );
+        if let Some(e) = self.calls.clients.get_mut(&branch) {
+            e.request_uri = spec.request_uri.clone();
+        }
+        debug!(call = key, uri = %spec.request_uri, to = %spec.peer, "fork started");
+        true
+    }
+
+    /// The INVITE of an outbound leg, with credentials when answering a
+    /// challenge (new branch and CSeq are set on the leg by the caller).
+    fn build_invite(&self, leg: &Leg, auth: Option<(&str, &str)>) -> Bytes {
+        let host = sip_uri_host(self.calls.config.sip_addr);
+        let mut b = MessageBuilder::request(&Method::Invite, &leg.request_uri)
+            .header(
+                "Via",
+                format!(
+                    "SIP/2.0/{} {host};branch={};rport",
+                    leg.peer.transport.via_token(),
+                    leg.invite_branch
+                ),
+            )
+            .header("Max-Forwards", "70")
+            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+            .header("To", leg.remote_uri.clone())
+            .header("Call-ID", leg.call_id.clone())
+            .header("CSeq", format!("{} INVITE", leg.invite_cseq))
+            .header("Contact", format!("<sip:carillon@{host}>"))
+            .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO")
+            .header("User-Agent", self.user_agent.clone());
+        for (n, v) in &leg.extra_headers {
+            b.push_header(n.clone(), v.clone());
+        }
+        if let Some((n, v)) = auth {
+            b.push_header(n.to_owned(), v.to_owned());
+        }
+        let body = leg
+            .local_sdp
+            .as_ref()
+            .map(|s| Bytes::from(s.to_bytes()))
+            .unwrap_or_default();
+        b.body("application/sdp", body).build()
+    }
+
+    /// A trunk challenged our INVITE: answer with its credentials once.
+    fn fork_challenged(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        leg_id: LegId,
+        status: u16,
+        msg: &Message,
+    ) {
+        let header = if status == 407 {
+            HeaderName::ProxyAuthenticate
+        } else {
+            HeaderName::WwwAuthenticate
+        };
+        let values: Vec<String> = msg.header_all(header).map(|v| v.into_owned()).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let branch = format!("z9hG4bK{}", self.random_hex());
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(leg) = call.forks.iter_mut().find(|l| l.id == leg_id) else {
+            return;
+        };
+        let Some((trunk, _)) = leg.trunk.clone() else {
+            self.fork_failed(now, now_ms, key, leg_id, status);
+            return;
+        };
+        if leg.auth_tries > 0 {
+            warn!(call = key, trunk = %trunk, "trunk rejected our credentials");
+            self.fork_failed(now, now_ms, key, leg_id, status);
+            return;
+        }
+        let auth = self
+            .trunks
+            .as_mut()
+            .map(|t| t.authorize(&trunk, status, &refs, "INVITE", &leg.request_uri));
+        let Some(Ok((name, value))) = auth else {
+            warn!(call = key, trunk = %trunk, "cannot answer the trunk's challenge (no credentials?)");
+            self.fork_failed(now, now_ms, key, leg_id, status);
+            return;
+        };
+        leg.auth_tries += 1;
+        leg.invite_cseq += 1;
+        leg.local_cseq = leg.invite_cseq;
+        leg.invite_branch = branch.clone();
+        leg.state = LegState::Calling;
+        let peer = leg.peer;
+        let request_uri = leg.request_uri.clone();
+        let snapshot = Leg { ..leg_clone(leg) };
+        let bytes = self.build_invite(&snapshot, Some((name.as_str(), &value)));
+        let txn = ClientTransaction::new(
+            TransactionKind::Invite,
+            peer.transport.is_reliable(),
+            bytes,
+            now,
+            self.calls.config.timers,
+        );
         self.add_client(now, branch.clone(), txn, peer, key, leg_id, Method::Invite);
         if let Some(e) = self.calls.clients.get_mut(&branch) {
-            e.request_uri = contact.to_owned();
+            e.request_uri = request_uri;
         }
-        debug!(call = key, contact = %contact, to = %peer, "fork started");
-        true
+        debug!(call = key, trunk = %trunk, "INVITE re-sent with credentials");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1082,6 +1274,9 @@ impl Switch {
                     }
                 }
                 ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, msg),
+                ClientEvent::Final(s @ (401 | 407)) => {
+                    self.fork_challenged(now, now_ms, call_key, leg_id, s, msg)
+                }
                 ClientEvent::Final(s) => self.fork_failed(now, now_ms, call_key, leg_id, s),
                 ClientEvent::TimedOut | ClientEvent::TransportFailed => {
                     self.fork_failed(now, now_ms, call_key, leg_id, 408)
@@ -1327,8 +1522,24 @@ impl Switch {
         self.release_leg(key, leg);
     }
 
+    /// Trunk bookkeeping when an outbound leg ends (concurrency counts, and
+    /// a failed gateway port cools down).
+    fn trunk_leg_done(&mut self, leg: &Leg) {
+        let Some((trunk, port)) = &leg.trunk else {
+            return;
+        };
+        let Some(trunks) = self.trunks.as_mut() else {
+            return;
+        };
+        let _ = trunks.call_ended(trunk, port.as_ref());
+        if leg.final_status.is_some_and(|s| s >= 500 || s == 408) {
+            let _ = trunks.call_failed(trunk, port.as_ref(), self.last_now);
+        }
+    }
+
     /// Frees a leg's port and indexes; its transactions finish on their own.
     fn release_leg(&mut self, key: u64, leg: Leg) {
+        self.trunk_leg_done(&leg);
         self.calls.free_ports.push_back(leg.media_port);
         self.calls.by_call_id.remove(&leg.call_id);
         if leg.media_open {
@@ -1427,6 +1638,7 @@ impl Switch {
         for leg in &call.forks {
             self.calls.free_ports.push_back(leg.media_port);
             self.calls.by_call_id.remove(&leg.call_id);
+            self.trunk_leg_done(leg);
         }
         self.calls.free_ports.push_back(call.a.media_port);
         self.calls.by_call_id.remove(&call.a.call_id);
@@ -1878,6 +2090,26 @@ fn ack_from_response(
         .build()
 }
 
+/// Where a SIP URI's requests go: its host (an IP literal or a name
+/// resolved at load) and port, UDP unless `transport=tcp`.
+pub fn resolve_uri(uri: &str, hosts: &HashMap<String, IpAddr>) -> Option<Peer> {
+    let u = carillon_sip::Uri::parse(uri).ok()?;
+    let host = u.host.trim_start_matches('[').trim_end_matches(']');
+    let ip = host
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hosts.get(host).copied())?;
+    let transport = match u.param("transport").flatten() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    Some(Peer {
+        transport,
+        addr: SocketAddr::new(ip, u.port.unwrap_or(5060)),
+        conn: None,
+    })
+}
+
 fn strip_tag(name_addr: &str) -> String {
     match name_addr.find(";tag=") {
         Some(i) => name_addr[..i].to_owned(),
@@ -1910,6 +2142,39 @@ fn placeholder_leg() -> Leg {
         invite_cseq: 0,
         channel: String::new(),
         final_status: None,
+        request_uri: String::new(),
+        extra_headers: Vec::new(),
+        trunk: None,
+        auth_tries: 0,
+    }
+}
+
+/// The parts of a leg an INVITE is built from.
+fn leg_clone(l: &Leg) -> Leg {
+    Leg {
+        id: l.id,
+        call_id: l.call_id.clone(),
+        local_tag: l.local_tag.clone(),
+        remote_tag: l.remote_tag.clone(),
+        local_uri: l.local_uri.clone(),
+        remote_uri: l.remote_uri.clone(),
+        remote_target: l.remote_target.clone(),
+        route_set: l.route_set.clone(),
+        local_cseq: l.local_cseq,
+        peer: l.peer,
+        state: l.state,
+        media_port: l.media_port,
+        media_open: l.media_open,
+        plan: l.plan.clone(),
+        local_sdp: l.local_sdp.clone(),
+        invite_branch: l.invite_branch.clone(),
+        invite_cseq: l.invite_cseq,
+        channel: l.channel.clone(),
+        final_status: l.final_status,
+        request_uri: l.request_uri.clone(),
+        extra_headers: l.extra_headers.clone(),
+        trunk: l.trunk.clone(),
+        auth_tries: l.auth_tries,
     }
 }
 

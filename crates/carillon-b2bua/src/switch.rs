@@ -88,6 +88,11 @@ pub struct Switch {
     next_housekeeping: Option<Instant>,
     pub(crate) stats: Stats,
     pub(crate) calls: crate::calls::Calls,
+    /// Carrier and gateway trunks (started at the first timeout, once our
+    /// own address is known).
+    pub(crate) trunks: Option<carillon_trunk::Trunks>,
+    /// The latest `now` seen (for bookkeeping that needs a time).
+    pub(crate) last_now: Instant,
 }
 
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
@@ -134,6 +139,8 @@ impl Switch {
             next_housekeeping: None,
             stats: Stats::default(),
             calls: crate::calls::Calls::new(config.calls),
+            trunks: None,
+            last_now: Instant::now(),
         })
     }
 
@@ -199,6 +206,9 @@ impl Switch {
             self.table.poll_timeout(),
             self.next_housekeeping,
             self.calls.poll_timeout(),
+            self.trunks
+                .as_ref()
+                .and_then(carillon_trunk::Trunks::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -207,6 +217,12 @@ impl Switch {
 
     pub fn handle_timeout(&mut self, now: Instant, now_unix_ms: u64) {
         let now_unix = now_unix_ms / 1000;
+        self.last_now = now;
+        self.start_trunks(now);
+        if let Some(t) = self.trunks.as_mut() {
+            t.handle_timeout(now);
+        }
+        self.drain_trunks();
         self.table.handle_timeout(now, &mut self.scratch);
         self.flush_scratch();
         self.calls_timeout(now, now_unix_ms);
@@ -224,6 +240,47 @@ impl Switch {
         }
     }
 
+    /// Starts the trunk machines (qualify, outbound registration) once.
+    fn start_trunks(&mut self, now: Instant) {
+        let Some(set) = self.calls.take_trunk_set() else {
+            return;
+        };
+        let addr = self.calls.sip_addr();
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let local = carillon_trunk::LocalConfig {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            transport: carillon_trunk::Transport::Udp,
+            user_agent: Some(self.user_agent.clone()),
+            rng_seed: seed,
+            timers: self.calls.timers(),
+        };
+        info!(trunks = set.len(), "trunks started");
+        self.trunks = Some(carillon_trunk::Trunks::new(set, local, now));
+    }
+
+    /// Sends what the trunk machines want sent and logs their events.
+    fn drain_trunks(&mut self) {
+        let Some(t) = self.trunks.as_mut() else {
+            return;
+        };
+        while let Some(tx) = t.poll_transmit() {
+            match crate::calls::resolve_uri(&tx.destination, self.calls.hosts()) {
+                Some(to) => self.outputs.push_back(Output::Transmit(Transmit {
+                    to,
+                    bytes: tx.bytes,
+                })),
+                None => {
+                    warn!(trunk = %tx.trunk.as_str(), destination = %tx.destination, "trunk destination has no resolvable address")
+                }
+            }
+        }
+        while let Some(ev) = t.poll_event() {
+            info!(event = ?ev, "trunk");
+        }
+    }
+
     pub(crate) fn flush_scratch(&mut self) {
         for t in self.scratch.drain(..) {
             self.outputs.push_back(Output::Transmit(t));
@@ -236,6 +293,7 @@ impl Switch {
 
     /// One datagram or stream frame from `peer`.
     pub fn handle_input(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, bytes: Bytes) {
+        self.last_now = now;
         if self.next_housekeeping.is_none() {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
         }
@@ -278,7 +336,14 @@ impl Switch {
         if !msg.is_request() {
             // No client transactions yet: a response matching nothing is
             // dropped (RFC 3261 §18.1.2), and so is an unusable one.
-            if response_is_usable(&msg) {
+            let for_trunks = self
+                .trunks
+                .as_mut()
+                .is_some_and(|t| t.handle_response(now, &msg));
+            if for_trunks {
+                self.drain_trunks();
+                self.flush_scratch();
+            } else if response_is_usable(&msg) {
                 self.handle_response(now, now_unix_ms, peer, &msg);
                 self.flush_scratch();
             } else {
@@ -408,7 +473,11 @@ impl Switch {
             _ if in_dialog => self.handle_in_dialog(now, now_unix_ms, &key, peer, msg),
             Method::Cancel => self.handle_cancel(now, now_unix_ms, &key, peer, msg),
             Method::Invite => {
-                let trunk = self.calls.identify_trunk(peer.addr.ip());
+                let trunk = self
+                    .trunks
+                    .as_ref()
+                    .and_then(|t| t.identify(peer.addr.ip()))
+                    .map(|n| n.as_str().to_owned());
                 match trunk {
                     Some(t) => self.handle_new_invite(
                         now,

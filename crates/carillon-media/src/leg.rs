@@ -28,6 +28,8 @@ use std::time::Instant;
 
 /// RTP clock rate of every codec a leg can carry today (G.711, RFC 4733 at 8 kHz).
 pub const CLOCK_RATE: u32 = 8000;
+/// Nanoseconds per RTP timestamp unit at [`CLOCK_RATE`].
+const NANOS_PER_UNIT: u64 = 1_000_000_000 / CLOCK_RATE as u64;
 
 /// The carillon-codec codec of a negotiated audio codec.
 pub fn codec_of(codec: AudioCodec) -> Codec {
@@ -57,6 +59,8 @@ pub struct LegMedia {
     pub dtmf: DtmfDetector,
     pub last_activity: Instant,
     pub timed_out: bool,
+    /// Origin of arrival times in RTP units (for jitter, RFC 3550 A.8).
+    epoch: Instant,
 }
 
 impl LegMedia {
@@ -72,6 +76,7 @@ impl LegMedia {
             dtmf: DtmfDetector::new(CLOCK_RATE),
             last_activity: now,
             timed_out: false,
+            epoch: now,
         }
     }
 
@@ -114,7 +119,11 @@ impl LegMedia {
                 &mut rx.insert((ssrc, ReceiveStats::new(CLOCK_RATE))).1
             }
         };
-        stats.handle_packet(now, seq, ts);
+        // Arrival in RTP units with 64-bit arithmetic (the 128-bit division
+        // of `ReceiveStats::handle_packet` is a third of the relay path);
+        // only the value modulo 2^32 matters, like RTP timestamps.
+        let nanos = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        stats.handle_packet_at((nanos / NANOS_PER_UNIT) as u32, seq, ts);
         rearmed
     }
 
@@ -270,6 +279,28 @@ mod tests {
         assert_eq!(s.lost, 2);
         assert_eq!(s.packets_in, 6);
         assert_eq!(s.bytes_in, 6 * 172);
+    }
+
+    #[test]
+    fn jitter_is_zero_for_regular_arrivals_and_grows_when_they_wobble() {
+        let t0 = Instant::now();
+        let mut m = LegMedia::new(t0, Ssrc(1), &MediaConfig::default());
+        for i in 0..50u16 {
+            let at = t0 + Duration::from_millis(20 * u64::from(i));
+            m.record_rtp(at, Ssrc(10), i, u32::from(i) * 160, 172);
+        }
+        assert_eq!(m.stats().jitter, 0);
+        for i in 50..100u16 {
+            let wobble = if i % 2 == 0 { 0 } else { 10 };
+            let at = t0 + Duration::from_millis(20 * u64::from(i) + wobble);
+            m.record_rtp(at, Ssrc(10), i, u32::from(i) * 160, 172);
+        }
+        // |D| alternates around 80 units (10 ms at 8 kHz).
+        assert!(
+            (60..=80).contains(&m.stats().jitter),
+            "{}",
+            m.stats().jitter
+        );
     }
 
     #[test]

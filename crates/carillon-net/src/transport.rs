@@ -158,16 +158,15 @@ impl Listeners {
 }
 
 async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
-    let mut buf = BytesMut::with_capacity(1 << 20);
+    // One receive buffer, zeroed once and reused: each datagram is copied
+    // out into an allocation of its own size. (Zeroing 64 KiB per datagram
+    // and carving datagrams out of fresh 1 MiB buffers cost more than the
+    // copy: memset plus page faults on every new buffer.)
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     loop {
-        if buf.capacity() < MAX_MESSAGE_SIZE + 1 {
-            buf = BytesMut::with_capacity(1 << 20);
-        }
-        buf.resize(MAX_MESSAGE_SIZE + 1, 0);
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let bytes = buf.split_to(n).freeze();
-                buf.clear();
+                let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
                 let peer = Peer {
                     transport: Transport::Udp,
                     addr: from,
@@ -180,7 +179,6 @@ async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
             Err(e) => {
                 // ICMP port unreachable surfaces here on some systems; keep going.
                 debug!(error = %e, "udp recv error");
-                buf.clear();
             }
         }
     }

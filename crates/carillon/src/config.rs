@@ -231,6 +231,7 @@ pub struct Config {
     pub advertise_ip: Option<IpAddr>,
     pub users: Vec<User>,
     pub dialplan: Option<carillon_dialplan::Dialplan>,
+    pub trunks: Option<carillon_trunk::TrunkSet>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -567,6 +568,31 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
     }
 
     // The dialplan (optional file).
+    let trunks_path = dir.join("trunks.toml");
+    let trunks = if trunks_path.exists() {
+        read(&trunks_path, &mut problems).and_then(|text| {
+            match carillon_trunk::Trunks::load(&trunks_path.display().to_string(), &text) {
+                Ok(t) => Some(t),
+                Err(ps) => {
+                    for p in ps {
+                        problems.push(Problem {
+                            file: p.file,
+                            line: p.line,
+                            key: if p.key.is_empty() {
+                                "(syntax)".into()
+                            } else {
+                                p.key
+                            },
+                            message: p.message,
+                        });
+                    }
+                    None
+                }
+            }
+        })
+    } else {
+        None
+    };
     let dialplan_path = dir.join("dialplan.toml");
     let dialplan =
         if dialplan_path.exists() {
@@ -631,6 +657,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         advertise_ip,
         users: user_list,
         dialplan,
+        trunks,
     })
 }
 

@@ -151,6 +151,59 @@ fn guess_local_ip(cfg: &config::Config) -> std::net::IpAddr {
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
 }
 
+/// Resolves the host names of trunk contacts once at start-up (the switch
+/// core never does DNS). Bounded: a name that does not resolve within a few
+/// seconds is logged and its trunk cannot be reached.
+async fn resolve_trunk_hosts(
+    set: Option<&carillon_trunk::TrunkSet>,
+) -> std::collections::HashMap<String, std::net::IpAddr> {
+    let mut hosts = std::collections::HashMap::new();
+    let Some(set) = set else { return hosts };
+    let mut names: Vec<String> = Vec::new();
+    for t in set.iter() {
+        let uris = t
+            .contacts
+            .iter()
+            .chain(t.registration.iter().map(|r| &r.registrar));
+        for uri in uris {
+            let host = uri.split_once(':').map_or(uri.as_str(), |(_, r)| r);
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            let host = host.split([':', ';', '>']).next().unwrap_or("");
+            if !host.is_empty()
+                && host.parse::<std::net::IpAddr>().is_err()
+                && !names.iter().any(|n| n == host)
+            {
+                names.push(host.to_owned());
+            }
+        }
+    }
+    for name in names {
+        let lookup = tokio::net::lookup_host(format!("{name}:5060"));
+        match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
+            Ok(Ok(mut addrs)) => {
+                if let Some(a) = addrs.next() {
+                    info!(host = %name, address = %a.ip(), "trunk host resolved");
+                    hosts.insert(name, a.ip());
+                }
+            }
+            _ => warn!(host = %name, "trunk host does not resolve; calls to it will fail"),
+        }
+    }
+    hosts
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 fn config_or_error(dir: &Path) -> anyhow::Result<config::Config> {
     config::load(dir).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -168,7 +221,7 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         "starting Carillon {}", env!("CARGO_PKG_VERSION"));
     let store = Store::connect(&cfg.database_url)
         .await
-        .with_context(|| format!("opening database {}", cfg.database_url))?;
+        .with_context(|| format!("opening database {}", redact(&cfg.database_url)))?;
     let now = unix_now();
     let _ = store
         .purge_expired(i64::try_from(now).unwrap_or(i64::MAX))
@@ -177,7 +230,7 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         .load_bindings(i64::try_from(now).unwrap_or(i64::MAX))
         .await
         .context("loading registrations")?;
-    info!(bindings = rows.len(), database = %cfg.database_url, "registrations restored");
+    info!(bindings = rows.len(), database = %redact(&cfg.database_url), "registrations restored");
 
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
     info!(advertise = %advertise, "address written in SIP and SDP");
@@ -203,6 +256,8 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
             rtp_ports: cfg.rtp_ports,
             default_codecs: vec![carillon_sdp::CodecName::Pcmu, carillon_sdp::CodecName::Pcma],
             timers: carillon_transaction::TimerConfig::default(),
+            trunks: cfg.trunks.clone(),
+            hosts: resolve_trunk_hosts(cfg.trunks.as_ref()).await,
         },
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);

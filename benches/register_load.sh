@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Authenticated REGISTER load against a release `carillon` (bounded).
+#
+# Builds the release binary, writes a temporary config with USERS users
+# (listener on 127.0.0.1:<free port>, 127.0.0.1 exempt from rate limits and
+# bans, SQLite in the temp dir), then for each rate in RATES starts a fresh
+# switch with RUST_LOG=warn, runs SIPp's tests/sipp/register_auth.xml for
+# COUNT registrations (each = REGISTER -> 401 -> REGISTER with credentials
+# -> 200) and prints completed/failed registrations, wall time, rate, the
+# switch's CPU seconds (utime+stime from /proc/<pid>/stat) and successful
+# registrations per core-second of switch CPU.
+#
+# Usage: benches/register_load.sh            (defaults below)
+#        RATES="5000 10000" COUNT=10000 benches/register_load.sh
+# Env: USERS (10000), COUNT (10000), RATES ("2000 5000 10000"),
+#      LIMIT (5000 concurrent), SIPP_TIMEOUT (60), CARILLON_BIN (skip build),
+#      CARGO_TARGET_DIR (default ./target), PROFILE=/path/prefix to record
+#      `perf record -g` of the switch during each run (PROFILE.<rate>).
+# Only the processes this script starts are stopped, by PID.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+USERS="${USERS:-10000}"
+COUNT="${COUNT:-10000}"
+RATES="${RATES:-2000 5000 10000}"
+LIMIT="${LIMIT:-5000}"
+SIPP_TIMEOUT="${SIPP_TIMEOUT:-60}"
+SCENARIO="$ROOT/tests/sipp/register_auth.xml"
+
+command -v sipp >/dev/null || { echo "sipp not found (apt-get install -y sip-tester)" >&2; exit 2; }
+
+if [ -z "${CARILLON_BIN:-}" ]; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+    (cd "$ROOT" && cargo build --release -p carillon) >&2
+    CARILLON_BIN="$CARGO_TARGET_DIR/release/carillon"
+fi
+[ -x "$CARILLON_BIN" ] || { echo "no binary at $CARILLON_BIN" >&2; exit 2; }
+
+WORK="$(mktemp -d /tmp/carillon-regload.XXXXXX)"
+SWITCH_PID=""
+SIPP_PID=""
+cleanup() {
+    for p in $SIPP_PID $SWITCH_PID; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in $SIPP_PID $SWITCH_PID; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_udp_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Users and the SIPp injection file.
+{
+    echo '[defaults]'
+    echo 'context = "internal"'
+    echo 'max_contacts = 3'
+    for i in $(seq 0 $((USERS - 1))); do
+        ext=$((100000 + i))
+        printf '\n[[user]]\nextension = "%s"\npassword = "pw%s"\n' "$ext" "$ext"
+    done
+} > "$WORK/users.toml"
+{
+    echo SEQUENTIAL
+    for i in $(seq 0 $((USERS - 1))); do
+        ext=$((100000 + i))
+        echo "$ext;[authentication username=$ext password=pw$ext]"
+    done
+} > "$WORK/users.csv"
+
+clk_tck="$(getconf CLK_TCK)"
+cpu_ticks() {
+    # utime + stime (fields 14 and 15); skip past "(comm)" which may hold spaces.
+    sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
+run_rate() {
+    local rate="$1"
+    local port sport run
+    port="$(free_udp_port)"
+    sport="$(free_udp_port)"
+    run="$WORK/rate-$rate"
+    mkdir -p "$run/config"
+    cp "$WORK/users.toml" "$run/config/users.toml"
+    cat > "$run/config/carillon.toml" <<TOML
+[general]
+realm = "carillon"
+
+[[listen]]
+transport = "udp"
+address = "127.0.0.1:$port"
+
+[database]
+url = "sqlite://$run/carillon.db"
+cdr_spool = "$run/cdr-spool.jsonl"
+
+[registrar]
+min_expires = 60
+max_expires = 3600
+default_expires = 3600
+
+[security]
+exempt = ["127.0.0.1"]
+digest_algorithms = ["MD5"]
+TOML
+    RUST_LOG=warn "$CARILLON_BIN" run --config "$run/config" > "$run/carillon.log" 2>&1 &
+    SWITCH_PID=$!
+    local up=""
+    for _ in $(seq 100); do
+        if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then up=1; break; fi
+        kill -0 "$SWITCH_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$up" ]; then
+        echo "carillon did not start; log:" >&2
+        cat "$run/carillon.log" >&2
+        exit 1
+    fi
+    sleep 0.5
+
+    local cpu0 cpu1 t0 t1 rc=0
+    cpu0="$(cpu_ticks "$SWITCH_PID")"
+    local perf_pid=""
+    if [ -n "${PROFILE:-}" ]; then
+        # Optional: sample the switch with perf while SIPp runs.
+        perf record -F 1999 -g -p "$SWITCH_PID" -o "$PROFILE.$rate" > "$run/perf.log" 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
+    t0="$(date +%s.%N)"
+    (cd "$run" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SCENARIO" -inf "$WORK/users.csv" \
+        -i 127.0.0.1 -p "$sport" "127.0.0.1:$port" \
+        -r "$rate" -rp 1000 -l "$LIMIT" -m "$COUNT" \
+        -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin \
+        -trace_stat -stf "$run/stat.csv" -fd 60 \
+        > "$run/sipp.out" 2> "$run/sipp.err") &
+    SIPP_PID=$!
+    wait "$SIPP_PID" || rc=$?
+    SIPP_PID=""
+    t1="$(date +%s.%N)"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
+    # Let deferred work (binding writes to the database) finish and count it.
+    sleep 1
+    cpu1="$(cpu_ticks "$SWITCH_PID")"
+    kill "$SWITCH_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SWITCH_PID" 2>/dev/null || true
+    wait "$SWITCH_PID" 2>/dev/null || true
+    SWITCH_PID=""
+
+    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" <<'PY'
+import csv, sys
+path, t0, t1, c0, c1, tck, rate, rc = sys.argv[1:]
+rows = list(csv.reader(open(path), delimiter=";"))
+head, last = rows[0], rows[-1]
+col = lambda name: int(last[head.index(name)])
+ok, failed = col("SuccessfulCall(C)"), col("FailedCall(C)")
+wall = float(t1) - float(t0)
+cpu = (int(c1) - int(c0)) / int(tck)
+print(f"rate={rate}/s  completed={ok}  failed={failed}  wall={wall:.2f}s  "
+      f"registrations/s={ok / wall:.0f}  switch_cpu={cpu:.2f}s  "
+      f"per_core_second={ok / cpu if cpu > 0 else float('inf'):.0f}  "
+      f"(REGISTER transactions per core-second={2 * ok / cpu if cpu > 0 else float('inf'):.0f}, sipp exit {rc})")
+PY
+}
+
+for r in $RATES; do
+    run_rate "$r"
+done

@@ -1,0 +1,1273 @@
+//! Harness of the end-to-end call tests (`calls_*.rs`): a private copy of
+//! `config/` on free loopback ports with its own RTP range and database,
+//! the real `carillon` binary started on it with its log captured, bounded
+//! runs of SIPp and baresip, G.711 pcap and WAV writers, a WAV reader with
+//! a Goertzel tone check, the switch's log lines as key/value records, CDRs
+//! read back with `carillon-store`, and a TCP forwarder that makes a
+//! PostgreSQL server vanish and come back. Every wait is bounded; the only
+//! processes ever signalled are the ones started here, by their PID.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use carillon_cdr::CallRecord;
+use carillon_codec::Goertzel;
+
+/// The binary under test (`CARILLON_BIN` overrides it, for running these
+/// files from a scratch package against a prebuilt switch).
+pub fn bin() -> String {
+    if let Ok(b) = std::env::var("CARILLON_BIN") {
+        return b;
+    }
+    match option_env!("CARGO_BIN_EXE_carillon") {
+        Some(b) => b.to_owned(),
+        None => panic!("set CARILLON_BIN: this test was not built with the carillon binary"),
+    }
+}
+
+/// The repository root (`CARILLON_REPO` overrides it).
+pub fn repo_root() -> PathBuf {
+    if let Ok(r) = std::env::var("CARILLON_REPO") {
+        return PathBuf::from(r);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A SIPp scenario of `tests/sipp/`.
+pub fn scenario(name: &str) -> String {
+    repo_root()
+        .join("tests/sipp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// How long the switch may take to bind its listeners.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping switch may take to flush and exit.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A token unique within this test process.
+pub fn unique() -> u64 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (u64::from(std::process::id()) << 20) ^ u64::from(t) ^ (n << 40)
+}
+
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A port free for UDP and TCP on 127.0.0.1 (and `extra` ports above it
+/// free for UDP: SIPp takes media port +1..+3, baresip SIP port +1).
+pub fn free_port_span(extra: u16) -> u16 {
+    for _ in 0..500 {
+        let Ok(probe) = UdpSocket::bind((LOCALHOST, 0)) else {
+            continue;
+        };
+        let port = probe.local_addr().expect("local addr").port();
+        if port.checked_add(extra).is_none() {
+            continue;
+        }
+        let Ok(_tcp) = TcpListener::bind((LOCALHOST, port)) else {
+            continue;
+        };
+        let mut held = Vec::new();
+        let ok = (1..=extra).all(|i| match UdpSocket::bind((LOCALHOST, port + i)) {
+            Ok(s) => {
+                held.push(s);
+                true
+            }
+            Err(_) => false,
+        });
+        if ok {
+            return port;
+        }
+    }
+    panic!("no free port found");
+}
+
+pub fn free_port() -> u16 {
+    free_port_span(0)
+}
+
+/// Sets `key = value` inside `[section]` of a TOML text (replacing those
+/// keys there; a missing section is appended).
+pub fn set_keys(text: &str, section: &str, keys: &[(&str, String)]) -> String {
+    let header = format!("[{section}]");
+    let mut out = String::new();
+    let mut current = String::new();
+    let mut found = false;
+    let mut skipping_array = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if skipping_array {
+            if t.contains(']') {
+                skipping_array = false;
+            }
+            continue;
+        }
+        if t.starts_with('[') {
+            current = t.split('#').next().unwrap_or("").trim().to_owned();
+            out.push_str(line);
+            out.push('\n');
+            if current == header {
+                found = true;
+                for (k, v) in keys {
+                    out.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            continue;
+        }
+        if current == header {
+            let key = t.split('=').next().unwrap_or("").trim();
+            if t.contains('=') && keys.iter().any(|(k, _)| *k == key) {
+                let value = t.split_once('=').map_or("", |(_, v)| v.trim());
+                if value.starts_with('[') && !value.contains(']') {
+                    skipping_array = true;
+                }
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !found {
+        out.push_str(&format!("\n{header}\n"));
+        for (k, v) in keys {
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    out
+}
+
+/// Drops every `[[listen]]` table and appends UDP and TCP on `addr`.
+fn replace_listeners(text: &str, addr: SocketAddr) -> String {
+    let mut out = String::new();
+    let mut in_listen = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_listen = t.starts_with("[[listen]]");
+        }
+        if !in_listen {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for transport in ["udp", "tcp"] {
+        out.push_str(&format!(
+            "\n[[listen]]\ntransport = \"{transport}\"\naddress = \"{addr}\"\n"
+        ));
+    }
+    out
+}
+
+/// What a test changes in the copied example configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Replaces `users.toml`.
+    pub users_toml: Option<String>,
+    /// `[database] url` (default: SQLite in the test directory).
+    pub db_url: Option<String>,
+    /// `RUST_LOG` (default `info`).
+    pub rust_log: Option<String>,
+    /// Extra `[security]` keys and raw TOML values.
+    pub security: Vec<(&'static str, String)>,
+}
+
+/// The example users 100 and 101 with their codecs restricted.
+pub fn users_with_codecs(c100: &[&str], c101: &[&str]) -> String {
+    let list = |c: &[&str]| {
+        c.iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "[defaults]\ncontext = \"internal\"\ncodecs = [\"ulaw\", \"alaw\"]\nmax_contacts = 3\n\n\
+         [[user]]\nextension = \"100\"\npassword = \"changeme100\"\ncodecs = [{}]\n\n\
+         [[user]]\nextension = \"101\"\npassword = \"changeme101\"\ncodecs = [{}]\n",
+        list(c100),
+        list(c101)
+    )
+}
+
+/// A private configuration, RTP range and database for one switch.
+pub struct CallEnv {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub rtp: (u16, u16),
+    pub db_url: String,
+    rust_log: String,
+    starts: usize,
+}
+
+impl CallEnv {
+    pub fn new(opts: &Options) -> CallEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("carillon-calls-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        // A private 400-port RTP range per switch, so that switches of
+        // tests running side by side never compete for ports.
+        let slot = u16::try_from(unique() % 50).unwrap_or(0);
+        let base = 40000 + slot * 400;
+        let rtp = (base, base + 398);
+        let config = dir.path().join("config");
+        fs::create_dir_all(&config).expect("config dir");
+        let example = repo_root().join("config");
+        for entry in fs::read_dir(&example).expect("read example config") {
+            let entry = entry.expect("dir entry");
+            if entry.file_type().expect("file type").is_file() {
+                fs::copy(entry.path(), config.join(entry.file_name())).expect("copy config");
+            }
+        }
+        let var = dir.path().join("var");
+        fs::create_dir_all(&var).expect("var dir");
+        let db_url = opts
+            .db_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", var.join("carillon.db").display()));
+        let main = fs::read_to_string(config.join("carillon.toml")).expect("read carillon.toml");
+        let main = replace_listeners(&main, SocketAddr::new(LOCALHOST, port));
+        let main = set_keys(
+            &main,
+            "database",
+            &[
+                ("url", format!("\"{db_url}\"")),
+                (
+                    "cdr_spool",
+                    format!("\"{}\"", var.join("cdr-spool.jsonl").display()),
+                ),
+            ],
+        );
+        let main = set_keys(
+            &main,
+            "rtp",
+            &[
+                ("port_min", rtp.0.to_string()),
+                ("port_max", rtp.1.to_string()),
+            ],
+        );
+        let mut security = vec![("exempt", "[\"127.0.0.1\"]".to_owned())];
+        security.extend(opts.security.iter().cloned());
+        let main = set_keys(&main, "security", &security);
+        fs::write(config.join("carillon.toml"), main).expect("write carillon.toml");
+        if let Some(users) = &opts.users_toml {
+            fs::write(config.join("users.toml"), users).expect("write users.toml");
+        }
+        CallEnv {
+            dir,
+            port,
+            rtp,
+            db_url,
+            // CARILLON_TEST_LOG overrides the level (for debugging a failure).
+            rust_log: std::env::var("CARILLON_TEST_LOG")
+                .ok()
+                .or_else(|| opts.rust_log.clone())
+                .unwrap_or_else(|| "info".into()),
+            starts: 0,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    pub fn spool_path(&self) -> PathBuf {
+        self.dir.path().join("var/cdr-spool.jsonl")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(LOCALHOST, self.port)
+    }
+
+    /// Starts the binary and waits (bounded) until both listeners are bound.
+    pub fn start(&mut self) -> Switch {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("switch-{}.log", self.starts));
+        let out = fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = Command::new(bin())
+            .arg("run")
+            .arg("--config")
+            .arg(self.config_dir())
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", &self.rust_log)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn carillon");
+        let mut sw = Switch {
+            child,
+            port: self.port,
+            log,
+            stopped: None,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if sw.log().matches("SIP listener ready").count() >= 2 {
+                break;
+            }
+            if let Ok(Some(status)) = sw.child.try_wait() {
+                panic!("carillon exited early ({status}); log:\n{}", sw.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "carillon not ready within {READY_TIMEOUT:?}; log:\n{}",
+                sw.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        sw
+    }
+
+    /// Starts the binary and returns it without waiting for readiness.
+    pub fn spawn_raw(&mut self) -> Switch {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("switch-{}.log", self.starts));
+        let out = fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = Command::new(bin())
+            .arg("run")
+            .arg("--config")
+            .arg(self.config_dir())
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", &self.rust_log)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn carillon");
+        Switch {
+            child,
+            port: self.port,
+            log,
+            stopped: None,
+        }
+    }
+}
+
+/// Removes ANSI colour escapes.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One log line of the switch: its message and `key=value` fields.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub raw: String,
+    pub fields: HashMap<String, String>,
+}
+
+impl LogLine {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    pub fn num(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(|v| v.parse().ok())
+    }
+}
+
+/// Splits `… message key=value key="quoted value" …` into fields.
+pub fn parse_fields(line: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = line;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq].rfind(' ').map_or(0, |i| i + 1);
+        let key = rest[key_start..eq].to_owned();
+        let after = &rest[eq + 1..];
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').unwrap_or(q.len());
+            (q[..end].to_owned(), q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(' ').unwrap_or(after.len());
+            (after[..end].to_owned(), &after[end..])
+        };
+        out.insert(key, value);
+        rest = next;
+    }
+    out
+}
+
+/// A running switch; SIGTERM (then SIGKILL after a bounded wait) on drop.
+pub struct Switch {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+    stopped: Option<ExitStatus>,
+}
+
+impl Switch {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(LOCALHOST, self.port)
+    }
+
+    pub fn log(&self) -> String {
+        strip_ansi(&String::from_utf8_lossy(
+            &fs::read(&self.log).unwrap_or_default(),
+        ))
+    }
+
+    /// Log lines containing `needle`, with their fields.
+    pub fn lines(&self, needle: &str) -> Vec<LogLine> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(|l| LogLine {
+                raw: l.to_owned(),
+                fields: parse_fields(l),
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until at least `n` lines contain `needle`.
+    pub fn wait_lines(&self, needle: &str, n: usize, timeout: Duration) -> Vec<LogLine> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.lines(needle);
+            if found.len() >= n || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.stopped = Some(s);
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .arg("-s")
+            .arg(name)
+            .arg(self.pid().to_string())
+            .status();
+    }
+
+    /// SIGTERM and a bounded wait for the exit; SIGKILL if it hangs.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Some(s) = self.stopped {
+            return s;
+        }
+        if let Ok(Some(s)) = self.child.try_wait() {
+            self.stopped = Some(s);
+            return s;
+        }
+        self.signal("TERM");
+        if let Some(s) = self.wait_exit(STOP_TIMEOUT) {
+            return s;
+        }
+        let _ = self.child.kill();
+        let s = self.child.wait().expect("wait after kill");
+        self.stopped = Some(s);
+        panic!(
+            "carillon did not stop within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if self.stopped.is_some() {
+            return;
+        }
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.signal("TERM");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// External tools
+// ---------------------------------------------------------------------------
+
+/// Whether an executable is on PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// What a bounded tool run produced.
+#[derive(Debug)]
+pub struct ToolRun {
+    /// `None` when the tool was killed at its deadline.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl ToolRun {
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// A tool running in the background, killed (by its own PID) on drop or
+/// at its deadline.
+pub struct Bg {
+    child: Option<Child>,
+    name: String,
+    out: PathBuf,
+    err: PathBuf,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Bg {
+    pub fn spawn(mut cmd: Command, dir: &Path, name: &str, limit: Duration) -> Bg {
+        let out = dir.join(format!("{name}.stdout"));
+        let err = dir.join(format!("{name}.stderr"));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
+            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let started = Instant::now();
+        Bg {
+            child: Some(child),
+            name: name.to_owned(),
+            out,
+            err,
+            started,
+            deadline: started + limit,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.out).unwrap_or_default()).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.err).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until the tool exits or its deadline passes (then kills it).
+    pub fn wait(&mut self) -> ToolRun {
+        let status = match self.child.as_mut() {
+            None => None,
+            Some(child) => loop {
+                if let Ok(Some(s)) = child.try_wait() {
+                    break Some(s);
+                }
+                if Instant::now() >= self.deadline {
+                    eprintln!("{}: killed at its deadline", self.name);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            },
+        };
+        self.child = None;
+        ToolRun {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    /// Asks the tool to stop (SIGTERM to its PID), then waits (bounded).
+    pub fn terminate(&mut self, grace: Duration) -> ToolRun {
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(None) = child.try_wait() {
+                let _ = Command::new("kill")
+                    .arg("-s")
+                    .arg("TERM")
+                    .arg(child.id().to_string())
+                    .status();
+            }
+        }
+        self.deadline = self.deadline.min(Instant::now() + grace);
+        self.wait()
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion, killed at `limit`.
+pub fn run_tool(cmd: Command, dir: &Path, name: &str, limit: Duration) -> ToolRun {
+    Bg::spawn(cmd, dir, name, limit).wait()
+}
+
+// ---------------------------------------------------------------------------
+// SIPp
+// ---------------------------------------------------------------------------
+
+/// Writes a SIPp injection file (`SEQUENTIAL` and the given lines).
+pub fn write_csv(dir: &Path, name: &str, lines: &[String]) -> String {
+    let path = dir.join(name);
+    let mut s = String::from("SEQUENTIAL\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    fs::write(&path, s).expect("write csv");
+    path.display().to_string()
+}
+
+/// `user;[authentication username=user password=pw]` and more fields.
+pub fn auth_line(user: &str, password: &str, more: &[&str]) -> String {
+    let mut l = format!("{user};[authentication username={user} password={password}]");
+    for m in more {
+        l.push(';');
+        l.push_str(m);
+    }
+    l
+}
+
+/// Registers `user` with SIPp from 127.0.0.1:`sip_port` (the contact a
+/// SIPp UAS will then listen on); asserts it succeeded.
+pub fn sipp_register(sw: &Switch, dir: &Path, user: &str, password: &str, sip_port: u16) {
+    let csv = write_csv(
+        dir,
+        &format!("reg-{user}-{sip_port}.csv"),
+        &[auth_line(user, password, &[])],
+    );
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir)
+        .arg(sw.addr().to_string())
+        .args(["-sf", &scenario("register_auth.xml")])
+        .args(["-inf", &csv])
+        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string()])
+        .args(["-m", "1", "-timeout", "10s", "-timeout_error", "-nostdin"]);
+    let run = run_tool(
+        cmd,
+        dir,
+        &format!("sipp-reg-{user}-{sip_port}"),
+        Duration::from_secs(15),
+    );
+    assert!(
+        run.ok(),
+        "SIPp could not register {user}: {:?}\n{}\n{}\nswitch log:\n{}",
+        run.status,
+        run.stdout,
+        run.stderr,
+        sw.log()
+    );
+}
+
+/// A SIPp command with the common flags: bounded, no keyboard, stats file.
+pub fn sipp_cmd(dir: &Path, name: &str, sip_port: u16) -> Command {
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir)
+        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string()])
+        .args(["-nostdin", "-timeout_error"])
+        .args(["-trace_stat", "-stf", &format!("{name}-stat.csv")])
+        .args(["-trace_err", "-error_file", &format!("{name}-err.log")])
+        .args(["-trace_msg", "-message_file", &format!("{name}-msg.log")]);
+    cmd
+}
+
+/// The last row of a SIPp `-trace_stat` file, column → value.
+pub fn sipp_stats(dir: &Path, name: &str) -> HashMap<String, String> {
+    let csv = fs::read_to_string(dir.join(format!("{name}-stat.csv"))).unwrap_or_default();
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return HashMap::new();
+    };
+    let Some(last) = lines.next_back() else {
+        return HashMap::new();
+    };
+    header
+        .split(';')
+        .zip(last.split(';'))
+        .map(|(h, v)| (h.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// A cumulative SIPp counter (`SuccessfulCall`, `FailedCall`, …).
+pub fn sipp_count(stats: &HashMap<String, String>, counter: &str) -> u64 {
+    stats
+        .get(&format!("{counter}(C)"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub const PW100: &str = "changeme100";
+pub const PW101: &str = "changeme101";
+
+pub fn require_sipp() {
+    assert!(
+        have("sipp"),
+        "sipp is not installed (Debian package sip-tester)"
+    );
+}
+
+/// A switch with 101 registered from a SIPp socket; returns the switch
+/// and the UAS's SIP and media ports.
+pub fn switch_with_101(env: &mut CallEnv) -> (Switch, u16, u16) {
+    let sw = env.start();
+    let uas_sip = free_port_span(1);
+    let uas_media = free_port_span(3);
+    sipp_register(&sw, env.path(), "101", PW101, uas_sip);
+    (sw, uas_sip, uas_media)
+}
+
+/// A SIPp UAS on `uas_sip` (echoing RTP) for `calls` calls.
+pub fn start_uas(
+    env: &CallEnv,
+    name: &str,
+    scenario_file: Option<&str>,
+    uas_sip: u16,
+    uas_media: u16,
+    calls: u32,
+) -> Bg {
+    let mut cmd = sipp_cmd(env.path(), name, uas_sip);
+    match scenario_file {
+        Some(f) => cmd.args(["-sf", &scenario(f)]),
+        None => cmd.args(["-sn", "uas"]),
+    };
+    cmd.args(["-mp", &uas_media.to_string(), "-rtp_echo"])
+        .args(["-m", &calls.to_string(), "-timeout", "40s"]);
+    let bg = Bg::spawn(cmd, env.path(), name, Duration::from_secs(45));
+    // SIPp binds its socket at once; give it a moment to be there before
+    // the switch sends the INVITE (a UDP INVITE would be retransmitted
+    // anyway).
+    std::thread::sleep(Duration::from_millis(300));
+    bg
+}
+
+/// Runs a SIPp UAC from 100 to 101 with `scenario_file` and the extra
+/// injection fields.
+pub fn run_uac(
+    env: &CallEnv,
+    sw: &Switch,
+    name: &str,
+    scenario_file: &str,
+    extra: &[&str],
+    calls: u32,
+    limit: u32,
+) -> ToolRun {
+    let mut fields = vec!["101"];
+    fields.extend_from_slice(extra);
+    let csv = write_csv(
+        env.path(),
+        &format!("{name}.csv"),
+        &[auth_line("100", PW100, &fields)],
+    );
+    let sip = free_port_span(1);
+    let media = free_port_span(3);
+    let mut cmd = sipp_cmd(env.path(), name, sip);
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario(scenario_file)])
+        .args(["-inf", &csv])
+        .args(["-mp", &media.to_string()])
+        .args(["-m", &calls.to_string(), "-l", &limit.to_string()])
+        .args(["-timeout", "40s"]);
+    run_tool(cmd, env.path(), name, Duration::from_secs(45))
+}
+
+pub fn describe(env: &CallEnv, sw: &Switch, names: &[&str]) -> String {
+    let mut s = String::new();
+    for n in names {
+        s.push_str(&sipp_traces(env.path(), n));
+    }
+    format!("{s}\n--- switch log:\n{}", sw.log())
+}
+
+/// The SIPp message trace and error log of a run, for failure messages.
+pub fn sipp_traces(dir: &Path, name: &str) -> String {
+    let msg = fs::read_to_string(dir.join(format!("{name}-msg.log"))).unwrap_or_default();
+    let err = fs::read_to_string(dir.join(format!("{name}-err.log"))).unwrap_or_default();
+    format!("--- {name} errors:\n{err}\n--- {name} messages:\n{msg}")
+}
+
+/// The SIP messages SIPp logged in `-trace_msg` (sent and received).
+pub fn sipp_messages(dir: &Path, name: &str) -> Vec<String> {
+    let text = fs::read_to_string(dir.join(format!("{name}-msg.log"))).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        if line.starts_with("----------------------------------------------") {
+            if !cur.trim().is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.clear();
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Audio: G.711 pcap for SIPp, WAV for baresip, tone analysis
+// ---------------------------------------------------------------------------
+
+/// A pcap of µ-law RTP (PT 0, 160 samples per packet, 20 ms apart)
+/// carrying a sine tone, for SIPp's `play_pcap_audio`.
+pub fn write_tone_pcap(path: &Path, seconds: u32, hz: f64) {
+    let mut f = Vec::new();
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&4u16.to_le_bytes());
+    f.extend_from_slice(&0i32.to_le_bytes());
+    f.extend_from_slice(&0u32.to_le_bytes());
+    f.extend_from_slice(&65535u32.to_le_bytes());
+    f.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+    for i in 0..seconds * 50 {
+        let mut rtp = vec![0x80u8, 0];
+        rtp.extend_from_slice(&u16::try_from(i & 0xffff).unwrap_or(0).to_be_bytes());
+        rtp.extend_from_slice(&(i * 160).to_be_bytes());
+        rtp.extend_from_slice(&0x1234u32.to_be_bytes());
+        for k in 0..160u32 {
+            let t = f64::from(i * 160 + k) / 8000.0;
+            let s = (8000.0 * (std::f64::consts::TAU * hz * t).sin()) as i16;
+            rtp.push(carillon_codec::ulaw_encode(s));
+        }
+        let udp_len = u16::try_from(8 + rtp.len()).expect("udp len");
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&6000u16.to_be_bytes());
+        udp.extend_from_slice(&6002u16.to_be_bytes());
+        udp.extend_from_slice(&udp_len.to_be_bytes());
+        udp.extend_from_slice(&0u16.to_be_bytes());
+        udp.extend_from_slice(&rtp);
+        let mut ip = vec![0x45u8, 0];
+        ip.extend_from_slice(&(20 + udp_len).to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        ip.extend_from_slice(&udp);
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&[0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        let ms = i * 20;
+        f.extend_from_slice(&(ms / 1000).to_le_bytes());
+        f.extend_from_slice(&((ms % 1000) * 1000).to_le_bytes());
+        let len = u32::try_from(eth.len()).expect("len");
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend_from_slice(&eth);
+    }
+    fs::write(path, f).expect("write pcap");
+}
+
+/// A mono 16-bit 8 kHz WAV with a sine tone at half scale.
+pub fn write_tone_wav(path: &Path, seconds: u32, hz: f64) {
+    let n = seconds * 8000;
+    let data_len = n * 2;
+    let mut f = Vec::new();
+    f.extend_from_slice(b"RIFF");
+    f.extend_from_slice(&(36 + data_len).to_le_bytes());
+    f.extend_from_slice(b"WAVEfmt ");
+    f.extend_from_slice(&16u32.to_le_bytes());
+    f.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    f.extend_from_slice(&1u16.to_le_bytes()); // mono
+    f.extend_from_slice(&8000u32.to_le_bytes());
+    f.extend_from_slice(&16000u32.to_le_bytes());
+    f.extend_from_slice(&2u16.to_le_bytes());
+    f.extend_from_slice(&16u16.to_le_bytes());
+    f.extend_from_slice(b"data");
+    f.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..n {
+        let t = f64::from(i) / 8000.0;
+        let s = (16000.0 * (std::f64::consts::TAU * hz * t).sin()) as i16;
+        f.extend_from_slice(&s.to_le_bytes());
+    }
+    fs::write(path, f).expect("write wav");
+}
+
+/// A WAV file's first channel as samples, with its sample rate.
+#[derive(Debug, Clone)]
+pub struct Wav {
+    pub rate: u32,
+    pub channels: u16,
+    pub samples: Vec<i16>,
+}
+
+/// Reads a PCM 16-bit WAV (any channel count; the first channel is kept).
+pub fn read_wav(path: &Path) -> Result<Wav, String> {
+    let b = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+        return Err(format!("{}: not a RIFF/WAVE file", path.display()));
+    }
+    let mut pos = 12;
+    let mut fmt: Option<(u16, u16, u32, u16)> = None;
+    while pos + 8 <= b.len() {
+        let id = &b[pos..pos + 4];
+        let len = u32::from_le_bytes([b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7]]) as usize;
+        let body_start = pos + 8;
+        let body_end = (body_start + len).min(b.len());
+        let body = &b[body_start..body_end];
+        if id == b"fmt " && body.len() >= 16 {
+            let format = u16::from_le_bytes([body[0], body[1]]);
+            let channels = u16::from_le_bytes([body[2], body[3]]);
+            let rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+            let bits = u16::from_le_bytes([body[14], body[15]]);
+            fmt = Some((format, channels, rate, bits));
+        }
+        if id == b"data" {
+            let (format, channels, rate, bits) =
+                fmt.ok_or_else(|| format!("{}: data before fmt", path.display()))?;
+            if (format != 1 && format != 0xfffe) || bits != 16 || channels == 0 {
+                return Err(format!(
+                    "{}: unsupported WAV (format {format}, {bits} bits, {channels} channels)",
+                    path.display()
+                ));
+            }
+            // A writer killed mid-call may leave the data length at 0 or
+            // too large: take what is there.
+            let body = if len == 0 || body_start + len > b.len() {
+                &b[body_start..]
+            } else {
+                body
+            };
+            let frame = 2 * usize::from(channels);
+            let samples = body
+                .chunks_exact(frame)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return Ok(Wav {
+                rate,
+                channels,
+                samples,
+            });
+        }
+        pos = body_start + len + (len & 1);
+    }
+    Err(format!("{}: no data chunk", path.display()))
+}
+
+/// How 100 ms blocks of a recording split between two tones.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToneReport {
+    /// Blocks with sound in them (not silence).
+    pub voiced: usize,
+    /// Voiced blocks where the expected tone clearly dominates.
+    pub expected: usize,
+    /// Voiced blocks where the other tone clearly dominates.
+    pub other: usize,
+    /// All blocks.
+    pub blocks: usize,
+}
+
+/// Classifies each 100 ms block: silent (RMS below ~1 % of full scale),
+/// or dominated by `expected_hz` or `other_hz` (that tone's amplitude at
+/// least 4 times the other's and carrying at least half the block's
+/// energy).
+pub fn tone_report(wav: &Wav, expected_hz: f64, other_hz: f64) -> ToneReport {
+    let block = usize::try_from(wav.rate / 10).unwrap_or(800).max(1);
+    let want = Goertzel::new(expected_hz, wav.rate);
+    let not = Goertzel::new(other_hz, wav.rate);
+    let mut r = ToneReport::default();
+    for chunk in wav.samples.chunks_exact(block) {
+        r.blocks += 1;
+        let energy: f64 = chunk.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let rms = (energy / chunk.len() as f64).sqrt();
+        if rms < 300.0 {
+            continue;
+        }
+        r.voiced += 1;
+        let a = want.amplitude(chunk);
+        let b = not.amplitude(chunk);
+        let share_a = want.relative_power(chunk);
+        let share_b = not.relative_power(chunk);
+        if a > 4.0 * b && share_a > 0.5 {
+            r.expected += 1;
+        } else if b > 4.0 * a && share_b > 0.5 {
+            r.other += 1;
+        }
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------
+// Database
+// ---------------------------------------------------------------------------
+
+/// Blocks on a future with a private runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// CDRs whose start lies in `[since_ms, until_ms)`; `Err` when the database
+/// cannot be read.
+pub fn fetch_cdrs(url: &str, since_ms: i64, until_ms: i64) -> Result<Vec<CallRecord>, String> {
+    block_on(async {
+        let store = carillon_store::Store::connect(url)
+            .await
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        let rows = store
+            .fetch_cdrs(&carillon_store::CdrQuery {
+                since_ms,
+                until_ms,
+                limit: 10_000,
+            })
+            .await
+            .map_err(|e| format!("fetch_cdrs: {e}"));
+        store.close().await;
+        rows
+    })
+}
+
+/// Removes every stored binding of the given users (`sip:USER@…`), so that
+/// a shared database does not make the switch fork to earlier runs' phones.
+pub fn forget_bindings(url: &str, users: &[&str]) -> Result<usize, String> {
+    block_on(async {
+        let store = carillon_store::Store::connect(url)
+            .await
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        let rows = store
+            .load_bindings(i64::MIN)
+            .await
+            .map_err(|e| format!("load_bindings: {e}"))?;
+        let doomed: Vec<_> = rows
+            .into_iter()
+            .filter(|r| {
+                users
+                    .iter()
+                    .any(|u| r.aor.starts_with(&format!("sip:{u}@")))
+            })
+            .map(|r| carillon_store::BindingChange::Remove {
+                aor: r.aor,
+                contact: r.contact,
+            })
+            .collect();
+        let n = doomed.len();
+        store
+            .apply_bindings(&doomed)
+            .await
+            .map_err(|e| format!("apply_bindings: {e}"))?;
+        store.close().await;
+        Ok(n)
+    })
+}
+
+/// The PostgreSQL URL of the environment, if any.
+pub fn pg_url() -> Option<String> {
+    std::env::var("CARILLON_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// `postgres://user:pw@host:PORT/db` → (host:port, the URL with `port`).
+pub fn pg_retarget(url: &str, port: u16) -> (SocketAddr, String) {
+    let (scheme, rest) = url.split_once("://").expect("URL with ://");
+    let (userinfo, hostpart) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let (hostport, path) = match hostpart.split_once('/') {
+        Some((h, p)) => (h, format!("/{p}")),
+        None => (hostpart, String::new()),
+    };
+    let (host, old_port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().expect("port")),
+        None => (hostport, 5432),
+    };
+    let host_ip: IpAddr = if host == "localhost" {
+        LOCALHOST
+    } else {
+        host.parse()
+            .expect("PostgreSQL host must be an IP address here")
+    };
+    let user = userinfo.map_or(String::new(), |u| format!("{u}@"));
+    (
+        SocketAddr::new(host_ip, old_port),
+        format!("{scheme}://{user}127.0.0.1:{port}{path}"),
+    )
+}
+
+/// A TCP forwarder on 127.0.0.1:`port` to `upstream`: while it runs the
+/// database is reachable there; [`Forwarder::stop`] cuts every live
+/// connection and closes the port (connections are then refused).
+pub struct Forwarder {
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Forwarder {
+    pub fn start(port: u16, upstream: SocketAddr) -> Forwarder {
+        let listener = TcpListener::bind((LOCALHOST, port)).expect("bind forwarder");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (stop2, conns2) = (Arc::clone(&stop), Arc::clone(&conns));
+        let accept = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) =
+                            TcpStream::connect_timeout(&upstream, Duration::from_secs(3))
+                        else {
+                            continue;
+                        };
+                        let mut list = conns2.lock().expect("lock");
+                        for s in [&client, &server] {
+                            if let Ok(c) = s.try_clone() {
+                                list.push(c);
+                            }
+                        }
+                        drop(list);
+                        pipe(&client, &server);
+                        pipe(&server, &client);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Forwarder {
+            stop,
+            accept: Some(accept),
+            conns,
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        for c in self.conns.lock().expect("lock").drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn pipe(from: &TcpStream, to: &TcpStream) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+/// Waits (bounded) until UDP `port` on 127.0.0.1 can be bound again (the
+/// switch released it); returns whether it could.
+pub fn udp_port_released(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if UdpSocket::bind((LOCALHOST, port)).is_ok()
+            && UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
