@@ -186,7 +186,21 @@ impl Message {
             .take_while(|b| **b == b'\r' || **b == b'\n')
             .count();
         let buf = buf.slice(lead..);
-        let (head_end, body_start) = find_head_end(&buf).ok_or(ParseError::Incomplete)?;
+        let (head_end, body_start) = match find_head_end(&buf) {
+            Some(x) => x,
+            // A datagram is a whole message: when answering an error, its
+            // end may stand for the missing empty line.
+            None if !strict => {
+                let trimmed = buf.len()
+                    - buf
+                        .iter()
+                        .rev()
+                        .take_while(|b| **b == b'\r' || **b == b'\n')
+                        .count();
+                (trimmed, buf.len())
+            }
+            None => return Err(ParseError::Incomplete),
+        };
         let head = ByteString::try_from(buf.slice(..head_end)).map_err(|_| ParseError::NotUtf8)?;
         let text: &str = &head;
 
@@ -586,6 +600,18 @@ mod tests {
             Message::parse(Bytes::from(neg)).unwrap_err(),
             ParseError::ContentLength
         );
+    }
+
+    #[test]
+    fn a_datagram_without_the_empty_line_is_rejected_but_can_be_answered() {
+        let raw = "OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: 0\r\n";
+        assert_eq!(
+            Message::parse(Bytes::from(raw)).unwrap_err(),
+            ParseError::Incomplete
+        );
+        let m = Message::parse_lenient(Bytes::from(raw)).unwrap();
+        assert_eq!(m.call_id().unwrap(), "x");
+        assert_eq!(m.header(HeaderName::ContentLength).unwrap(), "0");
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn svwar_table_parsing_reads_extension_rows() {
 fn svwar(env: &Env, port: u16, method: &str, ranges: &str) -> String {
     let mut cmd = Command::new("svwar");
     cmd.current_dir(env.path())
-        .args(["--force", "-x", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--force", "-v", "-x", "127.0.0.1", "-p", &port.to_string()])
         .args(["-m", method, "-e", ranges, "--maximumtime", "5"])
         .arg("127.0.0.1");
     let run = run_tool(
@@ -72,6 +72,11 @@ fn svwar_cannot_tell_existing_extensions_from_unknown_ones() {
     for method in ["REGISTER", "INVITE"] {
         let output = svwar(&env, sw.port, method, ranges);
         eprintln!("svwar -m {method} printed:\n{output}");
+        // It did reach the switch (otherwise "found nothing" means nothing).
+        assert!(
+            output.contains("Ok SIP device found"),
+            "svwar -m {method} never talked to the switch:\n{output}"
+        );
         let found = reported(&output);
         let existing: BTreeMap<_, _> = found
             .iter()

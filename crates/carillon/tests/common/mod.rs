@@ -18,10 +18,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use carillon_digest::Challenge;
 
 /// The binary under test: the one cargo built for this package, or the
-/// one named by `CARILLON_E2E_BIN` (to run this suite against another
+/// one named by `CARILLON_BIN` (to run this suite against another
 /// build).
 pub fn bin() -> PathBuf {
-    std::env::var_os("CARILLON_E2E_BIN").map_or_else(
+    std::env::var_os("CARILLON_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_carillon")),
         PathBuf::from,
     )
