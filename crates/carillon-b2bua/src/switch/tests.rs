@@ -88,7 +88,7 @@ fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
     );
     sw.handle_input(
         now,
-        1000,
+        1_000_000,
         peer("127.0.0.1"),
         register("100", 2, "b", Some(auth)),
     );
@@ -140,7 +140,7 @@ fn repeated_wrong_passwords_ban_the_source_but_not_others() {
     for i in 0..3 {
         sw.handle_input(
             now,
-            1000,
+            1_000_000,
             peer("127.0.0.2"),
             register("100", 1 + 2 * i, &format!("x{i}"), None),
         );
@@ -150,7 +150,7 @@ fn repeated_wrong_passwords_ban_the_source_but_not_others() {
             carillon_digest::respond(&ch, "REGISTER", "sip:127.0.0.1", "100", "wrong", "cn", 1);
         sw.handle_input(
             now,
-            1000,
+            1_000_000,
             peer("127.0.0.2"),
             register("100", 2 + 2 * i, &format!("y{i}"), Some(auth)),
         );
