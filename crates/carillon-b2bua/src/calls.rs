@@ -31,7 +31,6 @@ use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, 
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
-use carillon_sip::syntax::split_list;
 use carillon_sip::{HeaderName, Message, MessageBuilder, Method, NameAddr};
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
@@ -98,7 +97,7 @@ enum LegState {
 }
 
 /// One side of a call, with its dialog state (RFC 3261 §12).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Leg {
     id: LegId,
     call_id: String,
@@ -928,7 +927,7 @@ impl Switch {
         leg.state = LegState::Calling;
         let peer = leg.peer;
         let request_uri = leg.request_uri.clone();
-        let snapshot = Leg { ..leg_clone(leg) };
+        let snapshot = leg.clone();
         let bytes = self.build_invite(&snapshot, Some((name.as_str(), &value)));
         let txn = ClientTransaction::new(
             TransactionKind::Invite,
@@ -947,7 +946,7 @@ impl Switch {
     #[allow(clippy::too_many_arguments)]
     fn add_client(
         &mut self,
-        now: Instant,
+        _now: Instant,
         branch: String,
         mut txn: ClientTransaction,
         to: Peer,
@@ -958,7 +957,6 @@ impl Switch {
         while let Some(b) = txn.poll_transmit() {
             self.scratch.push(Transmit { to, bytes: b });
         }
-        let _ = now;
         if let Some(at) = txn.poll_timeout() {
             self.calls.schedule(at, Timer::Client(branch.clone()));
         }
@@ -1532,8 +1530,11 @@ impl Switch {
             return;
         };
         let _ = trunks.call_ended(trunk, port.as_ref());
-        if leg.final_status.is_some_and(|s| s >= 500 || s == 408) {
-            let _ = trunks.call_failed(trunk, port.as_ref(), self.last_now);
+        if let (true, Some(now)) = (
+            leg.final_status.is_some_and(|s| s >= 500 || s == 408),
+            self.last_now,
+        ) {
+            let _ = trunks.call_failed(trunk, port.as_ref(), now);
         }
     }
 
@@ -2149,35 +2150,6 @@ fn placeholder_leg() -> Leg {
     }
 }
 
-/// The parts of a leg an INVITE is built from.
-fn leg_clone(l: &Leg) -> Leg {
-    Leg {
-        id: l.id,
-        call_id: l.call_id.clone(),
-        local_tag: l.local_tag.clone(),
-        remote_tag: l.remote_tag.clone(),
-        local_uri: l.local_uri.clone(),
-        remote_uri: l.remote_uri.clone(),
-        remote_target: l.remote_target.clone(),
-        route_set: l.route_set.clone(),
-        local_cseq: l.local_cseq,
-        peer: l.peer,
-        state: l.state,
-        media_port: l.media_port,
-        media_open: l.media_open,
-        plan: l.plan.clone(),
-        local_sdp: l.local_sdp.clone(),
-        invite_branch: l.invite_branch.clone(),
-        invite_cseq: l.invite_cseq,
-        channel: l.channel.clone(),
-        final_status: l.final_status,
-        request_uri: l.request_uri.clone(),
-        extra_headers: l.extra_headers.clone(),
-        trunk: l.trunk.clone(),
-        auth_tries: l.auth_tries,
-    }
-}
-
 fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
     let list: Vec<CodecName> = names
         .iter()
@@ -2189,14 +2161,4 @@ fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
     } else {
         list
     }
-}
-
-#[allow(dead_code)]
-fn list_has(msg: &Message, h: HeaderName, tag: &str) -> bool {
-    msg.header_all(h).any(|v| {
-        split_list(&v)
-            .unwrap_or_default()
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(tag))
-    })
 }

@@ -92,7 +92,7 @@ pub struct Switch {
     /// own address is known).
     pub(crate) trunks: Option<carillon_trunk::Trunks>,
     /// The latest `now` seen (for bookkeeping that needs a time).
-    pub(crate) last_now: Instant,
+    pub(crate) last_now: Option<Instant>,
 }
 
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
@@ -140,7 +140,7 @@ impl Switch {
             stats: Stats::default(),
             calls: crate::calls::Calls::new(config.calls),
             trunks: None,
-            last_now: Instant::now(),
+            last_now: None,
         })
     }
 
@@ -217,7 +217,7 @@ impl Switch {
 
     pub fn handle_timeout(&mut self, now: Instant, now_unix_ms: u64) {
         let now_unix = now_unix_ms / 1000;
-        self.last_now = now;
+        self.last_now = Some(now);
         self.start_trunks(now);
         if let Some(t) = self.trunks.as_mut() {
             t.handle_timeout(now);
@@ -293,7 +293,7 @@ impl Switch {
 
     /// One datagram or stream frame from `peer`.
     pub fn handle_input(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, bytes: Bytes) {
-        self.last_now = now;
+        self.last_now = Some(now);
         if self.next_housekeeping.is_none() {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
         }
