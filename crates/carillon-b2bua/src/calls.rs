@@ -1621,7 +1621,7 @@ impl Switch {
             let status = status_for_cause(cause);
             self.respond_a(now, key, status, false);
         } else if call.a.state == LegState::Confirmed {
-            let mut a = std::mem::replace(&mut call.a, placeholder_leg());
+            let mut a = call.a.clone();
             self.send_in_dialog(now, key, &mut a, Method::Bye);
             a.state = LegState::Ended;
             if let Some(call) = self.calls.calls.get_mut(&key) {
@@ -1794,7 +1794,7 @@ impl Switch {
                 call.forks[idx].state = LegState::Ended;
             }
             if call.a.state == LegState::Confirmed {
-                let mut a = std::mem::replace(&mut call.a, placeholder_leg());
+                let mut a = call.a.clone();
                 self.send_in_dialog(now, r.call, &mut a, Method::Bye);
                 a.state = LegState::Ended;
                 if let Some(call) = self.calls.calls.get_mut(&r.call) {
@@ -2115,38 +2115,6 @@ fn strip_tag(name_addr: &str) -> String {
     match name_addr.find(";tag=") {
         Some(i) => name_addr[..i].to_owned(),
         None => name_addr.to_owned(),
-    }
-}
-
-fn placeholder_leg() -> Leg {
-    Leg {
-        id: LegId(0),
-        call_id: String::new(),
-        local_tag: String::new(),
-        remote_tag: None,
-        local_uri: String::new(),
-        remote_uri: String::new(),
-        remote_target: String::new(),
-        route_set: Vec::new(),
-        local_cseq: 0,
-        peer: Peer {
-            transport: Transport::Udp,
-            addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-            conn: None,
-        },
-        state: LegState::Ended,
-        media_port: 0,
-        media_open: false,
-        plan: None,
-        local_sdp: None,
-        invite_branch: String::new(),
-        invite_cseq: 0,
-        channel: String::new(),
-        final_status: None,
-        request_uri: String::new(),
-        extra_headers: Vec::new(),
-        trunk: None,
-        auth_tries: 0,
     }
 }
 
