@@ -1,7 +1,15 @@
 //! The signalling drive loop: one task owns the [`Switch`] and `select!`s
-//! over received messages, control commands (reload, shutdown) and the
-//! switch's earliest timer. It is the only place the clock is read for the
-//! switch; everything below gets time as an argument.
+//! over its UDP sockets, stream messages, control commands (reload,
+//! shutdown), media events and the switch's earliest timer. It is the only
+//! place the clock is read for the switch; everything below gets time as an
+//! argument.
+//!
+//! The task runs on a thread of its own with a single-threaded runtime: the
+//! switch is single-owner anyway, and keeping the sockets, the task and the
+//! wake-ups on one thread removes the cross-thread hand-off (a futex wake
+//! and a context switch) that a reader task per socket on the shared
+//! runtime cost for every datagram. When a UDP socket is readable the task
+//! drains up to [`UDP_BATCH`] datagrams before looking at anything else.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,8 +21,14 @@ use carillon_cdr::CallRecord;
 use carillon_dialplan::Dialplan;
 use carillon_mediactl::{MediaCommand, MediaEvent};
 use carillon_registrar::{Binding, BindingChange, RegistrarConfig};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use carillon_b2bua::Peer;
+use carillon_sip::message::MAX_MESSAGE_SIZE;
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::transport::{Inbound, ListenSpec, Listeners, TransportError};
 
@@ -82,38 +96,87 @@ fn unix_now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Datagrams read from one socket per readiness event before the loop
+/// looks at timers and control commands again.
+pub const UDP_BATCH: usize = 64;
+
 impl Driver {
-    /// Binds the listeners and spawns the loop. `on_binding` receives every
-    /// binding change for persistence (it must not block).
-    /// `advertise` replaces an unspecified bind address (0.0.0.0) in the
-    /// Via and Contact the switch writes.
+    /// Binds the listeners and starts the signalling thread. Binding
+    /// changes, media commands and CDRs go to `sinks` (which must not
+    /// block). `advertise` replaces an unspecified bind address (0.0.0.0)
+    /// in the Via and Contact the switch writes. The returned join handle
+    /// completes when the signalling thread has stopped.
     pub async fn start(
-        mut switch: Switch,
+        switch: Switch,
         specs: &[ListenSpec],
         advertise: IpAddr,
         sinks: Sinks,
         media_events: mpsc::Receiver<MediaEvent>,
     ) -> Result<(DriverHandle, tokio::task::JoinHandle<()>), TransportError> {
-        let (tx, rx) = mpsc::channel(16_384);
-        let listeners = Listeners::bind(specs, tx).await?;
-        if let Some(l) = listeners
-            .bound
-            .iter()
-            .find(|l| l.transport == Transport::Udp)
-            .or(listeners.bound.first())
-        {
-            let mut addr = l.addr;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(advertise);
-            }
-            switch.set_sip_addr(addr);
-        }
+        let specs = specs.to_vec();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
-        let handle = DriverHandle {
-            ctl: ctl_tx,
-            bound: listeners.bound.clone(),
+        let thread = std::thread::Builder::new()
+            .name("carillon-sip".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(TransportError::Runtime(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let (tx, rx) = mpsc::channel(16_384);
+                    // `tx` stays alive for the whole loop so the stream
+                    // channel never reads as closed when there is no TCP
+                    // listener.
+                    let listeners = match Listeners::bind(&specs, tx.clone()).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let mut switch = switch;
+                    if let Some(l) = listeners
+                        .bound
+                        .iter()
+                        .find(|l| l.transport == Transport::Udp)
+                        .or(listeners.bound.first())
+                    {
+                        let mut addr = l.addr;
+                        if addr.ip().is_unspecified() {
+                            addr.set_ip(advertise);
+                        }
+                        switch.set_sip_addr(addr);
+                    }
+                    if ready_tx.send(Ok(listeners.bound.clone())).is_err() {
+                        return;
+                    }
+                    run(switch, listeners, rx, ctl_rx, sinks, media_events).await;
+                    drop(tx);
+                });
+                drop(done_tx);
+            })
+            .map_err(TransportError::Runtime)?;
+        let bound = match ready_rx.await {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = thread.join();
+                return Err(TransportError::Runtime(std::io::Error::other(
+                    "signalling thread stopped while starting",
+                )));
+            }
         };
-        let join = tokio::spawn(run(switch, listeners, rx, ctl_rx, sinks, media_events));
+        let handle = DriverHandle { ctl: ctl_tx, bound };
+        let join = tokio::spawn(async move {
+            let _ = done_rx.await;
+        });
         Ok((handle, join))
     }
 }
@@ -129,6 +192,23 @@ fn drain(switch: &mut Switch, listeners: &Listeners, sinks: &mut Sinks) {
     }
 }
 
+/// Waits until one of the UDP sockets is readable; its index. Pending
+/// forever when there are none.
+async fn udp_readable(socks: &[Arc<UdpSocket>]) -> usize {
+    std::future::poll_fn(|cx| {
+        for (i, s) in socks.iter().enumerate() {
+            if let std::task::Poll::Ready(r) = s.poll_recv_ready(cx) {
+                if let Err(e) = r {
+                    debug!(error = %e, "udp readiness error");
+                }
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 async fn run(
     mut switch: Switch,
     listeners: Listeners,
@@ -137,6 +217,10 @@ async fn run(
     mut sinks: Sinks,
     mut media_events: mpsc::Receiver<MediaEvent>,
 ) {
+    let udp: Vec<Arc<UdpSocket>> = listeners.udp_sockets().cloned().collect();
+    // One receive buffer, zeroed once and reused: each datagram is copied
+    // out into an allocation of its own size.
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     let mut batch = Vec::with_capacity(256);
     switch.handle_timeout(Instant::now(), unix_now_ms());
     loop {
@@ -170,6 +254,25 @@ async fn run(
                 }
                 None => return,
             },
+            i = udp_readable(&udp) => {
+                let Some(sock) = udp.get(i) else { continue };
+                let mut now = None;
+                for _ in 0..UDP_BATCH {
+                    match sock.try_recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            let (now, unix) =
+                                *now.get_or_insert_with(|| (Instant::now(), unix_now_ms()));
+                            let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                            let peer = Peer { transport: Transport::Udp, addr: from, conn: None };
+                            switch.handle_input(now, unix, peer, bytes);
+                            drain(&mut switch, &listeners, &mut sinks);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        // ICMP port unreachable surfaces here on some systems; keep going.
+                        Err(e) => debug!(error = %e, "udp recv error"),
+                    }
+                }
+            }
             n = rx.recv_many(&mut batch, 256) => {
                 if n == 0 {
                     return;

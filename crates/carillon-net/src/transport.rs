@@ -1,7 +1,9 @@
-//! SIP transports: UDP sockets read by one task each, TCP listeners with a
-//! task per connection that frames messages and writes what the core sends
-//! back. Everything received reaches the core as an [`Inbound`] over one
-//! channel; connection writers are looked up by connection id.
+//! SIP transports: UDP sockets (read directly by the signalling task, see
+//! [`crate::driver`], in batches: no hop through a channel per datagram),
+//! TCP listeners with a task per connection that frames messages and writes
+//! what the core sends back. Stream traffic reaches the core as an
+//! [`Inbound`] over one channel; connection writers are looked up by
+//! connection id.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
 use carillon_b2bua::{Peer, Transport};
-use carillon_sip::message::{stream_frame_len, MAX_MESSAGE_SIZE};
+use carillon_sip::message::stream_frame_len;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -41,6 +43,8 @@ pub enum TransportError {
     },
     #[error("transport {0} is not available yet")]
     Unsupported(&'static str),
+    #[error("cannot start the signalling thread: {0}")]
+    Runtime(std::io::Error),
 }
 
 type ConnMap = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Bytes>>>>;
@@ -57,7 +61,8 @@ pub struct Listeners {
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 impl Listeners {
-    /// Binds every listener and starts the reader tasks.
+    /// Binds every listener and starts the TCP acceptor tasks; UDP sockets
+    /// are read by whoever owns the [`Listeners`] (see [`Listeners::udp_sockets`]).
     pub async fn bind(
         specs: &[ListenSpec],
         tx: mpsc::Sender<Inbound>,
@@ -82,7 +87,6 @@ impl Listeners {
                     })?;
                     let sock = Arc::new(sock);
                     info!(transport = "udp", address = %local, "listening");
-                    tokio::spawn(udp_reader(sock.clone(), tx.clone()));
                     udp.push((local, sock));
                     bound.push(ListenSpec {
                         transport: Transport::Udp,
@@ -115,6 +119,11 @@ impl Listeners {
             }
         }
         Ok(Listeners { udp, conns, bound })
+    }
+
+    /// The bound UDP sockets, for the signalling task to read.
+    pub fn udp_sockets(&self) -> impl Iterator<Item = &Arc<UdpSocket>> {
+        self.udp.iter().map(|(_, s)| s)
     }
 
     /// Sends bytes to a peer: UDP from the socket of the peer's address
@@ -152,33 +161,6 @@ impl Listeners {
                     }
                     None => debug!(to = %to, "no open connection for stream peer"),
                 }
-            }
-        }
-    }
-}
-
-async fn udp_reader(sock: Arc<UdpSocket>, tx: mpsc::Sender<Inbound>) {
-    // One receive buffer, zeroed once and reused: each datagram is copied
-    // out into an allocation of its own size. (Zeroing 64 KiB per datagram
-    // and carving datagrams out of fresh 1 MiB buffers cost more than the
-    // copy: memset plus page faults on every new buffer.)
-    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                let peer = Peer {
-                    transport: Transport::Udp,
-                    addr: from,
-                    conn: None,
-                };
-                if tx.send(Inbound::Message { peer, bytes }).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                // ICMP port unreachable surfaces here on some systems; keep going.
-                debug!(error = %e, "udp recv error");
             }
         }
     }

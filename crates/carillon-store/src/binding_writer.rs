@@ -3,7 +3,8 @@
 //! The signalling task calls [`BindingWriterHandle::submit`], which only
 //! queues. The writer task drains the queue, coalesces changes to the same
 //! `(aor, contact)` (see `bindings::Coalescer`), and applies them in
-//! transactions of at most `max_batch` changes. If the database is
+//! transactions of at most `max_batch` changes, after a short batch window
+//! (group commit) unless someone is waiting in [`BindingWriterHandle::flush`]. If the database is
 //! unavailable the pending changes stay queued (still coalescing) and are
 //! retried with backoff; changes the database refuses as bad data are logged
 //! and dropped one by one so they cannot block the rest. Expired bindings
@@ -31,6 +32,11 @@ use crate::store::Store;
 pub struct BindingWriterConfig {
     /// Most changes per transaction.
     pub max_batch: usize,
+    /// After the first change of a quiet period, how long to keep
+    /// collecting before writing (group commit: under load one transaction
+    /// and a few multi-row statements carry hundreds of registrations,
+    /// instead of a database round trip each). A flush request skips it.
+    pub batch_window: Duration,
     /// How often expired bindings are deleted.
     pub purge_interval: Duration,
     /// First wait before retrying after the database was unavailable.
@@ -43,6 +49,7 @@ impl Default for BindingWriterConfig {
     fn default() -> Self {
         BindingWriterConfig {
             max_batch: 1000,
+            batch_window: Duration::from_millis(20),
             purge_interval: Duration::from_secs(60),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(10),
@@ -122,14 +129,26 @@ async fn run(
                 None => open = false,
                 Some(msg) => {
                     let mut next = Some(msg);
-                    while let Some(msg) = next.take() {
-                        match msg {
-                            Msg::Change(c) => pending.push(c),
-                            Msg::Flush(w) => waiters.push(w),
+                    let mut waited = config.batch_window.is_zero();
+                    loop {
+                        while let Some(msg) = next.take() {
+                            match msg {
+                                Msg::Change(c) => pending.push(c),
+                                Msg::Flush(w) => waiters.push(w),
+                            }
+                            if pending.len() < max_batch {
+                                next = rx.try_recv().ok();
+                            }
                         }
-                        if pending.len() < max_batch {
-                            next = rx.try_recv().ok();
+                        if waited || !waiters.is_empty() || pending.len() >= max_batch {
+                            break;
                         }
+                        // Group commit: let more changes arrive. The
+                        // channel is not polled meanwhile, so senders do
+                        // not wake this task once per change.
+                        tokio::time::sleep(config.batch_window).await;
+                        waited = true;
+                        next = rx.try_recv().ok();
                     }
                 }
             },

@@ -65,6 +65,9 @@ impl From<Store> for CdrTarget {
 pub struct CdrWriterConfig {
     /// Most records per insert transaction.
     pub max_batch: usize,
+    /// After the first record of a quiet period, how long to keep
+    /// collecting before inserting (group commit); a flush skips it.
+    pub batch_window: Duration,
     /// First wait before retrying the database after a failure.
     pub retry_initial: Duration,
     /// Longest wait between retries (the wait doubles up to this).
@@ -77,6 +80,7 @@ impl Default for CdrWriterConfig {
     fn default() -> Self {
         CdrWriterConfig {
             max_batch: 1000,
+            batch_window: Duration::from_millis(20),
             retry_initial: Duration::from_millis(250),
             retry_max: Duration::from_secs(30),
             store_options: StoreOptions::default(),
@@ -246,14 +250,26 @@ impl Worker {
                     None => open = false,
                     Some(msg) => {
                         let mut next = Some(msg);
-                        while let Some(msg) = next.take() {
-                            match msg {
-                                Msg::Record(r) => batch.push(*r),
-                                Msg::Flush(w) => waiters.push(w),
+                        let mut waited = self.config.batch_window.is_zero();
+                        loop {
+                            while let Some(msg) = next.take() {
+                                match msg {
+                                    Msg::Record(r) => batch.push(*r),
+                                    Msg::Flush(w) => waiters.push(w),
+                                }
+                                if batch.len() < self.config.max_batch {
+                                    next = rx.try_recv().ok();
+                                }
                             }
-                            if batch.len() < self.config.max_batch {
-                                next = rx.try_recv().ok();
+                            if waited || !waiters.is_empty() || batch.len() >= self.config.max_batch {
+                                break;
                             }
+                            // Group commit; the channel is not polled
+                            // meanwhile, so senders do not wake this task
+                            // once per record.
+                            tokio::time::sleep(self.config.batch_window).await;
+                            waited = true;
+                            next = rx.try_recv().ok();
                         }
                     }
                 },

@@ -91,24 +91,76 @@ macro_rules! on_pool {
     };
 }
 
-const UPSERT_BINDING: &str = "INSERT INTO bindings \
-    (aor, contact, instance, reg_id, source, path, call_id, cseq, expires_at, q, user_agent) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-    ON CONFLICT (aor, contact) DO UPDATE SET \
+const UPSERT_BINDING_HEAD: &str = "INSERT INTO bindings \
+    (aor, contact, instance, reg_id, source, path, call_id, cseq, expires_at, q, user_agent) ";
+const UPSERT_BINDING_TAIL: &str = " ON CONFLICT (aor, contact) DO UPDATE SET \
     instance = excluded.instance, reg_id = excluded.reg_id, source = excluded.source, \
     path = excluded.path, call_id = excluded.call_id, cseq = excluded.cseq, \
     expires_at = excluded.expires_at, q = excluded.q, user_agent = excluded.user_agent";
+/// Most rows in one multi-row upsert (11 bound values each: 704 values,
+/// far below SQLite's 32,766 and PostgreSQL's 65,535 limits).
+pub const UPSERT_ROWS_PER_STATEMENT: usize = 64;
+
+/// One statement of [`Store::apply_bindings`].
+#[derive(Debug, PartialEq)]
+enum Step<'a> {
+    Upserts(Vec<&'a BindingRow>),
+    Remove { aor: &'a str, contact: &'a str },
+    RemoveAor { aor: &'a str },
+}
+
+/// Groups changes into statements, in order: consecutive upserts share a
+/// statement until the row limit or a repeated `(aor, contact)` (one
+/// statement may not touch a row twice: PostgreSQL refuses it, and the
+/// order of the two would be lost).
+fn plan_binding_statements(changes: &[BindingChange]) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    let mut run: Vec<&BindingRow> = Vec::new();
+    let mut keys: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for change in changes {
+        match change {
+            BindingChange::Upsert(b) => {
+                let key = (b.aor.as_str(), b.contact.as_str());
+                if run.len() >= UPSERT_ROWS_PER_STATEMENT || keys.contains(&key) {
+                    steps.push(Step::Upserts(std::mem::take(&mut run)));
+                    keys.clear();
+                }
+                keys.insert(key);
+                run.push(b);
+            }
+            BindingChange::Remove { aor, contact } => {
+                if !run.is_empty() {
+                    steps.push(Step::Upserts(std::mem::take(&mut run)));
+                    keys.clear();
+                }
+                steps.push(Step::Remove { aor, contact });
+            }
+            BindingChange::RemoveAor { aor } => {
+                if !run.is_empty() {
+                    steps.push(Step::Upserts(std::mem::take(&mut run)));
+                    keys.clear();
+                }
+                steps.push(Step::RemoveAor { aor });
+            }
+        }
+    }
+    if !run.is_empty() {
+        steps.push(Step::Upserts(run));
+    }
+    steps
+}
 const REMOVE_BINDING: &str = "DELETE FROM bindings WHERE aor = $1 AND contact = $2";
 const REMOVE_AOR: &str = "DELETE FROM bindings WHERE aor = $1";
 const SELECT_BINDINGS: &str = "SELECT aor, contact, instance, reg_id, source, path, call_id, \
     cseq, expires_at, q, user_agent FROM bindings WHERE expires_at > $1 ORDER BY aor, contact";
 const PURGE_BINDINGS: &str = "DELETE FROM bindings WHERE expires_at <= $1";
 
-const INSERT_CDR: &str = "INSERT INTO cdr \
+const INSERT_CDR_HEAD: &str = "INSERT INTO cdr \
     (uniqueid, linkedid, start_ms, answer_ms, end_ms, duration, billsec, src, dst, clid, \
-    dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-    ON CONFLICT (uniqueid) DO NOTHING";
+    dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield) ";
+const INSERT_CDR_TAIL: &str = " ON CONFLICT (uniqueid) DO NOTHING";
+/// Most CDRs in one multi-row insert (18 bound values each).
+pub const CDR_ROWS_PER_STATEMENT: usize = 32;
 const SELECT_CDRS: &str = "SELECT uniqueid, linkedid, start_ms, answer_ms, end_ms, src, dst, \
     clid, dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield \
     FROM cdr WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, uniqueid LIMIT $3";
@@ -334,37 +386,58 @@ impl Store {
     }
 
     /// Applies the changes in order, in one transaction: all or nothing.
+    /// Runs of upserts with distinct `(aor, contact)` keys go out as
+    /// multi-row statements of up to [`UPSERT_ROWS_PER_STATEMENT`] rows (one
+    /// round trip to the database each instead of one per row).
     pub async fn apply_bindings(&self, changes: &[BindingChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
+        let steps = plan_binding_statements(changes);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
-            for change in changes {
-                let query = match change {
-                    BindingChange::Upsert(b) => {
-                        let path = serde_json::to_string(&b.path).map_err(|e| {
-                            StoreError::CorruptRow { column: "path", reason: e.to_string() }
-                        })?;
-                        sqlx::query(UPSERT_BINDING)
-                            .bind(b.aor.as_str())
-                            .bind(b.contact.as_str())
-                            .bind(b.instance.as_deref())
-                            .bind(b.reg_id.map(i64::from))
-                            .bind(b.source.as_deref())
-                            .bind(path)
-                            .bind(b.call_id.as_str())
-                            .bind(i64::from(b.cseq))
-                            .bind(b.expires_at)
-                            .bind(b.q)
-                            .bind(b.user_agent.as_deref())
+            for step in steps {
+                match step {
+                    Step::Upserts(rows) => {
+                        let mut paths = Vec::with_capacity(rows.len());
+                        for b in &rows {
+                            paths.push(serde_json::to_string(&b.path).map_err(|e| {
+                                StoreError::CorruptRow { column: "path", reason: e.to_string() }
+                            })?);
+                        }
+                        let mut q = sqlx::QueryBuilder::new(UPSERT_BINDING_HEAD);
+                        q.push_values(rows.iter().zip(paths), |mut v, (b, path)| {
+                            v.push_bind(b.aor.as_str())
+                                .push_bind(b.contact.as_str())
+                                .push_bind(b.instance.as_deref())
+                                .push_bind(b.reg_id.map(i64::from))
+                                .push_bind(b.source.as_deref())
+                                .push_bind(path)
+                                .push_bind(b.call_id.as_str())
+                                .push_bind(i64::from(b.cseq))
+                                .push_bind(b.expires_at)
+                                .push_bind(b.q)
+                                .push_bind(b.user_agent.as_deref());
+                        });
+                        q.push(UPSERT_BINDING_TAIL);
+                        q.build().execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
                     }
-                    BindingChange::Remove { aor, contact } => {
-                        sqlx::query(REMOVE_BINDING).bind(aor.as_str()).bind(contact.as_str())
+                    Step::Remove { aor, contact } => {
+                        sqlx::query(REMOVE_BINDING)
+                            .bind(aor)
+                            .bind(contact)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::from_sqlx)?;
                     }
-                    BindingChange::RemoveAor { aor } => sqlx::query(REMOVE_AOR).bind(aor.as_str()),
-                };
-                query.execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
+                    Step::RemoveAor { aor } => {
+                        sqlx::query(REMOVE_AOR)
+                            .bind(aor)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::from_sqlx)?;
+                    }
+                }
             }
             tx.commit().await.map_err(StoreError::from_sqlx)
         })
@@ -385,6 +458,8 @@ impl Store {
 
     /// Inserts the records in one transaction, skipping any whose uniqueid
     /// is already stored; returns how many were new.
+    /// Records go out as multi-row statements of up to
+    /// [`CDR_ROWS_PER_STATEMENT`]; a uniqueid already stored is skipped.
     pub async fn insert_cdrs(&self, records: &[CallRecord]) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
@@ -392,29 +467,30 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
             let mut inserted = 0;
-            for r in records {
-                let done = sqlx::query(INSERT_CDR)
-                    .bind(r.uniqueid.as_str())
-                    .bind(r.linkedid.as_str())
-                    .bind(r.start_ms)
-                    .bind(r.answer_ms)
-                    .bind(r.end_ms)
-                    .bind(r.duration())
-                    .bind(r.billsec())
-                    .bind(r.src.as_str())
-                    .bind(r.dst.as_str())
-                    .bind(r.clid.as_str())
-                    .bind(r.dcontext.as_str())
-                    .bind(r.channel.as_str())
-                    .bind(r.dstchannel.as_str())
-                    .bind(r.trunk.as_deref())
-                    .bind(r.disposition.as_str())
-                    .bind(i32::from(r.hangup_cause))
-                    .bind(r.accountcode.as_deref())
-                    .bind(r.userfield.as_deref())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
+            for chunk in records.chunks(CDR_ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(INSERT_CDR_HEAD);
+                q.push_values(chunk, |mut v, r| {
+                    v.push_bind(r.uniqueid.as_str())
+                        .push_bind(r.linkedid.as_str())
+                        .push_bind(r.start_ms)
+                        .push_bind(r.answer_ms)
+                        .push_bind(r.end_ms)
+                        .push_bind(r.duration())
+                        .push_bind(r.billsec())
+                        .push_bind(r.src.as_str())
+                        .push_bind(r.dst.as_str())
+                        .push_bind(r.clid.as_str())
+                        .push_bind(r.dcontext.as_str())
+                        .push_bind(r.channel.as_str())
+                        .push_bind(r.dstchannel.as_str())
+                        .push_bind(r.trunk.as_deref())
+                        .push_bind(r.disposition.as_str())
+                        .push_bind(i32::from(r.hangup_cause))
+                        .push_bind(r.accountcode.as_deref())
+                        .push_bind(r.userfield.as_deref());
+                });
+                q.push(INSERT_CDR_TAIL);
+                let done = q.build().execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
                 inserted += done.rows_affected();
             }
             tx.commit().await.map_err(StoreError::from_sqlx)?;
@@ -467,6 +543,46 @@ mod tests {
             parse_url("postgresql://u@h/db"),
             Ok(Target::Postgres)
         ));
+    }
+
+    #[test]
+    fn upsert_runs_are_grouped_and_split_at_removes_repeats_and_the_row_limit() {
+        let row = |aor: &str, contact: &str| BindingRow {
+            aor: aor.into(),
+            contact: contact.into(),
+            instance: None,
+            reg_id: None,
+            source: None,
+            path: vec![],
+            call_id: "c".into(),
+            cseq: 1,
+            expires_at: 10,
+            q: None,
+            user_agent: None,
+        };
+        let mut changes = vec![
+            BindingChange::Upsert(row("a", "1")),
+            BindingChange::Upsert(row("b", "1")),
+            BindingChange::Upsert(row("a", "1")),
+            BindingChange::Remove { aor: "b".into(), contact: "1".into() },
+            BindingChange::Upsert(row("c", "1")),
+            BindingChange::RemoveAor { aor: "c".into() },
+        ];
+        for i in 0..(UPSERT_ROWS_PER_STATEMENT + 1) {
+            changes.push(BindingChange::Upsert(row("d", &i.to_string())));
+        }
+        let sizes: Vec<String> = plan_binding_statements(&changes)
+            .iter()
+            .map(|s| match s {
+                Step::Upserts(rows) => format!("U{}", rows.len()),
+                Step::Remove { .. } => "R".into(),
+                Step::RemoveAor { .. } => "A".into(),
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            ["U2", "U1", "R", "U1", "A", &format!("U{UPSERT_ROWS_PER_STATEMENT}"), "U1"]
+        );
     }
 
     #[test]

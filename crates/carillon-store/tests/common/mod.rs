@@ -89,6 +89,7 @@ pub fn unique_base_ms(test_slot: i64) -> i64 {
 pub fn quick_writer_config() -> CdrWriterConfig {
     CdrWriterConfig {
         max_batch: 4,
+        batch_window: Duration::from_millis(5),
         retry_initial: Duration::from_millis(20),
         retry_max: Duration::from_millis(100),
         store_options: StoreOptions {
