@@ -7,8 +7,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fmt;
-use std::net::SocketAddr;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -101,7 +101,14 @@ pub fn server_key(msg: &Message) -> Option<String> {
     let (host, port) = parsed.sent_by();
     match parsed.branch() {
         Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => {
-            Some(format!("{b}|{host}:{port}|{m}"))
+            // Built by hand: this runs for every request.
+            let mut k = String::with_capacity(b.len() + host.len() + m.len() + 8);
+            k.push_str(b);
+            k.push('|');
+            k.push_str(host);
+            let _ = write!(k, ":{port}|");
+            k.push_str(m);
+            Some(k)
         }
         _ => {
             let cseq = msg.cseq()?.seq;
@@ -131,9 +138,14 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
     let Ok(via) = carillon_sip::Via::parse(&via_text) else {
         return (peer, None);
     };
-    let ip = peer.addr.ip().to_string();
+    let ip = peer.addr.ip();
     let has_rport = via.rport().is_some();
-    let host_is_source = via.host.trim_start_matches('[').trim_end_matches(']') == ip;
+    let host_is_source = via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|h| h == ip);
     if !has_rport && host_is_source {
         let mut to = peer;
         if !peer.transport.is_reliable() {
@@ -141,25 +153,30 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
         }
         return (to, None);
     }
-    let mut params: Vec<String> = Vec::new();
+    // One buffer, no intermediate strings: this runs for every request.
+    let mut rewritten = String::with_capacity(via_text.len() + 48);
+    rewritten.push_str("SIP/2.0/");
+    rewritten.push_str(via.transport);
+    rewritten.push(' ');
+    rewritten.push_str(via.host);
+    if let Some(p) = via.port {
+        let _ = write!(rewritten, ":{p}");
+    }
     for (n, v) in via.params.iter() {
         if n.eq_ignore_ascii_case("received") || n.eq_ignore_ascii_case("rport") {
             continue;
         }
-        params.push(match v {
-            Some(v) => format!("{n}={v}"),
-            None => n.to_owned(),
-        });
+        rewritten.push(';');
+        rewritten.push_str(n);
+        if let Some(v) = v {
+            rewritten.push('=');
+            rewritten.push_str(v);
+        }
     }
-    params.push(format!("received={ip}"));
+    let _ = write!(rewritten, ";received={ip}");
     if has_rport {
-        params.push(format!("rport={}", peer.addr.port()));
+        let _ = write!(rewritten, ";rport={}", peer.addr.port());
     }
-    let host = match via.port {
-        Some(p) => format!("{}:{p}", via.host),
-        None => via.host.to_owned(),
-    };
-    let rewritten = format!("SIP/2.0/{} {};{}", via.transport, host, params.join(";"));
     let mut to = peer;
     if !peer.transport.is_reliable() && !has_rport {
         to.addr.set_port(via.sent_by().1);
@@ -170,6 +187,9 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
 struct Entry {
     txn: ServerTransaction,
     peer: Peer,
+    /// The top Via responses carry (received/rport added), computed once
+    /// per transaction by [`response_route`].
+    via: Option<String>,
     /// `Call-ID|CSeq` of an INVITE, to match ACKs whose branch differs.
     dialog: Option<String>,
 }
@@ -257,7 +277,28 @@ impl ServerTable {
         if let Some(d) = &dialog {
             self.invites.insert(d.clone(), key.clone());
         }
-        self.txns.insert(key, Entry { txn, peer, dialog });
+        self.txns.insert(
+            key,
+            Entry {
+                txn,
+                peer,
+                via: None,
+                dialog,
+            },
+        );
+    }
+
+    /// Remembers the rewritten top Via for the transaction's responses.
+    pub fn set_response_via(&mut self, key: &str, via: Option<String>) {
+        if let Some(e) = self.txns.get_mut(key) {
+            e.via = via;
+        }
+    }
+
+    /// Where the transaction's responses go and the top Via they carry, as
+    /// [`response_route`] gave them when the transaction was created.
+    pub fn response_route_of(&self, key: &str) -> Option<(Peer, Option<String>)> {
+        self.txns.get(key).map(|e| (e.peer, e.via.clone()))
     }
 
     fn remove(&mut self, key: &str) {

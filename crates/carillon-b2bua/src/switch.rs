@@ -288,7 +288,12 @@ impl Switch {
     }
 
     pub(crate) fn random_hex(&mut self) -> String {
-        format!("{:016x}", self.rng.next_u64())
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let v = self.rng.next_u64();
+        (0..16)
+            .rev()
+            .map(|i| char::from(HEX[((v >> (i * 4)) & 0xf) as usize]))
+            .collect()
     }
 
     /// One datagram or stream frame from `peer`.
@@ -385,7 +390,10 @@ impl Switch {
         status: u16,
         f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
     ) {
-        let (to, via) = response_route(req, peer);
+        let (to, via) = self
+            .table
+            .response_route_of(key)
+            .unwrap_or_else(|| response_route(req, peer));
         let tag = self.random_hex();
         let mut b = ResponseBuilder::new(req, status)
             .to_tag(tag)
@@ -427,13 +435,14 @@ impl Switch {
             TransactionKind::NonInvite
         };
         // Port the transaction's responses go to.
-        let (route, _) = response_route(msg, peer);
+        let (route, via) = response_route(msg, peer);
         let dialog = if kind == TransactionKind::Invite {
             crate::endpoint::dialog_key(msg)
         } else {
             None
         };
         self.table.create(key.clone(), kind, route, dialog, now);
+        self.table.set_response_via(&key, via);
 
         if let Err(rej) = validate_request(msg) {
             info!(method = %method, source = %peer, status = rej.status, reason = rej.reason, "request rejected");
