@@ -42,6 +42,9 @@ pub enum Control {
         registrar: RegistrarConfig,
         dialplan: Option<Dialplan>,
     },
+    /// Bindings read from the database after it became reachable late
+    /// (the switch started while it was down); ones already held win.
+    RestoreBindings(Vec<Binding>),
     /// (active calls, open client transactions, RTP ports in use).
     CallCounts(oneshot::Sender<(usize, usize, usize)>),
     /// Current bindings (for tests and the API).
@@ -237,6 +240,10 @@ async fn run(
                     switch.set_policy(policy);
                     switch.set_registrar_config(registrar);
                     switch.set_dialplan(dialplan);
+                }
+                Some(Control::RestoreBindings(bindings)) => {
+                    info!(bindings = bindings.len(), "registrations restored from the database");
+                    switch.restore_bindings(bindings, unix_now_ms() / 1000);
                 }
                 Some(Control::CallCounts(reply)) => {
                     let _ = reply.send(switch.call_counts());

@@ -162,10 +162,16 @@ impl Registrar {
     }
 
     /// Restores bindings loaded from a store (expired ones are skipped).
+    /// A stored binding whose `(aor, contact)` is already held is skipped:
+    /// the one in memory is at least as new (restoring after a database
+    /// outage must not undo registrations made meanwhile).
     pub fn restore(&mut self, bindings: impl IntoIterator<Item = Binding>, now_unix: u64) {
         for b in bindings {
             if b.expires_at > now_unix {
-                self.aors.entry(b.aor.clone()).or_default().push(b);
+                let held = self.aors.entry(b.aor.clone()).or_default();
+                if !held.iter().any(|h| h.contact == b.contact) {
+                    held.push(b);
+                }
             }
         }
     }

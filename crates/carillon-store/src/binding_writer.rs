@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::bindings::{BindingChange, Coalescer};
 use crate::clock::SystemClock;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 /// Tuning of a [`BindingWriter`].
 #[derive(Debug, Clone)]
@@ -79,8 +79,68 @@ impl BindingWriter {
         clock: impl WallClock + Send + Sync + 'static,
     ) -> BindingWriterHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, config, Arc::new(clock), rx));
+        let target = Target::Connected(store);
+        tokio::spawn(run(target, config, Arc::new(clock), rx));
         BindingWriterHandle { tx }
+    }
+
+    /// Spawns a writer for a database that was not reachable yet: changes
+    /// queue (coalescing) while it retries the connection with backoff; once
+    /// connected (migrations run), the store is sent on `connected` so the
+    /// caller can restore what was stored before the outage.
+    pub fn spawn_unconnected(
+        url: String,
+        options: StoreOptions,
+        config: BindingWriterConfig,
+        clock: impl WallClock + Send + Sync + 'static,
+        connected: oneshot::Sender<Store>,
+    ) -> BindingWriterHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let target = Target::Url {
+            url,
+            options,
+            connected: Some(connected),
+        };
+        tokio::spawn(run(target, config, Arc::new(clock), rx));
+        BindingWriterHandle { tx }
+    }
+}
+
+/// The database a writer writes to.
+enum Target {
+    Connected(Store),
+    /// Not reached yet.
+    Url {
+        url: String,
+        options: StoreOptions,
+        connected: Option<oneshot::Sender<Store>>,
+    },
+}
+
+impl Target {
+    /// The store, connecting first if needed; `None` while unreachable.
+    async fn store(&mut self) -> Option<Store> {
+        match self {
+            Target::Connected(s) => Some(s.clone()),
+            Target::Url {
+                url,
+                options,
+                connected,
+            } => match Store::connect_with(url, options).await {
+                Ok(store) => {
+                    tracing::info!(backend = ?store.backend(), "binding writer connected to the database");
+                    if let Some(tx) = connected.take() {
+                        let _ = tx.send(store.clone());
+                    }
+                    *self = Target::Connected(store.clone());
+                    Some(store)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "binding database still unreachable");
+                    None
+                }
+            },
+        }
     }
 }
 
@@ -110,7 +170,7 @@ impl BindingWriterHandle {
 }
 
 async fn run(
-    store: Store,
+    mut target: Target,
     config: BindingWriterConfig,
     clock: Arc<dyn WallClock + Send + Sync>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
@@ -154,6 +214,7 @@ async fn run(
             },
             () = sleep_until_opt(retry_at) => retry_at = None,
             _ = purge.tick() => {
+                let Some(store) = target.store().await else { continue };
                 match store.purge_expired(clock.now_unix_secs()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(bindings = n, "purged expired bindings"),
@@ -166,7 +227,11 @@ async fn run(
         }
         if !pending.is_empty() {
             let changes = pending.take();
-            match apply(&store, changes, max_batch).await {
+            let applied = match target.store().await {
+                Some(store) => apply(&store, changes, max_batch).await,
+                None => Some(changes),
+            };
+            match applied {
                 None => backoff = config.retry_initial,
                 Some(rest) => {
                     tracing::warn!(

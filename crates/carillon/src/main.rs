@@ -8,14 +8,16 @@ mod config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use carillon_b2bua::{Switch, SwitchConfig};
 use carillon_cdr::CdrSink;
 use carillon_net::{Control, Driver, Sinks};
 use carillon_registrar::{Binding, BindingChange};
-use carillon_store::{BindingRow, BindingWriter, CdrWriter, Store, SystemClock};
+use carillon_store::{
+    BindingRow, BindingWriter, BindingWriterConfig, CdrWriter, Store, StoreOptions, SystemClock,
+};
 use clap::{Parser, Subcommand};
 use rand::RngCore;
 use tracing::{error, info, warn};
@@ -219,18 +221,36 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         rtp_ports = ?cfg.rtp_ports,
         cdr_spool = %cfg.cdr_spool.display(),
         "starting Carillon {}", env!("CARGO_PKG_VERSION"));
-    let store = Store::connect(&cfg.database_url)
-        .await
-        .with_context(|| format!("opening database {}", redact(&cfg.database_url)))?;
+    // A database that is down at boot does not stop the switch: calls and
+    // registrations work, CDRs spool and binding changes queue until it is
+    // reachable (then the stored registrations are restored). Any other
+    // database error (bad URL, failed migration) is fatal.
+    let store = match Store::connect(&cfg.database_url).await {
+        Ok(store) => Some(store),
+        Err(e) if e.is_connection() => {
+            warn!(database = %redact(&cfg.database_url), error = %e, "database unreachable at start: running without it; CDRs are spooled and registrations kept in memory until it is back");
+            None
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("opening database {}", redact(&cfg.database_url)))
+        }
+    };
     let now = unix_now();
-    let _ = store
-        .purge_expired(i64::try_from(now).unwrap_or(i64::MAX))
-        .await;
-    let rows = store
-        .load_bindings(i64::try_from(now).unwrap_or(i64::MAX))
-        .await
-        .context("loading registrations")?;
-    info!(bindings = rows.len(), database = %redact(&cfg.database_url), "registrations restored");
+    let rows = match &store {
+        Some(store) => {
+            let _ = store
+                .purge_expired(i64::try_from(now).unwrap_or(i64::MAX))
+                .await;
+            let rows = store
+                .load_bindings(i64::try_from(now).unwrap_or(i64::MAX))
+                .await
+                .context("loading registrations")?;
+            info!(bindings = rows.len(), database = %redact(&cfg.database_url), "registrations restored");
+            rows
+        }
+        None => Vec::new(),
+    };
 
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
     info!(advertise = %advertise, "address written in SIP and SDP");
@@ -262,9 +282,24 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);
 
-    let writer = BindingWriter::spawn(store.clone());
+    let (late_store_tx, late_store) = tokio::sync::oneshot::channel();
+    let (writer, cdrs) = match &store {
+        Some(store) => (
+            BindingWriter::spawn(store.clone()),
+            CdrWriter::spawn(store.clone(), cfg.cdr_spool.clone(), SystemClock),
+        ),
+        None => (
+            BindingWriter::spawn_unconnected(
+                cfg.database_url.clone(),
+                StoreOptions::default(),
+                BindingWriterConfig::default(),
+                SystemClock,
+                late_store_tx,
+            ),
+            CdrWriter::spawn(cfg.database_url.clone(), cfg.cdr_spool.clone(), SystemClock),
+        ),
+    };
     let sink = writer.clone();
-    let cdrs = CdrWriter::spawn(store.clone(), cfg.cdr_spool.clone(), SystemClock);
     let cdr_sink = cdrs.clone();
     let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
     media_cfg.rtp_timeout = cfg.rtp_timeout;
@@ -290,6 +325,23 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     for l in &handle.bound {
         info!(transport = l.transport.as_str(), address = %l.addr, "SIP listener ready");
     }
+    if store.is_none() {
+        // Started without the database: once the binding writer reaches it,
+        // hand the switch what was stored before the outage.
+        let restore = handle.clone();
+        tokio::spawn(async move {
+            let Ok(store) = late_store.await else { return };
+            let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+            match store.load_bindings(now).await {
+                Ok(rows) => {
+                    restore
+                        .send(Control::RestoreBindings(rows.into_iter().map(from_row).collect()))
+                        .await
+                }
+                Err(e) => warn!(error = %e, "could not load stored registrations"),
+            }
+        });
+    }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -312,14 +364,23 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     info!("stopping: flushing registrations");
     handle.shutdown().await;
     let _ = join.await;
-    writer.flush().await;
+    // Bounded: with the database down, queued binding changes are given up
+    // (phones re-register); CDRs are never given up (they spool).
+    if tokio::time::timeout(Duration::from_secs(5), writer.flush())
+        .await
+        .is_err()
+    {
+        warn!("database unreachable at stop: unsaved registration changes dropped");
+    }
     let report = cdrs.flush().await;
     info!(
         spooled = report.spooled,
         unsaved = report.unsaved,
         "CDRs flushed"
     );
-    store.close().await;
+    if let Some(store) = store {
+        store.close().await;
+    }
     info!("stopped");
     Ok(())
 }

@@ -276,7 +276,6 @@ fn a_cdr_written_while_postgres_is_cut_off_is_spooled_then_stored_exactly_once()
 }
 
 #[test]
-#[ignore = "known gap: the switch needs its database at boot for bindings (issue 3 note)"]
 fn the_switch_starts_and_spools_cdrs_when_the_database_is_down_at_boot() {
     require_sipp();
     // PostgreSQL URL on a port where nothing listens: every connection
