@@ -4,6 +4,8 @@
 //! message from a start line and header list. Both always write a correct
 //! Content-Length and never emit a header twice unless asked to.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::header::HeaderName;
@@ -70,16 +72,28 @@ fn finish(out: &mut Vec<u8>, body: Option<(&str, &[u8])>) {
     match body {
         Some((ct, b)) => {
             push_header(out, "Content-Type", ct);
-            push_header(out, "Content-Length", itoa_u(b.len()).as_str());
-            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, b.len());
+            out.extend_from_slice(b"\r\n\r\n");
             out.extend_from_slice(b);
         }
         None => out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
     }
 }
 
-fn itoa_u(n: usize) -> String {
-    n.to_string()
+/// Appends `n` in decimal without a temporary `String`.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Builds a response to a parsed request.
@@ -87,7 +101,7 @@ fn itoa_u(n: usize) -> String {
 pub struct ResponseBuilder<'r> {
     req: &'r Message,
     status: u16,
-    reason: String,
+    reason: Cow<'static, str>,
     to_tag: Option<String>,
     top_via: Option<String>,
     headers: Vec<(String, String)>,
@@ -99,7 +113,7 @@ impl<'r> ResponseBuilder<'r> {
         ResponseBuilder {
             req,
             status,
-            reason: reason_phrase(status).to_owned(),
+            reason: Cow::Borrowed(reason_phrase(status)),
             to_tag: None,
             top_via: None,
             headers: Vec::new(),
@@ -108,7 +122,7 @@ impl<'r> ResponseBuilder<'r> {
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = reason.into();
+        self.reason = Cow::Owned(reason.into());
         self
     }
 
@@ -137,7 +151,7 @@ impl<'r> ResponseBuilder<'r> {
     pub fn build(self) -> Bytes {
         let mut out = Vec::with_capacity(512 + self.req.head().len() / 2);
         out.extend_from_slice(b"SIP/2.0 ");
-        out.extend_from_slice(self.status.to_string().as_bytes());
+        push_decimal(&mut out, usize::from(self.status));
         out.push(b' ');
         out.extend_from_slice(self.reason.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -148,18 +162,28 @@ impl<'r> ResponseBuilder<'r> {
                     if !via_done {
                         via_done = true;
                         if let Some(top) = &self.top_via {
-                            // Replace the first element of the first Via line.
-                            let rest = crate::syntax::split_list(&value)
-                                .ok()
-                                .map(|items| {
-                                    items.iter().skip(1).copied().collect::<Vec<_>>().join(", ")
-                                })
-                                .unwrap_or_default();
-                            if rest.is_empty() {
-                                push_header(&mut out, "Via", top);
-                            } else {
-                                push_header(&mut out, "Via", &format!("{top}, {rest}"));
+                            // Replace the first element of the first Via line;
+                            // the others follow, joined by ", ", unless the
+                            // line is not a well-formed list.
+                            out.extend_from_slice(b"Via: ");
+                            out.extend_from_slice(top.as_bytes());
+                            let mark = out.len();
+                            let items = crate::syntax::TopLevelSplit::new(&value, b',');
+                            for (i, item) in items.enumerate() {
+                                match item.map(crate::syntax::trim_lws) {
+                                    Ok(item) if !item.is_empty() => {
+                                        if i > 0 {
+                                            out.extend_from_slice(b", ");
+                                            out.extend_from_slice(item.as_bytes());
+                                        }
+                                    }
+                                    _ => {
+                                        out.truncate(mark);
+                                        break;
+                                    }
+                                }
                             }
+                            out.extend_from_slice(b"\r\n");
                             continue;
                         }
                     }
@@ -172,12 +196,13 @@ impl<'r> ResponseBuilder<'r> {
                     let has_tag = crate::syntax::NameAddr::parse(&value)
                         .map(|n| n.tag().is_some())
                         .unwrap_or(true);
-                    match (&self.to_tag, has_tag, self.status > 100) {
-                        (Some(tag), false, true) => {
-                            push_header(&mut out, "To", &format!("{value};tag={tag}"))
-                        }
-                        _ => push_header(&mut out, "To", &value),
+                    out.extend_from_slice(b"To: ");
+                    out.extend_from_slice(value.as_bytes());
+                    if let (Some(tag), false, true) = (&self.to_tag, has_tag, self.status > 100) {
+                        out.extend_from_slice(b";tag=");
+                        out.extend_from_slice(tag.as_bytes());
                     }
+                    out.extend_from_slice(b"\r\n");
                 }
                 _ => {}
             }
@@ -203,8 +228,14 @@ pub struct MessageBuilder {
 
 impl MessageBuilder {
     pub fn request(method: &Method, uri: &str) -> Self {
+        let method = method.as_str();
+        let mut start = String::with_capacity(method.len() + uri.len() + 9);
+        start.push_str(method);
+        start.push(' ');
+        start.push_str(uri);
+        start.push_str(" SIP/2.0");
         MessageBuilder {
-            start: format!("{method} {uri} SIP/2.0"),
+            start,
             headers: Vec::with_capacity(12),
             body: None,
         }

@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use memchr::{memchr, memchr2, memchr3};
+
 use crate::method::Method;
 use crate::uri::{split_host_port, Uri};
 
@@ -33,78 +35,284 @@ pub enum SyntaxError {
     Number,
 }
 
+/// Byte classes, one bit each, looked up in [`CLASS`] so that every
+/// per-byte check is one load and one test.
+const TOKEN: u8 = 1;
+/// `token` plus the extra characters a parameter value may carry unquoted.
+const PARAM_VALUE: u8 = 2;
+/// Characters legal anywhere in a URI (RFC 3261 §25.1, unescaped).
+pub(crate) const URI: u8 = 4;
+/// Host name and IPv4 characters: alphanumerics, `-` and `.`.
+pub(crate) const HOST: u8 = 8;
+/// Linear white space as [`trim_lws`] trims it.
+const LWS: u8 = 16;
+/// A display name written as tokens: `token` plus space and tab.
+const DISPLAY_WORDS: u8 = 32;
+/// What ends a run of ordinary bytes when splitting at `;` outside quotes
+/// and brackets: `"`, `<` and `;`.
+const SPLIT_SEMI: u8 = 64;
+/// The bytes [`crate::uri::Uri::parse`] notes while checking: `:`, `@`,
+/// `?` and `;`.
+pub(crate) const URI_MARK: u8 = 128;
+
+const fn class_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let mut bits = 0u8;
+        if alnum
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            )
+        {
+            bits |= TOKEN | PARAM_VALUE | DISPLAY_WORDS;
+        }
+        if matches!(
+            c,
+            b':' | b'[' | b']' | b'/' | b'@' | b'&' | b'=' | b'+' | b'$'
+        ) {
+            bits |= PARAM_VALUE;
+        }
+        if alnum
+            || matches!(
+                c,
+                b'-' | b'_'
+                    | b'.'
+                    | b'!'
+                    | b'~'
+                    | b'*'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'%'
+                    | b';'
+                    | b'/'
+                    | b'?'
+                    | b':'
+                    | b'@'
+                    | b'&'
+                    | b'='
+                    | b'+'
+                    | b'$'
+                    | b','
+                    | b'['
+                    | b']'
+                    | b'#'
+            )
+        {
+            bits |= URI;
+        }
+        if alnum || c == b'-' || c == b'.' {
+            bits |= HOST;
+        }
+        if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            bits |= LWS;
+        }
+        if matches!(c, b' ' | b'\t') {
+            bits |= DISPLAY_WORDS;
+        }
+        if matches!(c, b'"' | b'<' | b';') {
+            bits |= SPLIT_SEMI;
+        }
+        if matches!(c, b':' | b'@' | b'?' | b';') {
+            bits |= URI_MARK;
+        }
+        t[b] = bits;
+        b += 1;
+    }
+    t
+}
+
+static CLASS: [u8; 256] = class_table();
+
+/// Whether byte `b` is in class `class` (one of the bit constants above).
+#[inline]
+pub(crate) fn has_class(b: u8, class: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
+}
+
+/// The class bits of byte `b`.
+#[inline]
+pub(crate) fn class_of(b: u8) -> u8 {
+    CLASS[usize::from(b)]
+}
+
+/// Length of the run of class-`class` bytes at the start of `b`.
+#[inline]
+pub(crate) fn run(b: &[u8], class: u8) -> usize {
+    b.iter()
+        .position(|c| !has_class(*c, class))
+        .unwrap_or(b.len())
+}
+
+/// Whether every byte of `s` is in class `class` (true for an empty `s`).
+#[inline]
+pub(crate) fn all_class(s: &[u8], class: u8) -> bool {
+    s.iter().all(|b| has_class(*b, class))
+}
+
 /// RFC 3261 `token` characters.
 pub fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    has_class(b, TOKEN)
 }
 
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_char)
+    !s.is_empty() && all_class(s.as_bytes(), TOKEN)
 }
 
-fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+/// Length of the run of `token` characters at the start of `b`.
+pub(crate) fn token_len(b: &[u8]) -> usize {
+    run(b, TOKEN)
 }
 
 /// Trims linear white space on both sides.
 pub fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && has_class(b[start], LWS) {
+        start += 1;
+    }
+    while end > start && has_class(b[end - 1], LWS) {
+        end -= 1;
+    }
+    // Only ASCII bytes were cut, so both ends are char boundaries.
+    s.get(start..end).unwrap_or("")
 }
 
 /// Returns the index just past the closing quote of a quoted string that
 /// starts at `s[0] == '"'`.
 fn quoted_end(s: &[u8]) -> Result<usize, SyntaxError> {
     let mut i = 1;
-    while i < s.len() {
-        match s[i] {
-            b'\\' => i += 2,
-            b'"' => return Ok(i + 1),
-            _ => i += 1,
+    while let Some(off) = s.get(i..).and_then(|rest| memchr2(b'\\', b'"', rest)) {
+        i += off;
+        if s[i] == b'"' {
+            return Ok(i + 1);
         }
+        // A backslash escapes the next byte, whatever it is.
+        i += 2;
     }
     Err(SyntaxError::UnterminatedQuote)
 }
 
+/// An iterator over the pieces of `s` between `sep` bytes outside quoted
+/// strings and angle brackets, without allocating. It yields one
+/// `Err(UnterminatedQuote)` and stops if a quoted string is not closed;
+/// [`split_top_level`] is this iterator collected.
+#[derive(Debug, Clone)]
+pub struct TopLevelSplit<'a> {
+    s: &'a str,
+    start: usize,
+    sep: u8,
+    done: bool,
+}
+
+impl<'a> TopLevelSplit<'a> {
+    pub fn new(s: &'a str, sep: u8) -> Self {
+        TopLevelSplit {
+            s,
+            start: 0,
+            sep,
+            done: false,
+        }
+    }
+
+    /// The next `"`, `<` or separator at or after `from`. Parameter lists
+    /// are short, so `;` is searched byte by byte; longer comma lists use
+    /// `memchr3`.
+    fn find_special(&self, b: &[u8], from: usize) -> Option<usize> {
+        let rest = b.get(from..)?;
+        let off = if self.sep == b';' {
+            rest.iter().position(|c| has_class(*c, SPLIT_SEMI))
+        } else {
+            memchr3(b'"', b'<', self.sep, rest)
+        };
+        off.map(|o| from + o)
+    }
+
+    fn last_piece(&mut self) -> Option<Result<&'a str, SyntaxError>> {
+        self.done = true;
+        Some(Ok(self.s.get(self.start..).unwrap_or("")))
+    }
+}
+
+impl<'a> Iterator for TopLevelSplit<'a> {
+    type Item = Result<&'a str, SyntaxError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let b = self.s.as_bytes();
+        let mut i = self.start;
+        loop {
+            // Outside brackets only a quote, a '<' or the separator matter.
+            let Some(at) = self.find_special(b, i) else {
+                return self.last_piece();
+            };
+            i = at;
+            match b[i] {
+                b'"' => match quoted_end(&b[i..]) {
+                    Ok(n) => i += n,
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                },
+                // Inside brackets nothing matters until the '>'.
+                b'<' => match memchr(b'>', &b[i + 1..]) {
+                    Some(gt) => i += gt + 2,
+                    None => return self.last_piece(),
+                },
+                // A '>' outside brackets is ordinary (sep == '>').
+                b'>' => i += 1,
+                _ => {
+                    let piece = self.s.get(self.start..i).unwrap_or("");
+                    self.start = i + 1;
+                    return Some(Ok(piece));
+                }
+            }
+        }
+    }
+}
+
 /// Splits `s` at `sep` outside quoted strings and angle brackets.
 pub fn split_top_level(s: &str, sep: u8) -> Result<Vec<&str>, SyntaxError> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    let mut in_angle = false;
-    while i < b.len() {
-        match b[i] {
-            b'"' if !in_angle => {
-                i += quoted_end(&b[i..])?;
-                continue;
-            }
-            b'<' => in_angle = true,
-            b'>' => in_angle = false,
-            c if c == sep && !in_angle => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(&s[start..]);
-    Ok(out)
+    TopLevelSplit::new(s, sep).collect()
 }
 
 /// Splits a comma-separated header value into trimmed elements; an empty
 /// element is an error (RFC 4475 §3.1.2.1).
 pub fn split_list(s: &str) -> Result<Vec<&str>, SyntaxError> {
-    let parts = split_top_level(s, b',')?;
-    let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
-        let t = trim_lws(p);
-        if t.is_empty() {
-            return Err(SyntaxError::EmptyElement);
-        }
+    let mut out = Vec::new();
+    let mut empty = false;
+    for p in TopLevelSplit::new(s, b',') {
+        let t = trim_lws(p?);
+        empty |= t.is_empty();
         out.push(t);
     }
+    // An unterminated quote anywhere wins over an empty element.
+    if empty {
+        return Err(SyntaxError::EmptyElement);
+    }
     Ok(out)
+}
+
+/// The first element of a comma-separated value, if the whole value is a
+/// well-formed list (what `split_list(s)?.first()` gives, without the `Vec`).
+pub fn first_list_item(s: &str) -> Option<&str> {
+    let mut first = None;
+    for p in TopLevelSplit::new(s, b',') {
+        let t = trim_lws(p.ok()?);
+        if t.is_empty() {
+            return None;
+        }
+        first.get_or_insert(t);
+    }
+    first
 }
 
 /// A `;name[=value]` list, validated at parse time and read lazily.
@@ -118,24 +326,33 @@ impl<'a> Params<'a> {
 
     /// Validates the text after the first `;` of a parameter list.
     pub fn parse(raw: &'a str) -> Result<Params<'a>, SyntaxError> {
-        for piece in split_top_level(raw, b';')? {
+        if simple_params(raw.as_bytes()) {
+            return Ok(Params { raw });
+        }
+        // The first bad parameter is reported, unless a quoted string is
+        // unterminated somewhere in the list: that error wins.
+        let mut bad: Option<SyntaxError> = None;
+        for piece in TopLevelSplit::new(raw, b';') {
+            let piece = piece?;
+            if bad.is_some() {
+                continue;
+            }
             let (name, value) = split_param(piece);
             if !is_token(name) {
-                return Err(SyntaxError::Param("missing or illegal parameter name"));
-            }
-            if let Some(v) = value {
-                let ok = is_token(v)
+                bad = Some(SyntaxError::Param("missing or illegal parameter name"));
+            } else if let Some(v) = value {
+                let ok = (!v.is_empty() && all_class(v.as_bytes(), PARAM_VALUE))
                     || (v.starts_with('"') && v.len() >= 2 && v.ends_with('"'))
-                    || (v.starts_with('[') && v.ends_with(']'))
-                    || (!v.is_empty()
-                        && v.bytes()
-                            .all(|b| is_token_char(b) || b":[]/@&=+$".contains(&b)));
+                    || (v.starts_with('[') && v.ends_with(']'));
                 if !ok {
-                    return Err(SyntaxError::Param("illegal parameter value"));
+                    bad = Some(SyntaxError::Param("illegal parameter value"));
                 }
             }
         }
-        Ok(Params { raw })
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(Params { raw }),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,25 +366,90 @@ impl<'a> Params<'a> {
 
     /// Iterates `(name, value)` pairs, trimmed.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
-        let raw = self.raw;
-        let pieces = if raw.is_empty() {
-            Vec::new()
-        } else {
-            split_top_level(raw, b';').unwrap_or_default()
-        };
-        pieces.into_iter().map(split_param)
+        // `raw` was validated by `parse`, so the split never fails.
+        let mut pieces = TopLevelSplit::new(self.raw, b';');
+        pieces.done = self.raw.is_empty();
+        pieces.map_while(Result::ok).map(split_param)
     }
 
     /// Looks a parameter up case-insensitively.
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        match self.get_simple(name) {
+            Some(found) => found,
+            None => self
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v),
+        }
+    }
+
+    /// [`Params::get`] in one pass over `token[=value]` pieces joined by
+    /// `;`; `None` as soon as anything else (white space, quotes, brackets)
+    /// is met before the parameter is found, for the general path to redo.
+    fn get_simple(&self, name: &str) -> Option<Option<Option<&'a str>>> {
+        let b = self.raw.as_bytes();
+        if b.is_empty() {
+            return Some(None);
+        }
+        let mut i = 0;
+        loop {
+            let start = i;
+            i += run(&b[i..], TOKEN);
+            let key = &b[start..i];
+            if key.is_empty() {
+                return None;
+            }
+            let value = if b.get(i) == Some(&b'=') {
+                i += 1;
+                let v = i;
+                i += run(&b[i..], PARAM_VALUE);
+                Some(self.raw.get(v..i)?)
+            } else {
+                None
+            };
+            let last = match b.get(i) {
+                None => true,
+                Some(b';') => false,
+                Some(_) => return None,
+            };
+            if key.eq_ignore_ascii_case(name.as_bytes()) {
+                return Some(Some(value));
+            }
+            if last {
+                return Some(None);
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Whether `b` is `token[=value]` pieces joined by single `;`, with no white
+/// space, quotes or brackets: the usual case, which [`Params::parse`]
+/// accepts in one pass (anything else takes the general path).
+fn simple_params(mut b: &[u8]) -> bool {
+    loop {
+        let name = run(b, TOKEN);
+        if name == 0 {
+            return false;
+        }
+        b = &b[name..];
+        if let Some(rest) = b.strip_prefix(b"=") {
+            let value = run(rest, PARAM_VALUE);
+            if value == 0 {
+                return false;
+            }
+            b = &rest[value..];
+        }
+        match b.split_first() {
+            None => return true,
+            Some((b';', rest)) => b = rest,
+            Some(_) => return false,
+        }
     }
 }
 
 fn split_param(piece: &str) -> (&str, Option<&str>) {
-    match piece.find('=') {
+    match piece.bytes().position(|b| b == b'=') {
         Some(eq) => (trim_lws(&piece[..eq]), Some(trim_lws(&piece[eq + 1..]))),
         None => (trim_lws(piece), None),
     }
@@ -193,9 +475,10 @@ impl<'a> NameAddr<'a> {
         let (display, after_display) = if b.first() == Some(&b'"') {
             let end = quoted_end(b)?;
             (Some(&s[..end]), trim_lws(&s[end..]))
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = b.iter().position(|c| *c == b'<') {
             let d = trim_lws(&s[..lt]);
-            if !d.is_empty() && !d.split([' ', '\t']).all(|w| w.is_empty() || is_token(w)) {
+            // Words of token characters separated by spaces or tabs.
+            if !all_class(d.as_bytes(), DISPLAY_WORDS) {
                 return Err(SyntaxError::DisplayName);
             }
             (if d.is_empty() { None } else { Some(d) }, &s[lt..])
@@ -203,9 +486,7 @@ impl<'a> NameAddr<'a> {
             (None, s)
         };
         if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner
-                .find('>')
-                .ok_or(SyntaxError::NameAddr("missing '>'"))?;
+            let gt = memchr(b'>', inner.as_bytes()).ok_or(SyntaxError::NameAddr("missing '>'"))?;
             let uri = Uri::parse(&inner[..gt])?;
             let rest = trim_lws(&inner[gt + 1..]);
             let params = if rest.is_empty() {
@@ -228,11 +509,11 @@ impl<'a> NameAddr<'a> {
         }
         // addr-spec form: parameters belong to the header, and the URI may
         // not carry '?', ',' or ';' (RFC 3261 §20).
-        let (uri_text, params) = match s.find(';') {
+        let (uri_text, params) = match memchr(b';', b) {
             Some(semi) => (trim_lws(&s[..semi]), Params::parse(&s[semi + 1..])?),
             None => (s, Params::EMPTY),
         };
-        if uri_text.contains('?') {
+        if memchr(b'?', uri_text.as_bytes()).is_some() {
             return Err(SyntaxError::NameAddr("URI with headers must be in <>"));
         }
         Ok(NameAddr {
@@ -284,10 +565,19 @@ pub struct Via<'a> {
 impl<'a> Via<'a> {
     pub fn parse(s: &'a str) -> Result<Via<'a>, SyntaxError> {
         let s = trim_lws(s);
-        let mut parts = s.splitn(3, '/');
-        let name = trim_lws(parts.next().unwrap_or(""));
-        let version = trim_lws(parts.next().ok_or(SyntaxError::Via("missing version"))?);
-        let rest = trim_lws(parts.next().ok_or(SyntaxError::Via("missing transport"))?);
+        // sent-protocol = name "/" version "/" transport, LWS allowed.
+        let slash = s
+            .bytes()
+            .position(|b| b == b'/')
+            .ok_or(SyntaxError::Via("missing version"))?;
+        let name = trim_lws(&s[..slash]);
+        let after = &s[slash + 1..];
+        let slash = after
+            .bytes()
+            .position(|b| b == b'/')
+            .ok_or(SyntaxError::Via("missing transport"))?;
+        let version = trim_lws(&after[..slash]);
+        let rest = trim_lws(&after[slash + 1..]);
         if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
             return Err(SyntaxError::Via("protocol is not SIP/2.0"));
         }
@@ -301,7 +591,7 @@ impl<'a> Via<'a> {
             return Err(SyntaxError::Via("missing sent-by"));
         }
         let after = trim_lws(after);
-        let (sent_by, params) = match after.find(';') {
+        let (sent_by, params) = match memchr(b';', after.as_bytes()) {
             Some(semi) => (trim_lws(&after[..semi]), Params::parse(&after[semi + 1..])?),
             None => (after, Params::EMPTY),
         };

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::syntax::{Params, SyntaxError};
+use crate::syntax::{class_of, run, Params, SyntaxError, HOST, URI, URI_MARK};
 
 /// The URI scheme. Anything that is not `sip`, `sips` or `tel` is `Other`,
 /// which a switch answers 416 (RFC 3261 §8.2.2.1).
@@ -35,10 +35,6 @@ pub struct Uri<'a> {
     raw: &'a str,
 }
 
-fn is_uri_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.!~*'()%;/?:@&=+$,[]#".contains(&b)
-}
-
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. Whitespace, `<`, `>`, `"` and control
     /// characters are errors (RFC 4475 §3.1.2.8, §3.1.2.14).
@@ -46,14 +42,37 @@ impl<'a> Uri<'a> {
         if raw.is_empty() {
             return Err(SyntaxError::Uri("empty URI"));
         }
-        if let Some(bad) = raw.bytes().find(|b| !is_uri_char(*b)) {
-            return Err(if bad == b' ' || bad == b'\t' {
-                SyntaxError::Uri("whitespace inside URI")
-            } else {
-                SyntaxError::Uri("illegal character in URI")
-            });
+        // One pass checks every byte and notes the first ':', the last '@'
+        // and the first '?' and ';' after that '@' (URIs are short: a byte
+        // loop beats SIMD searches and their set-up).
+        let mut colon = None;
+        let mut last_at = None;
+        let mut question = None;
+        let mut semi = None;
+        for (i, &b) in raw.as_bytes().iter().enumerate() {
+            let class = class_of(b);
+            if class & (URI | URI_MARK) == URI {
+                continue;
+            }
+            if class & URI == 0 {
+                return Err(if b == b' ' || b == b'\t' {
+                    SyntaxError::Uri("whitespace inside URI")
+                } else {
+                    SyntaxError::Uri("illegal character in URI")
+                });
+            }
+            match b {
+                b':' => colon = colon.or(Some(i)),
+                b'@' => {
+                    last_at = Some(i);
+                    question = None;
+                    semi = None;
+                }
+                b'?' => question = question.or(Some(i)),
+                _ => semi = semi.or(Some(i)),
+            }
         }
-        let colon = raw.find(':').ok_or(SyntaxError::Uri("URI has no scheme"))?;
+        let colon = colon.ok_or(SyntaxError::Uri("URI has no scheme"))?;
         let scheme_text = &raw[..colon];
         let mut chars = scheme_text.bytes();
         let first_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic());
@@ -88,17 +107,23 @@ impl<'a> Uri<'a> {
         // The last '@' ends the userinfo: neither parameters nor headers
         // may contain an unescaped '@', but a user part may contain '?' and
         // ';' (RFC 4475 §3.1.1.2, §3.1.1.9).
-        let (userinfo, after_user) = match rest.rfind('@') {
+        // A valid scheme holds none of ':', '@', '?' and ';', so what was
+        // noted lies in `rest`; offsets below are relative to `rest`.
+        let in_rest = |at: Option<usize>| at.and_then(|at| at.checked_sub(colon + 1));
+        let (userinfo, after_user) = match in_rest(last_at) {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
-        let (hostpart, headers) = match after_user.find('?') {
+        let base = rest.len() - after_user.len();
+        let in_after = |at: Option<usize>| in_rest(at).and_then(|at| at.checked_sub(base));
+        let question = in_after(question);
+        let (hostpart, headers) = match question {
             Some(q) => (&after_user[..q], Some(&after_user[q + 1..])),
             None => (after_user, None),
         };
         let (user, password) = match userinfo {
             Some(ui) => {
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match find_byte(ui, b':') {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
@@ -109,7 +134,8 @@ impl<'a> Uri<'a> {
             }
             None => (None, None),
         };
-        let (hostport, params) = match hostpart.find(';') {
+        let semi = in_after(semi).filter(|s| !matches!(question, Some(q) if q < *s));
+        let (hostport, params) = match semi {
             Some(s) => (&hostpart[..s], Params::parse(&hostpart[s + 1..])?),
             None => (hostpart, Params::EMPTY),
         };
@@ -152,12 +178,16 @@ impl fmt::Display for Uri<'_> {
     }
 }
 
+/// Index of the first `needle` in `s`.
+fn find_byte(s: &str, needle: u8) -> Option<usize> {
+    s.bytes().position(|b| b == needle)
+}
+
 /// Splits `host[:port]`, validating the host and port.
 pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), SyntaxError> {
     let (host, port_text) = if let Some(stripped) = s.strip_prefix('[') {
-        let end = stripped
-            .find(']')
-            .ok_or(SyntaxError::Host("unterminated IPv6 reference"))?;
+        let end =
+            find_byte(stripped, b']').ok_or(SyntaxError::Host("unterminated IPv6 reference"))?;
         let host = &s[..end + 2];
         let after = &stripped[end + 1..];
         match after.strip_prefix(':') {
@@ -166,27 +196,26 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), SyntaxError> {
             None => return Err(SyntaxError::Host("junk after IPv6 reference")),
         }
     } else {
-        match s.find(':') {
-            Some(c) => (&s[..c], Some(&s[c + 1..])),
+        // The host runs to the first byte outside the host characters,
+        // which must be the ':' before a port.
+        let c = run(s.as_bytes(), HOST);
+        match s.as_bytes().get(c) {
             None => (s, None),
+            Some(b':') if c == 0 => return Err(SyntaxError::Host("empty host")),
+            Some(b':') => (&s[..c], Some(&s[c + 1..])),
+            Some(_) => return Err(SyntaxError::Host("illegal character in host")),
         }
     };
     if host.is_empty() {
         return Err(SyntaxError::Host("empty host"));
-    }
-    if !host.starts_with('[')
-        && !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
-        return Err(SyntaxError::Host("illegal character in host"));
     }
     let port = match port_text {
         Some(p) => {
             if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(SyntaxError::Host("bad port"));
             }
-            let n: u32 = p.parse().map_err(|_| SyntaxError::Host("bad port"))?;
+            // At most five digits: no overflow in u32.
+            let n = p.bytes().fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
             Some(u16::try_from(n).map_err(|_| SyntaxError::Host("port out of range"))?)
         }
         None => None,
