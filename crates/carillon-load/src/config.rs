@@ -36,7 +36,8 @@ impl Role {
 }
 
 /// The G.711 law used for RTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Codec {
     Pcmu,
     Pcma,
@@ -99,8 +100,13 @@ pub struct Args {
     /// Send and check RTP (off: signalling only).
     #[arg(long)]
     pub rtp: bool,
+    /// Codec of the calling side: its SDP offers and accepts only this one.
     #[arg(long, value_enum, default_value = "pcmu")]
     pub codec: Codec,
+    /// Codec of the answering side (default: `--codec`). When it differs,
+    /// the target must transcode between the two G.711 laws.
+    #[arg(long, value_enum)]
+    pub uas_codec: Option<Codec>,
     /// RTP packetization time in milliseconds (10-60).
     #[arg(long, default_value_t = 20)]
     pub ptime: u32,
@@ -149,7 +155,10 @@ pub struct Config {
     pub calls: u64,
     pub duration: Duration,
     pub rtp: bool,
+    /// The calling side's codec.
     pub codec: Codec,
+    /// The answering side's codec.
+    pub uas_codec: Codec,
     pub ptime: u32,
     pub caller_prefix: String,
     pub callees: Vec<String>,
@@ -216,6 +225,7 @@ impl Config {
             duration: args.duration,
             rtp: args.rtp,
             codec: args.codec,
+            uas_codec: args.uas_codec.unwrap_or(args.codec),
             ptime: args.ptime,
             caller_prefix: args.caller_prefix,
             callees,
@@ -315,6 +325,36 @@ mod tests {
         );
         assert_eq!(parse_callees("2000").unwrap(), ["2000"]);
         assert!(parse_callees("5-1").is_err());
+    }
+
+    fn config(args: &[&str]) -> Config {
+        let argv = ["carillon-load", "--target", "127.0.0.1:5060"]
+            .iter()
+            .chain(args)
+            .copied();
+        Config::from_args(Args::try_parse_from(argv).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_answering_side_uses_the_calling_sides_codec_unless_told_otherwise() {
+        let c = config(&["--codec", "pcma"]);
+        assert_eq!((c.codec, c.uas_codec), (Codec::Pcma, Codec::Pcma));
+        let c = config(&["--uas-codec", "pcma"]);
+        assert_eq!((c.codec, c.uas_codec), (Codec::Pcmu, Codec::Pcma));
+        let c = config(&["--codec", "pcma", "--uas-codec", "pcmu"]);
+        assert_eq!((c.codec, c.uas_codec), (Codec::Pcma, Codec::Pcmu));
+    }
+
+    #[test]
+    fn an_unknown_uas_codec_is_a_usage_error() {
+        let argv = [
+            "carillon-load",
+            "--target",
+            "127.0.0.1:5060",
+            "--uas-codec",
+            "g729",
+        ];
+        assert!(Args::try_parse_from(argv).is_err());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use carillon_sdp::{AnswerPolicy, Direction as SdpDirection, OfferPolicy, Session
 use carillon_sip::{HeaderName, Message, MessageBuilder, Method, NameAddr, ResponseBuilder, Uri};
 use rand::Rng;
 
-use crate::config::{Config, Role};
+use crate::config::{Codec, Config, Role};
 use crate::media::{Direction, Media};
 use crate::report::{Percentiles, UacCounts, UasCounts};
 
@@ -795,7 +795,7 @@ impl Engine {
         };
         let body = match SessionDescription::parse(msg.body()) {
             Ok(offer) if !msg.body().is_empty() => {
-                match carillon_sdp::answer(&offer, &self.answer_policy(port, 2)) {
+                match carillon_sdp::answer(&offer, &self.answer_policy(side, port, 2)) {
                     Ok((sd, plan)) => {
                         if let (Some(k), Some(m), Some(r)) = (media_key, &self.media, plan.remote) {
                             m.set_remote(k, r);
@@ -807,7 +807,7 @@ impl Engine {
             }
             _ => {
                 let mut p =
-                    OfferPolicy::new(self.cfg.local_ip, port, vec![self.cfg.codec.sdp_name()]);
+                    OfferPolicy::new(self.cfg.local_ip, port, vec![self.codec(side).sdp_name()]);
                 p.telephone_event = false;
                 p.direction = SdpDirection::SendRecv;
                 carillon_sdp::offer(&p).to_bytes()
@@ -819,9 +819,17 @@ impl Engine {
             .build()
     }
 
-    fn answer_policy(&self, port: u16, version: u64) -> AnswerPolicy {
+    /// The codec a side offers and accepts (`--codec`, `--uas-codec`).
+    fn codec(&self, side: Side) -> Codec {
+        match side {
+            Side::Uac => self.cfg.codec,
+            Side::Uas => self.cfg.uas_codec,
+        }
+    }
+
+    fn answer_policy(&self, side: Side, port: u16, version: u64) -> AnswerPolicy {
         AnswerPolicy {
-            allowed: vec![self.cfg.codec.sdp_name()],
+            allowed: vec![self.codec(side).sdp_name()],
             prefer_offerer_order: false,
             local_address: self.cfg.local_ip,
             local_port: port,
@@ -905,7 +913,8 @@ impl Engine {
             .and_then(|s| s.local_addr().ok())
             .map_or(NO_MEDIA_PORT, |a| a.port());
         let body = if msg.body().is_empty() {
-            let mut p = OfferPolicy::new(self.cfg.local_ip, port, vec![self.cfg.codec.sdp_name()]);
+            let mut p =
+                OfferPolicy::new(self.cfg.local_ip, port, vec![self.cfg.uas_codec.sdp_name()]);
             p.telephone_event = false;
             p.ptime = Some(self.cfg.ptime);
             Ok((carillon_sdp::offer(&p), None))
@@ -913,7 +922,8 @@ impl Engine {
             SessionDescription::parse(msg.body())
                 .map_err(|_| ())
                 .and_then(|offer| {
-                    carillon_sdp::answer(&offer, &self.answer_policy(port, 1)).map_err(|_| ())
+                    carillon_sdp::answer(&offer, &self.answer_policy(Side::Uas, port, 1))
+                        .map_err(|_| ())
                 })
                 .map(|(sd, plan)| (sd, plan.remote))
         };

@@ -5,7 +5,8 @@
 //! its UAS address, sends and checks G.711 RTP both ways, and reports call,
 //! setup-time and RTP statistics as text or JSON. This is an I/O crate:
 //! [`run`] owns the tokio loop and the SIP sockets, [`media`] the RTP
-//! worker threads; the call logic in [`engine`] takes `(now, input)` and
+//! worker threads, [`payload`] the RTP payload and its check (exact across
+//! µ-law ↔ A-law transcoding); the call logic in [`engine`] takes `(now, input)` and
 //! returns datagrams to send. See the crate README for target setup.
 #![cfg_attr(
     not(test),
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod engine;
 pub mod media;
+pub mod payload;
 pub mod report;
 
 use std::time::{Duration, Instant};
@@ -61,8 +63,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         Some(Media::start(
             cfg.media_threads,
             MediaParams {
-                payload_type: cfg.codec.payload_type(),
-                silence: cfg.codec.silence(),
+                uac_codec: cfg.codec,
+                uas_codec: cfg.uas_codec,
                 ptime: Duration::from_millis(u64::from(cfg.ptime)),
                 clock_rate: 8000,
             },
@@ -136,6 +138,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         },
         elapsed_s,
         hit_max_time,
+        uac_codec: cfg.role.places_calls().then_some(cfg.codec),
+        uas_codec: cfg.role.answers_calls().then_some(cfg.uas_codec),
         uac,
         uas,
         rtp,

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::config::Role;
+use crate::config::{Codec, Role};
 
 /// Nearest-rank percentiles of a sample set, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -74,6 +74,10 @@ pub struct DirectionStats {
     /// Packets of the right payload type whose payload lacked our marker
     /// (the target transcoded or mixed the audio).
     pub payload_mismatch: u64,
+    /// Packets whose sequence number stopped lining up with the counter in
+    /// their payload: the target renumbered the stream (as relays that
+    /// regenerate RTP headers do after a loss upstream of them).
+    pub renumbered: u64,
     /// Datagrams that were not RTP of the negotiated payload type (RTCP…).
     pub foreign: u64,
     /// Sends the kernel refused (buffer full).
@@ -141,6 +145,11 @@ pub struct Report {
     pub target: String,
     pub elapsed_s: f64,
     pub hit_max_time: bool,
+    /// Codec the calling side offered and accepted (absent in `uas` role).
+    pub uac_codec: Option<Codec>,
+    /// Codec the answering side offered and accepted (absent in `uac`
+    /// role). When both are present and differ, the target must transcode.
+    pub uas_codec: Option<Codec>,
     pub uac: Option<UacCounts>,
     pub uas: Option<UasCounts>,
     pub rtp: Option<RtpReport>,
@@ -188,6 +197,9 @@ impl Report {
                 ""
             }
         );
+        if let Some(line) = codec_line(self.uac_codec, self.uas_codec) {
+            let _ = writeln!(s, "{line}");
+        }
         if let Some(u) = &self.uac {
             let _ = writeln!(
                 s,
@@ -232,7 +244,7 @@ impl Report {
             for (name, d) in [("uac→uas", &r.uac_to_uas), ("uas→uac", &r.uas_to_uac)] {
                 let _ = writeln!(
                     s,
-                    "rtp {name}: sent {}  received {}  lost {} ({:.3}%)  jitter mean {:.2} ms max {:.2} ms  reordered {}  dup {}  mismatch {}  send errors {}",
+                    "rtp {name}: sent {}  received {}  lost {} ({:.3}%)  jitter mean {:.2} ms max {:.2} ms  reordered {}  dup {}  mismatch {}  renumbered {}  send errors {}",
                     d.packets_sent,
                     d.packets_received,
                     d.packets_lost,
@@ -242,6 +254,7 @@ impl Report {
                     d.reordered,
                     d.duplicates,
                     d.payload_mismatch,
+                    d.renumbered,
                     d.send_errors
                 );
             }
@@ -255,6 +268,31 @@ impl Report {
         );
         s
     }
+}
+
+/// `codecs: uac pcmu (PT 0)  uas pcma (PT 8)  (the target must transcode)`.
+fn codec_line(uac: Option<Codec>, uas: Option<Codec>) -> Option<String> {
+    let side = |name: &str, c: Codec| {
+        format!(
+            "{name} {} (PT {})",
+            format!("{c:?}").to_lowercase(),
+            c.payload_type()
+        )
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(c) = uac {
+        parts.push(side("uac", c));
+    }
+    if let Some(c) = uas {
+        parts.push(side("uas", c));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    if matches!((uac, uas), (Some(a), Some(b)) if a != b) {
+        parts.push("(the target must transcode)".into());
+    }
+    Some(format!("codecs: {}", parts.join("  ")))
 }
 
 #[cfg(test)]
@@ -295,6 +333,8 @@ mod tests {
             target: "t".into(),
             elapsed_s: 1.0,
             hit_max_time: false,
+            uac_codec: Some(Codec::Pcmu),
+            uas_codec: None,
             uac: Some(UacCounts {
                 attempted: 1000,
                 failed: 1,
@@ -312,6 +352,38 @@ mod tests {
         r.judge();
         assert!(!r.passed);
         assert!(r.to_text().contains("FAIL"));
+    }
+
+    #[test]
+    fn the_report_names_each_sides_codec_and_says_when_the_target_transcoded() {
+        let r = Report {
+            role: Role::Both,
+            target: "t".into(),
+            elapsed_s: 1.0,
+            hit_max_time: false,
+            uac_codec: Some(Codec::Pcmu),
+            uas_codec: Some(Codec::Pcma),
+            uac: None,
+            uas: None,
+            rtp: None,
+            failure_pct: 0.0,
+            max_failure_pct: 0.1,
+            passed: false,
+        };
+        assert!(r
+            .to_text()
+            .contains("codecs: uac pcmu (PT 0)  uas pcma (PT 8)  (the target must transcode)"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["uac_codec"], "pcmu");
+        assert_eq!(json["uas_codec"], "pcma");
+        assert_eq!(
+            codec_line(Some(Codec::Pcma), None).as_deref(),
+            Some("codecs: uac pcma (PT 8)")
+        );
+        assert_eq!(
+            codec_line(Some(Codec::Pcma), Some(Codec::Pcma)).as_deref(),
+            Some("codecs: uac pcma (PT 8)  uas pcma (PT 8)")
+        );
     }
 
     #[test]
