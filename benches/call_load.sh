@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Call capacity of a release `carillon`, driven by `carillon-load` (bounded).
+#
+# The switch gets a temporary config: a trunk `loadgen` whose contact is the
+# load tool's answering side and whose `identify` is 127.0.0.1, so calls from
+# the load tool's calling side enter context `bench`, where `_2XXX` dials
+# trunk/loadgen/${EXTEN}: every call is relayed through the B2BUA and (with
+# RTP) the media plane. 127.0.0.1 is exempt from rate limits.
+#
+# Modes (MODE=...):
+#   cps        signalling only: RATE calls/s of HOLD-second calls for
+#              SECONDS seconds; prints achieved CPS, failures and the
+#              switch's CPU per 100 CPS.
+#   relay      CALLS concurrent calls with 20 ms G.711 µ-law RTP both ways;
+#              after the ramp, measures the switch's CPU and memory over a
+#              WINDOW-second steady state: CPU per 100 calls, calls per core
+#              (100 % of one core), memory per call, RTP loss per direction.
+#   transcode  as relay, but the answering side speaks only A-law and the
+#              trunk allows only alaw: the switch transcodes every packet.
+#
+# Usage: MODE=cps RATE=1000 benches/call_load.sh
+#        MODE=relay CALLS=1000 benches/call_load.sh
+# Env: CARILLON_BIN / LOAD_BIN (skip the build), CARGO_TARGET_DIR,
+#      KEEP_WORK=1 (keep the temp dir with logs and the JSON report).
+# Only the processes this script starts are stopped, by PID.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+MODE="${MODE:-cps}"
+RATE="${RATE:-500}"
+SECONDS_RUN="${SECONDS_RUN:-20}"
+HOLD="${HOLD:-3}"
+CALLS="${CALLS:-500}"
+WINDOW="${WINDOW:-10}"
+RAMP_RATE="${RAMP_RATE:-200}"
+
+if [ -z "${CARILLON_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+    (cd "$ROOT" && cargo build --release -p carillon -p carillon-load) >&2
+    CARILLON_BIN="${CARILLON_BIN:-$CARGO_TARGET_DIR/release/carillon}"
+    LOAD_BIN="${LOAD_BIN:-$CARGO_TARGET_DIR/release/carillon-load}"
+fi
+
+WORK="$(mktemp -d /tmp/carillon-callload.XXXXXX)"
+SWITCH_PID=""
+LOAD_PID=""
+cleanup() {
+    for p in $LOAD_PID $SWITCH_PID; do kill "$p" 2>/dev/null || true; done
+    for p in $LOAD_PID $SWITCH_PID; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+clk_tck="$(getconf CLK_TCK)"
+cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+SIP_PORT="$(free_port)"
+UAS_PORT="$(free_port)"
+UAC_PORT="$(free_port)"
+CODEC=pcmu
+UAS_CODEC=pcmu
+ALLOW='["ulaw", "alaw"]'
+if [ "$MODE" = transcode ]; then
+    UAS_CODEC=pcma
+    ALLOW='["alaw"]'
+fi
+
+mkdir -p "$WORK/config"
+cat > "$WORK/config/carillon.toml" <<TOML
+[general]
+realm = "carillon"
+
+[[listen]]
+transport = "udp"
+address = "127.0.0.1:$SIP_PORT"
+
+[database]
+url = "sqlite://$WORK/carillon.db"
+cdr_spool = "$WORK/cdr-spool.jsonl"
+
+[security]
+exempt = ["127.0.0.1"]
+digest_algorithms = ["MD5"]
+
+[rtp]
+port_min = 20000
+port_max = 40000
+TOML
+cat > "$WORK/config/users.toml" <<TOML
+[[user]]
+extension = "100"
+password = "unused-100"
+TOML
+cat > "$WORK/config/trunks.toml" <<TOML
+[trunk.loadgen]
+kind = "carrier"
+contacts = ["sip:127.0.0.1:$UAS_PORT"]
+identify = ["127.0.0.1"]
+context = "bench"
+allow = $ALLOW
+TOML
+cat > "$WORK/config/dialplan.toml" <<'TOML'
+[context.bench]
+allow_trunks = ["loadgen"]
+
+[[context.bench.extension]]
+match = "_2XXX"
+steps = [
+  { app = "Dial", targets = ["trunk/loadgen/${EXTEN}"], timeout = 30 },
+  { app = "Hangup" },
+]
+TOML
+"$CARILLON_BIN" check-config "$WORK/config" >&2
+
+RUST_LOG=warn "$CARILLON_BIN" run --config "$WORK/config" > "$WORK/carillon.log" 2>&1 &
+SWITCH_PID=$!
+for _ in $(seq 100); do
+    ss -Hlun "sport = :$SIP_PORT" 2>/dev/null | grep -q . && break
+    kill -0 "$SWITCH_PID" 2>/dev/null || { cat "$WORK/carillon.log" >&2; exit 1; }
+    sleep 0.1
+done
+sleep 0.5
+rss0="$(rss_kb "$SWITCH_PID")"
+
+common=(--target "127.0.0.1:$SIP_PORT" --role both --uas-listen "127.0.0.1:$UAS_PORT"
+        --uac-listen "127.0.0.1:$UAC_PORT" --local-ip 127.0.0.1 --callee 2000-2999
+        --report json)
+
+case "$MODE" in
+cps)
+    calls=$((RATE * SECONDS_RUN))
+    conc=$((RATE * (HOLD + 2) * 2))
+    cpu0="$(cpu_ticks "$SWITCH_PID")"; t0="$(date +%s.%N)"
+    timeout $((SECONDS_RUN * 3 + HOLD + 60)) "$LOAD_BIN" "${common[@]}" --rate "$RATE" \
+        --concurrency "$conc" --calls "$calls" --duration "${HOLD}s" \
+        --max-time "$((SECONDS_RUN * 3 + HOLD + 40))s" > "$WORK/report.json" || true
+    t1="$(date +%s.%N)"; cpu1="$(cpu_ticks "$SWITCH_PID")"
+    python3 - "$WORK/report.json" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$RATE" <<'PY'
+import json, sys
+path, t0, t1, c0, c1, tck, rate = sys.argv[1:]
+r = json.load(open(path))
+u = r["uac"]
+wall = float(t1) - float(t0)
+cpu = (int(c1) - int(c0)) / int(tck)
+cps = u.get("cps_attempted", 0)
+print(f"mode=cps rate={rate}/s attempted={u['attempted']} answered={u['answered']} "
+      f"completed={u['completed']} failed={u['failed']} failure_pct={r['failure_pct']:.3f} "
+      f"achieved_cps={cps:.0f} setup_ms_p50={u['setup_ms'].get('p50')} "
+      f"setup_ms_p99={u['setup_ms'].get('p99')} switch_cpu={cpu:.2f}s wall={wall:.1f}s "
+      f"switch_cpu_per_call={cpu / max(u['attempted'], 1) * 1e6:.0f}us "
+      f"cpu_per_100cps={cpu / max(u['attempted'], 1) * 100 * 100:.1f}% of a core "
+      f"=> calls_per_core_second={u['attempted'] / cpu if cpu else float('inf'):.0f}")
+PY
+    ;;
+relay|transcode)
+    ramp=$(( (CALLS + RAMP_RATE - 1) / RAMP_RATE ))
+    hold=$((ramp + WINDOW + 6))
+    timeout $((hold * 2 + 90)) "$LOAD_BIN" "${common[@]}" --rate "$RAMP_RATE" \
+        --concurrency "$CALLS" --calls "$CALLS" --duration "${hold}s" \
+        --rtp --codec "$CODEC" --uas-codec "$UAS_CODEC" --ptime 20 --media-threads "${MEDIA_THREADS:-2}" \
+        --max-time "$((hold * 2 + 60))s" > "$WORK/report.json" &
+    LOAD_PID=$!
+    sleep $((ramp + 3))
+    cpu0="$(cpu_ticks "$SWITCH_PID")"; t0="$(date +%s.%N)"
+    sleep "$WINDOW"
+    cpu1="$(cpu_ticks "$SWITCH_PID")"; t1="$(date +%s.%N)"
+    rss1="$(rss_kb "$SWITCH_PID")"
+    load_cpu="$(cpu_ticks "$LOAD_PID" 2>/dev/null || echo 0)"
+    threads="$(ls /proc/$SWITCH_PID/task | wc -l)"
+    wait "$LOAD_PID" || true
+    LOAD_PID=""
+    python3 - "$WORK/report.json" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$CALLS" "$rss0" "$rss1" "$MODE" "$threads" <<'PY'
+import json, sys
+path, t0, t1, c0, c1, tck, calls, rss0, rss1, mode, threads = sys.argv[1:]
+r = json.load(open(path))
+u, rtp = r["uac"], r.get("rtp") or {}
+wall = float(t1) - float(t0)
+cpu = (int(c1) - int(c0)) / int(tck)
+frac = cpu / wall
+calls = int(calls)
+per_call_kb = (int(rss1) - int(rss0)) / calls
+print(f"mode={mode} calls={calls} answered={u['answered']} failed={u['failed']} peak={u['peak_concurrent']} "
+      f"switch_cpu_in_window={frac * 100:.1f}% of a core ({threads} threads) "
+      f"cpu_per_100_calls={frac * 100 / calls * 100:.2f}% "
+      f"=> calls_per_core={calls / frac if frac else float('inf'):.0f} "
+      f"memory_per_call={per_call_kb:.1f} KiB (rss {int(rss0)//1024}->{int(rss1)//1024} MiB)")
+for d in ("uac_to_uas", "uas_to_uac"):
+    s = rtp.get(d, {})
+    print(f"  rtp {d}: sent={s.get('packets_sent')} received={s.get('packets_received')} "
+          f"lost={s.get('packets_lost')} loss_pct={s.get('loss_pct')} reordered={s.get('reordered')} "
+          f"jitter_mean_ms={s.get('jitter_mean_ms')} jitter_max_ms={s.get('jitter_max_ms')} "
+          f"payload_mismatch={s.get('payload_mismatch')}")
+PY
+    ;;
+*) echo "unknown MODE=$MODE" >&2; exit 2 ;;
+esac
