@@ -16,6 +16,15 @@
 //!  A ──ACK──►                                 ACK ──────► Bn
 //!  A/B ──BYE──► 200, BYE the other leg, close media, CDR
 //! ```
+//!
+//! Early media (a callee's 18x with SDP opens and bridges its media leg
+//! and gives A a 183 with our relay SDP) is handled here; reliable
+//! provisionals live in [`prack`], session timers in [`session_timer`],
+//! per-user call limits in [`limits`].
+
+pub mod limits;
+pub mod prack;
+pub mod session_timer;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -129,6 +138,14 @@ struct Leg {
     extra_headers: Vec<(String, String)>,
     trunk: Option<(String, Option<PortName>)>,
     auth_tries: u8,
+    /// The local user this outbound leg rings (for `max_calls`).
+    user: Option<String>,
+    /// RFC 4028 timer of this leg's dialog, once negotiated.
+    session_timer: Option<session_timer::SessionTimer>,
+    /// The peer listed UPDATE in Allow (refreshes use it then).
+    peer_allows_update: bool,
+    /// The callee's reliable provisionals (B legs).
+    rel_in: prack::ReliableReceiver,
 }
 
 /// How to reach one outbound target.
@@ -142,6 +159,7 @@ struct ForkSpec {
     channel: String,
     extra: Vec<(String, String)>,
     trunk: Option<(String, Option<PortName>)>,
+    user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +198,16 @@ struct Call {
     last_dial_status: Option<DialStatus>,
     cancelled: bool,
     hangup_cause: u16,
+    /// The authenticated user who placed the call (for `max_calls`).
+    caller_user: Option<String>,
+    /// Leg A's reliable provisionals (RFC 3262).
+    a_rel: prack::ReliableSender,
+    /// Leg A's session timer as negotiated on its INVITE (RFC 4028).
+    a_session: session_timer::UasNegotiation,
+    /// The fork whose early media A hears.
+    early_leg: Option<LegId>,
+    /// A got its 183 with our SDP.
+    a_early_sent: bool,
 }
 
 struct ClientEntry {
@@ -190,6 +218,8 @@ struct ClientEntry {
     method: Method,
     /// Request-URI of the request (an INVITE's ACK reuses it).
     request_uri: String,
+    /// A session refresh (re-INVITE or UPDATE) of a confirmed leg.
+    refresh: bool,
 }
 
 /// Where a call-id leads.
@@ -209,12 +239,17 @@ pub struct Calls {
     deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
     free_ports: VecDeque<u16>,
     next_id: u64,
+    cps: limits::CpsWindows,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Client(String),
     Call(u64),
+    /// Leg A's reliable provisional (retransmit / give up).
+    Reliable(u64),
+    /// A leg's session timer (refresh / expiry).
+    Session(u64, LegId),
 }
 
 fn audio_codec(c: &CodecName) -> Option<AudioCodec> {
@@ -278,6 +313,7 @@ impl Calls {
             deadlines: BinaryHeap::new(),
             free_ports,
             next_id: 1,
+            cps: limits::CpsWindows::default(),
         }
     }
 
@@ -372,6 +408,10 @@ impl Switch {
             extra_headers: Vec::new(),
             trunk: None,
             auth_tries: 0,
+            user: None,
+            session_timer: None,
+            peer_allows_update: false,
+            rel_in: prack::ReliableReceiver::default(),
         }
     }
 
@@ -447,6 +487,36 @@ impl Switch {
             .and_then(|u| u.user_unescaped().map(|x| x.into_owned()))
             .unwrap_or_default();
 
+        // Session timer (RFC 4028 §6): too small an interval gets a 422.
+        let a_session = session_timer::negotiate_uas(msg);
+        if let session_timer::UasNegotiation::TooSmall { min_se } = a_session {
+            info!(caller = ?caller, min_se, "Session-Expires below our minimum: 422");
+            self.respond(now, key, msg, peer, 422, |b| {
+                b.header("Min-SE", min_se.to_string())
+            });
+            return 422;
+        }
+        // Per-user limits (users.toml `max_calls`, `max_cps`).
+        let caller_user = match &caller {
+            Caller::User(u) => Some(u.clone()),
+            Caller::Trunk(_) => None,
+        };
+        if let Some(u) = &caller_user {
+            if let Err(exceeded) = self.check_caller_limits(now, u) {
+                return self.refuse_over_limit(
+                    now,
+                    now_ms,
+                    key,
+                    peer,
+                    msg,
+                    (&caller_num, &caller_name),
+                    &exten,
+                    &context,
+                    exceeded,
+                );
+            }
+        }
+
         // SDP offer on A.
         let offer = match SessionDescription::parse(msg.body()) {
             Ok(o) if !msg.body().is_empty() => o,
@@ -511,6 +581,14 @@ impl Switch {
         a.plan = Some(a_plan.clone());
         a.local_sdp = Some(answer);
         a.state = LegState::Early;
+        a.peer_allows_update = allows_update(msg);
+        let a_rel = prack::ReliableSender::new(
+            prack::Rel::of(msg),
+            (self.rng_u64() as u32) >> 1,
+            msg.cseq().map_or(1, |c| c.seq),
+            !peer.transport.is_reliable(),
+            self.calls.config.timers.t1,
+        );
 
         let info = CallInfo {
             caller_num: caller_num.clone(),
@@ -572,6 +650,11 @@ impl Switch {
             last_dial_status: None,
             cancelled: false,
             hangup_cause: 16,
+            caller_user,
+            a_rel,
+            a_session,
+            early_leg: None,
+            a_early_sent: false,
         };
         self.calls.calls.insert(call_key, call);
         self.run_dialplan(now, now_ms, call_key);
@@ -649,12 +732,18 @@ impl Switch {
                 } => {
                     call.caller_num = caller_id.num.clone();
                     call.caller_name = caller_id.name.clone();
-                    let started = self.dial(now, now_ms, key, &targets);
+                    let (started, callee_busy) = self.dial(now, now_ms, key, &targets);
                     if started == 0 {
+                        // A callee at its call limit reads as busy.
+                        let status = if callee_busy {
+                            DialStatus::Busy
+                        } else {
+                            DialStatus::ChanUnavail
+                        };
                         if let Some(exec) =
                             self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut())
                         {
-                            exec.handle_dial_result(DialStatus::ChanUnavail);
+                            exec.handle_dial_result(status);
                         }
                         continue;
                     }
@@ -671,8 +760,15 @@ impl Switch {
         }
     }
 
-    /// Starts outbound legs for the targets; returns how many.
-    fn dial(&mut self, now: Instant, now_ms: u64, key: u64, targets: &[DialTarget]) -> usize {
+    /// Starts outbound legs for the targets; returns how many, and whether
+    /// a callee was skipped for its call limit.
+    fn dial(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        targets: &[DialTarget],
+    ) -> (usize, bool) {
         let realm = self.realm.clone();
         let caller_num = self
             .calls
@@ -682,8 +778,13 @@ impl Switch {
             .unwrap_or_default();
         let mut specs: Vec<ForkSpec> = Vec::new();
         let mut trunk_status: Option<u16> = None;
+        let mut callee_busy = false;
         for t in targets {
             match t {
+                DialTarget::User { name } if !self.callee_below_limit(name) => {
+                    info!(call = key, user = %name, "callee at its call limit (max_calls): not rung");
+                    callee_busy = true;
+                }
                 DialTarget::User { name } => {
                     let codecs = self
                         .users
@@ -703,6 +804,7 @@ impl Switch {
                             channel: format!("SIP/{name}-{key:08x}"),
                             extra: Vec::new(),
                             trunk: None,
+                            user: Some(name.clone()),
                         });
                     }
                 }
@@ -742,6 +844,7 @@ impl Switch {
                                 channel: format!("SIP/{trunk}-{key:08x}"),
                                 extra,
                                 trunk: Some((trunk.clone(), target.port.clone())),
+                                user: None,
                             });
                         }
                         Err(e) => {
@@ -755,6 +858,9 @@ impl Switch {
         if let (Some(st), Some(call)) = (trunk_status, self.calls.calls.get_mut(&key)) {
             call.last_dial_status = Some(dial_status_of(st));
         }
+        if let (true, Some(call)) = (callee_busy, self.calls.calls.get_mut(&key)) {
+            call.last_dial_status = Some(DialStatus::Busy);
+        }
         let mut started = 0;
         for spec in specs {
             if let Some(call) = self.calls.calls.get_mut(&key) {
@@ -766,7 +872,7 @@ impl Switch {
                 started += 1;
             }
         }
-        started
+        (started, callee_busy)
     }
 
     fn start_fork(&mut self, now: Instant, key: u64, spec: ForkSpec) -> bool {
@@ -784,6 +890,12 @@ impl Switch {
         };
         let realm = self.realm.clone();
         let (caller_num, caller_name) = (call.caller_num.clone(), call.caller_name.clone());
+        // The caller's session interval is asked of the callee too, so a
+        // dead callee is noticed the same way (RFC 4028 §7.1).
+        let session_expires = match call.a_session {
+            session_timer::UasNegotiation::Accepted { se, .. } => Some(se.interval),
+            _ => None,
+        };
         let mut leg = self.new_leg(call_id.clone(), spec.peer, port, spec.channel.clone());
         let allowed = codec_list(&spec.codecs, &self.calls.config.default_codecs);
         let mut policy = OfferPolicy::new(media_ip, port, allowed);
@@ -803,7 +915,14 @@ impl Switch {
         leg.remote_target = spec.request_uri.clone();
         leg.request_uri = spec.request_uri.clone();
         leg.extra_headers = spec.extra.clone();
+        if let Some(interval) = session_expires {
+            leg.extra_headers
+                .push(("Session-Expires".to_owned(), interval.to_string()));
+            leg.extra_headers
+                .push(("Min-SE".to_owned(), session_timer::MIN_SE.to_string()));
+        }
         leg.trunk = spec.trunk.clone();
+        leg.user = spec.user.clone();
         leg.invite_branch = branch.clone();
         leg.invite_cseq = 1;
         leg.local_cseq = 1;
@@ -862,7 +981,11 @@ impl Switch {
             .header("Call-ID", leg.call_id.clone())
             .header("CSeq", format!("{} INVITE", leg.invite_cseq))
             .header("Contact", format!("<sip:carillon@{host}>"))
-            .header("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO")
+            .header(
+                "Allow",
+                "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
+            )
+            .header("Supported", "100rel, timer")
             .header("User-Agent", self.user_agent.clone());
         for (n, v) in &leg.extra_headers {
             b.push_header(n.clone(), v.clone());
@@ -969,12 +1092,27 @@ impl Switch {
                 leg,
                 method,
                 request_uri: String::new(),
+                refresh: false,
             },
         );
     }
 
     /// Sends an in-dialog request (BYE) on a leg.
     fn send_in_dialog(&mut self, now: Instant, key: u64, leg: &mut Leg, method: Method) {
+        self.send_in_dialog_with(now, key, leg, method, Vec::new(), None);
+    }
+
+    /// Sends an in-dialog request with extra headers and an SDP body
+    /// (PRACK, session refreshes). A re-INVITE or UPDATE is a refresh.
+    fn send_in_dialog_with(
+        &mut self,
+        now: Instant,
+        key: u64,
+        leg: &mut Leg,
+        method: Method,
+        headers: Vec<(String, String)>,
+        body: Option<Bytes>,
+    ) {
         let branch = format!("z9hG4bK{}", self.random_hex());
         leg.local_cseq += 1;
         let host = sip_uri_host(self.calls.config.sip_addr);
@@ -1013,20 +1151,46 @@ impl Switch {
             b.push_header("Route", r.clone());
         }
         b.push_header("User-Agent", self.user_agent.clone());
+        let refresh = matches!(method, Method::Invite | Method::Update);
+        if method == Method::Invite {
+            b.push_header("Contact", format!("<sip:carillon@{host}>"));
+        }
+        for (n, v) in headers {
+            b.push_header(n, v);
+        }
+        if let Some(sdp) = body {
+            b = b.body("application/sdp", sdp);
+        }
         let bytes = b.build();
+        let kind = if method == Method::Invite {
+            TransactionKind::Invite
+        } else {
+            TransactionKind::NonInvite
+        };
         let txn = ClientTransaction::new(
-            TransactionKind::NonInvite,
+            kind,
             leg.peer.transport.is_reliable(),
             bytes,
             now,
             self.calls.config.timers,
         );
-        self.add_client(now, branch, txn, leg.peer, key, leg.id, method);
+        self.add_client(now, branch.clone(), txn, leg.peer, key, leg.id, method);
+        if let Some(e) = self.calls.clients.get_mut(&branch) {
+            e.refresh = refresh;
+            e.request_uri = target;
+        }
     }
 
     fn send_cancel(&mut self, now: Instant, key: u64, leg: &Leg) {
         let host = sip_uri_host(self.calls.config.sip_addr);
-        let bytes = MessageBuilder::request(&Method::Cancel, &leg.remote_target)
+        // The INVITE's Request-URI (an early dialog may have changed the
+        // remote target, RFC 3261 §9.1).
+        let ruri = if leg.request_uri.is_empty() {
+            &leg.remote_target
+        } else {
+            &leg.request_uri
+        };
+        let bytes = MessageBuilder::request(&Method::Cancel, ruri)
             .header(
                 "Via",
                 format!(
@@ -1113,9 +1277,23 @@ impl Switch {
 
     /// Sends a response to A's INVITE (provisional or final).
     fn respond_a(&mut self, now: Instant, key: u64, status: u16, with_sdp: bool) {
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
+        self.respond_a_with(now, key, status, with_sdp, &[]);
+    }
+
+    /// Sends a response to A's INVITE with extra headers; returns its bytes.
+    fn respond_a_with(
+        &mut self,
+        now: Instant,
+        key: u64,
+        status: u16,
+        with_sdp: bool,
+        extra: &[(String, String)],
+    ) -> Option<Bytes> {
+        let call = self.calls.calls.get_mut(&key)?;
+        if status >= 200 {
+            call.a_rel.finish();
+        }
+        let a_session = call.a_session;
         let invite = call.a_invite.clone();
         let a_key = call.a_key.clone();
         let peer = call.a_peer;
@@ -1126,9 +1304,6 @@ impl Switch {
             None
         };
         let host = sip_uri_host(self.calls.config.sip_addr);
-        let session_expires = invite
-            .header(HeaderName::SessionExpires)
-            .map(|s| s.into_owned());
         let (to, via) = response_route(&invite, peer);
         let mut b = carillon_sip::ResponseBuilder::new(&invite, status)
             .to_tag(tag)
@@ -1145,17 +1320,25 @@ impl Switch {
             }
         }
         if (200..300).contains(&status) {
-            b = b.header(
-                "Allow",
-                "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
-            );
-            if let Some(se) = session_expires {
-                // RFC 4028: accept the interval; the caller refreshes.
-                let interval = se.split(';').next().unwrap_or("1800").trim().to_owned();
-                b = b
-                    .header("Session-Expires", format!("{interval};refresher=uac"))
-                    .header("Require", "timer");
+            b = b
+                .header(
+                    "Allow",
+                    "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
+                )
+                .header("Supported", "100rel, timer");
+            if let session_timer::UasNegotiation::Accepted {
+                se, require_timer, ..
+            } = a_session
+            {
+                // RFC 4028 §9: the negotiated interval and refresher.
+                b = b.header("Session-Expires", se.header_value());
+                if require_timer {
+                    b = b.header("Require", "timer");
+                }
             }
+        }
+        for (n, v) in extra {
+            b = b.header(n.clone(), v.clone());
         }
         if let Some(body) = sdp {
             b = b.body("application/sdp", body);
@@ -1164,7 +1347,7 @@ impl Switch {
         if (200..300).contains(&status) {
             self.table
                 .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
-            let mut r = Uas2xxRetransmitter::new(now, bytes, self.calls.config.timers);
+            let mut r = Uas2xxRetransmitter::new(now, bytes.clone(), self.calls.config.timers);
             if let Some(at) = r.poll_timeout() {
                 self.calls.schedule(at, Timer::Call(key));
             }
@@ -1172,10 +1355,19 @@ impl Switch {
             if let Some(call) = self.calls.calls.get_mut(&key) {
                 call.a_2xx = Some(r);
             }
+            if let session_timer::UasNegotiation::Accepted { se, we_refresh, .. } = a_session {
+                self.arm_session_timer(
+                    now,
+                    key,
+                    session_timer::Side::A,
+                    Some((se.interval, we_refresh)),
+                );
+            }
         } else {
             self.table
-                .respond(&a_key, status, bytes, now, to, &mut self.scratch);
+                .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
         }
+        Some(bytes)
     }
 
     /// Answers A with 200 and our SDP (Answer application or bridge).
@@ -1190,6 +1382,12 @@ impl Switch {
         call.a.state = LegState::Confirmed;
         if let Some(ms) = now_ms {
             call.answer_ms = Some(i64::try_from(ms).unwrap_or(i64::MAX));
+        }
+        if prack::answer_must_wait(call) {
+            // RFC 3262 §3: no 2xx while a reliable provisional (with our
+            // SDP) is unacknowledged; the PRACK releases it.
+            debug!(call = key, "answer waits for the caller's PRACK");
+            return;
         }
         self.respond_a(now, key, 200, true);
     }
@@ -1219,7 +1417,8 @@ impl Switch {
             debug!(branch = %branch, status, "response matches no transaction; dropped");
             return;
         };
-        let (call_key, leg_id, method) = (entry.call, entry.leg, entry.method.clone());
+        let (call_key, leg_id, method, refresh) =
+            (entry.call, entry.leg, entry.method.clone(), entry.refresh);
         // ACK for a non-2xx final to INVITE is built here (same branch).
         let ack = if method == Method::Invite && status >= 300 {
             Some(ack_from_response(
@@ -1252,6 +1451,10 @@ impl Switch {
         }
         if entry.txn.is_terminated() {
             self.calls.clients.remove(&key);
+        }
+        if refresh {
+            self.refresh_response(now, now_ms, call_key, leg_id, &method, &events, msg);
+            return;
         }
         if method != Method::Invite {
             return;
@@ -1343,6 +1546,11 @@ impl Switch {
         status: u16,
         msg: &Message,
     ) {
+        // A reliable provisional is PRACKed first; a repeated one is
+        // not processed again (RFC 3262 §4).
+        if !self.prack_callee(now, key, leg_id, msg) {
+            return;
+        }
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1352,14 +1560,99 @@ impl Switch {
             }
             leg.remote_tag = leg.remote_tag.clone().or_else(|| msg.tag(HeaderName::To));
         }
+        if status > 100 && !msg.body().is_empty() && self.fork_early_media(now, key, leg_id, msg) {
+            return;
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
         if status >= 180
             && !call.a_ringing_sent
             && !call.a_answered
             && call.state == CallState::Dialing
         {
             call.a_ringing_sent = true;
-            self.respond_a(now, key, 180, false);
+            self.provisional_a(now, key, 180, false);
         }
+    }
+
+    /// Early media (RFC 3960 gateway model): a callee's 18x with an SDP
+    /// answer opens its media leg and bridges it to A, and A gets a 183
+    /// with our relay SDP, so carrier ringback and announcements are heard
+    /// before the answer. The first fork with early media is the one A
+    /// hears. False when the SDP is unusable (the 18x is then relayed like
+    /// one without SDP).
+    fn fork_early_media(&mut self, now: Instant, key: u64, leg_id: LegId, msg: &Message) -> bool {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return false;
+        };
+        if call.a_answered || call.state != CallState::Dialing {
+            return false;
+        }
+        let session = call.session;
+        let a_id = call.a.id;
+        let hear = call.early_leg.is_none_or(|l| l == leg_id);
+        let Some(leg) = call.forks.iter_mut().find(|l| l.id == leg_id) else {
+            return false;
+        };
+        let plan = leg.local_sdp.as_ref().and_then(|offer| {
+            SessionDescription::parse(msg.body())
+                .ok()
+                .and_then(|ans| carillon_sdp::apply_answer(offer, &ans).ok())
+        });
+        let Some(plan) = plan else {
+            info!(call = key, "early SDP unusable: ignored");
+            return false;
+        };
+        let params = leg_params(&plan);
+        let changed = leg.plan.as_ref().map(leg_params) != Some(params);
+        leg.plan = Some(plan);
+        if !hear {
+            // Another fork's early media is playing; this answer is kept
+            // for when (if) this fork answers.
+            return true;
+        }
+        let mut cmds = Vec::new();
+        if let Some(params) = params {
+            if !leg.media_open {
+                cmds.push(MediaCommand::OpenLeg {
+                    session,
+                    leg: leg_id,
+                    local_port: leg.media_port,
+                    params,
+                });
+                leg.media_open = true;
+            } else if changed {
+                cmds.push(MediaCommand::UpdateLeg {
+                    session,
+                    leg: leg_id,
+                    params,
+                });
+            }
+        }
+        if call.early_leg.is_none() {
+            call.early_leg = Some(leg_id);
+            cmds.push(MediaCommand::Bridge {
+                session,
+                a: a_id,
+                b: leg_id,
+            });
+            info!(
+                call = key,
+                leg = leg_id.0,
+                "early media from the callee bridged"
+            );
+        }
+        let send_183 = !call.a_early_sent;
+        call.a_early_sent = true;
+        call.a_ringing_sent = true;
+        for c in cmds {
+            self.media(c);
+        }
+        if send_183 {
+            self.provisional_a(now, key, 183, true);
+        }
+        true
     }
 
     fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, msg: &Message) {
@@ -1404,6 +1697,7 @@ impl Switch {
             rr.reverse();
             leg.route_set = rr;
             leg.state = LegState::Confirmed;
+            leg.peer_allows_update = allows_update(msg);
         }
         let already = call.bridged.is_some() || call.state == CallState::Ended || call.cancelled;
         // ACK the 2xx (a new transaction-less request, RFC 3261 §13.2.2.4).
@@ -1432,16 +1726,20 @@ impl Switch {
             self.release_leg(key, leg);
             return;
         }
-        // Negotiate B's answer against our offer.
-        let plan = leg
-            .local_sdp
-            .as_ref()
-            .and_then(|offer| {
-                SessionDescription::parse(msg.body())
-                    .ok()
-                    .map(|ans| (offer.clone(), ans))
-            })
-            .and_then(|(offer, ans)| carillon_sdp::apply_answer(&offer, &ans).ok());
+        // Negotiate B's answer against our offer; a 2xx without SDP keeps
+        // the answer its early media gave.
+        let plan = if msg.body().is_empty() {
+            leg.plan.clone()
+        } else {
+            leg.local_sdp
+                .as_ref()
+                .and_then(|offer| {
+                    SessionDescription::parse(msg.body())
+                        .ok()
+                        .map(|ans| (offer.clone(), ans))
+                })
+                .and_then(|(offer, ans)| carillon_sdp::apply_answer(&offer, &ans).ok())
+        };
         let Some(plan) = plan else {
             warn!(
                 call = key,
@@ -1464,7 +1762,10 @@ impl Switch {
         call.dial_deadline = None;
         let session = call.session;
         let a_id = call.a.id;
+        let early_leg = call.early_leg;
         let leg = &mut call.forks[idx];
+        let was_open = leg.media_open;
+        let changed = leg.plan.as_ref().map(leg_params) != Some(leg_params(&plan));
         leg.plan = Some(plan.clone());
         let port = leg.media_port;
         leg.media_open = true;
@@ -1475,19 +1776,37 @@ impl Switch {
             .filter(|l| l.id != leg_id)
             .map(|l| l.id)
             .collect();
-        if let Some(params) = leg_params(&plan) {
-            self.media(MediaCommand::OpenLeg {
+        match (leg_params(&plan), was_open) {
+            (Some(params), false) => self.media(MediaCommand::OpenLeg {
                 session,
                 leg: leg_id,
                 local_port: port,
                 params,
+            }),
+            (Some(params), true) if changed => {
+                // The 2xx's SDP differs from the early one: update the leg.
+                info!(
+                    call = key,
+                    "answer SDP differs from the early media SDP: leg updated"
+                );
+                self.media(MediaCommand::UpdateLeg {
+                    session,
+                    leg: leg_id,
+                    params,
+                });
+            }
+            _ => {}
+        }
+        if early_leg != Some(leg_id) {
+            self.media(MediaCommand::Bridge {
+                session,
+                a: a_id,
+                b: leg_id,
             });
         }
-        self.media(MediaCommand::Bridge {
-            session,
-            a: a_id,
-            b: leg_id,
-        });
+        // The callee's session timer (RFC 4028 §7.2).
+        let negotiated = session_timer::negotiate_uac(msg);
+        self.arm_session_timer(now, key, session_timer::Side::B(leg_id), negotiated);
         for other in others {
             self.cancel_fork(now, key, other);
         }
@@ -1543,6 +1862,11 @@ impl Switch {
         self.trunk_leg_done(&leg);
         self.calls.free_ports.push_back(leg.media_port);
         self.calls.by_call_id.remove(&leg.call_id);
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            if call.early_leg == Some(leg.id) {
+                call.early_leg = None;
+            }
+        }
         if leg.media_open {
             if let Some(call) = self.calls.calls.get(&key) {
                 let session = call.session;
@@ -1610,6 +1934,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
+        prack::undo_deferred_answer(call);
         if !call.a_answered && !call.cancelled {
             // A plain Hangup after a failed Dial passes the dial's reason
             // on, as Asterisk's hangup cause does.
@@ -1763,6 +2088,7 @@ impl Switch {
                 200
             }
             Method::Invite | Method::Update => self.handle_reoffer(now, key, peer, msg, r),
+            Method::Prack => self.handle_prack(now, now_ms, key, peer, msg, r),
             _ => {
                 self.respond(now, key, msg, peer, 200, |b| b);
                 200
@@ -1793,7 +2119,9 @@ impl Switch {
             if let Some(idx) = call.forks.iter().position(|l| l.id == r.leg) {
                 call.forks[idx].state = LegState::Ended;
             }
-            if call.a.state == LegState::Confirmed {
+            if prack::undo_deferred_answer(call) {
+                self.respond_a(now, r.call, 480, false);
+            } else if call.a.state == LegState::Confirmed {
                 let mut a = call.a.clone();
                 self.send_in_dialog(now, r.call, &mut a, Method::Bye);
                 a.state = LegState::Ended;
@@ -1817,6 +2145,14 @@ impl Switch {
         r: LegRef,
     ) -> u16 {
         let media_ip = self.calls.config.media_ip;
+        // A refresh may renegotiate the session timer (RFC 4028 §9).
+        let negotiation = session_timer::negotiate_uas(msg);
+        if let session_timer::UasNegotiation::TooSmall { min_se } = negotiation {
+            self.respond(now, key, msg, peer, 422, |b| {
+                b.header("Min-SE", min_se.to_string())
+            });
+            return 422;
+        }
         let Some(call) = self.calls.calls.get_mut(&r.call) else {
             self.respond(now, key, msg, peer, 481, |b| b);
             return 481;
@@ -1874,7 +2210,9 @@ impl Switch {
                     return 488;
                 }
             }
-        } else if let Some(s) = &leg.local_sdp {
+        } else if let (Some(s), Some(Method::Invite)) = (&leg.local_sdp, msg.method()) {
+            // A re-INVITE without an offer gets ours; an UPDATE without
+            // one (a session refresh) gets no SDP (RFC 3311 §5.2).
             body = Some(Bytes::from(s.to_bytes()));
         }
         let leg_id = leg.id;
@@ -1886,16 +2224,36 @@ impl Switch {
             });
         }
         let host = sip_uri_host(self.calls.config.sip_addr);
-        let se = msg
-            .header(HeaderName::SessionExpires)
-            .map(|s| s.into_owned());
+        // Any refresh from the peer restarts the leg's session timer.
+        let (se, renegotiated) = match negotiation {
+            session_timer::UasNegotiation::Accepted {
+                se,
+                require_timer,
+                we_refresh,
+            } => (
+                Some((se.header_value(), require_timer)),
+                Some((se.interval, we_refresh)),
+            ),
+            _ => (None, None),
+        };
+        let side = if self
+            .calls
+            .calls
+            .get(&r.call)
+            .is_some_and(|c| c.a.id == leg_id)
+        {
+            session_timer::Side::A
+        } else {
+            session_timer::Side::B(leg_id)
+        };
+        self.arm_session_timer(now, r.call, side, renegotiated);
         self.respond(now, key, msg, peer, 200, |mut b| {
             b = b.header("Contact", format!("<sip:carillon@{host}>"));
-            if let Some(se) = se {
-                let interval = se.split(';').next().unwrap_or("1800").trim().to_owned();
-                b = b
-                    .header("Session-Expires", format!("{interval};refresher=uac"))
-                    .header("Require", "timer");
+            if let Some((se, require_timer)) = se {
+                b = b.header("Session-Expires", se);
+                if require_timer {
+                    b = b.header("Require", "timer");
+                }
             }
             match body {
                 Some(sdp) => b.body("application/sdp", sdp),
@@ -1959,6 +2317,8 @@ impl Switch {
             match timer {
                 Timer::Client(branch) => self.client_timeout(now, now_ms, &branch),
                 Timer::Call(key) => self.call_timeout(now, now_ms, key),
+                Timer::Reliable(key) => self.reliable_timeout(now, now_ms, key),
+                Timer::Session(key, leg) => self.session_timeout(now, now_ms, key, leg),
             }
         }
     }
@@ -1979,7 +2339,8 @@ impl Switch {
         while let Some(ev) = entry.txn.poll_event() {
             events.push(ev);
         }
-        let (call, leg, method) = (entry.call, entry.leg, entry.method.clone());
+        let (call, leg, method, refresh) =
+            (entry.call, entry.leg, entry.method.clone(), entry.refresh);
         if let Some(at) = entry.txn.poll_timeout() {
             self.calls
                 .deadlines
@@ -1988,11 +2349,12 @@ impl Switch {
         if entry.txn.is_terminated() {
             self.calls.clients.remove(branch);
         }
-        if method == Method::Invite
-            && events
-                .iter()
-                .any(|e| matches!(e, ClientEvent::TimedOut | ClientEvent::TransportFailed))
-        {
+        let failed = events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::TimedOut | ClientEvent::TransportFailed));
+        if failed && refresh {
+            self.refresh_answered(now, now_ms, call, leg, 408, None);
+        } else if failed && method == Method::Invite {
             self.fork_failed(now, now_ms, call, leg, 408);
         }
     }
@@ -2116,6 +2478,14 @@ fn strip_tag(name_addr: &str) -> String {
         Some(i) => name_addr[..i].to_owned(),
         None => name_addr.to_owned(),
     }
+}
+
+/// Whether a message's Allow lists UPDATE (RFC 3311).
+fn allows_update(msg: &Message) -> bool {
+    msg.header_list(HeaderName::Allow)
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
 }
 
 fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {

@@ -1,6 +1,7 @@
 //! The user directory: extensions that register and call, with their
 //! credentials (HA1 precomputed per algorithm so a REGISTER costs one hash),
-//! dialplan context, codecs and contact limit. Replaced atomically on
+//! dialplan context, codecs, contact limit and call limits (enforced in
+//! `calls::limits`). Replaced atomically on
 //! reload (SIGHUP) without touching registrations.
 
 use std::collections::HashMap;
@@ -8,13 +9,19 @@ use std::collections::HashMap;
 use carillon_digest::{ha1, Algorithm};
 
 /// One configured extension.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct User {
     pub extension: String,
     pub password: String,
     pub context: String,
     pub codecs: Vec<String>,
     pub max_contacts: usize,
+    /// Concurrent calls the user may be in (as caller or callee); `None`
+    /// for no limit. Over it: 486 to a caller, `DIALSTATUS=BUSY` to a Dial.
+    pub max_calls: Option<u32>,
+    /// New calls the user may place per second; `None` for no limit.
+    /// Over it: 503 with `Retry-After`.
+    pub max_cps: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

@@ -41,18 +41,24 @@ fn udp(port: u16) -> Peer {
     }
 }
 
+fn user(e: &str) -> User {
+    User {
+        extension: e.into(),
+        password: format!("changeme{e}"),
+        context: "internal".into(),
+        codecs: vec![],
+        max_contacts: 3,
+        max_calls: None,
+        max_cps: None,
+    }
+}
+
 impl Rig {
     fn new() -> Rig {
-        let users = ["100", "101"]
-            .iter()
-            .map(|e| User {
-                extension: (*e).into(),
-                password: format!("changeme{e}"),
-                context: "internal".into(),
-                codecs: vec![],
-                max_contacts: 3,
-            })
-            .collect();
+        Rig::with(vec![user("100"), user("101")], PLAN)
+    }
+
+    fn with(users: Vec<User>, plan: &str) -> Rig {
         let sw = Switch::new(SwitchConfig {
             realm: "carillon".into(),
             user_agent: "test".into(),
@@ -64,7 +70,7 @@ impl Rig {
             rng_seed: [3; 32],
             timers: TimerConfig::default(),
             calls: CallConfig {
-                dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", PLAN).unwrap()),
+                dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", plan).unwrap()),
                 ..CallConfig::default()
             },
         })
@@ -405,4 +411,779 @@ fn a_caller_that_never_acks_the_200_is_hung_up() {
     r.tick(120.0);
     r.tick(200.0);
     assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+// ---------------------------------------------------------------------------
+// Early media, 100rel/PRACK, session timers, per-user limits
+// ---------------------------------------------------------------------------
+
+const SDP_B2: &str = "v=0\r\no=b 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 42000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+/// A response to `req` as its recipient would send it: the dialog headers
+/// copied, a To tag added when the request had none.
+fn response_to(req: &Message, status: u16, extra: &str, sdp: Option<&str>) -> String {
+    let mut s = format!("SIP/2.0 {status} X\r\n");
+    for (name, raw, value) in req.headers() {
+        match name {
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                s.push_str(&format!("{raw}: {value}\r\n"))
+            }
+            HeaderName::To if value.contains(";tag=") => s.push_str(&format!("To: {value}\r\n")),
+            HeaderName::To => s.push_str(&format!("To: {value};tag=b1\r\n")),
+            _ => {}
+        }
+    }
+    s.push_str("Contact: <sip:101@127.0.0.1:5070>\r\n");
+    s.push_str(extra);
+    match sdp {
+        Some(b) => s.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => s.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    s
+}
+
+/// An in-dialog request from A (tag `a1`) to the switch (tag `tag`).
+fn a_request(
+    method: &str,
+    cseq: u32,
+    branch: &str,
+    tag: &str,
+    extra: &str,
+    sdp: Option<&str>,
+) -> String {
+    let body = sdp.unwrap_or("");
+    let ct = if sdp.is_some() {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!("{method} sip:carillon@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch={branch};rport\r\nFrom: \"Agent\" <sip:100@127.0.0.1>;tag=a1\r\nTo: <sip:101@127.0.0.1>;tag={tag}\r\nCall-ID: callA\r\nCSeq: {cseq} {method}\r\nContact: <sip:100@127.0.0.1:5080>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+fn sent_to(out: &[(Peer, Message)], port: u16) -> Vec<Message> {
+    out.iter()
+        .filter(|(p, _)| p.addr.port() == port)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+fn statuses(msgs: &[Message]) -> Vec<u16> {
+    msgs.iter().filter_map(Message::status).collect()
+}
+
+fn requests<'a>(msgs: &'a [Message], method: &Method) -> Vec<&'a Message> {
+    msgs.iter().filter(|m| m.method() == Some(method)).collect()
+}
+
+impl Rig {
+    /// `user` (from 127.0.0.1:`port`) calls `exten`, authenticating after
+    /// the 407; returns what the switch sent after the second INVITE.
+    fn call(
+        &mut self,
+        secs: f64,
+        user: &str,
+        port: u16,
+        exten: &str,
+        call_id: &str,
+        extra: &str,
+    ) -> Vec<(Peer, Message)> {
+        let inv = |auth: Option<String>, cseq: u32| {
+            format!(
+                "INVITE sip:{exten}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq};rport\r\nFrom: <sip:{user}@127.0.0.1>;tag=t{call_id}\r\nTo: <sip:{exten}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n{extra}{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default(),
+                SDP_PCMU.len(),
+                SDP_PCMU
+            )
+        };
+        self.send(secs, udp(port), inv(None, 1));
+        let out = self.take();
+        let ch = out
+            .iter()
+            .find(|(_, m)| m.status() == Some(407))
+            .map(|(_, m)| {
+                Challenge::parse(&m.header(HeaderName::ProxyAuthenticate).unwrap()).unwrap()
+            })
+            .expect("407");
+        self.send(secs, udp(port), format!("ACK sip:{exten}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}1;rport\r\nFrom: <sip:{user}@127.0.0.1>;tag=t{call_id}\r\nTo: <sip:{exten}@127.0.0.1>;tag=x\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
+        let auth = carillon_digest::respond(
+            &ch,
+            "INVITE",
+            &format!("sip:{exten}@127.0.0.1"),
+            user,
+            &format!("changeme{user}"),
+            "c",
+            1,
+        );
+        self.send(secs, udp(port), inv(Some(auth), 2));
+        self.wire.clone()
+    }
+
+    fn media_count(&self, f: impl Fn(&MediaCommand) -> bool) -> usize {
+        self.media.iter().filter(|m| f(m)).count()
+    }
+
+    /// A hangs up (BYE) and B's BYE is answered; then time runs out every
+    /// transaction.
+    fn hang_up_from_a(&mut self, secs: f64, tag: &str, cseq: u32) {
+        self.send(
+            secs,
+            udp(5080),
+            a_request("BYE", cseq, "z9hG4bKbyeA", tag, "", None),
+        );
+        let out = self.take();
+        assert!(
+            statuses(&sent_to(&out, 5080)).contains(&200),
+            "BYE answered"
+        );
+        let to_b = sent_to(&out, 5070);
+        let bye = requests(&to_b, &Method::Bye);
+        assert_eq!(bye.len(), 1, "BYE to B");
+        self.send(secs, udp(5070), response_to(bye[0], 200, "", None));
+        self.tick(secs + 60.0);
+        self.tick(secs + 120.0);
+    }
+}
+
+fn rseq_of(m: &Message) -> Option<u32> {
+    m.header(HeaderName::RSeq)
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_183_with_sdp_is_relayed_as_183_with_the_relay_sdp_and_bridged_before_the_answer() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.take();
+    let before = r.media.len();
+    r.send(1.1, udp(5070), response_to(&b_inv, 183, "", Some(SDP_B)));
+    let to_a = sent_to(&r.take(), 5080);
+    assert_eq!(statuses(&to_a), vec![183], "A gets a 183 and no 180");
+    let early_sdp = String::from_utf8_lossy(to_a[0].body()).into_owned();
+    assert!(
+        early_sdp.contains("m=audio ")
+            && !early_sdp.contains("41000")
+            && !early_sdp.contains("40000"),
+        "A hears the relay: {early_sdp}"
+    );
+    let early: Vec<&MediaCommand> = r.media[before..].iter().collect();
+    assert!(
+        matches!(early.as_slice(), [MediaCommand::OpenLeg { params, .. }, MediaCommand::Bridge { .. }]
+            if params.remote.map(|a| a.port()) == Some(41000)),
+        "B's leg opened towards its early SDP and bridged before the 200: {early:?}"
+    );
+    // A 180 after the early media does not make A play its own ringback.
+    r.send(1.2, udp(5070), response_to(&b_inv, 180, "", None));
+    assert!(sent_to(&r.take(), 5080).is_empty());
+    // The 200 with the same SDP: nothing new on the media plane.
+    let media_before_200 = r.media.len();
+    r.send(3.0, udp(5070), response_to(&b_inv, 200, "", Some(SDP_B)));
+    let out = r.take();
+    let ok = sent_to(&out, 5080);
+    assert_eq!(statuses(&ok), vec![200]);
+    assert_eq!(
+        String::from_utf8_lossy(ok[0].body()),
+        early_sdp,
+        "the 200 repeats the early answer"
+    );
+    assert_eq!(
+        r.media.len(),
+        media_before_200,
+        "{:?}",
+        &r.media[media_before_200..]
+    );
+    assert_eq!(requests(&sent_to(&out, 5070), &Method::Ack).len(), 1);
+    let tag = ok[0].tag(HeaderName::To).unwrap();
+    r.send(
+        3.1,
+        udp(5080),
+        a_request("ACK", 2, "z9hG4bKack", &tag, "", None),
+    );
+    r.hang_up_from_a(10.0, &tag, 3);
+    assert_eq!(r.cdrs.len(), 1);
+    assert_eq!(r.cdrs[0].disposition, Disposition::Answered);
+    assert_eq!(r.cdrs[0].billsec(), 7, "billed from the 200, not the 183");
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_200_whose_sdp_differs_from_the_early_sdp_updates_the_callee_leg() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.send(1.1, udp(5070), response_to(&b_inv, 183, "", Some(SDP_B)));
+    r.take();
+    let before = r.media.len();
+    r.send(2.0, udp(5070), response_to(&b_inv, 200, "", Some(SDP_B2)));
+    let out = r.take();
+    assert_eq!(statuses(&sent_to(&out, 5080)), vec![200]);
+    let after: Vec<&MediaCommand> = r.media[before..].iter().collect();
+    assert!(
+        matches!(after.as_slice(), [MediaCommand::UpdateLeg { params, .. }]
+            if params.remote.map(|a| a.port()) == Some(42000)),
+        "B's leg moved to the 200's SDP: {after:?}"
+    );
+    assert_eq!(
+        r.media_count(|m| matches!(m, MediaCommand::OpenLeg { .. })),
+        2
+    );
+    let tag = sent_to(&out, 5080)[0].tag(HeaderName::To).unwrap();
+    r.send(
+        2.1,
+        udp(5080),
+        a_request("ACK", 2, "z9hG4bKack", &tag, "", None),
+    );
+    r.hang_up_from_a(5.0, &tag, 3);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_callee_failing_after_early_media_closes_its_leg_and_the_caller_gets_the_failure() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.send(1.1, udp(5070), response_to(&b_inv, 183, "", Some(SDP_B)));
+    r.take();
+    r.send(4.0, udp(5070), response_to(&b_inv, 486, "", None));
+    let out = r.take();
+    assert_eq!(statuses(&sent_to(&out, 5080)), vec![486]);
+    assert!(r
+        .media
+        .iter()
+        .any(|m| matches!(m, MediaCommand::CloseLeg { .. })));
+    assert_eq!(r.cdrs[0].disposition, Disposition::Busy);
+    r.tick(60.0);
+    r.tick(120.0);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_caller_with_100rel_gets_a_reliable_183_retransmitted_until_its_prack_and_the_200_after() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.call(
+        1.0,
+        "100",
+        5080,
+        "101",
+        "callA",
+        "Supported: 100rel, timer\r\n",
+    );
+    let b_inv = r.b_invite();
+    assert!(
+        b_inv
+            .header(HeaderName::Supported)
+            .is_some_and(|s| s.contains("100rel")),
+        "we advertise 100rel to the callee"
+    );
+    r.take();
+    r.send(1.1, udp(5070), response_to(&b_inv, 183, "", Some(SDP_B)));
+    let to_a = sent_to(&r.take(), 5080);
+    assert_eq!(statuses(&to_a), vec![183]);
+    assert_eq!(
+        to_a[0].header(HeaderName::Require).as_deref(),
+        Some("100rel")
+    );
+    let rseq = rseq_of(&to_a[0]).expect("RSeq");
+    assert!((1..1 << 31).contains(&rseq));
+    // Not PRACKed: retransmitted after T1 and 2·T1 with the same RSeq.
+    r.tick(1.6);
+    r.tick(2.6);
+    let again = sent_to(&r.take(), 5080);
+    assert_eq!(statuses(&again), vec![183, 183]);
+    assert!(again.iter().all(|m| rseq_of(m) == Some(rseq)));
+    // The callee answers: the 200 waits for the PRACK.
+    r.send(2.7, udp(5070), response_to(&b_inv, 200, "", Some(SDP_B)));
+    let out = r.take();
+    assert!(
+        statuses(&sent_to(&out, 5080)).is_empty(),
+        "no 200 before the PRACK"
+    );
+    assert_eq!(requests(&sent_to(&out, 5070), &Method::Ack).len(), 1);
+    let tag = to_a[0].tag(HeaderName::To).unwrap();
+    // A PRACK for another RSeq matches nothing.
+    r.send(
+        2.8,
+        udp(5080),
+        a_request(
+            "PRACK",
+            3,
+            "z9hG4bKpr0",
+            &tag,
+            &format!("RAck: {} 2 INVITE\r\n", rseq + 1),
+            None,
+        ),
+    );
+    assert_eq!(statuses(&sent_to(&r.take(), 5080)), vec![481]);
+    r.send(
+        2.9,
+        udp(5080),
+        a_request(
+            "PRACK",
+            4,
+            "z9hG4bKpr1",
+            &tag,
+            &format!("RAck: {rseq} 2 INVITE\r\n"),
+            None,
+        ),
+    );
+    let out = sent_to(&r.take(), 5080);
+    assert_eq!(
+        statuses(&out),
+        vec![200, 200],
+        "PRACK answered, then the INVITE"
+    );
+    assert_eq!(out[0].cseq().unwrap().method, Method::Prack);
+    assert_eq!(out[1].cseq().unwrap().method, Method::Invite);
+    // No more retransmissions of the 183.
+    r.tick(5.0);
+    r.tick(9.0);
+    assert!(statuses(&sent_to(&r.take(), 5080))
+        .iter()
+        .all(|s| *s == 200));
+    r.send(
+        9.1,
+        udp(5080),
+        a_request("ACK", 2, "z9hG4bKack", &tag, "", None),
+    );
+    r.hang_up_from_a(12.0, &tag, 5);
+    assert_eq!(r.cdrs[0].disposition, Disposition::Answered);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_caller_that_never_pracks_is_rejected_after_64_t1_and_the_callee_released() {
+    // Rings longer than 64·T1 (32 s).
+    let mut r = Rig::with(
+        vec![user("100"), user("101")],
+        &PLAN.replace("timeout = 20", "timeout = 60"),
+    );
+    r.register_101();
+    r.call(1.0, "100", 5080, "101", "callA", "Require: 100rel\r\n");
+    let b_inv = r.b_invite();
+    r.send(1.1, udp(5070), response_to(&b_inv, 183, "", Some(SDP_B)));
+    r.take();
+    for s in 2..=34 {
+        r.tick(f64::from(s));
+    }
+    let out = r.take();
+    let finals: Vec<u16> = statuses(&sent_to(&out, 5080))
+        .into_iter()
+        .filter(|s| *s >= 200)
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert!((500..600).contains(&finals[0]), "{finals:?}");
+    assert_eq!(requests(&sent_to(&out, 5070), &Method::Cancel).len(), 1);
+    let cancel = requests(&sent_to(&out, 5070), &Method::Cancel)[0].clone();
+    r.send(34.1, udp(5070), response_to(&cancel, 200, "", None));
+    r.send(34.1, udp(5070), response_to(&b_inv, 487, "", None));
+    r.tick(100.0);
+    r.tick(200.0);
+    assert_eq!(r.cdrs.len(), 1);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_reliable_183_from_the_callee_is_pracked_once_in_its_early_dialog() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.take();
+    let rel = "Require: 100rel\r\nRSeq: 77\r\n";
+    let mut p183 = response_to(&b_inv, 183, rel, Some(SDP_B));
+    p183 = p183.replace(
+        "Contact: <sip:101@127.0.0.1:5070>",
+        "Contact: <sip:101@127.0.0.1:5070;early>",
+    );
+    r.send(1.1, udp(5070), p183.clone());
+    let out = r.take();
+    let to_b = sent_to(&out, 5070);
+    let prack = requests(&to_b, &Method::Prack);
+    assert_eq!(prack.len(), 1);
+    let prack = prack[0].clone();
+    assert_eq!(
+        prack.header(HeaderName::RAck).as_deref(),
+        Some("77 1 INVITE")
+    );
+    assert_eq!(
+        prack.request_uri_str(),
+        Some("sip:101@127.0.0.1:5070;early"),
+        "early dialog's remote target"
+    );
+    assert_eq!(prack.tag(HeaderName::To).as_deref(), Some("b1"));
+    assert_eq!(prack.cseq().unwrap().seq, 2);
+    assert_eq!(statuses(&sent_to(&out, 5080)), vec![183]);
+    // A retransmission is neither PRACKed again nor relayed again.
+    r.send(1.6, udp(5070), p183);
+    let out = r.take();
+    assert!(
+        out.is_empty(),
+        "{:?}",
+        out.iter().map(|(_, m)| m.status()).collect::<Vec<_>>()
+    );
+    r.send(1.7, udp(5070), response_to(&prack, 200, "", None));
+    r.send(2.0, udp(5070), response_to(&b_inv, 200, "", Some(SDP_B)));
+    let out = r.take();
+    let ok = sent_to(&out, 5080);
+    assert_eq!(statuses(&ok), vec![200]);
+    let tag = ok[0].tag(HeaderName::To).unwrap();
+    r.send(
+        2.1,
+        udp(5080),
+        a_request("ACK", 2, "z9hG4bKack", &tag, "", None),
+    );
+    r.hang_up_from_a(5.0, &tag, 3);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_session_expires_below_90_s_is_refused_422_with_min_se() {
+    let mut r = Rig::new();
+    r.register_101();
+    let out = r.call(
+        1.0,
+        "100",
+        5080,
+        "101",
+        "callA",
+        "Session-Expires: 60\r\nSupported: timer\r\n",
+    );
+    let to_a = sent_to(&out, 5080);
+    let refusal = to_a.iter().find(|m| m.status() == Some(422)).expect("422");
+    assert_eq!(refusal.header(HeaderName::MinSe).as_deref(), Some("90"));
+    assert!(
+        !out.iter().any(|(p, _)| p.addr.port() == 5070),
+        "nobody was called"
+    );
+    r.tick(60.0);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+/// Answers the call that `call()` started (B answers with `b_extra`);
+/// returns A's 200 and the INVITE B got.
+fn answer(r: &mut Rig, secs: f64, b_extra: &str) -> (Message, Message) {
+    let b_inv = r.b_invite();
+    r.take();
+    r.send(
+        secs,
+        udp(5070),
+        response_to(&b_inv, 200, b_extra, Some(SDP_B)),
+    );
+    let out = r.take();
+    let ok = sent_to(&out, 5080)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("200 to A");
+    let tag = ok.tag(HeaderName::To).unwrap();
+    r.send(
+        secs,
+        udp(5080),
+        a_request("ACK", 2, "z9hG4bKack", &tag, "", None),
+    );
+    (ok, b_inv)
+}
+
+#[test]
+fn as_the_callers_refresher_the_switch_refreshes_at_half_the_interval_and_keeps_the_call() {
+    let mut r = Rig::new();
+    r.register_101();
+    // No `Supported: timer`: the caller cannot refresh, so we must.
+    r.call(1.0, "100", 5080, "101", "callA", "Session-Expires: 90\r\n");
+    let (ok, b_inv) = answer(&mut r, 2.0, "");
+    assert_eq!(
+        ok.header(HeaderName::SessionExpires).as_deref(),
+        Some("90;refresher=uas")
+    );
+    assert!(
+        ok.header(HeaderName::Require).is_none(),
+        "no Require: timer for a caller without timers"
+    );
+    assert_eq!(
+        b_inv.header(HeaderName::SessionExpires).as_deref(),
+        Some("90"),
+        "the callee is asked for the same interval"
+    );
+    let tag = ok.tag(HeaderName::To).unwrap();
+    r.tick(46.9);
+    assert!(
+        requests(&sent_to(&r.take(), 5080), &Method::Invite).is_empty(),
+        "not before 45 s"
+    );
+    r.tick(47.0);
+    let out = r.take();
+    let reinv = requests(&sent_to(&out, 5080), &Method::Invite)
+        .first()
+        .map(|m| (*m).clone())
+        .expect("refresh re-INVITE to A at 2 + 45 s (A does not allow UPDATE)");
+    assert_eq!(
+        reinv.header(HeaderName::SessionExpires).as_deref(),
+        Some("90;refresher=uac")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(reinv.body()),
+        String::from_utf8_lossy(ok.body()),
+        "the same SDP (no renegotiation)"
+    );
+    r.send(
+        47.1,
+        udp(5080),
+        response_to(
+            &reinv,
+            200,
+            "Session-Expires: 90;refresher=uac\r\n",
+            Some(SDP_PCMU),
+        ),
+    );
+    let acks = requests(&sent_to(&r.take(), 5080), &Method::Ack).len();
+    assert_eq!(acks, 1, "the refresh's 200 is ACKed");
+    // Refreshed again at 47.1 + 45, and never torn down.
+    r.tick(80.0);
+    assert!(r.cdrs.is_empty());
+    r.tick(92.1);
+    let out = r.take();
+    let reinv2 = requests(&sent_to(&out, 5080), &Method::Invite)
+        .first()
+        .map(|m| (*m).clone())
+        .expect("second refresh");
+    r.send(
+        92.1,
+        udp(5080),
+        response_to(&reinv2, 200, "", Some(SDP_PCMU)),
+    );
+    r.take();
+    assert!(r.cdrs.is_empty(), "call alive");
+    r.hang_up_from_a(100.0, &tag, 3);
+    assert_eq!(r.cdrs[0].hangup_cause, 16);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn when_the_caller_stops_refreshing_both_legs_get_a_bye_and_the_cdr_says_timer_expiry() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.call(
+        1.0,
+        "100",
+        5080,
+        "101",
+        "callA",
+        "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
+    );
+    let (ok, _) = answer(&mut r, 2.0, "");
+    assert_eq!(
+        ok.header(HeaderName::SessionExpires).as_deref(),
+        Some("90;refresher=uac")
+    );
+    assert_eq!(ok.header(HeaderName::Require).as_deref(), Some("timer"));
+    let tag = ok.tag(HeaderName::To).unwrap();
+    // One refresh at 45 s keeps the call up past the first expiry.
+    r.send(
+        47.0,
+        udp(5080),
+        a_request(
+            "UPDATE",
+            3,
+            "z9hG4bKupd",
+            &tag,
+            "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
+            None,
+        ),
+    );
+    let up = sent_to(&r.take(), 5080);
+    assert_eq!(statuses(&up), vec![200]);
+    assert_eq!(
+        up[0].header(HeaderName::SessionExpires).as_deref(),
+        Some("90;refresher=uac")
+    );
+    assert!(up[0].body().is_empty(), "no SDP for an UPDATE without one");
+    r.tick(100.0);
+    assert!(r.cdrs.is_empty(), "refreshed at 47 s: alive at 100 s");
+    // No more refreshes: gone 90 − 30 s after the last one.
+    r.tick(106.0);
+    assert!(r.cdrs.is_empty());
+    r.tick(107.0);
+    let out = r.take();
+    assert_eq!(
+        requests(&sent_to(&out, 5080), &Method::Bye).len(),
+        1,
+        "BYE to the caller"
+    );
+    let to_b = sent_to(&out, 5070);
+    let bye_b = requests(&to_b, &Method::Bye);
+    assert_eq!(bye_b.len(), 1, "BYE to the callee");
+    assert_eq!(r.cdrs.len(), 1);
+    assert_eq!(r.cdrs[0].disposition, Disposition::Answered);
+    assert_eq!(r.cdrs[0].hangup_cause, 102, "recovery on timer expiry");
+    let bye_b = bye_b[0].clone();
+    r.send(107.1, udp(5070), response_to(&bye_b, 200, "", None));
+    r.tick(200.0);
+    r.tick(300.0);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_callee_that_makes_us_refresher_gets_updates_and_a_481_ends_the_call() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.call(1.0, "100", 5080, "101", "callA", "");
+    let (ok, _) = answer(
+        &mut r,
+        2.0,
+        "Session-Expires: 120;refresher=uac\r\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE\r\n",
+    );
+    assert!(
+        ok.header(HeaderName::SessionExpires).is_none(),
+        "A asked for no timer"
+    );
+    r.tick(62.0);
+    let out = r.take();
+    let to_b = sent_to(&out, 5070);
+    let update = requests(&to_b, &Method::Update);
+    assert_eq!(update.len(), 1, "UPDATE to B at half of 120 s");
+    let update = update[0].clone();
+    assert_eq!(
+        update.header(HeaderName::SessionExpires).as_deref(),
+        Some("120;refresher=uac")
+    );
+    assert!(update.body().is_empty());
+    r.send(
+        62.1,
+        udp(5070),
+        response_to(&update, 200, "Session-Expires: 120;refresher=uac\r\n", None),
+    );
+    r.tick(122.1);
+    let update2 = requests(&sent_to(&r.take(), 5070), &Method::Update)
+        .first()
+        .map(|m| (*m).clone())
+        .expect("second UPDATE at 62.1 + 60 s");
+    r.send(122.1, udp(5070), response_to(&update2, 481, "", None));
+    let out = r.take();
+    assert_eq!(
+        requests(&sent_to(&out, 5080), &Method::Bye).len(),
+        1,
+        "the caller is hung up"
+    );
+    assert_eq!(r.cdrs[0].hangup_cause, 102);
+    let bye_a = requests(&sent_to(&out, 5080), &Method::Bye)[0].clone();
+    r.send(122.2, udp(5080), response_to(&bye_a, 200, "", None));
+    for m in requests(&sent_to(&out, 5070), &Method::Bye) {
+        r.send(122.2, udp(5070), response_to(m, 200, "", None));
+    }
+    r.tick(200.0);
+    r.tick(300.0);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+#[test]
+fn a_caller_at_max_calls_gets_486_busy_here_and_a_busy_cdr() {
+    let mut u100 = user("100");
+    u100.max_calls = Some(1);
+    let mut r = Rig::with(vec![u100, user("101")], PLAN);
+    r.register_101();
+    r.call(1.0, "100", 5080, "101", "first", "");
+    let b_inv = r.b_invite();
+    r.send(1.1, udp(5070), response_to(&b_inv, 180, "", None));
+    r.take();
+    let out = r.call(2.0, "100", 5080, "101", "second", "");
+    let refused = sent_to(&out, 5080);
+    let busy = refused
+        .iter()
+        .find(|m| m.status() == Some(486))
+        .expect("486 for the second call");
+    let reason = busy
+        .headers()
+        .find(|(_, raw, _)| raw.eq_ignore_ascii_case("Reason"))
+        .map(|(_, _, v)| v.into_owned());
+    assert!(reason.is_some_and(|v| v.contains("cause=17")));
+    assert!(
+        !out.iter().any(|(p, _)| p.addr.port() == 5070),
+        "the second call rang nobody"
+    );
+    assert_eq!(r.cdrs.len(), 1);
+    assert_eq!(r.cdrs[0].disposition, Disposition::Busy);
+    assert_eq!(r.cdrs[0].hangup_cause, 17);
+    assert_eq!(r.cdrs[0].userfield.as_deref(), Some("limit:max_calls"));
+    assert_eq!(r.sw.call_counts().0, 1, "the first call goes on");
+    // Once the first call is over, 100 may call again.
+    r.send(3.0, udp(5070), response_to(&b_inv, 486, "", None));
+    r.take();
+    r.call(4.0, "100", 5080, "101", "third", "");
+    assert!(r
+        .wire
+        .iter()
+        .any(|(p, m)| p.addr.port() == 5070 && m.method() == Some(&Method::Invite)));
+}
+
+#[test]
+fn a_caller_over_max_cps_gets_503_with_retry_after_until_the_second_is_over() {
+    let mut u100 = user("100");
+    u100.max_cps = Some(1);
+    let mut r = Rig::with(vec![u100, user("101")], PLAN);
+    r.register_101();
+    let first = r.call(1.0, "100", 5080, "101", "c1", "");
+    assert!(!sent_to(&first, 5080)
+        .iter()
+        .any(|m| m.status() == Some(503)));
+    let second = r.call(1.5, "100", 5080, "101", "c2", "");
+    let refused = sent_to(&second, 5080);
+    let m = refused
+        .iter()
+        .find(|m| m.status() == Some(503))
+        .expect("503");
+    assert_eq!(m.header(HeaderName::RetryAfter).as_deref(), Some("1"));
+    assert_eq!(
+        r.cdrs.last().unwrap().userfield.as_deref(),
+        Some("limit:max_cps")
+    );
+    assert_eq!(r.cdrs.last().unwrap().disposition, Disposition::Failed);
+    let third = r.call(2.0, "100", 5080, "101", "c3", "");
+    assert!(!sent_to(&third, 5080)
+        .iter()
+        .any(|m| m.status() == Some(503)));
+}
+
+const LIMIT_PLAN: &str = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "101"
+steps = [
+  { app = "Dial", targets = ["user/101"], timeout = 20 },
+  { app = "GotoIf", condition = "${DIALSTATUS} = BUSY", then = "busy" },
+  { app = "Hangup", cause = 21 },
+  { app = "Hangup", cause = 34, label = "busy" },
+]
+"#;
+
+#[test]
+fn a_dial_to_a_callee_at_max_calls_does_not_ring_it_and_gives_dialstatus_busy() {
+    let mut u101 = user("101");
+    u101.max_calls = Some(1);
+    let mut r = Rig::with(vec![user("100"), u101, user("102")], LIMIT_PLAN);
+    r.register_101();
+    r.call(1.0, "100", 5080, "101", "first", "");
+    let invites = requests(&sent_to(&r.take(), 5070), &Method::Invite).len();
+    assert_eq!(invites, 1, "the first call rings 101");
+    assert_eq!(r.sw.call_counts().0, 1);
+    let out = r.call(2.0, "102", 5090, "101", "second", "");
+    assert!(
+        !out.iter()
+            .any(|(p, m)| p.addr.port() == 5070 && m.method() == Some(&Method::Invite)),
+        "101 is at its limit: not rung"
+    );
+    // DIALSTATUS=BUSY took the `busy` branch: cause 34 → 503.
+    assert!(
+        statuses(&sent_to(&out, 5090)).contains(&503),
+        "{:?}",
+        statuses(&sent_to(&out, 5090))
+    );
+    assert_eq!(r.cdrs.len(), 1);
+    assert_eq!(r.cdrs[0].disposition, Disposition::Busy);
+    assert_eq!(r.cdrs[0].src, "102");
 }

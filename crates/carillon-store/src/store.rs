@@ -564,7 +564,10 @@ mod tests {
             BindingChange::Upsert(row("a", "1")),
             BindingChange::Upsert(row("b", "1")),
             BindingChange::Upsert(row("a", "1")),
-            BindingChange::Remove { aor: "b".into(), contact: "1".into() },
+            BindingChange::Remove {
+                aor: "b".into(),
+                contact: "1".into(),
+            },
             BindingChange::Upsert(row("c", "1")),
             BindingChange::RemoveAor { aor: "c".into() },
         ];
@@ -581,7 +584,15 @@ mod tests {
             .collect();
         assert_eq!(
             sizes,
-            ["U2", "U1", "R", "U1", "A", &format!("U{UPSERT_ROWS_PER_STATEMENT}"), "U1"]
+            [
+                "U2",
+                "U1",
+                "R",
+                "U1",
+                "A",
+                &format!("U{UPSERT_ROWS_PER_STATEMENT}"),
+                "U1"
+            ]
         );
     }
 

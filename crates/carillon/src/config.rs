@@ -189,6 +189,10 @@ struct UserDefaults {
     context: String,
     codecs: Vec<String>,
     max_contacts: usize,
+    /// Concurrent calls per user (none: unlimited).
+    max_calls: Option<Spanned<u32>>,
+    /// New calls per second a user may place (none: unlimited).
+    max_cps: Option<Spanned<u32>>,
 }
 
 impl Default for UserDefaults {
@@ -197,6 +201,8 @@ impl Default for UserDefaults {
             context: "internal".into(),
             codecs: vec!["ulaw".into(), "alaw".into()],
             max_contacts: 3,
+            max_calls: None,
+            max_cps: None,
         }
     }
 }
@@ -209,6 +215,8 @@ struct UserEntry {
     context: Option<String>,
     codecs: Option<Vec<Spanned<String>>>,
     max_contacts: Option<Spanned<usize>>,
+    max_calls: Option<Spanned<u32>>,
+    max_cps: Option<Spanned<u32>>,
 }
 
 /// The validated configuration.
@@ -497,6 +505,36 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         problems: &mut problems,
     };
     let mut user_list: Vec<User> = Vec::new();
+    // Call limits: at least 1 when given (left out means no limit).
+    let mut limit = |v: &Option<Spanned<u32>>, key: String| -> Option<u32> {
+        let v = v.as_ref()?;
+        if *v.get_ref() == 0 {
+            uc.at(
+                v.span(),
+                key,
+                "must be at least 1 (leave it out for no limit)",
+            );
+            return None;
+        }
+        Some(*v.get_ref())
+    };
+    let default_max_calls = limit(&users.defaults.max_calls, "defaults.max_calls".into());
+    let default_max_cps = limit(&users.defaults.max_cps, "defaults.max_cps".into());
+    let mut user_limits = Vec::new();
+    for (i, u) in users.user.iter().enumerate() {
+        user_limits.push((
+            limit(&u.max_calls, format!("user[{i}].max_calls")).or(u
+                .max_calls
+                .is_none()
+                .then_some(default_max_calls)
+                .flatten()),
+            limit(&u.max_cps, format!("user[{i}].max_cps")).or(u
+                .max_cps
+                .is_none()
+                .then_some(default_max_cps)
+                .flatten()),
+        ));
+    }
     for (i, u) in users.user.iter().enumerate() {
         let ext = u.extension.get_ref();
         if ext.is_empty()
@@ -564,6 +602,8 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
                 .unwrap_or_else(|| users.defaults.context.clone()),
             codecs,
             max_contacts,
+            max_calls: user_limits.get(i).and_then(|l| l.0),
+            max_cps: user_limits.get(i).and_then(|l| l.1),
         });
     }
 
@@ -729,6 +769,39 @@ mod tests {
             lines.contains(&"users.toml:7: user[1].password".to_string()),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn call_limits_are_read_per_user_with_defaults_and_zero_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = "[[listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n";
+        write(
+            dir.path(),
+            main,
+            "[defaults]\nmax_cps = 5\n\n[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nmax_calls = 2\n\n[[user]]\nextension = \"101\"\npassword = \"changeme101\"\nmax_cps = 1\n",
+        );
+        let c = load(dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+        let u = |e: &str| c.users.iter().find(|u| u.extension == e).unwrap().clone();
+        assert_eq!((u("100").max_calls, u("100").max_cps), (Some(2), Some(5)));
+        assert_eq!((u("101").max_calls, u("101").max_cps), (None, Some(1)));
+        write(
+            dir.path(),
+            main,
+            "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nmax_calls = 0\n",
+        );
+        let p = load(dir.path()).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].line, p[0].key.as_str()), (4, "user[0].max_calls"));
+    }
+
+    #[test]
+    fn the_example_users_have_no_call_limits() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let c = load(&dir).unwrap_or_else(|p| panic!("{p:?}"));
+        assert!(c
+            .users
+            .iter()
+            .all(|u| u.max_calls.is_none() && u.max_cps.is_none()));
     }
 
     #[test]

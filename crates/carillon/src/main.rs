@@ -335,7 +335,9 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
             match store.load_bindings(now).await {
                 Ok(rows) => {
                     restore
-                        .send(Control::RestoreBindings(rows.into_iter().map(from_row).collect()))
+                        .send(Control::RestoreBindings(
+                            rows.into_iter().map(from_row).collect(),
+                        ))
                         .await
                 }
                 Err(e) => warn!(error = %e, "could not load stored registrations"),

@@ -7,8 +7,11 @@
 //! counts and the relay's per-leg packet counts), RTP sent and received by
 //! the test itself through the relay (raw count and the echoed tone),
 //! CANCEL before answer (487, the callee sees the CANCEL, relay ports are
-//! released), BYE from the callee, and hold/resume by re-INVITE. After
-//! each, the switch must have logged `call ended` exactly once per call.
+//! released), BYE from the callee, hold/resume by re-INVITE, early media
+//! (183 with SDP, media relayed before the answer), 100rel/PRACK on both
+//! legs, a session timer refreshed by the switch, and a per-user
+//! `max_calls` limit (486). After each, the switch must have logged
+//! `call ended` exactly once per call.
 
 mod callsupport;
 
@@ -443,4 +446,266 @@ fn hold_and_resume_by_reinvite_are_answered_recvonly_then_sendrecv() {
     let ended = calls_ended(&sw, 1);
     assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
     assert_ended_once(&mut sw, 1);
+}
+
+/// A SIPp UAS (echoing RTP) and a SIPp UAC from 100 to 101 with their
+/// own scenarios and a global timeout of `secs`; returns both runs.
+fn uac_uas(
+    env: &CallEnv,
+    sw: &Switch,
+    (uas_sip, uas_media): (u16, u16),
+    (uac_name, uac_file): (&str, &str),
+    (uas_name, uas_file): (&str, Option<&str>),
+    secs: u64,
+) -> (ToolRun, ToolRun) {
+    let mut cmd = sipp_cmd(env.path(), uas_name, uas_sip);
+    match uas_file {
+        Some(f) => cmd.args(["-sf", &scenario(f)]),
+        None => cmd.args(["-sn", "uas"]),
+    };
+    cmd.args(["-mp", &uas_media.to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-timeout", &format!("{secs}s")]);
+    let mut uas = Bg::spawn(cmd, env.path(), uas_name, Duration::from_secs(secs + 5));
+    std::thread::sleep(Duration::from_millis(300));
+    let csv = write_csv(
+        env.path(),
+        &format!("{uac_name}.csv"),
+        &[auth_line("100", PW100, &["101"])],
+    );
+    let mut cmd = sipp_cmd(env.path(), uac_name, free_port_span(1));
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario(uac_file)])
+        .args(["-inf", &csv])
+        .args(["-mp", &free_port_span(3).to_string()])
+        .args(["-m", "1", "-timeout", &format!("{secs}s")]);
+    let uac = run_tool(cmd, env.path(), uac_name, Duration::from_secs(secs + 5));
+    (uac, uas.wait())
+}
+
+/// The `m=audio` port of the first received response with `status`.
+fn response_sdp_port(messages: &[String], status: u16) -> Option<u16> {
+    let start = format!("SIP/2.0 {status}");
+    messages
+        .iter()
+        .filter(|m| m.contains("received") && m.lines().any(|l| l.trim().starts_with(&start)))
+        .find_map(|m| {
+            m.lines()
+                .find_map(|l| l.trim().strip_prefix("m=audio "))
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|p| p.parse().ok())
+        })
+}
+
+#[test]
+fn early_media_from_the_callee_reaches_the_caller_before_the_answer() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    write_tone_pcap(&env.path().join("tone.pcap"), 2, 440.0);
+    // The callee answers 3 s after its 183; the caller plays its 2 s of
+    // tone as soon as the 183 arrives, so everything the relay carries
+    // (and the callee echoes back) flows before the answer.
+    let (uac, uas) = uac_uas(
+        &env,
+        &sw,
+        (uas_sip, uas_media),
+        ("uac-early", "calls_uac_early_media.xml"),
+        ("uas-early", Some("calls_uas_early_media.xml")),
+        30,
+    );
+    let why = || describe(&env, &sw, &["uac-early", "uas-early"]);
+    assert!(uac.ok(), "caller: {:?}\n{}", uac.status, why());
+    assert!(uas.ok(), "callee: {:?}\n{}", uas.status, why());
+    let msgs = sipp_messages(env.path(), "uac-early");
+    let early =
+        response_sdp_port(&msgs, 183).unwrap_or_else(|| panic!("no 183 with SDP\n{}", why()));
+    assert!(
+        (env.rtp.0..=env.rtp.1).contains(&early),
+        "the 183's SDP is the relay's ({early} not in {:?})",
+        env.rtp
+    );
+    assert_eq!(
+        response_sdp_port(&msgs, 200),
+        Some(early),
+        "the 200 repeats the early answer"
+    );
+    assert_eq!(
+        sw.wait_lines(
+            "early media from the callee bridged",
+            1,
+            Duration::from_secs(5)
+        )
+        .len(),
+        1,
+        "{}",
+        sw.log()
+    );
+    let ended = calls_ended(&sw, 1);
+    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    let legs = sw.wait_lines("media leg closed", 2, Duration::from_secs(5));
+    assert_eq!(legs.len(), 2, "{}", sw.log());
+    for leg in &legs {
+        let (i, o) = (
+            leg.num("packets_in").unwrap_or(-1),
+            leg.num("packets_out").unwrap_or(-1),
+        );
+        assert!(
+            i >= 90 && o >= 90,
+            "early media did not flow both ways through the relay: {}\n{}",
+            leg.raw,
+            sw.log()
+        );
+    }
+    assert_ended_once(&mut sw, 1);
+}
+
+#[test]
+fn reliable_provisionals_are_pracked_on_both_legs() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    // The callee sends a reliable 183 (the switch must PRACK it with
+    // RAck: 1 1 INVITE); the caller said Supported: 100rel, so its 183 is
+    // reliable too and it PRACKs it; its 200 comes only after that.
+    let (uac, uas) = uac_uas(
+        &env,
+        &sw,
+        (uas_sip, uas_media),
+        ("uac-prack", "calls_uac_prack.xml"),
+        ("uas-prack", Some("calls_uas_prack.xml")),
+        30,
+    );
+    let why = || describe(&env, &sw, &["uac-prack", "uas-prack"]);
+    assert!(
+        uas.ok(),
+        "callee (PRACK from the switch): {:?}\n{}",
+        uas.status,
+        why()
+    );
+    assert!(
+        uac.ok(),
+        "caller (reliable 183, PRACK, 200): {:?}\n{}",
+        uac.status,
+        why()
+    );
+    let ended = calls_ended(&sw, 1);
+    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    assert_eq!(
+        sw.lines("PRACK sent to the callee").len(),
+        1,
+        "{}",
+        sw.log()
+    );
+    assert_ended_once(&mut sw, 1);
+}
+
+#[test]
+fn the_switch_refreshes_a_session_timer_it_was_made_refresher_of() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    // Neither SIPp sends RTP for 47 s: no RTP inactivity hangup.
+    let main = env.config_dir().join("carillon.toml");
+    let text = std::fs::read_to_string(&main).expect("read carillon.toml");
+    std::fs::write(
+        &main,
+        set_keys(&text, "rtp", &[("timeout_secs", "0".into())]),
+    )
+    .expect("write carillon.toml");
+    let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    // Session-Expires: 90 from a caller without timer support: the switch
+    // refreshes at 45 s (UPDATE, which the caller allows). About 47 s.
+    let (uac, uas) = uac_uas(
+        &env,
+        &sw,
+        (uas_sip, uas_media),
+        ("uac-timer", "calls_uac_session_timer.xml"),
+        ("uas-timer", None),
+        70,
+    );
+    let why = || describe(&env, &sw, &["uac-timer", "uas-timer"]);
+    assert!(
+        uac.ok(),
+        "caller: no UPDATE refresh within 60 s? {:?}\n{}",
+        uac.status,
+        why()
+    );
+    assert!(uas.ok(), "callee: {:?}\n{}", uas.status, why());
+    let refreshes = sw.lines("session refresh sent");
+    assert_eq!(refreshes.len(), 1, "{}", sw.log());
+    assert_eq!(refreshes[0].get("method"), Some("UPDATE"));
+    let ended = calls_ended(&sw, 1);
+    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    assert_eq!(
+        ended[0].num("cause"),
+        Some(16),
+        "ended by the BYE, not the timer"
+    );
+    assert_ended_once(&mut sw, 1);
+}
+
+#[test]
+fn a_caller_at_its_max_calls_is_refused_486_while_its_first_call_goes_on() {
+    require_sipp();
+    let users = users_with_codecs(&["ulaw", "alaw"], &["ulaw", "alaw"]).replace(
+        "password = \"changeme100\"\n",
+        "password = \"changeme100\"\nmax_calls = 1\n",
+    );
+    assert!(users.contains("max_calls = 1"));
+    let mut env = CallEnv::new(&Options {
+        users_toml: Some(users),
+        ..Options::default()
+    });
+    let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    // The first call is answered and lasts 2 s (the callee hangs up).
+    let mut uas = start_uas(
+        &env,
+        "uas-first",
+        Some("calls_uas_bye.xml"),
+        uas_sip,
+        uas_media,
+        1,
+    );
+    let csv = write_csv(
+        env.path(),
+        "uac-first.csv",
+        &[auth_line("100", PW100, &["101"])],
+    );
+    let mut cmd = sipp_cmd(env.path(), "uac-first", free_port_span(1));
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("calls_uac_wait_bye.xml")])
+        .args(["-inf", &csv])
+        .args(["-mp", &free_port_span(3).to_string()])
+        .args(["-m", "1", "-timeout", "30s"]);
+    let mut first = Bg::spawn(cmd, env.path(), "uac-first", Duration::from_secs(35));
+    let answered = sw.wait_lines("call answered", 1, Duration::from_secs(10));
+    assert_eq!(
+        answered.len(),
+        1,
+        "the first call was not answered\n{}",
+        sw.log()
+    );
+    // The second, while the first is up: 486 with Reason cause=17.
+    let second = run_uac(&env, &sw, "uac-second", "calls_uac_busy.xml", &[], 1, 1);
+    let first = first.wait();
+    let uas = uas.wait();
+    let why = || describe(&env, &sw, &["uac-first", "uac-second", "uas-first"]);
+    assert!(
+        second.ok(),
+        "the second call was not refused 486: {:?}\n{}",
+        second.status,
+        why()
+    );
+    assert!(
+        first.ok(),
+        "the first call suffered: {:?}\n{}",
+        first.status,
+        why()
+    );
+    assert!(uas.ok(), "callee: {:?}\n{}", uas.status, why());
+    assert_eq!(sw.lines("call limit reached").len(), 1, "{}", sw.log());
+    let ended = calls_ended(&sw, 2);
+    let mut dispositions: Vec<&str> = ended.iter().filter_map(|l| l.get("disposition")).collect();
+    dispositions.sort_unstable();
+    assert_eq!(dispositions, vec!["ANSWERED", "BUSY"], "{}", sw.log());
+    assert_ended_once(&mut sw, 2);
 }

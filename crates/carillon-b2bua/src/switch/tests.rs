@@ -16,6 +16,8 @@ fn config() -> SwitchConfig {
             context: "internal".into(),
             codecs: vec![],
             max_contacts: 2,
+            max_calls: None,
+            max_cps: None,
         }],
         registrar: RegistrarConfig::default(),
         policy: PolicyConfig {

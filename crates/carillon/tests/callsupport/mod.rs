@@ -109,6 +109,32 @@ pub fn free_port() -> u16 {
     free_port_span(0)
 }
 
+/// A UDP port free on `ip` (127.0.0.1 or another loopback address), with
+/// `extra` ports above it free there too, taken from 30000..32767: below
+/// the kernel's ephemeral ports (32768 up) and every test switch's RTP
+/// range (40000 up, see [`CallEnv::new`]), so that a peer's port never
+/// lands in a switch's RTP range and makes its bind fail.
+pub fn free_udp_port_on(ip: IpAddr, extra: u16) -> u16 {
+    const LOW: u16 = 30000;
+    const SPAN: u16 = 2700;
+    let start = u16::try_from(unique() % u64::from(SPAN)).unwrap_or(0);
+    for i in 0..SPAN {
+        let port = LOW + (start + i * 7) % SPAN;
+        let mut held = Vec::new();
+        let ok = (0..=extra).all(|k| match UdpSocket::bind((ip, port + k)) {
+            Ok(s) => {
+                held.push(s);
+                true
+            }
+            Err(_) => false,
+        });
+        if ok {
+            return port;
+        }
+    }
+    panic!("no free UDP port found on {ip}");
+}
+
 /// Sets `key = value` inside `[section]` of a TOML text (replacing those
 /// keys there; a missing section is appended).
 pub fn set_keys(text: &str, section: &str, keys: &[(&str, String)]) -> String {
@@ -229,9 +255,11 @@ impl CallEnv {
             .expect("temp dir");
         let port = free_port();
         // A private 400-port RTP range per switch, so that switches of
-        // tests running side by side never compete for ports.
+        // tests running side by side never compete for ports. Below the
+        // kernel's ephemeral range (32768-60999), so a port the OS hands
+        // to a test peer can never be one the switch wants for RTP.
         let slot = u16::try_from(unique() % 50).unwrap_or(0);
-        let base = 40000 + slot * 400;
+        let base = 10000 + slot * 400;
         let rtp = (base, base + 398);
         let config = dir.path().join("config");
         fs::create_dir_all(&config).expect("config dir");
@@ -740,9 +768,15 @@ pub fn sipp_register(sw: &Switch, dir: &Path, user: &str, password: &str, sip_po
 
 /// A SIPp command with the common flags: bounded, no keyboard, stats file.
 pub fn sipp_cmd(dir: &Path, name: &str, sip_port: u16) -> Command {
+    sipp_cmd_on(dir, name, LOCALHOST, sip_port)
+}
+
+/// [`sipp_cmd`] with SIPp bound to another loopback address (127.0.0.2…),
+/// for a peer the switch must tell apart by source address (a trunk).
+pub fn sipp_cmd_on(dir: &Path, name: &str, ip: IpAddr, sip_port: u16) -> Command {
     let mut cmd = Command::new("sipp");
     cmd.current_dir(dir)
-        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string()])
+        .args(["-i", &ip.to_string(), "-p", &sip_port.to_string()])
         .args(["-nostdin", "-timeout_error"])
         .args(["-trace_stat", "-stf", &format!("{name}-stat.csv")])
         .args(["-trace_err", "-error_file", &format!("{name}-err.log")])
