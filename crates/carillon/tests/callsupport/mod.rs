@@ -111,9 +111,9 @@ pub fn free_port() -> u16 {
 
 /// A UDP port free on `ip` (127.0.0.1 or another loopback address), with
 /// `extra` ports above it free there too, taken from 30000..32767: below
-/// the kernel's ephemeral ports (32768 up) and every test switch's RTP
-/// range (40000 up, see [`CallEnv::new`]), so that a peer's port never
-/// lands in a switch's RTP range and makes its bind fail.
+/// the kernel's ephemeral ports (32768 up) and above every test switch's
+/// RTP range (10000..29999, see [`CallEnv::new`]), so that a peer's port
+/// never lands in a switch's RTP range and makes its bind fail.
 pub fn free_udp_port_on(ip: IpAddr, extra: u16) -> u16 {
     const LOW: u16 = 30000;
     const SPAN: u16 = 2700;
