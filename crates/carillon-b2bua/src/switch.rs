@@ -261,6 +261,24 @@ impl Switch {
     }
 
     /// Sends what the trunk machines want sent and logs their events.
+    /// Starts a graceful stop: every outbound trunk registration is
+    /// removed (REGISTER with Expires: 0). Returns whether the caller should
+    /// keep feeding input and timeouts until [`Switch::stopping_done`] (the
+    /// registrars' answers), with a deadline of its own.
+    pub fn begin_stop(&mut self, now: Instant) -> bool {
+        let Some(t) = self.trunks.as_mut() else {
+            return false;
+        };
+        t.unregister_all(now);
+        self.drain_trunks();
+        !self.stopping_done()
+    }
+
+    /// True once no outbound registration is held any more.
+    pub fn stopping_done(&self) -> bool {
+        self.trunks.as_ref().is_none_or(|t| !t.registrations_held())
+    }
+
     fn drain_trunks(&mut self) {
         let Some(t) = self.trunks.as_mut() else {
             return;

@@ -99,6 +99,9 @@ fn unix_now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// How long a stop waits for registrars to answer our un-REGISTERs.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// Datagrams read from one socket per readiness event before the loop
 /// looks at timers and control commands again.
 pub const UDP_BATCH: usize = 64;
@@ -226,11 +229,23 @@ async fn run(
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     let mut batch = Vec::with_capacity(256);
     switch.handle_timeout(Instant::now(), unix_now_ms());
+    let mut stopping: Option<(Instant, oneshot::Sender<()>)> = None;
     loop {
         drain(&mut switch, &listeners, &mut sinks);
-        let deadline = switch
+        if let Some((until, _)) = &stopping {
+            if switch.stopping_done() || Instant::now() >= *until {
+                if let Some((_, reply)) = stopping.take() {
+                    let _ = reply.send(());
+                }
+                return;
+            }
+        }
+        let mut deadline = switch
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        if let Some((until, _)) = &stopping {
+            deadline = deadline.min(*until);
+        }
         tokio::select! {
             biased;
             c = ctl.recv() => match c {
@@ -255,9 +270,17 @@ async fn run(
                     let _ = reply.send(switch.stats().clone());
                 }
                 Some(Control::Shutdown(reply)) => {
-                    drain(&mut switch, &listeners, &mut sinks);
-                    let _ = reply.send(());
-                    return;
+                    let now = Instant::now();
+                    if switch.begin_stop(now) {
+                        // Trunk registrations are being removed: keep
+                        // serving their answers for a bounded time.
+                        info!("stopping: removing trunk registrations");
+                        stopping = Some((now + STOP_GRACE, reply));
+                    } else {
+                        drain(&mut switch, &listeners, &mut sinks);
+                        let _ = reply.send(());
+                        return;
+                    }
                 }
                 None => return,
             },

@@ -470,6 +470,20 @@ impl Trunks {
         self.collect();
     }
 
+    /// True while an outbound registration is held or still being removed
+    /// (after [`Trunks::unregister_all`], wait for this to turn false).
+    pub fn registrations_held(&self) -> bool {
+        self.states
+            .iter()
+            .filter_map(|s| s.registration.as_ref())
+            .any(|r| {
+                !matches!(
+                    r.state(),
+                    RegistrationState::Unregistered | RegistrationState::Failed { .. }
+                )
+            })
+    }
+
     /// A response that may answer one of our OPTIONS or REGISTER requests
     /// (matched by top Via branch). Returns whether it was ours; if not,
     /// it belongs to someone else (the switch's own transactions).

@@ -559,7 +559,7 @@ fn a_contact_that_stops_answering_options_is_skipped_for_the_next_one() {
 }
 
 #[test]
-fn a_registering_trunk_answers_the_registrars_401_and_refreshes_before_expiry() {
+fn a_registering_trunk_answers_the_401_refreshes_before_expiry_and_unregisters_at_stop() {
     require_sipp();
     let registrar_port = free_udp_port_on(CARRIER_IP, 1);
     let mut env = trunk_env(&format!(
@@ -579,7 +579,17 @@ fn a_registering_trunk_answers_the_registrars_401_and_refreshes_before_expiry() 
         registrar_port,
         1,
     );
-    let sw = env.start();
+    let mut sw = env.start();
+    // Registered, refreshed within the 4 s grant, then granted 60 s...
+    let refreshed = sw.wait_lines("Registered { expires: 60 }", 1, Duration::from_secs(15));
+    assert_eq!(
+        refreshed.len(),
+        1,
+        "{}",
+        describe(&env, &sw, &["registrar"])
+    );
+    // ...and SIGTERM removes the binding before the switch exits.
+    sw.stop();
     let run = registrar.wait();
     assert_sipp_ok(&run, &env, &sw, "registrar", &["registrar"]);
     assert_eq!(
@@ -590,12 +600,18 @@ fn a_registering_trunk_answers_the_registrars_401_and_refreshes_before_expiry() 
     let registers = received(&env, "registrar", "REGISTER");
     assert_eq!(
         registers.len(),
-        3,
+        4,
         "{}",
         describe(&env, &sw, &["registrar"])
     );
     assert!(header(&registers[0], "Authorization").is_none());
-    for r in &registers {
+    assert_eq!(
+        header(&registers[3], "Expires"),
+        Some("0"),
+        "{}",
+        registers[3]
+    );
+    for r in registers.iter().take(3) {
         assert_eq!(header(r, "Expires"), Some("120"), "{r}");
         assert!(
             header(r, "To")
