@@ -535,7 +535,9 @@ impl Switch {
                 405
             }
         };
-        debug!(method = %method, source = %peer, status, "request");
+        // The user is only worked out when this line is enabled (tracing
+        // evaluates fields lazily).
+        debug!(method = %method, source = %peer, user = %from_user(msg), status, "request");
     }
 
     /// Checks credentials. `Err(stale)` means: send a challenge.
@@ -712,6 +714,18 @@ impl Switch {
             }
         }
     }
+}
+
+/// The user part of the From URI, or `-`: who a request says it is from,
+/// for the per-request log line.
+fn from_user(msg: &Message) -> String {
+    msg.header(HeaderName::From)
+        .and_then(|f| {
+            NameAddr::parse(&f)
+                .ok()
+                .and_then(|n| n.uri.user.map(str::to_owned))
+        })
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 #[cfg(test)]
