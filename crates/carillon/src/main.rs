@@ -89,6 +89,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every relayed call holds four UDP sockets (RTP and RTCP on each leg),
+/// so the usual soft limit of 1,024 open files would cap the switch at
+/// about 250 calls. Raises the soft limit to the hard one and says how many
+/// calls the result leaves room for.
+fn raise_open_file_limit(rtp_ports: (u16, u16)) {
+    let (soft, hard) = match rlimit::Resource::NOFILE.get() {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "cannot read the open file limit");
+            return;
+        }
+    };
+    let limit = if soft < hard {
+        match rlimit::Resource::NOFILE.set(hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                warn!(error = %e, soft, hard, "cannot raise the open file limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    // Sockets other than RTP (SIP, database, spool): a generous reserve.
+    let calls_by_files = limit.saturating_sub(256) / 4;
+    let calls_by_ports = u64::from(rtp_ports.1.saturating_sub(rtp_ports.0)) / 4;
+    if calls_by_files < calls_by_ports {
+        warn!(
+            open_files = limit,
+            relayed_calls = calls_by_files,
+            rtp_range_calls = calls_by_ports,
+            "the open file limit caps concurrent relayed calls below what the RTP port range allows; raise it (LimitNOFILE= in systemd, ulimit -Hn)"
+        );
+    } else {
+        info!(
+            open_files = limit,
+            relayed_calls = calls_by_ports,
+            "capacity"
+        );
+    }
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -252,6 +294,7 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         None => Vec::new(),
     };
 
+    raise_open_file_limit(cfg.rtp_ports);
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
     info!(advertise = %advertise, "address written in SIP and SDP");
     let seed = cfg.rng_seed.unwrap_or_else(|| {
