@@ -9,6 +9,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/toml_text.rs"]
+mod toml_text;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -135,55 +138,7 @@ pub fn free_udp_port_on(ip: IpAddr, extra: u16) -> u16 {
     panic!("no free UDP port found on {ip}");
 }
 
-/// Sets `key = value` inside `[section]` of a TOML text (replacing those
-/// keys there; a missing section is appended).
-pub fn set_keys(text: &str, section: &str, keys: &[(&str, String)]) -> String {
-    let header = format!("[{section}]");
-    let mut out = String::new();
-    let mut current = String::new();
-    let mut found = false;
-    let mut skipping_array = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if skipping_array {
-            if t.contains(']') {
-                skipping_array = false;
-            }
-            continue;
-        }
-        if t.starts_with('[') {
-            current = t.split('#').next().unwrap_or("").trim().to_owned();
-            out.push_str(line);
-            out.push('\n');
-            if current == header {
-                found = true;
-                for (k, v) in keys {
-                    out.push_str(&format!("{k} = {v}\n"));
-                }
-            }
-            continue;
-        }
-        if current == header {
-            let key = t.split('=').next().unwrap_or("").trim();
-            if t.contains('=') && keys.iter().any(|(k, _)| *k == key) {
-                let value = t.split_once('=').map_or("", |(_, v)| v.trim());
-                if value.starts_with('[') && !value.contains(']') {
-                    skipping_array = true;
-                }
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if !found {
-        out.push_str(&format!("\n{header}\n"));
-        for (k, v) in keys {
-            out.push_str(&format!("{k} = {v}\n"));
-        }
-    }
-    out
-}
+pub use toml_text::set_keys;
 
 /// Drops every `[[listen]]` table and appends UDP and TCP on `addr`.
 fn replace_listeners(text: &str, addr: SocketAddr) -> String {

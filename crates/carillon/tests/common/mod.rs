@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+#[path = "toml_text.rs"]
+mod toml_text;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -124,57 +127,7 @@ impl Options {
     }
 }
 
-/// Sets `key = value` inside `[section]` of a TOML text: lines with those
-/// keys in that section are dropped (a multi-line array with them) and
-/// the new values are written right under the section header; a missing
-/// section is appended.
-pub fn set_keys(text: &str, section: &str, keys: &[(String, String)]) -> String {
-    let header = format!("[{section}]");
-    let mut out = String::new();
-    let mut current = String::new();
-    let mut found = false;
-    let mut skipping_array = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if skipping_array {
-            if t.contains(']') {
-                skipping_array = false;
-            }
-            continue;
-        }
-        if t.starts_with('[') {
-            current = t.split('#').next().unwrap_or("").trim().to_owned();
-            out.push_str(line);
-            out.push('\n');
-            if current == header {
-                found = true;
-                for (k, v) in keys {
-                    out.push_str(&format!("{k} = {v}\n"));
-                }
-            }
-            continue;
-        }
-        if current == header {
-            let key = t.split('=').next().unwrap_or("").trim();
-            if t.contains('=') && keys.iter().any(|(k, _)| k == key) {
-                let value = t.split_once('=').map_or("", |(_, v)| v.trim());
-                if value.starts_with('[') && !value.contains(']') {
-                    skipping_array = true;
-                }
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if !found {
-        out.push_str(&format!("\n{header}\n"));
-        for (k, v) in keys {
-            out.push_str(&format!("{k} = {v}\n"));
-        }
-    }
-    out
-}
+pub use toml_text::set_keys;
 
 /// Drops every `[[listen]]` table and appends the given ones.
 pub fn replace_listeners(text: &str, listeners: &[(&str, SocketAddr)]) -> String {
@@ -245,11 +198,11 @@ impl Env {
             "database",
             &[
                 (
-                    "url".into(),
+                    "url",
                     format!("\"sqlite://{}\"", var.join("carillon.db").display()),
                 ),
                 (
-                    "cdr_spool".into(),
+                    "cdr_spool",
                     format!("\"{}\"", var.join("cdr-spool.jsonl").display()),
                 ),
             ],
