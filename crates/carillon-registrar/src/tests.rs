@@ -286,6 +286,47 @@ fn restored_bindings_are_found_again() {
 }
 
 #[test]
+fn a_restored_binding_never_replaces_the_one_held_for_the_same_contact() {
+    // Stored before an outage (expires NOW+600); the phone re-registered
+    // while the database was down (expires NOW+3600). Restoring the stored
+    // row late must keep the newer one, and add contacts not held.
+    let mut r = Registrar::new(RegistrarConfig::default());
+    let stored = r
+        .handle_register(
+            NOW,
+            &register(
+                "c1",
+                1,
+                &["<sip:100@10.0.0.1>", "<sip:100@10.0.0.2>"],
+                Some(600),
+            ),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap()
+        .bindings;
+    let mut live = Registrar::new(RegistrarConfig::default());
+    live.handle_register(
+        NOW + 5,
+        &register("c2", 1, &["<sip:100@10.0.0.1>"], Some(3600)),
+        "100@example.com",
+        "udp:b",
+        3,
+    )
+    .unwrap();
+    live.restore(stored, NOW + 10);
+    let held = live.lookup("100@example.com", NOW + 10);
+    assert_eq!(held.len(), 2);
+    let first = held
+        .iter()
+        .find(|b| b.contact.contains("10.0.0.1"))
+        .unwrap();
+    assert_eq!(first.call_id, "c2");
+    assert_eq!(first.source, "udp:b");
+}
+
+#[test]
 fn the_aor_of_a_non_sip_to_is_a_bad_request() {
     let na = NameAddr::parse("isbn:2983792873").unwrap();
     assert_eq!(aor_of(&na).unwrap_err().status(), 400);
