@@ -23,6 +23,7 @@ use carillon_cdr::WallClock;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::batch;
 use crate::bindings::{BindingChange, Coalescer};
 use crate::clock::SystemClock;
 use crate::store::{Store, StoreOptions};
@@ -188,28 +189,14 @@ async fn run(
             msg = rx.recv(), if open => match msg {
                 None => open = false,
                 Some(msg) => {
-                    let mut next = Some(msg);
-                    let mut waited = config.batch_window.is_zero();
-                    loop {
-                        while let Some(msg) = next.take() {
-                            match msg {
-                                Msg::Change(c) => pending.push(c),
-                                Msg::Flush(w) => waiters.push(w),
-                            }
-                            if pending.len() < max_batch {
-                                next = rx.try_recv().ok();
-                            }
+                    batch::gather(&mut rx, msg, config.batch_window, |msg| {
+                        match msg {
+                            Msg::Change(c) => pending.push(c),
+                            Msg::Flush(w) => waiters.push(w),
                         }
-                        if waited || !waiters.is_empty() || pending.len() >= max_batch {
-                            break;
-                        }
-                        // Group commit: let more changes arrive. The
-                        // channel is not polled meanwhile, so senders do
-                        // not wake this task once per change.
-                        tokio::time::sleep(config.batch_window).await;
-                        waited = true;
-                        next = rx.try_recv().ok();
-                    }
+                        !waiters.is_empty() || pending.len() >= max_batch
+                    })
+                    .await;
                 }
             },
             () = sleep_until_opt(retry_at) => retry_at = None,

@@ -30,6 +30,7 @@ use carillon_cdr::{CallRecord, CdrSink, WallClock};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::batch;
 use crate::error::StoreError;
 use crate::spool::{self, Spool};
 use crate::store::{Store, StoreOptions};
@@ -249,28 +250,15 @@ impl Worker {
                 msg = rx.recv(), if open => match msg {
                     None => open = false,
                     Some(msg) => {
-                        let mut next = Some(msg);
-                        let mut waited = self.config.batch_window.is_zero();
-                        loop {
-                            while let Some(msg) = next.take() {
-                                match msg {
-                                    Msg::Record(r) => batch.push(*r),
-                                    Msg::Flush(w) => waiters.push(w),
-                                }
-                                if batch.len() < self.config.max_batch {
-                                    next = rx.try_recv().ok();
-                                }
+                        let max = self.config.max_batch;
+                        batch::gather(&mut rx, msg, self.config.batch_window, |msg| {
+                            match msg {
+                                Msg::Record(r) => batch.push(*r),
+                                Msg::Flush(w) => waiters.push(w),
                             }
-                            if waited || !waiters.is_empty() || batch.len() >= self.config.max_batch {
-                                break;
-                            }
-                            // Group commit; the channel is not polled
-                            // meanwhile, so senders do not wake this task
-                            // once per record.
-                            tokio::time::sleep(self.config.batch_window).await;
-                            waited = true;
-                            next = rx.try_recv().ok();
-                        }
+                            !waiters.is_empty() || batch.len() >= max
+                        })
+                        .await;
                     }
                 },
                 () = sleep_until_opt(self.retry_at) => {

@@ -25,6 +25,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod batch;
 mod binding_writer;
 mod bindings;
 mod cdr_writer;
