@@ -23,11 +23,12 @@
 //! per-user call limits in [`limits`].
 
 pub mod limits;
+pub mod ports;
 pub mod prack;
 pub mod session_timer;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,9 @@ pub struct CallConfig {
     pub sip_addr: SocketAddr,
     /// RTP port range (even ports are used for RTP, odd for RTCP).
     pub rtp_ports: (u16, u16),
+    /// Media workers: the port range is shared out between them (see
+    /// [`ports`]).
+    pub media_workers: usize,
     /// Voice codecs offered on outgoing legs when the callee has none set.
     pub default_codecs: Vec<CodecName>,
     pub timers: TimerConfig,
@@ -77,6 +81,7 @@ impl Default for CallConfig {
             media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             sip_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 5060)),
             rtp_ports: (10000, 20000),
+            media_workers: 1,
             default_codecs: vec![CodecName::Pcmu, CodecName::Pcma],
             timers: TimerConfig::default(),
             trunks: None,
@@ -237,7 +242,7 @@ pub struct Calls {
     by_session: HashMap<SessionId, u64>,
     clients: HashMap<String, ClientEntry>,
     deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
-    free_ports: VecDeque<u16>,
+    free_ports: ports::PortPool,
     next_id: u64,
     cps: limits::CpsWindows,
 }
@@ -301,9 +306,7 @@ fn status_for_cause(cause: u8) -> u16 {
 
 impl Calls {
     pub fn new(config: CallConfig) -> Self {
-        let (lo, hi) = config.rtp_ports;
-        let first = lo + (lo % 2);
-        let free_ports = (first..hi.saturating_sub(1)).step_by(2).collect();
+        let free_ports = ports::PortPool::new(config.rtp_ports, config.media_workers);
         Calls {
             config,
             calls: HashMap::new(),
@@ -354,9 +357,7 @@ impl Calls {
 
     /// RTP ports currently allocated to legs.
     pub fn ports_in_use(&self) -> usize {
-        let (lo, hi) = self.config.rtp_ports;
-        let total = (lo + (lo % 2)..hi.saturating_sub(1)).step_by(2).count();
-        total - self.free_ports.len()
+        self.free_ports.in_use()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -526,7 +527,9 @@ impl Switch {
                 return 488;
             }
         };
-        let Some(port) = self.calls.free_ports.pop_front() else {
+        let call_key = self.calls.next_id();
+        let session = SessionId(call_key);
+        let Some(port) = self.calls.free_ports.take(session) else {
             warn!("RTP port range exhausted");
             self.respond(now, key, msg, peer, 503, |b| b.reason("No Media Ports"));
             return 503;
@@ -546,14 +549,12 @@ impl Switch {
         let (answer, a_plan) = match carillon_sdp::answer(&offer, &policy) {
             Ok(x) => x,
             Err(e) => {
-                self.calls.free_ports.push_back(port);
+                self.calls.free_ports.give(port);
                 info!(error = %e, "no common codec with the caller");
                 self.respond(now, key, msg, peer, 488, |b| b);
                 return 488;
             }
         };
-        let call_key = self.calls.next_id();
-        let session = SessionId(call_key);
         // Unique across switches sharing one database: time, call number and
         // 32 random bits (an insert with an existing id would be skipped).
         let uniqueid = format!(
@@ -599,7 +600,7 @@ impl Switch {
         let exec = match Execution::start(&plan, &context, &exten, info) {
             Ok(e) => e,
             Err(e) => {
-                self.calls.free_ports.push_back(port);
+                self.calls.free_ports.give(port);
                 info!(caller = %caller_num, exten = %exten, context = %context, error = %e, "no route");
                 self.respond(now, key, msg, peer, 404, |b| b);
                 return 404;
@@ -876,7 +877,10 @@ impl Switch {
     }
 
     fn start_fork(&mut self, now: Instant, key: u64, spec: ForkSpec) -> bool {
-        let Some(port) = self.calls.free_ports.pop_front() else {
+        let Some(session) = self.calls.calls.get(&key).map(|c| c.session) else {
+            return false;
+        };
+        let Some(port) = self.calls.free_ports.take(session) else {
             warn!("RTP port range exhausted");
             return false;
         };
@@ -885,7 +889,7 @@ impl Switch {
         let branch = format!("z9hG4bK{}", self.random_hex());
         let session_id = self.rng_u64() >> 1;
         let Some(call) = self.calls.calls.get(&key) else {
-            self.calls.free_ports.push_back(port);
+            self.calls.free_ports.give(port);
             return false;
         };
         let realm = self.realm.clone();
@@ -1860,7 +1864,7 @@ impl Switch {
     /// Frees a leg's port and indexes; its transactions finish on their own.
     fn release_leg(&mut self, key: u64, leg: Leg) {
         self.trunk_leg_done(&leg);
-        self.calls.free_ports.push_back(leg.media_port);
+        self.calls.free_ports.give(leg.media_port);
         self.calls.by_call_id.remove(&leg.call_id);
         if let Some(call) = self.calls.calls.get_mut(&key) {
             if call.early_leg == Some(leg.id) {
@@ -1962,11 +1966,11 @@ impl Switch {
             return;
         };
         for leg in &call.forks {
-            self.calls.free_ports.push_back(leg.media_port);
+            self.calls.free_ports.give(leg.media_port);
             self.calls.by_call_id.remove(&leg.call_id);
             self.trunk_leg_done(leg);
         }
-        self.calls.free_ports.push_back(call.a.media_port);
+        self.calls.free_ports.give(call.a.media_port);
         self.calls.by_call_id.remove(&call.a.call_id);
         self.calls.by_session.remove(&call.session);
         self.media(MediaCommand::CloseSession {

@@ -15,6 +15,32 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
+impl SessionId {
+    /// The media worker (of `workers`) that owns this session. The media
+    /// runtime routes every command of the session there, and the switch
+    /// gives the session RTP ports only from that worker's share of the
+    /// range, so a worker can keep released sockets open for its own next
+    /// calls (see [`port_partition`]). Sequential ids spread evenly.
+    pub fn worker(self, workers: usize) -> usize {
+        (mix(self.0) % workers.max(1) as u64) as usize
+    }
+}
+
+/// The worker (of `workers`) whose share of the RTP range holds the pair
+/// starting at even port `rtp_port`: pairs are dealt round-robin, so every
+/// worker's share spans the whole range.
+pub fn port_partition(rtp_port: u16, workers: usize) -> usize {
+    usize::from(rtp_port / 2) % workers.max(1)
+}
+
+/// splitmix64 finaliser: spreads sequential ids (and seeds) evenly.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// One leg (one RTP stream pair towards one endpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LegId(pub u64);
@@ -121,4 +147,28 @@ pub enum MediaEvent {
         leg: LegId,
         stats: LegStats,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_port_pairs_are_dealt_to_every_worker_in_turn() {
+        let shares: Vec<usize> = (0..6u16)
+            .map(|i| port_partition(10000 + 2 * i, 3))
+            .collect();
+        assert_eq!(shares, [2, 0, 1, 2, 0, 1]);
+        assert_eq!(port_partition(10000, 0), 0, "zero workers count as one");
+    }
+
+    #[test]
+    fn a_session_always_maps_to_the_same_worker_in_range() {
+        for s in 0..1000 {
+            let w = SessionId(s).worker(3);
+            assert!(w < 3);
+            assert_eq!(SessionId(s).worker(3), w);
+        }
+        assert_eq!(SessionId(5).worker(0), 0);
+    }
 }

@@ -62,12 +62,48 @@ async fn next_event(events: &mut mpsc::Receiver<MediaEvent>) -> MediaEvent {
 }
 
 fn start() -> (MediaHandle, mpsc::Receiver<MediaEvent>) {
-    MediaRuntime::start(RuntimeConfig {
+    start_with(|_| {})
+}
+
+fn start_with(tune: impl FnOnce(&mut RuntimeConfig)) -> (MediaHandle, mpsc::Receiver<MediaEvent>) {
+    let mut config = RuntimeConfig {
         workers: 2,
         rng_seed: Some(7),
         ..RuntimeConfig::new(LOOPBACK)
-    })
-    .expect("runtime starts")
+    };
+    tune(&mut config);
+    MediaRuntime::start(config).expect("runtime starts")
+}
+
+fn all_bind(ports: &[u16]) -> bool {
+    let held: Vec<_> = ports
+        .iter()
+        .map(|&p| std::net::UdpSocket::bind((LOOPBACK, p)))
+        .collect();
+    held.iter().all(Result::is_ok)
+}
+
+/// Opens one PCMU leg towards `remote` and waits for `LegOpened`.
+async fn open_leg(
+    handle: &MediaHandle,
+    events: &mut mpsc::Receiver<MediaEvent>,
+    session: SessionId,
+    leg: LegId,
+    port: u16,
+    remote: SocketAddr,
+) {
+    handle
+        .send(MediaCommand::OpenLeg {
+            session,
+            leg,
+            local_port: port,
+            params: params(AudioCodec::Pcmu, remote),
+        })
+        .unwrap();
+    match next_event(events).await {
+        MediaEvent::LegOpened { leg: opened, .. } if opened == leg => {}
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 /// Every command for a session is handled in order by one worker, so once
@@ -134,7 +170,7 @@ async fn talk(
 
 #[tokio::test]
 async fn a_pcmu_phone_and_a_pcma_phone_talk_through_the_runtime_and_close_releases_the_ports() {
-    let (handle, mut events) = start();
+    let (handle, mut events) = start_with(|c| c.idle_socket_ttl = Duration::from_millis(300));
     let phone_a = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
     let phone_b = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
     let port_a = free_pair();
@@ -232,11 +268,100 @@ async fn a_pcmu_phone_and_a_pcma_phone_talk_through_the_runtime_and_close_releas
         assert_eq!((stats.bytes_in, stats.bytes_out), (50 * 172, 50 * 172));
         assert_eq!(stats.lost, 0);
     }
-    // The sockets are closed: every port binds again.
-    for port in [port_a, port_a + 1, port_b, port_b + 1] {
-        std::net::UdpSocket::bind((LOOPBACK, port))
-            .unwrap_or_else(|e| panic!("port {port} still held: {e}"));
+    // The released sockets are kept for reuse, then closed once idle for
+    // the TTL: every port binds again.
+    let ports = [port_a, port_a + 1, port_b, port_b + 1];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !all_bind(&ports) {
+        assert!(tokio::time::Instant::now() < deadline, "ports still held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_released_pair_is_handed_back_to_the_next_leg_on_its_port_and_relays() {
+    let (handle, mut events) = start();
+    let phone = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let other = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let port_a = free_pair();
+    let port_b = free_pair();
+    let session = SessionId(41);
+    open_leg(
+        &handle,
+        &mut events,
+        session,
+        LegId(1),
+        port_a,
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    handle
+        .send(MediaCommand::CloseLeg {
+            session,
+            leg: LegId(1),
+        })
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut events).await,
+        MediaEvent::LegClosed { .. }
+    ));
+    // Still open, held for reuse.
+    assert!(std::net::UdpSocket::bind((LOOPBACK, port_a)).is_err());
+    // The same worker (same session) binds the port again: it gets the
+    // kept pair, and media flows through it.
+    open_leg(
+        &handle,
+        &mut events,
+        session,
+        LegId(2),
+        port_a,
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    open_leg(
+        &handle,
+        &mut events,
+        session,
+        LegId(3),
+        port_b,
+        other.local_addr().unwrap(),
+    )
+    .await;
+    handle
+        .send(MediaCommand::Bridge {
+            session,
+            a: LegId(2),
+            b: LegId(3),
+        })
+        .unwrap();
+    barrier(&handle, &mut events, session).await;
+    let got = talk(&phone, port_a, 0, 0x1234, &other).await;
+    assert_eq!(got.len(), 50);
+    assert!(got.values().all(|(_, src)| src.port() == port_b));
+    handle.send(MediaCommand::CloseSession { session }).unwrap();
+}
+
+#[tokio::test]
+async fn with_no_room_for_idle_sockets_a_release_closes_them_at_once() {
+    let (handle, mut events) = start_with(|c| c.max_open_sockets = 0);
+    let phone = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let port = free_pair();
+    let session = SessionId(43);
+    open_leg(
+        &handle,
+        &mut events,
+        session,
+        LegId(1),
+        port,
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    handle.send(MediaCommand::CloseSession { session }).unwrap();
+    assert!(matches!(
+        next_event(&mut events).await,
+        MediaEvent::LegClosed { .. }
+    ));
+    assert!(all_bind(&[port, port + 1]), "ports still held after close");
 }
 
 #[tokio::test]

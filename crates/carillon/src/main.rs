@@ -89,19 +89,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Open files kept for everything but RTP sockets (SIP, database, spool).
+const FILES_RESERVED: u64 = 256;
+
 /// Every relayed call holds four UDP sockets (RTP and RTCP on each leg),
-/// so the usual soft limit of 1,024 open files would cap the switch at
-/// about 250 calls. Raises the soft limit to the hard one and says how many
-/// calls the result leaves room for.
-fn raise_open_file_limit(rtp_ports: (u16, u16)) {
+/// and the media workers keep released sockets open for reuse, so up to
+/// the whole RTP range can be open at once; the usual soft limit of 1,024
+/// open files would cap the switch at about 250 calls. Raises the limit to
+/// what the range needs (the hard limit too when allowed, as for root),
+/// else to the hard limit, says how many calls the result leaves room for
+/// and returns it.
+fn raise_open_file_limit(rtp_ports: (u16, u16)) -> u64 {
     let (soft, hard) = match rlimit::Resource::NOFILE.get() {
         Ok(l) => l,
         Err(e) => {
             warn!(error = %e, "cannot read the open file limit");
-            return;
+            return 1024;
         }
     };
-    let limit = if soft < hard {
+    let wanted = u64::from(rtp_ports.1.saturating_sub(rtp_ports.0)) + 1 + FILES_RESERVED;
+    let limit = if soft >= wanted {
+        soft
+    } else if hard < wanted && rlimit::Resource::NOFILE.set(wanted, wanted).is_ok() {
+        wanted
+    } else if soft < hard {
         match rlimit::Resource::NOFILE.set(hard, hard) {
             Ok(()) => hard,
             Err(e) => {
@@ -112,8 +123,7 @@ fn raise_open_file_limit(rtp_ports: (u16, u16)) {
     } else {
         soft
     };
-    // Sockets other than RTP (SIP, database, spool): a generous reserve.
-    let calls_by_files = limit.saturating_sub(256) / 4;
+    let calls_by_files = limit.saturating_sub(FILES_RESERVED) / 4;
     let calls_by_ports = u64::from(rtp_ports.1.saturating_sub(rtp_ports.0)) / 4;
     if calls_by_files < calls_by_ports {
         warn!(
@@ -129,6 +139,7 @@ fn raise_open_file_limit(rtp_ports: (u16, u16)) {
             "capacity"
         );
     }
+    limit
 }
 
 fn init_logging() {
@@ -294,7 +305,12 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
         None => Vec::new(),
     };
 
-    raise_open_file_limit(cfg.rtp_ports);
+    let open_files = raise_open_file_limit(cfg.rtp_ports);
+    let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
+    media_cfg.rtp_timeout = cfg.rtp_timeout;
+    media_cfg.hold_timeout = cfg.hold_timeout;
+    media_cfg.max_open_sockets =
+        usize::try_from(open_files.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX);
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
     info!(advertise = %advertise, "address written in SIP and SDP");
     let seed = cfg.rng_seed.unwrap_or_else(|| {
@@ -317,6 +333,7 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
             media_ip: advertise,
             sip_addr: std::net::SocketAddr::new(advertise, 5060),
             rtp_ports: cfg.rtp_ports,
+            media_workers: media_cfg.workers,
             default_codecs: vec![carillon_sdp::CodecName::Pcmu, carillon_sdp::CodecName::Pcma],
             timers: carillon_transaction::TimerConfig::default(),
             trunks: cfg.trunks.clone(),
@@ -344,9 +361,6 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     };
     let sink = writer.clone();
     let cdr_sink = cdrs.clone();
-    let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
-    media_cfg.rtp_timeout = cfg.rtp_timeout;
-    media_cfg.hold_timeout = cfg.hold_timeout;
     let (media, media_events) = carillon_rtpnet::MediaRuntime::start(media_cfg)?;
     let sinks = Sinks {
         binding: Box::new(move |c: BindingChange| {
