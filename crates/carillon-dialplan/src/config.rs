@@ -18,343 +18,24 @@ use crate::plan::{
     DEFAULT_MAX_STEPS,
 };
 use crate::template::{Template, VarName};
+use carillon_tomlconf::{join, Fields, Kind, Loader, Node};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
-use toml_edit::{ImDocument, InlineTable, Item, Table, Value};
 
-/// One problem in a dialplan file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// Dotted key, e.g. `context.internal.extension[2].steps[0].app`; empty
-    /// for TOML syntax errors.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file, self.line, self.key, self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigProblem {}
+pub use carillon_tomlconf::ConfigProblem;
 
 /// The largest `max_steps` accepted.
 const MAX_STEPS_LIMIT: i64 = 1_000_000;
 /// The longest `Wait` or `timeout` accepted, in seconds (one day).
 const MAX_SECONDS: f64 = 86_400.0;
 
-#[derive(Debug)]
-struct Node {
-    line: usize,
-    kind: Kind,
+/// Dialplan-specific readers on top of the shared loader.
+trait PlanLoader {
+    fn template(&mut self, path: &str, node: &Node) -> Option<Template>;
+    fn goto_target(&mut self, path: &str, node: &Node) -> Option<GotoTarget>;
 }
 
-#[derive(Debug)]
-enum Kind {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Datetime,
-    Array(Vec<Node>),
-    Table(Vec<Entry>),
-}
-
-impl Kind {
-    fn describe(&self) -> &'static str {
-        match self {
-            Kind::Str(_) => "a string",
-            Kind::Int(_) => "an integer",
-            Kind::Float(_) => "a float",
-            Kind::Bool(_) => "a boolean",
-            Kind::Datetime => "a date-time",
-            Kind::Array(_) => "an array",
-            Kind::Table(_) => "a table",
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    value: Node,
-}
-
-/// Builds the node tree from the parsed document, with line numbers.
-struct Lines {
-    starts: Vec<usize>,
-}
-
-impl Lines {
-    fn new(text: &str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Lines { starts }
-    }
-
-    fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
-        span.map(|span| self.starts.partition_point(|&start| start <= span.start))
-    }
-
-    fn table(&self, table: &Table, fallback: usize) -> Node {
-        let line = self.line(table.span()).unwrap_or(fallback);
-        let entries = table
-            .iter()
-            .filter_map(|(key, item)| {
-                let key_line = table
-                    .get_key_value(key)
-                    .and_then(|(k, _)| self.line(k.span()))
-                    .unwrap_or(line);
-                self.item(item, key_line).map(|value| Entry {
-                    key: key.to_owned(),
-                    value,
-                })
-            })
-            .collect();
-        Node {
-            line,
-            kind: Kind::Table(entries),
-        }
-    }
-
-    fn inline_table(&self, table: &InlineTable, line: usize) -> Kind {
-        Kind::Table(
-            table
-                .iter()
-                .filter_map(|(key, _)| {
-                    let (k, item) = table.get_key_value(key)?;
-                    let key_line = self.line(k.span()).unwrap_or(line);
-                    self.item(item, key_line).map(|value| Entry {
-                        key: key.to_owned(),
-                        value,
-                    })
-                })
-                .collect(),
-        )
-    }
-
-    fn item(&self, item: &Item, fallback: usize) -> Option<Node> {
-        match item {
-            Item::None => None,
-            Item::Value(value) => Some(self.value(value, fallback)),
-            Item::Table(table) => Some(self.table(table, fallback)),
-            Item::ArrayOfTables(array) => {
-                let line = self.line(array.span()).unwrap_or(fallback);
-                Some(Node {
-                    line,
-                    kind: Kind::Array(array.iter().map(|t| self.table(t, line)).collect()),
-                })
-            }
-        }
-    }
-
-    fn value(&self, value: &Value, fallback: usize) -> Node {
-        let line = self.line(value.span()).unwrap_or(fallback);
-        let kind = match value {
-            Value::String(s) => Kind::Str(s.value().clone()),
-            Value::Integer(i) => Kind::Int(*i.value()),
-            Value::Float(f) => Kind::Float(*f.value()),
-            Value::Boolean(b) => Kind::Bool(*b.value()),
-            Value::Datetime(_) => Kind::Datetime,
-            Value::Array(array) => Kind::Array(array.iter().map(|v| self.value(v, line)).collect()),
-            Value::InlineTable(table) => self.inline_table(table, line),
-        };
-        Node { line, kind }
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// A table being read: remembers which keys were used.
-struct Fields<'n> {
-    path: String,
-    line: usize,
-    entries: &'n [Entry],
-    used: Vec<bool>,
-}
-
-impl<'n> Fields<'n> {
-    fn get(&mut self, key: &str) -> Option<(String, &'n Node)> {
-        let index = self.entries.iter().position(|e| e.key == key)?;
-        if let Some(used) = self.used.get_mut(index) {
-            *used = true;
-        }
-        self.entries
-            .get(index)
-            .map(|e| (join(&self.path, key), &e.value))
-    }
-
-    fn entries(&mut self) -> impl Iterator<Item = (String, &'n str, &'n Node)> + '_ {
-        self.used.iter_mut().for_each(|u| *u = true);
-        let path = self.path.clone();
-        self.entries
-            .iter()
-            .map(move |e| (join(&path, &e.key), e.key.as_str(), &e.value))
-    }
-}
-
-struct Loader<'a> {
-    file: &'a str,
-    problems: Vec<ConfigProblem>,
-}
-
-impl Loader<'_> {
-    fn report(&mut self, line: usize, key: &str, message: impl Into<String>) {
-        self.problems.push(ConfigProblem {
-            file: self.file.to_owned(),
-            line,
-            key: key.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    fn expected(&mut self, path: &str, node: &Node, what: &str) {
-        self.report(
-            node.line,
-            path,
-            format!("expected {what}, found {}", node.kind.describe()),
-        );
-    }
-
-    fn fields<'n>(&mut self, path: &str, node: &'n Node) -> Option<Fields<'n>> {
-        match &node.kind {
-            Kind::Table(entries) => Some(Fields {
-                path: path.to_owned(),
-                line: node.line,
-                entries,
-                used: vec![false; entries.len()],
-            }),
-            _ => {
-                self.expected(path, node, "a table");
-                None
-            }
-        }
-    }
-
-    /// Reports keys of `fields` not consumed.
-    fn finish(&mut self, fields: Fields<'_>, known: &[&str], owner: &str) {
-        for (entry, used) in fields.entries.iter().zip(&fields.used) {
-            if !used {
-                let expected = if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                };
-                self.report(
-                    entry.value.line,
-                    &join(&fields.path, &entry.key),
-                    format!(
-                        "unknown key '{}' for {owner} (expected: {expected})",
-                        entry.key
-                    ),
-                );
-            }
-        }
-    }
-
-    fn string<'n>(&mut self, path: &str, node: &'n Node) -> Option<&'n str> {
-        match &node.kind {
-            Kind::Str(s) => Some(s),
-            _ => {
-                self.expected(path, node, "a string");
-                None
-            }
-        }
-    }
-
-    fn integer(&mut self, path: &str, node: &Node, range: (i64, i64)) -> Option<i64> {
-        match &node.kind {
-            Kind::Int(i) if (range.0..=range.1).contains(i) => Some(*i),
-            Kind::Int(i) => {
-                self.report(
-                    node.line,
-                    path,
-                    format!("{i} is out of range {}..={}", range.0, range.1),
-                );
-                None
-            }
-            _ => {
-                self.expected(path, node, "an integer");
-                None
-            }
-        }
-    }
-
-    fn seconds(&mut self, path: &str, node: &Node, allow_zero: bool) -> Option<Duration> {
-        #[allow(clippy::cast_precision_loss)]
-        let value = match &node.kind {
-            Kind::Int(i) => *i as f64,
-            Kind::Float(f) => *f,
-            _ => {
-                self.expected(path, node, "a number of seconds");
-                return None;
-            }
-        };
-        let low_ok = if allow_zero {
-            value >= 0.0
-        } else {
-            value > 0.0
-        };
-        if !(low_ok && value <= MAX_SECONDS) {
-            let low = if allow_zero { "0" } else { "more than 0" };
-            self.report(
-                node.line,
-                path,
-                format!("{value} seconds is out of range ({low} to {MAX_SECONDS})"),
-            );
-            return None;
-        }
-        Some(Duration::from_secs_f64(value))
-    }
-
-    fn boolean(&mut self, path: &str, node: &Node) -> Option<bool> {
-        match &node.kind {
-            Kind::Bool(b) => Some(*b),
-            _ => {
-                self.expected(path, node, "true or false");
-                None
-            }
-        }
-    }
-
-    /// An array of strings, each with its path and line.
-    fn strings<'n>(&mut self, path: &str, node: &'n Node) -> Vec<(String, usize, &'n str)> {
-        let Kind::Array(items) = &node.kind else {
-            self.expected(path, node, "an array of strings");
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let item_path = format!("{path}[{i}]");
-            if let Some(s) = self.string(&item_path, item) {
-                out.push((item_path, item.line, s));
-            }
-        }
-        out
-    }
-
+impl PlanLoader for Loader<'_> {
     fn template(&mut self, path: &str, node: &Node) -> Option<Template> {
         let text = self.string(path, node)?;
         match Template::parse(text) {
@@ -375,23 +56,6 @@ impl Loader<'_> {
                 None
             }
         }
-    }
-
-    fn required<'n>(
-        &mut self,
-        fields: &mut Fields<'n>,
-        key: &str,
-        owner: &str,
-    ) -> Option<(String, &'n Node)> {
-        let found = fields.get(key);
-        if found.is_none() {
-            self.report(
-                fields.line,
-                &join(&fields.path, key),
-                format!("{owner} needs '{key}'"),
-            );
-        }
-        found
     }
 }
 
@@ -414,29 +78,7 @@ impl Dialplan {
     /// Parses and validates a dialplan. `file_name` only labels problems.
     /// On failure every problem found is returned, sorted by line.
     pub fn load(file_name: &str, text: &str) -> Result<Dialplan, Vec<ConfigProblem>> {
-        let mut loader = Loader {
-            file: file_name,
-            problems: Vec::new(),
-        };
-        let lines = Lines::new(text);
-        let document = match ImDocument::parse(text) {
-            Ok(document) => document,
-            Err(error) => {
-                let line = lines.line(error.span()).unwrap_or(1);
-                loader.report(line, "", error.message().trim().to_owned());
-                return Err(loader.problems);
-            }
-        };
-        let root = lines.table(document.as_table(), 1);
-        let plan = load_root(&mut loader, &root);
-        if loader.problems.is_empty() {
-            if let Some(plan) = plan {
-                return Ok(plan);
-            }
-        }
-        let mut problems = loader.problems;
-        problems.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.key.cmp(&b.key)));
-        Err(problems)
+        carillon_tomlconf::load(file_name, text, load_root)
     }
 }
 
@@ -444,7 +86,7 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Option<Dialplan> {
     let mut fields = lo.fields("", root)?;
     let max_steps = match fields.get("max_steps") {
         Some((path, node)) => lo
-            .integer(&path, node, (1, MAX_STEPS_LIMIT))
+            .integer(&path, node, 1, MAX_STEPS_LIMIT)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(DEFAULT_MAX_STEPS),
         None => DEFAULT_MAX_STEPS,
@@ -542,8 +184,8 @@ fn load_rule(lo: &mut Loader<'_>, path: &str, node: &Node) -> Option<NumberRule>
     let prefix = lo
         .required(&mut rule, "prefix", "a numbering rule")
         .and_then(|(p, n)| lo.string(&p, n));
-    let length = rule.get("length").map(|(p, n)| lo.integer(&p, n, (1, 32)));
-    let strip = rule.get("strip").map(|(p, n)| lo.integer(&p, n, (0, 32)));
+    let length = rule.get("length").map(|(p, n)| lo.integer(&p, n, 1, 32));
+    let strip = rule.get("strip").map(|(p, n)| lo.integer(&p, n, 0, 32));
     let add = rule.get("add").map(|(p, n)| lo.string(&p, n));
     lo.finish(
         rule,
@@ -810,7 +452,7 @@ fn load_step(
             }
             app
         });
-    let before = lo.problems.len();
+    let before = lo.problems().len();
     let parsed = match app {
         Some(app) => {
             let owner = app.to_string();
@@ -818,7 +460,7 @@ fn load_step(
             let mut known = vec!["app", "label"];
             known.extend_from_slice(app_keys(app));
             lo.finish(fields, &known, &owner);
-            parsed.filter(|_| lo.problems.len() == before)
+            parsed.filter(|_| lo.problems().len() == before)
         }
         // Without a known app its other keys cannot be judged.
         None => None,
@@ -850,7 +492,7 @@ fn load_app(
         AppName::Hangup => {
             let cause = match fields.get("cause") {
                 Some((p, n)) => {
-                    let code = lo.integer(&p, n, (1, 127))?;
+                    let code = lo.integer(&p, n, 1, 127)?;
                     Some(u8::try_from(code).ok().and_then(HangupCause::new)?)
                 }
                 None => None,
@@ -860,7 +502,7 @@ fn load_app(
         AppName::Wait => {
             let (p, n) = lo.required(fields, "seconds", owner)?;
             App::Wait {
-                duration: lo.seconds(&p, n, true)?,
+                duration: lo.seconds(&p, n, true, MAX_SECONDS)?,
             }
         }
         AppName::Set => {
@@ -948,7 +590,7 @@ fn load_app(
         }
         AppName::WaitExten => {
             if let Some((p, n)) = fields.get("seconds") {
-                lo.seconds(&p, n, false)?;
+                lo.seconds(&p, n, false, MAX_SECONDS)?;
             }
             App::NotYet { app }
         }
@@ -959,10 +601,10 @@ fn load_app(
                 lo.template(&p, n)?;
             }
             if let Some((p, n)) = fields.get("max_digits") {
-                lo.integer(&p, n, (1, 255))?;
+                lo.integer(&p, n, 1, 255)?;
             }
             if let Some((p, n)) = fields.get("timeout") {
-                lo.seconds(&p, n, false)?;
+                lo.seconds(&p, n, false, MAX_SECONDS)?;
             }
             App::NotYet { app }
         }
@@ -970,7 +612,7 @@ fn load_app(
             let (p, n) = lo.required(fields, "queue", owner)?;
             lo.template(&p, n)?;
             if let Some((p, n)) = fields.get("timeout") {
-                lo.seconds(&p, n, false)?;
+                lo.seconds(&p, n, false, MAX_SECONDS)?;
             }
             App::NotYet { app }
         }
@@ -989,7 +631,9 @@ fn load_dial(
     owner: &str,
     scope: &ContextScope<'_>,
 ) -> Option<App> {
-    let timeout = fields.get("timeout").map(|(p, n)| lo.seconds(&p, n, false));
+    let timeout = fields
+        .get("timeout")
+        .map(|(p, n)| lo.seconds(&p, n, false, MAX_SECONDS));
     let continue_after_answer = match fields.get("continue") {
         Some((p, n)) => lo.boolean(&p, n),
         None => Some(false),

@@ -8,12 +8,10 @@
 //! Unknown keys are problems, so a typo never passes silently.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 
 use carillon_sip::Uri;
-use toml_edit::{ImDocument, Item, Table, Value};
+use carillon_tomlconf::{join, Entry, Kind, Loader, Node};
 
 use crate::cidr::IpNet;
 use crate::model::{
@@ -21,33 +19,7 @@ use crate::model::{
     QualifyConfig, RegistrationConfig, TrunkConfig, TrunkKind, TrunkName, TrunkSet,
 };
 
-/// One problem in a trunks file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// Dotted key, e.g. `trunk.dinstar.ports[2].contact`; empty for TOML
-    /// syntax errors.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file, self.line, self.key, self.message
-            )
-        }
-    }
-}
-
-impl std::error::Error for ConfigProblem {}
+pub use carillon_tomlconf::ConfigProblem;
 
 const TRUNK_KEYS: &[&str] = &[
     "kind",
@@ -79,254 +51,12 @@ const DEFAULT_EXPIRY: u32 = 3600;
 const DEFAULT_QUALIFY_TIMEOUT: i64 = 2;
 const DEFAULT_COOLDOWN: i64 = 60;
 
-#[derive(Debug)]
-struct Node {
-    line: usize,
-    kind: Kind,
+/// Trunk-specific readers on top of the shared loader.
+trait TrunkLoader {
+    fn sip_uri(&mut self, path: &str, line: usize, text: &str) -> Option<(String, String)>;
 }
 
-#[derive(Debug)]
-enum Kind {
-    Str(String),
-    Int(i64),
-    Bool(bool),
-    Other(&'static str),
-    Array(Vec<Node>),
-    Table(Vec<(String, Node)>),
-}
-
-impl Kind {
-    fn describe(&self) -> &'static str {
-        match self {
-            Kind::Str(_) => "a string",
-            Kind::Int(_) => "an integer",
-            Kind::Bool(_) => "a boolean",
-            Kind::Other(what) => what,
-            Kind::Array(_) => "an array",
-            Kind::Table(_) => "a table",
-        }
-    }
-}
-
-/// Byte offset → 1-based line.
-struct LineIndex(Vec<usize>);
-
-impl LineIndex {
-    fn new(text: &str) -> LineIndex {
-        LineIndex(
-            std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect(),
-        )
-    }
-
-    fn line(&self, span: Option<Range<usize>>) -> Option<usize> {
-        span.map(|s| self.0.partition_point(|&start| start <= s.start))
-    }
-
-    fn table(&self, table: &Table, fallback: usize) -> Node {
-        let line = self.line(table.span()).unwrap_or(fallback);
-        let mut entries = Vec::new();
-        for (key, item) in table.iter() {
-            let key_line = table
-                .get_key_value(key)
-                .and_then(|(k, _)| self.line(k.span()))
-                .unwrap_or(line);
-            if let Some(node) = self.item(item, key_line) {
-                entries.push((key.to_owned(), node));
-            }
-        }
-        Node {
-            line,
-            kind: Kind::Table(entries),
-        }
-    }
-
-    fn item(&self, item: &Item, fallback: usize) -> Option<Node> {
-        match item {
-            Item::None => None,
-            Item::Value(v) => Some(self.value(v, fallback)),
-            Item::Table(t) => Some(self.table(t, fallback)),
-            Item::ArrayOfTables(array) => {
-                let line = self.line(array.span()).unwrap_or(fallback);
-                Some(Node {
-                    line,
-                    kind: Kind::Array(array.iter().map(|t| self.table(t, line)).collect()),
-                })
-            }
-        }
-    }
-
-    fn value(&self, value: &Value, fallback: usize) -> Node {
-        let line = self.line(value.span()).unwrap_or(fallback);
-        let kind = match value {
-            Value::String(s) => Kind::Str(s.value().clone()),
-            Value::Integer(i) => Kind::Int(*i.value()),
-            Value::Float(_) => Kind::Other("a float"),
-            Value::Boolean(b) => Kind::Bool(*b.value()),
-            Value::Datetime(_) => Kind::Other("a date-time"),
-            Value::Array(a) => Kind::Array(a.iter().map(|v| self.value(v, line)).collect()),
-            Value::InlineTable(t) => {
-                let mut entries = Vec::new();
-                for (key, _) in t.iter() {
-                    if let Some((k, item)) = t.get_key_value(key) {
-                        let key_line = self.line(k.span()).unwrap_or(line);
-                        if let Some(node) = self.item(item, key_line) {
-                            entries.push((key.to_owned(), node));
-                        }
-                    }
-                }
-                Kind::Table(entries)
-            }
-        };
-        Node { line, kind }
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// A table being read; remembers which keys were consumed.
-struct Fields<'n> {
-    path: String,
-    line: usize,
-    entries: &'n [(String, Node)],
-    used: Vec<bool>,
-}
-
-impl<'n> Fields<'n> {
-    fn take(&mut self, key: &str) -> Option<(String, &'n Node)> {
-        let index = self.entries.iter().position(|(k, _)| k == key)?;
-        if let Some(u) = self.used.get_mut(index) {
-            *u = true;
-        }
-        self.entries
-            .get(index)
-            .map(|(_, node)| (join(&self.path, key), node))
-    }
-}
-
-struct Loader<'a> {
-    file: &'a str,
-    problems: Vec<ConfigProblem>,
-}
-
-impl Loader<'_> {
-    fn report(&mut self, line: usize, key: &str, message: impl Into<String>) {
-        self.problems.push(ConfigProblem {
-            file: self.file.to_owned(),
-            line,
-            key: key.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    fn expected(&mut self, path: &str, node: &Node, what: &str) {
-        self.report(
-            node.line,
-            path,
-            format!("expected {what}, found {}", node.kind.describe()),
-        );
-    }
-
-    fn fields<'n>(&mut self, path: &str, node: &'n Node) -> Option<Fields<'n>> {
-        match &node.kind {
-            Kind::Table(entries) => Some(Fields {
-                path: path.to_owned(),
-                line: node.line,
-                entries,
-                used: vec![false; entries.len()],
-            }),
-            _ => {
-                self.expected(path, node, "a table");
-                None
-            }
-        }
-    }
-
-    fn finish(&mut self, fields: Fields<'_>, known: &[&str], owner: &str) {
-        for ((key, node), used) in fields.entries.iter().zip(&fields.used) {
-            if !used {
-                self.report(
-                    node.line,
-                    &join(&fields.path, key),
-                    format!(
-                        "unknown key '{key}' for {owner} (expected one of: {})",
-                        known.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-
-    fn string<'n>(&mut self, path: &str, node: &'n Node) -> Option<&'n str> {
-        match &node.kind {
-            Kind::Str(s) => Some(s),
-            _ => {
-                self.expected(path, node, "a string");
-                None
-            }
-        }
-    }
-
-    fn nonempty(&mut self, path: &str, node: &Node) -> Option<String> {
-        let s = self.string(path, node)?;
-        if s.trim().is_empty() {
-            self.report(node.line, path, "must not be empty");
-            return None;
-        }
-        Some(s.to_owned())
-    }
-
-    fn integer(&mut self, path: &str, node: &Node, low: i64, high: i64) -> Option<i64> {
-        match &node.kind {
-            Kind::Int(i) if (low..=high).contains(i) => Some(*i),
-            Kind::Int(i) => {
-                self.report(
-                    node.line,
-                    path,
-                    format!("{i} is out of range {low}..={high}"),
-                );
-                None
-            }
-            _ => {
-                self.expected(path, node, "an integer");
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, path: &str, node: &Node) -> Option<bool> {
-        match &node.kind {
-            Kind::Bool(b) => Some(*b),
-            _ => {
-                self.expected(path, node, "true or false");
-                None
-            }
-        }
-    }
-
-    /// An array of strings, each with its path and line.
-    fn strings<'n>(&mut self, path: &str, node: &'n Node) -> Vec<(String, usize, &'n str)> {
-        let Kind::Array(items) = &node.kind else {
-            self.expected(path, node, "an array of strings");
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let item_path = format!("{path}[{i}]");
-            if let Some(s) = self.string(&item_path, item) {
-                out.push((item_path, item.line, s));
-            }
-        }
-        out
-    }
-
+impl TrunkLoader for Loader<'_> {
     /// A SIP or SIPS URI; returns it and its host.
     fn sip_uri(&mut self, path: &str, line: usize, text: &str) -> Option<(String, String)> {
         match Uri::parse(text) {
@@ -358,27 +88,9 @@ fn u32_of(v: i64) -> Option<u32> {
 /// Loads and validates a trunks file. `file_name` only labels problems.
 /// On failure every problem found is returned, sorted by line.
 pub fn load(file_name: &str, text: &str) -> Result<TrunkSet, Vec<ConfigProblem>> {
-    let mut lo = Loader {
-        file: file_name,
-        problems: Vec::new(),
-    };
-    let lines = LineIndex::new(text);
-    let document = match ImDocument::parse(text) {
-        Ok(d) => d,
-        Err(e) => {
-            let line = lines.line(e.span()).unwrap_or(1);
-            lo.report(line, "", e.message().trim().to_owned());
-            return Err(lo.problems);
-        }
-    };
-    let root = lines.table(document.as_table(), 1);
-    let trunks = load_root(&mut lo, &root);
-    if lo.problems.is_empty() {
-        return Ok(TrunkSet::new(trunks));
-    }
-    let mut problems = lo.problems;
-    problems.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.key.cmp(&b.key)));
-    Err(problems)
+    carillon_tomlconf::load(file_name, text, |lo, root| {
+        Some(TrunkSet::new(load_root(lo, root)))
+    })
 }
 
 fn load_root(lo: &mut Loader<'_>, root: &Node) -> Vec<TrunkConfig> {
@@ -386,7 +98,7 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Vec<TrunkConfig> {
     let Some(mut fields) = lo.fields("", root) else {
         return trunks;
     };
-    let trunk_node = fields.take("trunk");
+    let trunk_node = fields.get("trunk");
     lo.finish(fields, &["trunk"], "the trunks file");
     let Some((path, node)) = trunk_node else {
         return trunks;
@@ -397,7 +109,11 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Vec<TrunkConfig> {
     };
     // identify networks seen so far: network → (trunk, line)
     let mut seen: BTreeMap<IpNet, (String, usize)> = BTreeMap::new();
-    for (name, trunk_node) in entries {
+    for Entry {
+        key: name,
+        value: trunk_node,
+    } in entries
+    {
         let trunk_path = join(&path, name);
         if !is_name(name) {
             lo.report(
@@ -420,11 +136,11 @@ fn load_trunk(
     node: &Node,
     seen: &mut BTreeMap<IpNet, (String, usize)>,
 ) -> Option<TrunkConfig> {
-    let problems_before = lo.problems.len();
+    let problems_before = lo.problems().len();
     let mut f = lo.fields(path, node)?;
     let line = f.line;
 
-    let kind = match f.take("kind") {
+    let kind = match f.get("kind") {
         Some((p, n)) => match lo.string(&p, n) {
             Some("carrier") => Some(TrunkKind::Carrier),
             Some("gsm_gateway") => Some(TrunkKind::GsmGateway),
@@ -445,7 +161,7 @@ fn load_trunk(
     };
 
     let mut contacts: Vec<String> = Vec::new();
-    let contacts_entry = f.take("contacts");
+    let contacts_entry = f.get("contacts");
     if let Some((p, n)) = &contacts_entry {
         for (item_path, item_line, text) in lo.strings(p, n) {
             if let Some((uri, _)) = lo.sip_uri(&item_path, item_line, text) {
@@ -460,7 +176,7 @@ fn load_trunk(
     let failover_len = contacts.len();
 
     let mut identify = Vec::new();
-    if let Some((p, n)) = f.take("identify") {
+    if let Some((p, n)) = f.get("identify") {
         for (item_path, item_line, text) in lo.strings(&p, n) {
             match text.parse::<IpNet>() {
                 Ok(net) => match seen.get(&net) {
@@ -481,9 +197,9 @@ fn load_trunk(
         }
     }
 
-    let username_entry = f.take("username");
+    let username_entry = f.get("username");
     let username = username_entry.as_ref().and_then(|(p, n)| lo.nonempty(p, n));
-    let password_entry = f.take("password");
+    let password_entry = f.get("password");
     let password = password_entry
         .as_ref()
         .and_then(|(p, n)| lo.string(p, n).map(str::to_owned));
@@ -509,20 +225,20 @@ fn load_trunk(
             .map(|(username, password)| Credentials { username, password }),
     };
 
-    let from_user = f.take("from_user").and_then(|(p, n)| lo.nonempty(&p, n));
-    let from_domain = f.take("from_domain").and_then(|(p, n)| lo.nonempty(&p, n));
+    let from_user = f.get("from_user").and_then(|(p, n)| lo.nonempty(&p, n));
+    let from_domain = f.get("from_domain").and_then(|(p, n)| lo.nonempty(&p, n));
     let send_pai = f
-        .take("send_pai")
+        .get("send_pai")
         .and_then(|(p, n)| lo.boolean(&p, n))
         .unwrap_or(false);
 
-    let register = f.take("register").map(|(p, n)| (lo.boolean(&p, n), n.line));
-    let registrar = f.take("registrar").and_then(|(p, n)| {
+    let register = f.get("register").map(|(p, n)| (lo.boolean(&p, n), n.line));
+    let registrar = f.get("registrar").and_then(|(p, n)| {
         let text = lo.string(&p, n)?;
         lo.sip_uri(&p, n.line, text)
     });
     let expiry = f
-        .take("expiry")
+        .get("expiry")
         .map(|(p, n)| lo.integer(&p, n, 60, 604_800).and_then(u32_of));
     let registration = match register {
         Some((Some(true), rline)) => {
@@ -550,10 +266,10 @@ fn load_trunk(
     };
 
     let qualify_secs = f
-        .take("qualify_secs")
+        .get("qualify_secs")
         .map(|(p, n)| (lo.integer(&p, n, 0, 86_400), n.line));
     let qualify_timeout = f
-        .take("qualify_timeout_secs")
+        .get("qualify_timeout_secs")
         .and_then(|(p, n)| lo.integer(&p, n, 1, 64));
     let qualify = match qualify_secs {
         Some((Some(secs), qline)) if secs > 0 => {
@@ -574,14 +290,14 @@ fn load_trunk(
     };
 
     let max_calls = f
-        .take("max_calls")
+        .get("max_calls")
         .and_then(|(p, n)| lo.integer(&p, n, 1, 100_000))
         .and_then(u32_of);
     let max_cps = f
-        .take("max_cps")
+        .get("max_cps")
         .and_then(|(p, n)| lo.integer(&p, n, 1, 10_000))
         .and_then(u32_of);
-    let context = f.take("context").and_then(|(p, n)| {
+    let context = f.get("context").and_then(|(p, n)| {
         let s = lo.string(&p, n)?;
         if is_name(s) {
             Some(s.to_owned())
@@ -591,7 +307,7 @@ fn load_trunk(
         }
     });
     let mut allow = Vec::new();
-    match f.take("allow") {
+    match f.get("allow") {
         Some((p, n)) => {
             for (item_path, item_line, text) in lo.strings(&p, n) {
                 match Codec::parse(text) {
@@ -612,7 +328,7 @@ fn load_trunk(
         }
         None => allow = vec![Codec::Ulaw, Codec::Alaw],
     }
-    let numbering = f.take("numbering").and_then(|(p, n)| {
+    let numbering = f.get("numbering").and_then(|(p, n)| {
         let s = lo.string(&p, n)?;
         if is_name(s) {
             Some(s.to_owned())
@@ -622,9 +338,9 @@ fn load_trunk(
         }
     });
 
-    let ports = f.take("ports");
-    let strategy = f.take("port_strategy");
-    let cooldown = f.take("port_cooldown_secs");
+    let ports = f.get("ports");
+    let strategy = f.get("port_strategy");
+    let cooldown = f.get("port_cooldown_secs");
     let gateway = match kind {
         Some(TrunkKind::GsmGateway) => {
             let strategy = match strategy {
@@ -694,7 +410,7 @@ fn load_trunk(
     }
 
     lo.finish(f, TRUNK_KEYS, "a trunk");
-    if lo.problems.len() != problems_before {
+    if lo.problems().len() != problems_before {
         return None;
     }
     Some(TrunkConfig {
@@ -739,7 +455,7 @@ fn load_ports(
         let Some(mut f) = lo.fields(&item_path, item) else {
             continue;
         };
-        let name = match f.take("name") {
+        let name = match f.get("name") {
             Some((p, n)) => lo.string(&p, n).and_then(|s| {
                 if !is_name(s) {
                     lo.report(n.line, &p, format!("bad port name '{s}'"));
@@ -761,11 +477,11 @@ fn load_ports(
                 None
             }
         };
-        let contact = f.take("contact").and_then(|(p, n)| {
+        let contact = f.get("contact").and_then(|(p, n)| {
             let text = lo.string(&p, n)?;
             lo.sip_uri(&p, n.line, text).map(|(uri, _)| uri)
         });
-        let prefix = f.take("prefix").and_then(|(p, n)| {
+        let prefix = f.get("prefix").and_then(|(p, n)| {
             let s = lo.string(&p, n)?;
             if !s.is_empty()
                 && s.bytes()
@@ -782,14 +498,11 @@ fn load_ports(
             }
         });
         let max_calls = f
-            .take("max_calls")
+            .get("max_calls")
             .and_then(|(p, n)| lo.integer(&p, n, 1, 64))
             .and_then(u32_of)
             .unwrap_or(1);
-        let had_route_keys = f
-            .entries
-            .iter()
-            .any(|(k, _)| k == "contact" || k == "prefix");
+        let had_route_keys = f.has("contact") || f.has("prefix");
         lo.finish(f, PORT_KEYS, "a port");
         let route = match (contact, prefix) {
             (Some(uri), None) => {
