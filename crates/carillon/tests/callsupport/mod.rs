@@ -9,15 +9,19 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/process.rs"]
+mod process;
 #[path = "../common/toml_text.rs"]
 mod toml_text;
+#[allow(unused_imports)]
+pub use process::{bin, block_on, have, repo_root, run_tool, strip_ansi, Bg, ToolRun};
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,26 +29,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carillon_cdr::CallRecord;
 use carillon_codec::Goertzel;
-
-/// The binary under test (`CARILLON_BIN` overrides it, for running these
-/// files from a scratch package against a prebuilt switch).
-pub fn bin() -> String {
-    if let Ok(b) = std::env::var("CARILLON_BIN") {
-        return b;
-    }
-    match option_env!("CARGO_BIN_EXE_carillon") {
-        Some(b) => b.to_owned(),
-        None => panic!("set CARILLON_BIN: this test was not built with the carillon binary"),
-    }
-}
-
-/// The repository root (`CARILLON_REPO` overrides it).
-pub fn repo_root() -> PathBuf {
-    if let Ok(r) = std::env::var("CARILLON_REPO") {
-        return PathBuf::from(r);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A SIPp scenario of `tests/sipp/`.
 pub fn scenario(name: &str) -> String {
@@ -293,41 +277,15 @@ impl CallEnv {
     pub fn start(&mut self) -> Switch {
         self.starts += 1;
         let log = self.dir.path().join(format!("switch-{}.log", self.starts));
-        let out = fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(bin())
-            .arg("run")
-            .arg("--config")
-            .arg(self.config_dir())
-            .current_dir(self.dir.path())
-            .env("RUST_LOG", &self.rust_log)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn carillon");
+        let child =
+            process::spawn_switch(&self.config_dir(), self.dir.path(), &self.rust_log, &log);
         let mut sw = Switch {
             child,
             port: self.port,
             log,
             stopped: None,
         };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if sw.log().matches("SIP listener ready").count() >= 2 {
-                break;
-            }
-            if let Ok(Some(status)) = sw.child.try_wait() {
-                panic!("carillon exited early ({status}); log:\n{}", sw.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "carillon not ready within {READY_TIMEOUT:?}; log:\n{}",
-                sw.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        process::wait_ready(&mut sw.child, &sw.log, 2, READY_TIMEOUT);
         sw
     }
 
@@ -335,20 +293,8 @@ impl CallEnv {
     pub fn spawn_raw(&mut self) -> Switch {
         self.starts += 1;
         let log = self.dir.path().join(format!("switch-{}.log", self.starts));
-        let out = fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(bin())
-            .arg("run")
-            .arg("--config")
-            .arg(self.config_dir())
-            .current_dir(self.dir.path())
-            .env("RUST_LOG", &self.rust_log)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn carillon");
+        let child =
+            process::spawn_switch(&self.config_dir(), self.dir.path(), &self.rust_log, &log);
         Switch {
             child,
             port: self.port,
@@ -356,25 +302,6 @@ impl CallEnv {
             stopped: None,
         }
     }
-}
-
-/// Removes ANSI colour escapes.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// One log line of the switch: its message and `key=value` fields.
@@ -537,132 +464,6 @@ impl Drop for Switch {
 // ---------------------------------------------------------------------------
 // External tools
 // ---------------------------------------------------------------------------
-
-/// Whether an executable is on PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null 2>&1"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// What a bounded tool run produced.
-#[derive(Debug)]
-pub struct ToolRun {
-    /// `None` when the tool was killed at its deadline.
-    pub status: Option<ExitStatus>,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-impl ToolRun {
-    pub fn ok(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-}
-
-/// A tool running in the background, killed (by its own PID) on drop or
-/// at its deadline.
-pub struct Bg {
-    child: Option<Child>,
-    name: String,
-    out: PathBuf,
-    err: PathBuf,
-    started: Instant,
-    deadline: Instant,
-}
-
-impl Bg {
-    pub fn spawn(mut cmd: Command, dir: &Path, name: &str, limit: Duration) -> Bg {
-        let out = dir.join(format!("{name}.stdout"));
-        let err = dir.join(format!("{name}.stderr"));
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
-            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let started = Instant::now();
-        Bg {
-            child: Some(child),
-            name: name.to_owned(),
-            out,
-            err,
-            started,
-            deadline: started + limit,
-        }
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&fs::read(&self.out).unwrap_or_default()).into_owned()
-    }
-
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&fs::read(&self.err).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits until the tool exits or its deadline passes (then kills it).
-    pub fn wait(&mut self) -> ToolRun {
-        let status = match self.child.as_mut() {
-            None => None,
-            Some(child) => loop {
-                if let Ok(Some(s)) = child.try_wait() {
-                    break Some(s);
-                }
-                if Instant::now() >= self.deadline {
-                    eprintln!("{}: killed at its deadline", self.name);
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            },
-        };
-        self.child = None;
-        ToolRun {
-            status,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-            elapsed: self.started.elapsed(),
-        }
-    }
-
-    /// Asks the tool to stop (SIGTERM to its PID), then waits (bounded).
-    pub fn terminate(&mut self, grace: Duration) -> ToolRun {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(None) = child.try_wait() {
-                let _ = Command::new("kill")
-                    .arg("-s")
-                    .arg("TERM")
-                    .arg(child.id().to_string())
-                    .status();
-            }
-        }
-        self.deadline = self.deadline.min(Instant::now() + grace);
-        self.wait()
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Runs `cmd` to completion, killed at `limit`.
-pub fn run_tool(cmd: Command, dir: &Path, name: &str, limit: Duration) -> ToolRun {
-    Bg::spawn(cmd, dir, name, limit).wait()
-}
 
 // ---------------------------------------------------------------------------
 // SIPp
@@ -1057,15 +858,6 @@ pub fn tone_report(wav: &Wav, expected_hz: f64, other_hz: f64) -> ToneReport {
 // ---------------------------------------------------------------------------
 // Database
 // ---------------------------------------------------------------------------
-
-/// Blocks on a future with a private runtime.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
 
 /// CDRs whose start lies in `[since_ms, until_ms)`; `Err` when the database
 /// cannot be read.

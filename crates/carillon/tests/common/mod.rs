@@ -7,28 +7,22 @@
 
 #![allow(dead_code)]
 
+#[path = "process.rs"]
+mod process;
 #[path = "toml_text.rs"]
 mod toml_text;
+#[allow(unused_imports)]
+pub use process::{bin, block_on, have, repo_root, run_tool, strip_ansi, ToolRun};
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use carillon_digest::Challenge;
-
-/// The binary under test: the one cargo built for this package, or the
-/// one named by `CARILLON_BIN` (to run this suite against another
-/// build).
-pub fn bin() -> PathBuf {
-    std::env::var_os("CARILLON_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_carillon")),
-        PathBuf::from,
-    )
-}
 
 /// How long the switch may take to bind its listeners.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,11 +36,6 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 /// The example configuration directory of the repository.
 pub fn example_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
-}
-
-/// The repository root (for `tests/sipp/…`).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -253,20 +242,8 @@ impl Env {
     pub fn start(&mut self) -> Running {
         self.starts += 1;
         let log = self.dir.path().join(format!("switch-{}.log", self.starts));
-        let out = fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(bin())
-            .arg("run")
-            .arg("--config")
-            .arg(self.config_dir())
-            .current_dir(self.dir.path())
-            .env("RUST_LOG", &self.rust_log)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn carillon");
+        let child =
+            process::spawn_switch(&self.config_dir(), self.dir.path(), &self.rust_log, &log);
         let mut running = Running {
             child,
             port: self.port,
@@ -274,42 +251,9 @@ impl Env {
             stopped: None,
         };
         let listeners = if self.ipv6 { 3 } else { 2 };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if running.log().matches("SIP listener ready").count() >= listeners {
-                break;
-            }
-            if let Ok(Some(status)) = running.child.try_wait() {
-                panic!("carillon exited early ({status}); log:\n{}", running.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "carillon not ready within {READY_TIMEOUT:?}; log:\n{}",
-                running.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        process::wait_ready(&mut running.child, &running.log, listeners, READY_TIMEOUT);
         running
     }
-}
-
-/// Removes ANSI colour escapes (in case the logger colours anyway).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A running switch; stopped with SIGTERM (then SIGKILL after a bounded
@@ -826,60 +770,6 @@ impl Phone {
 // External tools
 // ---------------------------------------------------------------------------
 
-/// What a bounded tool run produced.
-#[derive(Debug)]
-pub struct ToolRun {
-    /// `None` when the tool was killed at its deadline.
-    pub status: Option<ExitStatus>,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-/// Runs `cmd` with stdout/stderr captured to files under `dir`; kills it
-/// (by its own PID) if it is still running after `timeout`.
-pub fn run_tool(mut cmd: Command, dir: &Path, name: &str, timeout: Duration) -> ToolRun {
-    let out_path = dir.join(format!("{name}.stdout"));
-    let err_path = dir.join(format!("{name}.stderr"));
-    let out = fs::File::create(&out_path).expect("create tool stdout");
-    let err = fs::File::create(&err_path).expect("create tool stderr");
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let deadline = started + timeout;
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    ToolRun {
-        status,
-        stdout: String::from_utf8_lossy(&fs::read(&out_path).unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&fs::read(&err_path).unwrap_or_default()).into_owned(),
-        elapsed: started.elapsed(),
-    }
-}
-
-/// Whether an executable is on PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null 2>&1"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// A users.toml with extensions `first..first+count`, password `pw<ext>`.
 pub fn generated_users(first: u32, count: u32) -> String {
     let mut s = String::from("[defaults]\ncontext = \"internal\"\nmax_contacts = 3\n");
@@ -889,15 +779,6 @@ pub fn generated_users(first: u32, count: u32) -> String {
         ));
     }
     s
-}
-
-/// Blocks on a future with a private current-thread runtime.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
 }
 
 /// Bindings persisted in the switch's database, not expired now.
