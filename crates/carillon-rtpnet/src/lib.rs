@@ -50,12 +50,12 @@
 //! that the common case: it gives a session RTP ports only from its
 //! worker's share of the range ([`carillon_mediactl::port_partition`]).
 //! Idle pairs are closed after [`RuntimeConfig::idle_socket_ttl`]. A
-//! worker keeps its open sockets (in use plus idle) under three quarters
-//! of its share of [`RuntimeConfig::max_open_sockets`], closing the oldest
-//! idle pair before binding a new one and closing a released pair at once
-//! when over; the last quarter is headroom because an aborted reader drops
-//! its socket only on the worker's next turn. A low call rate or a small
-//! open-file limit therefore still closes sockets as before.
+//! worker keeps its open sockets (in use plus idle) under its share of
+//! [`RuntimeConfig::max_open_sockets`] less [`CLOSE_HEADROOM`], closing the
+//! oldest idle pair before binding a new one and closing a released pair
+//! at once when over; the headroom is there because an aborted reader
+//! drops its socket only on the worker's next turn. A low call rate or a
+//! small open-file limit therefore still closes sockets as before.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -84,6 +84,9 @@ const MAX_DATAGRAM: usize = 2048;
 const READ_BATCH: usize = 64;
 /// Events buffered towards the switch before the worker keeps them locally.
 const DEFAULT_EVENT_CAPACITY: usize = 4096;
+/// Sockets a worker leaves free under its share of the open-file budget:
+/// closed sockets are only released on the worker's next turn.
+pub const CLOSE_HEADROOM: usize = 64;
 /// How long a released socket pair waits for reuse before it is closed.
 const DEFAULT_IDLE_SOCKET_TTL: Duration = Duration::from_secs(30);
 
@@ -175,7 +178,7 @@ impl MediaRuntime {
             let events = event_tx.clone();
             let pool = PoolLimits {
                 ttl: config.idle_socket_ttl,
-                max_open: config.max_open_sockets / workers / 4 * 3,
+                max_open: (config.max_open_sockets / workers).saturating_sub(CLOSE_HEADROOM),
             };
             let bind_ip = config.bind_ip;
             std::thread::Builder::new()

@@ -19,7 +19,7 @@ use carillon_mediactl::{port_partition, SessionId};
 use std::collections::VecDeque;
 
 /// Released ports a share keeps resting before it reuses the oldest.
-pub const RESTING_PAIRS: usize = 1024;
+pub const RESTING_PAIRS: usize = 256;
 
 /// The free ports of one media worker.
 #[derive(Debug, Clone, Default)]
