@@ -346,8 +346,9 @@ impl Worker {
     /// Hands back an idle pair bound to `rtp_port`, if this worker has one.
     fn reuse_pair(&mut self, rtp_port: u16) -> Option<SocketAddr> {
         self.idle.remove(&rtp_port)?;
-        let socket = self.sockets.get(usize::from(rtp_port))?.as_ref()?;
-        socket.local_addr().ok()
+        // Bound to exactly this address and port: no getsockname needed.
+        self.is_open(rtp_port)
+            .then_some(SocketAddr::new(self.bind_ip, rtp_port))
     }
 
     /// Closes both sockets of a pair: their readers are aborted (and
