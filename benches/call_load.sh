@@ -24,6 +24,8 @@
 #      KEEP_WORK=1 (keep the temp dir with logs and the JSON report).
 # Only the processes this script starts are stopped, by PID.
 set -euo pipefail
+# shellcheck source=../lib.sh
+source "$(dirname "$0")/lib.sh"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MODE="${MODE:-cps}"
@@ -41,24 +43,11 @@ if [ -z "${CARILLON_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
     LOAD_BIN="${LOAD_BIN:-$CARGO_TARGET_DIR/release/carillon-load}"
 fi
 
-WORK="$(mktemp -d /tmp/carillon-callload.XXXXXX)"
 SWITCH_PID=""
 LOAD_PID=""
-cleanup() {
-    for p in $LOAD_PID $SWITCH_PID; do kill "$p" 2>/dev/null || true; done
-    for p in $LOAD_PID $SWITCH_PID; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+bench_pids() { echo $LOAD_PID $SWITCH_PID; }
+bench_workdir carillon-callload
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-clk_tck="$(getconf CLK_TCK)"
-cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 SIP_PORT="$(free_port)"

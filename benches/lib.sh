@@ -1,0 +1,48 @@
+# Shared by the benchmark scripts (sourced, not run): a private work
+# directory removed at exit, the PIDs this script started stopped at exit
+# (SIGTERM, then SIGKILL after 5 s; never any other process), a free
+# loopback UDP port, and CPU ticks of a process.
+#
+#   source "$(dirname "$0")/lib.sh"      (or ../lib.sh from a subfolder)
+#   bench_pids() { echo $SWITCH_PID $LOAD_PID; }   # what to stop at exit
+#   bench_workdir carillon-callload      # sets WORK, installs the EXIT trap
+#   port="$(free_port)"; t="$(cpu_ticks "$pid")"
+
+stop_pids() {
+    for p in "$@"; do kill "$p" 2>/dev/null || true; done
+    for p in "$@"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+}
+
+bench_cleanup() {
+    # shellcheck disable=SC2046
+    stop_pids $(bench_pids 2>/dev/null)
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+bench_workdir() {
+    WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+    trap bench_cleanup EXIT
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+clk_tck="$(getconf CLK_TCK)"
+
+# utime + stime of one process, in clock ticks.
+cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# utime + stime of a process and its direct children (Kamailio forks its
+# workers and timers under the main process).
+tree_cpu_ticks() {
+    local t=0 p v
+    for p in "$1" $(pgrep -P "$1" || true); do
+        v="$(sed -e 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')" || v=0
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
