@@ -26,6 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::codec::CodecName;
 use crate::direction::Direction;
 use crate::error::NegotiationError;
+use crate::serialize::{ip_text, u64_text};
 use crate::session::{
     AddrType, Attribute, Connection, Fmtp, MediaDescription, MediaType, Origin, RtpMap,
     SessionDescription,
@@ -156,11 +157,11 @@ fn local_description(
 ) -> SessionDescription {
     let mut sd = SessionDescription::new(Origin {
         username: origin_username(username),
-        session_id: session_id.to_string(),
+        session_id: u64_text(session_id),
         session_version,
         net_type: "IN".to_owned(),
         addr_type: AddrType::of(address),
-        address: address.to_string(),
+        address: ip_text(address),
     });
     sd.connection = Some(Connection::from_ip(address));
     sd
@@ -331,7 +332,7 @@ fn accept_audio(
     );
     let listed = voice.iter().map(|(_, m)| m).chain(telephone_event.as_ref());
     for map in listed {
-        media.formats.push(map.payload_type.to_string());
+        media.formats.push(u64_text(u64::from(map.payload_type)));
         media.attributes.push(Attribute::RtpMap(map.clone()));
         let params = offered
             .fmtp(map.payload_type)
@@ -411,12 +412,12 @@ pub fn offer(policy: &OfferPolicy) -> SessionDescription {
             continue;
         };
         offered.push(codec);
-        media.formats.push(pt.to_string());
+        media.formats.push(u64_text(u64::from(pt)));
         media.attributes.push(Attribute::RtpMap(map));
     }
     if let Some(pt) = te_pt {
         if let Some(map) = CodecName::TelephoneEvent.rtpmap(pt) {
-            media.formats.push(pt.to_string());
+            media.formats.push(u64_text(u64::from(pt)));
             media.attributes.push(Attribute::RtpMap(map));
             media.attributes.push(Attribute::Fmtp(Fmtp {
                 payload_type: pt,
