@@ -48,6 +48,7 @@ use carillon_trunk::PortName;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
+use crate::header_text::{self, concat, cseq, strip_tag, tagged, via};
 use crate::switch::{Output, Switch};
 
 /// Call handling settings.
@@ -229,17 +230,32 @@ struct LegRef {
     leg: LegId,
 }
 
+/// Maps keyed only by values the switch generates itself (call numbers,
+/// media session ids, our own random branches): foldhash instead of
+/// SipHash. Inserting attacker-chosen keys is what makes a hash-flooding
+/// attack, and these maps never get one: a response's branch from the
+/// network is only looked up, which costs one probe sequence among keys we
+/// chose. Maps with keys from the network (Call-ID, server transaction
+/// keys, users, sources) keep the standard library's random SipHash.
+type OwnKeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Every call and the client transactions of their legs.
 pub struct Calls {
     config: CallConfig,
-    calls: HashMap<u64, Call>,
+    calls: OwnKeyMap<u64, Call>,
+    /// Keyed by Call-ID, including callers' (network-chosen): SipHash.
     by_call_id: HashMap<String, LegRef>,
-    by_session: HashMap<SessionId, u64>,
-    clients: HashMap<String, ClientEntry>,
+    by_session: OwnKeyMap<SessionId, u64>,
+    clients: OwnKeyMap<String, ClientEntry>,
     deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
     free_ports: VecDeque<u16>,
     next_id: u64,
     cps: limits::CpsWindows,
+    /// `config.sip_addr` as a SIP URI host (`ip:port`), written into
+    /// every Via and Contact; kept in step by `set_sip_addr`.
+    sip_host: String,
+    /// `<sip:carillon@{sip_host}>`, our Contact.
+    contact: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -304,12 +320,16 @@ impl Calls {
         let (lo, hi) = config.rtp_ports;
         let first = lo + (lo % 2);
         let free_ports = (first..hi.saturating_sub(1)).step_by(2).collect();
+        let sip_host = header_text::sip_uri_host(config.sip_addr);
+        let contact = contact_of(&sip_host);
         Calls {
+            sip_host,
+            contact,
             config,
-            calls: HashMap::new(),
+            calls: OwnKeyMap::default(),
             by_call_id: HashMap::new(),
-            by_session: HashMap::new(),
-            clients: HashMap::new(),
+            by_session: OwnKeyMap::default(),
+            clients: OwnKeyMap::default(),
             deadlines: BinaryHeap::new(),
             free_ports,
             next_id: 1,
@@ -336,6 +356,8 @@ impl Calls {
 
     pub fn set_sip_addr(&mut self, addr: SocketAddr) {
         self.config.sip_addr = addr;
+        self.sip_host = header_text::sip_uri_host(addr);
+        self.contact = contact_of(&self.sip_host);
     }
 
     pub fn set_dialplan(&mut self, plan: Option<Dialplan>) {
@@ -374,11 +396,9 @@ impl Calls {
     }
 }
 
-fn sip_uri_host(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+/// Our Contact for a SIP host (`ip:port`).
+fn contact_of(sip_host: &str) -> String {
+    concat(&["<sip:carillon@", sip_host, ">"])
 }
 
 impl Switch {
@@ -568,7 +588,7 @@ impl Switch {
             call_id.clone(),
             route,
             port,
-            format!("SIP/{}-{:08x}", caller_num, call_key),
+            header_text::channel(&caller_num, call_key),
         );
         a.remote_tag = msg.tag(HeaderName::From);
         a.remote_uri = from;
@@ -797,11 +817,11 @@ impl Switch {
                         };
                         specs.push(ForkSpec {
                             request_uri: b.contact.clone(),
-                            to_uri: format!("<sip:{name}@{realm}>"),
+                            to_uri: concat(&["<sip:", name, "@", &realm, ">"]),
                             from_uri: None,
                             peer,
                             codecs: codecs.clone(),
-                            channel: format!("SIP/{name}-{key:08x}"),
+                            channel: header_text::channel(name, key),
                             extra: Vec::new(),
                             trunk: None,
                             user: Some(name.clone()),
@@ -836,12 +856,12 @@ impl Switch {
                                 extra.push(("P-Asserted-Identity".to_owned(), pai));
                             }
                             specs.push(ForkSpec {
-                                to_uri: format!("<{request_uri}>"),
+                                to_uri: concat(&["<", &request_uri, ">"]),
                                 request_uri,
                                 from_uri: Some(target.from_uri(&caller_num)),
                                 peer,
                                 codecs,
-                                channel: format!("SIP/{trunk}-{key:08x}"),
+                                channel: header_text::channel(trunk, key),
                                 extra,
                                 trunk: Some((trunk.clone(), target.port.clone())),
                                 user: None,
@@ -881,8 +901,8 @@ impl Switch {
             return false;
         };
         let media_ip = self.calls.config.media_ip;
-        let call_id = format!("{}@carillon", self.random_hex());
-        let branch = format!("z9hG4bK{}", self.random_hex());
+        let call_id = concat(&[&self.random_hex(), "@carillon"]);
+        let branch = self.new_branch();
         let session_id = self.rng_u64() >> 1;
         let Some(call) = self.calls.calls.get(&key) else {
             self.calls.free_ports.push_back(port);
@@ -904,13 +924,13 @@ impl Switch {
         let display = if caller_name.is_empty() {
             String::new()
         } else {
-            format!("\"{}\" ", caller_name.replace('"', ""))
+            concat(&["\"", &caller_name.replace('"', ""), "\" "])
         };
         let from_uri = spec
             .from_uri
             .clone()
-            .unwrap_or_else(|| format!("sip:{caller_num}@{realm}"));
-        leg.local_uri = format!("{display}<{from_uri}>");
+            .unwrap_or_else(|| concat(&["sip:", &caller_num, "@", &realm]));
+        leg.local_uri = concat(&[&display, "<", &from_uri, ">"]);
         leg.remote_uri = spec.to_uri.clone();
         leg.remote_target = spec.request_uri.clone();
         leg.request_uri = spec.request_uri.clone();
@@ -965,22 +985,18 @@ impl Switch {
     /// The INVITE of an outbound leg, with credentials when answering a
     /// challenge (new branch and CSeq are set on the leg by the caller).
     fn build_invite(&self, leg: &Leg, auth: Option<(&str, &str)>) -> Bytes {
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let host = &self.calls.sip_host;
         let mut b = MessageBuilder::request(&Method::Invite, &leg.request_uri)
             .header(
                 "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={};rport",
-                    leg.peer.transport.via_token(),
-                    leg.invite_branch
-                ),
+                via(leg.peer.transport.via_token(), host, &leg.invite_branch),
             )
             .header("Max-Forwards", "70")
-            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+            .header("From", tagged(&leg.local_uri, &leg.local_tag))
             .header("To", leg.remote_uri.clone())
             .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", format!("{} INVITE", leg.invite_cseq))
-            .header("Contact", format!("<sip:carillon@{host}>"))
+            .header("CSeq", cseq(leg.invite_cseq, "INVITE"))
+            .header("Contact", self.calls.contact.clone())
             .header(
                 "Allow",
                 "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
@@ -1018,7 +1034,7 @@ impl Switch {
         };
         let values: Vec<String> = msg.header_all(header).map(|v| v.into_owned()).collect();
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-        let branch = format!("z9hG4bK{}", self.random_hex());
+        let branch = self.new_branch();
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1113,47 +1129,38 @@ impl Switch {
         headers: Vec<(String, String)>,
         body: Option<Bytes>,
     ) {
-        let branch = format!("z9hG4bK{}", self.random_hex());
+        let branch = self.new_branch();
         leg.local_cseq += 1;
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let host = &self.calls.sip_host;
         let target = if leg.remote_target.is_empty() {
-            leg.remote_uri.clone()
+            &leg.remote_uri
         } else {
-            leg.remote_target.clone()
+            &leg.remote_target
         };
         let target = target
             .trim_start_matches('<')
             .trim_end_matches('>')
             .to_owned();
         let mut b = MessageBuilder::request(&method, &target)
-            .header(
-                "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={branch};rport",
-                    leg.peer.transport.via_token()
-                ),
-            )
+            .header("Via", via(leg.peer.transport.via_token(), host, &branch))
             .header("Max-Forwards", "70")
-            .header(
-                "From",
-                format!("{};tag={}", strip_tag(&leg.local_uri), leg.local_tag),
-            )
+            .header("From", tagged(strip_tag(&leg.local_uri), &leg.local_tag))
             .header(
                 "To",
                 match &leg.remote_tag {
-                    Some(t) => format!("{};tag={t}", strip_tag(&leg.remote_uri)),
-                    None => strip_tag(&leg.remote_uri),
+                    Some(t) => tagged(strip_tag(&leg.remote_uri), t),
+                    None => strip_tag(&leg.remote_uri).to_owned(),
                 },
             )
             .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", format!("{} {}", leg.local_cseq, method));
+            .header("CSeq", cseq(leg.local_cseq, method.as_str()));
         for r in &leg.route_set {
             b.push_header("Route", r.clone());
         }
         b.push_header("User-Agent", self.user_agent.clone());
         let refresh = matches!(method, Method::Invite | Method::Update);
         if method == Method::Invite {
-            b.push_header("Contact", format!("<sip:carillon@{host}>"));
+            b.push_header("Contact", self.calls.contact.clone());
         }
         for (n, v) in headers {
             b.push_header(n, v);
@@ -1182,7 +1189,7 @@ impl Switch {
     }
 
     fn send_cancel(&mut self, now: Instant, key: u64, leg: &Leg) {
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let host = &self.calls.sip_host;
         // The INVITE's Request-URI (an early dialog may have changed the
         // remote target, RFC 3261 §9.1).
         let ruri = if leg.request_uri.is_empty() {
@@ -1193,17 +1200,13 @@ impl Switch {
         let bytes = MessageBuilder::request(&Method::Cancel, ruri)
             .header(
                 "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={};rport",
-                    leg.peer.transport.via_token(),
-                    leg.invite_branch
-                ),
+                via(leg.peer.transport.via_token(), host, &leg.invite_branch),
             )
             .header("Max-Forwards", "70")
-            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
+            .header("From", tagged(&leg.local_uri, &leg.local_tag))
             .header("To", leg.remote_uri.clone())
             .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", format!("{} CANCEL", leg.invite_cseq))
+            .header("CSeq", cseq(leg.invite_cseq, "CANCEL"))
             .build();
         let txn = ClientTransaction::new(
             TransactionKind::NonInvite,
@@ -1222,7 +1225,7 @@ impl Switch {
         // The CANCEL has the INVITE's branch; key it apart.
         self.add_client(
             now,
-            format!("{}|CANCEL", leg.invite_branch),
+            concat(&[&leg.invite_branch, "|CANCEL"]),
             txn,
             leg.peer,
             key,
@@ -1231,44 +1234,28 @@ impl Switch {
         );
     }
 
-    fn build_ack(
-        sip_addr: SocketAddr,
-        leg: &Leg,
-        branch: &str,
-        cseq: u32,
-        to_tag: Option<&str>,
-    ) -> Bytes {
-        let host = sip_uri_host(sip_addr);
+    fn build_ack(sip_host: &str, leg: &Leg, branch: &str, seq: u32, to_tag: Option<&str>) -> Bytes {
         let target = if leg.remote_target.is_empty() {
-            leg.remote_uri.clone()
+            &leg.remote_uri
         } else {
-            leg.remote_target.clone()
+            &leg.remote_target
         };
         let mut b = MessageBuilder::request(
             &Method::Ack,
             target.trim_start_matches('<').trim_end_matches('>'),
         )
-        .header(
-            "Via",
-            format!(
-                "SIP/2.0/{} {host};branch={branch};rport",
-                leg.peer.transport.via_token()
-            ),
-        )
+        .header("Via", via(leg.peer.transport.via_token(), sip_host, branch))
         .header("Max-Forwards", "70")
-        .header(
-            "From",
-            format!("{};tag={}", strip_tag(&leg.local_uri), leg.local_tag),
-        )
+        .header("From", tagged(strip_tag(&leg.local_uri), &leg.local_tag))
         .header(
             "To",
             match to_tag {
-                Some(t) => format!("{};tag={t}", strip_tag(&leg.remote_uri)),
-                None => strip_tag(&leg.remote_uri),
+                Some(t) => tagged(strip_tag(&leg.remote_uri), t),
+                None => strip_tag(&leg.remote_uri).to_owned(),
             },
         )
         .header("Call-ID", leg.call_id.clone())
-        .header("CSeq", format!("{cseq} ACK"));
+        .header("CSeq", cseq(seq, "ACK"));
         for r in &leg.route_set {
             b.push_header("Route", r.clone());
         }
@@ -1303,16 +1290,20 @@ impl Switch {
         } else {
             None
         };
-        let host = sip_uri_host(self.calls.config.sip_addr);
-        let (to, via) = response_route(&invite, peer);
+        // The route and Via the transaction kept (computed once when the
+        // INVITE arrived), else computed afresh.
+        let (to, top_via) = self
+            .table
+            .response_route_of(&a_key)
+            .unwrap_or_else(|| response_route(&invite, peer));
         let mut b = carillon_sip::ResponseBuilder::new(&invite, status)
             .to_tag(tag)
             .header("Server", self.user_agent.clone());
-        if let Some(v) = via {
+        if let Some(v) = top_via {
             b = b.top_via(v);
         }
         if status > 100 && status < 300 {
-            b = b.header("Contact", format!("<sip:carillon@{host}>"));
+            b = b.header("Contact", self.calls.contact.clone());
             if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
                 for r in rr {
                     b = b.header("Record-Route", r);
@@ -1422,7 +1413,7 @@ impl Switch {
         // ACK for a non-2xx final to INVITE is built here (same branch).
         let ack = if method == Method::Invite && status >= 300 {
             Some(ack_from_response(
-                self.calls.config.sip_addr,
+                &self.calls.sip_host,
                 &entry.request_uri,
                 &branch,
                 msg,
@@ -1490,29 +1481,22 @@ impl Switch {
     /// A 2xx for a fork that no longer exists (CANCEL/200 race, another
     /// fork won, the call ended): ACK it and BYE it (RFC 3261 §9.1, §15).
     fn release_orphan_2xx(&mut self, now: Instant, to: Peer, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         let target = msg
             .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
             .unwrap_or_default();
         if target.is_empty() {
             return;
         }
-        let ack_branch = format!("z9hG4bK{}", self.random_hex());
+        let ack_branch = self.new_branch();
         self.scratch.push(Transmit {
             to,
-            bytes: ack_from_response(sip_addr, &target, &ack_branch, msg),
+            bytes: ack_from_response(&self.calls.sip_host, &target, &ack_branch, msg),
         });
-        let bye_branch = format!("z9hG4bK{}", self.random_hex());
+        let bye_branch = self.new_branch();
         let seq = msg.cseq().map_or(1, |c| c.seq) + 1;
-        let host = sip_uri_host(sip_addr);
+        let host = &self.calls.sip_host;
         let bye = MessageBuilder::request(&Method::Bye, &target)
-            .header(
-                "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={bye_branch};rport",
-                    to.transport.via_token()
-                ),
-            )
+            .header("Via", via(to.transport.via_token(), host, &bye_branch))
             .header("Max-Forwards", "70")
             .header(
                 "From",
@@ -1525,7 +1509,7 @@ impl Switch {
                 msg.header(HeaderName::To).unwrap_or_default().into_owned(),
             )
             .header("Call-ID", msg.call_id().unwrap_or_default().into_owned())
-            .header("CSeq", format!("{seq} BYE"))
+            .header("CSeq", cseq(seq, "BYE"))
             .build();
         info!("late 2xx for a released leg: ACK and BYE");
         let txn = ClientTransaction::new(
@@ -1656,7 +1640,6 @@ impl Switch {
     }
 
     fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         // A retransmitted 2xx: our ACK was lost; send it again.
         let Some(call) = self.calls.calls.get(&key) else {
             return;
@@ -1664,9 +1647,9 @@ impl Switch {
         let Some(leg) = call.forks.iter().find(|l| l.id == leg_id) else {
             return;
         };
-        let branch = format!("z9hG4bK{}", leg.local_tag);
+        let branch = concat(&["z9hG4bK", &leg.local_tag]);
         let ack = Self::build_ack(
-            sip_addr,
+            &self.calls.sip_host,
             leg,
             &branch,
             leg.invite_cseq,
@@ -1679,7 +1662,6 @@ impl Switch {
     }
 
     fn fork_answered(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1702,9 +1684,9 @@ impl Switch {
         let already = call.bridged.is_some() || call.state == CallState::Ended || call.cancelled;
         // ACK the 2xx (a new transaction-less request, RFC 3261 §13.2.2.4).
         let leg = &call.forks[idx];
-        let ack_branch = format!("z9hG4bK{}", leg.local_tag);
+        let ack_branch = concat(&["z9hG4bK", &leg.local_tag]);
         let ack = Self::build_ack(
-            sip_addr,
+            &self.calls.sip_host,
             leg,
             &ack_branch,
             leg.invite_cseq,
@@ -2223,7 +2205,7 @@ impl Switch {
                 params: p,
             });
         }
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let contact = self.calls.contact.clone();
         // Any refresh from the peer restarts the leg's session timer.
         let (se, renegotiated) = match negotiation {
             session_timer::UasNegotiation::Accepted {
@@ -2248,7 +2230,7 @@ impl Switch {
         };
         self.arm_session_timer(now, r.call, side, renegotiated);
         self.respond(now, key, msg, peer, 200, |mut b| {
-            b = b.header("Contact", format!("<sip:carillon@{host}>"));
+            b = b.header("Contact", contact);
             if let Some((se, require_timer)) = se {
                 b = b.header("Session-Expires", se);
                 if require_timer {
@@ -2419,24 +2401,13 @@ impl Switch {
 
 /// An ACK built from the response it acknowledges (RFC 3261 §17.1.1.3):
 /// From, Call-ID and To come from the response, the CSeq number too.
-fn ack_from_response(
-    sip_addr: SocketAddr,
-    request_uri: &str,
-    branch: &str,
-    resp: &Message,
-) -> Bytes {
+fn ack_from_response(sip_host: &str, request_uri: &str, branch: &str, resp: &Message) -> Bytes {
     let transport = resp
         .with_top_via(|v| v.transport.to_owned())
         .unwrap_or_else(|| "UDP".into());
     let seq = resp.cseq().map_or(1, |c| c.seq);
     MessageBuilder::request(&Method::Ack, request_uri)
-        .header(
-            "Via",
-            format!(
-                "SIP/2.0/{transport} {};branch={branch};rport",
-                sip_uri_host(sip_addr)
-            ),
-        )
+        .header("Via", via(&transport, sip_host, branch))
         .header("Max-Forwards", "70")
         .header(
             "From",
@@ -2449,7 +2420,7 @@ fn ack_from_response(
             resp.header(HeaderName::To).unwrap_or_default().into_owned(),
         )
         .header("Call-ID", resp.call_id().unwrap_or_default().into_owned())
-        .header("CSeq", format!("{seq} ACK"))
+        .header("CSeq", cseq(seq, "ACK"))
         .build()
 }
 
@@ -2473,19 +2444,17 @@ pub fn resolve_uri(uri: &str, hosts: &HashMap<String, IpAddr>) -> Option<Peer> {
     })
 }
 
-fn strip_tag(name_addr: &str) -> String {
-    match name_addr.find(";tag=") {
-        Some(i) => name_addr[..i].to_owned(),
-        None => name_addr.to_owned(),
-    }
-}
-
 /// Whether a message's Allow lists UPDATE (RFC 3311).
 fn allows_update(msg: &Message) -> bool {
-    msg.header_list(HeaderName::Allow)
-        .unwrap_or_default()
-        .iter()
-        .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
+    // Method tokens hold no quotes or commas, so a plain split of every
+    // Allow line finds the same items as `header_list` without building it.
+    msg.headers()
+        .filter(|(name, _, _)| *name == HeaderName::Allow)
+        .any(|(_, _, value)| {
+            value
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
+        })
 }
 
 fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {

@@ -7,13 +7,15 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
 use carillon_sip::{Message, Method};
 use carillon_transaction::{ServerTransaction, TimerConfig, TransactionKind};
+
+use crate::header_text::push_u64;
 
 /// Transport a message arrived on or leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +108,9 @@ pub fn server_key(msg: &Message) -> Option<String> {
             k.push_str(b);
             k.push('|');
             k.push_str(host);
-            let _ = write!(k, ":{port}|");
+            k.push(':');
+            push_u64(&mut k, u64::from(port));
+            k.push('|');
             k.push_str(m);
             Some(k)
         }
@@ -126,7 +130,13 @@ pub fn server_key(msg: &Message) -> Option<String> {
 
 /// `Call-ID|CSeq number` of a request, for matching ACKs to INVITEs.
 pub fn dialog_key(msg: &Message) -> Option<String> {
-    Some(format!("{}|{}", msg.call_id()?, msg.cseq()?.seq))
+    let call_id = msg.call_id()?;
+    let seq = msg.cseq()?.seq;
+    let mut k = String::with_capacity(call_id.len() + 11);
+    k.push_str(&call_id);
+    k.push('|');
+    push_u64(&mut k, u64::from(seq));
+    Some(k)
 }
 
 /// Where a response to `req` received from `peer` goes, and the top Via
@@ -160,7 +170,8 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
     rewritten.push(' ');
     rewritten.push_str(via.host);
     if let Some(p) = via.port {
-        let _ = write!(rewritten, ":{p}");
+        rewritten.push(':');
+        push_u64(&mut rewritten, u64::from(p));
     }
     for (n, v) in via.params.iter() {
         if n.eq_ignore_ascii_case("received") || n.eq_ignore_ascii_case("rport") {
@@ -173,9 +184,11 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
             rewritten.push_str(v);
         }
     }
-    let _ = write!(rewritten, ";received={ip}");
+    rewritten.push_str(";received=");
+    rewritten.push_str(&carillon_sdp::ip_text(ip));
     if has_rport {
-        let _ = write!(rewritten, ";rport={}", peer.addr.port());
+        rewritten.push_str(";rport=");
+        push_u64(&mut rewritten, u64::from(peer.addr.port()));
     }
     let mut to = peer;
     if !peer.transport.is_reliable() && !has_rport {
