@@ -40,7 +40,7 @@ use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, 
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
-use carillon_sip::{HeaderName, Message, MessageBuilder, Method, NameAddr};
+use carillon_sip::{HeaderName, Message, MessageBuilder, MessageWriter, Method, NameAddr};
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
 };
@@ -48,7 +48,7 @@ use carillon_trunk::PortName;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
-use crate::header_text::{self, concat, cseq, strip_tag, tagged, via};
+use crate::header_text::{self, concat, cseq, strip_tag, via};
 use crate::switch::{Output, Switch};
 
 /// Call handling settings.
@@ -576,12 +576,15 @@ impl Switch {
         let session = SessionId(call_key);
         // Unique across switches sharing one database: time, call number and
         // 32 random bits (an insert with an existing id would be skipped).
-        let uniqueid = format!(
-            "{}.{}-{:08x}",
-            now_ms / 1000,
-            call_key,
-            self.rng_u64() as u32
-        );
+        let uniqueid = {
+            let mut id = String::with_capacity(40);
+            header_text::push_u64(&mut id, now_ms / 1000);
+            id.push('.');
+            header_text::push_u64(&mut id, call_key);
+            id.push('-');
+            header_text::push_hex08(&mut id, u64::from(self.rng_u64() as u32));
+            id
+        };
         let call_id = msg.call_id().unwrap_or_default().into_owned();
         let (route, _) = response_route(msg, peer);
         let mut a = self.new_leg(
@@ -986,35 +989,58 @@ impl Switch {
     /// challenge (new branch and CSeq are set on the leg by the caller).
     fn build_invite(&self, leg: &Leg, auth: Option<(&str, &str)>) -> Bytes {
         let host = &self.calls.sip_host;
-        let mut b = MessageBuilder::request(&Method::Invite, &leg.request_uri)
-            .header(
-                "Via",
-                via(leg.peer.transport.via_token(), host, &leg.invite_branch),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", tagged(&leg.local_uri, &leg.local_tag))
-            .header("To", leg.remote_uri.clone())
-            .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", cseq(leg.invite_cseq, "INVITE"))
-            .header("Contact", self.calls.contact.clone())
-            .header(
-                "Allow",
-                "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
-            )
-            .header("Supported", "100rel, timer")
-            .header("User-Agent", self.user_agent.clone());
-        for (n, v) in &leg.extra_headers {
-            b.push_header(n.clone(), v.clone());
-        }
-        if let Some((n, v)) = auth {
-            b.push_header(n.to_owned(), v.to_owned());
-        }
         let body = leg
             .local_sdp
             .as_ref()
-            .map(|s| Bytes::from(s.to_bytes()))
+            .map(|s| s.to_bytes())
             .unwrap_or_default();
-        b.body("application/sdp", body).build()
+        let extra: usize = leg
+            .extra_headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+            + auth.map_or(0, |(n, v)| n.len() + v.len() + 4);
+        let mut w = MessageWriter::request(
+            &Method::Invite,
+            &leg.request_uri,
+            400 + 2 * leg.request_uri.len()
+                + leg.local_uri.len()
+                + leg.remote_uri.len()
+                + leg.call_id.len()
+                + extra
+                + body.len(),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                host,
+                ";branch=",
+                &leg.invite_branch,
+                ";rport",
+            ],
+        )
+        .header("Max-Forwards", &["70"])
+        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
+        .header("To", &[&leg.remote_uri])
+        .header("Call-ID", &[&leg.call_id])
+        .cseq(leg.invite_cseq, "INVITE")
+        .header("Contact", &[&self.calls.contact])
+        .header(
+            "Allow",
+            &["INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"],
+        )
+        .header("Supported", &["100rel, timer"])
+        .header("User-Agent", &[&self.user_agent]);
+        for (n, v) in &leg.extra_headers {
+            w.header(n, &[v]);
+        }
+        if let Some((n, v)) = auth {
+            w.header(n, &[v]);
+        }
+        w.finish(Some(("application/sdp", &body)))
     }
 
     /// A trunk challenged our INVITE: answer with its credentials once.
@@ -1141,34 +1167,53 @@ impl Switch {
             .trim_start_matches('<')
             .trim_end_matches('>')
             .to_owned();
-        let mut b = MessageBuilder::request(&method, &target)
-            .header("Via", via(leg.peer.transport.via_token(), host, &branch))
-            .header("Max-Forwards", "70")
-            .header("From", tagged(strip_tag(&leg.local_uri), &leg.local_tag))
-            .header(
-                "To",
-                match &leg.remote_tag {
-                    Some(t) => tagged(strip_tag(&leg.remote_uri), t),
-                    None => strip_tag(&leg.remote_uri).to_owned(),
-                },
-            )
-            .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", cseq(leg.local_cseq, method.as_str()));
+        let extra: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let mut w = MessageWriter::request(
+            &method,
+            &target,
+            320 + target.len()
+                + leg.local_uri.len()
+                + leg.remote_uri.len()
+                + leg.call_id.len()
+                + leg.route_set.iter().map(|r| r.len() + 9).sum::<usize>()
+                + extra
+                + body.as_ref().map_or(0, |b| b.len() + 40),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                host,
+                ";branch=",
+                &branch,
+                ";rport",
+            ],
+        )
+        .header("Max-Forwards", &["70"])
+        .header(
+            "From",
+            &[strip_tag(&leg.local_uri), ";tag=", &leg.local_tag],
+        );
+        match &leg.remote_tag {
+            Some(t) => w.header("To", &[strip_tag(&leg.remote_uri), ";tag=", t]),
+            None => w.header("To", &[strip_tag(&leg.remote_uri)]),
+        };
+        w.header("Call-ID", &[&leg.call_id])
+            .cseq(leg.local_cseq, method.as_str());
         for r in &leg.route_set {
-            b.push_header("Route", r.clone());
+            w.header("Route", &[r]);
         }
-        b.push_header("User-Agent", self.user_agent.clone());
+        w.header("User-Agent", &[&self.user_agent]);
         let refresh = matches!(method, Method::Invite | Method::Update);
         if method == Method::Invite {
-            b.push_header("Contact", self.calls.contact.clone());
+            w.header("Contact", &[&self.calls.contact]);
         }
-        for (n, v) in headers {
-            b.push_header(n, v);
+        for (n, v) in &headers {
+            w.header(n, &[v]);
         }
-        if let Some(sdp) = body {
-            b = b.body("application/sdp", sdp);
-        }
-        let bytes = b.build();
+        let bytes = w.finish(body.as_ref().map(|b| ("application/sdp", &b[..])));
         let kind = if method == Method::Invite {
             TransactionKind::Invite
         } else {
@@ -1197,17 +1242,29 @@ impl Switch {
         } else {
             &leg.request_uri
         };
-        let bytes = MessageBuilder::request(&Method::Cancel, ruri)
-            .header(
-                "Via",
-                via(leg.peer.transport.via_token(), host, &leg.invite_branch),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", tagged(&leg.local_uri, &leg.local_tag))
-            .header("To", leg.remote_uri.clone())
-            .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", cseq(leg.invite_cseq, "CANCEL"))
-            .build();
+        let mut w = MessageWriter::request(
+            &Method::Cancel,
+            ruri,
+            256 + ruri.len() + leg.local_uri.len() + leg.remote_uri.len() + leg.call_id.len(),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                host,
+                ";branch=",
+                &leg.invite_branch,
+                ";rport",
+            ],
+        )
+        .header("Max-Forwards", &["70"])
+        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
+        .header("To", &[&leg.remote_uri])
+        .header("Call-ID", &[&leg.call_id])
+        .cseq(leg.invite_cseq, "CANCEL");
+        let bytes = w.finish(None);
         let txn = ClientTransaction::new(
             TransactionKind::NonInvite,
             leg.peer.transport.is_reliable(),
@@ -1240,26 +1297,42 @@ impl Switch {
         } else {
             &leg.remote_target
         };
-        let mut b = MessageBuilder::request(
+        let uri = target.trim_start_matches('<').trim_end_matches('>');
+        let mut w = MessageWriter::request(
             &Method::Ack,
-            target.trim_start_matches('<').trim_end_matches('>'),
+            uri,
+            256 + uri.len()
+                + leg.local_uri.len()
+                + leg.remote_uri.len()
+                + leg.call_id.len()
+                + leg.route_set.iter().map(|r| r.len() + 9).sum::<usize>(),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                sip_host,
+                ";branch=",
+                branch,
+                ";rport",
+            ],
         )
-        .header("Via", via(leg.peer.transport.via_token(), sip_host, branch))
-        .header("Max-Forwards", "70")
-        .header("From", tagged(strip_tag(&leg.local_uri), &leg.local_tag))
+        .header("Max-Forwards", &["70"])
         .header(
-            "To",
-            match to_tag {
-                Some(t) => tagged(strip_tag(&leg.remote_uri), t),
-                None => strip_tag(&leg.remote_uri).to_owned(),
-            },
-        )
-        .header("Call-ID", leg.call_id.clone())
-        .header("CSeq", cseq(seq, "ACK"));
+            "From",
+            &[strip_tag(&leg.local_uri), ";tag=", &leg.local_tag],
+        );
+        match to_tag {
+            Some(t) => w.header("To", &[strip_tag(&leg.remote_uri), ";tag=", t]),
+            None => w.header("To", &[strip_tag(&leg.remote_uri)]),
+        };
+        w.header("Call-ID", &[&leg.call_id]).cseq(seq, "ACK");
         for r in &leg.route_set {
-            b.push_header("Route", r.clone());
+            w.header("Route", &[r]);
         }
-        b.build()
+        w.finish(None)
     }
 
     /// Sends a response to A's INVITE (provisional or final).
@@ -1975,7 +2048,7 @@ impl Switch {
             end_ms,
             src: call.caller_num.clone(),
             dst: call.exten.clone(),
-            clid: format!("\"{}\" <{}>", call.caller_name, call.caller_num),
+            clid: concat(&["\"", &call.caller_name, "\" <", &call.caller_num, ">"]),
             dcontext: call.context.clone(),
             channel: call.a.channel.clone(),
             dstchannel: call
@@ -2406,22 +2479,26 @@ fn ack_from_response(sip_host: &str, request_uri: &str, branch: &str, resp: &Mes
         .with_top_via(|v| v.transport.to_owned())
         .unwrap_or_else(|| "UDP".into());
     let seq = resp.cseq().map_or(1, |c| c.seq);
-    MessageBuilder::request(&Method::Ack, request_uri)
-        .header("Via", via(&transport, sip_host, branch))
-        .header("Max-Forwards", "70")
-        .header(
-            "From",
-            resp.header(HeaderName::From)
-                .unwrap_or_default()
-                .into_owned(),
-        )
-        .header(
-            "To",
-            resp.header(HeaderName::To).unwrap_or_default().into_owned(),
-        )
-        .header("Call-ID", resp.call_id().unwrap_or_default().into_owned())
-        .header("CSeq", cseq(seq, "ACK"))
-        .build()
+    let from = resp.header(HeaderName::From).unwrap_or_default();
+    let to = resp.header(HeaderName::To).unwrap_or_default();
+    let call_id = resp.call_id().unwrap_or_default();
+    let mut w = MessageWriter::request(
+        &Method::Ack,
+        request_uri,
+        256 + request_uri.len() + from.len() + to.len() + call_id.len(),
+    );
+    w.header(
+        "Via",
+        &[
+            "SIP/2.0/", &transport, " ", sip_host, ";branch=", branch, ";rport",
+        ],
+    )
+    .header("Max-Forwards", &["70"])
+    .header("From", &[&from])
+    .header("To", &[&to])
+    .header("Call-ID", &[&call_id])
+    .cseq(seq, "ACK");
+    w.finish(None)
 }
 
 /// Where a SIP URI's requests go: its host (an IP literal or a name

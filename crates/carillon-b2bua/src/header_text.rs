@@ -65,11 +65,6 @@ pub(crate) fn via(token: &str, host: &str, branch: &str) -> String {
     concat(&["SIP/2.0/", token, " ", host, ";branch=", branch, ";rport"])
 }
 
-/// `<name-addr>;tag=<tag>`.
-pub(crate) fn tagged(name_addr: &str, tag: &str) -> String {
-    concat(&[name_addr, ";tag=", tag])
-}
-
 /// `<seq> <method>`, a CSeq value.
 pub(crate) fn cseq(seq: u32, method: &str) -> String {
     let mut out = String::with_capacity(method.len() + 11);
@@ -111,9 +106,13 @@ mod tests {
             via("UDP", "h:1", "z9hG4bKx"),
             "SIP/2.0/UDP h:1;branch=z9hG4bKx;rport"
         );
-        assert_eq!(tagged("<sip:a@b>", "t1"), "<sip:a@b>;tag=t1");
         assert_eq!(cseq(0, "BYE"), "0 BYE");
         assert_eq!(cseq(u32::MAX, "INVITE"), format!("{} INVITE", u32::MAX));
+        let mut id = String::new();
+        push_u64(&mut id, 1_800_000_000);
+        id.push('.');
+        push_hex08(&mut id, 0xdead_beef);
+        assert_eq!(id, format!("1800000000.{:08x}", 0xdead_beefu32));
         for key in [0u64, 1, 0xabc, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
             assert_eq!(channel("100", key), format!("SIP/100-{key:08x}"));
         }
