@@ -1786,14 +1786,11 @@ impl Switch {
         let plan = if msg.body().is_empty() {
             leg.plan.clone()
         } else {
-            leg.local_sdp
-                .as_ref()
-                .and_then(|offer| {
-                    SessionDescription::parse(msg.body())
-                        .ok()
-                        .map(|ans| (offer.clone(), ans))
-                })
-                .and_then(|(offer, ans)| carillon_sdp::apply_answer(&offer, &ans).ok())
+            leg.local_sdp.as_ref().and_then(|offer| {
+                SessionDescription::parse(msg.body())
+                    .ok()
+                    .and_then(|ans| carillon_sdp::apply_answer(offer, &ans).ok())
+            })
         };
         let Some(plan) = plan else {
             warn!(

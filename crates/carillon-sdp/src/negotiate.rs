@@ -331,6 +331,9 @@ fn accept_audio(
         Vec::new(),
     );
     let listed = voice.iter().map(|(_, m)| m).chain(telephone_event.as_ref());
+    let count = voice.len() + usize::from(telephone_event.is_some());
+    media.formats.reserve_exact(count);
+    media.attributes.reserve_exact(2 * count + 3);
     for map in listed {
         media.formats.push(u64_text(u64::from(map.payload_type)));
         media.attributes.push(Attribute::RtpMap(map.clone()));
@@ -389,7 +392,9 @@ pub fn offer(policy: &OfferPolicy) -> SessionDescription {
         MediaDescription::new(MediaType::Audio, policy.local_port, "RTP/AVP", Vec::new());
     let te_pt = policy.telephone_event.then_some(policy.telephone_event_pt);
     let mut next_dynamic: u8 = 96;
-    let mut offered: Vec<&CodecName> = Vec::new();
+    let mut offered: Vec<&CodecName> = Vec::with_capacity(policy.codecs.len());
+    media.formats.reserve_exact(policy.codecs.len() + 1);
+    media.attributes.reserve_exact(policy.codecs.len() + 5);
     for codec in &policy.codecs {
         if *codec == CodecName::TelephoneEvent || offered.contains(&codec) {
             continue;

@@ -68,10 +68,23 @@ fn set_once<T>(slot: &mut Option<T>, value: T, line: usize, kind: char) -> Resul
 }
 
 impl Parser {
-    fn run(mut self, input: &[u8]) -> Result<SessionDescription, ParseError> {
-        for (index, raw) in input.split(|b| *b == b'\n').enumerate() {
+    fn run(self, input: &[u8]) -> Result<SessionDescription, ParseError> {
+        // One UTF-8 check for the whole body; only a body that fails it is
+        // checked line by line, so the first error is still the first bad
+        // line's.
+        match std::str::from_utf8(input) {
+            Ok(text) => self.run_lines(text.split('\n').map(Ok::<_, std::str::Utf8Error>)),
+            Err(_) => self.run_lines(input.split(|b| *b == b'\n').map(std::str::from_utf8)),
+        }
+    }
+
+    fn run_lines<'a, E>(
+        mut self,
+        lines: impl Iterator<Item = Result<&'a str, E>>,
+    ) -> Result<SessionDescription, ParseError> {
+        for (index, text) in lines.enumerate() {
             let line = index + 1;
-            let text = std::str::from_utf8(raw).map_err(|_| ParseError::InvalidUtf8 { line })?;
+            let text = text.map_err(|_| ParseError::InvalidUtf8 { line })?;
             let text = text.trim_end_matches(['\r', ' ', '\t']);
             if text.trim_start().is_empty() {
                 continue;
