@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -198,6 +199,8 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
 }
 
 struct Entry {
+    /// The map key, shared with the deadline heap (no copy per timer).
+    key: Arc<str>,
     txn: ServerTransaction,
     peer: Peer,
     /// The top Via responses carry (received/rport added), computed once
@@ -208,11 +211,15 @@ struct Entry {
 }
 
 /// Server transactions by key, with a lazily-cleaned deadline heap.
+///
+/// Keys come from the network (the Via branch), so the maps keep the
+/// standard library's randomly keyed SipHash. A key is stored once as an
+/// `Arc<str>` shared by the map and every heap entry for it.
 pub struct ServerTable {
     cfg: TimerConfig,
-    txns: HashMap<String, Entry>,
-    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
-    invites: HashMap<String, String>,
+    txns: HashMap<Arc<str>, Entry>,
+    deadlines: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    invites: HashMap<String, Arc<str>>,
 }
 
 /// Bytes to send and where.
@@ -258,19 +265,20 @@ impl ServerTable {
     /// An ACK for a non-2xx final response. Matched by branch, or by
     /// Call-ID and CSeq for clients that give the ACK a new branch.
     pub fn ack(&mut self, key: &str, dialog: Option<&str>, now: Instant) -> bool {
-        let key = match (
-            self.txns.contains_key(key),
-            dialog.and_then(|d| self.invites.get(d)),
-        ) {
-            (true, _) => key.to_owned(),
-            (false, Some(k)) => k.clone(),
-            (false, None) => return false,
+        let by_dialog = if self.txns.contains_key(key) {
+            None
+        } else {
+            match dialog.and_then(|d| self.invites.get(d)) {
+                Some(k) => Some(k.clone()),
+                None => return false,
+            }
         };
-        let key = key.as_str();
-        match self.txns.get_mut(key) {
+        match self.txns.get_mut(by_dialog.as_deref().unwrap_or(key)) {
             Some(e) => {
                 e.txn.handle_ack(now);
-                self.schedule(key.to_owned());
+                if let Some(at) = e.txn.poll_timeout() {
+                    self.deadlines.push(Reverse((at, e.key.clone())));
+                }
                 true
             }
             None => false,
@@ -287,12 +295,14 @@ impl ServerTable {
         now: Instant,
     ) {
         let txn = ServerTransaction::new(kind, peer.transport.is_reliable(), now, self.cfg);
+        let key: Arc<str> = Arc::from(key);
         if let Some(d) = &dialog {
             self.invites.insert(d.clone(), key.clone());
         }
         self.txns.insert(
-            key,
+            key.clone(),
             Entry {
+                key,
                 txn,
                 peer,
                 via: None,
@@ -345,20 +355,14 @@ impl ServerTable {
                 }
                 if e.txn.is_terminated() {
                     self.remove(key);
-                } else {
-                    self.schedule(key.to_owned());
+                } else if let Some(at) = e.txn.poll_timeout() {
+                    self.deadlines.push(Reverse((at, e.key.clone())));
                 }
             }
             None => out.push(Transmit {
                 to: fallback,
                 bytes,
             }),
-        }
-    }
-
-    fn schedule(&mut self, key: String) {
-        if let Some(at) = self.txns.get(&key).and_then(|e| e.txn.poll_timeout()) {
-            self.deadlines.push(Reverse((at, key)));
         }
     }
 
@@ -391,8 +395,8 @@ impl ServerTable {
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {
                 self.remove(&key);
-            } else {
-                self.schedule(key);
+            } else if let Some(at) = e.txn.poll_timeout() {
+                self.deadlines.push(Reverse((at, key)));
             }
         }
     }

@@ -172,7 +172,13 @@ pub fn ip_text(ip: IpAddr) -> String {
                 if i > 0 {
                     out.push('.');
                 }
-                push_u64(&mut out, u64::from(octet));
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
             }
             out
         }
@@ -351,6 +357,10 @@ mod tests {
             IpAddr::V6(Ipv6Addr::LOCALHOST),
             IpAddr::V6("2001:db8::1:0:0:1".parse().unwrap()),
         ] {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+        for o in 0..=255u8 {
+            let ip = IpAddr::V4(Ipv4Addr::new(o, 9, o, 99));
             assert_eq!(ip_text(ip), ip.to_string());
         }
     }
