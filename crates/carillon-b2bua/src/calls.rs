@@ -458,7 +458,7 @@ impl Switch {
             .header(HeaderName::From)
             .unwrap_or_default()
             .into_owned();
-        let (from_user, from_name) = NameAddr::parse(&from)
+        let (from_user, from_name, from_tag) = NameAddr::parse(&from)
             .map(|n| {
                 (
                     n.uri
@@ -468,6 +468,7 @@ impl Switch {
                     n.display_unquoted()
                         .map(|d| d.into_owned())
                         .unwrap_or_default(),
+                    n.tag().map(str::to_owned),
                 )
             })
             .unwrap_or_default();
@@ -586,14 +587,18 @@ impl Switch {
             id
         };
         let call_id = msg.call_id().unwrap_or_default().into_owned();
-        let (route, _) = response_route(msg, peer);
+        // The route the server transaction kept for this INVITE.
+        let route = self
+            .table
+            .route_of(key)
+            .unwrap_or_else(|| response_route(msg, peer).0);
         let mut a = self.new_leg(
             call_id.clone(),
             route,
             port,
             header_text::channel(&caller_num, call_key),
         );
-        a.remote_tag = msg.tag(HeaderName::From);
+        a.remote_tag = from_tag;
         a.remote_uri = from;
         a.local_uri = msg.header(HeaderName::To).unwrap_or_default().into_owned();
         a.remote_target = msg
@@ -1353,11 +1358,13 @@ impl Switch {
         if status >= 200 {
             call.a_rel.finish();
         }
+        // Built from the call in place (fields of `self` borrowed apart),
+        // so neither the INVITE nor its key is copied.
+        let call = self.calls.calls.get(&key)?;
         let a_session = call.a_session;
-        let invite = call.a_invite.clone();
-        let a_key = call.a_key.clone();
+        let invite = &call.a_invite;
+        let a_key = &call.a_key;
         let peer = call.a_peer;
-        let tag = call.a.local_tag.clone();
         let sdp = if with_sdp {
             call.a.local_sdp.as_ref().map(|s| Bytes::from(s.to_bytes()))
         } else {
@@ -1367,16 +1374,16 @@ impl Switch {
         // INVITE arrived), else computed afresh.
         let (to, top_via) = self
             .table
-            .response_route_of(&a_key)
-            .unwrap_or_else(|| response_route(&invite, peer));
-        let mut b = carillon_sip::ResponseBuilder::new(&invite, status)
-            .to_tag(tag)
-            .header("Server", self.user_agent.clone());
+            .response_route_of(a_key)
+            .unwrap_or_else(|| response_route(invite, peer));
+        let mut b = carillon_sip::ResponseBuilder::new(invite, status)
+            .to_tag(call.a.local_tag.as_str())
+            .header("Server", self.user_agent.as_str());
         if let Some(v) = top_via {
             b = b.top_via(v);
         }
         if status > 100 && status < 300 {
-            b = b.header("Contact", self.calls.contact.clone());
+            b = b.header("Contact", self.calls.contact.as_str());
             if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
                 for r in rr {
                     b = b.header("Record-Route", r);
@@ -1408,9 +1415,9 @@ impl Switch {
             b = b.body("application/sdp", body);
         }
         let bytes = b.build();
+        self.table
+            .respond(a_key, status, bytes.clone(), now, to, &mut self.scratch);
         if (200..300).contains(&status) {
-            self.table
-                .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
             let mut r = Uas2xxRetransmitter::new(now, bytes.clone(), self.calls.config.timers);
             if let Some(at) = r.poll_timeout() {
                 self.calls.schedule(at, Timer::Call(key));
@@ -1427,9 +1434,6 @@ impl Switch {
                     Some((se.interval, we_refresh)),
                 );
             }
-        } else {
-            self.table
-                .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
         }
         Some(bytes)
     }

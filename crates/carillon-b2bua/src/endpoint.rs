@@ -324,6 +324,11 @@ impl ServerTable {
         self.txns.get(key).map(|e| (e.peer, e.via.clone()))
     }
 
+    /// Where the transaction's responses go (without copying its Via).
+    pub fn route_of(&self, key: &str) -> Option<Peer> {
+        self.txns.get(key).map(|e| e.peer)
+    }
+
     fn remove(&mut self, key: &str) {
         if let Some(e) = self.txns.remove(key) {
             if let Some(d) = e.dialog {
