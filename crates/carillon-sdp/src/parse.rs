@@ -59,6 +59,25 @@ struct Parser {
     media: Vec<MediaDescription>,
 }
 
+/// The `\n`-separated pieces of `text`, as `text.split('\n')` gives them,
+/// found with a byte search rather than a `char` pattern.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b'\n') {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 fn set_once<T>(slot: &mut Option<T>, value: T, line: usize, kind: char) -> Result<(), ParseError> {
     if slot.is_some() {
         return Err(ParseError::DuplicateLine { line, kind });
@@ -73,7 +92,7 @@ impl Parser {
         // checked line by line, so the first error is still the first bad
         // line's.
         match std::str::from_utf8(input) {
-            Ok(text) => self.run_lines(text.split('\n').map(Ok::<_, std::str::Utf8Error>)),
+            Ok(text) => self.run_lines(lines(text).map(Ok::<_, std::str::Utf8Error>)),
             Err(_) => self.run_lines(input.split(|b| *b == b'\n').map(std::str::from_utf8)),
         }
     }
@@ -371,4 +390,18 @@ fn parse_rtcp(arg: &str) -> Option<Rtcp> {
         port: port.parse().ok()?,
         connection,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lines;
+
+    #[test]
+    fn lines_split_like_str_split() {
+        for text in ["", "\n", "a", "a\n", "a\r\nb", "\n\nx\n", "é\nü"] {
+            let ours: Vec<&str> = lines(text).collect();
+            let std: Vec<&str> = text.split('\n').collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
+    }
 }
