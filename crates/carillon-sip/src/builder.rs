@@ -193,14 +193,18 @@ impl<'r> ResponseBuilder<'r> {
                     push_header(&mut out, name.as_str(), &value);
                 }
                 HeaderName::To => {
-                    let has_tag = crate::syntax::NameAddr::parse(&value)
-                        .map(|n| n.tag().is_some())
-                        .unwrap_or(true);
                     out.extend_from_slice(b"To: ");
                     out.extend_from_slice(value.as_bytes());
-                    if let (Some(tag), false, true) = (&self.to_tag, has_tag, self.status > 100) {
-                        out.extend_from_slice(b";tag=");
-                        out.extend_from_slice(tag.as_bytes());
+                    // The To is parsed only when a tag could be added.
+                    let tag = self.to_tag.as_ref().filter(|_| self.status > 100);
+                    if let Some(tag) = tag {
+                        let has_tag = crate::syntax::NameAddr::parse(&value)
+                            .map(|n| n.tag().is_some())
+                            .unwrap_or(true);
+                        if !has_tag {
+                            out.extend_from_slice(b";tag=");
+                            out.extend_from_slice(tag.as_bytes());
+                        }
                     }
                     out.extend_from_slice(b"\r\n");
                 }
