@@ -41,7 +41,7 @@ use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, 
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
-use carillon_sip::{HeaderName, Message, MessageBuilder, Method, NameAddr};
+use carillon_sip::{HeaderName, Message, MessageBuilder, MessageWriter, Method, NameAddr};
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
 };
@@ -49,6 +49,7 @@ use carillon_trunk::PortName;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
+use crate::header_text::{self, concat, cseq, strip_tag, via};
 use crate::switch::{Output, Switch};
 
 /// Call handling settings.
@@ -234,17 +235,32 @@ struct LegRef {
     leg: LegId,
 }
 
+/// Maps keyed only by values the switch generates itself (call numbers,
+/// media session ids, our own random branches): foldhash instead of
+/// SipHash. Inserting attacker-chosen keys is what makes a hash-flooding
+/// attack, and these maps never get one: a response's branch from the
+/// network is only looked up, which costs one probe sequence among keys we
+/// chose. Maps with keys from the network (Call-ID, server transaction
+/// keys, users, sources) keep the standard library's random SipHash.
+type OwnKeyMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Every call and the client transactions of their legs.
 pub struct Calls {
     config: CallConfig,
-    calls: HashMap<u64, Call>,
+    calls: OwnKeyMap<u64, Call>,
+    /// Keyed by Call-ID, including callers' (network-chosen): SipHash.
     by_call_id: HashMap<String, LegRef>,
-    by_session: HashMap<SessionId, u64>,
-    clients: HashMap<String, ClientEntry>,
+    by_session: OwnKeyMap<SessionId, u64>,
+    clients: OwnKeyMap<String, ClientEntry>,
     deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
     free_ports: ports::PortPool,
     next_id: u64,
     cps: limits::CpsWindows,
+    /// `config.sip_addr` as a SIP URI host (`ip:port`), written into
+    /// every Via and Contact; kept in step by `set_sip_addr`.
+    sip_host: String,
+    /// `<sip:carillon@{sip_host}>`, our Contact.
+    contact: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -307,12 +323,16 @@ fn status_for_cause(cause: u8) -> u16 {
 impl Calls {
     pub fn new(config: CallConfig) -> Self {
         let free_ports = ports::PortPool::new(config.rtp_ports, config.media_workers);
+        let sip_host = header_text::sip_uri_host(config.sip_addr);
+        let contact = contact_of(&sip_host);
         Calls {
+            sip_host,
+            contact,
             config,
-            calls: HashMap::new(),
+            calls: OwnKeyMap::default(),
             by_call_id: HashMap::new(),
-            by_session: HashMap::new(),
-            clients: HashMap::new(),
+            by_session: OwnKeyMap::default(),
+            clients: OwnKeyMap::default(),
             deadlines: BinaryHeap::new(),
             free_ports,
             next_id: 1,
@@ -339,6 +359,8 @@ impl Calls {
 
     pub fn set_sip_addr(&mut self, addr: SocketAddr) {
         self.config.sip_addr = addr;
+        self.sip_host = header_text::sip_uri_host(addr);
+        self.contact = contact_of(&self.sip_host);
     }
 
     pub fn set_dialplan(&mut self, plan: Option<Dialplan>) {
@@ -375,11 +397,9 @@ impl Calls {
     }
 }
 
-fn sip_uri_host(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+/// Our Contact for a SIP host (`ip:port`).
+fn contact_of(sip_host: &str) -> String {
+    concat(&["<sip:carillon@", sip_host, ">"])
 }
 
 impl Switch {
@@ -439,7 +459,7 @@ impl Switch {
             .header(HeaderName::From)
             .unwrap_or_default()
             .into_owned();
-        let (from_user, from_name) = NameAddr::parse(&from)
+        let (from_user, from_name, from_tag) = NameAddr::parse(&from)
             .map(|n| {
                 (
                     n.uri
@@ -449,6 +469,7 @@ impl Switch {
                     n.display_unquoted()
                         .map(|d| d.into_owned())
                         .unwrap_or_default(),
+                    n.tag().map(str::to_owned),
                 )
             })
             .unwrap_or_default();
@@ -557,21 +578,28 @@ impl Switch {
         };
         // Unique across switches sharing one database: time, call number and
         // 32 random bits (an insert with an existing id would be skipped).
-        let uniqueid = format!(
-            "{}.{}-{:08x}",
-            now_ms / 1000,
-            call_key,
-            self.rng_u64() as u32
-        );
+        let uniqueid = {
+            let mut id = String::with_capacity(40);
+            header_text::push_u64(&mut id, now_ms / 1000);
+            id.push('.');
+            header_text::push_u64(&mut id, call_key);
+            id.push('-');
+            header_text::push_hex08(&mut id, u64::from(self.rng_u64() as u32));
+            id
+        };
         let call_id = msg.call_id().unwrap_or_default().into_owned();
-        let (route, _) = response_route(msg, peer);
+        // The route the server transaction kept for this INVITE.
+        let route = self
+            .table
+            .route_of(key)
+            .unwrap_or_else(|| response_route(msg, peer).0);
         let mut a = self.new_leg(
             call_id.clone(),
             route,
             port,
-            format!("SIP/{}-{:08x}", caller_num, call_key),
+            header_text::channel(&caller_num, call_key),
         );
-        a.remote_tag = msg.tag(HeaderName::From);
+        a.remote_tag = from_tag;
         a.remote_uri = from;
         a.local_uri = msg.header(HeaderName::To).unwrap_or_default().into_owned();
         a.remote_target = msg
@@ -798,11 +826,11 @@ impl Switch {
                         };
                         specs.push(ForkSpec {
                             request_uri: b.contact.clone(),
-                            to_uri: format!("<sip:{name}@{realm}>"),
+                            to_uri: concat(&["<sip:", name, "@", &realm, ">"]),
                             from_uri: None,
                             peer,
                             codecs: codecs.clone(),
-                            channel: format!("SIP/{name}-{key:08x}"),
+                            channel: header_text::channel(name, key),
                             extra: Vec::new(),
                             trunk: None,
                             user: Some(name.clone()),
@@ -837,12 +865,12 @@ impl Switch {
                                 extra.push(("P-Asserted-Identity".to_owned(), pai));
                             }
                             specs.push(ForkSpec {
-                                to_uri: format!("<{request_uri}>"),
+                                to_uri: concat(&["<", &request_uri, ">"]),
                                 request_uri,
                                 from_uri: Some(target.from_uri(&caller_num)),
                                 peer,
                                 codecs,
-                                channel: format!("SIP/{trunk}-{key:08x}"),
+                                channel: header_text::channel(trunk, key),
                                 extra,
                                 trunk: Some((trunk.clone(), target.port.clone())),
                                 user: None,
@@ -885,8 +913,8 @@ impl Switch {
             return false;
         };
         let media_ip = self.calls.config.media_ip;
-        let call_id = format!("{}@carillon", self.random_hex());
-        let branch = format!("z9hG4bK{}", self.random_hex());
+        let call_id = concat(&[&self.random_hex(), "@carillon"]);
+        let branch = self.new_branch();
         let session_id = self.rng_u64() >> 1;
         let Some(call) = self.calls.calls.get(&key) else {
             self.calls.free_ports.give(port);
@@ -908,13 +936,13 @@ impl Switch {
         let display = if caller_name.is_empty() {
             String::new()
         } else {
-            format!("\"{}\" ", caller_name.replace('"', ""))
+            concat(&["\"", &caller_name.replace('"', ""), "\" "])
         };
         let from_uri = spec
             .from_uri
             .clone()
-            .unwrap_or_else(|| format!("sip:{caller_num}@{realm}"));
-        leg.local_uri = format!("{display}<{from_uri}>");
+            .unwrap_or_else(|| concat(&["sip:", &caller_num, "@", &realm]));
+        leg.local_uri = concat(&[&display, "<", &from_uri, ">"]);
         leg.remote_uri = spec.to_uri.clone();
         leg.remote_target = spec.request_uri.clone();
         leg.request_uri = spec.request_uri.clone();
@@ -969,40 +997,59 @@ impl Switch {
     /// The INVITE of an outbound leg, with credentials when answering a
     /// challenge (new branch and CSeq are set on the leg by the caller).
     fn build_invite(&self, leg: &Leg, auth: Option<(&str, &str)>) -> Bytes {
-        let host = sip_uri_host(self.calls.config.sip_addr);
-        let mut b = MessageBuilder::request(&Method::Invite, &leg.request_uri)
-            .header(
-                "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={};rport",
-                    leg.peer.transport.via_token(),
-                    leg.invite_branch
-                ),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
-            .header("To", leg.remote_uri.clone())
-            .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", format!("{} INVITE", leg.invite_cseq))
-            .header("Contact", format!("<sip:carillon@{host}>"))
-            .header(
-                "Allow",
-                "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
-            )
-            .header("Supported", "100rel, timer")
-            .header("User-Agent", self.user_agent.clone());
-        for (n, v) in &leg.extra_headers {
-            b.push_header(n.clone(), v.clone());
-        }
-        if let Some((n, v)) = auth {
-            b.push_header(n.to_owned(), v.to_owned());
-        }
+        let host = &self.calls.sip_host;
         let body = leg
             .local_sdp
             .as_ref()
-            .map(|s| Bytes::from(s.to_bytes()))
+            .map(|s| s.to_bytes())
             .unwrap_or_default();
-        b.body("application/sdp", body).build()
+        let extra: usize = leg
+            .extra_headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+            + auth.map_or(0, |(n, v)| n.len() + v.len() + 4);
+        let mut w = MessageWriter::request(
+            &Method::Invite,
+            &leg.request_uri,
+            400 + 2 * leg.request_uri.len()
+                + leg.local_uri.len()
+                + leg.remote_uri.len()
+                + leg.call_id.len()
+                + extra
+                + body.len(),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                host,
+                ";branch=",
+                &leg.invite_branch,
+                ";rport",
+            ],
+        )
+        .header("Max-Forwards", &["70"])
+        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
+        .header("To", &[&leg.remote_uri])
+        .header("Call-ID", &[&leg.call_id])
+        .cseq(leg.invite_cseq, "INVITE")
+        .header("Contact", &[&self.calls.contact])
+        .header(
+            "Allow",
+            &["INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"],
+        )
+        .header("Supported", &["100rel, timer"])
+        .header("User-Agent", &[&self.user_agent]);
+        for (n, v) in &leg.extra_headers {
+            w.header(n, &[v]);
+        }
+        if let Some((n, v)) = auth {
+            w.header(n, &[v]);
+        }
+        w.finish(Some(("application/sdp", &body)))
     }
 
     /// A trunk challenged our INVITE: answer with its credentials once.
@@ -1022,7 +1069,7 @@ impl Switch {
         };
         let values: Vec<String> = msg.header_all(header).map(|v| v.into_owned()).collect();
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-        let branch = format!("z9hG4bK{}", self.random_hex());
+        let branch = self.new_branch();
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1117,55 +1164,65 @@ impl Switch {
         headers: Vec<(String, String)>,
         body: Option<Bytes>,
     ) {
-        let branch = format!("z9hG4bK{}", self.random_hex());
+        let branch = self.new_branch();
         leg.local_cseq += 1;
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let host = &self.calls.sip_host;
         let target = if leg.remote_target.is_empty() {
-            leg.remote_uri.clone()
+            &leg.remote_uri
         } else {
-            leg.remote_target.clone()
+            &leg.remote_target
         };
         let target = target
             .trim_start_matches('<')
             .trim_end_matches('>')
             .to_owned();
-        let mut b = MessageBuilder::request(&method, &target)
-            .header(
-                "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={branch};rport",
-                    leg.peer.transport.via_token()
-                ),
-            )
-            .header("Max-Forwards", "70")
-            .header(
-                "From",
-                format!("{};tag={}", strip_tag(&leg.local_uri), leg.local_tag),
-            )
-            .header(
-                "To",
-                match &leg.remote_tag {
-                    Some(t) => format!("{};tag={t}", strip_tag(&leg.remote_uri)),
-                    None => strip_tag(&leg.remote_uri),
-                },
-            )
-            .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", format!("{} {}", leg.local_cseq, method));
+        let extra: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let mut w = MessageWriter::request(
+            &method,
+            &target,
+            320 + target.len()
+                + leg.local_uri.len()
+                + leg.remote_uri.len()
+                + leg.call_id.len()
+                + leg.route_set.iter().map(|r| r.len() + 9).sum::<usize>()
+                + extra
+                + body.as_ref().map_or(0, |b| b.len() + 40),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                host,
+                ";branch=",
+                &branch,
+                ";rport",
+            ],
+        )
+        .header("Max-Forwards", &["70"])
+        .header(
+            "From",
+            &[strip_tag(&leg.local_uri), ";tag=", &leg.local_tag],
+        );
+        match &leg.remote_tag {
+            Some(t) => w.header("To", &[strip_tag(&leg.remote_uri), ";tag=", t]),
+            None => w.header("To", &[strip_tag(&leg.remote_uri)]),
+        };
+        w.header("Call-ID", &[&leg.call_id])
+            .cseq(leg.local_cseq, method.as_str());
         for r in &leg.route_set {
-            b.push_header("Route", r.clone());
+            w.header("Route", &[r]);
         }
-        b.push_header("User-Agent", self.user_agent.clone());
+        w.header("User-Agent", &[&self.user_agent]);
         let refresh = matches!(method, Method::Invite | Method::Update);
         if method == Method::Invite {
-            b.push_header("Contact", format!("<sip:carillon@{host}>"));
+            w.header("Contact", &[&self.calls.contact]);
         }
-        for (n, v) in headers {
-            b.push_header(n, v);
+        for (n, v) in &headers {
+            w.header(n, &[v]);
         }
-        if let Some(sdp) = body {
-            b = b.body("application/sdp", sdp);
-        }
-        let bytes = b.build();
+        let bytes = w.finish(body.as_ref().map(|b| ("application/sdp", &b[..])));
         let kind = if method == Method::Invite {
             TransactionKind::Invite
         } else {
@@ -1186,7 +1243,7 @@ impl Switch {
     }
 
     fn send_cancel(&mut self, now: Instant, key: u64, leg: &Leg) {
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let host = &self.calls.sip_host;
         // The INVITE's Request-URI (an early dialog may have changed the
         // remote target, RFC 3261 §9.1).
         let ruri = if leg.request_uri.is_empty() {
@@ -1194,21 +1251,29 @@ impl Switch {
         } else {
             &leg.request_uri
         };
-        let bytes = MessageBuilder::request(&Method::Cancel, ruri)
-            .header(
-                "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={};rport",
-                    leg.peer.transport.via_token(),
-                    leg.invite_branch
-                ),
-            )
-            .header("Max-Forwards", "70")
-            .header("From", format!("{};tag={}", leg.local_uri, leg.local_tag))
-            .header("To", leg.remote_uri.clone())
-            .header("Call-ID", leg.call_id.clone())
-            .header("CSeq", format!("{} CANCEL", leg.invite_cseq))
-            .build();
+        let mut w = MessageWriter::request(
+            &Method::Cancel,
+            ruri,
+            256 + ruri.len() + leg.local_uri.len() + leg.remote_uri.len() + leg.call_id.len(),
+        );
+        w.header(
+            "Via",
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                host,
+                ";branch=",
+                &leg.invite_branch,
+                ";rport",
+            ],
+        )
+        .header("Max-Forwards", &["70"])
+        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
+        .header("To", &[&leg.remote_uri])
+        .header("Call-ID", &[&leg.call_id])
+        .cseq(leg.invite_cseq, "CANCEL");
+        let bytes = w.finish(None);
         let txn = ClientTransaction::new(
             TransactionKind::NonInvite,
             leg.peer.transport.is_reliable(),
@@ -1226,7 +1291,7 @@ impl Switch {
         // The CANCEL has the INVITE's branch; key it apart.
         self.add_client(
             now,
-            format!("{}|CANCEL", leg.invite_branch),
+            concat(&[&leg.invite_branch, "|CANCEL"]),
             txn,
             leg.peer,
             key,
@@ -1235,48 +1300,48 @@ impl Switch {
         );
     }
 
-    fn build_ack(
-        sip_addr: SocketAddr,
-        leg: &Leg,
-        branch: &str,
-        cseq: u32,
-        to_tag: Option<&str>,
-    ) -> Bytes {
-        let host = sip_uri_host(sip_addr);
+    fn build_ack(sip_host: &str, leg: &Leg, branch: &str, seq: u32, to_tag: Option<&str>) -> Bytes {
         let target = if leg.remote_target.is_empty() {
-            leg.remote_uri.clone()
+            &leg.remote_uri
         } else {
-            leg.remote_target.clone()
+            &leg.remote_target
         };
-        let mut b = MessageBuilder::request(
+        let uri = target.trim_start_matches('<').trim_end_matches('>');
+        let mut w = MessageWriter::request(
             &Method::Ack,
-            target.trim_start_matches('<').trim_end_matches('>'),
-        )
-        .header(
+            uri,
+            256 + uri.len()
+                + leg.local_uri.len()
+                + leg.remote_uri.len()
+                + leg.call_id.len()
+                + leg.route_set.iter().map(|r| r.len() + 9).sum::<usize>(),
+        );
+        w.header(
             "Via",
-            format!(
-                "SIP/2.0/{} {host};branch={branch};rport",
-                leg.peer.transport.via_token()
-            ),
+            &[
+                "SIP/2.0/",
+                leg.peer.transport.via_token(),
+                " ",
+                sip_host,
+                ";branch=",
+                branch,
+                ";rport",
+            ],
         )
-        .header("Max-Forwards", "70")
+        .header("Max-Forwards", &["70"])
         .header(
             "From",
-            format!("{};tag={}", strip_tag(&leg.local_uri), leg.local_tag),
-        )
-        .header(
-            "To",
-            match to_tag {
-                Some(t) => format!("{};tag={t}", strip_tag(&leg.remote_uri)),
-                None => strip_tag(&leg.remote_uri),
-            },
-        )
-        .header("Call-ID", leg.call_id.clone())
-        .header("CSeq", format!("{cseq} ACK"));
+            &[strip_tag(&leg.local_uri), ";tag=", &leg.local_tag],
+        );
+        match to_tag {
+            Some(t) => w.header("To", &[strip_tag(&leg.remote_uri), ";tag=", t]),
+            None => w.header("To", &[strip_tag(&leg.remote_uri)]),
+        };
+        w.header("Call-ID", &[&leg.call_id]).cseq(seq, "ACK");
         for r in &leg.route_set {
-            b.push_header("Route", r.clone());
+            w.header("Route", &[r]);
         }
-        b.build()
+        w.finish(None)
     }
 
     /// Sends a response to A's INVITE (provisional or final).
@@ -1297,26 +1362,32 @@ impl Switch {
         if status >= 200 {
             call.a_rel.finish();
         }
+        // Built from the call in place (fields of `self` borrowed apart),
+        // so neither the INVITE nor its key is copied.
+        let call = self.calls.calls.get(&key)?;
         let a_session = call.a_session;
-        let invite = call.a_invite.clone();
-        let a_key = call.a_key.clone();
+        let invite = &call.a_invite;
+        let a_key = &call.a_key;
         let peer = call.a_peer;
-        let tag = call.a.local_tag.clone();
         let sdp = if with_sdp {
             call.a.local_sdp.as_ref().map(|s| Bytes::from(s.to_bytes()))
         } else {
             None
         };
-        let host = sip_uri_host(self.calls.config.sip_addr);
-        let (to, via) = response_route(&invite, peer);
-        let mut b = carillon_sip::ResponseBuilder::new(&invite, status)
-            .to_tag(tag)
-            .header("Server", self.user_agent.clone());
-        if let Some(v) = via {
+        // The route and Via the transaction kept (computed once when the
+        // INVITE arrived), else computed afresh.
+        let (to, top_via) = self
+            .table
+            .response_route_of(a_key)
+            .unwrap_or_else(|| response_route(invite, peer));
+        let mut b = carillon_sip::ResponseBuilder::new(invite, status)
+            .to_tag(call.a.local_tag.as_str())
+            .header("Server", self.user_agent.as_str());
+        if let Some(v) = top_via {
             b = b.top_via(v);
         }
         if status > 100 && status < 300 {
-            b = b.header("Contact", format!("<sip:carillon@{host}>"));
+            b = b.header("Contact", self.calls.contact.as_str());
             if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
                 for r in rr {
                     b = b.header("Record-Route", r);
@@ -1348,9 +1419,9 @@ impl Switch {
             b = b.body("application/sdp", body);
         }
         let bytes = b.build();
+        self.table
+            .respond(a_key, status, bytes.clone(), now, to, &mut self.scratch);
         if (200..300).contains(&status) {
-            self.table
-                .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
             let mut r = Uas2xxRetransmitter::new(now, bytes.clone(), self.calls.config.timers);
             if let Some(at) = r.poll_timeout() {
                 self.calls.schedule(at, Timer::Call(key));
@@ -1367,9 +1438,6 @@ impl Switch {
                     Some((se.interval, we_refresh)),
                 );
             }
-        } else {
-            self.table
-                .respond(&a_key, status, bytes.clone(), now, to, &mut self.scratch);
         }
         Some(bytes)
     }
@@ -1426,7 +1494,7 @@ impl Switch {
         // ACK for a non-2xx final to INVITE is built here (same branch).
         let ack = if method == Method::Invite && status >= 300 {
             Some(ack_from_response(
-                self.calls.config.sip_addr,
+                &self.calls.sip_host,
                 &entry.request_uri,
                 &branch,
                 msg,
@@ -1494,29 +1562,22 @@ impl Switch {
     /// A 2xx for a fork that no longer exists (CANCEL/200 race, another
     /// fork won, the call ended): ACK it and BYE it (RFC 3261 §9.1, §15).
     fn release_orphan_2xx(&mut self, now: Instant, to: Peer, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         let target = msg
             .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
             .unwrap_or_default();
         if target.is_empty() {
             return;
         }
-        let ack_branch = format!("z9hG4bK{}", self.random_hex());
+        let ack_branch = self.new_branch();
         self.scratch.push(Transmit {
             to,
-            bytes: ack_from_response(sip_addr, &target, &ack_branch, msg),
+            bytes: ack_from_response(&self.calls.sip_host, &target, &ack_branch, msg),
         });
-        let bye_branch = format!("z9hG4bK{}", self.random_hex());
+        let bye_branch = self.new_branch();
         let seq = msg.cseq().map_or(1, |c| c.seq) + 1;
-        let host = sip_uri_host(sip_addr);
+        let host = &self.calls.sip_host;
         let bye = MessageBuilder::request(&Method::Bye, &target)
-            .header(
-                "Via",
-                format!(
-                    "SIP/2.0/{} {host};branch={bye_branch};rport",
-                    to.transport.via_token()
-                ),
-            )
+            .header("Via", via(to.transport.via_token(), host, &bye_branch))
             .header("Max-Forwards", "70")
             .header(
                 "From",
@@ -1529,7 +1590,7 @@ impl Switch {
                 msg.header(HeaderName::To).unwrap_or_default().into_owned(),
             )
             .header("Call-ID", msg.call_id().unwrap_or_default().into_owned())
-            .header("CSeq", format!("{seq} BYE"))
+            .header("CSeq", cseq(seq, "BYE"))
             .build();
         info!("late 2xx for a released leg: ACK and BYE");
         let txn = ClientTransaction::new(
@@ -1660,7 +1721,6 @@ impl Switch {
     }
 
     fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         // A retransmitted 2xx: our ACK was lost; send it again.
         let Some(call) = self.calls.calls.get(&key) else {
             return;
@@ -1668,9 +1728,9 @@ impl Switch {
         let Some(leg) = call.forks.iter().find(|l| l.id == leg_id) else {
             return;
         };
-        let branch = format!("z9hG4bK{}", leg.local_tag);
+        let branch = concat(&["z9hG4bK", &leg.local_tag]);
         let ack = Self::build_ack(
-            sip_addr,
+            &self.calls.sip_host,
             leg,
             &branch,
             leg.invite_cseq,
@@ -1683,7 +1743,6 @@ impl Switch {
     }
 
     fn fork_answered(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1706,9 +1765,9 @@ impl Switch {
         let already = call.bridged.is_some() || call.state == CallState::Ended || call.cancelled;
         // ACK the 2xx (a new transaction-less request, RFC 3261 §13.2.2.4).
         let leg = &call.forks[idx];
-        let ack_branch = format!("z9hG4bK{}", leg.local_tag);
+        let ack_branch = concat(&["z9hG4bK", &leg.local_tag]);
         let ack = Self::build_ack(
-            sip_addr,
+            &self.calls.sip_host,
             leg,
             &ack_branch,
             leg.invite_cseq,
@@ -1735,14 +1794,11 @@ impl Switch {
         let plan = if msg.body().is_empty() {
             leg.plan.clone()
         } else {
-            leg.local_sdp
-                .as_ref()
-                .and_then(|offer| {
-                    SessionDescription::parse(msg.body())
-                        .ok()
-                        .map(|ans| (offer.clone(), ans))
-                })
-                .and_then(|(offer, ans)| carillon_sdp::apply_answer(&offer, &ans).ok())
+            leg.local_sdp.as_ref().and_then(|offer| {
+                SessionDescription::parse(msg.body())
+                    .ok()
+                    .and_then(|ans| carillon_sdp::apply_answer(offer, &ans).ok())
+            })
         };
         let Some(plan) = plan else {
             warn!(
@@ -1997,7 +2053,7 @@ impl Switch {
             end_ms,
             src: call.caller_num.clone(),
             dst: call.exten.clone(),
-            clid: format!("\"{}\" <{}>", call.caller_name, call.caller_num),
+            clid: concat(&["\"", &call.caller_name, "\" <", &call.caller_num, ">"]),
             dcontext: call.context.clone(),
             channel: call.a.channel.clone(),
             dstchannel: call
@@ -2227,7 +2283,7 @@ impl Switch {
                 params: p,
             });
         }
-        let host = sip_uri_host(self.calls.config.sip_addr);
+        let contact = self.calls.contact.clone();
         // Any refresh from the peer restarts the leg's session timer.
         let (se, renegotiated) = match negotiation {
             session_timer::UasNegotiation::Accepted {
@@ -2252,7 +2308,7 @@ impl Switch {
         };
         self.arm_session_timer(now, r.call, side, renegotiated);
         self.respond(now, key, msg, peer, 200, |mut b| {
-            b = b.header("Contact", format!("<sip:carillon@{host}>"));
+            b = b.header("Contact", contact);
             if let Some((se, require_timer)) = se {
                 b = b.header("Session-Expires", se);
                 if require_timer {
@@ -2423,38 +2479,31 @@ impl Switch {
 
 /// An ACK built from the response it acknowledges (RFC 3261 §17.1.1.3):
 /// From, Call-ID and To come from the response, the CSeq number too.
-fn ack_from_response(
-    sip_addr: SocketAddr,
-    request_uri: &str,
-    branch: &str,
-    resp: &Message,
-) -> Bytes {
+fn ack_from_response(sip_host: &str, request_uri: &str, branch: &str, resp: &Message) -> Bytes {
     let transport = resp
         .with_top_via(|v| v.transport.to_owned())
         .unwrap_or_else(|| "UDP".into());
     let seq = resp.cseq().map_or(1, |c| c.seq);
-    MessageBuilder::request(&Method::Ack, request_uri)
-        .header(
-            "Via",
-            format!(
-                "SIP/2.0/{transport} {};branch={branch};rport",
-                sip_uri_host(sip_addr)
-            ),
-        )
-        .header("Max-Forwards", "70")
-        .header(
-            "From",
-            resp.header(HeaderName::From)
-                .unwrap_or_default()
-                .into_owned(),
-        )
-        .header(
-            "To",
-            resp.header(HeaderName::To).unwrap_or_default().into_owned(),
-        )
-        .header("Call-ID", resp.call_id().unwrap_or_default().into_owned())
-        .header("CSeq", format!("{seq} ACK"))
-        .build()
+    let from = resp.header(HeaderName::From).unwrap_or_default();
+    let to = resp.header(HeaderName::To).unwrap_or_default();
+    let call_id = resp.call_id().unwrap_or_default();
+    let mut w = MessageWriter::request(
+        &Method::Ack,
+        request_uri,
+        256 + request_uri.len() + from.len() + to.len() + call_id.len(),
+    );
+    w.header(
+        "Via",
+        &[
+            "SIP/2.0/", &transport, " ", sip_host, ";branch=", branch, ";rport",
+        ],
+    )
+    .header("Max-Forwards", &["70"])
+    .header("From", &[&from])
+    .header("To", &[&to])
+    .header("Call-ID", &[&call_id])
+    .cseq(seq, "ACK");
+    w.finish(None)
 }
 
 /// Where a SIP URI's requests go: its host (an IP literal or a name
@@ -2477,19 +2526,17 @@ pub fn resolve_uri(uri: &str, hosts: &HashMap<String, IpAddr>) -> Option<Peer> {
     })
 }
 
-fn strip_tag(name_addr: &str) -> String {
-    match name_addr.find(";tag=") {
-        Some(i) => name_addr[..i].to_owned(),
-        None => name_addr.to_owned(),
-    }
-}
-
 /// Whether a message's Allow lists UPDATE (RFC 3311).
 fn allows_update(msg: &Message) -> bool {
-    msg.header_list(HeaderName::Allow)
-        .unwrap_or_default()
-        .iter()
-        .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
+    // Method tokens hold no quotes or commas, so a plain split of every
+    // Allow line finds the same items as `header_list` without building it.
+    msg.headers()
+        .filter(|(name, _, _)| *name == HeaderName::Allow)
+        .any(|(_, _, value)| {
+            value
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
+        })
 }
 
 fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {

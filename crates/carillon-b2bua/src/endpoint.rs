@@ -7,13 +7,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use carillon_sip::{Message, Method};
 use carillon_transaction::{ServerTransaction, TimerConfig, TransactionKind};
+
+use crate::header_text::push_u64;
 
 /// Transport a message arrived on or leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +109,9 @@ pub fn server_key(msg: &Message) -> Option<String> {
             k.push_str(b);
             k.push('|');
             k.push_str(host);
-            let _ = write!(k, ":{port}|");
+            k.push(':');
+            push_u64(&mut k, u64::from(port));
+            k.push('|');
             k.push_str(m);
             Some(k)
         }
@@ -126,7 +131,13 @@ pub fn server_key(msg: &Message) -> Option<String> {
 
 /// `Call-ID|CSeq number` of a request, for matching ACKs to INVITEs.
 pub fn dialog_key(msg: &Message) -> Option<String> {
-    Some(format!("{}|{}", msg.call_id()?, msg.cseq()?.seq))
+    let call_id = msg.call_id()?;
+    let seq = msg.cseq()?.seq;
+    let mut k = String::with_capacity(call_id.len() + 11);
+    k.push_str(&call_id);
+    k.push('|');
+    push_u64(&mut k, u64::from(seq));
+    Some(k)
 }
 
 /// Where a response to `req` received from `peer` goes, and the top Via
@@ -160,7 +171,8 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
     rewritten.push(' ');
     rewritten.push_str(via.host);
     if let Some(p) = via.port {
-        let _ = write!(rewritten, ":{p}");
+        rewritten.push(':');
+        push_u64(&mut rewritten, u64::from(p));
     }
     for (n, v) in via.params.iter() {
         if n.eq_ignore_ascii_case("received") || n.eq_ignore_ascii_case("rport") {
@@ -173,9 +185,11 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
             rewritten.push_str(v);
         }
     }
-    let _ = write!(rewritten, ";received={ip}");
+    rewritten.push_str(";received=");
+    rewritten.push_str(&carillon_sdp::ip_text(ip));
     if has_rport {
-        let _ = write!(rewritten, ";rport={}", peer.addr.port());
+        rewritten.push_str(";rport=");
+        push_u64(&mut rewritten, u64::from(peer.addr.port()));
     }
     let mut to = peer;
     if !peer.transport.is_reliable() && !has_rport {
@@ -185,6 +199,8 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
 }
 
 struct Entry {
+    /// The map key, shared with the deadline heap (no copy per timer).
+    key: Arc<str>,
     txn: ServerTransaction,
     peer: Peer,
     /// The top Via responses carry (received/rport added), computed once
@@ -195,11 +211,15 @@ struct Entry {
 }
 
 /// Server transactions by key, with a lazily-cleaned deadline heap.
+///
+/// Keys come from the network (the Via branch), so the maps keep the
+/// standard library's randomly keyed SipHash. A key is stored once as an
+/// `Arc<str>` shared by the map and every heap entry for it.
 pub struct ServerTable {
     cfg: TimerConfig,
-    txns: HashMap<String, Entry>,
-    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
-    invites: HashMap<String, String>,
+    txns: HashMap<Arc<str>, Entry>,
+    deadlines: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    invites: HashMap<String, Arc<str>>,
 }
 
 /// Bytes to send and where.
@@ -245,19 +265,20 @@ impl ServerTable {
     /// An ACK for a non-2xx final response. Matched by branch, or by
     /// Call-ID and CSeq for clients that give the ACK a new branch.
     pub fn ack(&mut self, key: &str, dialog: Option<&str>, now: Instant) -> bool {
-        let key = match (
-            self.txns.contains_key(key),
-            dialog.and_then(|d| self.invites.get(d)),
-        ) {
-            (true, _) => key.to_owned(),
-            (false, Some(k)) => k.clone(),
-            (false, None) => return false,
+        let by_dialog = if self.txns.contains_key(key) {
+            None
+        } else {
+            match dialog.and_then(|d| self.invites.get(d)) {
+                Some(k) => Some(k.clone()),
+                None => return false,
+            }
         };
-        let key = key.as_str();
-        match self.txns.get_mut(key) {
+        match self.txns.get_mut(by_dialog.as_deref().unwrap_or(key)) {
             Some(e) => {
                 e.txn.handle_ack(now);
-                self.schedule(key.to_owned());
+                if let Some(at) = e.txn.poll_timeout() {
+                    self.deadlines.push(Reverse((at, e.key.clone())));
+                }
                 true
             }
             None => false,
@@ -274,12 +295,14 @@ impl ServerTable {
         now: Instant,
     ) {
         let txn = ServerTransaction::new(kind, peer.transport.is_reliable(), now, self.cfg);
+        let key: Arc<str> = Arc::from(key);
         if let Some(d) = &dialog {
             self.invites.insert(d.clone(), key.clone());
         }
         self.txns.insert(
-            key,
+            key.clone(),
             Entry {
+                key,
                 txn,
                 peer,
                 via: None,
@@ -299,6 +322,11 @@ impl ServerTable {
     /// [`response_route`] gave them when the transaction was created.
     pub fn response_route_of(&self, key: &str) -> Option<(Peer, Option<String>)> {
         self.txns.get(key).map(|e| (e.peer, e.via.clone()))
+    }
+
+    /// Where the transaction's responses go (without copying its Via).
+    pub fn route_of(&self, key: &str) -> Option<Peer> {
+        self.txns.get(key).map(|e| e.peer)
     }
 
     fn remove(&mut self, key: &str) {
@@ -332,20 +360,14 @@ impl ServerTable {
                 }
                 if e.txn.is_terminated() {
                     self.remove(key);
-                } else {
-                    self.schedule(key.to_owned());
+                } else if let Some(at) = e.txn.poll_timeout() {
+                    self.deadlines.push(Reverse((at, e.key.clone())));
                 }
             }
             None => out.push(Transmit {
                 to: fallback,
                 bytes,
             }),
-        }
-    }
-
-    fn schedule(&mut self, key: String) {
-        if let Some(at) = self.txns.get(&key).and_then(|e| e.txn.poll_timeout()) {
-            self.deadlines.push(Reverse((at, key)));
         }
     }
 
@@ -378,8 +400,8 @@ impl ServerTable {
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {
                 self.remove(&key);
-            } else {
-                self.schedule(key);
+            } else if let Some(at) = e.txn.poll_timeout() {
+                self.deadlines.push(Reverse((at, key)));
             }
         }
     }

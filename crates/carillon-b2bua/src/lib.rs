@@ -15,6 +15,7 @@
 
 pub mod calls;
 pub mod endpoint;
+mod header_text;
 pub mod policy;
 pub mod switch;
 pub mod users;

@@ -306,12 +306,25 @@ impl Switch {
     }
 
     pub(crate) fn random_hex(&mut self) -> String {
+        let mut out = String::with_capacity(16);
+        self.push_random_hex(&mut out);
+        out
+    }
+
+    /// A new RFC 3261 branch: the magic cookie and 64 random bits in hex.
+    pub(crate) fn new_branch(&mut self) -> String {
+        let mut out = String::with_capacity(7 + 16);
+        out.push_str("z9hG4bK");
+        self.push_random_hex(&mut out);
+        out
+    }
+
+    fn push_random_hex(&mut self, out: &mut String) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let v = self.rng.next_u64();
-        (0..16)
-            .rev()
-            .map(|i| char::from(HEX[((v >> (i * 4)) & 0xf) as usize]))
-            .collect()
+        for i in (0..16).rev() {
+            out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+        }
     }
 
     /// One datagram or stream frame from `peer`.

@@ -26,6 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::codec::CodecName;
 use crate::direction::Direction;
 use crate::error::NegotiationError;
+use crate::serialize::{ip_text, u64_text};
 use crate::session::{
     AddrType, Attribute, Connection, Fmtp, MediaDescription, MediaType, Origin, RtpMap,
     SessionDescription,
@@ -156,11 +157,11 @@ fn local_description(
 ) -> SessionDescription {
     let mut sd = SessionDescription::new(Origin {
         username: origin_username(username),
-        session_id: session_id.to_string(),
+        session_id: u64_text(session_id),
         session_version,
         net_type: "IN".to_owned(),
         addr_type: AddrType::of(address),
-        address: address.to_string(),
+        address: ip_text(address),
     });
     sd.connection = Some(Connection::from_ip(address));
     sd
@@ -330,8 +331,11 @@ fn accept_audio(
         Vec::new(),
     );
     let listed = voice.iter().map(|(_, m)| m).chain(telephone_event.as_ref());
+    let count = voice.len() + usize::from(telephone_event.is_some());
+    media.formats.reserve_exact(count);
+    media.attributes.reserve_exact(2 * count + 3);
     for map in listed {
-        media.formats.push(map.payload_type.to_string());
+        media.formats.push(u64_text(u64::from(map.payload_type)));
         media.attributes.push(Attribute::RtpMap(map.clone()));
         let params = offered
             .fmtp(map.payload_type)
@@ -388,7 +392,9 @@ pub fn offer(policy: &OfferPolicy) -> SessionDescription {
         MediaDescription::new(MediaType::Audio, policy.local_port, "RTP/AVP", Vec::new());
     let te_pt = policy.telephone_event.then_some(policy.telephone_event_pt);
     let mut next_dynamic: u8 = 96;
-    let mut offered: Vec<&CodecName> = Vec::new();
+    let mut offered: Vec<&CodecName> = Vec::with_capacity(policy.codecs.len());
+    media.formats.reserve_exact(policy.codecs.len() + 1);
+    media.attributes.reserve_exact(policy.codecs.len() + 5);
     for codec in &policy.codecs {
         if *codec == CodecName::TelephoneEvent || offered.contains(&codec) {
             continue;
@@ -411,12 +417,12 @@ pub fn offer(policy: &OfferPolicy) -> SessionDescription {
             continue;
         };
         offered.push(codec);
-        media.formats.push(pt.to_string());
+        media.formats.push(u64_text(u64::from(pt)));
         media.attributes.push(Attribute::RtpMap(map));
     }
     if let Some(pt) = te_pt {
         if let Some(map) = CodecName::TelephoneEvent.rtpmap(pt) {
-            media.formats.push(pt.to_string());
+            media.formats.push(u64_text(u64::from(pt)));
             media.attributes.push(Attribute::RtpMap(map));
             media.attributes.push(Attribute::Fmtp(Fmtp {
                 payload_type: pt,

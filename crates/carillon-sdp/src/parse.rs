@@ -59,6 +59,25 @@ struct Parser {
     media: Vec<MediaDescription>,
 }
 
+/// The `\n`-separated pieces of `text`, as `text.split('\n')` gives them,
+/// found with a byte search rather than a `char` pattern.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.bytes().position(|b| b == b'\n') {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 fn set_once<T>(slot: &mut Option<T>, value: T, line: usize, kind: char) -> Result<(), ParseError> {
     if slot.is_some() {
         return Err(ParseError::DuplicateLine { line, kind });
@@ -68,10 +87,23 @@ fn set_once<T>(slot: &mut Option<T>, value: T, line: usize, kind: char) -> Resul
 }
 
 impl Parser {
-    fn run(mut self, input: &[u8]) -> Result<SessionDescription, ParseError> {
-        for (index, raw) in input.split(|b| *b == b'\n').enumerate() {
+    fn run(self, input: &[u8]) -> Result<SessionDescription, ParseError> {
+        // One UTF-8 check for the whole body; only a body that fails it is
+        // checked line by line, so the first error is still the first bad
+        // line's.
+        match std::str::from_utf8(input) {
+            Ok(text) => self.run_lines(lines(text).map(Ok::<_, std::str::Utf8Error>)),
+            Err(_) => self.run_lines(input.split(|b| *b == b'\n').map(std::str::from_utf8)),
+        }
+    }
+
+    fn run_lines<'a, E>(
+        mut self,
+        lines: impl Iterator<Item = Result<&'a str, E>>,
+    ) -> Result<SessionDescription, ParseError> {
+        for (index, text) in lines.enumerate() {
             let line = index + 1;
-            let text = std::str::from_utf8(raw).map_err(|_| ParseError::InvalidUtf8 { line })?;
+            let text = text.map_err(|_| ParseError::InvalidUtf8 { line })?;
             let text = text.trim_end_matches(['\r', ' ', '\t']);
             if text.trim_start().is_empty() {
                 continue;
@@ -196,35 +228,41 @@ fn media_line(
     Ok(())
 }
 
+/// The whitespace-separated fields of `value` when there are exactly `N`.
+fn fields<const N: usize>(value: &str) -> Option<[&str; N]> {
+    let mut out = [""; N];
+    let mut it = value.split_whitespace();
+    for slot in &mut out {
+        *slot = it.next()?;
+    }
+    it.next().is_none().then_some(out)
+}
+
 fn parse_origin(value: &str, line: usize) -> Result<Origin, ParseError> {
     let err = || ParseError::InvalidOrigin { line };
-    let fields: Vec<&str> = value.split_whitespace().collect();
-    let [username, session_id, version, net_type, addr_type, address] = fields.as_slice() else {
-        return Err(err());
-    };
+    let [username, session_id, version, net_type, addr_type, address] =
+        fields::<6>(value).ok_or_else(err)?;
     if !session_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(err());
     }
     let session_version = version.parse::<u64>().map_err(|_| err())?;
     Ok(Origin {
-        username: (*username).to_owned(),
-        session_id: (*session_id).to_owned(),
+        username: username.to_owned(),
+        session_id: session_id.to_owned(),
         session_version,
-        net_type: (*net_type).to_owned(),
+        net_type: net_type.to_owned(),
         addr_type: AddrType::parse(addr_type),
-        address: (*address).to_owned(),
+        address: address.to_owned(),
     })
 }
 
 fn parse_connection(value: &str, line: usize) -> Result<Connection, ParseError> {
-    let fields: Vec<&str> = value.split_whitespace().collect();
-    let [net_type, addr_type, address] = fields.as_slice() else {
-        return Err(ParseError::InvalidConnection { line });
-    };
+    let [net_type, addr_type, address] =
+        fields::<3>(value).ok_or(ParseError::InvalidConnection { line })?;
     Ok(Connection {
-        net_type: (*net_type).to_owned(),
+        net_type: net_type.to_owned(),
         addr_type: AddrType::parse(addr_type),
-        address: (*address).to_owned(),
+        address: address.to_owned(),
     })
 }
 
@@ -243,10 +281,7 @@ fn parse_bandwidth(value: &str, line: usize) -> Result<Bandwidth, ParseError> {
 
 fn parse_timing(value: &str, line: usize) -> Result<Timing, ParseError> {
     let err = || ParseError::InvalidTiming { line };
-    let fields: Vec<&str> = value.split_whitespace().collect();
-    let [start, stop] = fields.as_slice() else {
-        return Err(err());
-    };
+    let [start, stop] = fields::<2>(value).ok_or_else(err)?;
     Ok(Timing {
         start: start.parse().map_err(|_| err())?,
         stop: stop.parse().map_err(|_| err())?,
@@ -292,10 +327,10 @@ pub(crate) fn parse_attribute(value: &str) -> Attribute {
 }
 
 fn typed_attribute(name: &str, arg: Option<&str>) -> Option<Attribute> {
-    let lower = name.to_ascii_lowercase();
-    match (lower.as_str(), arg) {
-        ("rtpmap", Some(arg)) => parse_rtpmap(arg).map(Attribute::RtpMap),
-        ("fmtp", Some(arg)) => {
+    let is = |known: &str| name.eq_ignore_ascii_case(known);
+    match arg {
+        Some(arg) if is("rtpmap") => parse_rtpmap(arg).map(Attribute::RtpMap),
+        Some(arg) if is("fmtp") => {
             let (pt, params) = arg.split_once(' ')?;
             let params = params.trim();
             if params.is_empty() {
@@ -306,12 +341,12 @@ fn typed_attribute(name: &str, arg: Option<&str>) -> Option<Attribute> {
                 params: params.to_owned(),
             }))
         }
-        ("ptime", Some(arg)) => arg.trim().parse().ok().map(Attribute::Ptime),
-        ("maxptime", Some(arg)) => arg.trim().parse().ok().map(Attribute::MaxPtime),
-        ("rtcp", Some(arg)) => parse_rtcp(arg).map(Attribute::Rtcp),
-        ("rtcp-mux", None) => Some(Attribute::RtcpMux),
-        (other, None) => Direction::from_attribute_name(other).map(Attribute::Direction),
-        _ => None,
+        Some(arg) if is("ptime") => arg.trim().parse().ok().map(Attribute::Ptime),
+        Some(arg) if is("maxptime") => arg.trim().parse().ok().map(Attribute::MaxPtime),
+        Some(arg) if is("rtcp") => parse_rtcp(arg).map(Attribute::Rtcp),
+        None if is("rtcp-mux") => Some(Attribute::RtcpMux),
+        None => Direction::from_attribute_name(name).map(Attribute::Direction),
+        Some(_) => None,
     }
 }
 
@@ -339,15 +374,14 @@ fn parse_rtpmap(arg: &str) -> Option<RtpMap> {
 }
 
 fn parse_rtcp(arg: &str) -> Option<Rtcp> {
-    let fields: Vec<&str> = arg.split_whitespace().collect();
-    let (port, connection) = match fields.as_slice() {
-        [port] => (port, None),
-        [port, net_type, addr_type, address] => (
+    let (port, connection) = match (fields::<1>(arg), fields::<4>(arg)) {
+        (Some([port]), _) => (port, None),
+        (_, Some([port, net_type, addr_type, address])) => (
             port,
             Some(Connection {
-                net_type: (*net_type).to_owned(),
+                net_type: net_type.to_owned(),
                 addr_type: AddrType::parse(addr_type),
-                address: (*address).to_owned(),
+                address: address.to_owned(),
             }),
         ),
         _ => return None,
@@ -356,4 +390,18 @@ fn parse_rtcp(arg: &str) -> Option<Rtcp> {
         port: port.parse().ok()?,
         connection,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lines;
+
+    #[test]
+    fn lines_split_like_str_split() {
+        for text in ["", "\n", "a", "a\n", "a\r\nb", "\n\nx\n", "é\nü"] {
+            let ours: Vec<&str> = lines(text).collect();
+            let std: Vec<&str> = text.split('\n').collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
+    }
 }

@@ -126,7 +126,7 @@ impl Connection {
         Self {
             net_type: "IN".to_owned(),
             addr_type: AddrType::of(ip),
-            address: ip.to_string(),
+            address: crate::serialize::ip_text(ip),
         }
     }
 

@@ -21,7 +21,7 @@ pub mod syntax;
 pub mod uri;
 pub mod validate;
 
-pub use builder::{MessageBuilder, ResponseBuilder};
+pub use builder::{MessageBuilder, MessageWriter, ResponseBuilder};
 pub use header::HeaderName;
 pub use message::{Message, ParseError, StartLine};
 pub use method::Method;

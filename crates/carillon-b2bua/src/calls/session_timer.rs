@@ -402,7 +402,6 @@ impl Switch {
 
     /// ACK for the 2xx of our refresh re-INVITE (RFC 3261 §13.2.2.4).
     fn ack_refresh(&mut self, key: u64, leg_id: LegId, msg: &Message) {
-        let sip_addr = self.calls.config.sip_addr;
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -416,7 +415,13 @@ impl Switch {
         };
         let cseq = msg.cseq().map_or(leg.local_cseq, |c| c.seq);
         let branch = format!("z9hG4bK{}r{cseq}", leg.local_tag);
-        let bytes = Self::build_ack(sip_addr, leg, &branch, cseq, leg.remote_tag.as_deref());
+        let bytes = Self::build_ack(
+            &self.calls.sip_host,
+            leg,
+            &branch,
+            cseq,
+            leg.remote_tag.as_deref(),
+        );
         self.scratch.push(crate::endpoint::Transmit {
             to: leg.peer,
             bytes,
