@@ -144,6 +144,11 @@ struct Leg {
     extra_headers: Vec<(String, String)>,
     trunk: Option<(String, Option<PortName>)>,
     auth_tries: u8,
+    /// The credentials our INVITE carries since the trunk challenged it.
+    auth: Option<(String, String)>,
+    /// INVITEs re-sent because the callee wanted a longer session
+    /// interval (422, RFC 4028 §7.4).
+    interval_tries: u8,
     /// The local user this outbound leg rings (for `max_calls`).
     user: Option<String>,
     /// RFC 4028 timer of this leg's dialog, once negotiated.
@@ -429,6 +434,8 @@ impl Switch {
             extra_headers: Vec::new(),
             trunk: None,
             auth_tries: 0,
+            auth: None,
+            interval_tries: 0,
             user: None,
             session_timer: None,
             peer_allows_update: false,
@@ -1095,6 +1102,81 @@ impl Switch {
             return;
         };
         leg.auth_tries += 1;
+        leg.auth = Some((name.as_str().to_owned(), value));
+        self.resend_invite(now, key, leg_id, branch);
+        debug!(call = key, trunk = %trunk, "INVITE re-sent with credentials");
+    }
+
+    /// The callee answered 422: our `Session-Expires` is below its
+    /// `Min-SE`. Sends the INVITE once more asking for its minimum (RFC
+    /// 4028 §7.4); a second 422, or one without a usable `Min-SE`, fails
+    /// the leg like any other final answer.
+    fn fork_interval_too_small(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        leg_id: LegId,
+        msg: &Message,
+    ) {
+        let min_se = msg
+            .header(HeaderName::MinSe)
+            .and_then(|v| session_timer::SessionExpires::parse(&v))
+            .map(|se| se.interval);
+        let branch = self.new_branch();
+        let Some(leg) = self
+            .calls
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.forks.iter_mut().find(|l| l.id == leg_id))
+        else {
+            return;
+        };
+        let asked = leg
+            .extra_headers
+            .iter()
+            .find(|(n, _)| n == "Session-Expires")
+            .and_then(|(_, v)| session_timer::SessionExpires::parse(v))
+            .map(|se| se.interval);
+        let retry = match (min_se, asked) {
+            (Some(min), Some(asked)) if leg.interval_tries == 0 && min > asked => Some(min),
+            _ => None,
+        };
+        let Some(interval) = retry else {
+            warn!(
+                call = key,
+                ?min_se,
+                ?asked,
+                "422 from the callee without a larger Min-SE to retry with"
+            );
+            self.fork_failed(now, now_ms, key, leg_id, 422);
+            return;
+        };
+        leg.interval_tries += 1;
+        for (name, value) in &mut leg.extra_headers {
+            if name == "Session-Expires" || name == "Min-SE" {
+                *value = interval.to_string();
+            }
+        }
+        info!(
+            call = key,
+            interval, "callee asked for a longer session interval (422): INVITE re-sent"
+        );
+        self.resend_invite(now, key, leg_id, branch);
+    }
+
+    /// Sends a fork's INVITE again in a new transaction (next CSeq, new
+    /// branch, same dialog identifiers and offer), with its credentials
+    /// if it has any.
+    fn resend_invite(&mut self, now: Instant, key: u64, leg_id: LegId, branch: String) {
+        let Some(leg) = self
+            .calls
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.forks.iter_mut().find(|l| l.id == leg_id))
+        else {
+            return;
+        };
         leg.invite_cseq += 1;
         leg.local_cseq = leg.invite_cseq;
         leg.invite_branch = branch.clone();
@@ -1102,7 +1184,11 @@ impl Switch {
         let peer = leg.peer;
         let request_uri = leg.request_uri.clone();
         let snapshot = leg.clone();
-        let bytes = self.build_invite(&snapshot, Some((name.as_str(), &value)));
+        let auth = snapshot
+            .auth
+            .as_ref()
+            .map(|(n, v)| (n.as_str(), v.as_str()));
+        let bytes = self.build_invite(&snapshot, auth);
         let txn = ClientTransaction::new(
             TransactionKind::Invite,
             peer.transport.is_reliable(),
@@ -1114,7 +1200,6 @@ impl Switch {
         if let Some(e) = self.calls.clients.get_mut(&branch) {
             e.request_uri = request_uri;
         }
-        debug!(call = key, trunk = %trunk, "INVITE re-sent with credentials");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1549,6 +1634,9 @@ impl Switch {
                 ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, msg),
                 ClientEvent::Final(s @ (401 | 407)) => {
                     self.fork_challenged(now, now_ms, call_key, leg_id, s, msg)
+                }
+                ClientEvent::Final(422) => {
+                    self.fork_interval_too_small(now, now_ms, call_key, leg_id, msg)
                 }
                 ClientEvent::Final(s) => self.fork_failed(now, now_ms, call_key, leg_id, s),
                 ClientEvent::TimedOut | ClientEvent::TransportFailed => {

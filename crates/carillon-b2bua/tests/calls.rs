@@ -1187,3 +1187,68 @@ fn a_dial_to_a_callee_at_max_calls_does_not_ring_it_and_gives_dialstatus_busy() 
     assert_eq!(r.cdrs[0].disposition, Disposition::Busy);
     assert_eq!(r.cdrs[0].src, "102");
 }
+
+#[test]
+fn a_callee_answering_422_gets_the_invite_again_once_with_its_min_se() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.call(1.0, "100", 5080, "101", "callA", "Session-Expires: 90\r\n");
+    let first = r.b_invite();
+    assert_eq!(
+        first.header(HeaderName::SessionExpires).as_deref(),
+        Some("90")
+    );
+    r.take();
+    r.send(
+        1.5,
+        udp(5070),
+        response_to(&first, 422, "Min-SE: 1800\r\n", None),
+    );
+    let out = sent_to(&r.take(), 5070);
+    assert_eq!(
+        requests(&out, &Method::Ack).len(),
+        1,
+        "the 422 is ACKed by its transaction"
+    );
+    let again = requests(&out, &Method::Invite)
+        .first()
+        .map(|m| (*m).clone())
+        .expect("the INVITE is sent again");
+    assert_eq!(
+        again.header(HeaderName::SessionExpires).as_deref(),
+        Some("1800")
+    );
+    assert_eq!(again.header(HeaderName::MinSe).as_deref(), Some("1800"));
+    assert_eq!(again.call_id(), first.call_id(), "same dialog identifiers");
+    assert_eq!(again.tag(HeaderName::From), first.tag(HeaderName::From));
+    assert_eq!(
+        again.cseq().map(|c| c.seq),
+        first.cseq().map(|c| c.seq + 1),
+        "next CSeq"
+    );
+    assert_ne!(
+        again.header(HeaderName::Via),
+        first.header(HeaderName::Via),
+        "new transaction (branch)"
+    );
+    assert!(
+        sent_to(&r.wire, 5080)
+            .iter()
+            .all(|m| m.status() != Some(422)),
+        "the caller never sees the 422"
+    );
+    // A second 422 is not retried: the caller gets the failure.
+    r.send(
+        1.6,
+        udp(5070),
+        response_to(&again, 422, "Min-SE: 3600\r\n", None),
+    );
+    let out = r.take();
+    assert!(requests(&sent_to(&out, 5070), &Method::Invite).is_empty());
+    assert!(
+        sent_to(&out, 5080)
+            .iter()
+            .any(|m| m.status().is_some_and(|s| s >= 400)),
+        "the caller gets a failure after the second 422"
+    );
+}
