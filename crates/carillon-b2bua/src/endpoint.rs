@@ -90,23 +90,28 @@ impl Peer {
 /// Key of a server transaction (RFC 3261 §17.2.3; RFC 2543 fallback when
 /// the branch lacks the magic cookie).
 pub fn server_key(msg: &Message) -> Option<String> {
+    server_key_with(msg, &msg.top_via()?)
+}
+
+/// [`server_key`] with the top Via already parsed (`msg.top_via()`).
+pub fn server_key_with(msg: &Message, via: &carillon_sip::Via<'_>) -> Option<String> {
     let method = msg.method()?;
     let m = if *method == Method::Ack {
         "INVITE"
     } else {
         method.as_str()
     };
-    let via = msg.top_via_str()?;
-    let parsed = carillon_sip::Via::parse(&via).ok()?;
-    let (host, port) = parsed.sent_by();
-    match parsed.branch() {
+    let (host, port) = via.sent_by();
+    match via.branch() {
         Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => {
             // Built by hand: this runs for every request.
             let mut k = String::with_capacity(b.len() + host.len() + m.len() + 8);
             k.push_str(b);
             k.push('|');
             k.push_str(host);
-            let _ = write!(k, ":{port}|");
+            k.push(':');
+            push_decimal(&mut k, u32::from(port));
+            k.push('|');
             k.push_str(m);
             Some(k)
         }
@@ -118,9 +123,72 @@ pub fn server_key(msg: &Message) -> Option<String> {
                 cseq,
                 msg.tag(carillon_sip::HeaderName::From).unwrap_or_default(),
                 msg.request_uri_str().unwrap_or(""),
-                via
+                msg.top_via_str()?
             ))
         }
+    }
+}
+
+/// Appends `n` in decimal (no formatter: this runs for every request).
+pub(crate) fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        out.push(char::from(*d));
+    }
+}
+
+/// Appends an IP address as `Display` writes it; IPv4 without the
+/// formatter.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(out, u32::from(octet));
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
+/// Appends a socket address as `Display` writes it (`ip:port`,
+/// `[ipv6]:port`).
+pub(crate) fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => {
+            push_ip(out, addr.ip());
+            out.push(':');
+            push_decimal(out, u32::from(addr.port()));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{addr}");
+        }
+    }
+}
+
+impl Peer {
+    /// The `transport:ip:port` text of [`Peer`]'s `Display`, built without
+    /// the formatter (a binding's source, once per registration).
+    pub fn to_source(&self) -> String {
+        let mut s = String::with_capacity(32);
+        s.push_str(self.transport.as_str());
+        s.push(':');
+        push_socket_addr(&mut s, self.addr);
+        s
     }
 }
 
@@ -132,10 +200,16 @@ pub fn dialog_key(msg: &Message) -> Option<String> {
 /// Where a response to `req` received from `peer` goes, and the top Via
 /// rewritten with `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
 pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
-    let Some(via_text) = req.top_via_str() else {
-        return (peer, None);
-    };
-    let Ok(via) = carillon_sip::Via::parse(&via_text) else {
+    response_route_with(req.top_via().as_ref(), peer)
+}
+
+/// [`response_route`] with the top Via already parsed (`None` when the
+/// request has none that parses: the response goes back to `peer`).
+pub fn response_route_with(
+    via: Option<&carillon_sip::Via<'_>>,
+    peer: Peer,
+) -> (Peer, Option<String>) {
+    let Some(via) = via else {
         return (peer, None);
     };
     let ip = peer.addr.ip();
@@ -154,13 +228,16 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
         return (to, None);
     }
     // One buffer, no intermediate strings: this runs for every request.
-    let mut rewritten = String::with_capacity(via_text.len() + 48);
+    let mut rewritten = String::with_capacity(
+        via.host.len() + via.params.as_str().len() + via.transport.len() + 64,
+    );
     rewritten.push_str("SIP/2.0/");
     rewritten.push_str(via.transport);
     rewritten.push(' ');
     rewritten.push_str(via.host);
     if let Some(p) = via.port {
-        let _ = write!(rewritten, ":{p}");
+        rewritten.push(':');
+        push_decimal(&mut rewritten, u32::from(p));
     }
     for (n, v) in via.params.iter() {
         if n.eq_ignore_ascii_case("received") || n.eq_ignore_ascii_case("rport") {
@@ -173,9 +250,11 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
             rewritten.push_str(v);
         }
     }
-    let _ = write!(rewritten, ";received={ip}");
+    rewritten.push_str(";received=");
+    push_ip(&mut rewritten, ip);
     if has_rport {
-        let _ = write!(rewritten, ";rport={}", peer.addr.port());
+        rewritten.push_str(";rport=");
+        push_decimal(&mut rewritten, u32::from(peer.addr.port()));
     }
     let mut to = peer;
     if !peer.transport.is_reliable() && !has_rport {
@@ -273,6 +352,20 @@ impl ServerTable {
         dialog: Option<String>,
         now: Instant,
     ) {
+        self.create_with_via(key, kind, peer, None, dialog, now);
+    }
+
+    /// [`ServerTable::create`] with the rewritten top Via its responses
+    /// carry ([`response_route`]), in one map insertion.
+    pub fn create_with_via(
+        &mut self,
+        key: String,
+        kind: TransactionKind,
+        peer: Peer,
+        via: Option<String>,
+        dialog: Option<String>,
+        now: Instant,
+    ) {
         let txn = ServerTransaction::new(kind, peer.transport.is_reliable(), now, self.cfg);
         if let Some(d) = &dialog {
             self.invites.insert(d.clone(), key.clone());
@@ -282,7 +375,7 @@ impl ServerTable {
             Entry {
                 txn,
                 peer,
-                via: None,
+                via,
                 dialog,
             },
         );
@@ -299,6 +392,11 @@ impl ServerTable {
     /// [`response_route`] gave them when the transaction was created.
     pub fn response_route_of(&self, key: &str) -> Option<(Peer, Option<String>)> {
         self.txns.get(key).map(|e| (e.peer, e.via.clone()))
+    }
+
+    /// [`ServerTable::response_route_of`], borrowing the Via.
+    pub fn response_route_ref(&self, key: &str) -> Option<(Peer, Option<&str>)> {
+        self.txns.get(key).map(|e| (e.peer, e.via.as_deref()))
     }
 
     fn remove(&mut self, key: &str) {
@@ -332,8 +430,9 @@ impl ServerTable {
                 }
                 if e.txn.is_terminated() {
                     self.remove(key);
-                } else {
-                    self.schedule(key.to_owned());
+                } else if let Some(at) = e.txn.poll_timeout() {
+                    // What `schedule` does, without looking the key up again.
+                    self.deadlines.push(Reverse((at, key.to_owned())));
                 }
             }
             None => out.push(Transmit {
@@ -382,5 +481,46 @@ impl ServerTable {
                 self.schedule(key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binding_source_is_written_as_display_writes_a_peer() {
+        for addr in ["203.0.113.5:41000", "0.0.0.0:0", "[2001:db8::1]:5060"] {
+            let p = Peer {
+                transport: Transport::Tls,
+                addr: addr.parse().unwrap(),
+                conn: None,
+            };
+            assert_eq!(p.to_source(), p.to_string());
+            assert_eq!(Peer::parse(&p.to_source()).map(|q| q.addr), Some(p.addr));
+        }
+    }
+
+    #[test]
+    fn the_response_via_gets_received_and_rport() {
+        let m = Message::parse(bytes::Bytes::from_static(
+            b"REGISTER sip:r SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;rport;received=1.1.1.1\r\nCall-ID: x\r\n\r\n",
+        ))
+        .unwrap();
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: "198.51.100.7:40123".parse().unwrap(),
+            conn: None,
+        };
+        let (to, via) = response_route(&m, peer);
+        assert_eq!(to, peer);
+        assert_eq!(
+            via.as_deref(),
+            Some("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;received=198.51.100.7;rport=40123")
+        );
+        assert_eq!(
+            server_key(&m).as_deref(),
+            Some("z9hG4bK1|10.0.0.1:5070|REGISTER")
+        );
     }
 }

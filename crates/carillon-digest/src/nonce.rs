@@ -89,16 +89,20 @@ impl NonceSecret {
     /// Makes a nonce stamped with `now_unix_secs`. `random` should differ per
     /// challenge so that nonces are unpredictable and distinct.
     pub fn issue(&self, now_unix_secs: u64, random: u64) -> String {
+        let raw = self.issue_raw(now_unix_secs, random);
+        std::str::from_utf8(&raw).unwrap_or("").to_owned()
+    }
+
+    /// [`NonceSecret::issue`] as lowercase hex ASCII on the stack.
+    pub(crate) fn issue_raw(&self, now_unix_secs: u64, random: u64) -> [u8; NONCE_LEN] {
         let mut payload = [0u8; PAYLOAD_LEN];
         let (ts, rnd) = payload.split_at_mut(8);
         ts.copy_from_slice(&now_unix_secs.to_be_bytes());
         rnd.copy_from_slice(&random.to_be_bytes());
         let mac = self.mac(&payload);
-        let mut out = String::with_capacity(NONCE_LEN);
-        for byte in payload.iter().chain(&mac) {
-            for digit in hex_pair(*byte) {
-                out.push(char::from(digit));
-            }
+        let mut out = [0u8; NONCE_LEN];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(payload.iter().chain(&mac)) {
+            pair.copy_from_slice(&hex_pair(*byte));
         }
         out
     }

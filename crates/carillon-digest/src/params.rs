@@ -203,6 +203,12 @@ fn unquote(s: &str) -> Result<(Cow<'_, str>, &str), DigestError> {
 /// can never be split by a value.
 pub(crate) fn write_quoted(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| matches!(b, b'"' | b'\\' | b'\r' | b'\n')) {
+        // Nothing to escape or drop (nonces, realms): one copy.
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' | '\\' => {
