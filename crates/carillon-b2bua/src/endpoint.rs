@@ -263,12 +263,22 @@ pub fn response_route_with(
     (to, Some(rewritten))
 }
 
+/// What every response of a transaction copies from its request, worked
+/// out once when the transaction is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseHeads {
+    /// The top Via responses carry (received/rport added), from
+    /// [`response_route`].
+    pub via: Option<String>,
+    /// Whether the request's To has a tag, when validation parsed To (see
+    /// `ResponseBuilder::request_to_tagged`).
+    pub to_tagged: Option<bool>,
+}
+
 struct Entry {
     txn: ServerTransaction,
     peer: Peer,
-    /// The top Via responses carry (received/rport added), computed once
-    /// per transaction by [`response_route`].
-    via: Option<String>,
+    heads: ResponseHeads,
     /// `Call-ID|CSeq` of an INVITE, to match ACKs whose branch differs.
     dialog: Option<String>,
 }
@@ -352,17 +362,17 @@ impl ServerTable {
         dialog: Option<String>,
         now: Instant,
     ) {
-        self.create_with_via(key, kind, peer, None, dialog, now);
+        self.create_with_heads(key, kind, peer, ResponseHeads::default(), dialog, now);
     }
 
-    /// [`ServerTable::create`] with the rewritten top Via its responses
-    /// carry ([`response_route`]), in one map insertion.
-    pub fn create_with_via(
+    /// [`ServerTable::create`] with what its responses copy from the
+    /// request (rewritten top Via, To tag), in one map insertion.
+    pub fn create_with_heads(
         &mut self,
         key: String,
         kind: TransactionKind,
         peer: Peer,
-        via: Option<String>,
+        heads: ResponseHeads,
         dialog: Option<String>,
         now: Instant,
     ) {
@@ -375,28 +385,17 @@ impl ServerTable {
             Entry {
                 txn,
                 peer,
-                via,
+                heads,
                 dialog,
             },
         );
     }
 
-    /// Remembers the rewritten top Via for the transaction's responses.
-    pub fn set_response_via(&mut self, key: &str, via: Option<String>) {
-        if let Some(e) = self.txns.get_mut(key) {
-            e.via = via;
-        }
-    }
-
-    /// Where the transaction's responses go and the top Via they carry, as
-    /// [`response_route`] gave them when the transaction was created.
-    pub fn response_route_of(&self, key: &str) -> Option<(Peer, Option<String>)> {
-        self.txns.get(key).map(|e| (e.peer, e.via.clone()))
-    }
-
-    /// [`ServerTable::response_route_of`], borrowing the Via.
-    pub fn response_route_ref(&self, key: &str) -> Option<(Peer, Option<&str>)> {
-        self.txns.get(key).map(|e| (e.peer, e.via.as_deref()))
+    /// Where the transaction's responses go and what they copy from its
+    /// request (as [`response_route`] and validation gave them when the
+    /// transaction was created), borrowed.
+    pub fn response_heads(&self, key: &str) -> Option<(Peer, &ResponseHeads)> {
+        self.txns.get(key).map(|e| (e.peer, &e.heads))
     }
 
     fn remove(&mut self, key: &str) {

@@ -22,7 +22,8 @@ use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{
-    response_route, response_route_with, server_key_with, Peer, ServerTable, Transmit,
+    response_route, response_route_with, server_key_with, Peer, ResponseHeads, ServerTable,
+    Transmit,
 };
 use crate::policy::{Policy, PolicyConfig, Verdict};
 use crate::users::{User, UserDirectory};
@@ -438,8 +439,15 @@ impl Switch {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        // The top Via is parsed once, for the key and the response route.
-        let top_via = msg.top_via();
+        // Every request but ACK is checked here, before the transaction
+        // lookup, so that its top Via is parsed once for the check, the key
+        // and the response route; the verdict is acted on only for a new
+        // transaction (a retransmission gets the stored response).
+        let validated = (method != Method::Ack).then(|| validate_request_parts(msg));
+        let top_via = match &validated {
+            Some(Ok(parts)) => Some(parts.top_via),
+            _ => msg.top_via(),
+        };
         let Some(key) = top_via.as_ref().and_then(|v| server_key_with(msg, v)) else {
             self.respond_stateless(msg, peer, 400, |b| b.reason("Bad Via"));
             return;
@@ -470,12 +478,20 @@ impl Switch {
         } else {
             None
         };
+        let heads = ResponseHeads {
+            via,
+            to_tagged: match &validated {
+                Some(Ok(parts)) => Some(parts.to.tag().is_some()),
+                _ => None,
+            },
+        };
         self.table
-            .create_with_via(key.clone(), kind, route, via, dialog, now);
+            .create_with_heads(key.clone(), kind, route, heads, dialog, now);
 
-        let parts = match validate_request_parts(msg) {
-            Ok(parts) => parts,
-            Err(rej) => {
+        let parts = match validated {
+            Some(Ok(parts)) => parts,
+            None => return,
+            Some(Err(rej)) => {
                 info!(method = %method, source = %peer, status = rej.status, reason = rej.reason, "request rejected");
                 let unsupported = rej.unsupported.join(", ");
                 let status = rej.status;
@@ -757,11 +773,15 @@ fn build_response<'r>(
     status: u16,
     f: impl FnOnce(ResponseBuilder<'r>) -> ResponseBuilder<'r>,
 ) -> (Peer, Bytes) {
-    let (to, via) = match table.response_route_ref(key) {
-        Some((to, via)) => (to, via.map(std::borrow::Cow::Borrowed)),
+    let (to, via, to_tagged) = match table.response_heads(key) {
+        Some((to, heads)) => (
+            to,
+            heads.via.as_deref().map(std::borrow::Cow::Borrowed),
+            heads.to_tagged,
+        ),
         None => {
             let (to, via) = response_route(req, peer);
-            (to, via.map(std::borrow::Cow::Owned))
+            (to, via.map(std::borrow::Cow::Owned), None)
         }
     };
     let mut b = ResponseBuilder::new(req, status)
@@ -769,6 +789,9 @@ fn build_response<'r>(
         .header("Server", user_agent);
     if let Some(v) = via {
         b = b.top_via(v);
+    }
+    if let Some(t) = to_tagged {
+        b = b.request_to_tagged(t);
     }
     (to, f(b).build())
 }

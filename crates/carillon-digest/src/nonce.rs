@@ -180,8 +180,11 @@ pub enum NcVerdict {
 pub struct NonceCounter {
     capacity: usize,
     lifetime_secs: u64,
-    /// Highest accepted nc per nonce.
-    by_nonce: HashMap<Arc<str>, u32>,
+    /// Highest accepted nc per nonce. foldhash, not SipHash: the server
+    /// only records nonces that passed the MAC check, i.e. nonces it made
+    /// itself from its own random numbers, so no one can choose colliding
+    /// keys.
+    by_nonce: HashMap<Arc<str>, u32, foldhash::fast::FixedState>,
     by_age: BTreeSet<(u64, Arc<str>)>,
     forgotten_up_to: Option<u64>,
 }
@@ -192,7 +195,7 @@ impl NonceCounter {
         NonceCounter {
             capacity: capacity.max(1),
             lifetime_secs,
-            by_nonce: HashMap::new(),
+            by_nonce: HashMap::default(),
             by_age: BTreeSet::new(),
             forgotten_up_to: None,
         }

@@ -111,11 +111,14 @@ pub struct RegisterOutcome {
     pub changes: Vec<BindingChange>,
 }
 
-/// The location table.
+/// The location table. AORs are keyed with foldhash, not SipHash: a key is
+/// only added for a user who authenticated (the switch checks that the AOR
+/// is the authenticated user's own), so no one can flood it with
+/// colliding keys.
 #[derive(Debug, Default)]
 pub struct Registrar {
     config: RegistrarConfig,
-    aors: HashMap<String, Vec<Binding>>,
+    aors: HashMap<String, Vec<Binding>, foldhash::fast::FixedState>,
 }
 
 /// Contact URIs compare by scheme/user/host/port/params as RFC 3261 §19.1.4
@@ -184,7 +187,7 @@ impl Registrar {
     pub fn new(config: RegistrarConfig) -> Self {
         Registrar {
             config,
-            aors: HashMap::new(),
+            aors: HashMap::default(),
         }
     }
 

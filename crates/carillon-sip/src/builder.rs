@@ -104,6 +104,8 @@ pub struct ResponseBuilder<'r> {
     reason: Cow<'r, str>,
     to_tag: Option<Cow<'r, str>>,
     top_via: Option<Cow<'r, str>>,
+    /// Whether the request's To has a tag, when the caller already knows.
+    request_to_tagged: Option<bool>,
     headers: Vec<(Cow<'r, str>, Cow<'r, str>)>,
     body: Option<(String, Bytes)>,
 }
@@ -116,6 +118,7 @@ impl<'r> ResponseBuilder<'r> {
             reason: Cow::Borrowed(reason_phrase(status)),
             to_tag: None,
             top_via: None,
+            request_to_tagged: None,
             headers: Vec::new(),
             body: None,
         }
@@ -137,6 +140,14 @@ impl<'r> ResponseBuilder<'r> {
     /// Replaces the top Via (with `received`/`rport` filled in, RFC 3581).
     pub fn top_via(mut self, via: impl Into<Cow<'r, str>>) -> Self {
         self.top_via = Some(via.into());
+        self
+    }
+
+    /// Tells [`ResponseBuilder::build`] whether the request's To carries a
+    /// tag, as validation found when it parsed To, so that `build` does not
+    /// parse To again to decide whether to add ours.
+    pub fn request_to_tagged(mut self, tagged: bool) -> Self {
+        self.request_to_tagged = Some(tagged);
         self
     }
 
@@ -205,9 +216,11 @@ impl<'r> ResponseBuilder<'r> {
                     push_header(&mut out, name.as_str(), &value);
                 }
                 HeaderName::To => {
-                    let has_tag = crate::syntax::NameAddr::parse(&value)
-                        .map(|n| n.tag().is_some())
-                        .unwrap_or(true);
+                    let has_tag = self.request_to_tagged.unwrap_or_else(|| {
+                        crate::syntax::NameAddr::parse(&value)
+                            .map(|n| n.tag().is_some())
+                            .unwrap_or(true)
+                    });
                     out.extend_from_slice(b"To: ");
                     out.extend_from_slice(value.as_bytes());
                     if let (Some(tag), false, true) = (&self.to_tag, has_tag, self.status > 100) {

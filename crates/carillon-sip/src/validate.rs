@@ -68,6 +68,8 @@ fn media_type(ct: &str) -> String {
 pub struct RequestParts<'a> {
     pub method: &'a Method,
     pub request_uri: Uri<'a>,
+    /// The topmost Via (first element of the first Via line).
+    pub top_via: Via<'a>,
     pub from: NameAddr<'a>,
     pub to: NameAddr<'a>,
     pub call_id: &'a str,
@@ -134,12 +136,16 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
     if count[1..].iter().any(|n| *n > 1) {
         return Err(bad("repeated single-valued header"));
     }
+    let mut top_via = None;
     for line in msg.header_all_str(HeaderName::Via) {
         for item in list_items(line) {
             let item = item.ok_or_else(|| bad("malformed Via"))?;
-            Via::parse(item).map_err(|_| bad("malformed Via"))?;
+            let via = Via::parse(item).map_err(|_| bad("malformed Via"))?;
+            top_via.get_or_insert(via);
         }
     }
+    // At least one Via line was counted, and every line has an element.
+    let top_via = top_via.ok_or_else(|| bad("missing Via"))?;
     let from_to = |h: HeaderName| -> Result<NameAddr<'_>, Rejection> {
         let v = msg.header_str(h).unwrap_or_default();
         let mut items = 0usize;
@@ -261,6 +267,7 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
     Ok(RequestParts {
         method,
         request_uri: ruri,
+        top_via,
         from,
         to,
         call_id,
