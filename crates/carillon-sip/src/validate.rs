@@ -101,6 +101,10 @@ fn list_items(line: &str) -> impl Iterator<Item = Option<&str>> {
     })
 }
 
+fn has_comma(s: &str) -> bool {
+    memchr::memchr(b',', s.as_bytes()).is_some()
+}
+
 /// [`validate_request`], returning what it parsed. A response is refused
 /// (400): only requests have these parts.
 pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejection> {
@@ -148,13 +152,18 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
     let top_via = top_via.ok_or_else(|| bad("missing Via"))?;
     let from_to = |h: HeaderName| -> Result<NameAddr<'_>, Rejection> {
         let v = msg.header_str(h).unwrap_or_default();
-        let mut items = 0usize;
-        for item in list_items(v) {
-            item.ok_or_else(|| bad("malformed From/To"))?;
-            items += 1;
-        }
-        if items != 1 {
-            return Err(bad("malformed From/To"));
+        // Without a comma the value is one element; the only ways it could
+        // still fail as a list (empty, an unterminated quote) fail as a
+        // name-addr too, so the list pass is only needed with a comma.
+        if has_comma(v) {
+            let mut items = 0usize;
+            for item in list_items(v) {
+                item.ok_or_else(|| bad("malformed From/To"))?;
+                items += 1;
+            }
+            if items != 1 {
+                return Err(bad("malformed From/To"));
+            }
         }
         NameAddr::parse(v).map_err(|_| bad("malformed From/To"))
     };
@@ -174,11 +183,13 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
     let mut contacts = Vec::new();
     let mut wildcard = false;
     for line in msg.header_all_str(HeaderName::Contact) {
-        // The whole line is checked as a list before any element is parsed.
-        if list_items(line).any(|i| i.is_none()) {
+        // The whole line is checked as a list before any element is parsed
+        // (without a comma it is one element: see `from_to`).
+        if has_comma(line) && list_items(line).any(|i| i.is_none()) {
             return Err(bad("malformed Contact"));
         }
-        for item in list_items(line).flatten() {
+        for item in list_items(line) {
+            let item = item.ok_or_else(|| bad("malformed Contact"))?;
             if item == "*" {
                 if *method != Method::Register {
                     return Err(bad("wildcard Contact outside REGISTER"));
@@ -339,6 +350,42 @@ mod tests {
             m.header_str(HeaderName::From),
             Some("<sip:100@example.com> ;tag=f")
         );
+    }
+
+    #[test]
+    fn single_elements_with_unterminated_quotes_or_nothing_are_malformed() {
+        let base = |from: &str, to: &str, contact: &str| {
+            format!(
+                "REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: {from}\r\nTo: {to}\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\n\
+                 Contact: {contact}\r\n\r\n"
+            )
+        };
+        for (raw, reason) in [
+            (
+                base("<sip:a@b>;tag=\"x", "<sip:a@b>", "<sip:a@h>"),
+                "malformed From/To",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "\"open <sip:a@b>", "<sip:a@h>"),
+                "malformed From/To",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "<sip:a@b>", "<sip:a@h>;q=\"1"),
+                "malformed Contact",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "<sip:a@b>", ""),
+                "malformed Contact",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "<sip:a@b>", "<sip:a@h>, \"x"),
+                "malformed Contact",
+            ),
+        ] {
+            let r = validate_request_parts(&parse(&raw)).unwrap_err();
+            assert_eq!((r.status, r.reason), (400, reason), "{raw}");
+        }
     }
 
     #[test]
