@@ -15,7 +15,10 @@
 # Env: USERS (10000), COUNT (10000), RATES ("2000 5000 10000"),
 #      LIMIT (5000 concurrent), SIPP_TIMEOUT (60), CARILLON_BIN (skip build),
 #      CARGO_TARGET_DIR (default ./target), PROFILE=/path/prefix to record
-#      `perf record -g` of the switch during each run (PROFILE.<rate>).
+#      `perf record -g` of the switch during each run (PROFILE.<rate>),
+#      STRACE=/path/prefix to count the switch's system calls during each
+#      run (`strace -c -f`, written to STRACE.<rate>; it slows the switch,
+#      so read its counts, not the CPU figures of that run).
 # Only the processes this script starts are stopped, by PID.
 set -euo pipefail
 
@@ -132,6 +135,12 @@ TOML
         perf_pid=$!
         sleep 0.5
     fi
+    local strace_pid=""
+    if [ -n "${STRACE:-}" ]; then
+        strace -c -f -p "$SWITCH_PID" -o "$STRACE.$rate" > "$run/strace.log" 2>&1 &
+        strace_pid=$!
+        sleep 0.5
+    fi
     t0="$(date +%s.%N)"
     (cd "$run" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SCENARIO" -inf "$WORK/users.csv" \
         -i 127.0.0.1 -p "$sport" "127.0.0.1:$port" \
@@ -146,6 +155,10 @@ TOML
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
+    fi
+    if [ -n "$strace_pid" ]; then
+        kill -INT "$strace_pid" 2>/dev/null || true
+        wait "$strace_pid" 2>/dev/null || true
     fi
     # Let deferred work (binding writes to the database) finish and count it.
     sleep 1

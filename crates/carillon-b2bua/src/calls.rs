@@ -1461,15 +1461,21 @@ impl Switch {
         };
         // The route and Via the transaction kept (computed once when the
         // INVITE arrived), else computed afresh.
-        let (to, top_via) = self
-            .table
-            .response_route_of(a_key)
-            .unwrap_or_else(|| response_route(invite, peer));
+        let (to, top_via, to_tagged) = match self.table.response_heads(a_key) {
+            Some((to, heads)) => (to, heads.via.clone(), heads.to_tagged),
+            None => {
+                let (to, via) = response_route(invite, peer);
+                (to, via, None)
+            }
+        };
         let mut b = carillon_sip::ResponseBuilder::new(invite, status)
             .to_tag(call.a.local_tag.as_str())
             .header("Server", self.user_agent.as_str());
         if let Some(v) = top_via {
             b = b.top_via(v);
+        }
+        if let Some(tagged) = to_tagged {
+            b = b.request_to_tagged(tagged);
         }
         if status > 100 && status < 300 {
             b = b.header("Contact", self.calls.contact.as_str());

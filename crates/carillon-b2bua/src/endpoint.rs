@@ -16,7 +16,7 @@ use bytes::Bytes;
 use carillon_sip::{Message, Method};
 use carillon_transaction::{ServerTransaction, TimerConfig, TransactionKind};
 
-use crate::header_text::push_u64;
+use crate::header_text::{push_ip, push_u64};
 
 /// Transport a message arrived on or leaves by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,16 +93,19 @@ impl Peer {
 /// Key of a server transaction (RFC 3261 §17.2.3; RFC 2543 fallback when
 /// the branch lacks the magic cookie).
 pub fn server_key(msg: &Message) -> Option<String> {
+    server_key_with(msg, &msg.top_via()?)
+}
+
+/// [`server_key`] with the top Via already parsed (`msg.top_via()`).
+pub fn server_key_with(msg: &Message, via: &carillon_sip::Via<'_>) -> Option<String> {
     let method = msg.method()?;
     let m = if *method == Method::Ack {
         "INVITE"
     } else {
         method.as_str()
     };
-    let via = msg.top_via_str()?;
-    let parsed = carillon_sip::Via::parse(&via).ok()?;
-    let (host, port) = parsed.sent_by();
-    match parsed.branch() {
+    let (host, port) = via.sent_by();
+    match via.branch() {
         Some(b) if b.starts_with("z9hG4bK") && b.len() > 7 => {
             // Built by hand: this runs for every request.
             let mut k = String::with_capacity(b.len() + host.len() + m.len() + 8);
@@ -123,9 +126,43 @@ pub fn server_key(msg: &Message) -> Option<String> {
                 cseq,
                 msg.tag(carillon_sip::HeaderName::From).unwrap_or_default(),
                 msg.request_uri_str().unwrap_or(""),
-                via
+                msg.top_via_str()?
             ))
         }
+    }
+}
+
+/// Appends a socket address as `Display` writes it (`ip:port`,
+/// `[ipv6]:port`).
+pub(crate) fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => {
+            push_ip(out, addr.ip());
+            out.push(':');
+            push_u64(out, u64::from(addr.port()));
+        }
+        SocketAddr::V6(v6) => {
+            out.push('[');
+            push_ip(out, addr.ip());
+            if v6.scope_id() != 0 {
+                out.push('%');
+                push_u64(out, u64::from(v6.scope_id()));
+            }
+            out.push_str("]:");
+            push_u64(out, u64::from(addr.port()));
+        }
+    }
+}
+
+impl Peer {
+    /// The `transport:ip:port` text of [`Peer`]'s `Display`, built without
+    /// the formatter (a binding's source, once per registration).
+    pub fn to_source(&self) -> String {
+        let mut s = String::with_capacity(32);
+        s.push_str(self.transport.as_str());
+        s.push(':');
+        push_socket_addr(&mut s, self.addr);
+        s
     }
 }
 
@@ -143,10 +180,16 @@ pub fn dialog_key(msg: &Message) -> Option<String> {
 /// Where a response to `req` received from `peer` goes, and the top Via
 /// rewritten with `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
 pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
-    let Some(via_text) = req.top_via_str() else {
-        return (peer, None);
-    };
-    let Ok(via) = carillon_sip::Via::parse(&via_text) else {
+    response_route_with(req.top_via().as_ref(), peer)
+}
+
+/// [`response_route`] with the top Via already parsed (`None` when the
+/// request has none that parses: the response goes back to `peer`).
+pub fn response_route_with(
+    via: Option<&carillon_sip::Via<'_>>,
+    peer: Peer,
+) -> (Peer, Option<String>) {
+    let Some(via) = via else {
         return (peer, None);
     };
     let ip = peer.addr.ip();
@@ -165,7 +208,9 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
         return (to, None);
     }
     // One buffer, no intermediate strings: this runs for every request.
-    let mut rewritten = String::with_capacity(via_text.len() + 48);
+    let mut rewritten = String::with_capacity(
+        via.host.len() + via.params.as_str().len() + via.transport.len() + 64,
+    );
     rewritten.push_str("SIP/2.0/");
     rewritten.push_str(via.transport);
     rewritten.push(' ');
@@ -186,7 +231,7 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
         }
     }
     rewritten.push_str(";received=");
-    rewritten.push_str(&carillon_sdp::ip_text(ip));
+    push_ip(&mut rewritten, ip);
     if has_rport {
         rewritten.push_str(";rport=");
         push_u64(&mut rewritten, u64::from(peer.addr.port()));
@@ -198,14 +243,24 @@ pub fn response_route(req: &Message, peer: Peer) -> (Peer, Option<String>) {
     (to, Some(rewritten))
 }
 
+/// What every response of a transaction copies from its request, worked
+/// out once when the transaction is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseHeads {
+    /// The top Via responses carry (received/rport added), from
+    /// [`response_route`].
+    pub via: Option<String>,
+    /// Whether the request's To has a tag, when validation parsed To (see
+    /// `ResponseBuilder::request_to_tagged`).
+    pub to_tagged: Option<bool>,
+}
+
 struct Entry {
     /// The map key, shared with the deadline heap (no copy per timer).
     key: Arc<str>,
     txn: ServerTransaction,
     peer: Peer,
-    /// The top Via responses carry (received/rport added), computed once
-    /// per transaction by [`response_route`].
-    via: Option<String>,
+    heads: ResponseHeads,
     /// `Call-ID|CSeq` of an INVITE, to match ACKs whose branch differs.
     dialog: Option<String>,
 }
@@ -294,6 +349,20 @@ impl ServerTable {
         dialog: Option<String>,
         now: Instant,
     ) {
+        self.create_with_heads(key, kind, peer, ResponseHeads::default(), dialog, now);
+    }
+
+    /// [`ServerTable::create`] with what its responses copy from the
+    /// request (rewritten top Via, To tag), in one map insertion.
+    pub fn create_with_heads(
+        &mut self,
+        key: String,
+        kind: TransactionKind,
+        peer: Peer,
+        heads: ResponseHeads,
+        dialog: Option<String>,
+        now: Instant,
+    ) {
         let txn = ServerTransaction::new(kind, peer.transport.is_reliable(), now, self.cfg);
         let key: Arc<str> = Arc::from(key);
         if let Some(d) = &dialog {
@@ -305,23 +374,17 @@ impl ServerTable {
                 key,
                 txn,
                 peer,
-                via: None,
+                heads,
                 dialog,
             },
         );
     }
 
-    /// Remembers the rewritten top Via for the transaction's responses.
-    pub fn set_response_via(&mut self, key: &str, via: Option<String>) {
-        if let Some(e) = self.txns.get_mut(key) {
-            e.via = via;
-        }
-    }
-
-    /// Where the transaction's responses go and the top Via they carry, as
-    /// [`response_route`] gave them when the transaction was created.
-    pub fn response_route_of(&self, key: &str) -> Option<(Peer, Option<String>)> {
-        self.txns.get(key).map(|e| (e.peer, e.via.clone()))
+    /// Where the transaction's responses go and what they copy from its
+    /// request (as [`response_route`] and validation gave them when the
+    /// transaction was created), borrowed.
+    pub fn response_heads(&self, key: &str) -> Option<(Peer, &ResponseHeads)> {
+        self.txns.get(key).map(|e| (e.peer, &e.heads))
     }
 
     /// Where the transaction's responses go (without copying its Via).
@@ -404,5 +467,46 @@ impl ServerTable {
                 self.deadlines.push(Reverse((at, key)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binding_source_is_written_as_display_writes_a_peer() {
+        for addr in ["203.0.113.5:41000", "0.0.0.0:0", "[2001:db8::1]:5060"] {
+            let p = Peer {
+                transport: Transport::Tls,
+                addr: addr.parse().unwrap(),
+                conn: None,
+            };
+            assert_eq!(p.to_source(), p.to_string());
+            assert_eq!(Peer::parse(&p.to_source()).map(|q| q.addr), Some(p.addr));
+        }
+    }
+
+    #[test]
+    fn the_response_via_gets_received_and_rport() {
+        let m = Message::parse(bytes::Bytes::from_static(
+            b"REGISTER sip:r SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;rport;received=1.1.1.1\r\nCall-ID: x\r\n\r\n",
+        ))
+        .unwrap();
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: "198.51.100.7:40123".parse().unwrap(),
+            conn: None,
+        };
+        let (to, via) = response_route(&m, peer);
+        assert_eq!(to, peer);
+        assert_eq!(
+            via.as_deref(),
+            Some("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK1;received=198.51.100.7;rport=40123")
+        );
+        assert_eq!(
+            server_key(&m).as_deref(),
+            Some("z9hG4bK1|10.0.0.1:5070|REGISTER")
+        );
     }
 }

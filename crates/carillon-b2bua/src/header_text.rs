@@ -20,20 +20,7 @@ pub(crate) fn concat(parts: &[&str]) -> String {
     out
 }
 
-/// Appends `n` in decimal.
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
-}
+pub(crate) use carillon_sdp::{push_ip, push_u64};
 
 /// Appends `n` as eight (or more) lower-case hex digits, as `{n:08x}`.
 pub(crate) fn push_hex08(out: &mut String, n: u64) {
@@ -46,14 +33,13 @@ pub(crate) fn push_hex08(out: &mut String, n: u64) {
 
 /// `host:port` (IPv4) or `[host]:port` (IPv6), as a SIP URI writes it.
 pub(crate) fn sip_uri_host(addr: SocketAddr) -> String {
-    let ip = carillon_sdp::ip_text(addr.ip());
-    let mut out = String::with_capacity(ip.len() + 8);
+    let mut out = String::with_capacity(48);
     if addr.is_ipv6() {
         out.push('[');
-        out.push_str(&ip);
+        push_ip(&mut out, addr.ip());
         out.push(']');
     } else {
-        out.push_str(&ip);
+        push_ip(&mut out, addr.ip());
     }
     out.push(':');
     push_u64(&mut out, u64::from(addr.port()));

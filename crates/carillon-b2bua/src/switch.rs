@@ -11,17 +11,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use carillon_digest::{Algorithm, AuthResult, Credentials, DigestConfig, DigestServer, Secret};
-use carillon_registrar::{
-    aor_of, Binding, BindingChange, RegisterError, Registrar, RegistrarConfig,
-};
+use carillon_registrar::{Binding, BindingChange, RegisterError, Registrar, RegistrarConfig};
 use carillon_sip::validate::{response_is_usable, ALLOWED_METHODS, SUPPORTED_OPTIONS};
-use carillon_sip::{validate_request, HeaderName, Message, Method, NameAddr, ResponseBuilder};
+use carillon_sip::{
+    validate_request_parts, HeaderName, Message, Method, NameAddr, RequestParts, ResponseBuilder,
+};
 use carillon_transaction::{TimerConfig, TransactionKind};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info, warn};
 
-use crate::endpoint::{response_route, server_key, Peer, ServerTable, Transmit};
+use crate::endpoint::{
+    response_route, response_route_with, server_key_with, Peer, ResponseHeads, ServerTable,
+    Transmit,
+};
 use crate::policy::{Policy, PolicyConfig, Verdict};
 use crate::users::{User, UserDirectory};
 
@@ -320,11 +323,20 @@ impl Switch {
     }
 
     fn push_random_hex(&mut self, out: &mut String) {
+        let tag = self.random_tag();
+        out.push_str(std::str::from_utf8(&tag).unwrap_or(""));
+    }
+
+    /// 16 lowercase hex digits of one `u64` from the RNG, most significant
+    /// first, on the stack.
+    pub(crate) fn random_tag(&mut self) -> [u8; 16] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let v = self.rng.next_u64();
-        for i in (0..16).rev() {
-            out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+        let mut out = [0u8; 16];
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
         }
+        out
     }
 
     /// One datagram or stream frame from `peer`.
@@ -400,10 +412,10 @@ impl Switch {
         f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
     ) {
         let (to, via) = response_route(req, peer);
-        let tag = self.random_hex();
+        let tag = self.random_tag();
         let mut b = ResponseBuilder::new(req, status)
-            .to_tag(tag)
-            .header("Server", self.user_agent.clone());
+            .to_tag(std::str::from_utf8(&tag).unwrap_or(""))
+            .header("Server", self.user_agent.as_str());
         if let Some(v) = via {
             b = b.top_via(v);
         }
@@ -421,18 +433,17 @@ impl Switch {
         status: u16,
         f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
     ) {
-        let (to, via) = self
-            .table
-            .response_route_of(key)
-            .unwrap_or_else(|| response_route(req, peer));
-        let tag = self.random_hex();
-        let mut b = ResponseBuilder::new(req, status)
-            .to_tag(tag)
-            .header("Server", self.user_agent.clone());
-        if let Some(v) = via {
-            b = b.top_via(v);
-        }
-        let bytes = f(b).build();
+        let tag = self.random_tag();
+        let (to, bytes) = build_response(
+            &self.table,
+            &self.user_agent,
+            &tag,
+            key,
+            req,
+            peer,
+            status,
+            f,
+        );
         self.table
             .respond(key, status, bytes, now, to, &mut self.scratch);
     }
@@ -442,7 +453,16 @@ impl Switch {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        let Some(key) = server_key(msg) else {
+        // Every request but ACK is checked here, before the transaction
+        // lookup, so that its top Via is parsed once for the check, the key
+        // and the response route; the verdict is acted on only for a new
+        // transaction (a retransmission gets the stored response).
+        let validated = (method != Method::Ack).then(|| validate_request_parts(msg));
+        let top_via = match &validated {
+            Some(Ok(parts)) => Some(parts.top_via),
+            _ => msg.top_via(),
+        };
+        let Some(key) = top_via.as_ref().and_then(|v| server_key_with(msg, v)) else {
             self.respond_stateless(msg, peer, 400, |b| b.reason("Bad Via"));
             return;
         };
@@ -466,41 +486,52 @@ impl Switch {
             TransactionKind::NonInvite
         };
         // Port the transaction's responses go to.
-        let (route, via) = response_route(msg, peer);
+        let (route, via) = response_route_with(top_via.as_ref(), peer);
         let dialog = if kind == TransactionKind::Invite {
             crate::endpoint::dialog_key(msg)
         } else {
             None
         };
-        self.table.create(key.clone(), kind, route, dialog, now);
-        self.table.set_response_via(&key, via);
+        let heads = ResponseHeads {
+            via,
+            to_tagged: match &validated {
+                Some(Ok(parts)) => Some(parts.to.tag().is_some()),
+                _ => None,
+            },
+        };
+        self.table
+            .create_with_heads(key.clone(), kind, route, heads, dialog, now);
 
-        if let Err(rej) = validate_request(msg) {
-            info!(method = %method, source = %peer, status = rej.status, reason = rej.reason, "request rejected");
-            let unsupported = rej.unsupported.join(", ");
-            let status = rej.status;
-            self.respond(now, &key, msg, peer, status, |b| {
-                let b = b.reason(if status == 400 {
-                    rej.reason
-                } else {
-                    carillon_sip::builder::reason_phrase(status)
+        let parts = match validated {
+            Some(Ok(parts)) => parts,
+            None => return,
+            Some(Err(rej)) => {
+                info!(method = %method, source = %peer, status = rej.status, reason = rej.reason, "request rejected");
+                let unsupported = rej.unsupported.join(", ");
+                let status = rej.status;
+                self.respond(now, &key, msg, peer, status, |b| {
+                    let b = b.reason(if status == 400 {
+                        rej.reason
+                    } else {
+                        carillon_sip::builder::reason_phrase(status)
+                    });
+                    match status {
+                        420 => b.header("Unsupported", unsupported),
+                        415 | 406 => b.header("Accept", "application/sdp"),
+                        501 | 405 => b.header("Allow", allow_header()),
+                        _ => b,
+                    }
                 });
-                match status {
-                    420 => b.header("Unsupported", unsupported),
-                    415 | 406 => b.header("Accept", "application/sdp"),
-                    501 | 405 => b.header("Allow", allow_header()),
-                    _ => b,
-                }
-            });
-            return;
-        }
+                return;
+            }
+        };
         if method == Method::Invite {
             // Provisional at once so the caller stops retransmitting.
             self.respond(now, &key, msg, peer, 100, |b| b);
         }
-        let in_dialog = msg.tag(HeaderName::To).is_some();
+        let in_dialog = parts.to.tag().is_some();
         let status = match method {
-            Method::Register => self.handle_register(now, now_unix, &key, peer, msg),
+            Method::Register => self.handle_register(now, now_unix, &key, peer, msg, &parts),
             Method::Options if !in_dialog => {
                 let allow = allow_header();
                 self.respond(now, &key, msg, peer, 200, |b| {
@@ -567,26 +598,22 @@ impl Switch {
         } else {
             HeaderName::Authorization
         };
-        let realm = self.realm.clone();
         let mut stale = false;
-        for value in msg.header_all(header) {
-            let Ok(creds) = Credentials::parse(&value) else {
+        for value in msg.header_all_str(header) {
+            let Ok(creds) = Credentials::parse(value) else {
                 continue;
             };
-            if creds.realm != realm {
+            if creds.realm != self.realm.as_str() {
                 continue;
             }
-            let user = creds.username.to_string();
-            let result = match self.users.ha1(&user, creds.algorithm) {
-                Some(ha1) => {
-                    let ha1 = ha1.to_owned();
-                    self.digest.verify(
-                        now_unix,
-                        msg.method().map_or("", Method::as_str),
-                        &creds,
-                        Secret::Ha1(&ha1),
-                    )
-                }
+            let user = &creds.username;
+            let result = match self.users.ha1(user, creds.algorithm) {
+                Some(ha1) => self.digest.verify(
+                    now_unix,
+                    msg.method().map_or("", Method::as_str),
+                    &creds,
+                    Secret::Ha1(ha1),
+                ),
                 None => self.digest.verify_unknown_user(
                     now_unix,
                     msg.method().map_or("", Method::as_str),
@@ -594,7 +621,7 @@ impl Switch {
                 ),
             };
             match result {
-                AuthResult::Ok => return Ok(user),
+                AuthResult::Ok => return Ok(user.clone().into_owned()),
                 AuthResult::Stale => stale = true,
                 AuthResult::BadResponse => {
                     self.stats.auth_failures += 1;
@@ -624,7 +651,7 @@ impl Switch {
         proxy: bool,
     ) -> u16 {
         let random = self.rng.next_u64();
-        let challenges = self.digest.challenges(now_unix, random, stale);
+        let challenges = self.digest.challenge_values(now_unix, random, stale);
         let (status, name) = if proxy {
             (407, "Proxy-Authenticate")
         } else {
@@ -632,13 +659,14 @@ impl Switch {
         };
         self.respond(now, key, msg, peer, status, |mut b| {
             for c in challenges {
-                b = b.header(name, c.to_header_value());
+                b = b.header(name, c);
             }
             b
         });
         status
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_register(
         &mut self,
         now: Instant,
@@ -646,17 +674,19 @@ impl Switch {
         key: &str,
         peer: Peer,
         msg: &Message,
+        parts: &RequestParts<'_>,
     ) -> u16 {
-        let to = msg.header(HeaderName::To).unwrap_or_default().into_owned();
-        let aor_user = match NameAddr::parse(&to)
-            .map_err(|_| RegisterError::BadRequest("bad To"))
-            .and_then(|n| {
-                aor_of(&n)?;
-                n.uri
-                    .user_unescaped()
-                    .map(|u| u.into_owned())
-                    .ok_or(RegisterError::BadRequest("To has no user"))
-            }) {
+        // The To URI names the AOR (RFC 3261 §10.3 step 5); validation has
+        // parsed it already.
+        let to_uri = &parts.to.uri;
+        let aor_user = if !to_uri.is_sip() {
+            Err(RegisterError::BadRequest("To is not a SIP or SIPS URI"))
+        } else {
+            to_uri
+                .user_unescaped()
+                .ok_or(RegisterError::BadRequest("To has no user part"))
+        };
+        let aor_user = match aor_user {
             Ok(u) => u,
             Err(e) => {
                 self.respond(now, key, msg, peer, 400, |b| b.reason(e.to_string()));
@@ -673,14 +703,18 @@ impl Switch {
             return 403;
         }
         let max_contacts = self.users.get(&user).map_or(1, |u| u.max_contacts);
-        let source = peer.to_string();
-        match self
-            .registrar
-            .handle_register(now_unix, msg, &aor_user, &source, max_contacts)
-        {
-            Ok(outcome) => {
+        let source = peer.to_source();
+        match self.registrar.handle_register_parsed(
+            now_unix,
+            msg,
+            parts,
+            &aor_user,
+            &source,
+            max_contacts,
+        ) {
+            Ok(changes) => {
                 self.stats.registrations_ok += 1;
-                for change in &outcome.changes {
+                for change in &changes {
                     match change {
                         BindingChange::Upsert(b) => {
                             debug!(aor = %b.aor, contact = %b.contact, source = %b.source, expires_at = b.expires_at, "registration")
@@ -690,28 +724,38 @@ impl Switch {
                         }
                     }
                 }
-                let contacts: Vec<String> = outcome
-                    .bindings
-                    .iter()
-                    .map(|b| format!("<{}>;expires={}", b.contact, b.remaining(now_unix)))
-                    .collect();
-                let path: Vec<String> = outcome
-                    .bindings
-                    .first()
-                    .map(|b| b.path.clone())
-                    .unwrap_or_default();
-                for c in outcome.changes {
+                for c in changes {
                     self.outputs.push_back(Output::Binding(c));
                 }
-                self.respond(now, key, msg, peer, 200, |mut b| {
-                    for c in contacts {
-                        b = b.header("Contact", c);
-                    }
-                    if !path.is_empty() {
-                        b = b.header("Path", path.join(", "));
-                    }
-                    b
-                });
+                // The 200 lists the bindings now in force, borrowed from
+                // the registrar while the response is built.
+                let tag = self.random_tag();
+                let bindings = self.registrar.bindings(&aor_user);
+                let (to, bytes) = build_response(
+                    &self.table,
+                    &self.user_agent,
+                    &tag,
+                    key,
+                    msg,
+                    peer,
+                    200,
+                    |mut b| {
+                        for binding in bindings {
+                            let mut c = String::with_capacity(binding.contact.len() + 24);
+                            c.push('<');
+                            c.push_str(&binding.contact);
+                            c.push_str(">;expires=");
+                            crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
+                            b = b.header("Contact", c);
+                        }
+                        if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
+                            b = b.header("Path", first.path.join(", "));
+                        }
+                        b
+                    },
+                );
+                self.table
+                    .respond(key, 200, bytes, now, to, &mut self.scratch);
                 200
             }
             Err(e) => {
@@ -727,6 +771,43 @@ impl Switch {
             }
         }
     }
+}
+
+/// Builds a response through transaction `key`'s route and rewritten Via
+/// (borrowed from the table; [`response_route`] when the transaction is
+/// gone), with our To tag and `Server` header, then `f`'s additions.
+#[allow(clippy::too_many_arguments)]
+fn build_response<'r>(
+    table: &'r ServerTable,
+    user_agent: &'r str,
+    tag: &'r [u8; 16],
+    key: &str,
+    req: &'r Message,
+    peer: Peer,
+    status: u16,
+    f: impl FnOnce(ResponseBuilder<'r>) -> ResponseBuilder<'r>,
+) -> (Peer, Bytes) {
+    let (to, via, to_tagged) = match table.response_heads(key) {
+        Some((to, heads)) => (
+            to,
+            heads.via.as_deref().map(std::borrow::Cow::Borrowed),
+            heads.to_tagged,
+        ),
+        None => {
+            let (to, via) = response_route(req, peer);
+            (to, via.map(std::borrow::Cow::Owned), None)
+        }
+    };
+    let mut b = ResponseBuilder::new(req, status)
+        .to_tag(std::str::from_utf8(tag).unwrap_or(""))
+        .header("Server", user_agent);
+    if let Some(v) = via {
+        b = b.top_via(v);
+    }
+    if let Some(t) = to_tagged {
+        b = b.request_to_tagged(t);
+    }
+    (to, f(b).build())
 }
 
 /// The user part of the From URI, or `-`: who a request says it is from,

@@ -31,10 +31,12 @@ struct Entry {
     ha1_sha256: String,
 }
 
-/// Users by extension.
+/// Users by extension. The keys come from configuration, never from the
+/// network (a request can only look one up), so the map uses foldhash
+/// rather than SipHash: no request can add colliding keys.
 #[derive(Debug, Clone, Default)]
 pub struct UserDirectory {
-    users: HashMap<String, Entry>,
+    users: HashMap<String, Entry, foldhash::fast::FixedState>,
 }
 
 impl UserDirectory {

@@ -30,7 +30,17 @@ impl Challenge {
     /// The header value, e.g.
     /// `Digest realm="x", nonce="…", algorithm=MD5, qop="auth"`.
     pub fn to_header_value(&self) -> String {
-        self.to_string()
+        let mut s = String::with_capacity(value_capacity(&self.realm, &self.nonce));
+        write_value(
+            &mut s,
+            &self.realm,
+            &self.nonce,
+            self.algorithm,
+            self.qop_auth,
+            self.stale,
+            self.opaque.as_deref(),
+        );
+        s
     }
 
     /// Parses a `WWW-Authenticate` / `Proxy-Authenticate` value.
@@ -104,26 +114,43 @@ pub(crate) fn set_once<T>(
     Ok(())
 }
 
+/// Appends a challenge's header value to `out` (what [`Challenge`]'s
+/// `Display` writes), so a server can write it without a `Challenge`.
+pub(crate) fn write_value(
+    out: &mut String,
+    realm: &str,
+    nonce: &str,
+    algorithm: Algorithm,
+    qop_auth: bool,
+    stale: bool,
+    opaque: Option<&str>,
+) {
+    out.push_str("Digest realm=");
+    write_quoted(out, realm);
+    out.push_str(", nonce=");
+    write_quoted(out, nonce);
+    out.push_str(", algorithm=");
+    out.push_str(algorithm.as_str());
+    if qop_auth {
+        out.push_str(", qop=\"auth\"");
+    }
+    if stale {
+        out.push_str(", stale=true");
+    }
+    if let Some(opaque) = opaque {
+        out.push_str(", opaque=");
+        write_quoted(out, opaque);
+    }
+}
+
+/// Capacity for [`write_value`]'s output.
+pub(crate) fn value_capacity(realm: &str, nonce: &str) -> usize {
+    96 + realm.len() + nonce.len()
+}
+
 impl fmt::Display for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(96 + self.realm.len() + self.nonce.len());
-        s.push_str("Digest realm=");
-        write_quoted(&mut s, &self.realm);
-        s.push_str(", nonce=");
-        write_quoted(&mut s, &self.nonce);
-        s.push_str(", algorithm=");
-        s.push_str(self.algorithm.as_str());
-        if self.qop_auth {
-            s.push_str(", qop=\"auth\"");
-        }
-        if self.stale {
-            s.push_str(", stale=true");
-        }
-        if let Some(opaque) = &self.opaque {
-            s.push_str(", opaque=");
-            write_quoted(&mut s, opaque);
-        }
-        f.write_str(&s)
+        f.write_str(&self.to_header_value())
     }
 }
 

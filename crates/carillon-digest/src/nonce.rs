@@ -89,16 +89,20 @@ impl NonceSecret {
     /// Makes a nonce stamped with `now_unix_secs`. `random` should differ per
     /// challenge so that nonces are unpredictable and distinct.
     pub fn issue(&self, now_unix_secs: u64, random: u64) -> String {
+        let raw = self.issue_raw(now_unix_secs, random);
+        std::str::from_utf8(&raw).unwrap_or("").to_owned()
+    }
+
+    /// [`NonceSecret::issue`] as lowercase hex ASCII on the stack.
+    pub(crate) fn issue_raw(&self, now_unix_secs: u64, random: u64) -> [u8; NONCE_LEN] {
         let mut payload = [0u8; PAYLOAD_LEN];
         let (ts, rnd) = payload.split_at_mut(8);
         ts.copy_from_slice(&now_unix_secs.to_be_bytes());
         rnd.copy_from_slice(&random.to_be_bytes());
         let mac = self.mac(&payload);
-        let mut out = String::with_capacity(NONCE_LEN);
-        for byte in payload.iter().chain(&mac) {
-            for digit in hex_pair(*byte) {
-                out.push(char::from(digit));
-            }
+        let mut out = [0u8; NONCE_LEN];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(payload.iter().chain(&mac)) {
+            pair.copy_from_slice(&hex_pair(*byte));
         }
         out
     }
@@ -176,8 +180,11 @@ pub enum NcVerdict {
 pub struct NonceCounter {
     capacity: usize,
     lifetime_secs: u64,
-    /// Highest accepted nc per nonce.
-    by_nonce: HashMap<Arc<str>, u32>,
+    /// Highest accepted nc per nonce. foldhash, not SipHash: the server
+    /// only records nonces that passed the MAC check, i.e. nonces it made
+    /// itself from its own random numbers, so no one can choose colliding
+    /// keys.
+    by_nonce: HashMap<Arc<str>, u32, foldhash::fast::FixedState>,
     by_age: BTreeSet<(u64, Arc<str>)>,
     forgotten_up_to: Option<u64>,
 }
@@ -188,7 +195,7 @@ impl NonceCounter {
         NonceCounter {
             capacity: capacity.max(1),
             lifetime_secs,
-            by_nonce: HashMap::new(),
+            by_nonce: HashMap::default(),
             by_age: BTreeSet::new(),
             forgotten_up_to: None,
         }

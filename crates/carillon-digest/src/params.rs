@@ -15,17 +15,57 @@ fn is_lws(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
+/// Byte classes, one bit each, so that every per-byte test is one load.
+const LWS: u8 = 1;
+const TOKEN: u8 = 2;
+/// What ends an unquoted value: LWS, `,` and `"`.
+const VALUE_END: u8 = 4;
+/// What matters inside a quoted string: `"` and `\`.
+const QUOTE_SPECIAL: u8 = 8;
+
+const fn class_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0usize;
+    while i < 256 {
+        let b = i as u8;
+        let mut bits = 0;
+        if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+            bits |= LWS | VALUE_END;
+        }
+        if b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            )
+        {
+            bits |= TOKEN;
+        }
+        if matches!(b, b',' | b'"') {
+            bits |= VALUE_END;
+        }
+        if matches!(b, b'"' | b'\\') {
+            bits |= QUOTE_SPECIAL;
+        }
+        t[i] = bits;
+        i += 1;
+    }
+    t
+}
+
+static CLASS: [u8; 256] = class_table();
+
+#[inline]
+fn has_class(b: u8, class: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
+}
+
 fn is_lws_byte(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    has_class(b, LWS)
 }
 
 /// RFC 3261 §25.1 `token` characters (all ASCII).
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    has_class(b, TOKEN)
 }
 
 /// Index of the first byte matching `stop`, or the length. The stop set is
@@ -115,7 +155,7 @@ impl<'a> Params<'a> {
                 }
             }
         } else {
-            let end = find_byte(self.rest, |b| is_lws_byte(b) || b == b',' || b == b'"');
+            let end = find_byte(self.rest, |b| has_class(b, VALUE_END));
             let Some((token, after)) = split_at_checked(self.rest, end) else {
                 return Some(Err(self.syntax("parameter value")));
             };
@@ -157,20 +197,19 @@ fn unquote(s: &str) -> Result<(Cow<'_, str>, &str), DigestError> {
     let mut escaped = false;
     let mut close = None;
     while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => {
-                close = Some(i);
-                break;
-            }
-            // quoted-pair: the next byte is literal. If it starts a
-            // multi-byte character, its continuation bytes are never `"`
-            // or `\`, so stepping over one byte is enough.
-            b'\\' => {
-                escaped = true;
-                i += 2;
-            }
-            _ => i += 1,
+        if !has_class(b, QUOTE_SPECIAL) {
+            i += 1;
+            continue;
         }
+        if b == b'"' {
+            close = Some(i);
+            break;
+        }
+        // quoted-pair: the next byte is literal. If it starts a multi-byte
+        // character, its continuation bytes are never `"` or `\`, so
+        // stepping over one byte is enough.
+        escaped = true;
+        i += 2;
     }
     let close = close.ok_or(DigestError::UnterminatedQuote)?;
     let (Some(inner), Some(after)) = (s.get(..close), s.get(close + 1..)) else {
@@ -203,6 +242,12 @@ fn unquote(s: &str) -> Result<(Cow<'_, str>, &str), DigestError> {
 /// can never be split by a value.
 pub(crate) fn write_quoted(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| matches!(b, b'"' | b'\\' | b'\r' | b'\n')) {
+        // Nothing to escape or drop (nonces, realms): one copy.
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' | '\\' => {

@@ -176,6 +176,30 @@ impl DigestServer {
             .collect()
     }
 
+    /// The header values of [`DigestServer::challenges`], written directly
+    /// (no `Challenge` values, one string per offered algorithm).
+    pub fn challenge_values(&self, now: u64, random: u64, stale: bool) -> Vec<String> {
+        let nonce = self.nonces.issue_raw(now, random);
+        let nonce = std::str::from_utf8(&nonce).unwrap_or("");
+        self.algorithms
+            .iter()
+            .map(|&algorithm| {
+                let mut v =
+                    String::with_capacity(crate::challenge::value_capacity(&self.realm, nonce));
+                crate::challenge::write_value(
+                    &mut v,
+                    &self.realm,
+                    nonce,
+                    algorithm,
+                    true,
+                    stale,
+                    None,
+                );
+                v
+            })
+            .collect()
+    }
+
     /// Verifies `creds` for a request with `method` at `now` (Unix seconds).
     ///
     /// A right response with an expired nonce gives [`AuthResult::Stale`];

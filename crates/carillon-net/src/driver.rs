@@ -9,7 +9,10 @@
 //! wake-ups on one thread removes the cross-thread hand-off (a futex wake
 //! and a context switch) that a reader task per socket on the shared
 //! runtime cost for every datagram. When a UDP socket is readable the task
-//! drains up to [`UDP_BATCH`] datagrams before looking at anything else.
+//! drains up to [`UDP_BATCH`] datagrams before looking at anything else, and
+//! the UDP datagrams the switch answers them with leave together at the end
+//! of the batch (one `sendmmsg` per socket, see
+//! [`crate::transport::UdpOutbox`]) rather than with a `sendto` each.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +33,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
-use crate::transport::{Inbound, ListenSpec, Listeners, TransportError};
+use crate::transport::{Inbound, ListenSpec, Listeners, TransportError, UdpOutbox};
 
 /// Commands from the binary (signals, API).
 #[derive(Debug)]
@@ -198,6 +201,24 @@ fn drain(switch: &mut Switch, listeners: &Listeners, sinks: &mut Sinks) {
     }
 }
 
+/// [`drain`], with UDP datagrams queued in `outbox` for the end of the
+/// read batch.
+fn drain_queued(
+    switch: &mut Switch,
+    listeners: &Listeners,
+    sinks: &mut Sinks,
+    outbox: &mut UdpOutbox,
+) {
+    while let Some(o) = switch.poll_output() {
+        match o {
+            Output::Transmit(t) => listeners.send_or_queue(outbox, t.to, t.bytes),
+            Output::Binding(c) => (sinks.binding)(c),
+            Output::Media(c) => (sinks.media)(c),
+            Output::Cdr(r) => (sinks.cdr)(r),
+        }
+    }
+}
+
 /// Waits until one of the UDP sockets is readable; its index. Pending
 /// forever when there are none.
 async fn udp_readable(socks: &[Arc<UdpSocket>]) -> usize {
@@ -228,6 +249,7 @@ async fn run(
     // out into an allocation of its own size.
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     let mut batch = Vec::with_capacity(256);
+    let mut outbox = UdpOutbox::new(UDP_BATCH);
     switch.handle_timeout(Instant::now(), unix_now_ms());
     let mut stopping: Option<(Instant, oneshot::Sender<()>)> = None;
     loop {
@@ -295,13 +317,14 @@ async fn run(
                             let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
                             let peer = Peer { transport: Transport::Udp, addr: from, conn: None };
                             switch.handle_input(now, unix, peer, bytes);
-                            drain(&mut switch, &listeners, &mut sinks);
+                            drain_queued(&mut switch, &listeners, &mut sinks, &mut outbox);
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         // ICMP port unreachable surfaces here on some systems; keep going.
                         Err(e) => debug!(error = %e, "udp recv error"),
                     }
                 }
+                listeners.flush(&mut outbox);
             }
             n = rx.recv_many(&mut batch, 256) => {
                 if n == 0 {

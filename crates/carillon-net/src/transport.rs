@@ -3,7 +3,9 @@
 //! TCP listeners with a task per connection that frames messages and writes
 //! what the core sends back. Stream traffic reaches the core as an
 //! [`Inbound`] over one channel; connection writers are looked up by
-//! connection id.
+//! connection id. Datagrams answered within one UDP read batch leave
+//! together through a [`UdpOutbox`]: one `sendmmsg` per socket instead of a
+//! `sendto` each.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +15,11 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, Bytes, BytesMut};
 use carillon_b2bua::{Peer, Transport};
 use carillon_sip::message::stream_frame_len;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::IoSlice;
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -121,6 +127,79 @@ impl Listeners {
         Ok(Listeners { udp, conns, bound })
     }
 
+    /// Index of the UDP socket that sends to `to`: the first of its
+    /// address family, else the first.
+    fn udp_socket_for(&self, to: SocketAddr) -> Option<usize> {
+        self.udp
+            .iter()
+            .position(|(local, _)| local.is_ipv4() == to.is_ipv4())
+            .or((!self.udp.is_empty()).then_some(0))
+    }
+
+    /// One datagram from socket `i`; when the socket buffer is full it is
+    /// sent by a task that waits for room.
+    fn send_udp(&self, i: usize, to: SocketAddr, bytes: Bytes) {
+        let Some((_, sock)) = self.udp.get(i) else {
+            return;
+        };
+        match sock.try_send_to(&bytes, to) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = sock.send_to(&bytes, to).await {
+                        debug!(to = %to, error = %e, "udp send failed");
+                    }
+                });
+            }
+            Err(e) => debug!(to = %to, error = %e, "udp send failed"),
+        }
+    }
+
+    /// Queues `bytes` for `to` in `outbox` if it is a UDP peer, else sends
+    /// it now.
+    pub fn send_or_queue(&self, outbox: &mut UdpOutbox, to: Peer, bytes: Bytes) {
+        match (to.transport, self.udp_socket_for(to.addr)) {
+            (Transport::Udp, Some(i)) => {
+                outbox.queued.push((i, to.addr, bytes));
+                if outbox.queued.len() >= outbox.capacity {
+                    self.flush(outbox);
+                }
+            }
+            _ => self.send(to, bytes),
+        }
+    }
+
+    /// Sends what `outbox` holds: one `sendmmsg` per socket (and per
+    /// `capacity` datagrams). Whatever a call did not take (socket buffer
+    /// full, an error on one datagram) goes out one by one as
+    /// [`Listeners::send`] would send it.
+    pub fn flush(&self, outbox: &mut UdpOutbox) {
+        let UdpOutbox {
+            queued, headers, ..
+        } = outbox;
+        let mut start = 0;
+        while start < queued.len() {
+            // A run of datagrams from the same socket (usually all of them).
+            let sock_index = queued[start].0;
+            let run = queued[start..]
+                .iter()
+                .take(headers.capacity)
+                .take_while(|(i, _, _)| *i == sock_index)
+                .count();
+            let chunk = &queued[start..start + run];
+            let sent = match self.udp.get(sock_index) {
+                Some((_, sock)) if run > 1 => send_many(sock, headers, chunk),
+                _ => 0,
+            };
+            for (i, to, bytes) in chunk.iter().skip(sent) {
+                self.send_udp(*i, *to, bytes.clone());
+            }
+            start += run;
+        }
+        queued.clear();
+    }
+
     /// The bound UDP sockets, for the signalling task to read.
     pub fn udp_sockets(&self) -> impl Iterator<Item = &Arc<UdpSocket>> {
         self.udp.iter().map(|(_, s)| s)
@@ -130,29 +209,10 @@ impl Listeners {
     /// family, streams on their connection.
     pub fn send(&self, to: Peer, bytes: Bytes) {
         match to.transport {
-            Transport::Udp => {
-                let sock = self
-                    .udp
-                    .iter()
-                    .find(|(local, _)| local.is_ipv4() == to.addr.is_ipv4())
-                    .or(self.udp.first());
-                let Some((_, sock)) = sock else {
-                    warn!(to = %to, "no UDP socket to send from");
-                    return;
-                };
-                match sock.try_send_to(&bytes, to.addr) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        let sock = sock.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = sock.send_to(&bytes, to.addr).await {
-                                debug!(to = %to.addr, error = %e, "udp send failed");
-                            }
-                        });
-                    }
-                    Err(e) => debug!(to = %to.addr, error = %e, "udp send failed"),
-                }
-            }
+            Transport::Udp => match self.udp_socket_for(to.addr) {
+                Some(i) => self.send_udp(i, to.addr, bytes),
+                None => warn!(to = %to, "no UDP socket to send from"),
+            },
             _ => {
                 let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
                 match to.conn.and_then(|c| conns.get(&c)) {
@@ -266,4 +326,129 @@ async fn tcp_connection(
     drop(wtx);
     writer.abort();
     let _ = tx.send(Inbound::Closed { conn: id }).await;
+}
+
+/// UDP datagrams waiting to be sent together by [`Listeners::flush`], and
+/// the `sendmmsg` headers, allocated once and reused.
+pub struct UdpOutbox {
+    queued: Vec<(usize, SocketAddr, Bytes)>,
+    capacity: usize,
+    headers: MmsgHeaders,
+}
+
+/// The message headers of one `sendmmsg` call.
+struct MmsgHeaders {
+    headers: MultiHeaders<SockaddrStorage>,
+    capacity: usize,
+}
+
+impl UdpOutbox {
+    /// An outbox that sends at most `capacity` datagrams per system call
+    /// (and flushes itself when that many are queued).
+    pub fn new(capacity: usize) -> UdpOutbox {
+        let capacity = capacity.max(1);
+        UdpOutbox {
+            queued: Vec::with_capacity(capacity),
+            capacity,
+            headers: MmsgHeaders {
+                headers: MultiHeaders::preallocate(capacity, None),
+                capacity,
+            },
+        }
+    }
+
+    /// Datagrams queued and not yet flushed.
+    pub fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+}
+
+/// One `sendmmsg` of `chunk` (all from `sock`, at most the headers'
+/// capacity); how many datagrams the kernel took (0 on an error, e.g. the
+/// socket buffer is full).
+fn send_many(
+    sock: &UdpSocket,
+    headers: &mut MmsgHeaders,
+    chunk: &[(usize, SocketAddr, Bytes)],
+) -> usize {
+    let slices: Vec<[IoSlice<'_>; 1]> = chunk
+        .iter()
+        .map(|(_, _, bytes)| [IoSlice::new(bytes)])
+        .collect();
+    let addrs: Vec<Option<SockaddrStorage>> = chunk
+        .iter()
+        .map(|(_, to, _)| Some(SockaddrStorage::from(*to)))
+        .collect();
+    let fd = sock.as_raw_fd();
+    let result = sock.try_io(Interest::WRITABLE, || {
+        sendmmsg(
+            fd,
+            &mut headers.headers,
+            &slices,
+            &addrs,
+            [] as [ControlMessage<'_>; 0],
+            MsgFlags::empty(),
+        )
+        .map(Iterator::count)
+        .map_err(std::io::Error::from)
+    });
+    match result {
+        Ok(n) => n,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                debug!(error = %e, datagrams = chunk.len(), "udp sendmmsg failed; sending one by one");
+            }
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_outbox_sends_every_queued_datagram_in_order_with_one_flush() {
+        let spec = ListenSpec {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let listeners = Listeners::bind(&[spec], tx).await.unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = Peer {
+            transport: Transport::Udp,
+            addr: receiver.local_addr().unwrap(),
+            conn: None,
+        };
+        // As in the drive loop, the runtime has seen the socket writable.
+        for (_, sock) in &listeners.udp {
+            sock.writable().await.unwrap();
+        }
+        let mut outbox = UdpOutbox::new(4);
+        // Six datagrams: one full sendmmsg of four (flushed on its own when
+        // the outbox fills), then two more on the explicit flush.
+        for i in 0..6u8 {
+            listeners.send_or_queue(&mut outbox, to, Bytes::from(vec![b'a' + i; 10]));
+        }
+        assert_eq!(outbox.len(), 2);
+        listeners.flush(&mut outbox);
+        assert!(outbox.is_empty());
+        let mut buf = [0u8; 64];
+        for i in 0..6u8 {
+            let (n, from) = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                receiver.recv_from(&mut buf),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(&buf[..n], &[b'a' + i; 10]);
+            assert_eq!(from, listeners.bound[0].addr);
+        }
+    }
 }

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use carillon_sip::syntax::{parse_u32_saturating, split_list};
-use carillon_sip::{HeaderName, Message, NameAddr};
+use carillon_sip::{HeaderName, Message, NameAddr, RequestParts};
 
 /// One registered contact of an address-of-record.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,11 +111,14 @@ pub struct RegisterOutcome {
     pub changes: Vec<BindingChange>,
 }
 
-/// The location table.
+/// The location table. AORs are keyed with foldhash, not SipHash: a key is
+/// only added for a user who authenticated (the switch checks that the AOR
+/// is the authenticated user's own), so no one can flood it with
+/// colliding keys.
 #[derive(Debug, Default)]
 pub struct Registrar {
     config: RegistrarConfig,
-    aors: HashMap<String, Vec<Binding>>,
+    aors: HashMap<String, Vec<Binding>, foldhash::fast::FixedState>,
 }
 
 /// Contact URIs compare by scheme/user/host/port/params as RFC 3261 §19.1.4
@@ -137,19 +140,54 @@ pub fn aor_of(to: &NameAddr<'_>) -> Result<String, RegisterError> {
     Ok(format!("{}@{}", user, to.uri.host.to_ascii_lowercase()))
 }
 
-struct ParsedContact {
-    uri: String,
+struct ParsedContact<'a> {
+    uri: &'a str,
     expires: Option<u32>,
-    instance: Option<String>,
+    instance: Option<&'a str>,
     reg_id: Option<u32>,
     q: Option<f32>,
+}
+
+impl<'a> ParsedContact<'a> {
+    /// The registrar's view of one Contact element.
+    fn of(na: &NameAddr<'a>) -> Result<ParsedContact<'a>, RegisterError> {
+        let expires = match na.params.get("expires") {
+            Some(Some(v)) => Some(
+                parse_u32_saturating(v).ok_or(RegisterError::BadRequest("bad expires param"))?,
+            ),
+            Some(None) => return Err(RegisterError::BadRequest("bad expires param")),
+            None => None,
+        };
+        Ok(ParsedContact {
+            uri: na.uri.as_str(),
+            expires,
+            instance: na.params.get("+sip.instance").flatten(),
+            reg_id: na
+                .params
+                .get("reg-id")
+                .flatten()
+                .and_then(|v| v.parse().ok()),
+            q: na.params.get("q").flatten().and_then(|v| v.parse().ok()),
+        })
+    }
+}
+
+/// What a REGISTER asks for, read from the request once.
+struct Request<'a> {
+    call_id: &'a str,
+    cseq: u32,
+    header_expires: Option<u32>,
+    wildcard: bool,
+    contacts: Vec<ParsedContact<'a>>,
+    path: Vec<String>,
+    user_agent: Option<&'a str>,
 }
 
 impl Registrar {
     pub fn new(config: RegistrarConfig) -> Self {
         Registrar {
             config,
-            aors: HashMap::new(),
+            aors: HashMap::default(),
         }
     }
 
@@ -228,11 +266,10 @@ impl Registrar {
         max_contacts: usize,
     ) -> Result<RegisterOutcome, RegisterError> {
         let call_id = req
-            .call_id()
-            .ok_or(RegisterError::BadRequest("missing Call-ID"))?
-            .into_owned();
+            .header_str(HeaderName::CallId)
+            .ok_or(RegisterError::BadRequest("missing Call-ID"))?;
         let cseq = req.cseq().ok_or(RegisterError::BadRequest("bad CSeq"))?.seq;
-        let header_expires = match req.header(HeaderName::Expires) {
+        let header_expires = match req.header_str(HeaderName::Expires) {
             Some(v) => Some(
                 parse_u32_saturating(v.trim()).ok_or(RegisterError::BadRequest("bad Expires"))?,
             ),
@@ -240,40 +277,89 @@ impl Registrar {
         };
         let mut wildcard = false;
         let mut contacts = Vec::new();
-        for line in req.header_all(HeaderName::Contact) {
-            for item in split_list(&line).map_err(|_| RegisterError::BadRequest("bad Contact"))? {
+        for line in req.header_all_str(HeaderName::Contact) {
+            for item in split_list(line).map_err(|_| RegisterError::BadRequest("bad Contact"))? {
                 if item == "*" {
                     wildcard = true;
                     continue;
                 }
                 let na =
                     NameAddr::parse(item).map_err(|_| RegisterError::BadRequest("bad Contact"))?;
-                let expires = match na.params.get("expires") {
-                    Some(Some(v)) => Some(
-                        parse_u32_saturating(v)
-                            .ok_or(RegisterError::BadRequest("bad expires param"))?,
-                    ),
-                    Some(None) => return Err(RegisterError::BadRequest("bad expires param")),
-                    None => None,
-                };
-                contacts.push(ParsedContact {
-                    uri: na.uri.as_str().to_owned(),
-                    expires,
-                    instance: na.params.get("+sip.instance").flatten().map(str::to_owned),
-                    reg_id: na
-                        .params
-                        .get("reg-id")
-                        .flatten()
-                        .and_then(|v| v.parse().ok()),
-                    q: na.params.get("q").flatten().and_then(|v| v.parse().ok()),
-                });
+                contacts.push(ParsedContact::of(&na)?);
             }
         }
-        let path: Vec<String> = req
-            .header_list(HeaderName::Path)
-            .map_err(|_| RegisterError::BadRequest("bad Path"))?;
-        let user_agent = req.header(HeaderName::UserAgent).map(|u| u.into_owned());
+        let request = Request {
+            call_id,
+            cseq,
+            header_expires,
+            wildcard,
+            contacts,
+            path: req
+                .header_list(HeaderName::Path)
+                .map_err(|_| RegisterError::BadRequest("bad Path"))?,
+            user_agent: req.header_str(HeaderName::UserAgent),
+        };
+        let changes = self.apply(now_unix, request, aor, source, max_contacts)?;
+        let bindings = self.bindings(aor).to_vec();
+        Ok(RegisterOutcome { bindings, changes })
+    }
 
+    /// [`Registrar::handle_register`] for a request already checked by
+    /// [`carillon_sip::validate_request_parts`]: Call-ID, CSeq, Expires and
+    /// the Contacts come from `parts` instead of being parsed again. Returns
+    /// the changes; the bindings now in force are [`Registrar::bindings`].
+    pub fn handle_register_parsed(
+        &mut self,
+        now_unix: u64,
+        req: &Message,
+        parts: &RequestParts<'_>,
+        aor: &str,
+        source: &str,
+        max_contacts: usize,
+    ) -> Result<Vec<BindingChange>, RegisterError> {
+        let contacts = parts
+            .contacts
+            .iter()
+            .map(ParsedContact::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = Request {
+            call_id: parts.call_id,
+            cseq: parts.cseq.seq,
+            header_expires: parts.expires,
+            wildcard: parts.wildcard,
+            contacts,
+            path: req
+                .header_list(HeaderName::Path)
+                .map_err(|_| RegisterError::BadRequest("bad Path"))?,
+            user_agent: req.header_str(HeaderName::UserAgent),
+        };
+        self.apply(now_unix, request, aor, source, max_contacts)
+    }
+
+    /// The bindings held for `aor` (after a REGISTER: the ones in force).
+    pub fn bindings(&self, aor: &str) -> &[Binding] {
+        self.aors.get(aor).map_or(&[], Vec::as_slice)
+    }
+
+    /// RFC 3261 §10.3 steps 6–8 for one request: checks every contact,
+    /// then adds, refreshes or removes bindings atomically.
+    fn apply(
+        &mut self,
+        now_unix: u64,
+        request: Request<'_>,
+        aor: &str,
+        source: &str,
+        max_contacts: usize,
+    ) -> Result<Vec<BindingChange>, RegisterError> {
+        let Request {
+            call_id,
+            cseq,
+            header_expires,
+            wildcard,
+            contacts,
+            path,
+            user_agent,
+        } = request;
         let mut changes = Vec::new();
         if wildcard {
             // RFC 3261 §10.3 step 6: '*' only alone and with Expires: 0.
@@ -298,10 +384,7 @@ impl Registrar {
                     });
                 }
             }
-            return Ok(RegisterOutcome {
-                bindings: Vec::new(),
-                changes,
-            });
+            return Ok(changes);
         }
 
         // Check every contact before changing anything (the request is atomic).
@@ -316,9 +399,14 @@ impl Registrar {
                 });
             }
         }
-        let list = self.aors.entry(aor.to_owned()).or_default();
+        if !self.aors.contains_key(aor) {
+            self.aors.insert(aor.to_owned(), Vec::new());
+        }
+        let Some(list) = self.aors.get_mut(aor) else {
+            return Ok(changes);
+        };
         for c in &contacts {
-            if let Some(b) = list.iter().find(|b| same_contact(&b.contact, &c.uri)) {
+            if let Some(b) = list.iter().find(|b| same_contact(&b.contact, c.uri)) {
                 if b.call_id == call_id && cseq <= b.cseq {
                     return Err(RegisterError::OutOfOrder {
                         cseq,
@@ -335,8 +423,10 @@ impl Registrar {
                 .unwrap_or(self.config.default_expires)
                 .min(self.config.max_expires);
             let existing = list.iter().position(|b| {
-                same_contact(&b.contact, &c.uri)
-                    || (c.instance.is_some() && b.instance == c.instance && b.reg_id == c.reg_id)
+                same_contact(&b.contact, c.uri)
+                    || (c.instance.is_some()
+                        && b.instance.as_deref() == c.instance
+                        && b.reg_id == c.reg_id)
             });
             if e == 0 {
                 if let Some(i) = existing {
@@ -350,16 +440,16 @@ impl Registrar {
             }
             let binding = Binding {
                 aor: aor.to_owned(),
-                contact: c.uri,
+                contact: c.uri.to_owned(),
                 source: source.to_owned(),
-                instance: c.instance,
+                instance: c.instance.map(str::to_owned),
                 reg_id: c.reg_id,
                 path: path.clone(),
-                call_id: call_id.clone(),
+                call_id: call_id.to_owned(),
                 cseq,
                 expires_at: now_unix + u64::from(e),
                 q: c.q,
-                user_agent: user_agent.clone(),
+                user_agent: user_agent.map(str::to_owned),
             };
             match existing {
                 Some(i) => {
@@ -394,11 +484,10 @@ impl Registrar {
             }
             changes.push(BindingChange::Upsert(binding));
         }
-        let bindings = list.clone();
         if list.is_empty() {
             self.aors.remove(aor);
         }
-        Ok(RegisterOutcome { bindings, changes })
+        Ok(changes)
     }
 }
 

@@ -333,3 +333,33 @@ fn the_aor_of_a_non_sip_to_is_a_bad_request() {
     let na = NameAddr::parse("<sip:%31%30%30@Example.COM>").unwrap();
     assert_eq!(aor_of(&na).unwrap(), "100@example.com");
 }
+
+#[test]
+fn a_register_handed_on_parsed_binds_as_the_parsing_entry_point_does() {
+    let req = register(
+        "c1",
+        1,
+        &["<sip:100@10.0.0.1:5060>;expires=120", "<sip:100@10.0.0.2>"],
+        Some(600),
+    );
+    let mut a = Registrar::new(RegistrarConfig::default());
+    let out = a
+        .handle_register(NOW, &req, "100@example.com", "udp:203.0.113.5:41000", 3)
+        .unwrap();
+    let mut b = Registrar::new(RegistrarConfig::default());
+    let parts = carillon_sip::validate_request_parts(&req).unwrap();
+    let changes = b
+        .handle_register_parsed(
+            NOW,
+            &req,
+            &parts,
+            "100@example.com",
+            "udp:203.0.113.5:41000",
+            3,
+        )
+        .unwrap();
+    assert_eq!(changes, out.changes);
+    assert_eq!(b.bindings("100@example.com"), &out.bindings[..]);
+    assert_eq!(b.bindings("100@example.com")[0].expires_at, NOW + 120);
+    assert!(b.bindings("nobody@example.com").is_empty());
+}

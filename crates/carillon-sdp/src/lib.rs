@@ -56,7 +56,7 @@ pub use codec::{static_payload, CodecName, CodecNameError, StaticPayload};
 pub use direction::Direction;
 pub use error::{NegotiationError, ParseError};
 pub use negotiate::{answer, apply_answer, offer, AnswerPolicy, MediaPlan, OfferPolicy};
-pub use serialize::ip_text;
+pub use serialize::{ip_text, push_ip, push_u64};
 pub use session::{
     AddrType, Attribute, Bandwidth, Connection, Fmtp, MediaDescription, MediaType, Origin, Rtcp,
     RtpMap, SessionDescription, Timing, UnknownLine,

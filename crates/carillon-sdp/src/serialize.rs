@@ -138,8 +138,8 @@ impl Display for MediaDescription {
     }
 }
 
-/// Appends `n` in decimal.
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+/// Appends `n` in decimal (no formatter; also used for SIP header text).
+pub fn push_u64(out: &mut String, mut n: u64) {
     if n < 10 {
         out.push(char::from(b'0' + n as u8));
         return;
@@ -169,9 +169,15 @@ pub(crate) fn u64_text(n: u64) -> String {
 /// IPv4, RFC 5952 for IPv6), without the `fmt` machinery for IPv4.
 #[must_use]
 pub fn ip_text(ip: IpAddr) -> String {
+    let mut out = String::with_capacity(15);
+    push_ip(&mut out, ip);
+    out
+}
+
+/// Appends [`ip_text`] of `ip` to `out`.
+pub fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut out = String::with_capacity(15);
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     out.push('.');
@@ -184,9 +190,11 @@ pub fn ip_text(ip: IpAddr) -> String {
                 }
                 out.push(char::from(b'0' + octet % 10));
             }
-            out
         }
-        IpAddr::V6(v6) => v6.to_string(),
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 

@@ -101,10 +101,12 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
 pub struct ResponseBuilder<'r> {
     req: &'r Message,
     status: u16,
-    reason: Cow<'static, str>,
-    to_tag: Option<String>,
-    top_via: Option<String>,
-    headers: Vec<(String, String)>,
+    reason: Cow<'r, str>,
+    to_tag: Option<Cow<'r, str>>,
+    top_via: Option<Cow<'r, str>>,
+    /// Whether the request's To has a tag, when the caller already knows.
+    request_to_tagged: Option<bool>,
+    headers: Vec<(Cow<'r, str>, Cow<'r, str>)>,
     body: Option<(String, Bytes)>,
 }
 
@@ -116,29 +118,40 @@ impl<'r> ResponseBuilder<'r> {
             reason: Cow::Borrowed(reason_phrase(status)),
             to_tag: None,
             top_via: None,
+            request_to_tagged: None,
             headers: Vec::new(),
             body: None,
         }
     }
 
-    pub fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Cow::Owned(reason.into());
+    /// Every text argument may be borrowed (for as long as the request is)
+    /// or owned, so that building a response copies each piece once.
+    pub fn reason(mut self, reason: impl Into<Cow<'r, str>>) -> Self {
+        self.reason = reason.into();
         self
     }
 
     /// Adds a To tag unless the request already had one (RFC 3261 §8.2.6.2).
-    pub fn to_tag(mut self, tag: impl Into<String>) -> Self {
+    pub fn to_tag(mut self, tag: impl Into<Cow<'r, str>>) -> Self {
         self.to_tag = Some(tag.into());
         self
     }
 
     /// Replaces the top Via (with `received`/`rport` filled in, RFC 3581).
-    pub fn top_via(mut self, via: impl Into<String>) -> Self {
+    pub fn top_via(mut self, via: impl Into<Cow<'r, str>>) -> Self {
         self.top_via = Some(via.into());
         self
     }
 
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    /// Tells [`ResponseBuilder::build`] whether the request's To carries a
+    /// tag, as validation found when it parsed To, so that `build` does not
+    /// parse To again to decide whether to add ours.
+    pub fn request_to_tagged(mut self, tagged: bool) -> Self {
+        self.request_to_tagged = Some(tagged);
+        self
+    }
+
+    pub fn header(mut self, name: impl Into<Cow<'r, str>>, value: impl Into<Cow<'r, str>>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -149,7 +162,17 @@ impl<'r> ResponseBuilder<'r> {
     }
 
     pub fn build(self) -> Bytes {
-        let mut out = Vec::with_capacity(512 + self.req.head().len() / 2);
+        let extra: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+            + self.top_via.as_ref().map_or(0, |v| v.len())
+            + self
+                .body
+                .as_ref()
+                .map_or(0, |(ct, b)| ct.len() + b.len() + 40);
+        let mut out = Vec::with_capacity(128 + self.req.head().len() + extra);
         out.extend_from_slice(b"SIP/2.0 ");
         push_decimal(&mut out, usize::from(self.status));
         out.push(b' ');
@@ -198,9 +221,11 @@ impl<'r> ResponseBuilder<'r> {
                     // The To is parsed only when a tag could be added.
                     let tag = self.to_tag.as_ref().filter(|_| self.status > 100);
                     if let Some(tag) = tag {
-                        let has_tag = crate::syntax::NameAddr::parse(&value)
-                            .map(|n| n.tag().is_some())
-                            .unwrap_or(true);
+                        let has_tag = self.request_to_tagged.unwrap_or_else(|| {
+                            crate::syntax::NameAddr::parse(&value)
+                                .map(|n| n.tag().is_some())
+                                .unwrap_or(true)
+                        });
                         if !has_tag {
                             out.extend_from_slice(b";tag=");
                             out.extend_from_slice(tag.as_bytes());

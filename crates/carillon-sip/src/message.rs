@@ -3,8 +3,9 @@
 //! A [`Message`] owns the received datagram or stream frame as [`Bytes`]:
 //! the head (start line and headers) is checked as UTF-8 once and kept as a
 //! `ByteString`, headers are byte ranges into it, and the body is a slice of
-//! the same allocation. Header folding (§7.3.1) is kept in the buffer and
-//! unfolded only when a folded value is read. The parser checks framing
+//! the same allocation. Header folding (§7.3.1) is kept in the buffer; the
+//! few folded values are unfolded once at parse time into a side table, so
+//! every header value can be borrowed from the message. The parser checks framing
 //! (start line, version, header syntax, Content-Length); the semantic
 //! checks of individual header values live in [`crate::validate`].
 
@@ -76,6 +77,8 @@ struct HeaderEntry {
     name: HeaderName,
     name_range: Range<usize>,
     value: Range<usize>,
+    /// Set for a folded line: its unfolded value in `Message::unfolded`.
+    unfolded: Option<u32>,
     folded: bool,
 }
 
@@ -86,6 +89,9 @@ pub struct Message {
     body: Bytes,
     start: StartLine,
     headers: Vec<HeaderEntry>,
+    /// Unfolded values of folded header lines (§7.3.1), made once at parse
+    /// time so that every header value can be borrowed from the message.
+    unfolded: Vec<Box<str>>,
 }
 
 /// How many line ends [`LineEnds`] remembers; longer heads are rare and
@@ -352,6 +358,7 @@ impl Message {
                     name: HeaderName::parse(name),
                     name_range: pos..pos + name.len(),
                     value: vstart..vend.max(vstart),
+                    unfolded: None,
                     folded: false,
                 });
             }
@@ -381,11 +388,17 @@ impl Message {
             None => available,
         };
         let body = buf.slice(body_start.min(buf.len())..body_start.min(buf.len()) + body_len);
+        let mut unfolded = Vec::new();
+        for h in headers.iter_mut().filter(|h| h.folded) {
+            h.unfolded = u32::try_from(unfolded.len()).ok();
+            unfolded.push(unfold(text.get(h.value.clone()).unwrap_or("")).into_boxed_str());
+        }
         let msg = Message {
             head,
             body,
             start,
             headers,
+            unfolded,
         };
         if let (true, StartLine::Request { uri, .. }) = (strict, &msg.start) {
             let u = msg.head.get(uri.clone()).unwrap_or("");
@@ -445,12 +458,38 @@ impl Message {
     }
 
     fn value_of(&self, h: &HeaderEntry) -> Cow<'_, str> {
-        let raw = self.head.get(h.value.clone()).unwrap_or("");
-        if h.folded {
-            Cow::Owned(unfold(raw))
-        } else {
-            Cow::Borrowed(raw)
+        Cow::Borrowed(self.value_str(h))
+    }
+
+    /// A header line's value, unfolded, borrowed from the message.
+    fn value_str(&self, h: &HeaderEntry) -> &str {
+        match h.unfolded {
+            Some(i) => self.unfolded.get(i as usize).map_or("", |v| v.as_ref()),
+            None => self.head.get(h.value.clone()).unwrap_or(""),
         }
+    }
+
+    /// The first value line of a header, borrowed (what [`Message::header`]
+    /// gives, without the `Cow`).
+    pub fn header_str(&self, name: HeaderName) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| self.value_str(h))
+    }
+
+    /// Every line of a header, in order, borrowed.
+    pub fn header_all_str(&self, name: HeaderName) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| self.value_str(h))
+    }
+
+    /// The topmost Via (first element of the first Via line), parsed; `None`
+    /// when there is none or it does not parse.
+    pub fn top_via(&self) -> Option<Via<'_>> {
+        Via::parse(first_list_item(self.header_str(HeaderName::Via)?)?).ok()
     }
 
     /// All header lines as `(name as written, value unfolded)`.
@@ -492,6 +531,11 @@ impl Message {
             .map(|h| self.value_of(h))
     }
 
+    /// The name of every header line, in order.
+    pub(crate) fn header_names(&self) -> impl Iterator<Item = HeaderName> + '_ {
+        self.headers.iter().map(|h| h.name)
+    }
+
     pub fn header_count(&self, name: HeaderName) -> usize {
         self.headers.iter().filter(|h| h.name == name).count()
     }
@@ -518,15 +562,12 @@ impl Message {
 
     /// The topmost Via value as text (first element of the first line).
     pub fn top_via_str(&self) -> Option<String> {
-        let first = self.header(HeaderName::Via)?;
-        first_list_item(&first).map(str::to_owned)
+        first_list_item(self.header_str(HeaderName::Via)?).map(str::to_owned)
     }
 
     /// Runs `f` over the parsed top Via.
     pub fn with_top_via<T>(&self, f: impl FnOnce(&Via<'_>) -> T) -> Option<T> {
-        let first = self.header(HeaderName::Via)?;
-        let via = Via::parse(first_list_item(&first)?).ok()?;
-        Some(f(&via))
+        Some(f(&self.top_via()?))
     }
 
     /// Runs `f` over the parsed From/To/etc. name-addr.
@@ -535,8 +576,7 @@ impl Message {
         name: HeaderName,
         f: impl FnOnce(&NameAddr<'_>) -> T,
     ) -> Option<T> {
-        let v = self.header(name)?;
-        let na = NameAddr::parse(&v).ok()?;
+        let na = NameAddr::parse(self.header_str(name)?).ok()?;
         Some(f(&na))
     }
 

@@ -61,74 +61,152 @@ fn media_type(ct: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The parts of a request that [`validate_request_parts`] parsed while
+/// checking it, handed on so that the transaction user (registrar, switch)
+/// does not parse them again. Every view borrows from the message.
+#[derive(Debug, Clone)]
+pub struct RequestParts<'a> {
+    pub method: &'a Method,
+    pub request_uri: Uri<'a>,
+    /// The topmost Via (first element of the first Via line).
+    pub top_via: Via<'a>,
+    pub from: NameAddr<'a>,
+    pub to: NameAddr<'a>,
+    pub call_id: &'a str,
+    pub cseq: CSeq,
+    /// Every Contact element that is not `*`, across lines, in order.
+    pub contacts: Vec<NameAddr<'a>>,
+    /// Whether a `*` Contact was present (only legal in REGISTER).
+    pub wildcard: bool,
+    /// The Expires header, saturating.
+    pub expires: Option<u32>,
+}
+
 /// Checks a request; `Ok(())` means it may go to the transaction user.
+/// A response passes unchecked.
 pub fn validate_request(msg: &Message) -> Result<(), Rejection> {
-    let Some(method) = msg.method() else {
+    if msg.method().is_none() {
         return Ok(());
+    }
+    validate_request_parts(msg).map(|_| ())
+}
+
+/// The elements of one comma-separated header line, trimmed; `None` when
+/// the line is not a well-formed list (unterminated quote, empty element),
+/// as [`split_list`] decides.
+fn list_items(line: &str) -> impl Iterator<Item = Option<&str>> {
+    crate::syntax::TopLevelSplit::new(line, b',').map(|p| {
+        let t = crate::syntax::trim_lws(p.ok()?);
+        (!t.is_empty()).then_some(t)
+    })
+}
+
+fn has_comma(s: &str) -> bool {
+    memchr::memchr(b',', s.as_bytes()).is_some()
+}
+
+/// [`validate_request`], returning what it parsed. A response is refused
+/// (400): only requests have these parts.
+pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejection> {
+    let Some(method) = msg.method() else {
+        return Err(bad("not a request"));
     };
-    for (h, what) in [
-        (HeaderName::Via, "missing Via"),
-        (HeaderName::From, "missing From"),
-        (HeaderName::To, "missing To"),
-        (HeaderName::CallId, "missing Call-ID"),
-        (HeaderName::CSeq, "missing CSeq"),
-    ] {
-        if msg.header_count(h) == 0 {
+    // One pass counts the headers that must be present or single.
+    let mut count = [0usize; 7];
+    for name in msg.header_names() {
+        let slot = match name {
+            HeaderName::Via => 0,
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 3,
+            HeaderName::CSeq => 4,
+            HeaderName::MaxForwards => 5,
+            HeaderName::ContentType => 6,
+            _ => continue,
+        };
+        count[slot] += 1;
+    }
+    for (n, what) in count.iter().zip([
+        "missing Via",
+        "missing From",
+        "missing To",
+        "missing Call-ID",
+        "missing CSeq",
+    ]) {
+        if *n == 0 {
             return Err(bad(what));
         }
     }
-    for h in [
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-        HeaderName::MaxForwards,
-        HeaderName::ContentType,
-    ] {
-        if msg.header_count(h) > 1 {
-            return Err(bad("repeated single-valued header"));
+    if count[1..].iter().any(|n| *n > 1) {
+        return Err(bad("repeated single-valued header"));
+    }
+    let mut top_via = None;
+    for line in msg.header_all_str(HeaderName::Via) {
+        for item in list_items(line) {
+            let item = item.ok_or_else(|| bad("malformed Via"))?;
+            let via = Via::parse(item).map_err(|_| bad("malformed Via"))?;
+            top_via.get_or_insert(via);
         }
     }
-    for line in msg.header_all(HeaderName::Via) {
-        let items = split_list(&line).map_err(|_| bad("malformed Via"))?;
-        for item in items {
-            Via::parse(item).map_err(|_| bad("malformed Via"))?;
+    // At least one Via line was counted, and every line has an element.
+    let top_via = top_via.ok_or_else(|| bad("missing Via"))?;
+    let from_to = |h: HeaderName| -> Result<NameAddr<'_>, Rejection> {
+        let v = msg.header_str(h).unwrap_or_default();
+        // Without a comma the value is one element; the only ways it could
+        // still fail as a list (empty, an unterminated quote) fail as a
+        // name-addr too, so the list pass is only needed with a comma.
+        if has_comma(v) {
+            let mut items = 0usize;
+            for item in list_items(v) {
+                item.ok_or_else(|| bad("malformed From/To"))?;
+                items += 1;
+            }
+            if items != 1 {
+                return Err(bad("malformed From/To"));
+            }
         }
-    }
-    for h in [HeaderName::From, HeaderName::To] {
-        let v = msg.header(h).unwrap_or_default();
-        if split_list(&v).map_err(|_| bad("malformed From/To"))?.len() != 1 {
-            return Err(bad("malformed From/To"));
-        }
-        NameAddr::parse(&v).map_err(|_| bad("malformed From/To"))?;
-    }
-    if msg.call_id().is_some_and(|c| c.trim().is_empty()) {
+        NameAddr::parse(v).map_err(|_| bad("malformed From/To"))
+    };
+    let from = from_to(HeaderName::From)?;
+    let to = from_to(HeaderName::To)?;
+    let call_id = msg.header_str(HeaderName::CallId).unwrap_or_default();
+    if call_id.trim().is_empty() {
         return Err(bad("empty Call-ID"));
     }
-    let cseq = CSeq::parse(&msg.header(HeaderName::CSeq).unwrap_or_default())
+    let cseq = CSeq::parse(msg.header_str(HeaderName::CSeq).unwrap_or_default())
         .map_err(|_| bad("malformed CSeq"))?;
-    if let Some(mf) = msg.header(HeaderName::MaxForwards) {
+    if let Some(mf) = msg.header_str(HeaderName::MaxForwards) {
         if crate::syntax::parse_u32_saturating(mf.trim()).is_none() {
             return Err(bad("malformed Max-Forwards"));
         }
     }
-    for line in msg.header_all(HeaderName::Contact) {
-        let items = split_list(&line).map_err(|_| bad("malformed Contact"))?;
-        for item in items {
+    let mut contacts = Vec::new();
+    let mut wildcard = false;
+    for line in msg.header_all_str(HeaderName::Contact) {
+        // The whole line is checked as a list before any element is parsed
+        // (without a comma it is one element: see `from_to`).
+        if has_comma(line) && list_items(line).any(|i| i.is_none()) {
+            return Err(bad("malformed Contact"));
+        }
+        for item in list_items(line) {
+            let item = item.ok_or_else(|| bad("malformed Contact"))?;
             if item == "*" {
                 if *method != Method::Register {
                     return Err(bad("wildcard Contact outside REGISTER"));
                 }
+                wildcard = true;
                 continue;
             }
-            NameAddr::parse(item).map_err(|_| bad("malformed Contact"))?;
+            contacts.push(NameAddr::parse(item).map_err(|_| bad("malformed Contact"))?);
         }
     }
-    if let Some(exp) = msg.header(HeaderName::Expires) {
-        if crate::syntax::parse_u32_saturating(exp.trim()).is_none() {
-            return Err(bad("malformed Expires"));
-        }
-    }
+    let expires = match msg.header_str(HeaderName::Expires) {
+        Some(exp) => Some(
+            crate::syntax::parse_u32_saturating(exp.trim())
+                .ok_or_else(|| bad("malformed Expires"))?,
+        ),
+        None => None,
+    };
 
     if !ALLOWED_METHODS.contains(method) {
         return Err(Rejection::new(501, "Not Implemented"));
@@ -197,7 +275,18 @@ pub fn validate_request(msg: &Message) -> Result<(), Rejection> {
             }
         }
     }
-    Ok(())
+    Ok(RequestParts {
+        method,
+        request_uri: ruri,
+        top_via,
+        from,
+        to,
+        call_id,
+        cseq,
+        contacts,
+        wildcard,
+        expires,
+    })
 }
 
 /// Whether a parsed response is usable: it must carry a parseable top Via,
@@ -212,4 +301,106 @@ pub fn response_is_usable(msg: &Message) -> bool {
         && msg
             .header(HeaderName::CSeq)
             .is_some_and(|c| CSeq::parse(&c).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn parse(s: &str) -> Message {
+        Message::parse(Bytes::from(s.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn the_parts_of_a_valid_register_are_handed_on_parsed() {
+        let m = parse(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+             From: <sip:100@example.com>;tag=f\r\nTo: \"Hundred\" <sip:100@example.com>\r\n\
+             Call-ID: c1\r\nCSeq: 7 REGISTER\r\n\
+             Contact: <sip:100@10.0.0.1>;expires=60, <sip:100@10.0.0.2>\r\n\
+             Expires: 99999999999\r\nContent-Length: 0\r\n\r\n",
+        );
+        let p = validate_request_parts(&m).unwrap();
+        assert_eq!(*p.method, Method::Register);
+        assert_eq!(p.request_uri.host, "example.com");
+        assert_eq!(p.from.tag(), Some("f"));
+        assert_eq!(p.to.uri.user, Some("100"));
+        assert_eq!(p.to.tag(), None);
+        assert_eq!(p.call_id, "c1");
+        assert_eq!(p.cseq.seq, 7);
+        assert_eq!(p.contacts.len(), 2);
+        assert_eq!(p.contacts[1].uri.host, "10.0.0.2");
+        assert!(!p.wildcard);
+        assert_eq!(p.expires, Some(u32::MAX));
+    }
+
+    #[test]
+    fn a_wildcard_contact_is_flagged_and_folded_lines_are_read_unfolded() {
+        let m = parse(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+             From: <sip:100@example.com>\r\n ;tag=f\r\nTo: <sip:100@example.com>\r\n\
+             Call-ID: c1\r\nCSeq: 7 REGISTER\r\nContact: *\r\nExpires: 0\r\n\r\n",
+        );
+        let p = validate_request_parts(&m).unwrap();
+        assert!(p.wildcard);
+        assert!(p.contacts.is_empty());
+        assert_eq!(p.from.tag(), Some("f"));
+        assert_eq!(
+            m.header_str(HeaderName::From),
+            Some("<sip:100@example.com> ;tag=f")
+        );
+    }
+
+    #[test]
+    fn single_elements_with_unterminated_quotes_or_nothing_are_malformed() {
+        let base = |from: &str, to: &str, contact: &str| {
+            format!(
+                "REGISTER sip:b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: {from}\r\nTo: {to}\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\n\
+                 Contact: {contact}\r\n\r\n"
+            )
+        };
+        for (raw, reason) in [
+            (
+                base("<sip:a@b>;tag=\"x", "<sip:a@b>", "<sip:a@h>"),
+                "malformed From/To",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "\"open <sip:a@b>", "<sip:a@h>"),
+                "malformed From/To",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "<sip:a@b>", "<sip:a@h>;q=\"1"),
+                "malformed Contact",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "<sip:a@b>", ""),
+                "malformed Contact",
+            ),
+            (
+                base("<sip:a@b>;tag=1", "<sip:a@b>", "<sip:a@h>, \"x"),
+                "malformed Contact",
+            ),
+        ] {
+            let r = validate_request_parts(&parse(&raw)).unwrap_err();
+            assert_eq!((r.status, r.reason), (400, reason), "{raw}");
+        }
+    }
+
+    #[test]
+    fn rejections_are_the_same_with_or_without_the_parts() {
+        for raw in [
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>, <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1,,\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContact: *\r\n\r\n",
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContact: <sip:a@b>, \"x\r\n\r\n",
+        ] {
+            let m = parse(raw);
+            let a = validate_request(&m).unwrap_err();
+            let b = validate_request_parts(&m).unwrap_err();
+            assert_eq!(a, b);
+            assert_eq!(a.status, 400, "{raw}");
+        }
+    }
 }
