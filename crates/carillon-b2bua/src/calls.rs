@@ -325,6 +325,34 @@ fn status_for_cause(cause: u8) -> u16 {
     }
 }
 
+/// The Via, Max-Forwards, From, To, Call-ID and CSeq an outbound leg's
+/// INVITE and its CANCEL share (same branch and CSeq number, RFC 3261
+/// §9.1).
+fn invite_transaction_heads<'w>(
+    w: &'w mut MessageWriter,
+    leg: &Leg,
+    host: &str,
+    method: &str,
+) -> &'w mut MessageWriter {
+    w.header(
+        "Via",
+        &[
+            "SIP/2.0/",
+            leg.peer.transport.via_token(),
+            " ",
+            host,
+            ";branch=",
+            &leg.invite_branch,
+            ";rport",
+        ],
+    )
+    .header("Max-Forwards", &["70"])
+    .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
+    .header("To", &[&leg.remote_uri])
+    .header("Call-ID", &[&leg.call_id])
+    .cseq(leg.invite_cseq, method)
+}
+
 impl Calls {
     pub fn new(config: CallConfig) -> Self {
         let free_ports = ports::PortPool::new(config.rtp_ports, config.media_workers);
@@ -1026,30 +1054,14 @@ impl Switch {
                 + extra
                 + body.len(),
         );
-        w.header(
-            "Via",
-            &[
-                "SIP/2.0/",
-                leg.peer.transport.via_token(),
-                " ",
-                host,
-                ";branch=",
-                &leg.invite_branch,
-                ";rport",
-            ],
-        )
-        .header("Max-Forwards", &["70"])
-        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
-        .header("To", &[&leg.remote_uri])
-        .header("Call-ID", &[&leg.call_id])
-        .cseq(leg.invite_cseq, "INVITE")
-        .header("Contact", &[&self.calls.contact])
-        .header(
-            "Allow",
-            &["INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"],
-        )
-        .header("Supported", &["100rel, timer"])
-        .header("User-Agent", &[&self.user_agent]);
+        invite_transaction_heads(&mut w, leg, host, "INVITE")
+            .header("Contact", &[&self.calls.contact])
+            .header(
+                "Allow",
+                &["INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"],
+            )
+            .header("Supported", &["100rel, timer"])
+            .header("User-Agent", &[&self.user_agent]);
         for (n, v) in &leg.extra_headers {
             w.header(n, &[v]);
         }
@@ -1341,23 +1353,7 @@ impl Switch {
             ruri,
             256 + ruri.len() + leg.local_uri.len() + leg.remote_uri.len() + leg.call_id.len(),
         );
-        w.header(
-            "Via",
-            &[
-                "SIP/2.0/",
-                leg.peer.transport.via_token(),
-                " ",
-                host,
-                ";branch=",
-                &leg.invite_branch,
-                ";rport",
-            ],
-        )
-        .header("Max-Forwards", &["70"])
-        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
-        .header("To", &[&leg.remote_uri])
-        .header("Call-ID", &[&leg.call_id])
-        .cseq(leg.invite_cseq, "CANCEL");
+        invite_transaction_heads(&mut w, leg, host, "CANCEL");
         let bytes = w.finish(None);
         let txn = ClientTransaction::new(
             TransactionKind::NonInvite,
