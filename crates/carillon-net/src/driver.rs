@@ -191,14 +191,7 @@ impl Driver {
 }
 
 fn drain(switch: &mut Switch, listeners: &Listeners, sinks: &mut Sinks) {
-    while let Some(o) = switch.poll_output() {
-        match o {
-            Output::Transmit(t) => listeners.send(t.to, t.bytes),
-            Output::Binding(c) => (sinks.binding)(c),
-            Output::Media(c) => (sinks.media)(c),
-            Output::Cdr(r) => (sinks.cdr)(r),
-        }
-    }
+    drain_with(switch, sinks, |to, bytes| listeners.send(to, bytes));
 }
 
 /// [`drain`], with UDP datagrams queued in `outbox` for the end of the
@@ -209,9 +202,16 @@ fn drain_queued(
     sinks: &mut Sinks,
     outbox: &mut UdpOutbox,
 ) {
+    drain_with(switch, sinks, |to, bytes| {
+        listeners.send_or_queue(outbox, to, bytes)
+    });
+}
+
+/// Hands every output of the switch to its sink (datagrams to `transmit`).
+fn drain_with(switch: &mut Switch, sinks: &mut Sinks, mut transmit: impl FnMut(Peer, Bytes)) {
     while let Some(o) = switch.poll_output() {
         match o {
-            Output::Transmit(t) => listeners.send_or_queue(outbox, t.to, t.bytes),
+            Output::Transmit(t) => transmit(t.to, t.bytes),
             Output::Binding(c) => (sinks.binding)(c),
             Output::Media(c) => (sinks.media)(c),
             Output::Cdr(r) => (sinks.cdr)(r),
