@@ -46,3 +46,17 @@ tree_cpu_ticks() {
     done
     echo "$t"
 }
+
+# Starts tests/sipp/register_auth.xml in the background (in directory $1)
+# against 127.0.0.1:$2 from local port $3 at $4 registrations/s; uses
+# SCENARIO, WORK/users.csv, LIMIT, COUNT and SIPP_TIMEOUT; sets SIPP_PID.
+start_sipp_register() {
+    local run="$1" port="$2" sport="$3" rate="$4"
+    (cd "$run" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SCENARIO" -inf "$WORK/users.csv" \
+        -i 127.0.0.1 -p "$sport" "127.0.0.1:$port" \
+        -r "$rate" -rp 1000 -l "$LIMIT" -m "$COUNT" \
+        -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin \
+        -trace_stat -stf "$run/stat.csv" -fd 60 \
+        > "$run/sipp.out" 2> "$run/sipp.err") &
+    SIPP_PID=$!
+}

@@ -21,6 +21,8 @@
 #      so read its counts, not the CPU figures of that run).
 # Only the processes this script starts are stopped, by PID.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 USERS="${USERS:-10000}"
@@ -39,24 +41,11 @@ if [ -z "${CARILLON_BIN:-}" ]; then
 fi
 [ -x "$CARILLON_BIN" ] || { echo "no binary at $CARILLON_BIN" >&2; exit 2; }
 
-WORK="$(mktemp -d /tmp/carillon-regload.XXXXXX)"
 SWITCH_PID=""
 SIPP_PID=""
-cleanup() {
-    for p in $SIPP_PID $SWITCH_PID; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in $SIPP_PID $SWITCH_PID; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_pids() { echo $SIPP_PID $SWITCH_PID; }
+bench_workdir carillon-regload
 
-free_udp_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Users and the SIPp injection file.
 {
@@ -76,17 +65,12 @@ free_udp_port() {
     done
 } > "$WORK/users.csv"
 
-clk_tck="$(getconf CLK_TCK)"
-cpu_ticks() {
-    # utime + stime (fields 14 and 15); skip past "(comm)" which may hold spaces.
-    sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
 
 run_rate() {
     local rate="$1"
     local port sport run
-    port="$(free_udp_port)"
-    sport="$(free_udp_port)"
+    port="$(free_port)"
+    sport="$(free_port)"
     run="$WORK/rate-$rate"
     mkdir -p "$run/config"
     cp "$WORK/users.toml" "$run/config/users.toml"
@@ -142,13 +126,7 @@ TOML
         sleep 0.5
     fi
     t0="$(date +%s.%N)"
-    (cd "$run" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SCENARIO" -inf "$WORK/users.csv" \
-        -i 127.0.0.1 -p "$sport" "127.0.0.1:$port" \
-        -r "$rate" -rp 1000 -l "$LIMIT" -m "$COUNT" \
-        -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin \
-        -trace_stat -stf "$run/stat.csv" -fd 60 \
-        > "$run/sipp.out" 2> "$run/sipp.err") &
-    SIPP_PID=$!
+    start_sipp_register "$run" "$port" "$sport" "$rate"
     wait "$SIPP_PID" || rc=$?
     SIPP_PID=""
     t1="$(date +%s.%N)"

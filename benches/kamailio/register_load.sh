@@ -102,13 +102,7 @@ run_rate() {
     local cpu0 cpu1 t0 t1 rc=0
     cpu0="$(tree_cpu_ticks "$main_pid")"
     t0="$(date +%s.%N)"
-    (cd "$run" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SCENARIO" -inf "$WORK/users.csv" \
-        -i 127.0.0.1 -p "$sport" "127.0.0.1:$port" \
-        -r "$rate" -rp 1000 -l "$LIMIT" -m "$COUNT" \
-        -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin \
-        -trace_stat -stf "$run/stat.csv" -fd 60 \
-        > "$run/sipp.out" 2> "$run/sipp.err") &
-    SIPP_PID=$!
+    start_sipp_register "$run" "$port" "$sport" "$rate"
     wait "$SIPP_PID" || rc=$?
     SIPP_PID=""
     t1="$(date +%s.%N)"

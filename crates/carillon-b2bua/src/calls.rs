@@ -325,6 +325,19 @@ fn status_for_cause(cause: u8) -> u16 {
     }
 }
 
+/// The parts of our Via towards `leg` (`SIP/2.0/<transport> <host>;branch=…;rport`).
+fn via_parts<'a>(leg: &'a Leg, host: &'a str, branch: &'a str) -> [&'a str; 7] {
+    [
+        "SIP/2.0/",
+        leg.peer.transport.via_token(),
+        " ",
+        host,
+        ";branch=",
+        branch,
+        ";rport",
+    ]
+}
+
 /// The Via, Max-Forwards, From, To, Call-ID and CSeq an outbound leg's
 /// INVITE and its CANCEL share (same branch and CSeq number, RFC 3261
 /// §9.1).
@@ -334,26 +347,24 @@ fn invite_transaction_heads<'w>(
     host: &str,
     method: &str,
 ) -> &'w mut MessageWriter {
-    w.header(
-        "Via",
-        &[
-            "SIP/2.0/",
-            leg.peer.transport.via_token(),
-            " ",
-            host,
-            ";branch=",
-            &leg.invite_branch,
-            ";rport",
-        ],
-    )
-    .header("Max-Forwards", &["70"])
-    .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
-    .header("To", &[&leg.remote_uri])
-    .header("Call-ID", &[&leg.call_id])
-    .cseq(leg.invite_cseq, method)
+    w.header("Via", &via_parts(leg, host, &leg.invite_branch))
+        .header("Max-Forwards", &["70"])
+        .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
+        .header("To", &[&leg.remote_uri])
+        .header("Call-ID", &[&leg.call_id])
+        .cseq(leg.invite_cseq, method)
 }
 
 impl Calls {
+    /// Outbound leg `leg_id` of call `key`.
+    fn fork_mut(&mut self, key: u64, leg_id: LegId) -> Option<&mut Leg> {
+        self.calls
+            .get_mut(&key)?
+            .forks
+            .iter_mut()
+            .find(|l| l.id == leg_id)
+    }
+
     pub fn new(config: CallConfig) -> Self {
         let free_ports = ports::PortPool::new(config.rtp_ports, config.media_workers);
         let sip_host = header_text::sip_uri_host(config.sip_addr);
@@ -1136,12 +1147,7 @@ impl Switch {
             .and_then(|v| session_timer::SessionExpires::parse(&v))
             .map(|se| se.interval);
         let branch = self.new_branch();
-        let Some(leg) = self
-            .calls
-            .calls
-            .get_mut(&key)
-            .and_then(|c| c.forks.iter_mut().find(|l| l.id == leg_id))
-        else {
+        let Some(leg) = self.calls.fork_mut(key, leg_id) else {
             return;
         };
         let asked = leg
@@ -1181,12 +1187,7 @@ impl Switch {
     /// branch, same dialog identifiers and offer), with its credentials
     /// if it has any.
     fn resend_invite(&mut self, now: Instant, key: u64, leg_id: LegId, branch: String) {
-        let Some(leg) = self
-            .calls
-            .calls
-            .get_mut(&key)
-            .and_then(|c| c.forks.iter_mut().find(|l| l.id == leg_id))
-        else {
+        let Some(leg) = self.calls.fork_mut(key, leg_id) else {
             return;
         };
         leg.invite_cseq += 1;
@@ -1285,23 +1286,12 @@ impl Switch {
                 + extra
                 + body.as_ref().map_or(0, |b| b.len() + 40),
         );
-        w.header(
-            "Via",
-            &[
-                "SIP/2.0/",
-                leg.peer.transport.via_token(),
-                " ",
-                host,
-                ";branch=",
-                &branch,
-                ";rport",
-            ],
-        )
-        .header("Max-Forwards", &["70"])
-        .header(
-            "From",
-            &[strip_tag(&leg.local_uri), ";tag=", &leg.local_tag],
-        );
+        w.header("Via", &via_parts(leg, host, &branch))
+            .header("Max-Forwards", &["70"])
+            .header(
+                "From",
+                &[strip_tag(&leg.local_uri), ";tag=", &leg.local_tag],
+            );
         match &leg.remote_tag {
             Some(t) => w.header("To", &[strip_tag(&leg.remote_uri), ";tag=", t]),
             None => w.header("To", &[strip_tag(&leg.remote_uri)]),
