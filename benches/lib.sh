@@ -38,9 +38,10 @@ cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 # utime + stime of a process and its direct children (Kamailio forks its
 # workers and timers under the main process).
+tree_pids() { echo "$1"; pgrep -P "$1" || true; }
 tree_cpu_ticks() {
     local t=0 p v
-    for p in "$1" $(pgrep -P "$1" || true); do
+    for p in $(tree_pids "$1"); do
         v="$(sed -e 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')" || v=0
         t=$((t + ${v:-0}))
     done
@@ -59,4 +60,14 @@ start_sipp_register() {
         -trace_stat -stf "$run/stat.csv" -fd 60 \
         > "$run/sipp.out" 2> "$run/sipp.err") &
     SIPP_PID=$!
+}
+
+# The SIPp injection file for register_auth.xml: users 100000.. with
+# password pw<ext>, $1 of them.
+write_register_csv() {
+    echo SEQUENTIAL
+    for i in $(seq 0 $(($1 - 1))); do
+        ext=$((100000 + i))
+        echo "$ext;[authentication username=$ext password=pw$ext]"
+    done
 }

@@ -57,13 +57,7 @@ bench_workdir carillon-regload
         printf '\n[[user]]\nextension = "%s"\npassword = "pw%s"\n' "$ext" "$ext"
     done
 } > "$WORK/users.toml"
-{
-    echo SEQUENTIAL
-    for i in $(seq 0 $((USERS - 1))); do
-        ext=$((100000 + i))
-        echo "$ext;[authentication username=$ext password=pw$ext]"
-    done
-} > "$WORK/users.csv"
+write_register_csv "$USERS" > "$WORK/users.csv"
 
 
 run_rate() {

@@ -59,13 +59,7 @@ mkdir -p "$WORK/db"
         echo "$((i + 1)):$ext:0:0:pw$ext:0"
     done
 } > "$WORK/db/users"
-{
-    echo SEQUENTIAL
-    for i in $(seq 0 $((USERS - 1))); do
-        ext=$((100000 + i))
-        echo "$ext;[authentication username=$ext password=pw$ext]"
-    done
-} > "$WORK/users.csv"
+write_register_csv "$USERS" > "$WORK/users.csv"
 
 
 run_rate() {
