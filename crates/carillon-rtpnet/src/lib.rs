@@ -17,7 +17,7 @@
 //!  worker i = one OS thread running a current_thread tokio runtime + LocalSet:
 //!     command task ─► engine.handle_command ─► bind / release sockets
 //!     reader task per socket (RTP and RTCP of each leg):
-//!         readable().await → try_recv_from … (up to 64 datagrams)
+//!         readable().await → recvmmsg … (up to 64 datagrams, see `recv`)
 //!           → engine.handle_packet (rewrites in place)
 //!           → try_send_to from the bridged leg's socket
 //!     timer task  ─► engine.handle_timeout at engine.poll_timeout()
@@ -27,9 +27,11 @@
 //! ```
 //!
 //! Why this shape: a relayed call is four sockets with one datagram every
-//! 20 ms each, so per-socket batching (recvmmsg) would rarely find more than
-//! one datagram waiting; what matters is that an idle socket costs nothing
-//! and a ready one is found in O(1). Per-socket tasks get exactly that from
+//! 20 ms each, so per-socket batching rarely finds more than one datagram
+//! waiting (`recvmmsg` is used for another reason: a short batch proves the
+//! queue empty, which saves the `recvfrom` that would return `EAGAIN`, one
+//! of the three system calls per relayed packet before); what matters is
+//! that an idle socket costs nothing and a ready one is found in O(1). Per-socket tasks get exactly that from
 //! the reactor's epoll readiness (edge triggered, no scan over thousands of
 //! sockets as a `poll_recv_from` loop would need, no future rebuilt per
 //! packet as a `FuturesUnordered` of `recv_from`s would), and a packet goes
@@ -61,6 +63,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod recv;
+
 use carillon_media::{MediaConfig, MediaEngine, SocketRequest};
 use carillon_mediactl::{mix, MediaCommand, MediaEvent, SessionId};
 use std::cell::RefCell;
@@ -69,17 +73,16 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{JoinHandle, LocalSet};
 
-/// Largest datagram a reader accepts (anything longer is truncated by the
-/// kernel and then fails RTP validation).
-const MAX_DATAGRAM: usize = 2048;
 /// Datagrams handled per readiness wake-up before yielding to other sockets.
 const READ_BATCH: usize = 64;
 /// Events buffered towards the switch before the worker keeps them locally.
@@ -262,8 +265,8 @@ struct Worker {
     /// Release order of `idle` (entries of reused ports are skipped).
     idle_order: VecDeque<(Instant, u16)>,
     pool: PoolLimits,
-    /// Receive buffer shared by the readers (one thread, one at a time).
-    scratch: Vec<u8>,
+    /// Receive buffers shared by the readers (one thread, one at a time).
+    scratch: recv::RecvBatch,
     events: mpsc::Sender<MediaEvent>,
     backlog: VecDeque<MediaEvent>,
     /// The deadline the timer task sleeps until.
@@ -291,7 +294,7 @@ impl Worker {
             idle: HashMap::new(),
             idle_order: VecDeque::new(),
             pool,
-            scratch: vec![0; MAX_DATAGRAM],
+            scratch: recv::RecvBatch::new(),
             events,
             backlog: VecDeque::new(),
             armed: None,
@@ -517,6 +520,7 @@ async fn handle_command(shared: &Shared, command: MediaCommand) {
 }
 
 async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
+    let fd = socket.as_raw_fd();
     loop {
         if socket.readable().await.is_err() {
             return;
@@ -525,32 +529,21 @@ async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
         {
             let mut guard = shared.borrow_mut();
             let w = &mut *guard;
-            let buf = &mut w.scratch;
             let now = Instant::now();
             while handled < READ_BATCH {
-                match socket.try_recv_from(buf) {
-                    Ok((len, from)) => {
-                        handled += 1;
-                        let Some(datagram) = buf.get_mut(..len) else {
-                            continue;
-                        };
-                        let Some(tx) = w.engine.handle_packet(now, port, from, datagram) else {
-                            continue;
-                        };
-                        let out = w
-                            .sockets
-                            .get(usize::from(tx.local_port))
-                            .and_then(Option::as_ref);
-                        let sent = match (out, buf.get(..tx.len)) {
-                            (Some(out), Some(bytes)) => {
-                                out.try_send_to(bytes, tx.destination).is_ok()
-                            }
-                            _ => false,
-                        };
-                        if !sent {
-                            w.send_drops += 1;
-                        }
+                // A short batch drained the queue: report WouldBlock so
+                // tokio clears the readiness with no second recv.
+                let read = socket.try_io(Interest::READABLE, || {
+                    let n = w.scratch.recv(fd)?;
+                    relay_batch(w, now, port, n);
+                    if n < recv::RECV_BATCH {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(n)
                     }
+                });
+                match read {
+                    Ok(n) => handled += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         // E.g. an ICMP error queued on the socket; keep reading.
@@ -564,6 +557,30 @@ async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
         }
         if handled >= READ_BATCH {
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Hands the `n` datagrams just received on `port` to the engine and sends
+/// what it returns from the bridged leg's socket.
+fn relay_batch(w: &mut Worker, now: Instant, port: u16, n: usize) {
+    for i in 0..n {
+        let Some((datagram, from)) = w.scratch.datagram(i) else {
+            continue;
+        };
+        let Some(tx) = w.engine.handle_packet(now, port, from, datagram) else {
+            continue;
+        };
+        let out = w
+            .sockets
+            .get(usize::from(tx.local_port))
+            .and_then(Option::as_ref);
+        let sent = match (out, datagram.get(..tx.len)) {
+            (Some(out), Some(bytes)) => out.try_send_to(bytes, tx.destination).is_ok(),
+            _ => false,
+        };
+        if !sent {
+            w.send_drops += 1;
         }
     }
 }
