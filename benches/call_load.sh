@@ -112,12 +112,7 @@ TOML
 
 RUST_LOG=warn "$CARILLON_BIN" run --config "$WORK/config" > "$WORK/carillon.log" 2>&1 &
 SWITCH_PID=$!
-for _ in $(seq 100); do
-    ss -Hlun "sport = :$SIP_PORT" 2>/dev/null | grep -q . && break
-    kill -0 "$SWITCH_PID" 2>/dev/null || { cat "$WORK/carillon.log" >&2; exit 1; }
-    sleep 0.1
-done
-sleep 0.5
+wait_udp_listener "$SIP_PORT" "$SWITCH_PID" "$WORK/carillon.log" carillon
 rss0="$(rss_kb "$SWITCH_PID")"
 
 common=(--target "127.0.0.1:$SIP_PORT" --role both --uas-listen "127.0.0.1:$UAS_PORT"

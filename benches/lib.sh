@@ -71,3 +71,17 @@ write_register_csv() {
         echo "$ext;[authentication username=$ext password=pw$ext]"
     done
 }
+
+# Waits (at most 10 s) until something listens on UDP 127.0.0.1:$1; if
+# process $2 exits or time runs out, prints log $3 (of server $4) and exits.
+wait_udp_listener() {
+    local port="$1" pid="$2" log="$3" name="$4"
+    for _ in $(seq 100); do
+        if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then sleep 0.5; return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$name did not start; log:" >&2
+    cat "$log" >&2
+    exit 1
+}

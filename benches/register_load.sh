@@ -91,18 +91,7 @@ digest_algorithms = ["MD5"]
 TOML
     RUST_LOG=warn "$CARILLON_BIN" run --config "$run/config" > "$run/carillon.log" 2>&1 &
     SWITCH_PID=$!
-    local up=""
-    for _ in $(seq 100); do
-        if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then up=1; break; fi
-        kill -0 "$SWITCH_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$up" ]; then
-        echo "carillon did not start; log:" >&2
-        cat "$run/carillon.log" >&2
-        exit 1
-    fi
-    sleep 0.5
+    wait_udp_listener "$port" "$SWITCH_PID" "$run/carillon.log" carillon
 
     local cpu0 cpu1 t0 t1 rc=0
     cpu0="$(cpu_ticks "$SWITCH_PID")"

@@ -67,14 +67,7 @@ fi
     -A "UAS_URI=\"sip:127.0.0.1:$UAS_PORT\"" -m 256 -M 16 -Y "$WORK" -w "$WORK" ${KAM_ARGS:-} \
     > "$WORK/kamailio.log" 2>&1) &
 KAM_PID=$!
-up=""
-for _ in $(seq 100); do
-    if ss -Hlun "sport = :$SIP_PORT" 2>/dev/null | grep -q .; then up=1; break; fi
-    kill -0 "$KAM_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$up" ] || { echo "kamailio did not start; log:" >&2; cat "$WORK/kamailio.log" >&2; exit 1; }
-sleep 0.5
+wait_udp_listener "$SIP_PORT" "$KAM_PID" "$WORK/kamailio.log" kamailio
 MAIN_PID="$(pgrep -P "$KAM_PID" | head -1)"
 
 common=(--target "127.0.0.1:$SIP_PORT" --role both --uas-listen "127.0.0.1:$UAS_PORT"

@@ -74,18 +74,7 @@ run_rate() {
         -A "USERS_URL=\"text://$WORK/db\"" -m 128 -M 16 -Y "$run" -w "$run" ${KAM_ARGS:-} \
         > "$run/kamailio.log" 2>&1) &
     KAM_PID=$!
-    local up=""
-    for _ in $(seq 100); do
-        if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then up=1; break; fi
-        kill -0 "$KAM_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$up" ]; then
-        echo "kamailio did not start; log:" >&2
-        cat "$run/kamailio.log" >&2
-        exit 1
-    fi
-    sleep 0.5
+    wait_udp_listener "$port" "$KAM_PID" "$run/kamailio.log" kamailio
     # $KAM_PID is the subshell that exec'd timeout; Kamailio's main process
     # is timeout's child.
     local main_pid
