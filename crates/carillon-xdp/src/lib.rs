@@ -1,0 +1,362 @@
+//! `carillon-xdp`: the kernel fast path of the RTP relay, the role of
+//! rtpengine's kernel module.
+//!
+//! Owns the XDP program (`bpf/relay.bpf.c`, compiled to the committed
+//! `bpf/relay.bpf.o` by `bpf/build.sh` so a build needs only Rust), its
+//! attachment to network interfaces, and the byte layout of its flow table.
+//! It does not decide which flows are forwarded in the kernel: the media
+//! engine (`carillon-media`) does, and the media edge (`carillon-rtpnet`)
+//! carries its decisions into the table through [`FlowTable`].
+//!
+//! ```text
+//!  datagram ─► XDP: flows[remote, local] ─ miss / other PT / other SSRC ─► stack ─► userspace relay
+//!                        │ hit
+//!                        └─► rewrite PT, seq, ts, SSRC; readdress from the bridged leg's
+//!                            port to its peer; count ─► local: stack delivers it
+//!                                                       remote: bpf_redirect via the FIB
+//! ```
+//!
+//! A flow is a 4-tuple (remote address and port, local address and port)
+//! of one direction of one bridged call. IPv4 only: IPv6 media stays in
+//! userspace. The program is detached when the [`XdpRelay`] is dropped or
+//! the process exits (it is attached through a BPF link where the kernel
+//! has them), so a crashed switch leaves no forwarding behind.
+
+use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use std::net::{IpAddr, SocketAddrV4};
+
+/// The compiled XDP program.
+const PROGRAM_OBJECT: &[u8] = include_bytes!("../bpf/relay.bpf.o");
+const PROGRAM_NAME: &str = "carillon_rtp_relay";
+const FLOW_MAP: &str = "flows";
+/// Size of `struct flow_key` in `relay.bpf.c`.
+pub const KEY_LEN: usize = 12;
+/// Size of `struct flow_rule` in `relay.bpf.c`.
+pub const RULE_LEN: usize = 48;
+
+/// Errors loading the program or using its table.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    #[error("loading the XDP program: {0}")]
+    Load(String),
+    #[error("attaching the XDP program to interface {interface}: {reason}")]
+    Attach { interface: String, reason: String },
+    #[error("no network interface carries address {0}")]
+    NoInterface(IpAddr),
+    #[error("listing network interfaces: {0}")]
+    Interfaces(String),
+    #[error("flow table: {0}")]
+    Map(String),
+}
+
+/// One direction of a relayed call, as the datagram arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Where the datagram comes from (the latched peer of the receiving leg).
+    pub remote: SocketAddrV4,
+    /// The address and RTP port of the receiving leg.
+    pub local: SocketAddrV4,
+}
+
+impl FlowKey {
+    /// `struct flow_key`: addresses and ports in network byte order.
+    pub fn encode(&self) -> [u8; KEY_LEN] {
+        let mut out = [0u8; KEY_LEN];
+        out[0..4].copy_from_slice(&self.remote.ip().octets());
+        out[4..8].copy_from_slice(&self.local.ip().octets());
+        out[8..10].copy_from_slice(&self.remote.port().to_be_bytes());
+        out[10..12].copy_from_slice(&self.local.port().to_be_bytes());
+        out
+    }
+}
+
+/// What the kernel does with a flow's RTP: the same rewriting the
+/// userspace relay does for a same-codec bridged leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRule {
+    /// Where the bridged leg's RTP goes.
+    pub destination: SocketAddrV4,
+    /// The bridged leg's local RTP port (the new source port).
+    pub source_port: u16,
+    /// Only packets of this SSRC are forwarded; others go to userspace.
+    pub ssrc_in: u32,
+    /// The SSRC the bridged leg's far end knows.
+    pub ssrc_out: u32,
+    /// Added to each sequence number.
+    pub seq_delta: u16,
+    /// Added to each timestamp.
+    pub ts_delta: u32,
+    /// Only packets of this payload type are forwarded.
+    pub pt_in: u8,
+    /// The payload type written instead.
+    pub pt_out: u8,
+    /// The destination is an address of this host (loopback, or another
+    /// process here): the stack delivers it; otherwise the FIB is asked.
+    pub local: bool,
+}
+
+impl FlowRule {
+    /// `struct flow_rule` with zeroed counters.
+    pub fn encode(&self) -> [u8; RULE_LEN] {
+        let mut out = [0u8; RULE_LEN];
+        out[0..4].copy_from_slice(&self.destination.ip().octets());
+        out[4..6].copy_from_slice(&self.source_port.to_be_bytes());
+        out[6..8].copy_from_slice(&self.destination.port().to_be_bytes());
+        out[8..12].copy_from_slice(&self.ssrc_in.to_be_bytes());
+        out[12..16].copy_from_slice(&self.ssrc_out.to_be_bytes());
+        out[16..18].copy_from_slice(&self.seq_delta.to_ne_bytes());
+        out[18] = self.pt_in & 0x7f;
+        out[19] = self.pt_out & 0x7f;
+        out[20..24].copy_from_slice(&self.ts_delta.to_ne_bytes());
+        out[46] = u8::from(self.local);
+        out
+    }
+}
+
+/// What the kernel forwarded for one flow since it was installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowCounters {
+    pub packets: u64,
+    /// RTP bytes (UDP payload).
+    pub bytes: u64,
+    /// Sequence number of the last packet forwarded (as sent).
+    pub last_seq: u16,
+    /// Timestamp of the last packet forwarded (as sent).
+    pub last_timestamp: u32,
+}
+
+impl FlowCounters {
+    /// The counters of an encoded `struct flow_rule`.
+    pub fn decode(rule: &[u8; RULE_LEN]) -> Self {
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rule[at..at + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let mut ts = [0u8; 4];
+        ts.copy_from_slice(&rule[40..44]);
+        let mut seq = [0u8; 2];
+        seq.copy_from_slice(&rule[44..46]);
+        FlowCounters {
+            packets: u64_at(24),
+            bytes: u64_at(32),
+            last_seq: u16::from_ne_bytes(seq),
+            last_timestamp: u32::from_ne_bytes(ts),
+        }
+    }
+}
+
+/// The loaded program, attached to some interfaces. Dropping it detaches
+/// the program.
+pub struct XdpRelay {
+    _ebpf: Ebpf,
+    map_id: u32,
+    interfaces: Vec<String>,
+}
+
+impl std::fmt::Debug for XdpRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpRelay")
+            .field("map_id", &self.map_id)
+            .field("interfaces", &self.interfaces)
+            .finish()
+    }
+}
+
+impl XdpRelay {
+    /// Loads the program and attaches it (generic/SKB mode, which every
+    /// driver and the loopback device support) to each named interface.
+    /// Needs CAP_BPF and CAP_NET_ADMIN (root).
+    pub fn attach(interfaces: &[String]) -> Result<Self, XdpError> {
+        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| XdpError::Load(e.to_string()))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or_else(|| XdpError::Load(format!("the object has no program {PROGRAM_NAME}")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Load(e.to_string()))?;
+        program.load().map_err(|e| XdpError::Load(e.to_string()))?;
+        for interface in interfaces {
+            program
+                .attach(interface, XdpMode::Skb)
+                .map_err(|e| XdpError::Attach {
+                    interface: interface.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let map = ebpf
+            .map(FLOW_MAP)
+            .ok_or_else(|| XdpError::Load(format!("the object has no map {FLOW_MAP}")))?;
+        let map_id = match map {
+            Map::HashMap(data) => data.info().map_err(|e| XdpError::Map(e.to_string()))?.id(),
+            _ => return Err(XdpError::Load(format!("{FLOW_MAP} is not a hash map"))),
+        };
+        Ok(XdpRelay {
+            _ebpf: ebpf,
+            map_id,
+            interfaces: interfaces.to_vec(),
+        })
+    }
+
+    /// The interfaces the program is attached to.
+    pub fn interfaces(&self) -> &[String] {
+        &self.interfaces
+    }
+
+    /// A handle on the flow table for one thread.
+    pub fn flow_table(&self) -> Result<FlowTable, XdpError> {
+        FlowTable::open(self.map_id)
+    }
+
+    /// The kernel id of the flow table, for [`FlowTable::open`] on another thread.
+    pub fn map_id(&self) -> u32 {
+        self.map_id
+    }
+}
+
+/// One thread's handle on the flow table (its own file descriptor).
+pub struct FlowTable {
+    map: BpfHashMap<MapData, [u8; KEY_LEN], [u8; RULE_LEN]>,
+}
+
+impl std::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable").finish_non_exhaustive()
+    }
+}
+
+impl FlowTable {
+    /// Opens the table with kernel id `map_id`.
+    pub fn open(map_id: u32) -> Result<Self, XdpError> {
+        let data = MapData::from_id(map_id).map_err(|e| XdpError::Map(e.to_string()))?;
+        let map =
+            BpfHashMap::try_from(Map::HashMap(data)).map_err(|e| XdpError::Map(e.to_string()))?;
+        Ok(FlowTable { map })
+    }
+
+    /// Installs (or replaces, zeroing its counters) the rule of a flow.
+    pub fn insert(&mut self, key: &FlowKey, rule: &FlowRule) -> Result<(), XdpError> {
+        self.map
+            .insert(key.encode(), rule.encode(), 0)
+            .map_err(|e| XdpError::Map(e.to_string()))
+    }
+
+    /// Removes a flow; its counters at removal, if it was installed.
+    pub fn remove(&mut self, key: &FlowKey) -> Result<Option<FlowCounters>, XdpError> {
+        let counters = self.counters(key)?;
+        if counters.is_some() {
+            self.map
+                .remove(&key.encode())
+                .map_err(|e| XdpError::Map(e.to_string()))?;
+        }
+        Ok(counters)
+    }
+
+    /// The counters of an installed flow.
+    pub fn counters(&self, key: &FlowKey) -> Result<Option<FlowCounters>, XdpError> {
+        match self.map.get(&key.encode(), 0) {
+            Ok(rule) => Ok(Some(FlowCounters::decode(&rule))),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(XdpError::Map(e.to_string())),
+        }
+    }
+}
+
+/// The interfaces media for `ip` arrives on: those carrying the address,
+/// or every interface that is up when `ip` is the wildcard.
+pub fn interfaces_for(ip: IpAddr) -> Result<Vec<String>, XdpError> {
+    use nix::net::if_::InterfaceFlags;
+    let mut names: Vec<String> = Vec::new();
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| XdpError::Interfaces(e.to_string()))?;
+    for ifa in addrs {
+        if !ifa.flags.contains(InterfaceFlags::IFF_UP) {
+            continue;
+        }
+        let carries = ip.is_unspecified()
+            || ifa
+                .address
+                .as_ref()
+                .and_then(|a| a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())))
+                .is_some_and(|a| a == ip);
+        if carries && !names.contains(&ifa.interface_name) {
+            names.push(ifa.interface_name);
+        }
+    }
+    if names.is_empty() {
+        return Err(XdpError::NoInterface(ip));
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn key_is_network_order() {
+        let key = FlowKey {
+            remote: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 0x1234),
+            local: SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 10000),
+        };
+        assert_eq!(
+            key.encode(),
+            [10, 0, 0, 1, 127, 0, 0, 1, 0x12, 0x34, 0x27, 0x10]
+        );
+    }
+
+    #[test]
+    fn rule_layout_matches_the_c_struct() {
+        let rule = FlowRule {
+            destination: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 2), 4000),
+            source_port: 10002,
+            ssrc_in: 0x0102_0304,
+            ssrc_out: 0xa0b0_c0d0,
+            seq_delta: 0x0506,
+            ts_delta: 0x0708_090a,
+            pt_in: 0,
+            pt_out: 0x88, // only 7 bits are a payload type
+            local: true,
+        };
+        let b = rule.encode();
+        assert_eq!(&b[0..4], &[192, 168, 1, 2]);
+        assert_eq!(&b[4..6], &10002u16.to_be_bytes());
+        assert_eq!(&b[6..8], &4000u16.to_be_bytes());
+        assert_eq!(&b[8..12], &[1, 2, 3, 4]);
+        assert_eq!(&b[12..16], &[0xa0, 0xb0, 0xc0, 0xd0]);
+        assert_eq!(&b[16..18], &0x0506u16.to_ne_bytes());
+        assert_eq!((b[18], b[19]), (0, 8));
+        assert_eq!(&b[20..24], &0x0708_090au32.to_ne_bytes());
+        assert_eq!(b[46], 1);
+        assert_eq!(FlowCounters::decode(&b), FlowCounters::default());
+    }
+
+    #[test]
+    fn counters_decode() {
+        let mut b = [0u8; RULE_LEN];
+        b[24..32].copy_from_slice(&7u64.to_ne_bytes());
+        b[32..40].copy_from_slice(&1120u64.to_ne_bytes());
+        b[40..44].copy_from_slice(&160_000u32.to_ne_bytes());
+        b[44..46].copy_from_slice(&65535u16.to_ne_bytes());
+        assert_eq!(
+            FlowCounters::decode(&b),
+            FlowCounters {
+                packets: 7,
+                bytes: 1120,
+                last_seq: 65535,
+                last_timestamp: 160_000
+            }
+        );
+    }
+
+    #[test]
+    fn loopback_is_found_by_address() {
+        let names = interfaces_for(IpAddr::V4(Ipv4Addr::LOCALHOST)).expect("lo");
+        assert_eq!(names, vec!["lo".to_string()]);
+        assert!(matches!(
+            interfaces_for(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            Err(XdpError::NoInterface(_))
+        ));
+    }
+}
