@@ -1,6 +1,6 @@
 //! Media engine configuration: inactivity timeouts (like Asterisk's
 //! `rtptimeout` / `rtpholdtimeout`), the re-latch rule and the seed of the
-//! SSRC generator. Plain data; validation is limited to clamping values that
+//! SSRC generator and the kernel fast path switch. Plain data; validation is limited to clamping values that
 //! would make no sense (a re-latch threshold of zero).
 
 use std::time::Duration;
@@ -20,6 +20,9 @@ pub struct MediaConfig {
     /// Seed of the generator for output SSRCs (RFC 3550 §8.1 wants them
     /// random; the caller provides the entropy).
     pub rng_seed: u64,
+    /// Ask the edge to forward latched same-codec flows in the kernel
+    /// (see [`crate::offload`]).
+    pub kernel_offload: bool,
 }
 
 impl MediaConfig {
@@ -38,6 +41,7 @@ impl Default for MediaConfig {
             hold_timeout: Some(Self::DEFAULT_HOLD_TIMEOUT),
             relatch_packets: Self::DEFAULT_RELATCH_PACKETS,
             rng_seed: 0,
+            kernel_offload: false,
         }
     }
 }

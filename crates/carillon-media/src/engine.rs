@@ -49,6 +49,15 @@
 //! are not translated by the rewriter's offsets; the first source maps
 //! sequence numbers and timestamps unchanged so they are exact until then.
 //!
+//! ## Kernel fast path
+//!
+//! With [`MediaConfig::kernel_offload`], a flow the relay just forwarded
+//! unchanged in codec is handed to the kernel ([`crate::offload`] says
+//! when); the edge reports what the kernel forwarded through
+//! [`MediaEngine::handle_offload_progress`], which keeps the inactivity
+//! timer, the counters and the output stream's sequence numbers current.
+//! Loss and jitter statistics cover only the packets seen in userspace.
+//!
 //! ## Timers
 //!
 //! One deadline per leg (inactivity and the DTMF lost-end timeout).
@@ -58,14 +67,16 @@
 //! packets. A spurious early wake-up costs one scan and never an event.
 
 use crate::config::MediaConfig;
+use crate::latch::LatchVerdict;
 use crate::leg::{codec_of, earliest, Leg, LegMedia, LegState};
+use crate::offload::{OffloadFlow, OffloadProgress, OffloadRequest, Offloaded};
 use carillon_codec::Transcoder;
 use carillon_mediactl::{LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId};
 use carillon_rtp::dtmf::TelephoneEvent;
 use carillon_rtp::rtcp::{rewrite_report_sources, rewrite_sender_ssrc};
 use carillon_rtp::{set_payload_type, RtpPacket, Ssrc};
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 /// Errors of a command; `OpenLeg` failures are also reported as
@@ -153,6 +164,7 @@ pub struct MediaEngine {
     reserved_ports: usize,
     events: VecDeque<MediaEvent>,
     socket_requests: VecDeque<SocketRequest>,
+    offload_requests: VecDeque<OffloadRequest>,
     next_timeout: Option<Instant>,
     counters: EngineCounters,
 }
@@ -178,6 +190,7 @@ impl MediaEngine {
             reserved_ports: 0,
             events: VecDeque::with_capacity(16),
             socket_requests: VecDeque::with_capacity(4),
+            offload_requests: VecDeque::new(),
             next_timeout: None,
             counters: EngineCounters::default(),
         }
@@ -384,6 +397,7 @@ impl MediaEngine {
         params: LegParams,
     ) -> Result<(), CommandError> {
         let slot = self.slot_in_session(session, leg)?;
+        self.invalidate_offload_pair(slot);
         let config = self.config;
         let Some(entry) = self.leg_mut(slot) else {
             return Err(CommandError::UnknownLeg { leg });
@@ -411,7 +425,35 @@ impl MediaEngine {
         }
     }
 
+    /// Removes the kernel flow from this leg's peer, if installed.
+    fn invalidate_offload(&mut self, slot: usize) {
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let local_port = leg.local_port;
+        if let LegState::Open(media) = &mut leg.state {
+            if media.offload.take().is_some() {
+                self.offload_requests
+                    .push_back(OffloadRequest::Remove { local_port });
+            }
+        }
+    }
+
+    /// Removes the kernel flows from and towards this leg.
+    fn invalidate_offload_pair(&mut self, slot: usize) {
+        let peer = self
+            .legs
+            .get(slot)
+            .and_then(Option::as_ref)
+            .and_then(|l| l.peer);
+        self.invalidate_offload(slot);
+        if let Some(peer) = peer {
+            self.invalidate_offload(peer);
+        }
+    }
+
     fn detach(&mut self, slot: usize) {
+        self.invalidate_offload_pair(slot);
         let peer = self
             .legs
             .get(slot)
@@ -553,14 +595,29 @@ impl MediaEngine {
             self.counters.unknown_port += 1;
             return None;
         };
-        if params.latch && !media.rtp_latch.handle_packet(from, ssrc.0).is_accepted() {
-            self.counters.stray += 1;
-            return None;
+        let mut moved = false;
+        if params.latch {
+            match media.rtp_latch.handle_packet(from, ssrc.0) {
+                LatchVerdict::Stray => {
+                    self.counters.stray += 1;
+                    return None;
+                }
+                LatchVerdict::Accepted => {}
+                LatchVerdict::Latched | LatchVerdict::Relatched { .. } => moved = true,
+            }
         }
         if media.record_rtp(now, ssrc, seq, ts, len) {
             let deadline = media.deadline(&params, &self.config);
             self.next_timeout = earliest(self.next_timeout, deadline);
         }
+        if moved {
+            // Flows keyed on the old source, or sending to it, are stale.
+            self.invalidate_offload_pair(slot);
+        }
+        let leg = self.legs.get_mut(slot).and_then(Option::as_mut)?;
+        let LegState::Open(media) = &mut leg.state else {
+            return None;
+        };
         if !params.recv {
             self.counters.not_receiving += 1;
             return None;
@@ -608,13 +665,14 @@ impl MediaEngine {
                 return None;
             }
         };
+        let mut offloadable = false;
         let out_pt = match kind {
             Kind::Audio => {
                 let transcoder = Transcoder::new(codec_of(from_codec), codec_of(peer_params.codec));
-                if !transcoder.is_identity() {
-                    if let Some(payload) = packet.get_mut(payload_start..payload_end) {
-                        transcoder.transcode_in_place(payload);
-                    }
+                if transcoder.is_identity() {
+                    offloadable = self.config.kernel_offload;
+                } else if let Some(payload) = packet.get_mut(payload_start..payload_end) {
+                    transcoder.transcode_in_place(payload);
                 }
                 peer_params.payload_type
             }
@@ -636,11 +694,141 @@ impl MediaEngine {
         }
         peer_media.record_sent(len);
         self.counters.rtp_forwarded += 1;
+        if offloadable {
+            self.offer_offload(slot, peer_slot, from, ssrc, pt, out_pt, destination);
+        }
         Some(Transmit {
             local_port,
             destination,
             len,
         })
+    }
+
+    /// Installs the kernel flow for RTP from `slot`'s source `from` with
+    /// `ssrc` towards `peer_slot`, when the conditions of
+    /// [`crate::offload`] hold and it is not installed already.
+    #[allow(clippy::too_many_arguments)]
+    fn offer_offload(
+        &mut self,
+        slot: usize,
+        peer_slot: usize,
+        from: SocketAddr,
+        ssrc: Ssrc,
+        pt_in: u8,
+        pt_out: u8,
+        destination: SocketAddr,
+    ) {
+        let (SocketAddr::V4(remote), SocketAddr::V4(dest), IpAddr::V4(local_ip)) =
+            (from, destination, self.local_ip)
+        else {
+            return;
+        };
+        let Some(peer) = self.legs.get(peer_slot).and_then(Option::as_ref) else {
+            return;
+        };
+        let Some(peer_media) = peer.media() else {
+            return;
+        };
+        if peer.params.latch && peer_media.rtp_latch.remote().is_none() {
+            return; // the destination is still the SDP address
+        }
+        let Some((seq_delta, ts_delta)) = peer_media.rewriter.offsets_for(ssrc) else {
+            return;
+        };
+        let ssrc_out = peer_media.rewriter.output_ssrc().0;
+        let source_port = peer.local_port;
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let latch = leg.params.latch;
+        let local_port = leg.local_port;
+        let LegState::Open(media) = &mut leg.state else {
+            return;
+        };
+        if latch && media.rtp_latch.remote() != Some(from) {
+            return;
+        }
+        if media
+            .offload
+            .is_some_and(|o| o.remote == remote && o.ssrc == ssrc.0)
+        {
+            return;
+        }
+        media.offload = Some(Offloaded {
+            remote,
+            ssrc: ssrc.0,
+            seen: OffloadProgress::default(),
+        });
+        self.offload_requests
+            .push_back(OffloadRequest::Install(OffloadFlow {
+                remote,
+                local: SocketAddrV4::new(local_ip, local_port),
+                destination: dest,
+                source_port,
+                ssrc_in: ssrc.0,
+                ssrc_out,
+                seq_delta,
+                ts_delta,
+                pt_in,
+                pt_out,
+                local_destination: dest.ip().is_loopback() || *dest.ip() == local_ip,
+            }));
+    }
+
+    /// What the kernel forwarded for the flow arriving on `local_port`
+    /// (cumulative since it was installed): the source leg's activity and
+    /// counters, the bridged leg's counters and output sequence numbers.
+    pub fn handle_offload_progress(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        progress: OffloadProgress,
+    ) {
+        let tag = self
+            .ports
+            .get(usize::from(local_port))
+            .copied()
+            .unwrap_or(NO_SLOT);
+        if tag == NO_SLOT || tag & 1 == 1 {
+            return;
+        }
+        let slot = (tag >> 1) as usize;
+        let config = self.config;
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let params = leg.params;
+        let peer = leg.peer;
+        let LegState::Open(media) = &mut leg.state else {
+            return;
+        };
+        let Some(offloaded) = media.offload.as_mut() else {
+            return;
+        };
+        let packets = progress.packets.saturating_sub(offloaded.seen.packets);
+        let bytes = progress.bytes.saturating_sub(offloaded.seen.bytes);
+        offloaded.seen = progress;
+        if packets == 0 {
+            return;
+        }
+        if media.record_offloaded(now, packets, bytes) {
+            self.next_timeout = earliest(self.next_timeout, media.deadline(&params, &config));
+        }
+        let Some(peer_media) = peer
+            .and_then(|p| self.legs.get_mut(p))
+            .and_then(Option::as_mut)
+            .and_then(|p| match &mut p.state {
+                LegState::Open(m) => Some(m),
+                LegState::Binding => None,
+            })
+        else {
+            return;
+        };
+        peer_media.counters.packets_out += packets;
+        peer_media.counters.bytes_out += bytes;
+        peer_media
+            .rewriter
+            .note_output(now, progress.last_seq, progress.last_timestamp);
     }
 
     fn relay_rtcp(&mut self, slot: usize, from: SocketAddr, packet: &mut [u8]) -> Option<Transmit> {
@@ -743,6 +931,11 @@ impl MediaEngine {
     /// The next event for the switch.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
+    }
+
+    /// The next kernel flow-table operation for the edge.
+    pub fn poll_offload_request(&mut self) -> Option<OffloadRequest> {
+        self.offload_requests.pop_front()
     }
 
     /// The next socket operation for the edge.

@@ -59,6 +59,8 @@ pub struct LegMedia {
     pub dtmf: DtmfDetector,
     pub last_activity: Instant,
     pub timed_out: bool,
+    /// The flow from this leg forwarded by the kernel, if any.
+    pub offload: Option<crate::offload::Offloaded>,
     /// Origin of arrival times in RTP units (for jitter, RFC 3550 A.8).
     epoch: Instant,
 }
@@ -76,6 +78,7 @@ impl LegMedia {
             dtmf: DtmfDetector::new(CLOCK_RATE),
             last_activity: now,
             timed_out: false,
+            offload: None,
             epoch: now,
         }
     }
@@ -128,6 +131,17 @@ impl LegMedia {
     }
 
     /// Records one packet sent towards this leg.
+    /// Accounts for `packets` RTP packets (`bytes` in all) that the kernel
+    /// forwarded from this leg; true if it re-armed a fired inactivity timer.
+    pub fn record_offloaded(&mut self, now: Instant, packets: u64, bytes: u64) -> bool {
+        let rearmed = self.timed_out;
+        self.last_activity = now;
+        self.timed_out = false;
+        self.counters.packets_in += packets;
+        self.counters.bytes_in += bytes;
+        rearmed
+    }
+
     pub fn record_sent(&mut self, len: usize) {
         self.counters.packets_out += 1;
         self.counters.bytes_out += len as u64;

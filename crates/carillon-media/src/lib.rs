@@ -20,7 +20,10 @@
 //!   statistics, DTMF detector, output stream rewriter, inactivity timer).
 //! * [`latch`]: symmetric RTP (RFC 4961 / "comedia") source learning with a
 //!   stray-packet rule.
-//! * [`config`]: engine configuration (timeouts, latch rule, RNG seed).
+//! * [`config`]: engine configuration (timeouts, latch rule, RNG seed,
+//!   kernel fast path).
+//! * [`offload`]: which flows the kernel may forward (`carillon-xdp`) and
+//!   the accounting of what it forwarded.
 //!
 //! Not here yet: mixing, prompt playback, recording, in-band DTMF and
 //! RTP/RTCP multiplexing (RFC 5761); packets for them are dropped and counted.
@@ -33,7 +36,9 @@ pub mod config;
 pub mod engine;
 pub mod latch;
 pub mod leg;
+pub mod offload;
 
 pub use config::MediaConfig;
 pub use engine::{CommandError, EngineCounters, MediaEngine, SocketRequest, Transmit};
 pub use latch::{Latch, LatchVerdict};
+pub use offload::{OffloadFlow, OffloadProgress, OffloadRequest};

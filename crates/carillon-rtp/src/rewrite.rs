@@ -86,6 +86,31 @@ impl StreamRewriter {
         self.current.map(|m| m.input_ssrc)
     }
 
+    /// The sequence and timestamp offsets of `ssrc` if it is the current
+    /// source (what a kernel fast path must add to stay consistent).
+    pub fn offsets_for(&self, ssrc: Ssrc) -> Option<(u16, u32)> {
+        self.current
+            .filter(|m| m.input_ssrc == ssrc)
+            .map(|m| (m.seq_offset, m.ts_offset))
+    }
+
+    /// Records that a packet with `seq` and `timestamp` was sent at `now`
+    /// by someone else on this stream's behalf (the kernel fast path), so a
+    /// later source change continues after it.
+    pub fn note_output(&mut self, now: Instant, seq: u16, timestamp: u32) {
+        let newer = match self.last {
+            None => true,
+            Some(last) => (seq.wrapping_sub(last.seq) as i16) > 0,
+        };
+        if newer {
+            self.last = Some(LastOutput {
+                seq,
+                timestamp,
+                at: now,
+            });
+        }
+    }
+
     /// Rewrites the RTP packet in `packet` (received at `now`) in place.
     pub fn rewrite(&mut self, now: Instant, packet: &mut [u8]) -> Result<Rewritten, RtpError> {
         let (ssrc, in_seq, in_ts) = {
@@ -110,17 +135,7 @@ impl StreamRewriter {
         if source_changed {
             set_marker(packet, true)?;
         }
-        let newer = match self.last {
-            None => true,
-            Some(last) => (seq.wrapping_sub(last.seq) as i16) > 0,
-        };
-        if newer {
-            self.last = Some(LastOutput {
-                seq,
-                timestamp,
-                at: now,
-            });
-        }
+        self.note_output(now, seq, timestamp);
         Ok(Rewritten {
             seq,
             timestamp,

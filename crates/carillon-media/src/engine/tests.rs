@@ -835,3 +835,239 @@ fn the_loss_seen_on_a_leg_is_reported_in_its_stats() {
     }
     assert_eq!(h.engine.leg_stats(A).unwrap().lost, 2);
 }
+
+// ----- kernel fast path ----------------------------------------------------
+
+fn offload_pair(pa: LegParams, pb: LegParams) -> Harness {
+    let mut h = Harness::with_config(MediaConfig {
+        rng_seed: 42,
+        kernel_offload: true,
+        ..MediaConfig::default()
+    });
+    h.open(A, PORT_A, pa);
+    h.open(B, PORT_B, pb);
+    h.command(MediaCommand::Bridge {
+        session: S,
+        a: A,
+        b: B,
+    });
+    h
+}
+
+fn offload_requests(h: &mut Harness) -> Vec<OffloadRequest> {
+    std::iter::from_fn(|| h.engine.poll_offload_request()).collect()
+}
+
+fn v4(addr: SocketAddr) -> SocketAddrV4 {
+    match addr {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => panic!("IPv4 expected"),
+    }
+}
+
+fn installed(requests: &[OffloadRequest]) -> Vec<OffloadFlow> {
+    requests
+        .iter()
+        .filter_map(|r| match r {
+            OffloadRequest::Install(f) => Some(*f),
+            OffloadRequest::Remove { .. } => None,
+        })
+        .collect()
+}
+
+fn removed(requests: &[OffloadRequest]) -> Vec<u16> {
+    let mut ports: Vec<u16> = requests
+        .iter()
+        .filter_map(|r| match r {
+            OffloadRequest::Remove { local_port } => Some(*local_port),
+            OffloadRequest::Install(_) => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+/// Both legs latched: A's flow and B's flow are installed.
+fn offloaded_pcmu_pair() -> Harness {
+    let mut h = offload_pair(
+        params(AudioCodec::Pcmu, phone_a()),
+        params(AudioCodec::Pcmu, phone_b()),
+    );
+    let mut p = rtp(0, 100, 16000, 0xAAAA, &[0x11; 160]);
+    h.send(0, PORT_A, phone_a(), &mut p).unwrap();
+    let mut q = rtp(0, 7, 999, 0xBBBB, &[0x22; 160]);
+    h.send(1, PORT_B, phone_b(), &mut q).unwrap();
+    let mut p = rtp(0, 101, 16160, 0xAAAA, &[0x11; 160]);
+    h.send(20, PORT_A, phone_a(), &mut p).unwrap();
+    assert_eq!(installed(&offload_requests(&mut h)).len(), 2);
+    h
+}
+
+#[test]
+fn a_flow_goes_to_the_kernel_once_its_destination_is_latched_with_the_rewriter_offsets() {
+    let mut h = offload_pair(
+        params(AudioCodec::Pcmu, phone_a()),
+        params(AudioCodec::Pcmu, phone_b()),
+    );
+    // B has not sent yet: its destination is only the SDP address.
+    let mut p = rtp(0, 100, 16000, 0xAAAA, &[0x11; 160]);
+    h.send(0, PORT_A, phone_a(), &mut p).unwrap();
+    assert_eq!(offload_requests(&mut h), vec![]);
+
+    // B sends: B → A is installed (A is latched).
+    let mut q = rtp(0, 7, 999, 0xBBBB, &[0x22; 160]);
+    h.send(1, PORT_B, phone_b(), &mut q).unwrap();
+    let (_, out_seq, out_ts, out_ssrc, _) = fields(&q);
+    let flows = installed(&offload_requests(&mut h));
+    assert_eq!(
+        flows,
+        vec![OffloadFlow {
+            remote: v4(phone_b()),
+            local: SocketAddrV4::new(LOCAL.into(), PORT_B),
+            destination: v4(phone_a()),
+            source_port: PORT_A,
+            ssrc_in: 0xBBBB,
+            ssrc_out: out_ssrc.0,
+            seq_delta: out_seq.wrapping_sub(7),
+            ts_delta: out_ts.wrapping_sub(999),
+            pt_in: 0,
+            pt_out: 0,
+            local_destination: false,
+        }]
+    );
+
+    // A's next packet: A → B is installed; once, not per packet.
+    let mut p = rtp(0, 101, 16160, 0xAAAA, &[0x11; 160]);
+    h.send(20, PORT_A, phone_a(), &mut p).unwrap();
+    let flows = installed(&offload_requests(&mut h));
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].local.port(), PORT_A);
+    assert_eq!(flows[0].destination, v4(phone_b()));
+    let mut p = rtp(0, 102, 16320, 0xAAAA, &[0x11; 160]);
+    h.send(40, PORT_A, phone_a(), &mut p).unwrap();
+    assert_eq!(offload_requests(&mut h), vec![]);
+}
+
+#[test]
+fn transcoded_flows_and_telephone_events_stay_in_userspace() {
+    let mut h = offload_pair(
+        params(AudioCodec::Pcmu, phone_a()),
+        params(AudioCodec::Pcma, phone_b()),
+    );
+    for i in 0..3u16 {
+        let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
+        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p).unwrap();
+        let mut q = rtp(8, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
+        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q).unwrap();
+    }
+    assert_eq!(offload_requests(&mut h), vec![]);
+
+    let mut pa = params(AudioCodec::Pcmu, phone_a());
+    pa.telephone_event_pt = Some(101);
+    let mut pb = params(AudioCodec::Pcmu, phone_b());
+    pb.telephone_event_pt = Some(101);
+    let mut h = offload_pair(pa, pb);
+    let mut q = rtp(0, 1, 160, 0xBBBB, &[0x22; 160]);
+    h.send(0, PORT_B, phone_b(), &mut q).unwrap();
+    let mut e = rtp(101, 1, 160, 0xAAAA, &[1, 0x0a, 0, 160]);
+    h.send(1, PORT_A, phone_a(), &mut e).unwrap();
+    assert_eq!(installed(&offload_requests(&mut h)), vec![]);
+}
+
+#[test]
+fn without_the_switch_nothing_is_offloaded() {
+    let mut h = Harness::pcmu_pair();
+    for i in 0..3u16 {
+        let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
+        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p).unwrap();
+        let mut q = rtp(0, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
+        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q).unwrap();
+    }
+    assert_eq!(offload_requests(&mut h), vec![]);
+}
+
+#[test]
+fn an_update_of_either_leg_removes_both_flows() {
+    let mut h = offloaded_pcmu_pair();
+    let mut pb = params(AudioCodec::Pcmu, phone_b());
+    pb.send = false; // hold
+    h.command(MediaCommand::UpdateLeg {
+        session: S,
+        leg: B,
+        params: pb,
+    });
+    assert_eq!(removed(&offload_requests(&mut h)), vec![PORT_A, PORT_B]);
+    // Nothing is installed again while B is on hold.
+    let mut p = rtp(0, 103, 16480, 0xAAAA, &[0x11; 160]);
+    assert_eq!(h.send(60, PORT_A, phone_a(), &mut p), None);
+    assert_eq!(offload_requests(&mut h), vec![]);
+}
+
+#[test]
+fn a_relatch_removes_the_flows_from_and_towards_the_old_address() {
+    let mut h = offloaded_pcmu_pair();
+    let mut last = None;
+    for i in 0..3u16 {
+        let mut p = rtp(0, 200 + i, 32000 + u32::from(i) * 160, 0xAAAA, &[0; 160]);
+        last = h.send(100 + u64::from(i) * 20, PORT_A, nat_a(), &mut p);
+    }
+    assert!(last.is_some(), "the third packet moves the latch");
+    let requests = offload_requests(&mut h);
+    assert_eq!(removed(&requests), vec![PORT_A, PORT_B]);
+    // The relatching packet itself is relayed and A's flow comes back from the new address.
+    let flows = installed(&requests);
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].remote, v4(nat_a()));
+}
+
+#[test]
+fn closing_or_rebridging_removes_the_flows() {
+    let mut h = offloaded_pcmu_pair();
+    h.command(MediaCommand::CloseSession { session: S });
+    assert_eq!(removed(&offload_requests(&mut h)), vec![PORT_A, PORT_B]);
+
+    let mut h = offloaded_pcmu_pair();
+    h.open(C, PORT_C, params(AudioCodec::Pcmu, phone_b()));
+    h.command(MediaCommand::Bridge {
+        session: S,
+        a: A,
+        b: C,
+    });
+    assert_eq!(removed(&offload_requests(&mut h)), vec![PORT_A, PORT_B]);
+}
+
+#[test]
+fn kernel_progress_keeps_the_call_alive_counts_and_continues_the_sequence() {
+    let mut h = offloaded_pcmu_pair();
+    let before_a = h.engine.leg_stats(A).unwrap();
+    let before_b = h.engine.leg_stats(B).unwrap();
+    // 25 s of audio from A forwarded by the kernel, reported every second.
+    let out_b = h.engine.leg_output_ssrc(B).unwrap();
+    for s in 1..=25u64 {
+        let progress = OffloadProgress {
+            packets: s * 50,
+            bytes: s * 50 * 172,
+            last_seq: (101 + s * 50) as u16,
+            last_timestamp: 16160 + (s * 50 * 160) as u32,
+        };
+        h.engine
+            .handle_offload_progress(h.at(s * 1000), PORT_A, progress);
+    }
+    let a = h.engine.leg_stats(A).unwrap();
+    let b = h.engine.leg_stats(B).unwrap();
+    assert_eq!(a.packets_in - before_a.packets_in, 1250);
+    assert_eq!(a.bytes_in - before_a.bytes_in, 1250 * 172);
+    assert_eq!(b.packets_out - before_b.packets_out, 1250);
+    // A sent nothing to userspace for 25 s, yet only B (silent) times out at 30 s.
+    let events = h.run_until(h.at(31_000));
+    assert_eq!(timeouts(&events), vec![B]);
+    // A new source from A continues after the last packet the kernel sent.
+    let mut p = rtp(0, 9, 5, 0xCCCC, &[0; 160]);
+    h.send(25_020, PORT_A, phone_a(), &mut p).unwrap();
+    let (_, seq, _, ssrc, marker) = fields(&p);
+    assert_eq!((ssrc, seq, marker), (out_b, (101 + 25 * 50 + 1) as u16, true));
+    // ... and reinstalls A's flow for the new SSRC.
+    let flows = installed(&offload_requests(&mut h));
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].ssrc_in, 0xCCCC);
+}
