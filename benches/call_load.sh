@@ -18,6 +18,16 @@
 #   transcode  as relay, but the answering side speaks only A-law and the
 #              trunk allows only alaw: the switch transcodes every packet.
 #
+# Relay options:
+#   KERNEL=1   `[rtp] kernel_forwarding = true`: latched same-codec flows are
+#              forwarded by the XDP program (needs root). The switch process
+#              then hardly runs; the forwarding is charged to whoever's
+#              softirq delivers the packet, so the figure to read is
+#              machine_cpu (all processes and kernel) against DIRECT=1.
+#   DIRECT=1   the load tool calls its own answering side directly, no
+#              switch in the path: the machine's CPU for the same calls and
+#              packets without any relay (the baseline for KERNEL=1).
+#
 # Usage: MODE=cps RATE=1000 benches/call_load.sh
 #        MODE=relay CALLS=1000 benches/call_load.sh
 # Env: CARILLON_BIN / LOAD_BIN (skip the build), CARGO_TARGET_DIR,
@@ -83,6 +93,7 @@ digest_algorithms = ["MD5"]
 [rtp]
 port_min = 16384
 port_max = 65534
+kernel_forwarding = $([ "${KERNEL:-0}" = 1 ] && echo true || echo false)
 TOML
 cat > "$WORK/config/users.toml" <<TOML
 [[user]]
@@ -115,7 +126,9 @@ SWITCH_PID=$!
 wait_udp_listener "$SIP_PORT" "$SWITCH_PID" "$WORK/carillon.log" carillon
 rss0="$(rss_kb "$SWITCH_PID")"
 
-common=(--target "127.0.0.1:$SIP_PORT" --role both --uas-listen "127.0.0.1:$UAS_PORT"
+TARGET_PORT="$SIP_PORT"
+[ "${DIRECT:-0}" = 1 ] && TARGET_PORT="$UAS_PORT"
+common=(--target "127.0.0.1:$TARGET_PORT" --role both --uas-listen "127.0.0.1:$UAS_PORT"
         --uac-listen "127.0.0.1:$UAC_PORT" --local-ip 127.0.0.1 --callee 2000-2999
         --report json)
 
@@ -154,17 +167,17 @@ relay|transcode)
         --max-time "$((hold * 2 + 60))s" > "$WORK/report.json" &
     LOAD_PID=$!
     sleep $((ramp + 3))
-    cpu0="$(cpu_ticks "$SWITCH_PID")"; t0="$(date +%s.%N)"
+    cpu0="$(cpu_ticks "$SWITCH_PID")"; t0="$(date +%s.%N)"; m0="$(machine_busy_ticks)"
     sleep "$WINDOW"
-    cpu1="$(cpu_ticks "$SWITCH_PID")"; t1="$(date +%s.%N)"
+    cpu1="$(cpu_ticks "$SWITCH_PID")"; t1="$(date +%s.%N)"; m1="$(machine_busy_ticks)"
     rss1="$(rss_kb "$SWITCH_PID")"
     load_cpu="$(cpu_ticks "$LOAD_PID" 2>/dev/null || echo 0)"
     threads="$(ls /proc/$SWITCH_PID/task | wc -l)"
     wait "$LOAD_PID" || true
     LOAD_PID=""
-    python3 - "$WORK/report.json" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$CALLS" "$rss0" "$rss1" "$MODE" "$threads" <<'PY'
+    python3 - "$WORK/report.json" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$CALLS" "$rss0" "$rss1" "$MODE" "$threads" "$m0" "$m1" "${KERNEL:-0}" "${DIRECT:-0}" <<'PY'
 import json, sys
-path, t0, t1, c0, c1, tck, calls, rss0, rss1, mode, threads = sys.argv[1:]
+path, t0, t1, c0, c1, tck, calls, rss0, rss1, mode, threads, m0, m1, kernel, direct = sys.argv[1:]
 r = json.load(open(path))
 u, rtp = r["uac"], r.get("rtp") or {}
 wall = float(t1) - float(t0)
@@ -177,6 +190,10 @@ print(f"mode={mode} calls={calls} answered={u['answered']} failed={u['failed']} 
       f"cpu_per_100_calls={frac * 100 / calls * 100:.2f}% "
       f"=> calls_per_core={calls / frac if frac else float('inf'):.0f} "
       f"memory_per_call={per_call_kb:.1f} KiB (rss {int(rss0)//1024}->{int(rss1)//1024} MiB)")
+machine = (int(m1) - int(m0)) / int(tck) / wall
+print(f"  kernel_forwarding={kernel == '1'} direct_no_switch={direct == '1'} "
+      f"machine_cpu={machine * 100:.1f}% of a core (all processes, kernel included) "
+      f"machine_cpu_per_100_calls={machine * 100 / calls * 100:.2f}%")
 for d in ("uac_to_uas", "uas_to_uac"):
     s = rtp.get(d, {})
     print(f"  rtp {d}: sent={s.get('packets_sent')} received={s.get('packets_received')} "

@@ -36,6 +36,10 @@ clk_tck="$(getconf CLK_TCK)"
 # utime + stime of one process, in clock ticks.
 cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
+# Busy ticks of the whole machine, all CPUs (user, nice, system, irq,
+# softirq, steal): what a kernel fast path costs wherever it is charged.
+machine_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
 # utime + stime of a process and its direct children (Kamailio forks its
 # workers and timers under the main process).
 tree_pids() { echo "$1"; pgrep -P "$1" || true; }

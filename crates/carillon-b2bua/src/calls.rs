@@ -2435,6 +2435,7 @@ impl Switch {
                     leg = leg.0,
                     packets_in = stats.packets_in,
                     packets_out = stats.packets_out,
+                    packets_in_kernel = stats.packets_in_kernel,
                     lost = stats.lost,
                     jitter = stats.jitter,
                     "media leg closed"

@@ -757,6 +757,7 @@ impl MediaEngine {
         media.offload = Some(Offloaded {
             remote,
             ssrc: ssrc.0,
+            seq_delta,
             seen: OffloadProgress::default(),
         });
         self.offload_requests
@@ -811,7 +812,9 @@ impl MediaEngine {
         if packets == 0 {
             return;
         }
-        if media.record_offloaded(now, packets, bytes) {
+        let ssrc = Ssrc(offloaded.ssrc);
+        let highest_in = progress.last_seq.wrapping_sub(offloaded.seq_delta);
+        if media.record_offloaded(now, ssrc, highest_in, packets, bytes) {
             self.next_timeout = earliest(self.next_timeout, media.deadline(&params, &config));
         }
         let Some(peer_media) = peer
@@ -931,6 +934,21 @@ impl MediaEngine {
     /// The next event for the switch.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
+    }
+
+    /// The receiving RTP ports of `session`'s legs whose flow the kernel
+    /// forwards (for the edge to report their progress before a command
+    /// changes or closes them).
+    pub fn offloaded_ports(&self, session: SessionId) -> Vec<u16> {
+        let Some(legs) = self.sessions.get(&session) else {
+            return Vec::new();
+        };
+        legs.iter()
+            .filter_map(|id| self.by_id.get(id))
+            .filter_map(|&slot| self.legs.get(slot)?.as_ref())
+            .filter(|l| l.media().is_some_and(|m| m.offload.is_some()))
+            .map(|l| l.local_port)
+            .collect()
     }
 
     /// The next kernel flow-table operation for the edge.

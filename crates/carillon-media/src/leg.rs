@@ -133,12 +133,26 @@ impl LegMedia {
     /// Records one packet sent towards this leg.
     /// Accounts for `packets` RTP packets (`bytes` in all) that the kernel
     /// forwarded from this leg; true if it re-armed a fired inactivity timer.
-    pub fn record_offloaded(&mut self, now: Instant, packets: u64, bytes: u64) -> bool {
+    /// `ssrc` and `highest_seq` (as received) keep the loss statistics whole.
+    pub fn record_offloaded(
+        &mut self,
+        now: Instant,
+        ssrc: Ssrc,
+        highest_seq: u16,
+        packets: u64,
+        bytes: u64,
+    ) -> bool {
         let rearmed = self.timed_out;
         self.last_activity = now;
         self.timed_out = false;
         self.counters.packets_in += packets;
+        self.counters.packets_in_kernel += packets;
         self.counters.bytes_in += bytes;
+        if let Some((current, stats)) = self.rx.as_mut() {
+            if *current == ssrc {
+                stats.record_elsewhere(packets, highest_seq);
+            }
+        }
         rearmed
     }
 

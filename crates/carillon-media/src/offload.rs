@@ -75,6 +75,8 @@ pub struct OffloadProgress {
 pub struct Offloaded {
     pub remote: SocketAddrV4,
     pub ssrc: u32,
+    /// What the kernel adds to the sequence number.
+    pub seq_delta: u16,
     /// Counters already accounted for.
     pub seen: OffloadProgress,
 }

@@ -116,8 +116,11 @@ pub struct LegStats {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub lost: u64,
-    /// Interarrival jitter in timestamp units (RFC 3550 A.8).
+    /// Interarrival jitter in timestamp units (RFC 3550 A.8), of the
+    /// packets seen in userspace.
     pub jitter: u32,
+    /// Of `packets_in`, those the kernel fast path forwarded.
+    pub packets_in_kernel: u64,
 }
 
 /// Media → switch.

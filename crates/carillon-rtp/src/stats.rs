@@ -195,6 +195,23 @@ impl ReceiveStats {
         self.last_transit = Some(transit);
     }
 
+    /// Accounts for `packets` packets of this source that were received and
+    /// forwarded without passing through this tracker (the kernel fast
+    /// path), the newest of them numbered `highest_seq`, so loss stays
+    /// `expected - received` over the whole stream. Jitter is not updated.
+    pub fn record_elsewhere(&mut self, packets: u64, highest_seq: u16) {
+        let Some(t) = self.tracking.as_mut() else {
+            return;
+        };
+        let udelta = highest_seq.wrapping_sub(t.max_ext as u16);
+        if udelta != 0 && udelta < 0x8000 {
+            t.max_ext += u64::from(udelta);
+            t.window = u128::MAX;
+            t.bad_seq = None;
+        }
+        t.received += packets;
+    }
+
     /// Packets counted as received (late and duplicate ones included, as in A.3).
     pub fn packets_received(&self) -> u64 {
         self.tracking.map_or(0, |t| t.received)
@@ -399,5 +416,25 @@ mod tests {
         assert_eq!(b.cumulative_lost, 1);
         assert_eq!(b.extended_highest_seq, 3);
         assert_eq!(b.fraction_lost, 85);
+    }
+
+    #[test]
+    fn packets_forwarded_elsewhere_count_as_received_and_move_the_highest() {
+        let mut s = ReceiveStats::new(8000);
+        s.handle_packet_at(0, 65530, 0);
+        s.handle_packet_at(160, 65531, 160);
+        // The kernel forwarded 50 more, through a wrap; none was lost.
+        s.record_elsewhere(50, 65531u16.wrapping_add(50));
+        assert_eq!(s.packets_received(), 52);
+        assert_eq!(s.packets_expected(), 52);
+        assert_eq!(s.cumulative_lost(), 0);
+        // The next packet in userspace is in order, not a jump.
+        assert_eq!(
+            s.handle_packet_at(9000, 65531u16.wrapping_add(51), 8320),
+            SeqStatus::InOrder { skipped: 0 }
+        );
+        // 10 reported for a stretch of 12 numbers: 2 lost.
+        s.record_elsewhere(10, 65531u16.wrapping_add(63));
+        assert_eq!(s.cumulative_lost(), 2);
     }
 }

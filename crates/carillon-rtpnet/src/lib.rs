@@ -58,6 +58,20 @@
 //! at once when over; the headroom is there because an aborted reader
 //! drops its socket only on the worker's next turn. A low call rate or a
 //! small open-file limit therefore still closes sockets as before.
+//!
+//! ## Kernel fast path
+//!
+//! With [`RuntimeConfig::kernel_offload`], the runtime attaches the
+//! `carillon-xdp` program to the interfaces of the bind address (all that
+//! are up for a wildcard) and each worker opens the flow table. The engine's
+//! [`OffloadRequest`]s become table entries; every
+//! [`OFFLOAD_POLL`] the worker reads the counters of its flows back into
+//! the engine (activity for the inactivity timer, leg counters, the
+//! output stream's last sequence number), and it does the same for a flow
+//! before the engine sees a packet that the kernel passed up on that flow's
+//! port (a telephone-event or a new SSRC), so the rewriter continues after
+//! what the kernel sent. If the program cannot be attached (no root, no
+//! BPF), the runtime logs a warning and relays in userspace.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -65,8 +79,9 @@
 
 mod recv;
 
-use carillon_media::{MediaConfig, MediaEngine, SocketRequest};
+use carillon_media::{MediaConfig, MediaEngine, OffloadProgress, OffloadRequest, SocketRequest};
 use carillon_mediactl::{mix, MediaCommand, MediaEvent, SessionId};
+use carillon_xdp::{FlowKey, FlowRule, FlowTable, XdpRelay};
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -90,6 +105,8 @@ const DEFAULT_EVENT_CAPACITY: usize = 4096;
 /// Sockets a worker leaves free under its share of the open-file budget:
 /// closed sockets are only released on the worker's next turn.
 pub const CLOSE_HEADROOM: usize = 64;
+/// How often a worker reads the kernel's counters of its flows.
+pub const OFFLOAD_POLL: Duration = Duration::from_secs(1);
 /// How long a released socket pair waits for reuse before it is closed.
 const DEFAULT_IDLE_SOCKET_TTL: Duration = Duration::from_secs(30);
 
@@ -115,6 +132,11 @@ pub struct RuntimeConfig {
     /// Open RTP/RTCP sockets allowed over all workers (in use plus idle);
     /// a released pair beyond a worker's share is closed at once.
     pub max_open_sockets: usize,
+    /// Forward latched same-codec flows in the kernel (`carillon-xdp`).
+    pub kernel_offload: bool,
+    /// The address peers send media to (the SDP address), when the sockets
+    /// are bound to a wildcard; the kernel's flows are keyed on it.
+    pub media_ip: Option<IpAddr>,
 }
 
 impl RuntimeConfig {
@@ -130,6 +152,8 @@ impl RuntimeConfig {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             idle_socket_ttl: DEFAULT_IDLE_SOCKET_TTL,
             max_open_sockets: usize::MAX,
+            kernel_offload: false,
+            media_ip: None,
         }
     }
 }
@@ -164,8 +188,19 @@ impl MediaRuntime {
         let base_seed = config
             .rng_seed
             .unwrap_or_else(|| RandomState::new().build_hasher().finish());
+        let relay = config
+            .kernel_offload
+            .then(|| attach_fast_path(&config))
+            .flatten();
         let mut senders = Vec::with_capacity(workers);
         for index in 0..workers {
+            let flows = relay.as_ref().and_then(|r| match r.flow_table() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(worker = index, error = %e, "media: kernel flow table unavailable");
+                    None
+                }
+            });
             let (command_tx, command_rx) = mpsc::unbounded_channel();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
@@ -177,7 +212,13 @@ impl MediaRuntime {
                 hold_timeout: config.hold_timeout,
                 relatch_packets: config.relatch_packets,
                 rng_seed: mix(base_seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                kernel_offload: flows.is_some(),
             };
+            let engine_ip = match config.media_ip {
+                Some(ip) if config.bind_ip.is_unspecified() => ip,
+                _ => config.bind_ip,
+            };
+            let keep_attached = relay.clone();
             let events = event_tx.clone();
             let pool = PoolLimits {
                 ttl: config.idle_socket_ttl,
@@ -189,10 +230,13 @@ impl MediaRuntime {
                 .spawn(move || {
                     let local = LocalSet::new();
                     local.block_on(&runtime, async move {
-                        let shared =
-                            Rc::new(RefCell::new(Worker::new(media, bind_ip, events, pool)));
+                        let mut worker = Worker::new(media, bind_ip, engine_ip, events, pool);
+                        worker.flows = flows;
+                        let shared = Rc::new(RefCell::new(worker));
                         run_worker(shared, command_rx).await;
                     });
+                    // The program stays attached while any worker runs.
+                    drop(keep_attached);
                 })
                 .map_err(|source| RuntimeError::Start { index, source })?;
             senders.push(command_tx);
@@ -203,6 +247,22 @@ impl MediaRuntime {
             },
             event_rx,
         ))
+    }
+}
+
+/// Loads and attaches the XDP program, or says why not and returns `None`.
+fn attach_fast_path(config: &RuntimeConfig) -> Option<Arc<XdpRelay>> {
+    let attached = carillon_xdp::interfaces_for(config.bind_ip)
+        .and_then(|interfaces| XdpRelay::attach(&interfaces));
+    match attached {
+        Ok(relay) => {
+            tracing::info!(interfaces = ?relay.interfaces(), "media: kernel RTP forwarding attached");
+            Some(Arc::new(relay))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "media: kernel RTP forwarding unavailable, relaying in userspace");
+            None
+        }
     }
 }
 
@@ -274,6 +334,10 @@ struct Worker {
     timer: Rc<Notify>,
     pump: Rc<Notify>,
     send_drops: u64,
+    /// This worker's handle on the kernel flow table (fast path on).
+    flows: Option<FlowTable>,
+    /// Installed kernel flows by the receiving leg's RTP port.
+    installed: HashMap<u16, FlowKey>,
 }
 
 type Shared = Rc<RefCell<Worker>>;
@@ -282,11 +346,12 @@ impl Worker {
     fn new(
         config: MediaConfig,
         bind_ip: IpAddr,
+        engine_ip: IpAddr,
         events: mpsc::Sender<MediaEvent>,
         pool: PoolLimits,
     ) -> Self {
         Worker {
-            engine: MediaEngine::new(config, bind_ip),
+            engine: MediaEngine::new(config, engine_ip),
             bind_ip,
             sockets: vec![None; usize::from(u16::MAX) + 1],
             readers: HashMap::new(),
@@ -301,6 +366,76 @@ impl Worker {
             timer: Rc::new(Notify::new()),
             pump: Rc::new(Notify::new()),
             send_drops: 0,
+            flows: None,
+            installed: HashMap::new(),
+        }
+    }
+
+    /// Carries the engine's flow decisions into the kernel's table. A
+    /// failed insert only costs speed: the flow keeps coming to userspace.
+    fn apply_offload_requests(&mut self) {
+        while let Some(request) = self.engine.poll_offload_request() {
+            let Some(table) = self.flows.as_mut() else {
+                continue;
+            };
+            match request {
+                OffloadRequest::Install(flow) => {
+                    let port = flow.local.port();
+                    let key = FlowKey {
+                        remote: flow.remote,
+                        local: flow.local,
+                    };
+                    if let Some(old) = self.installed.insert(port, key) {
+                        if old != key {
+                            let _ = table.remove(&old);
+                        }
+                    }
+                    let rule = FlowRule {
+                        destination: flow.destination,
+                        source_port: flow.source_port,
+                        ssrc_in: flow.ssrc_in,
+                        ssrc_out: flow.ssrc_out,
+                        seq_delta: flow.seq_delta,
+                        ts_delta: flow.ts_delta,
+                        pt_in: flow.pt_in,
+                        pt_out: flow.pt_out,
+                        local: flow.local_destination,
+                    };
+                    if let Err(e) = table.insert(&key, &rule) {
+                        tracing::debug!(port, error = %e, "media: kernel flow not installed");
+                        self.installed.remove(&port);
+                    }
+                }
+                OffloadRequest::Remove { local_port } => {
+                    if let Some(key) = self.installed.remove(&local_port) {
+                        let _ = table.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds the kernel's counters of the flow on `port` to the engine.
+    fn sync_flow(&mut self, now: Instant, port: u16) {
+        let (Some(table), Some(key)) = (self.flows.as_ref(), self.installed.get(&port)) else {
+            return;
+        };
+        if let Ok(Some(c)) = table.counters(key) {
+            let progress = OffloadProgress {
+                packets: c.packets,
+                bytes: c.bytes,
+                last_seq: c.last_seq,
+                last_timestamp: c.last_timestamp,
+            };
+            self.engine.handle_offload_progress(now, port, progress);
+        }
+    }
+
+    /// Feeds the counters of every installed flow to the engine.
+    fn sync_all_flows(&mut self, now: Instant) {
+        let ports: Vec<u16> = self.installed.keys().copied().collect();
+        for port in ports {
+            self.sync_flow(now, port);
         }
     }
 
@@ -475,12 +610,39 @@ async fn run_worker(shared: Shared, mut commands: mpsc::UnboundedReceiver<MediaC
     let timer_task = tokio::task::spawn_local(timer_loop(shared.clone(), timer));
     let pump_task = tokio::task::spawn_local(event_pump(shared.clone(), events, pump));
     let sweep_task = tokio::task::spawn_local(idle_sweep(shared.clone()));
+    let offload_task = shared
+        .borrow()
+        .flows
+        .is_some()
+        .then(|| tokio::task::spawn_local(offload_poll(shared.clone())));
     while let Some(command) = commands.recv().await {
         handle_command(&shared, command).await;
     }
     timer_task.abort();
     pump_task.abort();
     sweep_task.abort();
+    if let Some(task) = offload_task {
+        task.abort();
+    }
+    // Flows of sessions still open when the switch stops.
+    let mut w = shared.borrow_mut();
+    let ports: Vec<u16> = w.installed.keys().copied().collect();
+    for port in ports {
+        if let (Some(key), Some(table)) = (w.installed.remove(&port), w.flows.as_mut()) {
+            let _ = table.remove(&key);
+        }
+    }
+}
+
+/// Reads the kernel's counters of this worker's flows every [`OFFLOAD_POLL`].
+async fn offload_poll(shared: Shared) {
+    loop {
+        tokio::time::sleep(OFFLOAD_POLL).await;
+        let mut w = shared.borrow_mut();
+        w.sync_all_flows(Instant::now());
+        w.flush_events();
+        w.kick_timer();
+    }
 }
 
 /// Closes idle socket pairs once they outlive the pool's TTL.
@@ -500,10 +662,18 @@ async fn handle_command(shared: &Shared, command: MediaCommand) {
     let (stopped, events) = {
         let mut w = shared.borrow_mut();
         let now = Instant::now();
+        if !w.installed.is_empty() {
+            // Bring the session's kernel-forwarded legs up to date before
+            // the command changes or closes them (their LegClosed counts).
+            for port in w.engine.offloaded_ports(session_of(&command)) {
+                w.sync_flow(now, port);
+            }
+        }
         if let Err(e) = w.engine.handle_command(now, command) {
             tracing::debug!(error = %e, "media: command rejected");
         }
         let stopped = w.apply_socket_requests(shared, now);
+        w.apply_offload_requests();
         let events: Vec<MediaEvent> = std::iter::from_fn(|| w.engine.poll_event()).collect();
         (stopped, events)
     };
@@ -552,6 +722,7 @@ async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
                     }
                 }
             }
+            w.apply_offload_requests();
             w.flush_events();
             w.kick_timer();
         }
@@ -564,6 +735,11 @@ async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
 /// Hands the `n` datagrams just received on `port` to the engine and sends
 /// what it returns from the bridged leg's socket.
 fn relay_batch(w: &mut Worker, now: Instant, port: u16, n: usize) {
+    if !w.installed.is_empty() {
+        // The kernel passed these up on a flow it forwards: bring the
+        // engine up to date with what it sent first.
+        w.sync_flow(now, port);
+    }
     for i in 0..n {
         let Some((datagram, from)) = w.scratch.datagram(i) else {
             continue;

@@ -160,6 +160,10 @@ struct Rtp {
     timeout_secs: u64,
     /// The same while a party is on hold.
     hold_timeout_secs: u64,
+    /// Forward latched same-codec RTP in the kernel (XDP), like
+    /// rtpengine's kernel module; needs root. Falls back to userspace
+    /// with a warning when the program cannot be attached.
+    kernel_forwarding: bool,
 }
 
 impl Default for Rtp {
@@ -170,6 +174,7 @@ impl Default for Rtp {
             address: Spanned::new(0..0, "0.0.0.0".into()),
             timeout_secs: 30,
             hold_timeout_secs: 300,
+            kernel_forwarding: false,
         }
     }
 }
@@ -235,6 +240,7 @@ pub struct Config {
     pub rtp_ports: (u16, u16),
     pub rtp_bind: IpAddr,
     pub rtp_timeout: Option<Duration>,
+    pub rtp_kernel_forwarding: bool,
     pub hold_timeout: Option<Duration>,
     pub advertise_ip: Option<IpAddr>,
     pub users: Vec<User>,
@@ -690,6 +696,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         nonce_lifetime: Duration::from_secs(main.security.nonce_lifetime_secs.max(10)),
         rtp_ports: (*main.rtp.port_min.get_ref(), *main.rtp.port_max.get_ref()),
         rtp_bind,
+        rtp_kernel_forwarding: main.rtp.kernel_forwarding,
         rtp_timeout: (main.rtp.timeout_secs > 0)
             .then(|| Duration::from_secs(main.rtp.timeout_secs)),
         hold_timeout: (main.rtp.hold_timeout_secs > 0)

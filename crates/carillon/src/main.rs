@@ -309,10 +309,12 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
     media_cfg.rtp_timeout = cfg.rtp_timeout;
     media_cfg.hold_timeout = cfg.hold_timeout;
+    media_cfg.kernel_offload = cfg.rtp_kernel_forwarding;
     media_cfg.max_open_sockets =
         usize::try_from(open_files.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX);
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
     info!(advertise = %advertise, "address written in SIP and SDP");
+    media_cfg.media_ip = Some(advertise);
     let seed = cfg.rng_seed.unwrap_or_else(|| {
         let mut s = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut s);

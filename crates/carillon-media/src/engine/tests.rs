@@ -956,9 +956,11 @@ fn transcoded_flows_and_telephone_events_stay_in_userspace() {
     );
     for i in 0..3u16 {
         let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
-        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p).unwrap();
+        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p)
+            .unwrap();
         let mut q = rtp(8, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
-        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q).unwrap();
+        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q)
+            .unwrap();
     }
     assert_eq!(offload_requests(&mut h), vec![]);
 
@@ -979,9 +981,11 @@ fn without_the_switch_nothing_is_offloaded() {
     let mut h = Harness::pcmu_pair();
     for i in 0..3u16 {
         let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
-        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p).unwrap();
+        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p)
+            .unwrap();
         let mut q = rtp(0, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
-        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q).unwrap();
+        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q)
+            .unwrap();
     }
     assert_eq!(offload_requests(&mut h), vec![]);
 }
@@ -1056,6 +1060,9 @@ fn kernel_progress_keeps_the_call_alive_counts_and_continues_the_sequence() {
     let a = h.engine.leg_stats(A).unwrap();
     let b = h.engine.leg_stats(B).unwrap();
     assert_eq!(a.packets_in - before_a.packets_in, 1250);
+    assert_eq!(a.packets_in_kernel, 1250);
+    assert_eq!(a.lost, 0, "the kernel's packets count as received");
+    assert_eq!(h.engine.offloaded_ports(S), vec![PORT_A, PORT_B]);
     assert_eq!(a.bytes_in - before_a.bytes_in, 1250 * 172);
     assert_eq!(b.packets_out - before_b.packets_out, 1250);
     // A sent nothing to userspace for 25 s, yet only B (silent) times out at 30 s.
@@ -1065,7 +1072,10 @@ fn kernel_progress_keeps_the_call_alive_counts_and_continues_the_sequence() {
     let mut p = rtp(0, 9, 5, 0xCCCC, &[0; 160]);
     h.send(25_020, PORT_A, phone_a(), &mut p).unwrap();
     let (_, seq, _, ssrc, marker) = fields(&p);
-    assert_eq!((ssrc, seq, marker), (out_b, (101 + 25 * 50 + 1) as u16, true));
+    assert_eq!(
+        (ssrc, seq, marker),
+        (out_b, (101 + 25 * 50 + 1) as u16, true)
+    );
     // ... and reinstalls A's flow for the new SSRC.
     let flows = installed(&offload_requests(&mut h));
     assert_eq!(flows.len(), 1);
