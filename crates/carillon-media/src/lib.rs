@@ -22,7 +22,7 @@
 //!   stray-packet rule.
 //! * [`config`]: engine configuration (timeouts, latch rule, RNG seed,
 //!   kernel fast path).
-//! * [`offload`]: which flows the kernel may forward (`carillon-xdp`) and
+//! * [`offload`]: which flows the kernel may forward (`carillon-kernelpath`) and
 //!   the accounting of what it forwarded.
 //!
 //! Not here yet: mixing, prompt playback, recording, in-band DTMF and

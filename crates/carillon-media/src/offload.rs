@@ -4,7 +4,7 @@
 //! Owns the decision (when a flow is installed, when it must be removed)
 //! and the bookkeeping of what the kernel forwarded. It does not own the
 //! kernel side: the edge turns [`OffloadRequest`]s into flow-table entries
-//! (`carillon-xdp`) and feeds the table's counters back through
+//! (`carillon-kernelpath`) and feeds the table's counters back through
 //! [`crate::MediaEngine::handle_offload_progress`].
 //!
 //! A flow is one direction of a bridged call: RTP arriving from leg A's

@@ -62,7 +62,7 @@
 //! ## Kernel fast path
 //!
 //! With [`RuntimeConfig::kernel_offload`], the runtime attaches the
-//! `carillon-xdp` program to the interfaces of the bind address (all that
+//! `carillon-kernelpath` program to the interfaces of the bind address (all that
 //! are up for a wildcard) and each worker opens the flow table. The engine's
 //! [`OffloadRequest`]s become table entries; every
 //! [`OFFLOAD_POLL`] the worker reads the counters of its flows back into
@@ -79,9 +79,9 @@
 
 mod recv;
 
+use carillon_kernelpath::{FlowKey, FlowRule, FlowTable, KernelRelay};
 use carillon_media::{MediaConfig, MediaEngine, OffloadProgress, OffloadRequest, SocketRequest};
 use carillon_mediactl::{mix, MediaCommand, MediaEvent, SessionId};
-use carillon_xdp::{FlowKey, FlowRule, FlowTable, XdpRelay};
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -132,7 +132,7 @@ pub struct RuntimeConfig {
     /// Open RTP/RTCP sockets allowed over all workers (in use plus idle);
     /// a released pair beyond a worker's share is closed at once.
     pub max_open_sockets: usize,
-    /// Forward latched same-codec flows in the kernel (`carillon-xdp`).
+    /// Forward latched same-codec flows in the kernel (`carillon-kernelpath`).
     pub kernel_offload: bool,
     /// The address peers send media to (the SDP address), when the sockets
     /// are bound to a wildcard; the kernel's flows are keyed on it.
@@ -250,10 +250,10 @@ impl MediaRuntime {
     }
 }
 
-/// Loads and attaches the XDP program, or says why not and returns `None`.
-fn attach_fast_path(config: &RuntimeConfig) -> Option<Arc<XdpRelay>> {
-    let attached = carillon_xdp::interfaces_for(config.bind_ip)
-        .and_then(|interfaces| XdpRelay::attach(&interfaces));
+/// Loads and attaches the kernel RTP program, or says why not and returns `None`.
+fn attach_fast_path(config: &RuntimeConfig) -> Option<Arc<KernelRelay>> {
+    let attached = carillon_kernelpath::interfaces_for(config.bind_ip)
+        .and_then(|interfaces| KernelRelay::attach(&interfaces));
     match attached {
         Ok(relay) => {
             tracing::info!(interfaces = ?relay.interfaces(), "media: kernel RTP forwarding attached");

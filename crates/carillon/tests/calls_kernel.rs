@@ -1,18 +1,21 @@
 //! The kernel fast path end to end: the real switch with
-//! `[rtp] kernel_forwarding = true` (the XDP program on `lo`) relays calls
-//! placed and answered by `carillon-load` with 20 ms G.711 both ways. Every
-//! packet must arrive, in order, with its payload intact, and the switch's
-//! per-leg counters must show that the kernel, not userspace, forwarded
-//! most of them. Needs root (CAP_BPF, CAP_NET_ADMIN), as CI has; one test
-//! in this binary, because only one XDP program can sit on `lo` at a time.
+//! `[rtp] kernel_forwarding = true` (the eBPF program at TC ingress) relays
+//! calls placed and answered by `carillon-load` with 20 ms G.711 both ways.
+//! Every packet must arrive, in order, with its payload intact, and the
+//! switch's per-leg counters must show that the kernel, not userspace,
+//! forwarded most of them. Once on loopback (both peers local), once with
+//! the peers in a network namespace behind a veth pair (remote peers: the
+//! kernel routes the rewritten datagrams out again). Needs root (CAP_BPF,
+//! CAP_NET_ADMIN, network namespaces), as CI has.
 
 mod common;
 
-use common::{run_tool, Env, Options};
+use common::{run_tool, Env, Options, Running};
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `carillon-load`, built next to the `carillon` binary by
 /// `cargo test --workspace` (or named by `CARILLON_LOAD_BIN`).
@@ -20,8 +23,7 @@ fn load_bin() -> PathBuf {
     if let Some(b) = std::env::var_os("CARILLON_LOAD_BIN") {
         return PathBuf::from(b);
     }
-    let bin = common::bin();
-    let load = bin.with_file_name("carillon-load");
+    let load = common::bin().with_file_name("carillon-load");
     assert!(
         load.exists(),
         "{} is missing: build it with `cargo build -p carillon-load` (same profile) or set CARILLON_LOAD_BIN",
@@ -38,24 +40,37 @@ fn field(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {line}"))
 }
 
-#[test]
-fn relayed_calls_are_forwarded_by_the_kernel_with_every_packet_intact() {
+/// Runs a command that must succeed (network setup).
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A switch whose trunk `loadgen` is `carillon-load` at `peer` (its
+/// answering side on `uas_port`), listening for SIP and RTP on `switch_ip`,
+/// with kernel forwarding on.
+fn start_switch(switch_ip: IpAddr, peer: IpAddr, uas_port: u16) -> (Env, Running, SocketAddr) {
     let mut env = Env::new(
         &Options {
             rust_log: Some("info".into()),
             ..Options::default()
         }
         .users("[[user]]\nextension = \"100\"\npassword = \"unused-100\"\ncontext = \"bench\"\n")
-        .security("exempt", "[\"127.0.0.1\"]"),
+        .security("exempt", &format!("[\"{peer}\"]")),
     );
-    let uas_port = common::free_port(&[common::V4]);
-    let uac_port = common::free_port(&[common::V4]);
     let config = env.config_dir();
     fs::write(
         config.join("trunks.toml"),
         format!(
-            "[trunk.loadgen]\nkind = \"carrier\"\ncontacts = [\"sip:127.0.0.1:{uas_port}\"]\n\
-             identify = [\"127.0.0.1\"]\ncontext = \"bench\"\nallow = [\"ulaw\"]\n"
+            "[trunk.loadgen]\nkind = \"carrier\"\ncontacts = [\"sip:{peer}:{uas_port}\"]\n\
+             identify = [\"{peer}\"]\ncontext = \"bench\"\nallow = [\"ulaw\"]\n"
         ),
     )
     .expect("write trunks.toml");
@@ -65,45 +80,67 @@ fn relayed_calls_are_forwarded_by_the_kernel_with_every_packet_intact() {
          match = \"_2XXX\"\nsteps = [\n  { app = \"Dial\", targets = [\"trunk/loadgen/${EXTEN}\"], timeout = 30 },\n  { app = \"Hangup\" },\n]\n",
     )
     .expect("write dialplan.toml");
+    let sip = SocketAddr::new(switch_ip, env.port);
     let main = fs::read_to_string(config.join("carillon.toml")).expect("read carillon.toml");
+    let main = common::replace_listeners(&main, &[("udp", sip), ("tcp", sip)]);
     let main = common::set_keys(
         &main,
         "rtp",
         &[
-            ("address".to_string(), "\"127.0.0.1\"".to_string()),
-            ("kernel_forwarding".to_string(), "true".to_string()),
+            ("address", format!("\"{switch_ip}\"")),
+            ("kernel_forwarding", "true".to_string()),
         ],
     );
     fs::write(config.join("carillon.toml"), main).expect("write carillon.toml");
-
-    let mut sw = env.start();
+    let sw = env.start();
     assert!(
         sw.wait_log("kernel RTP forwarding attached", Duration::from_secs(5)),
-        "the XDP program was not attached (root needed):\n{}",
+        "the kernel RTP program was not attached (root needed):\n{}",
         sw.log()
     );
+    (env, sw, sip)
+}
 
-    // 20 calls, each holding 4 s of RTP both ways (200 packets per direction).
-    let mut cmd = Command::new(load_bin());
+/// `carillon-load` placing `calls` calls of 4 s with RTP from `peer`
+/// through the switch at `sip`, optionally inside network namespace `netns`.
+fn run_calls(
+    env: &Env,
+    sw: &Running,
+    netns: Option<&str>,
+    peer: IpAddr,
+    uas_port: u16,
+    uac_port: u16,
+    sip: SocketAddr,
+    calls: u64,
+) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(load_bin());
+            c
+        }
+        None => Command::new(load_bin()),
+    };
+    let calls_s = calls.to_string();
     cmd.args([
         "--target",
-        &sw.addr().to_string(),
+        &sip.to_string(),
         "--role",
         "both",
         "--uas-listen",
-        &format!("127.0.0.1:{uas_port}"),
+        &format!("{peer}:{uas_port}"),
         "--uac-listen",
-        &format!("127.0.0.1:{uac_port}"),
+        &format!("{peer}:{uac_port}"),
         "--local-ip",
-        "127.0.0.1",
+        &peer.to_string(),
         "--callee",
         "2000-2999",
         "--calls",
-        "20",
+        &calls_s,
         "--rate",
-        "20",
+        &calls_s,
         "--concurrency",
-        "20",
+        &calls_s,
         "--duration",
         "4s",
         "--rtp",
@@ -131,12 +168,12 @@ fn relayed_calls_are_forwarded_by_the_kernel_with_every_packet_intact() {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or_else(|| panic!("{path} missing in {report}"))
     };
-    assert_eq!(n("/uac/answered"), 20, "{report}");
+    assert_eq!(n("/uac/answered"), calls, "{report}");
     assert_eq!(n("/uac/failed"), 0, "{report}");
     for dir in ["uac_to_uas", "uas_to_uac"] {
         let sent = n(&format!("/rtp/{dir}/packets_sent"));
         assert!(
-            sent >= 20 * 150,
+            sent >= calls * 150,
             "{dir}: only {sent} packets sent: {report}"
         );
         assert_eq!(
@@ -152,8 +189,11 @@ fn relayed_calls_are_forwarded_by_the_kernel_with_every_packet_intact() {
         );
         assert_eq!(n(&format!("/rtp/{dir}/reordered")), 0, "{dir}: {report}");
     }
+}
 
-    // The per-leg counters: most packets went through the kernel.
+/// The legs' counters once every call has ended: most packets went
+/// through the kernel, none was lost.
+fn assert_mostly_kernel(sw: &Running, calls: u64) {
     let closed = || {
         sw.log()
             .lines()
@@ -161,18 +201,19 @@ fn relayed_calls_are_forwarded_by_the_kernel_with_every_packet_intact() {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while closed().len() < 40 && std::time::Instant::now() < deadline {
+    let legs = usize::try_from(2 * calls).expect("small");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while closed().len() < legs && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let lines = closed();
-    assert_eq!(lines.len(), 40, "two legs per call:\n{}", sw.log());
+    assert_eq!(lines.len(), legs, "two legs per call:\n{}", sw.log());
     let packets_in: u64 = lines.iter().map(|l| field(l, "packets_in")).sum();
     let in_kernel: u64 = lines.iter().map(|l| field(l, "packets_in_kernel")).sum();
     let lost: u64 = lines.iter().map(|l| field(l, "lost")).sum();
     eprintln!("legs counted {packets_in} packets in, {in_kernel} of them forwarded by the kernel");
     assert!(
-        packets_in >= 2 * 20 * 150,
+        packets_in >= 2 * calls * 150,
         "the legs counted only {packets_in} packets:\n{}",
         lines.join("\n")
     );
@@ -182,5 +223,77 @@ fn relayed_calls_are_forwarded_by_the_kernel_with_every_packet_intact() {
         lines.join("\n")
     );
     assert_eq!(lost, 0, "{}", lines.join("\n"));
+}
+
+#[test]
+fn relayed_calls_on_loopback_are_forwarded_by_the_kernel_with_every_packet_intact() {
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let uas_port = common::free_port(&[local]);
+    let uac_port = common::free_port(&[local]);
+    let (env, mut sw, sip) = start_switch(local, local, uas_port);
+    run_calls(&env, &sw, None, local, uas_port, uac_port, sip, 20);
+    assert_mostly_kernel(&sw, 20);
+    assert!(sw.stop().success(), "{}", sw.log());
+}
+
+/// A network namespace with a veth pair to this one; removed on drop.
+struct PeerNamespace {
+    name: String,
+}
+
+impl PeerNamespace {
+    /// `ours`/`theirs`: the /24 addresses on each end.
+    fn create(tag: u8, ours: Ipv4Addr, theirs: Ipv4Addr) -> PeerNamespace {
+        let id = std::process::id() % 10_000;
+        let name = format!("carillon-k{id}-{tag}");
+        let (a, b) = (format!("ck{id}a{tag}"), format!("ck{id}b{tag}"));
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        sh(&["ip", "netns", "add", &name]);
+        let ns = PeerNamespace { name };
+        sh(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]);
+        sh(&["ip", "link", "set", &b, "netns", &ns.name]);
+        sh(&["ip", "addr", "add", &format!("{ours}/24"), "dev", &a]);
+        sh(&["ip", "link", "set", &a, "up"]);
+        let exec = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", ns.name.as_str()];
+            all.extend_from_slice(args);
+            sh(&all);
+        };
+        exec(&["ip", "addr", "add", &format!("{theirs}/24"), "dev", &b]);
+        exec(&["ip", "link", "set", &b, "up"]);
+        exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for PeerNamespace {
+    fn drop(&mut self) {
+        // Deleting the namespace destroys its veth end and with it the pair.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn relayed_calls_to_peers_behind_a_veth_are_forwarded_by_the_kernel() {
+    let tag = u8::try_from(std::process::id() % 200).expect("small") + 20;
+    let ours = Ipv4Addr::new(10, 213, tag, 1);
+    let theirs = Ipv4Addr::new(10, 213, tag, 2);
+    let ns = PeerNamespace::create(tag, ours, theirs);
+    // Ports inside the fresh namespace are all free.
+    let (uas_port, uac_port) = (25060, 25062);
+    let (env, mut sw, sip) = start_switch(IpAddr::V4(ours), IpAddr::V4(theirs), uas_port);
+    run_calls(
+        &env,
+        &sw,
+        Some(&ns.name),
+        IpAddr::V4(theirs),
+        uas_port,
+        uac_port,
+        sip,
+        20,
+    );
+    assert_mostly_kernel(&sw, 20);
     assert!(sw.stop().success(), "{}", sw.log());
 }

@@ -1,10 +1,9 @@
-//! The XDP program on the real loopback device: a flow's RTP is rewritten
+//! The kernel RTP program on the real loopback device: a flow's RTP is rewritten
 //! and readdressed in the kernel, and what the program must not touch
 //! reaches the local socket unchanged. Needs root (CAP_BPF, CAP_NET_ADMIN);
-//! CI runs as root. One test function, because only one XDP program can be
-//! attached to `lo` at a time.
+//! CI runs as root.
 
-use carillon_xdp::{FlowKey, FlowRule, XdpRelay};
+use carillon_kernelpath::{FlowKey, FlowRule, KernelRelay};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
@@ -33,8 +32,8 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
-    let relay = XdpRelay::attach(&["lo".to_string()])
-        .expect("attaching the XDP program to lo needs root (CAP_BPF and CAP_NET_ADMIN)");
+    let relay = KernelRelay::attach(&["lo".to_string()])
+        .expect("attaching the kernel RTP program to lo needs root (CAP_BPF and CAP_NET_ADMIN)");
     let mut table = relay.flow_table().expect("flow table");
 
     let phone_a = socket(); // the far end of leg A

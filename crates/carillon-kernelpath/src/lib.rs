@@ -1,7 +1,7 @@
-//! `carillon-xdp`: the kernel fast path of the RTP relay, the role of
+//! `carillon-kernelpath`: the kernel fast path of the RTP relay, the role of
 //! rtpengine's kernel module.
 //!
-//! Owns the XDP program (`bpf/relay.bpf.c`, compiled to the committed
+//! Owns the eBPF TC classifier (`bpf/relay.bpf.c`, compiled to the committed
 //! `bpf/relay.bpf.o` by `bpf/build.sh` so a build needs only Rust), its
 //! attachment to network interfaces, and the byte layout of its flow table.
 //! It does not decide which flows are forwarded in the kernel: the media
@@ -9,25 +9,26 @@
 //! carries its decisions into the table through [`FlowTable`].
 //!
 //! ```text
-//!  datagram ─► XDP: flows[remote, local] ─ miss / other PT / other SSRC ─► stack ─► userspace relay
+//!  datagram ─► TC ingress: flows[remote, local] ─ miss / other PT / other SSRC ─► stack ─► userspace relay
 //!                        │ hit
 //!                        └─► rewrite PT, seq, ts, SSRC; readdress from the bridged leg's
-//!                            port to its peer; count ─► local: stack delivers it
-//!                                                       remote: bpf_redirect via the FIB
+//!                            port to its peer; count ─► local: up the stack (via lo)
+//!                                                       remote: bpf_redirect_neigh
 //! ```
 //!
 //! A flow is a 4-tuple (remote address and port, local address and port)
 //! of one direction of one bridged call. IPv4 only: IPv6 media stays in
-//! userspace. The program is detached when the [`XdpRelay`] is dropped or
-//! the process exits (it is attached through a BPF link where the kernel
-//! has them), so a crashed switch leaves no forwarding behind.
+//! userspace. The program is attached through TCX links (Linux 6.6+; older
+//! kernels get a clsact qdisc and a netlink filter): several programs can
+//! share an interface, and a link goes away with the process that holds it,
+//! so a crashed switch leaves no forwarding behind.
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::{tc, SchedClassifier, TcAttachType};
 use aya::Ebpf;
 use std::net::{IpAddr, SocketAddrV4};
 
-/// The compiled XDP program.
+/// The compiled TC program.
 const PROGRAM_OBJECT: &[u8] = include_bytes!("../bpf/relay.bpf.o");
 const PROGRAM_NAME: &str = "carillon_rtp_relay";
 const FLOW_MAP: &str = "flows";
@@ -38,10 +39,10 @@ pub const RULE_LEN: usize = 48;
 
 /// Errors loading the program or using its table.
 #[derive(Debug, thiserror::Error)]
-pub enum XdpError {
-    #[error("loading the XDP program: {0}")]
+pub enum KernelPathError {
+    #[error("loading the kernel RTP program: {0}")]
     Load(String),
-    #[error("attaching the XDP program to interface {interface}: {reason}")]
+    #[error("attaching the kernel RTP program to interface {interface}: {reason}")]
     Attach { interface: String, reason: String },
     #[error("no network interface carries address {0}")]
     NoInterface(IpAddr),
@@ -150,49 +151,66 @@ impl FlowCounters {
 
 /// The loaded program, attached to some interfaces. Dropping it detaches
 /// the program.
-pub struct XdpRelay {
+pub struct KernelRelay {
     _ebpf: Ebpf,
     map_id: u32,
     interfaces: Vec<String>,
 }
 
-impl std::fmt::Debug for XdpRelay {
+impl std::fmt::Debug for KernelRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdpRelay")
+        f.debug_struct("KernelRelay")
             .field("map_id", &self.map_id)
             .field("interfaces", &self.interfaces)
             .finish()
     }
 }
 
-impl XdpRelay {
-    /// Loads the program and attaches it (generic/SKB mode, which every
-    /// driver and the loopback device support) to each named interface.
-    /// Needs CAP_BPF and CAP_NET_ADMIN (root).
-    pub fn attach(interfaces: &[String]) -> Result<Self, XdpError> {
-        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| XdpError::Load(e.to_string()))?;
-        let program: &mut Xdp = ebpf
+impl KernelRelay {
+    /// Loads the program and attaches it at ingress of each named
+    /// interface. Needs CAP_BPF and CAP_NET_ADMIN (root).
+    pub fn attach(interfaces: &[String]) -> Result<Self, KernelPathError> {
+        let mut ebpf =
+            Ebpf::load(PROGRAM_OBJECT).map_err(|e| KernelPathError::Load(e.to_string()))?;
+        let program: &mut SchedClassifier = ebpf
             .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| XdpError::Load(format!("the object has no program {PROGRAM_NAME}")))?
+            .ok_or_else(|| {
+                KernelPathError::Load(format!("the object has no program {PROGRAM_NAME}"))
+            })?
             .try_into()
-            .map_err(|e: aya::programs::ProgramError| XdpError::Load(e.to_string()))?;
-        program.load().map_err(|e| XdpError::Load(e.to_string()))?;
+            .map_err(|e: aya::programs::ProgramError| KernelPathError::Load(e.to_string()))?;
+        program
+            .load()
+            .map_err(|e| KernelPathError::Load(e.to_string()))?;
         for interface in interfaces {
-            program
-                .attach(interface, XdpMode::Skb)
-                .map_err(|e| XdpError::Attach {
-                    interface: interface.clone(),
-                    reason: e.to_string(),
-                })?;
+            // TCX (Linux 6.6+) needs no qdisc; the netlink fallback of
+            // older kernels needs a clsact qdisc, added only then.
+            let attached = program
+                .attach(interface, TcAttachType::Ingress)
+                .or_else(|_| {
+                    let _ = tc::qdisc_add_clsact(interface);
+                    program.attach(interface, TcAttachType::Ingress)
+                });
+            attached.map_err(|e| KernelPathError::Attach {
+                interface: interface.clone(),
+                reason: e.to_string(),
+            })?;
         }
         let map = ebpf
             .map(FLOW_MAP)
-            .ok_or_else(|| XdpError::Load(format!("the object has no map {FLOW_MAP}")))?;
+            .ok_or_else(|| KernelPathError::Load(format!("the object has no map {FLOW_MAP}")))?;
         let map_id = match map {
-            Map::HashMap(data) => data.info().map_err(|e| XdpError::Map(e.to_string()))?.id(),
-            _ => return Err(XdpError::Load(format!("{FLOW_MAP} is not a hash map"))),
+            Map::HashMap(data) => data
+                .info()
+                .map_err(|e| KernelPathError::Map(e.to_string()))?
+                .id(),
+            _ => {
+                return Err(KernelPathError::Load(format!(
+                    "{FLOW_MAP} is not a hash map"
+                )))
+            }
         };
-        Ok(XdpRelay {
+        Ok(KernelRelay {
             _ebpf: ebpf,
             map_id,
             interfaces: interfaces.to_vec(),
@@ -205,7 +223,7 @@ impl XdpRelay {
     }
 
     /// A handle on the flow table for one thread.
-    pub fn flow_table(&self) -> Result<FlowTable, XdpError> {
+    pub fn flow_table(&self) -> Result<FlowTable, KernelPathError> {
         FlowTable::open(self.map_id)
     }
 
@@ -228,47 +246,48 @@ impl std::fmt::Debug for FlowTable {
 
 impl FlowTable {
     /// Opens the table with kernel id `map_id`.
-    pub fn open(map_id: u32) -> Result<Self, XdpError> {
-        let data = MapData::from_id(map_id).map_err(|e| XdpError::Map(e.to_string()))?;
-        let map =
-            BpfHashMap::try_from(Map::HashMap(data)).map_err(|e| XdpError::Map(e.to_string()))?;
+    pub fn open(map_id: u32) -> Result<Self, KernelPathError> {
+        let data = MapData::from_id(map_id).map_err(|e| KernelPathError::Map(e.to_string()))?;
+        let map = BpfHashMap::try_from(Map::HashMap(data))
+            .map_err(|e| KernelPathError::Map(e.to_string()))?;
         Ok(FlowTable { map })
     }
 
     /// Installs (or replaces, zeroing its counters) the rule of a flow.
-    pub fn insert(&mut self, key: &FlowKey, rule: &FlowRule) -> Result<(), XdpError> {
+    pub fn insert(&mut self, key: &FlowKey, rule: &FlowRule) -> Result<(), KernelPathError> {
         self.map
             .insert(key.encode(), rule.encode(), 0)
-            .map_err(|e| XdpError::Map(e.to_string()))
+            .map_err(|e| KernelPathError::Map(e.to_string()))
     }
 
     /// Removes a flow; its counters at removal, if it was installed.
-    pub fn remove(&mut self, key: &FlowKey) -> Result<Option<FlowCounters>, XdpError> {
+    pub fn remove(&mut self, key: &FlowKey) -> Result<Option<FlowCounters>, KernelPathError> {
         let counters = self.counters(key)?;
         if counters.is_some() {
             self.map
                 .remove(&key.encode())
-                .map_err(|e| XdpError::Map(e.to_string()))?;
+                .map_err(|e| KernelPathError::Map(e.to_string()))?;
         }
         Ok(counters)
     }
 
     /// The counters of an installed flow.
-    pub fn counters(&self, key: &FlowKey) -> Result<Option<FlowCounters>, XdpError> {
+    pub fn counters(&self, key: &FlowKey) -> Result<Option<FlowCounters>, KernelPathError> {
         match self.map.get(&key.encode(), 0) {
             Ok(rule) => Ok(Some(FlowCounters::decode(&rule))),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(XdpError::Map(e.to_string())),
+            Err(e) => Err(KernelPathError::Map(e.to_string())),
         }
     }
 }
 
 /// The interfaces media for `ip` arrives on: those carrying the address,
 /// or every interface that is up when `ip` is the wildcard.
-pub fn interfaces_for(ip: IpAddr) -> Result<Vec<String>, XdpError> {
+pub fn interfaces_for(ip: IpAddr) -> Result<Vec<String>, KernelPathError> {
     use nix::net::if_::InterfaceFlags;
     let mut names: Vec<String> = Vec::new();
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| XdpError::Interfaces(e.to_string()))?;
+    let addrs =
+        nix::ifaddrs::getifaddrs().map_err(|e| KernelPathError::Interfaces(e.to_string()))?;
     for ifa in addrs {
         if !ifa.flags.contains(InterfaceFlags::IFF_UP) {
             continue;
@@ -284,7 +303,7 @@ pub fn interfaces_for(ip: IpAddr) -> Result<Vec<String>, XdpError> {
         }
     }
     if names.is_empty() {
-        return Err(XdpError::NoInterface(ip));
+        return Err(KernelPathError::NoInterface(ip));
     }
     Ok(names)
 }
@@ -356,7 +375,7 @@ mod tests {
         assert_eq!(names, vec!["lo".to_string()]);
         assert!(matches!(
             interfaces_for(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
-            Err(XdpError::NoInterface(_))
+            Err(KernelPathError::NoInterface(_))
         ));
     }
 }

@@ -1,35 +1,37 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0 OR GPL-2.0
 //
-// carillon-xdp: the kernel fast path of the RTP relay.
+// carillon-kernelpath: the kernel fast path of the RTP relay.
 //
-// One XDP program, attached to the interfaces media arrives on. For a UDP
-// datagram whose 4-tuple (source address and port, local address and port)
-// is a key of `flows`, and whose RTP header carries the expected version,
-// payload type and SSRC, it does what the userspace relay would have done:
-// rewrite payload type, sequence number, timestamp and SSRC, readdress the
-// datagram from the bridged leg's port to that leg's destination, and
-// count it. Everything else (unknown flows, RTCP, telephone-events, a new
-// SSRC, IP options, fragments, IPv6) passes to the stack unchanged, so the
-// userspace relay keeps handling it; it is also what the switch sees first
-// before it installs a flow.
+// One TC classifier (attached at ingress of the interfaces media arrives
+// on, through TCX links where the kernel has them). For a UDP datagram whose
+// 4-tuple (source address and port, local address and port) is a key of
+// `flows`, and whose RTP header carries the expected version, payload type
+// and SSRC, it does what the userspace relay would have done: rewrite
+// payload type, sequence number, timestamp and SSRC, readdress the datagram
+// from the bridged leg's port to that leg's destination, and count it.
+// Everything else (unknown flows, RTCP, telephone-events, a new SSRC, IP
+// options, fragments, IPv6) goes on unchanged (TC_ACT_UNSPEC: the next
+// program, then the stack), so the userspace relay keeps handling it; it
+// is also what the switch sees first, before it installs a flow.
 //
 // Delivery: a local destination (loopback, another process on this host;
-// userspace marks the flow FLOW_LOCAL) is delivered by the stack after
-// XDP_PASS. A remote one is sent out of the interface the FIB names, with
-// the neighbour's MAC, by bpf_redirect; if the FIB has no answer (no
-// neighbour entry yet, or forwarding disabled on the interface, which
-// bpf_fib_lookup requires), the datagram passes to userspace unchanged,
-// whose send resolves the neighbour.
+// userspace marks the flow FLOW_LOCAL) continues up the stack, through the
+// loopback device when it arrived elsewhere (a local source address is
+// only accepted there). A remote one leaves by bpf_redirect_neigh out of
+// the interface it arrived on, which routes it like a locally sent
+// datagram and fills in the next hop's MAC from the neighbour table: no IP
+// forwarding needs to be enabled.
 //
 // Map layouts are fixed little structs in network byte order where they
-// hold packet fields; carillon-xdp/src/lib.rs encodes the same layout.
-// Rebuild the object with crates/carillon-xdp/bpf/build.sh.
+// hold packet fields; carillon-kernelpath/src/lib.rs encodes the same layout.
+// Rebuild the object with crates/carillon-kernelpath/bpf/build.sh.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/udp.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -84,33 +86,42 @@ static __always_inline __u16 ipv4_checksum(struct iphdr *ip)
 	return (__u16)~sum;
 }
 
-SEC("xdp")
-int carillon_rtp_relay(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+/* Ethernet + IPv4 without options + UDP + the fixed RTP header. */
+#define HEADERS_LEN (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr) + 12)
+#define LOOPBACK_IFINDEX 1
 
+SEC("classifier")
+int carillon_rtp_relay(struct __sk_buff *skb)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_UNSPEC;
+	if ((void *)(long)skb->data + HEADERS_LEN > (void *)(long)skb->data_end &&
+	    bpf_skb_pull_data(skb, HEADERS_LEN) < 0)
+		return TC_ACT_UNSPEC;
+
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 	if (ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 	if (ip->frag_off & bpf_htons(0x3fff))
-		return XDP_PASS; /* a fragment, or more to come */
+		return TC_ACT_UNSPEC; /* a fragment, or more to come */
 
 	struct udphdr *udp = (void *)(ip + 1);
 	if ((void *)(udp + 1) > data_end)
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 
 	__u8 *rtp = (void *)(udp + 1);
 	if ((void *)(rtp + 12) > data_end)
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 
 	struct flow_key key = {
 		.saddr = ip->saddr,
@@ -120,37 +131,19 @@ int carillon_rtp_relay(struct xdp_md *ctx)
 	};
 	struct flow_rule *rule = bpf_map_lookup_elem(&flows, &key);
 	if (!rule)
-		return XDP_PASS;
+		return TC_ACT_UNSPEC;
 
 	if ((rtp[0] & 0xc0) != 0x80)
-		return XDP_PASS; /* not RTP version 2 */
+		return TC_ACT_UNSPEC; /* not RTP version 2 */
 	if ((rtp[1] & 0x7f) != rule->pt_in)
-		return XDP_PASS; /* telephone-event, CN, RTCP: userspace */
+		return TC_ACT_UNSPEC; /* telephone-event, CN, RTCP: userspace */
 	__u32 *ssrc = (__u32 *)(rtp + 8);
 	if (*ssrc != rule->ssrc_in)
-		return XDP_PASS; /* a new source: userspace re-maps it */
+		return TC_ACT_UNSPEC; /* a new source: userspace re-maps it */
 
 	__u16 udp_len = bpf_ntohs(udp->len);
 	if (udp_len < sizeof(struct udphdr) + 12)
-		return XDP_PASS;
-
-	/* Where does the rewritten datagram go? A local destination is
-	 * delivered by the stack; a remote one needs the FIB (which answers only
-	 * where forwarding is enabled on the interface) and a neighbour entry. */
-	int local = rule->flags & FLOW_LOCAL;
-	struct bpf_fib_lookup fib = {};
-	if (!local) {
-		fib.family = AF_INET;
-		fib.tos = ip->tos;
-		fib.l4_protocol = IPPROTO_UDP;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
-		fib.ipv4_src = ip->daddr;
-		fib.ipv4_dst = rule->out_daddr;
-		fib.ifindex = ctx->ingress_ifindex;
-		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT) !=
-		    BPF_FIB_LKUP_RET_SUCCESS)
-			return XDP_PASS; /* no route, neighbour or forwarding: userspace sends it */
-	}
+		return TC_ACT_UNSPEC;
 
 	/* RTP header */
 	rtp[1] = (rtp[1] & 0x80) | (rule->pt_out & 0x7f);
@@ -176,13 +169,12 @@ int carillon_rtp_relay(struct xdp_md *ctx)
 	rule->last_ts = ts_out;
 	rule->last_seq = seq_out;
 
-	if (local)
-		return XDP_PASS;
-	if (ip->ttl <= 1)
-		return XDP_PASS;
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	return bpf_redirect(fib.ifindex, 0);
+	if (rule->flags & FLOW_LOCAL) {
+		if (skb->ifindex == LOOPBACK_IFINDEX)
+			return TC_ACT_OK;
+		return bpf_redirect(LOOPBACK_IFINDEX, BPF_F_INGRESS);
+	}
+	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
