@@ -101,18 +101,24 @@ fn start_switch(switch_ip: IpAddr, peer: IpAddr, uas_port: u16) -> (Env, Running
     (env, sw, sip)
 }
 
-/// `carillon-load` placing `calls` calls of 4 s with RTP from `peer`
-/// through the switch at `sip`, optionally inside network namespace `netns`.
-fn run_calls(
-    env: &Env,
-    sw: &Running,
-    netns: Option<&str>,
-    peer: IpAddr,
+/// Where `carillon-load` runs and listens.
+struct LoadSide<'a> {
+    /// Network namespace to run in, if any.
+    netns: Option<&'a str>,
+    ip: IpAddr,
     uas_port: u16,
     uac_port: u16,
-    sip: SocketAddr,
-    calls: u64,
-) {
+}
+
+/// `carillon-load` placing `calls` calls of 4 s with RTP from `side`
+/// through the switch at `sip`.
+fn run_calls(env: &Env, sw: &Running, side: &LoadSide, sip: SocketAddr, calls: u64) {
+    let LoadSide {
+        netns,
+        ip: peer,
+        uas_port,
+        uac_port,
+    } = *side;
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -231,7 +237,13 @@ fn relayed_calls_on_loopback_are_forwarded_by_the_kernel_with_every_packet_intac
     let uas_port = common::free_port(&[local]);
     let uac_port = common::free_port(&[local]);
     let (env, mut sw, sip) = start_switch(local, local, uas_port);
-    run_calls(&env, &sw, None, local, uas_port, uac_port, sip, 20);
+    let side = LoadSide {
+        netns: None,
+        ip: local,
+        uas_port,
+        uac_port,
+    };
+    run_calls(&env, &sw, &side, sip, 20);
     assert_mostly_kernel(&sw, 20);
     assert!(sw.stop().success(), "{}", sw.log());
 }
@@ -284,16 +296,13 @@ fn relayed_calls_to_peers_behind_a_veth_are_forwarded_by_the_kernel() {
     // Ports inside the fresh namespace are all free.
     let (uas_port, uac_port) = (25060, 25062);
     let (env, mut sw, sip) = start_switch(IpAddr::V4(ours), IpAddr::V4(theirs), uas_port);
-    run_calls(
-        &env,
-        &sw,
-        Some(&ns.name),
-        IpAddr::V4(theirs),
+    let side = LoadSide {
+        netns: Some(&ns.name),
+        ip: IpAddr::V4(theirs),
         uas_port,
         uac_port,
-        sip,
-        20,
-    );
+    };
+    run_calls(&env, &sw, &side, sip, 20);
     assert_mostly_kernel(&sw, 20);
     assert!(sw.stop().success(), "{}", sw.log());
 }
