@@ -18,9 +18,10 @@
 // userspace marks the flow FLOW_LOCAL) continues up the stack, through the
 // loopback device when it arrived elsewhere (a local source address is
 // only accepted there). A remote one leaves by bpf_redirect_neigh out of
-// the interface it arrived on, which routes it like a locally sent
-// datagram and fills in the next hop's MAC from the neighbour table: no IP
-// forwarding needs to be enabled.
+// the interface userspace found the route to it on (the one it arrived on
+// when unset), which routes it like a locally sent datagram and fills in
+// the next hop's MAC from the neighbour table: no IP forwarding needs to
+// be enabled.
 //
 // Map layouts are fixed little structs in network byte order where they
 // hold packet fields; carillon-kernelpath/src/lib.rs encodes the same layout.
@@ -62,6 +63,8 @@ struct flow_rule {
 	__u16 last_seq;   /* sequence number of the last packet sent (host order) */
 	__u8 flags;       /* FLOW_LOCAL: the destination is an address of this host */
 	__u8 pad;
+	__u32 out_ifindex; /* interface towards a remote destination (0: the ingress one) */
+	__u32 pad2;
 };
 
 #define FLOW_LOCAL 1
@@ -174,7 +177,8 @@ int carillon_rtp_relay(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		return bpf_redirect(LOOPBACK_IFINDEX, BPF_F_INGRESS);
 	}
-	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
+	__u32 out = rule->out_ifindex ? rule->out_ifindex : skb->ifindex;
+	return bpf_redirect_neigh(out, NULL, 0, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

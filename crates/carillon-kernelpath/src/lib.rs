@@ -35,7 +35,7 @@ const FLOW_MAP: &str = "flows";
 /// Size of `struct flow_key` in `relay.bpf.c`.
 pub const KEY_LEN: usize = 12;
 /// Size of `struct flow_rule` in `relay.bpf.c`.
-pub const RULE_LEN: usize = 48;
+pub const RULE_LEN: usize = 56;
 
 /// Errors loading the program or using its table.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,9 @@ pub struct FlowRule {
     /// The destination is an address of this host (loopback, or another
     /// process here): the stack delivers it; otherwise the FIB is asked.
     pub local: bool,
+    /// Interface index a remote destination is reached through (0: the
+    /// interface the flow arrives on); see [`egress_interface`].
+    pub out_ifindex: u32,
 }
 
 impl FlowRule {
@@ -112,6 +115,7 @@ impl FlowRule {
         out[19] = self.pt_out & 0x7f;
         out[20..24].copy_from_slice(&self.ts_delta.to_ne_bytes());
         out[46] = u8::from(self.local);
+        out[48..52].copy_from_slice(&self.out_ifindex.to_ne_bytes());
         out
     }
 }
@@ -281,6 +285,30 @@ impl FlowTable {
     }
 }
 
+/// The index of the interface the kernel routes `destination` through (a
+/// connected UDP socket's source address, and the interface carrying it).
+/// `None` when it cannot tell, e.g. no route.
+pub fn egress_interface(destination: SocketAddrV4) -> Option<u32> {
+    let probe = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    probe.connect(destination).ok()?;
+    let source = match probe.local_addr().ok()? {
+        std::net::SocketAddr::V4(a) => *a.ip(),
+        std::net::SocketAddr::V6(_) => return None,
+    };
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for ifa in addrs {
+        let carries = ifa
+            .address
+            .as_ref()
+            .and_then(|a| a.as_sockaddr_in().map(|s| s.ip()))
+            .is_some_and(|a| a == source);
+        if carries {
+            return nix::net::if_::if_nametoindex(ifa.interface_name.as_str()).ok();
+        }
+    }
+    None
+}
+
 /// The interfaces media for `ip` arrives on: those carrying the address,
 /// or every interface that is up when `ip` is the wildcard.
 pub fn interfaces_for(ip: IpAddr) -> Result<Vec<String>, KernelPathError> {
@@ -337,6 +365,7 @@ mod tests {
             pt_in: 0,
             pt_out: 0x88, // only 7 bits are a payload type
             local: true,
+            out_ifindex: 7,
         };
         let b = rule.encode();
         assert_eq!(&b[0..4], &[192, 168, 1, 2]);
@@ -348,6 +377,7 @@ mod tests {
         assert_eq!((b[18], b[19]), (0, 8));
         assert_eq!(&b[20..24], &0x0708_090au32.to_ne_bytes());
         assert_eq!(b[46], 1);
+        assert_eq!(&b[48..52], &7u32.to_ne_bytes());
         assert_eq!(FlowCounters::decode(&b), FlowCounters::default());
     }
 
@@ -366,6 +396,15 @@ mod tests {
                 last_seq: 65535,
                 last_timestamp: 160_000
             }
+        );
+    }
+
+    #[test]
+    fn loopback_destinations_route_through_lo() {
+        let lo = nix::net::if_::if_nametoindex("lo").expect("lo");
+        assert_eq!(
+            egress_interface(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9)),
+            Some(lo)
         );
     }
 

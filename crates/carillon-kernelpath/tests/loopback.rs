@@ -57,6 +57,7 @@ fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
                 pt_in: 0,
                 pt_out: 8,
                 local: true,
+                out_ifindex: 0,
             },
         )
         .expect("insert");

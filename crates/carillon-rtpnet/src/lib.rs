@@ -338,6 +338,8 @@ struct Worker {
     flows: Option<FlowTable>,
     /// Installed kernel flows by the receiving leg's RTP port.
     installed: HashMap<u16, FlowKey>,
+    /// Interface index by remote media address (routes rarely change).
+    egress: HashMap<Ipv4Addr, u32>,
 }
 
 type Shared = Rc<RefCell<Worker>>;
@@ -368,6 +370,7 @@ impl Worker {
             send_drops: 0,
             flows: None,
             installed: HashMap::new(),
+            egress: HashMap::new(),
         }
     }
 
@@ -400,6 +403,13 @@ impl Worker {
                         pt_in: flow.pt_in,
                         pt_out: flow.pt_out,
                         local: flow.local_destination,
+                        // Remote: where the kernel routes it (one probe
+                        // socket per installed flow, not per packet).
+                        out_ifindex: if flow.local_destination {
+                            0
+                        } else {
+                            egress_of(&mut self.egress, *flow.destination.ip())
+                        },
                     };
                     if let Err(e) = table.insert(&key, &rule) {
                         tracing::debug!(port, error = %e, "media: kernel flow not installed");
@@ -594,6 +604,24 @@ impl Worker {
             }
         }
     }
+}
+
+/// Remote media addresses whose interface a worker remembers.
+const EGRESS_CACHE: usize = 4096;
+
+/// The interface the kernel routes `ip` through (0: let the kernel program
+/// use the ingress one), asked once per address.
+fn egress_of(cache: &mut HashMap<Ipv4Addr, u32>, ip: Ipv4Addr) -> u32 {
+    if let Some(&index) = cache.get(&ip) {
+        return index;
+    }
+    if cache.len() >= EGRESS_CACHE {
+        cache.clear();
+    }
+    let index =
+        carillon_kernelpath::egress_interface(std::net::SocketAddrV4::new(ip, 9)).unwrap_or(0);
+    cache.insert(ip, index);
+    index
 }
 
 fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
