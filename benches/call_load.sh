@@ -167,17 +167,24 @@ relay|transcode)
         --max-time "$((hold * 2 + 60))s" > "$WORK/report.json" &
     LOAD_PID=$!
     sleep $((ramp + 3))
+    if [ "${KERNEL:-0}" = 1 ]; then
+        bpf_stats_was="$(cat /proc/sys/kernel/bpf_stats_enabled)"
+        echo 1 > /proc/sys/kernel/bpf_stats_enabled
+    fi
+    read -r bpf_ns0 bpf_cnt0 < <(bpf_prog_stats "$SWITCH_PID")
     cpu0="$(cpu_ticks "$SWITCH_PID")"; t0="$(date +%s.%N)"; m0="$(machine_busy_ticks)"
     sleep "$WINDOW"
     cpu1="$(cpu_ticks "$SWITCH_PID")"; t1="$(date +%s.%N)"; m1="$(machine_busy_ticks)"
+    read -r bpf_ns1 bpf_cnt1 < <(bpf_prog_stats "$SWITCH_PID")
+    if [ "${KERNEL:-0}" = 1 ]; then echo "$bpf_stats_was" > /proc/sys/kernel/bpf_stats_enabled; fi
     rss1="$(rss_kb "$SWITCH_PID")"
     load_cpu="$(cpu_ticks "$LOAD_PID" 2>/dev/null || echo 0)"
     threads="$(ls /proc/$SWITCH_PID/task | wc -l)"
     wait "$LOAD_PID" || true
     LOAD_PID=""
-    python3 - "$WORK/report.json" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$CALLS" "$rss0" "$rss1" "$MODE" "$threads" "$m0" "$m1" "${KERNEL:-0}" "${DIRECT:-0}" <<'PY'
+    python3 - "$WORK/report.json" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$CALLS" "$rss0" "$rss1" "$MODE" "$threads" "$m0" "$m1" "${KERNEL:-0}" "${DIRECT:-0}" "$((bpf_ns1 - bpf_ns0))" "$((bpf_cnt1 - bpf_cnt0))" <<'PY'
 import json, sys
-path, t0, t1, c0, c1, tck, calls, rss0, rss1, mode, threads, m0, m1, kernel, direct = sys.argv[1:]
+path, t0, t1, c0, c1, tck, calls, rss0, rss1, mode, threads, m0, m1, kernel, direct, bpf_ns, bpf_cnt = sys.argv[1:]
 r = json.load(open(path))
 u, rtp = r["uac"], r.get("rtp") or {}
 wall = float(t1) - float(t0)
@@ -194,6 +201,10 @@ machine = (int(m1) - int(m0)) / int(tck) / wall
 print(f"  kernel_forwarding={kernel == '1'} direct_no_switch={direct == '1'} "
       f"machine_cpu={machine * 100:.1f}% of a core (all processes, kernel included) "
       f"machine_cpu_per_100_calls={machine * 100 / calls * 100:.2f}%")
+if int(bpf_cnt):
+    ns, cnt = int(bpf_ns), int(bpf_cnt)
+    print(f"  kernel program: {cnt} runs in the window ({cnt / wall:.0f}/s, every packet on the "
+          f"interface), {ns / cnt:.0f} ns per run, {ns / wall / 1e9 * 100:.2f}% of a core")
 for d in ("uac_to_uas", "uas_to_uac"):
     s = rtp.get(d, {})
     print(f"  rtp {d}: sent={s.get('packets_sent')} received={s.get('packets_received')} "

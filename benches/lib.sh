@@ -40,6 +40,18 @@ cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # softirq, steal): what a kernel fast path costs wherever it is charged.
 machine_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
+# run_time_ns and run_cnt of the BPF programs a process holds, summed
+# (kernel.bpf_stats_enabled must be 1): "ns count".
+bpf_prog_stats() {
+    local ns=0 cnt=0 f v c
+    for f in /proc/"$1"/fdinfo/*; do
+        grep -q '^prog_type' "$f" 2>/dev/null || continue
+        v="$(awk '/^run_time_ns/ {print $2}' "$f")"; c="$(awk '/^run_cnt/ {print $2}' "$f")"
+        ns=$((ns + ${v:-0})); cnt=$((cnt + ${c:-0}))
+    done
+    echo "$ns $cnt"
+}
+
 # utime + stime of a process and its direct children (Kamailio forks its
 # workers and timers under the main process).
 tree_pids() { echo "$1"; pgrep -P "$1" || true; }
