@@ -41,7 +41,9 @@ use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, 
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
-use carillon_sip::{HeaderName, Message, MessageBuilder, MessageWriter, Method, NameAddr};
+use carillon_sip::{
+    HeaderName, Message, MessageBuilder, MessageWriter, Method, NameAddr, ResponseParts,
+};
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
 };
@@ -1548,20 +1550,18 @@ impl Switch {
         now_ms: u64,
         _peer: Peer,
         msg: &Message,
+        parts: &ResponseParts<'_>,
     ) {
-        let Some(branch) = msg
-            .with_top_via(|v| v.branch().map(str::to_owned))
-            .flatten()
-        else {
+        let Some(branch) = parts.top_via.branch() else {
             return;
         };
-        let Some(cseq) = msg.cseq() else { return };
-        let key = if cseq.method == Method::Cancel {
-            format!("{branch}|CANCEL")
+        let key = if parts.cseq.method == Method::Cancel {
+            concat(&[branch, "|CANCEL"])
         } else {
-            branch.clone()
+            branch.to_owned()
         };
-        let Some(status) = msg.status() else { return };
+        let status = parts.status;
+        let to_tag = parts.to.tag();
         let Some(entry) = self.calls.clients.get_mut(&key) else {
             debug!(branch = %branch, status, "response matches no transaction; dropped");
             return;
@@ -1573,7 +1573,7 @@ impl Switch {
             Some(ack_from_response(
                 &self.calls.sip_host,
                 &entry.request_uri,
-                &branch,
+                branch,
                 msg,
             ))
         } else {
@@ -1610,7 +1610,9 @@ impl Switch {
         }
         for ev in events {
             match ev {
-                ClientEvent::Provisional(s) => self.fork_provisional(now, call_key, leg_id, s, msg),
+                ClientEvent::Provisional(s) => {
+                    self.fork_provisional(now, call_key, leg_id, s, msg, to_tag)
+                }
                 ClientEvent::Final(s) if (200..300).contains(&s) => {
                     let live = self
                         .calls
@@ -1618,12 +1620,12 @@ impl Switch {
                         .get(&call_key)
                         .is_some_and(|c| c.forks.iter().any(|l| l.id == leg_id));
                     if live {
-                        self.fork_answered(now, now_ms, call_key, leg_id, msg);
+                        self.fork_answered(now, now_ms, call_key, leg_id, msg, to_tag);
                     } else {
                         self.release_orphan_2xx(now, to, msg);
                     }
                 }
-                ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, msg),
+                ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, to_tag),
                 ClientEvent::Final(s @ (401 | 407)) => {
                     self.fork_challenged(now, now_ms, call_key, leg_id, s, msg)
                 }
@@ -1690,6 +1692,7 @@ impl Switch {
         leg_id: LegId,
         status: u16,
         msg: &Message,
+        to_tag: Option<&str>,
     ) {
         // A reliable provisional is PRACKed first; a repeated one is
         // not processed again (RFC 3262 §4).
@@ -1703,7 +1706,9 @@ impl Switch {
             if leg.state == LegState::Calling {
                 leg.state = LegState::Early;
             }
-            leg.remote_tag = leg.remote_tag.clone().or_else(|| msg.tag(HeaderName::To));
+            if leg.remote_tag.is_none() {
+                leg.remote_tag = to_tag.map(str::to_owned);
+            }
         }
         if status > 100 && !msg.body().is_empty() && self.fork_early_media(now, key, leg_id, msg) {
             return;
@@ -1800,7 +1805,7 @@ impl Switch {
         true
     }
 
-    fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, msg: &Message) {
+    fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, to_tag: Option<&str>) {
         // A retransmitted 2xx: our ACK was lost; send it again.
         let Some(call) = self.calls.calls.get(&key) else {
             return;
@@ -1809,20 +1814,22 @@ impl Switch {
             return;
         };
         let branch = concat(&["z9hG4bK", &leg.local_tag]);
-        let ack = Self::build_ack(
-            &self.calls.sip_host,
-            leg,
-            &branch,
-            leg.invite_cseq,
-            msg.tag(HeaderName::To).as_deref(),
-        );
+        let ack = Self::build_ack(&self.calls.sip_host, leg, &branch, leg.invite_cseq, to_tag);
         self.scratch.push(Transmit {
             to: leg.peer,
             bytes: ack,
         });
     }
 
-    fn fork_answered(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId, msg: &Message) {
+    fn fork_answered(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        leg_id: LegId,
+        msg: &Message,
+        to_tag: Option<&str>,
+    ) {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1831,7 +1838,7 @@ impl Switch {
         };
         {
             let leg = &mut call.forks[idx];
-            leg.remote_tag = msg.tag(HeaderName::To);
+            leg.remote_tag = to_tag.map(str::to_owned);
             if let Some(c) = msg.with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
             {
                 leg.remote_target = c;

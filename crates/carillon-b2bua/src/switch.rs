@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use carillon_digest::{Algorithm, AuthResult, Credentials, DigestConfig, DigestServer, Secret};
 use carillon_registrar::{Binding, BindingChange, RegisterError, Registrar, RegistrarConfig};
-use carillon_sip::validate::{response_is_usable, ALLOWED_METHODS, SUPPORTED_OPTIONS};
+use carillon_sip::validate::{response_parts, ALLOWED_METHODS, SUPPORTED_OPTIONS};
 use carillon_sip::{
     validate_request_parts, HeaderName, Message, Method, NameAddr, RequestParts, ResponseBuilder,
 };
@@ -391,8 +391,8 @@ impl Switch {
             if for_trunks {
                 self.drain_trunks();
                 self.flush_scratch();
-            } else if response_is_usable(&msg) {
-                self.handle_response(now, now_unix_ms, peer, &msg);
+            } else if let Some(parts) = response_parts(&msg) {
+                self.handle_response(now, now_unix_ms, peer, &msg, &parts);
                 self.flush_scratch();
             } else {
                 debug!(source = %peer, "unusable response dropped");
