@@ -42,7 +42,7 @@ use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
 use carillon_sip::{
-    HeaderName, Message, MessageBuilder, MessageWriter, Method, NameAddr, ResponseParts,
+    HeaderName, Message, MessageBuilder, MessageWriter, Method, RequestParts, ResponseParts,
 };
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
@@ -443,6 +443,24 @@ impl Calls {
     }
 }
 
+/// `"name" <uri>` with any `"` left out of the name, or `<uri>` for an
+/// empty name; `uri` is the concatenation of `uri_parts`. One allocation.
+fn quoted_name_addr(name: &str, uri_parts: &[&str]) -> String {
+    let uri_len: usize = uri_parts.iter().map(|p| p.len()).sum();
+    let mut out = String::with_capacity(name.len() + uri_len + 5);
+    if !name.is_empty() {
+        out.push('"');
+        out.extend(name.chars().filter(|c| *c != '"'));
+        out.push_str("\" ");
+    }
+    out.push('<');
+    for p in uri_parts {
+        out.push_str(p);
+    }
+    out.push('>');
+    out
+}
+
 /// Our Contact for a SIP host (`ip:port`).
 fn contact_of(sip_host: &str) -> String {
     concat(&["<sip:carillon@", sip_host, ">"])
@@ -489,6 +507,7 @@ impl Switch {
     }
 
     /// A new INVITE (no To tag) from an authenticated user or a trunk.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn handle_new_invite(
         &mut self,
         now: Instant,
@@ -496,6 +515,7 @@ impl Switch {
         key: &str,
         peer: Peer,
         msg: &Message,
+        parts: &RequestParts<'_>,
         caller: Caller,
     ) -> u16 {
         let Some(plan) = self.calls.config.dialplan.clone() else {
@@ -507,27 +527,30 @@ impl Switch {
             .header(HeaderName::From)
             .unwrap_or_default()
             .into_owned();
-        let (from_user, from_name, from_tag) = NameAddr::parse(&from)
-            .map(|n| {
-                (
-                    n.uri
-                        .user_unescaped()
-                        .map(|u| u.into_owned())
-                        .unwrap_or_default(),
-                    n.display_unquoted()
-                        .map(|d| d.into_owned())
-                        .unwrap_or_default(),
-                    n.tag().map(str::to_owned),
-                )
-            })
+        // Validation parsed From and the Request-URI already.
+        let is_trunk = matches!(caller, Caller::Trunk(_));
+        let from_user = if is_trunk {
+            parts
+                .from
+                .uri
+                .user_unescaped()
+                .map(|u| u.into_owned())
+                .unwrap_or_default()
+        } else {
+            // Only a trunk's caller is named by the From user.
+            String::new()
+        };
+        let from_name = parts
+            .from
+            .display_unquoted()
+            .map(|d| d.into_owned())
             .unwrap_or_default();
+        let from_tag = parts.from.tag().map(str::to_owned);
         let (context, caller_num, caller_name, codecs, trunk) = match &caller {
             Caller::User(u) => {
-                let user = self.users.get(u).cloned();
-                let ctx = user
-                    .as_ref()
-                    .map_or_else(|| "internal".to_owned(), |x| x.context.clone());
-                let codecs = user.map(|x| x.codecs).unwrap_or_default();
+                let user = self.users.get(u);
+                let ctx = user.map_or_else(|| "internal".to_owned(), |x| x.context.clone());
+                let codecs = user.map(|x| x.codecs.clone()).unwrap_or_default();
                 (
                     ctx,
                     u.clone(),
@@ -552,9 +575,10 @@ impl Switch {
                 Some(t.clone()),
             ),
         };
-        let exten = msg
-            .request_uri()
-            .and_then(|u| u.user_unescaped().map(|x| x.into_owned()))
+        let exten = parts
+            .request_uri
+            .user_unescaped()
+            .map(|x| x.into_owned())
             .unwrap_or_default();
 
         // Session timer (RFC 4028 §6): too small an interval gets a 422.
@@ -655,14 +679,15 @@ impl Switch {
             .unwrap_or_default();
         a.route_set = msg.header_list(HeaderName::RecordRoute).unwrap_or_default();
         a.local_cseq = 1;
-        a.plan = Some(a_plan.clone());
+        let a_params = leg_params(&a_plan);
+        a.plan = Some(a_plan);
         a.local_sdp = Some(answer);
         a.state = LegState::Early;
         a.peer_allows_update = allows_update(msg);
         let a_rel = prack::ReliableSender::new(
             prack::Rel::of(msg),
             (self.rng_u64() as u32) >> 1,
-            msg.cseq().map_or(1, |c| c.seq),
+            parts.cseq.seq,
             !peer.transport.is_reliable(),
             self.calls.config.timers.t1,
         );
@@ -682,7 +707,7 @@ impl Switch {
                 return 404;
             }
         };
-        if let Some(params) = leg_params(&a_plan) {
+        if let Some(params) = a_params {
             self.media(MediaCommand::OpenLeg {
                 session,
                 leg: a.id,
@@ -846,7 +871,6 @@ impl Switch {
         key: u64,
         targets: &[DialTarget],
     ) -> (usize, bool) {
-        let realm = self.realm.clone();
         let caller_num = self
             .calls
             .calls
@@ -874,7 +898,7 @@ impl Switch {
                         };
                         specs.push(ForkSpec {
                             request_uri: b.contact.clone(),
-                            to_uri: concat(&["<sip:", name, "@", &realm, ">"]),
+                            to_uri: concat(&["<sip:", name, "@", &self.realm, ">"]),
                             from_uri: None,
                             peer,
                             codecs: codecs.clone(),
@@ -964,53 +988,58 @@ impl Switch {
         let call_id = concat(&[&self.random_hex(), "@carillon"]);
         let branch = self.new_branch();
         let session_id = self.rng_u64() >> 1;
+        let ForkSpec {
+            request_uri,
+            to_uri,
+            from_uri,
+            peer,
+            codecs,
+            channel,
+            extra,
+            trunk,
+            user,
+        } = spec;
+        let mut leg = self.new_leg(call_id.clone(), peer, port, channel);
         let Some(call) = self.calls.calls.get(&key) else {
             self.calls.free_ports.give(port);
             return false;
         };
-        let realm = self.realm.clone();
-        let (caller_num, caller_name) = (call.caller_num.clone(), call.caller_name.clone());
         // The caller's session interval is asked of the callee too, so a
         // dead callee is noticed the same way (RFC 4028 §7.1).
         let session_expires = match call.a_session {
             session_timer::UasNegotiation::Accepted { se, .. } => Some(se.interval),
             _ => None,
         };
-        let mut leg = self.new_leg(call_id.clone(), spec.peer, port, spec.channel.clone());
-        let allowed = codec_list(&spec.codecs, &self.calls.config.default_codecs);
+        // Our From: `"name" <uri>` (quotes dropped from the name), or `<uri>`.
+        let caller_name = call.caller_name.as_str();
+        leg.local_uri = match from_uri {
+            Some(uri) => quoted_name_addr(caller_name, &[&uri]),
+            None => quoted_name_addr(caller_name, &["sip:", &call.caller_num, "@", &self.realm]),
+        };
+        let allowed = codec_list(&codecs, &self.calls.config.default_codecs);
         let mut policy = OfferPolicy::new(media_ip, port, allowed);
         policy.session_id = session_id;
         let offer = carillon_sdp::offer(&policy);
-        let display = if caller_name.is_empty() {
-            String::new()
-        } else {
-            concat(&["\"", &caller_name.replace('"', ""), "\" "])
-        };
-        let from_uri = spec
-            .from_uri
-            .clone()
-            .unwrap_or_else(|| concat(&["sip:", &caller_num, "@", &realm]));
-        leg.local_uri = concat(&[&display, "<", &from_uri, ">"]);
-        leg.remote_uri = spec.to_uri.clone();
-        leg.remote_target = spec.request_uri.clone();
-        leg.request_uri = spec.request_uri.clone();
-        leg.extra_headers = spec.extra.clone();
+        leg.remote_uri = to_uri;
+        leg.remote_target.clone_from(&request_uri);
+        leg.request_uri = request_uri;
+        leg.extra_headers = extra;
         if let Some(interval) = session_expires {
             leg.extra_headers
                 .push(("Session-Expires".to_owned(), interval.to_string()));
             leg.extra_headers
                 .push(("Min-SE".to_owned(), session_timer::MIN_SE.to_string()));
         }
-        leg.trunk = spec.trunk.clone();
-        leg.user = spec.user.clone();
-        leg.invite_branch = branch.clone();
+        leg.trunk = trunk;
+        leg.user = user;
+        leg.invite_branch.clone_from(&branch);
         leg.invite_cseq = 1;
         leg.local_cseq = 1;
         leg.local_sdp = Some(offer);
         let bytes = self.build_invite(&leg, None);
         let txn = ClientTransaction::new(
             TransactionKind::Invite,
-            spec.peer.transport.is_reliable(),
+            peer.transport.is_reliable(),
             bytes,
             now,
             self.calls.config.timers,
@@ -1023,22 +1052,12 @@ impl Switch {
                 leg: leg_id,
             },
         );
+        debug!(call = key, uri = %leg.request_uri, to = %peer, "fork started");
+        let request_uri = leg.request_uri.clone();
         if let Some(call) = self.calls.calls.get_mut(&key) {
             call.forks.push(leg);
         }
-        self.add_client(
-            now,
-            branch.clone(),
-            txn,
-            spec.peer,
-            key,
-            leg_id,
-            Method::Invite,
-        );
-        if let Some(e) = self.calls.clients.get_mut(&branch) {
-            e.request_uri = spec.request_uri.clone();
-        }
-        debug!(call = key, uri = %spec.request_uri, to = %spec.peer, "fork started");
+        self.add_client_with_uri(branch, txn, peer, key, leg_id, Method::Invite, request_uri);
         true
     }
 
@@ -1211,10 +1230,7 @@ impl Switch {
             now,
             self.calls.config.timers,
         );
-        self.add_client(now, branch.clone(), txn, peer, key, leg_id, Method::Invite);
-        if let Some(e) = self.calls.clients.get_mut(&branch) {
-            e.request_uri = request_uri;
-        }
+        self.add_client_with_uri(branch, txn, peer, key, leg_id, Method::Invite, request_uri);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1222,11 +1238,27 @@ impl Switch {
         &mut self,
         _now: Instant,
         branch: String,
+        txn: ClientTransaction,
+        to: Peer,
+        call: u64,
+        leg: LegId,
+        method: Method,
+    ) {
+        self.add_client_with_uri(branch, txn, to, call, leg, method, String::new());
+    }
+
+    /// [`Switch::add_client`] for a request whose Request-URI an ACK will
+    /// reuse (an INVITE).
+    #[allow(clippy::too_many_arguments)]
+    fn add_client_with_uri(
+        &mut self,
+        branch: String,
         mut txn: ClientTransaction,
         to: Peer,
         call: u64,
         leg: LegId,
         method: Method,
+        request_uri: String,
     ) {
         while let Some(b) = txn.poll_transmit() {
             self.scratch.push(Transmit { to, bytes: b });
@@ -1242,7 +1274,7 @@ impl Switch {
                 call,
                 leg,
                 method,
-                request_uri: String::new(),
+                request_uri,
                 refresh: false,
             },
         );
@@ -2636,5 +2668,30 @@ fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
         default.to_vec()
     } else {
         list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_from_is_written_as_the_concatenation_was() {
+        let old = |name: &str, uri: &str| {
+            let display = if name.is_empty() {
+                String::new()
+            } else {
+                concat(&["\"", &name.replace('"', ""), "\" "])
+            };
+            concat(&[&display, "<", uri, ">"])
+        };
+        for name in ["", "Agent", "A \"quoted\" name", "\"", "Zoë"] {
+            let uri = "sip:100@example.com";
+            assert_eq!(
+                quoted_name_addr(name, &["sip:", "100", "@", "example.com"]),
+                old(name, uri)
+            );
+            assert_eq!(quoted_name_addr(name, &[uri]), old(name, uri));
+        }
     }
 }

@@ -556,6 +556,7 @@ impl Switch {
                         &key,
                         peer,
                         msg,
+                        &parts,
                         crate::calls::Caller::Trunk(t),
                     ),
                     None => match self.authenticate(now, now_unix, peer, msg, true) {
@@ -565,6 +566,7 @@ impl Switch {
                             &key,
                             peer,
                             msg,
+                            &parts,
                             crate::calls::Caller::User(user),
                         ),
                         Err(stale) => {
