@@ -27,8 +27,7 @@ pub mod ports;
 pub mod prack;
 pub mod session_timer;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -259,7 +258,7 @@ pub struct Calls {
     by_call_id: HashMap<String, LegRef>,
     by_session: OwnKeyMap<SessionId, u64>,
     clients: OwnKeyMap<String, ClientEntry>,
-    deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
+    deadlines: crate::deadlines::Deadlines<Timer>,
     free_ports: ports::PortPool,
     next_id: u64,
     cps: limits::CpsWindows,
@@ -270,7 +269,7 @@ pub struct Calls {
     contact: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Timer {
     Client(String),
     Call(u64),
@@ -379,7 +378,7 @@ impl Calls {
             by_call_id: HashMap::new(),
             by_session: OwnKeyMap::default(),
             clients: OwnKeyMap::default(),
-            deadlines: BinaryHeap::new(),
+            deadlines: crate::deadlines::Deadlines::default(),
             free_ports,
             next_id: 1,
             cps: limits::CpsWindows::default(),
@@ -429,7 +428,7 @@ impl Calls {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((t, _))| *t)
+        self.deadlines.next_at()
     }
 
     fn next_id(&mut self) -> u64 {
@@ -439,7 +438,7 @@ impl Calls {
     }
 
     fn schedule(&mut self, at: Instant, t: Timer) {
-        self.deadlines.push(Reverse((at, t)));
+        self.deadlines.push(at, t);
     }
 }
 
@@ -1626,9 +1625,7 @@ impl Switch {
             events.push(ev);
         }
         if let Some(at) = entry.txn.poll_timeout() {
-            self.calls
-                .deadlines
-                .push(Reverse((at, Timer::Client(key.clone()))));
+            self.calls.deadlines.push(at, Timer::Client(key.clone()));
         }
         if entry.txn.is_terminated() {
             self.calls.clients.remove(&key);
@@ -2486,13 +2483,7 @@ impl Switch {
 
     /// Timers of client transactions and calls.
     pub(crate) fn calls_timeout(&mut self, now: Instant, now_ms: u64) {
-        while let Some(Reverse((at, _))) = self.calls.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, timer))) = self.calls.deadlines.pop() else {
-                break;
-            };
+        while let Some(timer) = self.calls.deadlines.pop_due(now) {
             match timer {
                 Timer::Client(branch) => self.client_timeout(now, now_ms, &branch),
                 Timer::Call(key) => self.call_timeout(now, now_ms, key),
@@ -2523,7 +2514,7 @@ impl Switch {
         if let Some(at) = entry.txn.poll_timeout() {
             self.calls
                 .deadlines
-                .push(Reverse((at, Timer::Client(branch.to_owned()))));
+                .push(at, Timer::Client(branch.to_owned()));
         }
         if entry.txn.is_terminated() {
             self.calls.clients.remove(branch);
@@ -2560,7 +2551,7 @@ impl Switch {
                 }
             }
             match r.poll_timeout() {
-                Some(at) => self.calls.deadlines.push(Reverse((at, Timer::Call(key)))),
+                Some(at) => self.calls.deadlines.push(at, Timer::Call(key)),
                 None => call.a_2xx = None,
             }
         }

@@ -5,8 +5,7 @@
 //! and `rport` on UDP, the same connection on streams). It does not decide
 //! what to answer; the [`crate::Switch`] does.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use bytes::Bytes;
 use carillon_sip::{Message, Method};
 use carillon_transaction::{ServerTransaction, TimerConfig, TransactionKind};
 
+use crate::deadlines::Deadlines;
 use crate::header_text::{push_ip, push_u64};
 
 /// Transport a message arrived on or leaves by.
@@ -273,7 +273,7 @@ struct Entry {
 pub struct ServerTable {
     cfg: TimerConfig,
     txns: HashMap<Arc<str>, Entry>,
-    deadlines: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    deadlines: Deadlines<Arc<str>>,
     invites: HashMap<String, Arc<str>>,
 }
 
@@ -289,7 +289,7 @@ impl ServerTable {
         ServerTable {
             cfg,
             txns: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             invites: HashMap::new(),
         }
     }
@@ -332,7 +332,7 @@ impl ServerTable {
             Some(e) => {
                 e.txn.handle_ack(now);
                 if let Some(at) = e.txn.poll_timeout() {
-                    self.deadlines.push(Reverse((at, e.key.clone())));
+                    self.deadlines.push(at, e.key.clone());
                 }
                 true
             }
@@ -424,7 +424,7 @@ impl ServerTable {
                 if e.txn.is_terminated() {
                     self.remove(key);
                 } else if let Some(at) = e.txn.poll_timeout() {
-                    self.deadlines.push(Reverse((at, e.key.clone())));
+                    self.deadlines.push(at, e.key.clone());
                 }
             }
             None => out.push(Transmit {
@@ -435,18 +435,12 @@ impl ServerTable {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((t, _))| *t)
+        self.deadlines.next_at()
     }
 
     /// Fires due timers; transactions that end are dropped.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, key))) = self.deadlines.pop() else {
-                break;
-            };
+        while let Some(key) = self.deadlines.pop_due(now) {
             let Some(e) = self.txns.get_mut(&key) else {
                 continue;
             };
@@ -464,7 +458,7 @@ impl ServerTable {
             if e.txn.is_terminated() {
                 self.remove(&key);
             } else if let Some(at) = e.txn.poll_timeout() {
-                self.deadlines.push(Reverse((at, key)));
+                self.deadlines.push(at, key);
             }
         }
     }
