@@ -53,12 +53,11 @@ fn bad(reason: &'static str) -> Rejection {
     Rejection::new(400, reason)
 }
 
-fn media_type(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// Whether the media type of a Content-Type or Accept element (before any
+/// `;` parameter) is one of `types` (lower case), ignoring ASCII case.
+fn media_type_is(ct: &str, types: &[&str]) -> bool {
+    let t = ct.split(';').next().unwrap_or("").trim();
+    types.iter().any(|x| t.eq_ignore_ascii_case(x))
 }
 
 /// The parts of a request that [`validate_request_parts`] parsed while
@@ -251,11 +250,8 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
         Method::Invite | Method::Update | Method::Prack | Method::Ack
     );
     if session_method && !msg.body().is_empty() {
-        let ct = msg
-            .content_type()
-            .map(|c| media_type(&c))
-            .unwrap_or_default();
-        if ct != "application/sdp" && ct != "multipart/mixed" {
+        let ct = msg.header_str(HeaderName::ContentType).unwrap_or_default();
+        if !media_type_is(ct, &["application/sdp", "multipart/mixed"]) {
             return Err(Rejection::new(415, "Unsupported Media Type"));
         }
         if let Some(enc) = msg.header(HeaderName::ContentEncoding) {
@@ -266,10 +262,10 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
     }
     if *method == Method::Invite {
         if let Some(accept) = msg.header(HeaderName::Accept) {
-            let ok = split_list(&accept).unwrap_or_default().iter().any(|a| {
-                let t = media_type(a);
-                t == "application/sdp" || t == "application/*" || t == "*/*"
-            });
+            let ok = split_list(&accept)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| media_type_is(a, &["application/sdp", "application/*", "*/*"]));
             if !accept.trim().is_empty() && !ok {
                 return Err(Rejection::new(406, "Not Acceptable"));
             }
@@ -336,6 +332,21 @@ mod tests {
 
     fn parse(s: &str) -> Message {
         Message::parse(Bytes::from(s.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn media_types_compare_as_the_lowercased_text_did() {
+        let types = ["application/sdp", "multipart/mixed"];
+        for (ct, want) in [
+            ("application/sdp", true),
+            (" Application/SDP ; charset=x", true),
+            ("MULTIPART/MIXED;boundary=b", true),
+            ("application/sdpx", false),
+            ("", false),
+            ("text/plain", false),
+        ] {
+            assert_eq!(media_type_is(ct, &types), want, "{ct:?}");
+        }
     }
 
     #[test]
