@@ -1478,59 +1478,70 @@ impl Switch {
         } else {
             None
         };
+        let local_tag = call.a.local_tag.as_str();
+        let user_agent = self.user_agent.as_str();
+        let contact = self.calls.contact.as_str();
+        let mut built = Bytes::new();
         // The route and Via the transaction kept (computed once when the
-        // INVITE arrived), else computed afresh.
-        let (to, top_via, to_tagged) = match self.table.response_heads(a_key) {
-            Some((to, heads)) => (to, heads.via.clone(), heads.to_tagged),
-            None => {
-                let (to, via) = response_route(invite, peer);
-                (to, via, None)
-            }
-        };
-        let mut b = carillon_sip::ResponseBuilder::new(invite, status)
-            .to_tag(call.a.local_tag.as_str())
-            .header("Server", self.user_agent.as_str());
-        if let Some(v) = top_via {
-            b = b.top_via(v);
-        }
-        if let Some(tagged) = to_tagged {
-            b = b.request_to_tagged(tagged);
-        }
-        if status > 100 && status < 300 {
-            b = b.header("Contact", self.calls.contact.as_str());
-            if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
-                for r in rr {
-                    b = b.header("Record-Route", r);
-                }
-            }
-        }
-        if (200..300).contains(&status) {
-            b = b
-                .header(
-                    "Allow",
-                    "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
-                )
-                .header("Supported", "100rel, timer");
-            if let session_timer::UasNegotiation::Accepted {
-                se, require_timer, ..
-            } = a_session
-            {
-                // RFC 4028 §9: the negotiated interval and refresher.
-                b = b.header("Session-Expires", se.header_value());
-                if require_timer {
-                    b = b.header("Require", "timer");
-                }
-            }
-        }
-        for (n, v) in extra {
-            b = b.header(n.clone(), v.clone());
-        }
-        if let Some(body) = sdp {
-            b = b.body("application/sdp", body);
-        }
-        let bytes = b.build();
+        // INVITE arrived, borrowed), else computed afresh.
         self.table
-            .respond(a_key, status, bytes.clone(), now, to, &mut self.scratch);
+            .respond_with(a_key, status, now, &mut self.scratch, |heads| {
+                let (to, top_via, to_tagged) = match heads {
+                    Some((to, heads)) => (
+                        to,
+                        heads.via.as_deref().map(std::borrow::Cow::Borrowed),
+                        heads.to_tagged,
+                    ),
+                    None => {
+                        let (to, via) = response_route(invite, peer);
+                        (to, via.map(std::borrow::Cow::Owned), None)
+                    }
+                };
+                let mut b = carillon_sip::ResponseBuilder::new(invite, status)
+                    .to_tag(local_tag)
+                    .header("Server", user_agent);
+                if let Some(v) = top_via {
+                    b = b.top_via(v);
+                }
+                if let Some(tagged) = to_tagged {
+                    b = b.request_to_tagged(tagged);
+                }
+                if status > 100 && status < 300 {
+                    b = b.header("Contact", contact);
+                    if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
+                        for r in rr {
+                            b = b.header("Record-Route", r);
+                        }
+                    }
+                }
+                if (200..300).contains(&status) {
+                    b = b
+                        .header(
+                            "Allow",
+                            "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
+                        )
+                        .header("Supported", "100rel, timer");
+                    if let session_timer::UasNegotiation::Accepted {
+                        se, require_timer, ..
+                    } = a_session
+                    {
+                        // RFC 4028 §9: the negotiated interval and refresher.
+                        b = b.header("Session-Expires", se.header_value());
+                        if require_timer {
+                            b = b.header("Require", "timer");
+                        }
+                    }
+                }
+                for (n, v) in extra {
+                    b = b.header(n.as_str(), v.as_str());
+                }
+                if let Some(body) = sdp {
+                    b = b.body("application/sdp", body);
+                }
+                built = b.build();
+                (to, built.clone())
+            });
+        let bytes = built;
         if (200..300).contains(&status) {
             let mut r = Uas2xxRetransmitter::new(now, bytes.clone(), self.calls.config.timers);
             if let Some(at) = r.poll_timeout() {
@@ -2134,7 +2145,7 @@ impl Switch {
 
     /// Removes the call: media session closed, port freed, CDR written.
     fn finish_call(&mut self, now_ms: u64, key: u64) {
-        let Some(call) = self.calls.calls.remove(&key) else {
+        let Some(mut call) = self.calls.calls.remove(&key) else {
             return;
         };
         for leg in &call.forks {
@@ -2161,23 +2172,26 @@ impl Switch {
             }
         };
         let end_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        // The call is gone: its texts move into the record.
+        let take = std::mem::take::<String>;
+        let clid = concat(&["\"", &call.caller_name, "\" <", &call.caller_num, ">"]);
         let record = CallRecord {
             uniqueid: call.uniqueid.clone(),
-            linkedid: call.uniqueid.clone(),
+            linkedid: take(&mut call.uniqueid),
             start_ms: call.start_ms,
             answer_ms: call.answer_ms,
             end_ms,
-            src: call.caller_num.clone(),
-            dst: call.exten.clone(),
-            clid: concat(&["\"", &call.caller_name, "\" <", &call.caller_num, ">"]),
-            dcontext: call.context.clone(),
-            channel: call.a.channel.clone(),
+            src: take(&mut call.caller_num),
+            dst: take(&mut call.exten),
+            clid,
+            dcontext: take(&mut call.context),
+            channel: take(&mut call.a.channel),
             dstchannel: call
                 .forks
-                .first()
-                .map(|l| l.channel.clone())
+                .first_mut()
+                .map(|l| take(&mut l.channel))
                 .unwrap_or_default(),
-            trunk: call.trunk.clone(),
+            trunk: call.trunk.take(),
             disposition,
             hangup_cause: call.hangup_cause,
             accountcode: None,

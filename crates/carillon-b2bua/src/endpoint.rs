@@ -170,11 +170,16 @@ impl Peer {
 pub fn dialog_key(msg: &Message) -> Option<String> {
     let call_id = msg.call_id()?;
     let seq = msg.cseq()?.seq;
+    Some(dialog_key_of(&call_id, seq))
+}
+
+/// [`dialog_key`] from a Call-ID and CSeq number already parsed.
+pub fn dialog_key_of(call_id: &str, seq: u32) -> String {
     let mut k = String::with_capacity(call_id.len() + 11);
-    k.push_str(&call_id);
+    k.push_str(call_id);
     k.push('|');
     push_u64(&mut k, u64::from(seq));
-    Some(k)
+    k
 }
 
 /// Where a response to `req` received from `peer` goes, and the top Via
@@ -318,26 +323,31 @@ impl ServerTable {
     }
 
     /// An ACK for a non-2xx final response. Matched by branch, or by
-    /// Call-ID and CSeq for clients that give the ACK a new branch.
-    pub fn ack(&mut self, key: &str, dialog: Option<&str>, now: Instant) -> bool {
-        let by_dialog = if self.txns.contains_key(key) {
-            None
-        } else {
-            match dialog.and_then(|d| self.invites.get(d)) {
-                Some(k) => Some(k.clone()),
-                None => return false,
+    /// Call-ID and CSeq (`dialog`, worked out only when the branch matches
+    /// nothing) for clients that give the ACK a new branch.
+    pub fn ack(
+        &mut self,
+        key: &str,
+        dialog: impl FnOnce() -> Option<String>,
+        now: Instant,
+    ) -> bool {
+        let e = match self.txns.get_mut(key) {
+            Some(e) => e,
+            None => {
+                let Some(k) = dialog().and_then(|d| self.invites.get(&d).cloned()) else {
+                    return false;
+                };
+                match self.txns.get_mut(&k) {
+                    Some(e) => e,
+                    None => return false,
+                }
             }
         };
-        match self.txns.get_mut(by_dialog.as_deref().unwrap_or(key)) {
-            Some(e) => {
-                e.txn.handle_ack(now);
-                if let Some(at) = e.txn.poll_timeout() {
-                    self.deadlines.push(at, e.key.clone());
-                }
-                true
-            }
-            None => false,
+        e.txn.handle_ack(now);
+        if let Some(at) = e.txn.poll_timeout() {
+            self.deadlines.push(at, e.key.clone());
         }
+        true
     }
 
     /// Starts a transaction for a new request.
@@ -410,9 +420,25 @@ impl ServerTable {
         fallback: Peer,
         out: &mut Vec<Transmit>,
     ) {
+        self.respond_with(key, status, now, out, move |_| (fallback, bytes));
+    }
+
+    /// [`ServerTable::respond`] with the response built by `build` from
+    /// the transaction's route and [`ResponseHeads`] (`None` when there is
+    /// no such transaction: `build` then gives the address too), in one
+    /// lookup of the key.
+    pub fn respond_with(
+        &mut self,
+        key: &str,
+        status: u16,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+        build: impl FnOnce(Option<(Peer, &ResponseHeads)>) -> (Peer, Bytes),
+    ) {
         match self.txns.get_mut(key) {
             Some(e) => {
-                if e.txn.send_response(now, status, bytes.clone()).is_err() {
+                let (_, bytes) = build(Some((e.peer, &e.heads)));
+                if e.txn.send_response(now, status, bytes).is_err() {
                     return;
                 }
                 while let Some(b) = e.txn.poll_transmit() {
@@ -427,10 +453,10 @@ impl ServerTable {
                     self.deadlines.push(at, e.key.clone());
                 }
             }
-            None => out.push(Transmit {
-                to: fallback,
-                bytes,
-            }),
+            None => {
+                let (to, bytes) = build(None);
+                out.push(Transmit { to, bytes });
+            }
         }
     }
 

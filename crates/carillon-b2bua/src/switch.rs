@@ -434,18 +434,11 @@ impl Switch {
         f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
     ) {
         let tag = self.random_tag();
-        let (to, bytes) = build_response(
-            &self.table,
-            &self.user_agent,
-            &tag,
-            key,
-            req,
-            peer,
-            status,
-            f,
-        );
+        let user_agent = self.user_agent.as_str();
         self.table
-            .respond(key, status, bytes, now, to, &mut self.scratch);
+            .respond_with(key, status, now, &mut self.scratch, |heads| {
+                build_response(heads, user_agent, &tag, req, peer, status, f)
+            });
     }
 
     fn handle_request(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, msg: &Message) {
@@ -470,7 +463,7 @@ impl Switch {
             let in_dialog = self.handle_dialog_ack(now, msg);
             let matched = self
                 .table
-                .ack(&key, crate::endpoint::dialog_key(msg).as_deref(), now);
+                .ack(&key, || crate::endpoint::dialog_key(msg), now);
             if !in_dialog && !matched {
                 debug!(source = %peer, "ACK without transaction or dialog absorbed");
             }
@@ -487,10 +480,13 @@ impl Switch {
         };
         // Port the transaction's responses go to.
         let (route, via) = response_route_with(top_via.as_ref(), peer);
-        let dialog = if kind == TransactionKind::Invite {
-            crate::endpoint::dialog_key(msg)
-        } else {
-            None
+        let dialog = match &validated {
+            _ if kind != TransactionKind::Invite => None,
+            Some(Ok(parts)) => Some(crate::endpoint::dialog_key_of(
+                parts.call_id,
+                parts.cseq.seq,
+            )),
+            _ => crate::endpoint::dialog_key(msg),
         };
         let heads = ResponseHeads {
             via,
@@ -733,31 +729,24 @@ impl Switch {
                 // the registrar while the response is built.
                 let tag = self.random_tag();
                 let bindings = self.registrar.bindings(&aor_user);
-                let (to, bytes) = build_response(
-                    &self.table,
-                    &self.user_agent,
-                    &tag,
-                    key,
-                    msg,
-                    peer,
-                    200,
-                    |mut b| {
-                        for binding in bindings {
-                            let mut c = String::with_capacity(binding.contact.len() + 24);
-                            c.push('<');
-                            c.push_str(&binding.contact);
-                            c.push_str(">;expires=");
-                            crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
-                            b = b.header("Contact", c);
-                        }
-                        if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
-                            b = b.header("Path", first.path.join(", "));
-                        }
-                        b
-                    },
-                );
+                let user_agent = self.user_agent.as_str();
                 self.table
-                    .respond(key, 200, bytes, now, to, &mut self.scratch);
+                    .respond_with(key, 200, now, &mut self.scratch, |heads| {
+                        build_response(heads, user_agent, &tag, msg, peer, 200, |mut b| {
+                            for binding in bindings {
+                                let mut c = String::with_capacity(binding.contact.len() + 24);
+                                c.push('<');
+                                c.push_str(&binding.contact);
+                                c.push_str(">;expires=");
+                                crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
+                                b = b.header("Contact", c);
+                            }
+                            if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
+                                b = b.header("Path", first.path.join(", "));
+                            }
+                            b
+                        })
+                    });
                 200
             }
             Err(e) => {
@@ -775,21 +764,20 @@ impl Switch {
     }
 }
 
-/// Builds a response through transaction `key`'s route and rewritten Via
-/// (borrowed from the table; [`response_route`] when the transaction is
-/// gone), with our To tag and `Server` header, then `f`'s additions.
-#[allow(clippy::too_many_arguments)]
+/// Builds a response through its transaction's route and rewritten Via
+/// (`heads`, borrowed from the table; [`response_route`] when the
+/// transaction is gone), with our To tag and `Server` header, then `f`'s
+/// additions.
 fn build_response<'r>(
-    table: &'r ServerTable,
+    heads: Option<(Peer, &'r ResponseHeads)>,
     user_agent: &'r str,
     tag: &'r [u8; 16],
-    key: &str,
     req: &'r Message,
     peer: Peer,
     status: u16,
     f: impl FnOnce(ResponseBuilder<'r>) -> ResponseBuilder<'r>,
 ) -> (Peer, Bytes) {
-    let (to, via, to_tagged) = match table.response_heads(key) {
+    let (to, via, to_tagged) = match heads {
         Some((to, heads)) => (
             to,
             heads.via.as_deref().map(std::borrow::Cow::Borrowed),
