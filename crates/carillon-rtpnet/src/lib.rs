@@ -63,7 +63,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod recv;
+pub mod recv;
 
 use carillon_media::{MediaConfig, MediaEngine, SocketRequest};
 use carillon_mediactl::{mix, MediaCommand, MediaEvent, SessionId};
