@@ -258,6 +258,8 @@ pub struct Calls {
     by_call_id: HashMap<String, LegRef>,
     by_session: OwnKeyMap<SessionId, u64>,
     clients: OwnKeyMap<String, ClientEntry>,
+    /// Events of a client transaction, gathered per response (reused).
+    client_events: Vec<ClientEvent>,
     deadlines: crate::deadlines::Deadlines<Timer>,
     free_ports: ports::PortPool,
     next_id: u64,
@@ -378,6 +380,7 @@ impl Calls {
             by_call_id: HashMap::new(),
             by_session: OwnKeyMap::default(),
             clients: OwnKeyMap::default(),
+            client_events: Vec::new(),
             deadlines: crate::deadlines::Deadlines::default(),
             free_ports,
             next_id: 1,
@@ -1597,14 +1600,14 @@ impl Switch {
         let Some(branch) = parts.top_via.branch() else {
             return;
         };
-        let key = if parts.cseq.method == Method::Cancel {
-            concat(&[branch, "|CANCEL"])
+        let key: std::borrow::Cow<'_, str> = if parts.cseq.method == Method::Cancel {
+            concat(&[branch, "|CANCEL"]).into()
         } else {
-            branch.to_owned()
+            branch.into()
         };
         let status = parts.status;
         let to_tag = parts.to.tag();
-        let Some(entry) = self.calls.clients.get_mut(&key) else {
+        let Some(entry) = self.calls.clients.get_mut(key.as_ref()) else {
             debug!(branch = %branch, status, "response matches no transaction; dropped");
             return;
         };
@@ -1621,14 +1624,17 @@ impl Switch {
         } else {
             None
         };
-        let Some(entry) = self.calls.clients.get_mut(&key) else {
+        let Some(entry) = self.calls.clients.get_mut(key.as_ref()) else {
             return;
         };
         if entry.txn.handle_response(now, status, ack).is_err() {
             return;
         }
         let to = entry.to;
-        let mut events = Vec::new();
+        // The events are gathered in a vector kept for reuse (taken while
+        // the handlers below run; one that is still out gets a new one).
+        let mut events = std::mem::take(&mut self.calls.client_events);
+        events.clear();
         while let Some(b) = entry.txn.poll_transmit() {
             self.scratch.push(Transmit { to, bytes: b });
         }
@@ -1636,19 +1642,37 @@ impl Switch {
             events.push(ev);
         }
         if let Some(at) = entry.txn.poll_timeout() {
-            self.calls.deadlines.push(at, Timer::Client(key.clone()));
+            self.calls
+                .deadlines
+                .push(at, Timer::Client(key.as_ref().to_owned()));
         }
         if entry.txn.is_terminated() {
-            self.calls.clients.remove(&key);
+            self.calls.clients.remove(key.as_ref());
         }
         if refresh {
             self.refresh_response(now, now_ms, call_key, leg_id, &method, &events, msg);
-            return;
+        } else if method == Method::Invite {
+            self.fork_events(now, now_ms, call_key, leg_id, to, &events, msg, to_tag);
         }
-        if method != Method::Invite {
-            return;
-        }
-        for ev in events {
+        events.clear();
+        self.calls.client_events = events;
+    }
+
+    /// What an outbound INVITE's client transaction reported for a
+    /// response, acted on.
+    #[allow(clippy::too_many_arguments)]
+    fn fork_events(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        call_key: u64,
+        leg_id: LegId,
+        to: Peer,
+        events: &[ClientEvent],
+        msg: &Message,
+        to_tag: Option<&str>,
+    ) {
+        for ev in events.iter().copied() {
             match ev {
                 ClientEvent::Provisional(s) => {
                     self.fork_provisional(now, call_key, leg_id, s, msg, to_tag)
