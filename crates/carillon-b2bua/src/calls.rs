@@ -676,9 +676,14 @@ impl Switch {
         a.remote_tag = from_tag;
         a.remote_uri = from;
         a.local_uri = msg.header(HeaderName::To).unwrap_or_default().into_owned();
-        a.remote_target = msg
-            .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
-            .unwrap_or_default();
+        // Validation parsed the Contact: when the first line is one element
+        // that is the name-addr the line parses as.
+        a.remote_target = match (msg.header_str(HeaderName::Contact), parts.contacts.first()) {
+            (Some(line), Some(c)) if !line.contains(',') => c.uri.as_str().to_owned(),
+            _ => msg
+                .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
+                .unwrap_or_default(),
+        };
         a.route_set = msg.header_list(HeaderName::RecordRoute).unwrap_or_default();
         a.local_cseq = 1;
         let a_params = leg_params(&a_plan);
@@ -2678,13 +2683,11 @@ pub fn resolve_uri(uri: &str, hosts: &HashMap<String, IpAddr>) -> Option<Peer> {
 fn allows_update(msg: &Message) -> bool {
     // Method tokens hold no quotes or commas, so a plain split of every
     // Allow line finds the same items as `header_list` without building it.
-    msg.headers()
-        .filter(|(name, _, _)| *name == HeaderName::Allow)
-        .any(|(_, _, value)| {
-            value
-                .split(',')
-                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
-        })
+    msg.header_all_str(HeaderName::Allow).any(|value| {
+        value
+            .split(',')
+            .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
+    })
 }
 
 fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
