@@ -5,6 +5,7 @@
 //! and `rport` on UDP, the same connection on streams). It does not decide
 //! what to answer; the [`crate::Switch`] does.
 
+use std::collections::hash_map::Entry::Occupied;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -467,9 +468,12 @@ impl ServerTable {
     /// Fires due timers; transactions that end are dropped.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
         while let Some(key) = self.deadlines.pop_due(now) {
-            let Some(e) = self.txns.get_mut(&key) else {
+            // One hash of the key for the lookup and, if the transaction
+            // ends, its removal.
+            let Occupied(mut slot) = self.txns.entry(key) else {
                 continue;
             };
+            let e = slot.get_mut();
             if e.txn.poll_timeout().is_some_and(|t| t > now) {
                 continue; // stale heap entry; a newer one exists
             }
@@ -482,9 +486,11 @@ impl ServerTable {
             }
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {
-                self.remove(&key);
+                if let Some(d) = slot.remove().dialog {
+                    self.invites.remove(&d);
+                }
             } else if let Some(at) = e.txn.poll_timeout() {
-                self.deadlines.push(at, key);
+                self.deadlines.push(at, e.key.clone());
             }
         }
     }
