@@ -51,7 +51,7 @@ use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
 use crate::header_text::{self, concat, cseq, strip_tag, via};
-use crate::switch::{Output, Switch};
+use crate::switch::{build_response, Output, Switch};
 
 /// Call handling settings.
 #[derive(Debug, Clone)]
@@ -1494,60 +1494,53 @@ impl Switch {
         // INVITE arrived, borrowed), else computed afresh.
         self.table
             .respond_with(a_key, status, now, &mut self.scratch, |heads| {
-                let (to, top_via, to_tagged) = match heads {
-                    Some((to, heads)) => (
-                        to,
-                        heads.via.as_deref().map(std::borrow::Cow::Borrowed),
-                        heads.to_tagged,
-                    ),
-                    None => {
-                        let (to, via) = response_route(invite, peer);
-                        (to, via.map(std::borrow::Cow::Owned), None)
-                    }
-                };
-                let mut b = carillon_sip::ResponseBuilder::new(invite, status)
-                    .to_tag(local_tag)
-                    .header("Server", user_agent);
-                if let Some(v) = top_via {
-                    b = b.top_via(v);
-                }
-                if let Some(tagged) = to_tagged {
-                    b = b.request_to_tagged(tagged);
-                }
-                if status > 100 && status < 300 {
-                    b = b.header("Contact", contact);
-                    if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
-                        for r in rr {
-                            b = b.header("Record-Route", r);
+                let (to, bytes) = build_response(
+                    heads,
+                    user_agent,
+                    local_tag,
+                    invite,
+                    peer,
+                    status,
+                    |mut b| {
+                        if status > 100 && status < 300 {
+                            b = b.header("Contact", contact);
+                            if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
+                                for r in rr {
+                                    b = b.header("Record-Route", r);
+                                }
+                            }
                         }
-                    }
-                }
-                if (200..300).contains(&status) {
-                    b = b
-                        .header(
-                            "Allow",
-                            "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
-                        )
-                        .header("Supported", "100rel, timer");
-                    if let session_timer::UasNegotiation::Accepted {
-                        se, require_timer, ..
-                    } = a_session
-                    {
-                        // RFC 4028 §9: the negotiated interval and refresher.
-                        b = b.header("Session-Expires", se.header_value());
-                        if require_timer {
-                            b = b.header("Require", "timer");
+                        if (200..300).contains(&status) {
+                            b = b
+                                .header(
+                                    "Allow",
+                                    "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
+                                )
+                                .header("Supported", "100rel, timer");
+                            if let session_timer::UasNegotiation::Accepted {
+                                se,
+                                require_timer,
+                                ..
+                            } = a_session
+                            {
+                                // RFC 4028 §9: the negotiated interval and refresher.
+                                b = b.header("Session-Expires", se.header_value());
+                                if require_timer {
+                                    b = b.header("Require", "timer");
+                                }
+                            }
                         }
-                    }
-                }
-                for (n, v) in extra {
-                    b = b.header(n.as_str(), v.as_str());
-                }
-                if let Some(body) = sdp {
-                    b = b.body("application/sdp", body);
-                }
-                built = b.build();
-                (to, built.clone())
+                        for (n, v) in extra {
+                            b = b.header(n.as_str(), v.as_str());
+                        }
+                        if let Some(body) = sdp {
+                            b = b.body("application/sdp", body);
+                        }
+                        b
+                    },
+                );
+                built = bytes.clone();
+                (to, bytes)
             });
         let bytes = built;
         if (200..300).contains(&status) {

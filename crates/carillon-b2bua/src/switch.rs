@@ -437,7 +437,8 @@ impl Switch {
         let user_agent = self.user_agent.as_str();
         self.table
             .respond_with(key, status, now, &mut self.scratch, |heads| {
-                build_response(heads, user_agent, &tag, req, peer, status, f)
+                let tag = std::str::from_utf8(&tag).unwrap_or("");
+                build_response(heads, user_agent, tag, req, peer, status, f)
             });
     }
 
@@ -732,7 +733,8 @@ impl Switch {
                 let user_agent = self.user_agent.as_str();
                 self.table
                     .respond_with(key, 200, now, &mut self.scratch, |heads| {
-                        build_response(heads, user_agent, &tag, msg, peer, 200, |mut b| {
+                        let tag = std::str::from_utf8(&tag).unwrap_or("");
+                        build_response(heads, user_agent, tag, msg, peer, 200, |mut b| {
                             for binding in bindings {
                                 let mut c = String::with_capacity(binding.contact.len() + 24);
                                 c.push('<');
@@ -768,10 +770,10 @@ impl Switch {
 /// (`heads`, borrowed from the table; [`response_route`] when the
 /// transaction is gone), with our To tag and `Server` header, then `f`'s
 /// additions.
-fn build_response<'r>(
+pub(crate) fn build_response<'r>(
     heads: Option<(Peer, &'r ResponseHeads)>,
     user_agent: &'r str,
-    tag: &'r [u8; 16],
+    tag: &'r str,
     req: &'r Message,
     peer: Peer,
     status: u16,
@@ -789,7 +791,7 @@ fn build_response<'r>(
         }
     };
     let mut b = ResponseBuilder::new(req, status)
-        .to_tag(std::str::from_utf8(tag).unwrap_or(""))
+        .to_tag(tag)
         .header("Server", user_agent);
     if let Some(v) = via {
         b = b.top_via(v);

@@ -91,6 +91,13 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
+    /// A loopback socket (non-blocking for the receiving side).
+    fn bound(nonblocking: bool) -> std::net::UdpSocket {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(nonblocking).unwrap();
+        s
+    }
+
     #[test]
     fn a_short_batch_returns_what_was_queued_with_sources_then_would_block() {
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -131,13 +138,11 @@ mod tests {
 
     #[test]
     fn a_batch_of_any_size_reads_up_to_its_count_and_truncates_to_its_room() {
-        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        rx.set_nonblocking(true).unwrap();
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = RecvBatch::<2>::with_room(6);
+        let (rx, tx) = (bound(true), bound(false));
         for i in 0..3u8 {
             tx.send_to(&[i; 10], rx.local_addr().unwrap()).unwrap();
         }
-        let mut batch = RecvBatch::<2>::with_room(6);
         assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 2);
         assert_eq!(batch.datagram(1).unwrap().0, &[1u8; 6]);
         assert!(batch.datagram(2).is_none());
