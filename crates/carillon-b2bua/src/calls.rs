@@ -27,8 +27,7 @@ pub mod ports;
 pub mod prack;
 pub mod session_timer;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -41,7 +40,9 @@ use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, 
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
-use carillon_sip::{HeaderName, Message, MessageBuilder, MessageWriter, Method, NameAddr};
+use carillon_sip::{
+    HeaderName, Message, MessageBuilder, MessageWriter, Method, RequestParts, ResponseParts,
+};
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
 };
@@ -50,7 +51,7 @@ use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
 use crate::header_text::{self, concat, cseq, strip_tag, via};
-use crate::switch::{Output, Switch};
+use crate::switch::{build_response, Output, Switch};
 
 /// Call handling settings.
 #[derive(Debug, Clone)]
@@ -257,7 +258,9 @@ pub struct Calls {
     by_call_id: HashMap<String, LegRef>,
     by_session: OwnKeyMap<SessionId, u64>,
     clients: OwnKeyMap<String, ClientEntry>,
-    deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Events of a client transaction, gathered per response (reused).
+    client_events: Vec<ClientEvent>,
+    deadlines: crate::deadlines::Deadlines<Timer>,
     free_ports: ports::PortPool,
     next_id: u64,
     cps: limits::CpsWindows,
@@ -268,7 +271,7 @@ pub struct Calls {
     contact: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Timer {
     Client(String),
     Call(u64),
@@ -377,7 +380,8 @@ impl Calls {
             by_call_id: HashMap::new(),
             by_session: OwnKeyMap::default(),
             clients: OwnKeyMap::default(),
-            deadlines: BinaryHeap::new(),
+            client_events: Vec::new(),
+            deadlines: crate::deadlines::Deadlines::default(),
             free_ports,
             next_id: 1,
             cps: limits::CpsWindows::default(),
@@ -427,7 +431,7 @@ impl Calls {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((t, _))| *t)
+        self.deadlines.next_at()
     }
 
     fn next_id(&mut self) -> u64 {
@@ -437,8 +441,26 @@ impl Calls {
     }
 
     fn schedule(&mut self, at: Instant, t: Timer) {
-        self.deadlines.push(Reverse((at, t)));
+        self.deadlines.push(at, t);
     }
+}
+
+/// `"name" <uri>` with any `"` left out of the name, or `<uri>` for an
+/// empty name; `uri` is the concatenation of `uri_parts`. One allocation.
+fn quoted_name_addr(name: &str, uri_parts: &[&str]) -> String {
+    let uri_len: usize = uri_parts.iter().map(|p| p.len()).sum();
+    let mut out = String::with_capacity(name.len() + uri_len + 5);
+    if !name.is_empty() {
+        out.push('"');
+        out.extend(name.chars().filter(|c| *c != '"'));
+        out.push_str("\" ");
+    }
+    out.push('<');
+    for p in uri_parts {
+        out.push_str(p);
+    }
+    out.push('>');
+    out
 }
 
 /// Our Contact for a SIP host (`ip:port`).
@@ -487,6 +509,7 @@ impl Switch {
     }
 
     /// A new INVITE (no To tag) from an authenticated user or a trunk.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn handle_new_invite(
         &mut self,
         now: Instant,
@@ -494,6 +517,7 @@ impl Switch {
         key: &str,
         peer: Peer,
         msg: &Message,
+        parts: &RequestParts<'_>,
         caller: Caller,
     ) -> u16 {
         let Some(plan) = self.calls.config.dialplan.clone() else {
@@ -505,27 +529,30 @@ impl Switch {
             .header(HeaderName::From)
             .unwrap_or_default()
             .into_owned();
-        let (from_user, from_name, from_tag) = NameAddr::parse(&from)
-            .map(|n| {
-                (
-                    n.uri
-                        .user_unescaped()
-                        .map(|u| u.into_owned())
-                        .unwrap_or_default(),
-                    n.display_unquoted()
-                        .map(|d| d.into_owned())
-                        .unwrap_or_default(),
-                    n.tag().map(str::to_owned),
-                )
-            })
+        // Validation parsed From and the Request-URI already.
+        let is_trunk = matches!(caller, Caller::Trunk(_));
+        let from_user = if is_trunk {
+            parts
+                .from
+                .uri
+                .user_unescaped()
+                .map(|u| u.into_owned())
+                .unwrap_or_default()
+        } else {
+            // Only a trunk's caller is named by the From user.
+            String::new()
+        };
+        let from_name = parts
+            .from
+            .display_unquoted()
+            .map(|d| d.into_owned())
             .unwrap_or_default();
+        let from_tag = parts.from.tag().map(str::to_owned);
         let (context, caller_num, caller_name, codecs, trunk) = match &caller {
             Caller::User(u) => {
-                let user = self.users.get(u).cloned();
-                let ctx = user
-                    .as_ref()
-                    .map_or_else(|| "internal".to_owned(), |x| x.context.clone());
-                let codecs = user.map(|x| x.codecs).unwrap_or_default();
+                let user = self.users.get(u);
+                let ctx = user.map_or_else(|| "internal".to_owned(), |x| x.context.clone());
+                let codecs = user.map(|x| x.codecs.clone()).unwrap_or_default();
                 (
                     ctx,
                     u.clone(),
@@ -550,9 +577,10 @@ impl Switch {
                 Some(t.clone()),
             ),
         };
-        let exten = msg
-            .request_uri()
-            .and_then(|u| u.user_unescaped().map(|x| x.into_owned()))
+        let exten = parts
+            .request_uri
+            .user_unescaped()
+            .map(|x| x.into_owned())
             .unwrap_or_default();
 
         // Session timer (RFC 4028 §6): too small an interval gets a 422.
@@ -648,19 +676,25 @@ impl Switch {
         a.remote_tag = from_tag;
         a.remote_uri = from;
         a.local_uri = msg.header(HeaderName::To).unwrap_or_default().into_owned();
-        a.remote_target = msg
-            .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
-            .unwrap_or_default();
+        // Validation parsed the Contact: when the first line is one element
+        // that is the name-addr the line parses as.
+        a.remote_target = match (msg.header_str(HeaderName::Contact), parts.contacts.first()) {
+            (Some(line), Some(c)) if !line.contains(',') => c.uri.as_str().to_owned(),
+            _ => msg
+                .with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
+                .unwrap_or_default(),
+        };
         a.route_set = msg.header_list(HeaderName::RecordRoute).unwrap_or_default();
         a.local_cseq = 1;
-        a.plan = Some(a_plan.clone());
+        let a_params = leg_params(&a_plan);
+        a.plan = Some(a_plan);
         a.local_sdp = Some(answer);
         a.state = LegState::Early;
         a.peer_allows_update = allows_update(msg);
         let a_rel = prack::ReliableSender::new(
             prack::Rel::of(msg),
             (self.rng_u64() as u32) >> 1,
-            msg.cseq().map_or(1, |c| c.seq),
+            parts.cseq.seq,
             !peer.transport.is_reliable(),
             self.calls.config.timers.t1,
         );
@@ -680,7 +714,7 @@ impl Switch {
                 return 404;
             }
         };
-        if let Some(params) = leg_params(&a_plan) {
+        if let Some(params) = a_params {
             self.media(MediaCommand::OpenLeg {
                 session,
                 leg: a.id,
@@ -844,7 +878,6 @@ impl Switch {
         key: u64,
         targets: &[DialTarget],
     ) -> (usize, bool) {
-        let realm = self.realm.clone();
         let caller_num = self
             .calls
             .calls
@@ -872,7 +905,7 @@ impl Switch {
                         };
                         specs.push(ForkSpec {
                             request_uri: b.contact.clone(),
-                            to_uri: concat(&["<sip:", name, "@", &realm, ">"]),
+                            to_uri: concat(&["<sip:", name, "@", &self.realm, ">"]),
                             from_uri: None,
                             peer,
                             codecs: codecs.clone(),
@@ -962,53 +995,58 @@ impl Switch {
         let call_id = concat(&[&self.random_hex(), "@carillon"]);
         let branch = self.new_branch();
         let session_id = self.rng_u64() >> 1;
+        let ForkSpec {
+            request_uri,
+            to_uri,
+            from_uri,
+            peer,
+            codecs,
+            channel,
+            extra,
+            trunk,
+            user,
+        } = spec;
+        let mut leg = self.new_leg(call_id.clone(), peer, port, channel);
         let Some(call) = self.calls.calls.get(&key) else {
             self.calls.free_ports.give(port);
             return false;
         };
-        let realm = self.realm.clone();
-        let (caller_num, caller_name) = (call.caller_num.clone(), call.caller_name.clone());
         // The caller's session interval is asked of the callee too, so a
         // dead callee is noticed the same way (RFC 4028 §7.1).
         let session_expires = match call.a_session {
             session_timer::UasNegotiation::Accepted { se, .. } => Some(se.interval),
             _ => None,
         };
-        let mut leg = self.new_leg(call_id.clone(), spec.peer, port, spec.channel.clone());
-        let allowed = codec_list(&spec.codecs, &self.calls.config.default_codecs);
+        // Our From: `"name" <uri>` (quotes dropped from the name), or `<uri>`.
+        let caller_name = call.caller_name.as_str();
+        leg.local_uri = match from_uri {
+            Some(uri) => quoted_name_addr(caller_name, &[&uri]),
+            None => quoted_name_addr(caller_name, &["sip:", &call.caller_num, "@", &self.realm]),
+        };
+        let allowed = codec_list(&codecs, &self.calls.config.default_codecs);
         let mut policy = OfferPolicy::new(media_ip, port, allowed);
         policy.session_id = session_id;
         let offer = carillon_sdp::offer(&policy);
-        let display = if caller_name.is_empty() {
-            String::new()
-        } else {
-            concat(&["\"", &caller_name.replace('"', ""), "\" "])
-        };
-        let from_uri = spec
-            .from_uri
-            .clone()
-            .unwrap_or_else(|| concat(&["sip:", &caller_num, "@", &realm]));
-        leg.local_uri = concat(&[&display, "<", &from_uri, ">"]);
-        leg.remote_uri = spec.to_uri.clone();
-        leg.remote_target = spec.request_uri.clone();
-        leg.request_uri = spec.request_uri.clone();
-        leg.extra_headers = spec.extra.clone();
+        leg.remote_uri = to_uri;
+        leg.remote_target.clone_from(&request_uri);
+        leg.request_uri = request_uri;
+        leg.extra_headers = extra;
         if let Some(interval) = session_expires {
             leg.extra_headers
                 .push(("Session-Expires".to_owned(), interval.to_string()));
             leg.extra_headers
                 .push(("Min-SE".to_owned(), session_timer::MIN_SE.to_string()));
         }
-        leg.trunk = spec.trunk.clone();
-        leg.user = spec.user.clone();
-        leg.invite_branch = branch.clone();
+        leg.trunk = trunk;
+        leg.user = user;
+        leg.invite_branch.clone_from(&branch);
         leg.invite_cseq = 1;
         leg.local_cseq = 1;
         leg.local_sdp = Some(offer);
         let bytes = self.build_invite(&leg, None);
         let txn = ClientTransaction::new(
             TransactionKind::Invite,
-            spec.peer.transport.is_reliable(),
+            peer.transport.is_reliable(),
             bytes,
             now,
             self.calls.config.timers,
@@ -1021,22 +1059,12 @@ impl Switch {
                 leg: leg_id,
             },
         );
+        debug!(call = key, uri = %leg.request_uri, to = %peer, "fork started");
+        let request_uri = leg.request_uri.clone();
         if let Some(call) = self.calls.calls.get_mut(&key) {
             call.forks.push(leg);
         }
-        self.add_client(
-            now,
-            branch.clone(),
-            txn,
-            spec.peer,
-            key,
-            leg_id,
-            Method::Invite,
-        );
-        if let Some(e) = self.calls.clients.get_mut(&branch) {
-            e.request_uri = spec.request_uri.clone();
-        }
-        debug!(call = key, uri = %spec.request_uri, to = %spec.peer, "fork started");
+        self.add_client_with_uri(branch, txn, peer, key, leg_id, Method::Invite, request_uri);
         true
     }
 
@@ -1209,10 +1237,7 @@ impl Switch {
             now,
             self.calls.config.timers,
         );
-        self.add_client(now, branch.clone(), txn, peer, key, leg_id, Method::Invite);
-        if let Some(e) = self.calls.clients.get_mut(&branch) {
-            e.request_uri = request_uri;
-        }
+        self.add_client_with_uri(branch, txn, peer, key, leg_id, Method::Invite, request_uri);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1220,11 +1245,27 @@ impl Switch {
         &mut self,
         _now: Instant,
         branch: String,
+        txn: ClientTransaction,
+        to: Peer,
+        call: u64,
+        leg: LegId,
+        method: Method,
+    ) {
+        self.add_client_with_uri(branch, txn, to, call, leg, method, String::new());
+    }
+
+    /// [`Switch::add_client`] for a request whose Request-URI an ACK will
+    /// reuse (an INVITE).
+    #[allow(clippy::too_many_arguments)]
+    fn add_client_with_uri(
+        &mut self,
+        branch: String,
         mut txn: ClientTransaction,
         to: Peer,
         call: u64,
         leg: LegId,
         method: Method,
+        request_uri: String,
     ) {
         while let Some(b) = txn.poll_transmit() {
             self.scratch.push(Transmit { to, bytes: b });
@@ -1240,7 +1281,7 @@ impl Switch {
                 call,
                 leg,
                 method,
-                request_uri: String::new(),
+                request_uri,
                 refresh: false,
             },
         );
@@ -1445,59 +1486,63 @@ impl Switch {
         } else {
             None
         };
+        let local_tag = call.a.local_tag.as_str();
+        let user_agent = self.user_agent.as_str();
+        let contact = self.calls.contact.as_str();
+        let mut built = Bytes::new();
         // The route and Via the transaction kept (computed once when the
-        // INVITE arrived), else computed afresh.
-        let (to, top_via, to_tagged) = match self.table.response_heads(a_key) {
-            Some((to, heads)) => (to, heads.via.clone(), heads.to_tagged),
-            None => {
-                let (to, via) = response_route(invite, peer);
-                (to, via, None)
-            }
-        };
-        let mut b = carillon_sip::ResponseBuilder::new(invite, status)
-            .to_tag(call.a.local_tag.as_str())
-            .header("Server", self.user_agent.as_str());
-        if let Some(v) = top_via {
-            b = b.top_via(v);
-        }
-        if let Some(tagged) = to_tagged {
-            b = b.request_to_tagged(tagged);
-        }
-        if status > 100 && status < 300 {
-            b = b.header("Contact", self.calls.contact.as_str());
-            if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
-                for r in rr {
-                    b = b.header("Record-Route", r);
-                }
-            }
-        }
-        if (200..300).contains(&status) {
-            b = b
-                .header(
-                    "Allow",
-                    "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
-                )
-                .header("Supported", "100rel, timer");
-            if let session_timer::UasNegotiation::Accepted {
-                se, require_timer, ..
-            } = a_session
-            {
-                // RFC 4028 §9: the negotiated interval and refresher.
-                b = b.header("Session-Expires", se.header_value());
-                if require_timer {
-                    b = b.header("Require", "timer");
-                }
-            }
-        }
-        for (n, v) in extra {
-            b = b.header(n.clone(), v.clone());
-        }
-        if let Some(body) = sdp {
-            b = b.body("application/sdp", body);
-        }
-        let bytes = b.build();
+        // INVITE arrived, borrowed), else computed afresh.
         self.table
-            .respond(a_key, status, bytes.clone(), now, to, &mut self.scratch);
+            .respond_with(a_key, status, now, &mut self.scratch, |heads| {
+                let (to, bytes) = build_response(
+                    heads,
+                    user_agent,
+                    local_tag,
+                    invite,
+                    peer,
+                    status,
+                    |mut b| {
+                        if status > 100 && status < 300 {
+                            b = b.header("Contact", contact);
+                            if let Ok(rr) = invite.header_list(HeaderName::RecordRoute) {
+                                for r in rr {
+                                    b = b.header("Record-Route", r);
+                                }
+                            }
+                        }
+                        if (200..300).contains(&status) {
+                            b = b
+                                .header(
+                                    "Allow",
+                                    "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK",
+                                )
+                                .header("Supported", "100rel, timer");
+                            if let session_timer::UasNegotiation::Accepted {
+                                se,
+                                require_timer,
+                                ..
+                            } = a_session
+                            {
+                                // RFC 4028 §9: the negotiated interval and refresher.
+                                b = b.header("Session-Expires", se.header_value());
+                                if require_timer {
+                                    b = b.header("Require", "timer");
+                                }
+                            }
+                        }
+                        for (n, v) in extra {
+                            b = b.header(n.as_str(), v.as_str());
+                        }
+                        if let Some(body) = sdp {
+                            b = b.body("application/sdp", body);
+                        }
+                        b
+                    },
+                );
+                built = bytes.clone();
+                (to, bytes)
+            });
+        let bytes = built;
         if (200..300).contains(&status) {
             let mut r = Uas2xxRetransmitter::new(now, bytes.clone(), self.calls.config.timers);
             if let Some(at) = r.poll_timeout() {
@@ -1548,21 +1593,19 @@ impl Switch {
         now_ms: u64,
         _peer: Peer,
         msg: &Message,
+        parts: &ResponseParts<'_>,
     ) {
-        let Some(branch) = msg
-            .with_top_via(|v| v.branch().map(str::to_owned))
-            .flatten()
-        else {
+        let Some(branch) = parts.top_via.branch() else {
             return;
         };
-        let Some(cseq) = msg.cseq() else { return };
-        let key = if cseq.method == Method::Cancel {
-            format!("{branch}|CANCEL")
+        let key: std::borrow::Cow<'_, str> = if parts.cseq.method == Method::Cancel {
+            concat(&[branch, "|CANCEL"]).into()
         } else {
-            branch.clone()
+            branch.into()
         };
-        let Some(status) = msg.status() else { return };
-        let Some(entry) = self.calls.clients.get_mut(&key) else {
+        let status = parts.status;
+        let to_tag = parts.to.tag();
+        let Some(entry) = self.calls.clients.get_mut(key.as_ref()) else {
             debug!(branch = %branch, status, "response matches no transaction; dropped");
             return;
         };
@@ -1573,20 +1616,23 @@ impl Switch {
             Some(ack_from_response(
                 &self.calls.sip_host,
                 &entry.request_uri,
-                &branch,
+                branch,
                 msg,
             ))
         } else {
             None
         };
-        let Some(entry) = self.calls.clients.get_mut(&key) else {
+        let Some(entry) = self.calls.clients.get_mut(key.as_ref()) else {
             return;
         };
         if entry.txn.handle_response(now, status, ack).is_err() {
             return;
         }
         let to = entry.to;
-        let mut events = Vec::new();
+        // The events are gathered in a vector kept for reuse (taken while
+        // the handlers below run; one that is still out gets a new one).
+        let mut events = std::mem::take(&mut self.calls.client_events);
+        events.clear();
         while let Some(b) = entry.txn.poll_transmit() {
             self.scratch.push(Transmit { to, bytes: b });
         }
@@ -1596,21 +1642,39 @@ impl Switch {
         if let Some(at) = entry.txn.poll_timeout() {
             self.calls
                 .deadlines
-                .push(Reverse((at, Timer::Client(key.clone()))));
+                .push(at, Timer::Client(key.as_ref().to_owned()));
         }
         if entry.txn.is_terminated() {
-            self.calls.clients.remove(&key);
+            self.calls.clients.remove(key.as_ref());
         }
         if refresh {
             self.refresh_response(now, now_ms, call_key, leg_id, &method, &events, msg);
-            return;
+        } else if method == Method::Invite {
+            self.fork_events(now, now_ms, call_key, leg_id, to, &events, msg, to_tag);
         }
-        if method != Method::Invite {
-            return;
-        }
-        for ev in events {
+        events.clear();
+        self.calls.client_events = events;
+    }
+
+    /// What an outbound INVITE's client transaction reported for a
+    /// response, acted on.
+    #[allow(clippy::too_many_arguments)]
+    fn fork_events(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        call_key: u64,
+        leg_id: LegId,
+        to: Peer,
+        events: &[ClientEvent],
+        msg: &Message,
+        to_tag: Option<&str>,
+    ) {
+        for ev in events.iter().copied() {
             match ev {
-                ClientEvent::Provisional(s) => self.fork_provisional(now, call_key, leg_id, s, msg),
+                ClientEvent::Provisional(s) => {
+                    self.fork_provisional(now, call_key, leg_id, s, msg, to_tag)
+                }
                 ClientEvent::Final(s) if (200..300).contains(&s) => {
                     let live = self
                         .calls
@@ -1618,12 +1682,12 @@ impl Switch {
                         .get(&call_key)
                         .is_some_and(|c| c.forks.iter().any(|l| l.id == leg_id));
                     if live {
-                        self.fork_answered(now, now_ms, call_key, leg_id, msg);
+                        self.fork_answered(now, now_ms, call_key, leg_id, msg, to_tag);
                     } else {
                         self.release_orphan_2xx(now, to, msg);
                     }
                 }
-                ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, msg),
+                ClientEvent::Retransmitted2xx => self.fork_2xx_again(call_key, leg_id, to_tag),
                 ClientEvent::Final(s @ (401 | 407)) => {
                     self.fork_challenged(now, now_ms, call_key, leg_id, s, msg)
                 }
@@ -1690,6 +1754,7 @@ impl Switch {
         leg_id: LegId,
         status: u16,
         msg: &Message,
+        to_tag: Option<&str>,
     ) {
         // A reliable provisional is PRACKed first; a repeated one is
         // not processed again (RFC 3262 §4).
@@ -1703,7 +1768,9 @@ impl Switch {
             if leg.state == LegState::Calling {
                 leg.state = LegState::Early;
             }
-            leg.remote_tag = leg.remote_tag.clone().or_else(|| msg.tag(HeaderName::To));
+            if leg.remote_tag.is_none() {
+                leg.remote_tag = to_tag.map(str::to_owned);
+            }
         }
         if status > 100 && !msg.body().is_empty() && self.fork_early_media(now, key, leg_id, msg) {
             return;
@@ -1800,7 +1867,7 @@ impl Switch {
         true
     }
 
-    fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, msg: &Message) {
+    fn fork_2xx_again(&mut self, key: u64, leg_id: LegId, to_tag: Option<&str>) {
         // A retransmitted 2xx: our ACK was lost; send it again.
         let Some(call) = self.calls.calls.get(&key) else {
             return;
@@ -1809,20 +1876,22 @@ impl Switch {
             return;
         };
         let branch = concat(&["z9hG4bK", &leg.local_tag]);
-        let ack = Self::build_ack(
-            &self.calls.sip_host,
-            leg,
-            &branch,
-            leg.invite_cseq,
-            msg.tag(HeaderName::To).as_deref(),
-        );
+        let ack = Self::build_ack(&self.calls.sip_host, leg, &branch, leg.invite_cseq, to_tag);
         self.scratch.push(Transmit {
             to: leg.peer,
             bytes: ack,
         });
     }
 
-    fn fork_answered(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId, msg: &Message) {
+    fn fork_answered(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        leg_id: LegId,
+        msg: &Message,
+        to_tag: Option<&str>,
+    ) {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -1831,7 +1900,7 @@ impl Switch {
         };
         {
             let leg = &mut call.forks[idx];
-            leg.remote_tag = msg.tag(HeaderName::To);
+            leg.remote_tag = to_tag.map(str::to_owned);
             if let Some(c) = msg.with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned())
             {
                 leg.remote_target = c;
@@ -2098,7 +2167,7 @@ impl Switch {
 
     /// Removes the call: media session closed, port freed, CDR written.
     fn finish_call(&mut self, now_ms: u64, key: u64) {
-        let Some(call) = self.calls.calls.remove(&key) else {
+        let Some(mut call) = self.calls.calls.remove(&key) else {
             return;
         };
         for leg in &call.forks {
@@ -2125,23 +2194,26 @@ impl Switch {
             }
         };
         let end_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        // The call is gone: its texts move into the record.
+        let take = std::mem::take::<String>;
+        let clid = concat(&["\"", &call.caller_name, "\" <", &call.caller_num, ">"]);
         let record = CallRecord {
             uniqueid: call.uniqueid.clone(),
-            linkedid: call.uniqueid.clone(),
+            linkedid: take(&mut call.uniqueid),
             start_ms: call.start_ms,
             answer_ms: call.answer_ms,
             end_ms,
-            src: call.caller_num.clone(),
-            dst: call.exten.clone(),
-            clid: concat(&["\"", &call.caller_name, "\" <", &call.caller_num, ">"]),
-            dcontext: call.context.clone(),
-            channel: call.a.channel.clone(),
+            src: take(&mut call.caller_num),
+            dst: take(&mut call.exten),
+            clid,
+            dcontext: take(&mut call.context),
+            channel: take(&mut call.a.channel),
             dstchannel: call
                 .forks
-                .first()
-                .map(|l| l.channel.clone())
+                .first_mut()
+                .map(|l| take(&mut l.channel))
                 .unwrap_or_default(),
-            trunk: call.trunk.clone(),
+            trunk: call.trunk.take(),
             disposition,
             hangup_cause: call.hangup_cause,
             accountcode: None,
@@ -2448,13 +2520,7 @@ impl Switch {
 
     /// Timers of client transactions and calls.
     pub(crate) fn calls_timeout(&mut self, now: Instant, now_ms: u64) {
-        while let Some(Reverse((at, _))) = self.calls.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, timer))) = self.calls.deadlines.pop() else {
-                break;
-            };
+        while let Some(timer) = self.calls.deadlines.pop_due(now) {
             match timer {
                 Timer::Client(branch) => self.client_timeout(now, now_ms, &branch),
                 Timer::Call(key) => self.call_timeout(now, now_ms, key),
@@ -2485,7 +2551,7 @@ impl Switch {
         if let Some(at) = entry.txn.poll_timeout() {
             self.calls
                 .deadlines
-                .push(Reverse((at, Timer::Client(branch.to_owned()))));
+                .push(at, Timer::Client(branch.to_owned()));
         }
         if entry.txn.is_terminated() {
             self.calls.clients.remove(branch);
@@ -2522,7 +2588,7 @@ impl Switch {
                 }
             }
             match r.poll_timeout() {
-                Some(at) => self.calls.deadlines.push(Reverse((at, Timer::Call(key)))),
+                Some(at) => self.calls.deadlines.push(at, Timer::Call(key)),
                 None => call.a_2xx = None,
             }
         }
@@ -2611,13 +2677,11 @@ pub fn resolve_uri(uri: &str, hosts: &HashMap<String, IpAddr>) -> Option<Peer> {
 fn allows_update(msg: &Message) -> bool {
     // Method tokens hold no quotes or commas, so a plain split of every
     // Allow line finds the same items as `header_list` without building it.
-    msg.headers()
-        .filter(|(name, _, _)| *name == HeaderName::Allow)
-        .any(|(_, _, value)| {
-            value
-                .split(',')
-                .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
-        })
+    msg.header_all_str(HeaderName::Allow).any(|value| {
+        value
+            .split(',')
+            .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"))
+    })
 }
 
 fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
@@ -2630,5 +2694,30 @@ fn codec_list(names: &[String], default: &[CodecName]) -> Vec<CodecName> {
         default.to_vec()
     } else {
         list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_from_is_written_as_the_concatenation_was() {
+        let old = |name: &str, uri: &str| {
+            let display = if name.is_empty() {
+                String::new()
+            } else {
+                concat(&["\"", &name.replace('"', ""), "\" "])
+            };
+            concat(&[&display, "<", uri, ">"])
+        };
+        for name in ["", "Agent", "A \"quoted\" name", "\"", "Zoë"] {
+            let uri = "sip:100@example.com";
+            assert_eq!(
+                quoted_name_addr(name, &["sip:", "100", "@", "example.com"]),
+                old(name, uri)
+            );
+            assert_eq!(quoted_name_addr(name, &[uri]), old(name, uri));
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! and `rport` on UDP, the same connection on streams). It does not decide
 //! what to answer; the [`crate::Switch`] does.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::hash_map::Entry::Occupied;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use bytes::Bytes;
 use carillon_sip::{Message, Method};
 use carillon_transaction::{ServerTransaction, TimerConfig, TransactionKind};
 
+use crate::deadlines::Deadlines;
 use crate::header_text::{push_ip, push_u64};
 
 /// Transport a message arrived on or leaves by.
@@ -170,11 +171,16 @@ impl Peer {
 pub fn dialog_key(msg: &Message) -> Option<String> {
     let call_id = msg.call_id()?;
     let seq = msg.cseq()?.seq;
+    Some(dialog_key_of(&call_id, seq))
+}
+
+/// [`dialog_key`] from a Call-ID and CSeq number already parsed.
+pub fn dialog_key_of(call_id: &str, seq: u32) -> String {
     let mut k = String::with_capacity(call_id.len() + 11);
-    k.push_str(&call_id);
+    k.push_str(call_id);
     k.push('|');
     push_u64(&mut k, u64::from(seq));
-    Some(k)
+    k
 }
 
 /// Where a response to `req` received from `peer` goes, and the top Via
@@ -273,7 +279,7 @@ struct Entry {
 pub struct ServerTable {
     cfg: TimerConfig,
     txns: HashMap<Arc<str>, Entry>,
-    deadlines: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    deadlines: Deadlines<Arc<str>>,
     invites: HashMap<String, Arc<str>>,
 }
 
@@ -289,7 +295,7 @@ impl ServerTable {
         ServerTable {
             cfg,
             txns: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             invites: HashMap::new(),
         }
     }
@@ -318,26 +324,31 @@ impl ServerTable {
     }
 
     /// An ACK for a non-2xx final response. Matched by branch, or by
-    /// Call-ID and CSeq for clients that give the ACK a new branch.
-    pub fn ack(&mut self, key: &str, dialog: Option<&str>, now: Instant) -> bool {
-        let by_dialog = if self.txns.contains_key(key) {
-            None
-        } else {
-            match dialog.and_then(|d| self.invites.get(d)) {
-                Some(k) => Some(k.clone()),
-                None => return false,
+    /// Call-ID and CSeq (`dialog`, worked out only when the branch matches
+    /// nothing) for clients that give the ACK a new branch.
+    pub fn ack(
+        &mut self,
+        key: &str,
+        dialog: impl FnOnce() -> Option<String>,
+        now: Instant,
+    ) -> bool {
+        let e = match self.txns.get_mut(key) {
+            Some(e) => e,
+            None => {
+                let Some(k) = dialog().and_then(|d| self.invites.get(&d).cloned()) else {
+                    return false;
+                };
+                match self.txns.get_mut(&k) {
+                    Some(e) => e,
+                    None => return false,
+                }
             }
         };
-        match self.txns.get_mut(by_dialog.as_deref().unwrap_or(key)) {
-            Some(e) => {
-                e.txn.handle_ack(now);
-                if let Some(at) = e.txn.poll_timeout() {
-                    self.deadlines.push(Reverse((at, e.key.clone())));
-                }
-                true
-            }
-            None => false,
+        e.txn.handle_ack(now);
+        if let Some(at) = e.txn.poll_timeout() {
+            self.deadlines.push(at, e.key.clone());
         }
+        true
     }
 
     /// Starts a transaction for a new request.
@@ -410,9 +421,25 @@ impl ServerTable {
         fallback: Peer,
         out: &mut Vec<Transmit>,
     ) {
+        self.respond_with(key, status, now, out, move |_| (fallback, bytes));
+    }
+
+    /// [`ServerTable::respond`] with the response built by `build` from
+    /// the transaction's route and [`ResponseHeads`] (`None` when there is
+    /// no such transaction: `build` then gives the address too), in one
+    /// lookup of the key.
+    pub fn respond_with(
+        &mut self,
+        key: &str,
+        status: u16,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+        build: impl FnOnce(Option<(Peer, &ResponseHeads)>) -> (Peer, Bytes),
+    ) {
         match self.txns.get_mut(key) {
             Some(e) => {
-                if e.txn.send_response(now, status, bytes.clone()).is_err() {
+                let (_, bytes) = build(Some((e.peer, &e.heads)));
+                if e.txn.send_response(now, status, bytes).is_err() {
                     return;
                 }
                 while let Some(b) = e.txn.poll_transmit() {
@@ -424,32 +451,29 @@ impl ServerTable {
                 if e.txn.is_terminated() {
                     self.remove(key);
                 } else if let Some(at) = e.txn.poll_timeout() {
-                    self.deadlines.push(Reverse((at, e.key.clone())));
+                    self.deadlines.push(at, e.key.clone());
                 }
             }
-            None => out.push(Transmit {
-                to: fallback,
-                bytes,
-            }),
+            None => {
+                let (to, bytes) = build(None);
+                out.push(Transmit { to, bytes });
+            }
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((t, _))| *t)
+        self.deadlines.next_at()
     }
 
     /// Fires due timers; transactions that end are dropped.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, key))) = self.deadlines.pop() else {
-                break;
-            };
-            let Some(e) = self.txns.get_mut(&key) else {
+        while let Some(key) = self.deadlines.pop_due(now) {
+            // One hash of the key for the lookup and, if the transaction
+            // ends, its removal.
+            let Occupied(mut slot) = self.txns.entry(key) else {
                 continue;
             };
+            let e = slot.get_mut();
             if e.txn.poll_timeout().is_some_and(|t| t > now) {
                 continue; // stale heap entry; a newer one exists
             }
@@ -462,9 +486,11 @@ impl ServerTable {
             }
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {
-                self.remove(&key);
+                if let Some(d) = slot.remove().dialog {
+                    self.invites.remove(&d);
+                }
             } else if let Some(at) = e.txn.poll_timeout() {
-                self.deadlines.push(Reverse((at, key)));
+                self.deadlines.push(at, e.key.clone());
             }
         }
     }

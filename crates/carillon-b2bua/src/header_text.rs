@@ -72,10 +72,21 @@ pub(crate) fn channel(name: &str, key: u64) -> String {
 
 /// The name-addr without its `;tag=` parameter (and anything after it).
 pub(crate) fn strip_tag(name_addr: &str) -> &str {
-    match name_addr.find(";tag=") {
-        Some(i) => &name_addr[..i],
-        None => name_addr,
+    // `find(";tag=")` by a scan for ';' (a `&str` pattern sets up a
+    // two-way searcher for every call).
+    let bytes = name_addr.as_bytes();
+    let mut from = 0;
+    while let Some(i) = bytes
+        .get(from..)
+        .and_then(|r| r.iter().position(|b| *b == b';'))
+    {
+        let at = from + i;
+        if bytes.get(at..).is_some_and(|r| r.starts_with(b";tag=")) {
+            return name_addr.get(..at).unwrap_or(name_addr);
+        }
+        from = at + 1;
     }
+    name_addr
 }
 
 #[cfg(test)]
@@ -104,5 +115,16 @@ mod tests {
         }
         assert_eq!(strip_tag("<sip:a@b>;tag=9;x=1"), "<sip:a@b>");
         assert_eq!(strip_tag("<sip:a@b>"), "<sip:a@b>");
+        for s in [
+            "",
+            ";tag=",
+            "a;tag",
+            "<sip:a@b;x=1>;ta;tag=1",
+            "<sip:a@b>;x;;tag=2;tag=3",
+            "\"é;\" <sip:a@b>;tag=ü",
+        ] {
+            let want = s.find(";tag=").map_or(s, |i| &s[..i]);
+            assert_eq!(strip_tag(s), want, "{s:?}");
+        }
     }
 }

@@ -14,6 +14,7 @@
 )]
 
 pub mod calls;
+mod deadlines;
 pub mod endpoint;
 mod header_text;
 pub mod policy;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use carillon_digest::{Algorithm, AuthResult, Credentials, DigestConfig, DigestServer, Secret};
 use carillon_registrar::{Binding, BindingChange, RegisterError, Registrar, RegistrarConfig};
-use carillon_sip::validate::{response_is_usable, ALLOWED_METHODS, SUPPORTED_OPTIONS};
+use carillon_sip::validate::{response_parts, ALLOWED_METHODS, SUPPORTED_OPTIONS};
 use carillon_sip::{
     validate_request_parts, HeaderName, Message, Method, NameAddr, RequestParts, ResponseBuilder,
 };
@@ -391,8 +391,8 @@ impl Switch {
             if for_trunks {
                 self.drain_trunks();
                 self.flush_scratch();
-            } else if response_is_usable(&msg) {
-                self.handle_response(now, now_unix_ms, peer, &msg);
+            } else if let Some(parts) = response_parts(&msg) {
+                self.handle_response(now, now_unix_ms, peer, &msg, &parts);
                 self.flush_scratch();
             } else {
                 debug!(source = %peer, "unusable response dropped");
@@ -434,18 +434,12 @@ impl Switch {
         f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
     ) {
         let tag = self.random_tag();
-        let (to, bytes) = build_response(
-            &self.table,
-            &self.user_agent,
-            &tag,
-            key,
-            req,
-            peer,
-            status,
-            f,
-        );
+        let user_agent = self.user_agent.as_str();
         self.table
-            .respond(key, status, bytes, now, to, &mut self.scratch);
+            .respond_with(key, status, now, &mut self.scratch, |heads| {
+                let tag = std::str::from_utf8(&tag).unwrap_or("");
+                build_response(heads, user_agent, tag, req, peer, status, f)
+            });
     }
 
     fn handle_request(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, msg: &Message) {
@@ -470,7 +464,7 @@ impl Switch {
             let in_dialog = self.handle_dialog_ack(now, msg);
             let matched = self
                 .table
-                .ack(&key, crate::endpoint::dialog_key(msg).as_deref(), now);
+                .ack(&key, || crate::endpoint::dialog_key(msg), now);
             if !in_dialog && !matched {
                 debug!(source = %peer, "ACK without transaction or dialog absorbed");
             }
@@ -487,10 +481,13 @@ impl Switch {
         };
         // Port the transaction's responses go to.
         let (route, via) = response_route_with(top_via.as_ref(), peer);
-        let dialog = if kind == TransactionKind::Invite {
-            crate::endpoint::dialog_key(msg)
-        } else {
-            None
+        let dialog = match &validated {
+            _ if kind != TransactionKind::Invite => None,
+            Some(Ok(parts)) => Some(crate::endpoint::dialog_key_of(
+                parts.call_id,
+                parts.cseq.seq,
+            )),
+            _ => crate::endpoint::dialog_key(msg),
         };
         let heads = ResponseHeads {
             via,
@@ -556,6 +553,7 @@ impl Switch {
                         &key,
                         peer,
                         msg,
+                        &parts,
                         crate::calls::Caller::Trunk(t),
                     ),
                     None => match self.authenticate(now, now_unix, peer, msg, true) {
@@ -565,6 +563,7 @@ impl Switch {
                             &key,
                             peer,
                             msg,
+                            &parts,
                             crate::calls::Caller::User(user),
                         ),
                         Err(stale) => {
@@ -731,31 +730,25 @@ impl Switch {
                 // the registrar while the response is built.
                 let tag = self.random_tag();
                 let bindings = self.registrar.bindings(&aor_user);
-                let (to, bytes) = build_response(
-                    &self.table,
-                    &self.user_agent,
-                    &tag,
-                    key,
-                    msg,
-                    peer,
-                    200,
-                    |mut b| {
-                        for binding in bindings {
-                            let mut c = String::with_capacity(binding.contact.len() + 24);
-                            c.push('<');
-                            c.push_str(&binding.contact);
-                            c.push_str(">;expires=");
-                            crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
-                            b = b.header("Contact", c);
-                        }
-                        if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
-                            b = b.header("Path", first.path.join(", "));
-                        }
-                        b
-                    },
-                );
+                let user_agent = self.user_agent.as_str();
                 self.table
-                    .respond(key, 200, bytes, now, to, &mut self.scratch);
+                    .respond_with(key, 200, now, &mut self.scratch, |heads| {
+                        let tag = std::str::from_utf8(&tag).unwrap_or("");
+                        build_response(heads, user_agent, tag, msg, peer, 200, |mut b| {
+                            for binding in bindings {
+                                let mut c = String::with_capacity(binding.contact.len() + 24);
+                                c.push('<');
+                                c.push_str(&binding.contact);
+                                c.push_str(">;expires=");
+                                crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
+                                b = b.header("Contact", c);
+                            }
+                            if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
+                                b = b.header("Path", first.path.join(", "));
+                            }
+                            b
+                        })
+                    });
                 200
             }
             Err(e) => {
@@ -773,21 +766,20 @@ impl Switch {
     }
 }
 
-/// Builds a response through transaction `key`'s route and rewritten Via
-/// (borrowed from the table; [`response_route`] when the transaction is
-/// gone), with our To tag and `Server` header, then `f`'s additions.
-#[allow(clippy::too_many_arguments)]
-fn build_response<'r>(
-    table: &'r ServerTable,
+/// Builds a response through its transaction's route and rewritten Via
+/// (`heads`, borrowed from the table; [`response_route`] when the
+/// transaction is gone), with our To tag and `Server` header, then `f`'s
+/// additions.
+pub(crate) fn build_response<'r>(
+    heads: Option<(Peer, &'r ResponseHeads)>,
     user_agent: &'r str,
-    tag: &'r [u8; 16],
-    key: &str,
+    tag: &'r str,
     req: &'r Message,
     peer: Peer,
     status: u16,
     f: impl FnOnce(ResponseBuilder<'r>) -> ResponseBuilder<'r>,
 ) -> (Peer, Bytes) {
-    let (to, via, to_tagged) = match table.response_heads(key) {
+    let (to, via, to_tagged) = match heads {
         Some((to, heads)) => (
             to,
             heads.via.as_deref().map(std::borrow::Cow::Borrowed),
@@ -799,7 +791,7 @@ fn build_response<'r>(
         }
     };
     let mut b = ResponseBuilder::new(req, status)
-        .to_tag(std::str::from_utf8(tag).unwrap_or(""))
+        .to_tag(tag)
         .header("Server", user_agent);
     if let Some(v) = via {
         b = b.top_via(v);

@@ -9,7 +9,8 @@
 //! wake-ups on one thread removes the cross-thread hand-off (a futex wake
 //! and a context switch) that a reader task per socket on the shared
 //! runtime cost for every datagram. When a UDP socket is readable the task
-//! drains up to [`UDP_BATCH`] datagrams before looking at anything else, and
+//! drains up to [`UDP_BATCH`] datagrams (a `recvmmsg` of up to eight at a
+//! time) before looking at anything else, and
 //! the UDP datagrams the switch answers them with leave together at the end
 //! of the batch (one `sendmmsg` per socket, see
 //! [`crate::transport::UdpOutbox`]) rather than with a `sendto` each.
@@ -34,6 +35,12 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::transport::{Inbound, ListenSpec, Listeners, TransportError, UdpOutbox};
+use carillon_rtpnet::recv::RecvBatch;
+use std::os::fd::AsRawFd;
+use tokio::io::Interest;
+
+/// Datagrams one `recvmmsg` of a SIP socket may return.
+const RECV_BATCH: usize = 8;
 
 /// Commands from the binary (signals, API).
 #[derive(Debug)]
@@ -245,9 +252,10 @@ async fn run(
     mut media_events: mpsc::Receiver<MediaEvent>,
 ) {
     let udp: Vec<Arc<UdpSocket>> = listeners.udp_sockets().cloned().collect();
-    // One receive buffer, zeroed once and reused: each datagram is copied
-    // out into an allocation of its own size.
-    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+    // Receive buffers, zeroed once and reused: each datagram is copied out
+    // into an allocation of its own size. One byte over the largest
+    // message, so that a longer datagram still fails to parse as too large.
+    let mut recv = RecvBatch::<RECV_BATCH>::with_room(MAX_MESSAGE_SIZE + 1);
     let mut batch = Vec::with_capacity(256);
     let mut outbox = UdpOutbox::new(UDP_BATCH);
     switch.handle_timeout(Instant::now(), unix_now_ms());
@@ -308,20 +316,36 @@ async fn run(
             },
             i = udp_readable(&udp) => {
                 let Some(sock) = udp.get(i) else { continue };
-                let mut now = None;
-                for _ in 0..UDP_BATCH {
-                    match sock.try_recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            let (now, unix) =
-                                *now.get_or_insert_with(|| (Instant::now(), unix_now_ms()));
-                            let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                let fd = sock.as_raw_fd();
+                let (now, unix) = (Instant::now(), unix_now_ms());
+                let mut handled = 0;
+                while handled < UDP_BATCH {
+                    // One `recvmmsg`; a short batch drained the queue, so
+                    // WouldBlock is reported and tokio clears the readiness
+                    // without a `recvfrom` that would only see EAGAIN.
+                    let read = sock.try_io(Interest::READABLE, || {
+                        let n = recv.recv(fd)?;
+                        for k in 0..n {
+                            let Some((datagram, from)) = recv.datagram(k) else { continue };
+                            let bytes = Bytes::copy_from_slice(datagram);
                             let peer = Peer { transport: Transport::Udp, addr: from, conn: None };
                             switch.handle_input(now, unix, peer, bytes);
                             drain_queued(&mut switch, &listeners, &mut sinks, &mut outbox);
                         }
+                        if n < RECV_BATCH {
+                            Err(std::io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(n)
+                        }
+                    });
+                    match read {
+                        Ok(n) => handled += n,
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         // ICMP port unreachable surfaces here on some systems; keep going.
-                        Err(e) => debug!(error = %e, "udp recv error"),
+                        Err(e) => {
+                            debug!(error = %e, "udp recv error");
+                            handled += 1;
+                        }
                     }
                 }
                 listeners.flush(&mut outbox);

@@ -77,7 +77,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod recv;
+pub mod recv;
 
 use carillon_kernelpath::{FlowKey, FlowRule, FlowTable, KernelRelay};
 use carillon_media::{MediaConfig, MediaEngine, OffloadProgress, OffloadRequest, SocketRequest};

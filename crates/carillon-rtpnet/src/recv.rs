@@ -1,36 +1,52 @@
-//! One `recvmmsg` per readiness check for a relay socket.
+//! One `recvmmsg` per readiness check for a relay socket (and, through
+//! `carillon-net`, for the SIP signalling socket).
 //!
 //! Owns the receive buffers a worker's readers share and the reading of
-//! up to [`RECV_BATCH`] datagrams with their sources in one system call.
-//! A batch shorter than [`RECV_BATCH`] means the socket's queue was empty
-//! when the kernel looked, so the reader can clear its readiness without
-//! the extra `recvfrom` that would only have returned `EAGAIN` (one per
-//! relayed packet before: a third of the relay's system calls).
+//! up to [`RECV_BATCH`] (or `N`) datagrams with their sources in one
+//! system call. A batch shorter than that means the socket's queue was
+//! empty when the kernel looked, so the reader can clear its readiness
+//! without the extra `recvfrom` that would only have returned `EAGAIN`
+//! (one per relayed packet before: a third of the relay's system calls).
 
 use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
-/// Datagrams one `recvmmsg` may return.
+/// Datagrams one `recvmmsg` of a relay socket may return.
 pub const RECV_BATCH: usize = 4;
 
 /// Room for one datagram (longer ones are truncated and fail RTP checks).
 pub const MAX_DATAGRAM: usize = 2048;
 
-/// Buffers and headers for `recvmmsg`, reused for every call.
-pub struct RecvBatch {
+/// Buffers and headers for `recvmmsg` of up to `N` datagrams, reused for
+/// every call.
+pub struct RecvBatch<const N: usize = RECV_BATCH> {
     headers: MultiHeaders<SockaddrStorage>,
-    bufs: Box<[[u8; MAX_DATAGRAM]; RECV_BATCH]>,
-    got: [(usize, Option<SocketAddr>); RECV_BATCH],
+    bufs: [Box<[u8]>; N],
+    got: [(usize, Option<SocketAddr>); N],
 }
 
-impl RecvBatch {
+impl RecvBatch<RECV_BATCH> {
+    /// [`RECV_BATCH`] buffers of [`MAX_DATAGRAM`] bytes (a relay socket).
     pub fn new() -> Self {
+        Self::with_room(MAX_DATAGRAM)
+    }
+}
+
+impl Default for RecvBatch<RECV_BATCH> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> RecvBatch<N> {
+    /// `N` buffers of `room` bytes each (a longer datagram is truncated).
+    pub fn with_room(room: usize) -> Self {
         RecvBatch {
-            headers: MultiHeaders::preallocate(RECV_BATCH, None),
-            bufs: Box::new([[0; MAX_DATAGRAM]; RECV_BATCH]),
-            got: [(0, None); RECV_BATCH],
+            headers: MultiHeaders::preallocate(N, None),
+            bufs: std::array::from_fn(|_| vec![0; room].into_boxed_slice()),
+            got: [(0, None); N],
         }
     }
 
@@ -75,6 +91,13 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
+    /// A loopback socket (non-blocking for the receiving side).
+    fn bound(nonblocking: bool) -> std::net::UdpSocket {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_nonblocking(nonblocking).unwrap();
+        s
+    }
+
     #[test]
     fn a_short_batch_returns_what_was_queued_with_sources_then_would_block() {
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -111,5 +134,19 @@ mod tests {
         assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), RECV_BATCH);
         assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 1);
         assert_eq!(batch.datagram(0).unwrap().0, &[RECV_BATCH as u8]);
+    }
+
+    #[test]
+    fn a_batch_of_any_size_reads_up_to_its_count_and_truncates_to_its_room() {
+        let mut batch = RecvBatch::<2>::with_room(6);
+        let (rx, tx) = (bound(true), bound(false));
+        for i in 0..3u8 {
+            tx.send_to(&[i; 10], rx.local_addr().unwrap()).unwrap();
+        }
+        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 2);
+        assert_eq!(batch.datagram(1).unwrap().0, &[1u8; 6]);
+        assert!(batch.datagram(2).is_none());
+        assert_eq!(batch.recv(rx.as_raw_fd()).unwrap(), 1);
+        assert_eq!(batch.datagram(0).unwrap().0, &[2u8; 6]);
     }
 }

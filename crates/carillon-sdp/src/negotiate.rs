@@ -21,6 +21,7 @@
 //!  offer(policy) ──► callee ──answer──► apply_answer(offer, answer) ──► MediaPlan
 //! ```
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::codec::CodecName;
@@ -256,20 +257,23 @@ pub fn answer(
 
 /// The common voice codecs of one offered stream, as (codec, offered
 /// mapping), in the order the policy asks for, one per payload type.
-fn common_codecs(offered: &[RtpMap], policy: &AnswerPolicy) -> Vec<(CodecName, RtpMap)> {
+fn common_codecs<'m>(
+    offered: &'m [Cow<'_, RtpMap>],
+    policy: &AnswerPolicy,
+) -> Vec<(CodecName, &'m RtpMap)> {
     let allowed = || {
         policy
             .allowed
             .iter()
             .filter(|c| **c != CodecName::TelephoneEvent)
     };
-    let pairs: Vec<(CodecName, RtpMap)> = if policy.prefer_offerer_order {
+    let pairs: Vec<(CodecName, &RtpMap)> = if policy.prefer_offerer_order {
         offered
             .iter()
             .filter_map(|m| {
                 allowed()
                     .find(|c| c.matches(m))
-                    .map(|c| (c.clone(), m.clone()))
+                    .map(|c| (c.clone(), m.as_ref()))
             })
             .collect()
     } else {
@@ -278,7 +282,7 @@ fn common_codecs(offered: &[RtpMap], policy: &AnswerPolicy) -> Vec<(CodecName, R
                 offered
                     .iter()
                     .find(|m| c.matches(m))
-                    .map(|m| (c.clone(), m.clone()))
+                    .map(|m| (c.clone(), m.as_ref()))
             })
             .collect()
     };
@@ -298,9 +302,9 @@ fn accept_audio(
     offered: &MediaDescription,
     policy: &AnswerPolicy,
 ) -> Option<(MediaDescription, MediaPlan)> {
-    let maps: Vec<RtpMap> = offered
+    let maps: Vec<Cow<'_, RtpMap>> = offered
         .payload_types()
-        .filter_map(|pt| offered.resolve_payload_type(pt))
+        .filter_map(|pt| offered.resolve_payload_type_ref(pt))
         .collect();
     let voice = common_codecs(&maps, policy);
     let (codec, first) = voice.first()?.clone();
@@ -308,12 +312,13 @@ fn accept_audio(
     let telephone_event = if policy.telephone_event {
         let all: Vec<&RtpMap> = maps
             .iter()
+            .map(AsRef::as_ref)
             .filter(|m| CodecName::TelephoneEvent.matches(m))
             .collect();
         all.iter()
             .find(|m| m.clock_rate == first.clock_rate)
             .or_else(|| all.first())
-            .map(|m| (*m).clone())
+            .copied()
     } else {
         None
     };
@@ -330,7 +335,7 @@ fn accept_audio(
         &offered.proto,
         Vec::new(),
     );
-    let listed = voice.iter().map(|(_, m)| m).chain(telephone_event.as_ref());
+    let listed = voice.iter().map(|(_, m)| *m).chain(telephone_event);
     let count = voice.len() + usize::from(telephone_event.is_some());
     media.formats.reserve_exact(count);
     media.attributes.reserve_exact(2 * count + 3);
@@ -475,8 +480,8 @@ pub fn apply_answer(
         let offered: Vec<u8> = ours.payload_types().collect();
         let resolve = |pt: u8| {
             theirs
-                .resolve_payload_type(pt)
-                .or_else(|| ours.resolve_payload_type(pt))
+                .resolve_payload_type_ref(pt)
+                .or_else(|| ours.resolve_payload_type_ref(pt))
         };
         let common = || {
             theirs

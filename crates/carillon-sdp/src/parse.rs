@@ -78,6 +78,38 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// `s.split_once(char::from(byte))` for an ASCII `byte`, by a byte scan
+/// (a `char` pattern goes through the generic searcher).
+fn split_once_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == byte)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Whether an ASCII byte is `char::is_whitespace` (space, `\t`, `\n`,
+/// vertical tab, form feed, `\r`).
+fn is_ascii_ws(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
+}
+
+/// `text.split_whitespace()` as an iterator of pieces: for ASCII text a
+/// byte scan, otherwise the standard (Unicode) split.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    let ascii = text.is_ascii();
+    let mut unicode = (!ascii).then(|| text.split_whitespace());
+    let mut rest = if ascii { text } else { "" };
+    std::iter::from_fn(move || {
+        if let Some(it) = unicode.as_mut() {
+            return it.next();
+        }
+        let start = rest.bytes().position(|b| !is_ascii_ws(b))?;
+        let tail = rest.get(start..)?;
+        let end = tail.bytes().position(is_ascii_ws).unwrap_or(tail.len());
+        let (word, after) = (tail.get(..end)?, tail.get(end..)?);
+        rest = after;
+        Some(word)
+    })
+}
+
 fn set_once<T>(slot: &mut Option<T>, value: T, line: usize, kind: char) -> Result<(), ParseError> {
     if slot.is_some() {
         return Err(ParseError::DuplicateLine { line, kind });
@@ -104,7 +136,11 @@ impl Parser {
         for (index, text) in lines.enumerate() {
             let line = index + 1;
             let text = text.map_err(|_| ParseError::InvalidUtf8 { line })?;
-            let text = text.trim_end_matches(['\r', ' ', '\t']);
+            let end = text
+                .bytes()
+                .rposition(|b| !matches!(b, b'\r' | b' ' | b'\t'))
+                .map_or(0, |i| i + 1);
+            let text = text.get(..end).unwrap_or_default();
             if text.trim_start().is_empty() {
                 continue;
             }
@@ -231,7 +267,7 @@ fn media_line(
 /// The whitespace-separated fields of `value` when there are exactly `N`.
 fn fields<const N: usize>(value: &str) -> Option<[&str; N]> {
     let mut out = [""; N];
-    let mut it = value.split_whitespace();
+    let mut it = words(value);
     for slot in &mut out {
         *slot = it.next()?;
     }
@@ -268,7 +304,7 @@ fn parse_connection(value: &str, line: usize) -> Result<Connection, ParseError> 
 
 fn parse_bandwidth(value: &str, line: usize) -> Result<Bandwidth, ParseError> {
     let err = || ParseError::InvalidBandwidth { line };
-    let (bwtype, number) = value.split_once(':').ok_or_else(err)?;
+    let (bwtype, number) = split_once_byte(value, b':').ok_or_else(err)?;
     let bwtype = bwtype.trim();
     if bwtype.is_empty() {
         return Err(err());
@@ -291,11 +327,11 @@ fn parse_timing(value: &str, line: usize) -> Result<Timing, ParseError> {
 
 fn parse_media(value: &str, line: usize) -> Result<MediaDescription, ParseError> {
     let invalid = |reason| ParseError::InvalidMedia { line, reason };
-    let mut fields = value.split_whitespace();
+    let mut fields = words(value);
     let media = fields.next().ok_or_else(|| invalid("missing media type"))?;
     let port_field = fields.next().ok_or_else(|| invalid("missing port"))?;
     let proto = fields.next().ok_or_else(|| invalid("missing protocol"))?;
-    let (port, port_count) = match port_field.split_once('/') {
+    let (port, port_count) = match split_once_byte(port_field, b'/') {
         Some((port, count)) => (port, Some(count)),
         None => (port_field, None),
     };
@@ -316,7 +352,7 @@ fn parse_media(value: &str, line: usize) -> Result<MediaDescription, ParseError>
 /// Parses the value of an `a=` line; anything not understood is kept
 /// verbatim as [`Attribute::Other`].
 pub(crate) fn parse_attribute(value: &str) -> Attribute {
-    let (name, arg) = match value.split_once(':') {
+    let (name, arg) = match split_once_byte(value, b':') {
         Some((n, v)) => (n, Some(v)),
         None => (value, None),
     };
@@ -331,7 +367,7 @@ fn typed_attribute(name: &str, arg: Option<&str>) -> Option<Attribute> {
     match arg {
         Some(arg) if is("rtpmap") => parse_rtpmap(arg).map(Attribute::RtpMap),
         Some(arg) if is("fmtp") => {
-            let (pt, params) = arg.split_once(' ')?;
+            let (pt, params) = split_once_byte(arg, b' ')?;
             let params = params.trim();
             if params.is_empty() {
                 return None;
@@ -355,16 +391,20 @@ fn parse_payload_type(s: &str) -> Option<u8> {
 }
 
 fn parse_rtpmap(arg: &str) -> Option<RtpMap> {
-    let (pt, encoding) = arg.trim().split_once(' ')?;
-    let mut parts = encoding.trim().split('/');
-    let name = parts
-        .next()
-        .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))?;
-    let clock_rate = parts.next()?.parse::<u32>().ok()?;
-    let channels = parts.next().map(str::parse::<u16>).transpose().ok()?;
-    if parts.next().is_some() {
+    let (pt, encoding) = split_once_byte(arg.trim(), b' ')?;
+    // `name/clock[/channels]`, nothing more.
+    let (name, rates) = split_once_byte(encoding.trim(), b'/')?;
+    if name.is_empty() || name.contains(char::is_whitespace) {
         return None;
     }
+    let (clock_rate, channels) = match split_once_byte(rates, b'/') {
+        Some((clock, channels)) if !channels.contains('/') => {
+            (clock, Some(channels.parse::<u16>().ok()?))
+        }
+        Some(_) => return None,
+        None => (rates, None),
+    };
+    let clock_rate = clock_rate.parse::<u32>().ok()?;
     Some(RtpMap {
         payload_type: parse_payload_type(pt)?,
         encoding: name.to_owned(),
@@ -394,7 +434,59 @@ fn parse_rtcp(arg: &str) -> Option<Rtcp> {
 
 #[cfg(test)]
 mod tests {
-    use super::lines;
+    use super::{lines, parse_rtpmap, split_once_byte, words};
+
+    #[test]
+    fn words_split_like_split_whitespace() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " IN  IP4\t127.0.0.1 ",
+            "a\x0bb\x0cc\rd\ne",
+            "x\u{a0}y z",
+            "é  ü",
+            "\x1cq",
+        ] {
+            let ours: Vec<&str> = words(text).collect();
+            let std: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn split_once_byte_is_split_once() {
+        for text in ["", ":", "a:", ":b", "rtpmap:0 PCMU/8000", "é:ü:x", "none"] {
+            assert_eq!(
+                split_once_byte(text, b':'),
+                text.split_once(':'),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rtpmaps_parse_as_before() {
+        for (arg, want) in [
+            ("0 PCMU/8000", Some((0, "PCMU", 8000, None))),
+            (" 96 opus/48000/2 ", Some((96, "opus", 48000, Some(2)))),
+            ("0 PCMU", None),
+            ("0 PCMU/8000/1/2", None),
+            ("0 PCMU/8000/", None),
+            ("0 /8000", None),
+            ("0 PC MU/8000", None),
+            ("128 PCMU/8000", None),
+            ("0 PCMU/x", None),
+        ] {
+            let got =
+                parse_rtpmap(arg).map(|m| (m.payload_type, m.encoding, m.clock_rate, m.channels));
+            assert_eq!(
+                got,
+                want.map(|(p, e, c, ch)| (p, e.to_owned(), c, ch)),
+                "{arg:?}"
+            );
+        }
+    }
 
     #[test]
     fn lines_split_like_str_split() {

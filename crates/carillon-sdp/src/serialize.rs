@@ -138,23 +138,43 @@ impl Display for MediaDescription {
     }
 }
 
+/// The two-digit decimal texts `00` to `99`, back to back.
+const PAIRS: &str = "00010203040506070809101112131415161718192021222324\
+25262728293031323334353637383940414243444546474849\
+50515253545556575859606162636465666768697071727374\
+75767778798081828384858687888990919293949596979899";
+
+/// `k` (below 100) as two digits.
+fn pair(k: u8) -> &'static str {
+    let i = usize::from(k) * 2;
+    PAIRS.get(i..i + 2).unwrap_or("00")
+}
+
 /// Appends `n` in decimal (no formatter; also used for SIP header text).
+/// Two digits at a time from a table of `&str`, so there is neither a
+/// UTF-8 check nor a push per digit.
 pub fn push_u64(out: &mut String, mut n: u64) {
-    if n < 10 {
-        out.push(char::from(b'0' + n as u8));
-        return;
-    }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    // Base-100 digits, least significant first (a u64 has at most 10).
+    let mut groups = [0u8; 10];
+    let mut len = 0;
     loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        groups[len] = (n % 100) as u8;
+        len += 1;
+        n /= 100;
         if n == 0 {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+    out.reserve(2 * len);
+    let (top, rest) = groups[..len].split_last().unwrap_or((&0, &[]));
+    if *top < 10 {
+        out.push(char::from(b'0' + top));
+    } else {
+        out.push_str(pair(*top));
+    }
+    for g in rest.iter().rev() {
+        out.push_str(pair(*g));
+    }
 }
 
 /// `n` in decimal, as `to_string` writes it.
@@ -384,5 +404,21 @@ mod tests {
         s.push(' ');
         push_u64(&mut s, u64::MAX);
         assert_eq!(s, format!("0 {}", u64::MAX));
+    }
+
+    #[test]
+    fn push_u64_writes_what_to_string_writes() {
+        let mut values: Vec<u64> = (0..=100_000).collect();
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, next - 1]);
+            p = next;
+        }
+        values.extend([u64::MAX, u64::MAX - 1, 1 << 63, 12_345_678_901_234_567_890]);
+        for v in values {
+            let mut s = String::from("x");
+            push_u64(&mut s, v);
+            assert_eq!(s, format!("x{v}"));
+        }
     }
 }

@@ -421,14 +421,27 @@ impl MediaDescription {
     /// when none is written.
     #[must_use]
     pub fn resolve_payload_type(&self, payload_type: u8) -> Option<RtpMap> {
+        self.resolve_payload_type_ref(payload_type)
+            .map(std::borrow::Cow::into_owned)
+    }
+
+    /// [`MediaDescription::resolve_payload_type`], borrowing a written
+    /// `a=rtpmap` instead of copying it.
+    #[must_use]
+    pub fn resolve_payload_type_ref(
+        &self,
+        payload_type: u8,
+    ) -> Option<std::borrow::Cow<'_, RtpMap>> {
         if let Some(map) = self.rtpmap(payload_type) {
-            return Some(map.clone());
+            return Some(std::borrow::Cow::Borrowed(map));
         }
-        static_payload(payload_type).map(|s| RtpMap {
-            payload_type,
-            encoding: s.encoding.to_owned(),
-            clock_rate: s.clock_rate,
-            channels: s.channels,
+        static_payload(payload_type).map(|s| {
+            std::borrow::Cow::Owned(RtpMap {
+                payload_type,
+                encoding: s.encoding.to_owned(),
+                clock_rate: s.clock_rate,
+                channels: s.channels,
+            })
         })
     }
 

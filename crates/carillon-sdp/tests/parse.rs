@@ -75,6 +75,20 @@ fn static_payload_types_without_rtpmap_resolve_from_rfc_3551() {
     assert_eq!(g729.codec(), CodecName::G729);
     assert_eq!(g729.clock_rate, 8000);
     assert_eq!(audio.fmtp(18), Some("annexb=yes"));
+    // The borrowing form: a written rtpmap is borrowed, a static one built.
+    assert!(matches!(
+        audio.resolve_payload_type_ref(96),
+        Some(std::borrow::Cow::Borrowed(_))
+    ));
+    for pt in [96, 97, 101, 18, 0, 8, 3, 9, 127] {
+        assert_eq!(
+            audio
+                .resolve_payload_type_ref(pt)
+                .map(std::borrow::Cow::into_owned),
+            audio.resolve_payload_type(pt),
+            "{pt}"
+        );
+    }
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub struct ResponseBuilder<'r> {
     /// Whether the request's To has a tag, when the caller already knows.
     request_to_tagged: Option<bool>,
     headers: Vec<(Cow<'r, str>, Cow<'r, str>)>,
-    body: Option<(String, Bytes)>,
+    body: Option<(Cow<'r, str>, Bytes)>,
 }
 
 impl<'r> ResponseBuilder<'r> {
@@ -156,7 +156,7 @@ impl<'r> ResponseBuilder<'r> {
         self
     }
 
-    pub fn body(mut self, content_type: impl Into<String>, body: Bytes) -> Self {
+    pub fn body(mut self, content_type: impl Into<Cow<'r, str>>, body: Bytes) -> Self {
         self.body = Some((content_type.into(), body));
         self
     }
@@ -241,7 +241,7 @@ impl<'r> ResponseBuilder<'r> {
         }
         finish(
             &mut out,
-            self.body.as_ref().map(|(ct, b)| (ct.as_str(), &b[..])),
+            self.body.as_ref().map(|(ct, b)| (ct.as_ref(), &b[..])),
         );
         Bytes::from(out)
     }

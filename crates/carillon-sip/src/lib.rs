@@ -27,4 +27,7 @@ pub use message::{Message, ParseError, StartLine};
 pub use method::Method;
 pub use syntax::{CSeq, NameAddr, Params, Via};
 pub use uri::{Scheme, Uri};
-pub use validate::{validate_request, validate_request_parts, Rejection, RequestParts};
+pub use validate::{
+    response_parts, validate_request, validate_request_parts, Rejection, RequestParts,
+    ResponseParts,
+};

@@ -53,12 +53,11 @@ fn bad(reason: &'static str) -> Rejection {
     Rejection::new(400, reason)
 }
 
-fn media_type(ct: &str) -> String {
-    ct.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// Whether the media type of a Content-Type or Accept element (before any
+/// `;` parameter) is one of `types` (lower case), ignoring ASCII case.
+fn media_type_is(ct: &str, types: &[&str]) -> bool {
+    let t = ct.split(';').next().unwrap_or("").trim();
+    types.iter().any(|x| t.eq_ignore_ascii_case(x))
 }
 
 /// The parts of a request that [`validate_request_parts`] parsed while
@@ -251,11 +250,8 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
         Method::Invite | Method::Update | Method::Prack | Method::Ack
     );
     if session_method && !msg.body().is_empty() {
-        let ct = msg
-            .content_type()
-            .map(|c| media_type(&c))
-            .unwrap_or_default();
-        if ct != "application/sdp" && ct != "multipart/mixed" {
+        let ct = msg.header_str(HeaderName::ContentType).unwrap_or_default();
+        if !media_type_is(ct, &["application/sdp", "multipart/mixed"]) {
             return Err(Rejection::new(415, "Unsupported Media Type"));
         }
         if let Some(enc) = msg.header(HeaderName::ContentEncoding) {
@@ -266,10 +262,10 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
     }
     if *method == Method::Invite {
         if let Some(accept) = msg.header(HeaderName::Accept) {
-            let ok = split_list(&accept).unwrap_or_default().iter().any(|a| {
-                let t = media_type(a);
-                t == "application/sdp" || t == "application/*" || t == "*/*"
-            });
+            let ok = split_list(&accept)
+                .unwrap_or_default()
+                .iter()
+                .any(|a| media_type_is(a, &["application/sdp", "application/*", "*/*"]));
             if !accept.trim().is_empty() && !ok {
                 return Err(Rejection::new(406, "Not Acceptable"));
             }
@@ -293,14 +289,40 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
 /// From, To, Call-ID and a CSeq within 32 bits. Anything else is discarded
 /// silently (RFC 4475 §3.1.2.5).
 pub fn response_is_usable(msg: &Message) -> bool {
-    msg.status().is_some()
-        && msg.with_top_via(|_| ()).is_some()
-        && msg.with_name_addr(HeaderName::From, |_| ()).is_some()
-        && msg.with_name_addr(HeaderName::To, |_| ()).is_some()
-        && msg.call_id().is_some()
-        && msg
-            .header(HeaderName::CSeq)
-            .is_some_and(|c| CSeq::parse(&c).is_ok())
+    response_parts(msg).is_some()
+}
+
+/// The parts of a response that [`response_parts`] parsed while checking
+/// that it is usable, handed on so that the transaction user does not parse
+/// them again. Every view borrows from the message.
+#[derive(Debug, Clone)]
+pub struct ResponseParts<'a> {
+    pub status: u16,
+    /// The topmost Via (first element of the first Via line).
+    pub top_via: Via<'a>,
+    pub from: NameAddr<'a>,
+    pub to: NameAddr<'a>,
+    pub call_id: &'a str,
+    pub cseq: CSeq,
+}
+
+/// [`response_is_usable`], returning what it parsed; `None` for a request
+/// or an unusable response.
+pub fn response_parts(msg: &Message) -> Option<ResponseParts<'_>> {
+    let status = msg.status()?;
+    let top_via = msg.top_via()?;
+    let from = NameAddr::parse(msg.header_str(HeaderName::From)?).ok()?;
+    let to = NameAddr::parse(msg.header_str(HeaderName::To)?).ok()?;
+    let call_id = msg.header_str(HeaderName::CallId)?;
+    let cseq = CSeq::parse(msg.header_str(HeaderName::CSeq)?).ok()?;
+    Some(ResponseParts {
+        status,
+        top_via,
+        from,
+        to,
+        call_id,
+        cseq,
+    })
 }
 
 #[cfg(test)]
@@ -310,6 +332,48 @@ mod tests {
 
     fn parse(s: &str) -> Message {
         Message::parse(Bytes::from(s.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn media_types_compare_as_the_lowercased_text_did() {
+        let types = ["application/sdp", "multipart/mixed"];
+        for (ct, want) in [
+            ("application/sdp", true),
+            (" Application/SDP ; charset=x", true),
+            ("MULTIPART/MIXED;boundary=b", true),
+            ("application/sdpx", false),
+            ("", false),
+            ("text/plain", false),
+        ] {
+            assert_eq!(media_type_is(ct, &types), want, "{ct:?}");
+        }
+    }
+
+    #[test]
+    fn the_parts_of_a_usable_response_are_handed_on_parsed() {
+        let m = parse(
+            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb\r\n\
+             From: <sip:100@example.com>;tag=f\r\nTo: <sip:101@example.com>\r\n ;tag=t\r\n\
+             Call-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let p = response_parts(&m).unwrap();
+        assert!(response_is_usable(&m));
+        assert_eq!(p.status, 180);
+        assert_eq!(p.top_via.branch(), Some("z9hG4bKa"));
+        assert_eq!(p.from.tag(), Some("f"));
+        assert_eq!(p.to.tag(), Some("t"));
+        assert_eq!(p.call_id, "c1");
+        assert_eq!((p.cseq.seq, &p.cseq.method), (7, &Method::Invite));
+        for broken in [
+            "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCSeq: 1 BYE\r\n\r\n",
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 99999999999 BYE\r\n\r\n",
+            "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
+        ] {
+            let m = parse(broken);
+            assert!(response_parts(&m).is_none(), "{broken:?}");
+            assert!(!response_is_usable(&m));
+        }
     }
 
     #[test]

@@ -41,7 +41,6 @@
 //!   Completed --Timer K--> Terminated
 //! ```
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -140,8 +139,8 @@ pub struct ClientTransaction {
     reliable: bool,
     state: State,
     timers: TimerTable,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ClientEvent>,
+    transmits: crate::queue::Queue<Bytes>,
+    events: crate::queue::Queue<ClientEvent>,
 }
 
 impl ClientTransaction {
@@ -182,8 +181,8 @@ impl ClientTransaction {
             reliable,
             state,
             timers,
-            transmits: VecDeque::from([request]),
-            events: VecDeque::new(),
+            transmits: crate::queue::Queue::one(request),
+            events: crate::queue::Queue::default(),
         }
     }
 

@@ -24,6 +24,7 @@
 )]
 
 pub mod client;
+mod queue;
 pub mod server;
 pub mod timer;
 pub mod uas2xx;

@@ -43,7 +43,6 @@
 //! A transport error terminates either machine except in Accepted, where it
 //! is reported and the machine keeps absorbing INVITEs until Timer L.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -133,8 +132,8 @@ pub struct ServerTransaction {
     reliable: bool,
     state: State,
     timers: TimerTable,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<ServerEvent>,
+    transmits: crate::queue::Queue<Bytes>,
+    events: crate::queue::Queue<ServerEvent>,
 }
 
 impl ServerTransaction {
@@ -153,8 +152,8 @@ impl ServerTransaction {
             reliable,
             state,
             timers: TimerTable::default(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            transmits: crate::queue::Queue::default(),
+            events: crate::queue::Queue::default(),
         }
     }
 

@@ -22,7 +22,6 @@
 //!                GaveUp
 //! ```
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,8 +58,8 @@ enum State {
 pub struct Uas2xxRetransmitter {
     cfg: TimerConfig,
     state: State,
-    transmits: VecDeque<Bytes>,
-    events: VecDeque<Uas2xxEvent>,
+    transmits: crate::queue::Queue<Bytes>,
+    events: crate::queue::Queue<Uas2xxEvent>,
 }
 
 impl Uas2xxRetransmitter {
@@ -76,8 +75,8 @@ impl Uas2xxRetransmitter {
                 next: now.checked_add(cfg.t1),
                 give_up: now.checked_add(cfg.sixty_four_t1()),
             }),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            transmits: crate::queue::Queue::default(),
+            events: crate::queue::Queue::default(),
         }
     }
 
