@@ -26,6 +26,7 @@
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use aya::programs::{tc, SchedClassifier, TcAttachType};
 use aya::Ebpf;
+use carillon_media::{OffloadFlow, OffloadProgress};
 use std::net::{IpAddr, SocketAddrV4};
 
 /// The compiled TC program.
@@ -62,6 +63,14 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The key of the flow the engine asked for.
+    pub fn of(flow: &OffloadFlow) -> Self {
+        FlowKey {
+            remote: flow.remote,
+            local: flow.local,
+        }
+    }
+
     /// `struct flow_key`: addresses and ports in network byte order.
     pub fn encode(&self) -> [u8; KEY_LEN] {
         let mut out = [0u8; KEY_LEN];
@@ -73,83 +82,42 @@ impl FlowKey {
     }
 }
 
-/// What the kernel does with a flow's RTP: the same rewriting the
-/// userspace relay does for a same-codec bridged leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowRule {
-    /// Where the bridged leg's RTP goes.
-    pub destination: SocketAddrV4,
-    /// The bridged leg's local RTP port (the new source port).
-    pub source_port: u16,
-    /// Only packets of this SSRC are forwarded; others go to userspace.
-    pub ssrc_in: u32,
-    /// The SSRC the bridged leg's far end knows.
-    pub ssrc_out: u32,
-    /// Added to each sequence number.
-    pub seq_delta: u16,
-    /// Added to each timestamp.
-    pub ts_delta: u32,
-    /// Only packets of this payload type are forwarded.
-    pub pt_in: u8,
-    /// The payload type written instead.
-    pub pt_out: u8,
-    /// The destination is an address of this host (loopback, or another
-    /// process here): the stack delivers it; otherwise the FIB is asked.
-    pub local: bool,
-    /// Interface index a remote destination is reached through (0: the
-    /// interface the flow arrives on); see [`egress_interface`].
-    pub out_ifindex: u32,
+/// `struct flow_rule` for `flow`, counters zeroed: the same rewriting the
+/// userspace relay does for a same-codec bridged leg. `out_ifindex` is the
+/// interface a remote destination is reached through (0: the one the flow
+/// arrives on; see [`egress_interface`]).
+pub fn encode_rule(flow: &OffloadFlow, out_ifindex: u32) -> [u8; RULE_LEN] {
+    let mut out = [0u8; RULE_LEN];
+    out[0..4].copy_from_slice(&flow.destination.ip().octets());
+    out[4..6].copy_from_slice(&flow.source_port.to_be_bytes());
+    out[6..8].copy_from_slice(&flow.destination.port().to_be_bytes());
+    out[8..12].copy_from_slice(&flow.ssrc_in.to_be_bytes());
+    out[12..16].copy_from_slice(&flow.ssrc_out.to_be_bytes());
+    out[16..18].copy_from_slice(&flow.seq_delta.to_ne_bytes());
+    out[18] = flow.pt_in & 0x7f;
+    out[19] = flow.pt_out & 0x7f;
+    out[20..24].copy_from_slice(&flow.ts_delta.to_ne_bytes());
+    out[46] = u8::from(flow.local_destination);
+    out[48..52].copy_from_slice(&out_ifindex.to_ne_bytes());
+    out
 }
 
-impl FlowRule {
-    /// `struct flow_rule` with zeroed counters.
-    pub fn encode(&self) -> [u8; RULE_LEN] {
-        let mut out = [0u8; RULE_LEN];
-        out[0..4].copy_from_slice(&self.destination.ip().octets());
-        out[4..6].copy_from_slice(&self.source_port.to_be_bytes());
-        out[6..8].copy_from_slice(&self.destination.port().to_be_bytes());
-        out[8..12].copy_from_slice(&self.ssrc_in.to_be_bytes());
-        out[12..16].copy_from_slice(&self.ssrc_out.to_be_bytes());
-        out[16..18].copy_from_slice(&self.seq_delta.to_ne_bytes());
-        out[18] = self.pt_in & 0x7f;
-        out[19] = self.pt_out & 0x7f;
-        out[20..24].copy_from_slice(&self.ts_delta.to_ne_bytes());
-        out[46] = u8::from(self.local);
-        out[48..52].copy_from_slice(&self.out_ifindex.to_ne_bytes());
-        out
-    }
-}
-
-/// What the kernel forwarded for one flow since it was installed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FlowCounters {
-    pub packets: u64,
-    /// RTP bytes (UDP payload).
-    pub bytes: u64,
-    /// Sequence number of the last packet forwarded (as sent).
-    pub last_seq: u16,
-    /// Timestamp of the last packet forwarded (as sent).
-    pub last_timestamp: u32,
-}
-
-impl FlowCounters {
-    /// The counters of an encoded `struct flow_rule`.
-    pub fn decode(rule: &[u8; RULE_LEN]) -> Self {
-        let u64_at = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&rule[at..at + 8]);
-            u64::from_ne_bytes(b)
-        };
-        let mut ts = [0u8; 4];
-        ts.copy_from_slice(&rule[40..44]);
-        let mut seq = [0u8; 2];
-        seq.copy_from_slice(&rule[44..46]);
-        FlowCounters {
-            packets: u64_at(24),
-            bytes: u64_at(32),
-            last_seq: u16::from_ne_bytes(seq),
-            last_timestamp: u32::from_ne_bytes(ts),
-        }
+/// The kernel's counters in an encoded `struct flow_rule`.
+pub fn decode_counters(rule: &[u8; RULE_LEN]) -> OffloadProgress {
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&rule[at..at + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let mut ts = [0u8; 4];
+    ts.copy_from_slice(&rule[40..44]);
+    let mut seq = [0u8; 2];
+    seq.copy_from_slice(&rule[44..46]);
+    OffloadProgress {
+        packets: u64_at(24),
+        bytes: u64_at(32),
+        last_seq: u16::from_ne_bytes(seq),
+        last_timestamp: u32::from_ne_bytes(ts),
     }
 }
 
@@ -257,15 +225,20 @@ impl FlowTable {
         Ok(FlowTable { map })
     }
 
-    /// Installs (or replaces, zeroing its counters) the rule of a flow.
-    pub fn insert(&mut self, key: &FlowKey, rule: &FlowRule) -> Result<(), KernelPathError> {
+    /// Installs (or replaces, zeroing its counters) a flow; see
+    /// [`encode_rule`] for `out_ifindex`.
+    pub fn insert(&mut self, flow: &OffloadFlow, out_ifindex: u32) -> Result<(), KernelPathError> {
         self.map
-            .insert(key.encode(), rule.encode(), 0)
+            .insert(
+                FlowKey::of(flow).encode(),
+                encode_rule(flow, out_ifindex),
+                0,
+            )
             .map_err(|e| KernelPathError::Map(e.to_string()))
     }
 
     /// Removes a flow; its counters at removal, if it was installed.
-    pub fn remove(&mut self, key: &FlowKey) -> Result<Option<FlowCounters>, KernelPathError> {
+    pub fn remove(&mut self, key: &FlowKey) -> Result<Option<OffloadProgress>, KernelPathError> {
         let counters = self.counters(key)?;
         if counters.is_some() {
             self.map
@@ -276,9 +249,9 @@ impl FlowTable {
     }
 
     /// The counters of an installed flow.
-    pub fn counters(&self, key: &FlowKey) -> Result<Option<FlowCounters>, KernelPathError> {
+    pub fn counters(&self, key: &FlowKey) -> Result<Option<OffloadProgress>, KernelPathError> {
         match self.map.get(&key.encode(), 0) {
-            Ok(rule) => Ok(Some(FlowCounters::decode(&rule))),
+            Ok(rule) => Ok(Some(decode_counters(&rule))),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(KernelPathError::Map(e.to_string())),
         }
@@ -355,7 +328,9 @@ mod tests {
 
     #[test]
     fn rule_layout_matches_the_c_struct() {
-        let rule = FlowRule {
+        let flow = OffloadFlow {
+            remote: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5004),
+            local: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 1), 10000),
             destination: SocketAddrV4::new(Ipv4Addr::new(192, 168, 1, 2), 4000),
             source_port: 10002,
             ssrc_in: 0x0102_0304,
@@ -364,10 +339,9 @@ mod tests {
             ts_delta: 0x0708_090a,
             pt_in: 0,
             pt_out: 0x88, // only 7 bits are a payload type
-            local: true,
-            out_ifindex: 7,
+            local_destination: true,
         };
-        let b = rule.encode();
+        let b = encode_rule(&flow, 7);
         assert_eq!(&b[0..4], &[192, 168, 1, 2]);
         assert_eq!(&b[4..6], &10002u16.to_be_bytes());
         assert_eq!(&b[6..8], &4000u16.to_be_bytes());
@@ -378,7 +352,7 @@ mod tests {
         assert_eq!(&b[20..24], &0x0708_090au32.to_ne_bytes());
         assert_eq!(b[46], 1);
         assert_eq!(&b[48..52], &7u32.to_ne_bytes());
-        assert_eq!(FlowCounters::decode(&b), FlowCounters::default());
+        assert_eq!(decode_counters(&b), OffloadProgress::default());
     }
 
     #[test]
@@ -389,8 +363,8 @@ mod tests {
         b[40..44].copy_from_slice(&160_000u32.to_ne_bytes());
         b[44..46].copy_from_slice(&65535u16.to_ne_bytes());
         assert_eq!(
-            FlowCounters::decode(&b),
-            FlowCounters {
+            decode_counters(&b),
+            OffloadProgress {
                 packets: 7,
                 bytes: 1120,
                 last_seq: 65535,

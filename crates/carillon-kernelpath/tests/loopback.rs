@@ -3,7 +3,8 @@
 //! reaches the local socket unchanged. Needs root (CAP_BPF, CAP_NET_ADMIN);
 //! CI runs as root.
 
-use carillon_kernelpath::{FlowKey, FlowRule, KernelRelay};
+use carillon_kernelpath::{FlowKey, KernelRelay};
+use carillon_media::OffloadFlow;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
@@ -44,23 +45,20 @@ fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
         remote: v4(&phone_a),
         local: v4(&leg_a),
     };
-    table
-        .insert(
-            &key,
-            &FlowRule {
-                destination: v4(&phone_b),
-                source_port: v4(&leg_b).port(),
-                ssrc_in: 0x1111_1111,
-                ssrc_out: 0xbbbb_bbbb,
-                seq_delta: 1000,
-                ts_delta: 0xffff_ff00,
-                pt_in: 0,
-                pt_out: 8,
-                local: true,
-                out_ifindex: 0,
-            },
-        )
-        .expect("insert");
+    let flow = OffloadFlow {
+        remote: v4(&phone_a),
+        local: v4(&leg_a),
+        destination: v4(&phone_b),
+        source_port: v4(&leg_b).port(),
+        ssrc_in: 0x1111_1111,
+        ssrc_out: 0xbbbb_bbbb,
+        seq_delta: 1000,
+        ts_delta: 0xffff_ff00,
+        pt_in: 0,
+        pt_out: 8,
+        local_destination: true,
+    };
+    table.insert(&flow, 0).expect("insert");
 
     // A matching packet (marker set) goes to phone B, rewritten, from leg B's port.
     let payload = [0x55u8; 160];

@@ -79,8 +79,8 @@
 
 pub mod recv;
 
-use carillon_kernelpath::{FlowKey, FlowRule, FlowTable, KernelRelay};
-use carillon_media::{MediaConfig, MediaEngine, OffloadProgress, OffloadRequest, SocketRequest};
+use carillon_kernelpath::{FlowKey, FlowTable, KernelRelay};
+use carillon_media::{MediaConfig, MediaEngine, OffloadRequest, SocketRequest};
 use carillon_mediactl::{mix, MediaCommand, MediaEvent, SessionId};
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -384,34 +384,20 @@ impl Worker {
             match request {
                 OffloadRequest::Install(flow) => {
                     let port = flow.local.port();
-                    let key = FlowKey {
-                        remote: flow.remote,
-                        local: flow.local,
-                    };
+                    let key = FlowKey::of(&flow);
                     if let Some(old) = self.installed.insert(port, key) {
                         if old != key {
                             let _ = table.remove(&old);
                         }
                     }
-                    let rule = FlowRule {
-                        destination: flow.destination,
-                        source_port: flow.source_port,
-                        ssrc_in: flow.ssrc_in,
-                        ssrc_out: flow.ssrc_out,
-                        seq_delta: flow.seq_delta,
-                        ts_delta: flow.ts_delta,
-                        pt_in: flow.pt_in,
-                        pt_out: flow.pt_out,
-                        local: flow.local_destination,
-                        // Remote: where the kernel routes it (one probe
-                        // socket per installed flow, not per packet).
-                        out_ifindex: if flow.local_destination {
-                            0
-                        } else {
-                            egress_of(&mut self.egress, *flow.destination.ip())
-                        },
+                    // Remote: where the kernel routes it (asked once per
+                    // address, not per packet).
+                    let out_ifindex = if flow.local_destination {
+                        0
+                    } else {
+                        egress_of(&mut self.egress, *flow.destination.ip())
                     };
-                    if let Err(e) = table.insert(&key, &rule) {
+                    if let Err(e) = table.insert(&flow, out_ifindex) {
                         tracing::debug!(port, error = %e, "media: kernel flow not installed");
                         self.installed.remove(&port);
                     }
@@ -430,13 +416,7 @@ impl Worker {
         let (Some(table), Some(key)) = (self.flows.as_ref(), self.installed.get(&port)) else {
             return;
         };
-        if let Ok(Some(c)) = table.counters(key) {
-            let progress = OffloadProgress {
-                packets: c.packets,
-                bytes: c.bytes,
-                last_seq: c.last_seq,
-                last_timestamp: c.last_timestamp,
-            };
+        if let Ok(Some(progress)) = table.counters(key) {
             self.engine.handle_offload_progress(now, port, progress);
         }
     }

@@ -887,6 +887,18 @@ fn removed(requests: &[OffloadRequest]) -> Vec<u16> {
     ports
 }
 
+/// Three packets each way, A in µ-law, B with payload type `b_pt`.
+fn talk(h: &mut Harness, b_pt: u8) {
+    for i in 0..3u16 {
+        let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
+        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p)
+            .unwrap();
+        let mut q = rtp(b_pt, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
+        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q)
+            .unwrap();
+    }
+}
+
 /// Both legs latched: A's flow and B's flow are installed.
 fn offloaded_pcmu_pair() -> Harness {
     let mut h = offload_pair(
@@ -954,14 +966,7 @@ fn transcoded_flows_and_telephone_events_stay_in_userspace() {
         params(AudioCodec::Pcmu, phone_a()),
         params(AudioCodec::Pcma, phone_b()),
     );
-    for i in 0..3u16 {
-        let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
-        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p)
-            .unwrap();
-        let mut q = rtp(8, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
-        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q)
-            .unwrap();
-    }
+    talk(&mut h, 8);
     assert_eq!(offload_requests(&mut h), vec![]);
 
     let mut pa = params(AudioCodec::Pcmu, phone_a());
@@ -979,14 +984,7 @@ fn transcoded_flows_and_telephone_events_stay_in_userspace() {
 #[test]
 fn without_the_switch_nothing_is_offloaded() {
     let mut h = Harness::pcmu_pair();
-    for i in 0..3u16 {
-        let mut p = rtp(0, i, u32::from(i) * 160, 0xAAAA, &[0x11; 160]);
-        h.send(u64::from(i) * 20, PORT_A, phone_a(), &mut p)
-            .unwrap();
-        let mut q = rtp(0, i, u32::from(i) * 160, 0xBBBB, &[0x22; 160]);
-        h.send(u64::from(i) * 20 + 1, PORT_B, phone_b(), &mut q)
-            .unwrap();
-    }
+    talk(&mut h, 0);
     assert_eq!(offload_requests(&mut h), vec![]);
 }
 
