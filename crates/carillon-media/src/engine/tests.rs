@@ -126,7 +126,11 @@ impl Harness {
     }
 
     fn bridged(pa: LegParams, pb: LegParams) -> Self {
-        let mut h = Harness::new();
+        Self::bridged_in(Harness::new(), pa, pb)
+    }
+
+    /// A (`pa`) and B (`pb`) opened and bridged in `h`.
+    fn bridged_in(mut h: Harness, pa: LegParams, pb: LegParams) -> Self {
         h.open(A, PORT_A, pa);
         h.open(B, PORT_B, pb);
         h.command(MediaCommand::Bridge {
@@ -839,19 +843,12 @@ fn the_loss_seen_on_a_leg_is_reported_in_its_stats() {
 // ----- kernel fast path ----------------------------------------------------
 
 fn offload_pair(pa: LegParams, pb: LegParams) -> Harness {
-    let mut h = Harness::with_config(MediaConfig {
+    let h = Harness::with_config(MediaConfig {
         rng_seed: 42,
         kernel_offload: true,
         ..MediaConfig::default()
     });
-    h.open(A, PORT_A, pa);
-    h.open(B, PORT_B, pb);
-    h.command(MediaCommand::Bridge {
-        session: S,
-        a: A,
-        b: B,
-    });
-    h
+    Harness::bridged_in(h, pa, pb)
 }
 
 fn offload_requests(h: &mut Harness) -> Vec<OffloadRequest> {
