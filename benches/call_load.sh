@@ -93,7 +93,7 @@ digest_algorithms = ["MD5"]
 [rtp]
 port_min = 16384
 port_max = 65534
-kernel_forwarding = $([ "${KERNEL:-0}" = 1 ] && echo true || echo false)
+$([ "${KERNEL:-0}" = 1 ] && echo "kernel_forwarding = true")
 TOML
 cat > "$WORK/config/users.toml" <<TOML
 [[user]]
