@@ -23,6 +23,10 @@ pub struct MediaConfig {
     /// Ask the edge to forward latched same-codec flows in the kernel
     /// (see [`crate::offload`]).
     pub kernel_offload: bool,
+    /// Report [`carillon_mediactl::MediaEvent::LegOpened`]. A switch that
+    /// chose the ports itself and ignores it turns it off: each event can
+    /// wake the signalling thread once.
+    pub report_opened: bool,
 }
 
 impl MediaConfig {
@@ -42,6 +46,7 @@ impl Default for MediaConfig {
             relatch_packets: Self::DEFAULT_RELATCH_PACKETS,
             rng_seed: 0,
             kernel_offload: false,
+            report_opened: true,
         }
     }
 }

@@ -354,11 +354,13 @@ impl MediaEngine {
                 let deadline = media.deadline(&entry.params, &self.config);
                 entry.state = LegState::Open(Box::new(media));
                 self.next_timeout = earliest(self.next_timeout, deadline);
-                self.events.push_back(MediaEvent::LegOpened {
-                    session,
-                    leg,
-                    local,
-                });
+                if self.config.report_opened {
+                    self.events.push_back(MediaEvent::LegOpened {
+                        session,
+                        leg,
+                        local,
+                    });
+                }
                 Ok(())
             }
             Err(reason) => {

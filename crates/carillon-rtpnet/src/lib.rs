@@ -137,6 +137,8 @@ pub struct RuntimeConfig {
     /// The address peers send media to (the SDP address), when the sockets
     /// are bound to a wildcard; the kernel's flows are keyed on it.
     pub media_ip: Option<IpAddr>,
+    /// Send `LegOpened` events (see `MediaConfig::report_opened`).
+    pub report_opened: bool,
 }
 
 impl RuntimeConfig {
@@ -154,6 +156,7 @@ impl RuntimeConfig {
             max_open_sockets: usize::MAX,
             kernel_offload: false,
             media_ip: None,
+            report_opened: true,
         }
     }
 }
@@ -213,6 +216,7 @@ impl MediaRuntime {
                 relatch_packets: config.relatch_packets,
                 rng_seed: mix(base_seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
                 kernel_offload: flows.is_some(),
+                report_opened: config.report_opened,
             };
             let engine_ip = match config.media_ip {
                 Some(ip) if config.bind_ip.is_unspecified() => ip,

@@ -310,6 +310,9 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     media_cfg.rtp_timeout = cfg.rtp_timeout;
     media_cfg.hold_timeout = cfg.hold_timeout;
     media_cfg.kernel_offload = cfg.rtp_kernel_forwarding;
+    // The switch picks the ports itself and learns of failures from
+    // OpenFailed; LegOpened would only wake it.
+    media_cfg.report_opened = false;
     media_cfg.max_open_sockets =
         usize::try_from(open_files.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX);
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));

@@ -1076,3 +1076,47 @@ fn kernel_progress_keeps_the_call_alive_counts_and_continues_the_sequence() {
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].ssrc_in, 0xCCCC);
 }
+
+#[test]
+fn leg_opened_is_not_reported_when_the_switch_does_not_want_it() {
+    let mut engine = MediaEngine::new(
+        MediaConfig {
+            report_opened: false,
+            ..MediaConfig::default()
+        },
+        IpAddr::from(LOCAL),
+    );
+    let now = Instant::now();
+    engine
+        .handle_command(
+            now,
+            MediaCommand::OpenLeg {
+                session: S,
+                leg: A,
+                local_port: PORT_A,
+                params: params(AudioCodec::Pcmu, phone_a()),
+            },
+        )
+        .unwrap();
+    assert!(engine.poll_socket_request().is_some());
+    engine
+        .handle_bound(now, A, Ok(SocketAddr::from((LOCAL, PORT_A))))
+        .unwrap();
+    assert_eq!(engine.poll_event(), None);
+    // A failure is still reported.
+    engine
+        .handle_command(
+            now,
+            MediaCommand::OpenLeg {
+                session: S,
+                leg: B,
+                local_port: PORT_A,
+                params: params(AudioCodec::Pcmu, phone_b()),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(
+        engine.poll_event(),
+        Some(MediaEvent::OpenFailed { leg: B, .. })
+    ));
+}
