@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::transport::{Inbound, ListenSpec, Listeners, TransportError, UdpOutbox};
-use carillon_rtpnet::recv::RecvBatch;
+use carillon_udpbatch::RecvBatch;
 use std::os::fd::AsRawFd;
 use tokio::io::Interest;
 

@@ -17,7 +17,7 @@
 //!  worker i = one OS thread running a current_thread tokio runtime + LocalSet:
 //!     command task ─► engine.handle_command ─► bind / release sockets
 //!     reader task per socket (RTP and RTCP of each leg):
-//!         readable().await → recvmmsg … (up to 64 datagrams, see `recv`)
+//!         readable().await → recvmmsg … (a few datagrams, see `carillon-udpbatch`)
 //!           → engine.handle_packet (rewrites in place)
 //!           → try_send_to from the bridged leg's socket
 //!     timer task  ─► engine.handle_timeout at engine.poll_timeout()
@@ -76,8 +76,6 @@
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
-
-pub mod recv;
 
 use carillon_kernelpath::{FlowKey, FlowTable, KernelRelay};
 use carillon_media::{MediaConfig, MediaEngine, OffloadRequest, SocketRequest};
@@ -330,7 +328,7 @@ struct Worker {
     idle_order: VecDeque<(Instant, u16)>,
     pool: PoolLimits,
     /// Receive buffers shared by the readers (one thread, one at a time).
-    scratch: recv::RecvBatch,
+    scratch: carillon_udpbatch::RecvBatch,
     events: mpsc::Sender<MediaEvent>,
     backlog: VecDeque<MediaEvent>,
     /// The deadline the timer task sleeps until.
@@ -365,7 +363,7 @@ impl Worker {
             idle: HashMap::new(),
             idle_order: VecDeque::new(),
             pool,
-            scratch: recv::RecvBatch::new(),
+            scratch: carillon_udpbatch::RecvBatch::new(),
             events,
             backlog: VecDeque::new(),
             armed: None,
@@ -718,7 +716,7 @@ async fn read_loop(shared: Shared, socket: Rc<UdpSocket>, port: u16) {
                 let read = socket.try_io(Interest::READABLE, || {
                     let n = w.scratch.recv(fd)?;
                     relay_batch(w, now, port, n);
-                    if n < recv::RECV_BATCH {
+                    if n < carillon_udpbatch::RECV_BATCH {
                         Err(io::ErrorKind::WouldBlock.into())
                     } else {
                         Ok(n)

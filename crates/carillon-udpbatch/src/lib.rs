@@ -1,5 +1,6 @@
-//! One `recvmmsg` per readiness check for a relay socket (and, through
-//! `carillon-net`, for the SIP signalling socket).
+//! `carillon-udpbatch`: one `recvmmsg` per readiness check, for the relay
+//! sockets (`carillon-rtpnet`) and the SIP signalling sockets
+//! (`carillon-net`).
 //!
 //! Owns the receive buffers a worker's readers share and the reading of
 //! up to [`RECV_BATCH`] (or `N`) datagrams with their sources in one
