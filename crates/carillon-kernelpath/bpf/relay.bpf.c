@@ -9,8 +9,9 @@
 // and SSRC, it does what the userspace relay would have done: rewrite
 // payload type, sequence number, timestamp and SSRC, readdress the datagram
 // from the bridged leg's port to that leg's destination, and count it.
-// Everything else (unknown flows, RTCP, telephone-events, a new SSRC, IP
-// options, fragments, IPv6) goes on unchanged (TC_ACT_UNSPEC: the next
+// A flow between a µ-law and an A-law leg also gets its payload mapped
+// through the G.711 tables. Everything else (unknown flows, RTCP,
+// telephone-events, a new SSRC, IP options, fragments, IPv6) goes on unchanged (TC_ACT_UNSPEC: the next
 // program, then the stack), so the userspace relay keeps handling it; it
 // is also what the switch sees first, before it installs a flow.
 //
@@ -62,12 +63,28 @@ struct flow_rule {
 	__u32 last_ts;    /* timestamp of the last packet sent (host order) */
 	__u16 last_seq;   /* sequence number of the last packet sent (host order) */
 	__u8 flags;       /* FLOW_LOCAL: the destination is an address of this host */
-	__u8 pad;
+	__u8 transcode;   /* 0: none; 1 + index into g711: the payload's byte map */
 	__u32 out_ifindex; /* interface towards a remote destination (0: the ingress one) */
 	__u32 pad2;
 };
 
 #define FLOW_LOCAL 1
+
+/* G.711 byte maps (0: µ-law to A-law, 1: A-law to µ-law), filled by
+ * userspace from carillon-codec's tables (ITU-T G.711 Tables 3 and 4). */
+struct g711_map {
+	__u8 to[256];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct g711_map);
+} g711 SEC(".maps");
+
+/* Longest RTP payload transcoded in the kernel (a 1500-byte MTU). */
+#define MAX_PAYLOAD 1460
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -147,6 +164,30 @@ int carillon_rtp_relay(struct __sk_buff *skb)
 	__u16 udp_len = bpf_ntohs(udp->len);
 	if (udp_len < sizeof(struct udphdr) + 12)
 		return TC_ACT_UNSPEC;
+
+	/* µ-law <-> A-law: a byte map over the payload. Only a plain header
+	 * (no CSRC, extension or padding) in a linear buffer; anything else
+	 * goes to userspace, which transcodes it. */
+	if (rule->transcode) {
+		if (rtp[0] != 0x80)
+			return TC_ACT_UNSPEC;
+		if ((void *)udp + udp_len > data_end || (void *)udp + udp_len < (void *)(rtp + 12))
+			return TC_ACT_UNSPEC;
+		__u32 index = rule->transcode - 1;
+		struct g711_map *map = bpf_map_lookup_elem(&g711, &index);
+		if (!map)
+			return TC_ACT_UNSPEC;
+		__u32 payload_len = udp_len - sizeof(struct udphdr) - 12;
+		__u8 *payload = rtp + 12;
+		for (__u32 i = 0; i < MAX_PAYLOAD; i++) {
+			if (i >= payload_len)
+				break;
+			__u8 *b = payload + i;
+			if ((void *)(b + 1) > data_end)
+				return TC_ACT_UNSPEC; /* cannot happen after the check above */
+			*b = map->to[*b];
+		}
+	}
 
 	/* RTP header */
 	rtp[1] = (rtp[1] & 0x80) | (rule->pt_out & 0x7f);

@@ -26,13 +26,15 @@
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use aya::programs::{tc, SchedClassifier, TcAttachType};
 use aya::Ebpf;
-use carillon_media::{OffloadFlow, OffloadProgress};
+use carillon_codec::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
+use carillon_media::{G711Map, OffloadFlow, OffloadProgress};
 use std::net::{IpAddr, SocketAddrV4};
 
 /// The compiled TC program.
 const PROGRAM_OBJECT: &[u8] = include_bytes!("../bpf/relay.bpf.o");
 const PROGRAM_NAME: &str = "carillon_rtp_relay";
 const FLOW_MAP: &str = "flows";
+const G711_MAP: &str = "g711";
 /// Size of `struct flow_key` in `relay.bpf.c`.
 pub const KEY_LEN: usize = 12;
 /// Size of `struct flow_rule` in `relay.bpf.c`.
@@ -98,6 +100,11 @@ pub fn encode_rule(flow: &OffloadFlow, out_ifindex: u32) -> [u8; RULE_LEN] {
     out[19] = flow.pt_out & 0x7f;
     out[20..24].copy_from_slice(&flow.ts_delta.to_ne_bytes());
     out[46] = u8::from(flow.local_destination);
+    out[47] = match flow.transcode {
+        G711Map::None => 0,
+        G711Map::UlawToAlaw => 1,
+        G711Map::AlawToUlaw => 2,
+    };
     out[48..52].copy_from_slice(&out_ifindex.to_ne_bytes());
     out
 }
@@ -167,6 +174,17 @@ impl KernelRelay {
                 interface: interface.clone(),
                 reason: e.to_string(),
             })?;
+        }
+        // The G.711 byte maps the program applies (index = transcode - 1).
+        let tables = ebpf
+            .map_mut(G711_MAP)
+            .ok_or_else(|| KernelPathError::Load(format!("the object has no map {G711_MAP}")))?;
+        let mut tables: aya::maps::Array<&mut MapData, [u8; 256]> =
+            aya::maps::Array::try_from(tables).map_err(|e| KernelPathError::Map(e.to_string()))?;
+        for (index, table) in [&ULAW_TO_ALAW, &ALAW_TO_ULAW].into_iter().enumerate() {
+            tables
+                .set(index as u32, *table, 0)
+                .map_err(|e| KernelPathError::Map(e.to_string()))?;
         }
         let map = ebpf
             .map(FLOW_MAP)
@@ -340,6 +358,7 @@ mod tests {
             pt_in: 0,
             pt_out: 0x88, // only 7 bits are a payload type
             local_destination: true,
+            transcode: G711Map::AlawToUlaw,
         };
         let b = encode_rule(&flow, 7);
         assert_eq!(&b[0..4], &[192, 168, 1, 2]);
@@ -350,7 +369,7 @@ mod tests {
         assert_eq!(&b[16..18], &0x0506u16.to_ne_bytes());
         assert_eq!((b[18], b[19]), (0, 8));
         assert_eq!(&b[20..24], &0x0708_090au32.to_ne_bytes());
-        assert_eq!(b[46], 1);
+        assert_eq!((b[46], b[47]), (1, 2));
         assert_eq!(&b[48..52], &7u32.to_ne_bytes());
         assert_eq!(decode_counters(&b), OffloadProgress::default());
     }

@@ -4,7 +4,7 @@
 //! CI runs as root.
 
 use carillon_kernelpath::{FlowKey, KernelRelay};
-use carillon_media::OffloadFlow;
+use carillon_media::{G711Map, OffloadFlow};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
 
@@ -57,6 +57,7 @@ fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
         pt_in: 0,
         pt_out: 8,
         local_destination: true,
+        transcode: G711Map::None,
     };
     table.insert(&flow, 0).expect("insert");
 
@@ -114,5 +115,40 @@ fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
     let (n, _) = leg_a.recv_from(&mut buf).expect("after removal: userspace");
     assert_eq!(&buf[..n], &again[..]);
     assert!(table.counters(&key).expect("read").is_none());
+
+    // A µ-law → A-law flow: the payload is mapped with the G.711 table.
+    let transcoding = OffloadFlow {
+        transcode: G711Map::UlawToAlaw,
+        ..flow
+    };
+    table.insert(&transcoding, 0).expect("insert");
+    let ulaw: Vec<u8> = (0..160u8).map(|i| i.wrapping_mul(37)).collect();
+    phone_a
+        .send_to(&rtp(0, 10, 1600, 0x1111_1111, &ulaw), v4(&leg_a))
+        .expect("send");
+    let (n, _) = phone_b.recv_from(&mut buf).expect("phone B gets A-law");
+    let alaw: Vec<u8> = ulaw
+        .iter()
+        .map(|&b| carillon_codec::g711::ULAW_TO_ALAW[usize::from(b)])
+        .collect();
+    assert_eq!(
+        &buf[..n],
+        &rtp(
+            8,
+            1010,
+            1600u32.wrapping_add(0xffff_ff00),
+            0xbbbb_bbbb,
+            &alaw
+        )[..]
+    );
+    // With padding (P bit) it is left to userspace.
+    let mut padded = rtp(0, 11, 1760, 0x1111_1111, &ulaw);
+    padded[0] |= 0x20;
+    phone_a.send_to(&padded, v4(&leg_a)).expect("send");
+    let (n, _) = leg_a
+        .recv_from(&mut buf)
+        .expect("padded packet reaches userspace");
+    assert_eq!(&buf[..n], &padded[..]);
+    table.remove(&key).expect("remove");
     drop(relay);
 }

@@ -69,9 +69,11 @@
 use crate::config::MediaConfig;
 use crate::latch::LatchVerdict;
 use crate::leg::{codec_of, earliest, Leg, LegMedia, LegState};
-use crate::offload::{OffloadFlow, OffloadProgress, OffloadRequest, Offloaded};
+use crate::offload::{G711Map, OffloadFlow, OffloadProgress, OffloadRequest, Offloaded};
 use carillon_codec::Transcoder;
-use carillon_mediactl::{LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId};
+use carillon_mediactl::{
+    AudioCodec, LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId,
+};
 use carillon_rtp::dtmf::TelephoneEvent;
 use carillon_rtp::rtcp::{rewrite_report_sources, rewrite_sender_ssrc};
 use carillon_rtp::{set_payload_type, RtpPacket, Ssrc};
@@ -667,14 +669,21 @@ impl MediaEngine {
                 return None;
             }
         };
-        let mut offloadable = false;
+        let mut offload = None;
         let out_pt = match kind {
             Kind::Audio => {
                 let transcoder = Transcoder::new(codec_of(from_codec), codec_of(peer_params.codec));
-                if transcoder.is_identity() {
-                    offloadable = self.config.kernel_offload;
-                } else if let Some(payload) = packet.get_mut(payload_start..payload_end) {
-                    transcoder.transcode_in_place(payload);
+                if !transcoder.is_identity() {
+                    if let Some(payload) = packet.get_mut(payload_start..payload_end) {
+                        transcoder.transcode_in_place(payload);
+                    }
+                }
+                if self.config.kernel_offload {
+                    offload = Some(match (from_codec, peer_params.codec) {
+                        (AudioCodec::Pcmu, AudioCodec::Pcma) => G711Map::UlawToAlaw,
+                        (AudioCodec::Pcma, AudioCodec::Pcmu) => G711Map::AlawToUlaw,
+                        _ => G711Map::None,
+                    });
                 }
                 peer_params.payload_type
             }
@@ -696,8 +705,9 @@ impl MediaEngine {
         }
         peer_media.record_sent(len);
         self.counters.rtp_forwarded += 1;
-        if offloadable {
-            self.offer_offload(slot, peer_slot, from, ssrc, pt, out_pt, destination);
+        if let Some(transcode) = offload {
+            let pts = (pt, out_pt);
+            self.offer_offload(slot, peer_slot, from, ssrc, pts, destination, transcode);
         }
         Some(Transmit {
             local_port,
@@ -716,9 +726,9 @@ impl MediaEngine {
         peer_slot: usize,
         from: SocketAddr,
         ssrc: Ssrc,
-        pt_in: u8,
-        pt_out: u8,
+        (pt_in, pt_out): (u8, u8),
         destination: SocketAddr,
+        transcode: G711Map,
     ) {
         let (SocketAddr::V4(remote), SocketAddr::V4(dest), IpAddr::V4(local_ip)) =
             (from, destination, self.local_ip)
@@ -775,6 +785,7 @@ impl MediaEngine {
                 pt_in,
                 pt_out,
                 local_destination: dest.ip().is_loopback() || *dest.ip() == local_ip,
+                transcode,
             }));
     }
 

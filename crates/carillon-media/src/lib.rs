@@ -41,4 +41,4 @@ pub mod offload;
 pub use config::MediaConfig;
 pub use engine::{CommandError, EngineCounters, MediaEngine, SocketRequest, Transmit};
 pub use latch::{Latch, LatchVerdict};
-pub use offload::{OffloadFlow, OffloadProgress, OffloadRequest};
+pub use offload::{G711Map, OffloadFlow, OffloadProgress, OffloadRequest};

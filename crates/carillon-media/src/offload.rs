@@ -13,9 +13,11 @@
 //! * [`crate::MediaConfig::kernel_offload`] is on and every address is IPv4;
 //! * A is latched on the packet's source (or does not latch);
 //! * B's destination is final: latched, or B does not latch;
-//! * the packet is audio, not transcoded (a telephone-event, CN or another
-//!   SSRC is not matched by the kernel and keeps coming to userspace, so
-//!   DTMF detection and source changes work as before).
+//! * the packet is audio (a telephone-event, CN or another SSRC is not
+//!   matched by the kernel and keeps coming to userspace, so DTMF detection
+//!   and source changes work as before); µ-law ↔ A-law flows carry the
+//!   byte map the kernel applies ([`G711Map`]), and packets it cannot map
+//!   (CSRCs, an extension, padding) keep coming to userspace.
 //!
 //! It is removed when anything it was built from may change: an
 //! `UpdateLeg` of either leg (hold, new address, codec), a bridge change,
@@ -58,6 +60,16 @@ pub struct OffloadFlow {
     pub pt_out: u8,
     /// The destination is this host (loopback or the relay's own address).
     pub local_destination: bool,
+    /// The payload's G.711 conversion when the legs' codecs differ.
+    pub transcode: G711Map,
+}
+
+/// A G.711 payload conversion the kernel applies byte by byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum G711Map {
+    None,
+    UlawToAlaw,
+    AlawToUlaw,
 }
 
 /// The kernel's counters of one installed flow (cumulative since install).

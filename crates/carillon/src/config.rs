@@ -160,7 +160,7 @@ struct Rtp {
     timeout_secs: u64,
     /// The same while a party is on hold.
     hold_timeout_secs: u64,
-    /// Forward latched same-codec RTP in the kernel (eBPF), like
+    /// Forward latched RTP (transcoding G.711) in the kernel (eBPF), like
     /// rtpengine's kernel module; needs root. Falls back to userspace
     /// with a warning when the program cannot be attached.
     kernel_forwarding: bool,

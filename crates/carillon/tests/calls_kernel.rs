@@ -55,8 +55,13 @@ fn sh(args: &[&str]) {
 
 /// A switch whose trunk `loadgen` is `carillon-load` at `peer` (its
 /// answering side on `uas_port`), listening for SIP and RTP on `switch_ip`,
-/// with kernel forwarding on.
-fn start_switch(switch_ip: IpAddr, peer: IpAddr, uas_port: u16) -> (Env, Running, SocketAddr) {
+/// with kernel forwarding on; the trunk allows codec `allow` only.
+fn start_switch(
+    switch_ip: IpAddr,
+    peer: IpAddr,
+    uas_port: u16,
+    allow: &str,
+) -> (Env, Running, SocketAddr) {
     let mut env = Env::new(
         &Options {
             rust_log: Some("info".into()),
@@ -70,7 +75,7 @@ fn start_switch(switch_ip: IpAddr, peer: IpAddr, uas_port: u16) -> (Env, Running
         config.join("trunks.toml"),
         format!(
             "[trunk.loadgen]\nkind = \"carrier\"\ncontacts = [\"sip:{peer}:{uas_port}\"]\n\
-             identify = [\"{peer}\"]\ncontext = \"bench\"\nallow = [\"ulaw\"]\n"
+             identify = [\"{peer}\"]\ncontext = \"bench\"\nallow = [\"{allow}\"]\n"
         ),
     )
     .expect("write trunks.toml");
@@ -108,6 +113,8 @@ struct LoadSide<'a> {
     ip: IpAddr,
     uas_port: u16,
     uac_port: u16,
+    /// What the answering side speaks (the caller always offers µ-law).
+    uas_codec: &'a str,
 }
 
 /// `carillon-load` placing `calls` calls of 4 s with RTP from `side`
@@ -118,6 +125,7 @@ fn run_calls(env: &Env, sw: &Running, side: &LoadSide, sip: SocketAddr, calls: u
         ip: peer,
         uas_port,
         uac_port,
+        uas_codec,
     } = *side;
     let mut cmd = match netns {
         Some(ns) => {
@@ -152,6 +160,8 @@ fn run_calls(env: &Env, sw: &Running, side: &LoadSide, sip: SocketAddr, calls: u
         "--rtp",
         "--codec",
         "pcmu",
+        "--uas-codec",
+        uas_codec,
         "--ptime",
         "20",
         "--report",
@@ -240,12 +250,13 @@ fn relayed_calls_on_loopback_are_forwarded_by_the_kernel_with_every_packet_intac
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let uas_port = common::free_port(&[local]);
     let uac_port = common::free_port(&[local]);
-    let (env, mut sw, sip) = start_switch(local, local, uas_port);
+    let (env, mut sw, sip) = start_switch(local, local, uas_port, "ulaw");
     let side = LoadSide {
         netns: None,
         ip: local,
         uas_port,
         uac_port,
+        uas_codec: "pcmu",
     };
     run_calls(&env, &sw, &side, sip, 20);
     assert_mostly_kernel(&sw, 20);
@@ -299,12 +310,33 @@ fn relayed_calls_to_peers_behind_a_veth_are_forwarded_by_the_kernel() {
     let ns = PeerNamespace::create(tag, ours, theirs);
     // Ports inside the fresh namespace are all free.
     let (uas_port, uac_port) = (25060, 25062);
-    let (env, mut sw, sip) = start_switch(IpAddr::V4(ours), IpAddr::V4(theirs), uas_port);
+    let (env, mut sw, sip) = start_switch(IpAddr::V4(ours), IpAddr::V4(theirs), uas_port, "ulaw");
     let side = LoadSide {
         netns: Some(&ns.name),
         ip: IpAddr::V4(theirs),
         uas_port,
         uac_port,
+        uas_codec: "pcmu",
+    };
+    run_calls(&env, &sw, &side, sip, 20);
+    assert_mostly_kernel(&sw, 20);
+    assert!(sw.stop().success(), "{}", sw.log());
+}
+
+#[test]
+fn ulaw_to_alaw_calls_are_transcoded_by_the_kernel_with_every_payload_intact() {
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let uas_port = common::free_port(&[local]);
+    let uac_port = common::free_port(&[local]);
+    // The callee side speaks only A-law and the trunk allows only alaw:
+    // every packet is transcoded, and the load tool checks each payload.
+    let (env, mut sw, sip) = start_switch(local, local, uas_port, "alaw");
+    let side = LoadSide {
+        netns: None,
+        ip: local,
+        uas_port,
+        uac_port,
+        uas_codec: "pcma",
     };
     run_calls(&env, &sw, &side, sip, 20);
     assert_mostly_kernel(&sw, 20);

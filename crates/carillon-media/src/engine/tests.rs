@@ -942,6 +942,7 @@ fn a_flow_goes_to_the_kernel_once_its_destination_is_latched_with_the_rewriter_o
             pt_in: 0,
             pt_out: 0,
             local_destination: false,
+            transcode: G711Map::None,
         }]
     );
 
@@ -958,13 +959,21 @@ fn a_flow_goes_to_the_kernel_once_its_destination_is_latched_with_the_rewriter_o
 }
 
 #[test]
-fn transcoded_flows_and_telephone_events_stay_in_userspace() {
+fn transcoded_flows_carry_their_g711_map_and_telephone_events_stay_in_userspace() {
     let mut h = offload_pair(
         params(AudioCodec::Pcmu, phone_a()),
         params(AudioCodec::Pcma, phone_b()),
     );
     talk(&mut h, 8);
-    assert_eq!(offload_requests(&mut h), vec![]);
+    let flows = installed(&offload_requests(&mut h));
+    let map_of = |port: u16| {
+        flows
+            .iter()
+            .find(|f| f.local.port() == port)
+            .map(|f| (f.pt_in, f.pt_out, f.transcode))
+    };
+    assert_eq!(map_of(PORT_A), Some((0, 8, G711Map::UlawToAlaw)));
+    assert_eq!(map_of(PORT_B), Some((8, 0, G711Map::AlawToUlaw)));
 
     let mut pa = params(AudioCodec::Pcmu, phone_a());
     pa.telephone_event_pt = Some(101);
