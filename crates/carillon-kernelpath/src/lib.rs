@@ -11,7 +11,7 @@
 //! ```text
 //!  datagram ─► TC ingress: flows[remote, local] ─ miss / other PT / other SSRC ─► stack ─► userspace relay
 //!                        │ hit
-//!                        └─► rewrite PT, seq, ts, SSRC; readdress from the bridged leg's
+//!                        └─► G.711 map (µ-law ↔ A-law flows); rewrite PT, seq, ts, SSRC; readdress from the bridged leg's
 //!                            port to its peer; count ─► local: up the stack (via lo)
 //!                                                       remote: bpf_redirect_neigh
 //! ```
