@@ -191,7 +191,9 @@ struct Call {
     a_invite: Message,
     a_peer: Peer,
     a_answered: bool,
-    a_ringing_sent: bool,
+    /// The last provisional without SDP relayed to A (180, 181, 182 or
+    /// 183), 0 before any.
+    a_provisional_sent: u16,
     a_2xx: Option<Uas2xxRetransmitter>,
     /// Outbound legs (forks), by leg id.
     forks: Vec<Leg>,
@@ -741,7 +743,7 @@ impl Switch {
             a_invite: msg.clone(),
             a_peer: peer,
             a_answered: false,
-            a_ringing_sent: false,
+            a_provisional_sent: 0,
             a_2xx: None,
             forks: Vec::new(),
             bridged: None,
@@ -1778,13 +1780,26 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if status >= 180
-            && !call.a_ringing_sent
+        // 180 Ringing, 181, 182 and a 183 without SDP (progress, no early
+        // media yet) reach A as what they are, once per change of status
+        // (several forks ringing give one 180); nothing after early media.
+        if (180..=183).contains(&status)
+            && call.a_provisional_sent != status
+            && !call.a_early_sent
             && !call.a_answered
             && call.state == CallState::Dialing
         {
-            call.a_ringing_sent = true;
-            self.provisional_a(now, key, 180, false);
+            call.a_provisional_sent = status;
+            self.provisional_a(now, key, status, false);
+        } else if status > 183
+            && call.a_provisional_sent == 0
+            && !call.a_early_sent
+            && !call.a_answered
+            && call.state == CallState::Dialing
+        {
+            // Other 1xx (RFC 3261 §21.1: treat an unknown one as 183).
+            call.a_provisional_sent = 183;
+            self.provisional_a(now, key, 183, false);
         }
     }
 
@@ -1857,7 +1872,6 @@ impl Switch {
         }
         let send_183 = !call.a_early_sent;
         call.a_early_sent = true;
-        call.a_ringing_sent = true;
         for c in cmds {
             self.media(c);
         }

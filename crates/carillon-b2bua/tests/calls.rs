@@ -1252,3 +1252,35 @@ fn a_callee_answering_422_gets_the_invite_again_once_with_its_min_se() {
         "the caller gets a failure after the second 422"
     );
 }
+
+#[test]
+fn provisionals_without_sdp_reach_the_caller_as_what_they_are_once_per_change() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.take();
+    // A 183 without SDP (progress, no early media) stays a 183, with no body.
+    r.send(1.1, udp(5070), response_to(&b_inv, 183, "", None));
+    let to_a = sent_to(&r.take(), 5080);
+    assert_eq!(statuses(&to_a), vec![183]);
+    assert!(to_a[0].body().is_empty(), "no SDP was offered to relay");
+    assert!(
+        r.media
+            .iter()
+            .all(|c| !matches!(c, MediaCommand::Bridge { .. })),
+        "nothing to bridge yet"
+    );
+    // Then ringing: a 180, once however often the callee repeats it.
+    r.send(1.2, udp(5070), response_to(&b_inv, 180, "", None));
+    r.send(1.3, udp(5070), response_to(&b_inv, 180, "", None));
+    assert_eq!(statuses(&sent_to(&r.take(), 5080)), vec![180]);
+    // A 182 (queued) is relayed as 182.
+    r.send(1.4, udp(5070), response_to(&b_inv, 182, "", None));
+    assert_eq!(statuses(&sent_to(&r.take(), 5080)), vec![182]);
+    // Early media afterwards still gets its 183 with the relay's SDP.
+    r.send(1.5, udp(5070), response_to(&b_inv, 183, "", Some(SDP_B)));
+    let to_a = sent_to(&r.take(), 5080);
+    assert_eq!(statuses(&to_a), vec![183]);
+    assert!(String::from_utf8_lossy(to_a[0].body()).contains("m=audio "));
+}
