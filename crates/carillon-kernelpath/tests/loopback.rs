@@ -33,6 +33,10 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
+    if std::env::var_os("CARILLON_SKIP_KERNELPATH").is_some() {
+        eprintln!("SKIPPED: CARILLON_SKIP_KERNELPATH is set (no BPF on this machine)");
+        return;
+    }
     let relay = KernelRelay::attach(&["lo".to_string()])
         .expect("attaching the kernel RTP program to lo needs root (CAP_BPF and CAP_NET_ADMIN)");
     let mut table = relay.flow_table().expect("flow table");
