@@ -254,25 +254,37 @@ fn assert_mostly_kernel(sw: &Running, calls: u64) {
     assert_eq!(lost, 0, "{}", lines.join("\n"));
 }
 
+/// 20 calls from `side` through a switch on `switch_ip` whose trunk
+/// allows `allow`: all intact, most packets forwarded by the kernel.
+fn relay_through_kernel(switch_ip: IpAddr, side: &LoadSide, allow: &str) {
+    let (env, mut sw, sip) = start_switch(switch_ip, side.ip, side.uas_port, allow);
+    run_calls(&env, &sw, side, sip, 20);
+    assert_mostly_kernel(&sw, 20);
+    assert!(sw.stop().success(), "{}", sw.log());
+}
+
+/// The load tool on loopback, its callee side speaking `uas_codec`.
+fn loopback_side(uas_codec: &str) -> LoadSide<'_> {
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    LoadSide {
+        netns: None,
+        ip: local,
+        uas_port: common::free_port(&[local]),
+        uac_port: common::free_port(&[local]),
+        uas_codec,
+    }
+}
+
 #[test]
 fn relayed_calls_on_loopback_are_forwarded_by_the_kernel_with_every_packet_intact() {
     if skipped() {
         return;
     }
-    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let uas_port = common::free_port(&[local]);
-    let uac_port = common::free_port(&[local]);
-    let (env, mut sw, sip) = start_switch(local, local, uas_port, "ulaw");
-    let side = LoadSide {
-        netns: None,
-        ip: local,
-        uas_port,
-        uac_port,
-        uas_codec: "pcmu",
-    };
-    run_calls(&env, &sw, &side, sip, 20);
-    assert_mostly_kernel(&sw, 20);
-    assert!(sw.stop().success(), "{}", sw.log());
+    relay_through_kernel(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        &loopback_side("pcmu"),
+        "ulaw",
+    );
 }
 
 /// A network namespace with a veth pair to this one; removed on drop.
@@ -324,18 +336,14 @@ fn relayed_calls_to_peers_behind_a_veth_are_forwarded_by_the_kernel() {
     let theirs = Ipv4Addr::new(10, 213, tag, 2);
     let ns = PeerNamespace::create(tag, ours, theirs);
     // Ports inside the fresh namespace are all free.
-    let (uas_port, uac_port) = (25060, 25062);
-    let (env, mut sw, sip) = start_switch(IpAddr::V4(ours), IpAddr::V4(theirs), uas_port, "ulaw");
     let side = LoadSide {
         netns: Some(&ns.name),
         ip: IpAddr::V4(theirs),
-        uas_port,
-        uac_port,
+        uas_port: 25060,
+        uac_port: 25062,
         uas_codec: "pcmu",
     };
-    run_calls(&env, &sw, &side, sip, 20);
-    assert_mostly_kernel(&sw, 20);
-    assert!(sw.stop().success(), "{}", sw.log());
+    relay_through_kernel(IpAddr::V4(ours), &side, "ulaw");
 }
 
 #[test]
@@ -343,20 +351,11 @@ fn ulaw_to_alaw_calls_are_transcoded_by_the_kernel_with_every_payload_intact() {
     if skipped() {
         return;
     }
-    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let uas_port = common::free_port(&[local]);
-    let uac_port = common::free_port(&[local]);
     // The callee side speaks only A-law and the trunk allows only alaw:
     // every packet is transcoded, and the load tool checks each payload.
-    let (env, mut sw, sip) = start_switch(local, local, uas_port, "alaw");
-    let side = LoadSide {
-        netns: None,
-        ip: local,
-        uas_port,
-        uac_port,
-        uas_codec: "pcma",
-    };
-    run_calls(&env, &sw, &side, sip, 20);
-    assert_mostly_kernel(&sw, 20);
-    assert!(sw.stop().success(), "{}", sw.log());
+    relay_through_kernel(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        &loopback_side("pcma"),
+        "alaw",
+    );
 }
