@@ -47,6 +47,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+/// The next RTP range slot of this process (see [`CallEnv::new`]).
+static RTP_SLOT: AtomicU64 = AtomicU64::new(0);
 
 /// A token unique within this test process.
 pub fn unique() -> u64 {
@@ -197,7 +199,13 @@ impl CallEnv {
         // tests running side by side never compete for ports. Below the
         // kernel's ephemeral range (32768-60999), so a port the OS hands
         // to a test peer can never be one the switch wants for RTP.
-        let slot = u16::try_from(unique() % 50).unwrap_or(0);
+        // Consecutive switches of this process get consecutive slots (a
+        // random slot let two tests running side by side pick the same
+        // one now and then, and one of them could not bind its ports).
+        let slot = u16::try_from(
+            (u64::from(std::process::id()) + RTP_SLOT.fetch_add(1, Ordering::Relaxed)) % 50,
+        )
+        .unwrap_or(0);
         let base = 10000 + slot * 400;
         let rtp = (base, base + 398);
         let config = dir.path().join("config");
