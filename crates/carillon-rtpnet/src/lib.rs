@@ -635,10 +635,10 @@ async fn run_worker(shared: Shared, mut commands: mpsc::UnboundedReceiver<MediaC
         task.abort();
     }
     // Flows of sessions still open when the switch stops.
-    let mut w = shared.borrow_mut();
-    let ports: Vec<u16> = w.installed.keys().copied().collect();
-    for port in ports {
-        if let (Some(key), Some(table)) = (w.installed.remove(&port), w.flows.as_mut()) {
+    let mut guard = shared.borrow_mut();
+    let w = &mut *guard;
+    if let Some(table) = w.flows.as_mut() {
+        for (_, key) in w.installed.drain() {
             let _ = table.remove(&key);
         }
     }
