@@ -2515,18 +2515,7 @@ impl Switch {
                 session,
                 leg,
                 stats,
-            } => {
-                info!(
-                    session = session.0,
-                    leg = leg.0,
-                    packets_in = stats.packets_in,
-                    packets_out = stats.packets_out,
-                    packets_in_kernel = stats.packets_in_kernel,
-                    lost = stats.lost,
-                    jitter = stats.jitter,
-                    "media leg closed"
-                );
-            }
+            } => carillon_mediactl::log_leg_closed(session, leg, &stats),
             MediaEvent::LegOpened { .. } => {}
         }
         self.flush_scratch();

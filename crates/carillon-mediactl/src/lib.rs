@@ -2,7 +2,8 @@
 //! (ARCHITECTURE.md principle 3). The switch sends [`MediaCommand`]s and
 //! receives [`MediaEvent`]s; neither side knows the other's types, so media
 //! could move to its own process (like rtpengine) without touching call
-//! logic. Plain data, no behaviour.
+//! logic. Plain data, no behaviour (besides the one log line both sides
+//! may write, [`log_leg_closed`]).
 //!
 //! Ports: the switch picks each leg's local RTP port from the configured
 //! range (so it can write its SDP answer at once); the media plane binds it
@@ -150,6 +151,22 @@ pub enum MediaEvent {
         leg: LegId,
         stats: LegStats,
     },
+}
+
+/// The `media leg closed` log line (one per leg, with its counters),
+/// written by whichever side receives the [`MediaEvent::LegClosed`]: the
+/// media worker itself when it does not report closes to the switch.
+pub fn log_leg_closed(session: SessionId, leg: LegId, stats: &LegStats) {
+    tracing::info!(
+        session = session.0,
+        leg = leg.0,
+        packets_in = stats.packets_in,
+        packets_out = stats.packets_out,
+        packets_in_kernel = stats.packets_in_kernel,
+        lost = stats.lost,
+        jitter = stats.jitter,
+        "media leg closed"
+    );
 }
 
 #[cfg(test)]

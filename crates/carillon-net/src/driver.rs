@@ -34,6 +34,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
+use crate::held::HeldCommands;
 use crate::transport::{Inbound, ListenSpec, Listeners, TransportError, UdpOutbox};
 use carillon_udpbatch::RecvBatch;
 use std::os::fd::AsRawFd;
@@ -197,7 +198,50 @@ impl Driver {
     }
 }
 
-fn drain(switch: &mut Switch, listeners: &Listeners, sinks: &mut Sinks) {
+/// The switch's side-effect sinks, with its media commands held briefly
+/// so that several reach a media worker with one wake-up (see
+/// [`crate::held`]). Whatever is still held when this is dropped (the
+/// signalling thread stops) is handed over then.
+struct Outputs {
+    sinks: Sinks,
+    held: HeldCommands,
+}
+
+impl Outputs {
+    fn new(sinks: Sinks) -> Self {
+        Outputs {
+            sinks,
+            held: HeldCommands::new(HeldCommands::DEFAULT_HOLD),
+        }
+    }
+
+    fn media(&mut self, command: MediaCommand) {
+        if self.held.push(Instant::now(), command) {
+            self.release_media();
+        }
+    }
+
+    fn release_media(&mut self) {
+        for command in self.held.release() {
+            (self.sinks.media)(command);
+        }
+    }
+
+    /// Hands over the held commands if the oldest has waited long enough.
+    fn release_due(&mut self, now: Instant) {
+        if self.held.is_due(now) {
+            self.release_media();
+        }
+    }
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        self.release_media();
+    }
+}
+
+fn drain(switch: &mut Switch, listeners: &Listeners, sinks: &mut Outputs) {
     drain_with(switch, sinks, |to, bytes| listeners.send(to, bytes));
 }
 
@@ -206,7 +250,7 @@ fn drain(switch: &mut Switch, listeners: &Listeners, sinks: &mut Sinks) {
 fn drain_queued(
     switch: &mut Switch,
     listeners: &Listeners,
-    sinks: &mut Sinks,
+    sinks: &mut Outputs,
     outbox: &mut UdpOutbox,
 ) {
     drain_with(switch, sinks, |to, bytes| {
@@ -215,13 +259,13 @@ fn drain_queued(
 }
 
 /// Hands every output of the switch to its sink (datagrams to `transmit`).
-fn drain_with(switch: &mut Switch, sinks: &mut Sinks, mut transmit: impl FnMut(Peer, Bytes)) {
+fn drain_with(switch: &mut Switch, out: &mut Outputs, mut transmit: impl FnMut(Peer, Bytes)) {
     while let Some(o) = switch.poll_output() {
         match o {
             Output::Transmit(t) => transmit(t.to, t.bytes),
-            Output::Binding(c) => (sinks.binding)(c),
-            Output::Media(c) => (sinks.media)(c),
-            Output::Cdr(r) => (sinks.cdr)(r),
+            Output::Binding(c) => (out.sinks.binding)(c),
+            Output::Media(c) => out.media(c),
+            Output::Cdr(r) => (out.sinks.cdr)(r),
         }
     }
 }
@@ -248,9 +292,10 @@ async fn run(
     listeners: Listeners,
     mut rx: mpsc::Receiver<Inbound>,
     mut ctl: mpsc::Receiver<Control>,
-    mut sinks: Sinks,
+    sinks: Sinks,
     mut media_events: mpsc::Receiver<MediaEvent>,
 ) {
+    let mut sinks = Outputs::new(sinks);
     let udp: Vec<Arc<UdpSocket>> = listeners.udp_sockets().cloned().collect();
     // Receive buffers, zeroed once and reused: each datagram is copied out
     // into an allocation of its own size. One byte over the largest
@@ -262,6 +307,7 @@ async fn run(
     let mut stopping: Option<(Instant, oneshot::Sender<()>)> = None;
     loop {
         drain(&mut switch, &listeners, &mut sinks);
+        sinks.release_due(Instant::now());
         if let Some((until, _)) = &stopping {
             if switch.stopping_done() || Instant::now() >= *until {
                 if let Some((_, reply)) = stopping.take() {
@@ -275,6 +321,9 @@ async fn run(
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         if let Some((until, _)) = &stopping {
             deadline = deadline.min(*until);
+        }
+        if let Some(due) = sinks.held.deadline() {
+            deadline = deadline.min(due);
         }
         tokio::select! {
             biased;

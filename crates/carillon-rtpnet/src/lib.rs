@@ -137,6 +137,10 @@ pub struct RuntimeConfig {
     pub media_ip: Option<IpAddr>,
     /// Send `LegOpened` events (see `MediaConfig::report_opened`).
     pub report_opened: bool,
+    /// Send `LegClosed` events to the switch. When false the worker writes
+    /// the `media leg closed` log line itself: a switch that only logs them
+    /// is then not woken twice per call for it.
+    pub report_closed: bool,
 }
 
 impl RuntimeConfig {
@@ -155,6 +159,7 @@ impl RuntimeConfig {
             kernel_offload: false,
             media_ip: None,
             report_opened: true,
+            report_closed: true,
         }
     }
 }
@@ -227,6 +232,7 @@ impl MediaRuntime {
                 max_open: (config.max_open_sockets / workers).saturating_sub(CLOSE_HEADROOM),
             };
             let bind_ip = config.bind_ip;
+            let report_closed = config.report_closed;
             std::thread::Builder::new()
                 .name(format!("carillon-media-{index}"))
                 .spawn(move || {
@@ -234,6 +240,7 @@ impl MediaRuntime {
                     local.block_on(&runtime, async move {
                         let mut worker = Worker::new(media, bind_ip, engine_ip, events, pool);
                         worker.flows = flows;
+                        worker.report_closed = report_closed;
                         let shared = Rc::new(RefCell::new(worker));
                         run_worker(shared, command_rx).await;
                     });
@@ -330,6 +337,8 @@ struct Worker {
     /// Receive buffers shared by the readers (one thread, one at a time).
     scratch: carillon_udpbatch::RecvBatch,
     events: mpsc::Sender<MediaEvent>,
+    /// Send `LegClosed` to the switch (else log it here).
+    report_closed: bool,
     backlog: VecDeque<MediaEvent>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
@@ -365,6 +374,7 @@ impl Worker {
             pool,
             scratch: carillon_udpbatch::RecvBatch::new(),
             events,
+            report_closed: true,
             backlog: VecDeque::new(),
             armed: None,
             timer: Rc::new(Notify::new()),
@@ -558,6 +568,17 @@ impl Worker {
             self.backlog.push_back(event);
         }
         while let Some(event) = self.backlog.pop_front() {
+            if let MediaEvent::LegClosed {
+                session,
+                leg,
+                stats,
+            } = &event
+            {
+                if !self.report_closed {
+                    carillon_mediactl::log_leg_closed(*session, *leg, stats);
+                    continue;
+                }
+            }
             match self.events.try_send(event) {
                 Ok(()) => {}
                 Err(TrySendError::Full(event)) => {

@@ -22,6 +22,13 @@ use clap::{Parser, Subcommand};
 use rand::RngCore;
 use tracing::{error, info, warn};
 
+/// mimalloc instead of glibc malloc: the signalling path allocates and
+/// frees many small, short-lived buffers per message, and glibc's
+/// malloc/free was ~10 % of the switch's CPU under call load (perf,
+/// benches/README.md §4); mimalloc's thread-local free lists cut that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "carillon", version, about = "Carillon SIP/RTP softswitch")]
 struct Cli {
@@ -311,8 +318,10 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     media_cfg.hold_timeout = cfg.hold_timeout;
     media_cfg.kernel_offload = cfg.rtp_kernel_forwarding;
     // The switch picks the ports itself and learns of failures from
-    // OpenFailed; LegOpened would only wake it.
+    // OpenFailed; LegOpened would only wake it. LegClosed is only logged,
+    // so the media worker writes that line itself.
     media_cfg.report_opened = false;
+    media_cfg.report_closed = false;
     media_cfg.max_open_sockets =
         usize::try_from(open_files.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX);
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
