@@ -124,15 +124,17 @@ TOML
     # Let deferred work (binding writes to the database) finish and count it.
     sleep 1
     cpu1="$(cpu_ticks "$SWITCH_PID")"
+    local rss_kib
+    rss_kib="$(awk '/^VmRSS:/ {print $2}' "/proc/$SWITCH_PID/status")"
     kill "$SWITCH_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$SWITCH_PID" 2>/dev/null || true
     wait "$SWITCH_PID" 2>/dev/null || true
     SWITCH_PID=""
 
-    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" <<'PY'
+    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" "$rss_kib" <<'PY'
 import csv, sys
-path, t0, t1, c0, c1, tck, rate, rc = sys.argv[1:]
+path, t0, t1, c0, c1, tck, rate, rc, rss = sys.argv[1:]
 rows = list(csv.reader(open(path), delimiter=";"))
 head, last = rows[0], rows[-1]
 col = lambda name: int(last[head.index(name)])
@@ -142,7 +144,8 @@ cpu = (int(c1) - int(c0)) / int(tck)
 print(f"rate={rate}/s  completed={ok}  failed={failed}  wall={wall:.2f}s  "
       f"registrations/s={ok / wall:.0f}  switch_cpu={cpu:.2f}s  "
       f"per_core_second={ok / cpu if cpu > 0 else float('inf'):.0f}  "
-      f"(REGISTER transactions per core-second={2 * ok / cpu if cpu > 0 else float('inf'):.0f}, sipp exit {rc})")
+      f"(REGISTER transactions per core-second={2 * ok / cpu if cpu > 0 else float('inf'):.0f}, sipp exit {rc})  "
+      f"switch_rss={int(rss) / 1024:.1f}MiB")
 PY
 }
 
