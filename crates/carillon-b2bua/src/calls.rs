@@ -46,7 +46,7 @@ use carillon_sip::{
 use carillon_transaction::{
     ClientEvent, ClientTransaction, TimerConfig, TransactionKind, Uas2xxEvent, Uas2xxRetransmitter,
 };
-use carillon_trunk::PortName;
+use carillon_trunk::{OutboundTarget, PortName};
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
@@ -158,6 +158,11 @@ struct Leg {
     peer_allows_update: bool,
     /// The callee's reliable provisionals (B legs).
     rel_in: prack::ReliableReceiver,
+    /// Carrier legs: where to try next if this contact fails.
+    failover: Option<Failover>,
+    /// A provisional other than 100 arrived (the far end is ringing or
+    /// playing early media: a failure after that is the callee's).
+    rang: bool,
 }
 
 /// How to reach one outbound target.
@@ -172,6 +177,27 @@ struct ForkSpec {
     extra: Vec<(String, String)>,
     trunk: Option<(String, Option<PortName>)>,
     user: Option<String>,
+    failover: Option<Failover>,
+}
+
+/// The codecs `trunk` allows (`allow`), by name.
+fn trunk_codecs(trunks: &carillon_trunk::Trunks, trunk: &str) -> Vec<String> {
+    trunks
+        .set()
+        .get(trunk)
+        .map(|c| c.allow.iter().map(|a| a.as_str().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// What an outbound leg to a carrier contact needs to be placed again at
+/// the trunk's next contact when this one fails (408/500/503 before any
+/// ringing; see `Switch::fail_over`).
+#[derive(Debug, Clone)]
+struct Failover {
+    trunk: String,
+    number: String,
+    /// Index of the contact this leg went to.
+    contact: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,6 +529,8 @@ impl Switch {
             session_timer: None,
             peer_allows_update: false,
             rel_in: prack::ReliableReceiver::default(),
+            failover: None,
+            rang: false,
         }
     }
 
@@ -880,12 +908,7 @@ impl Switch {
         key: u64,
         targets: &[DialTarget],
     ) -> (usize, bool) {
-        let caller_num = self
-            .calls
-            .calls
-            .get(&key)
-            .map(|c| c.caller_num.clone())
-            .unwrap_or_default();
+        let caller_num = self.caller_num(key);
         let mut specs: Vec<ForkSpec> = Vec::new();
         let mut trunk_status: Option<u16> = None;
         let mut callee_busy = false;
@@ -915,6 +938,7 @@ impl Switch {
                             extra: Vec::new(),
                             trunk: None,
                             user: Some(name.clone()),
+                            failover: None,
                         });
                     }
                 }
@@ -927,35 +951,14 @@ impl Switch {
                         warn!(call = key, trunk = %trunk, "no trunks configured");
                         continue;
                     };
-                    let codecs: Vec<String> = trunks
-                        .set()
-                        .get(trunk)
-                        .map(|c| c.allow.iter().map(|a| a.as_str().to_owned()).collect())
-                        .unwrap_or_default();
+                    let codecs = trunk_codecs(trunks, trunk);
                     match trunks.outbound_target(trunk, now) {
                         Ok(target) => {
-                            let request_uri = target.request_uri(number);
-                            let Some(peer) = resolve_uri(&request_uri, &self.calls.config.hosts)
-                            else {
-                                warn!(call = key, trunk = %trunk, uri = %request_uri, "trunk contact has no resolvable address");
-                                continue;
-                            };
-                            let _ = trunks.call_started(trunk, target.port.as_ref());
-                            let mut extra = Vec::new();
-                            if let Some(pai) = target.pai(&caller_num) {
-                                extra.push(("P-Asserted-Identity".to_owned(), pai));
+                            if let Some(spec) =
+                                self.trunk_fork(key, trunk, number, &caller_num, codecs, target)
+                            {
+                                specs.push(spec);
                             }
-                            specs.push(ForkSpec {
-                                to_uri: concat(&["<", &request_uri, ">"]),
-                                request_uri,
-                                from_uri: Some(target.from_uri(&caller_num)),
-                                peer,
-                                codecs,
-                                channel: header_text::channel(trunk, key),
-                                extra,
-                                trunk: Some((trunk.clone(), target.port.clone())),
-                                user: None,
-                            });
                         }
                         Err(e) => {
                             info!(call = key, trunk = %trunk, error = %e, "trunk refused the call");
@@ -985,6 +988,89 @@ impl Switch {
         (started, callee_busy)
     }
 
+    /// The calling number of call `key` (empty if it is gone).
+    fn caller_num(&self, key: u64) -> String {
+        self.calls
+            .calls
+            .get(&key)
+            .map(|c| c.caller_num.clone())
+            .unwrap_or_default()
+    }
+
+    /// The leg for a call out through `trunk` to `target` (counted as
+    /// started on the trunk); `None` if the contact has no address.
+    fn trunk_fork(
+        &mut self,
+        key: u64,
+        trunk: &str,
+        number: &str,
+        caller_num: &str,
+        codecs: Vec<String>,
+        target: OutboundTarget,
+    ) -> Option<ForkSpec> {
+        let request_uri = target.request_uri(number);
+        let Some(peer) = resolve_uri(&request_uri, &self.calls.config.hosts) else {
+            warn!(call = key, trunk = %trunk, uri = %request_uri, "trunk contact has no resolvable address");
+            return None;
+        };
+        if let Some(trunks) = self.trunks.as_mut() {
+            let _ = trunks.call_started(trunk, target.port.as_ref());
+        }
+        let mut extra = Vec::new();
+        if let Some(pai) = target.pai(caller_num) {
+            extra.push(("P-Asserted-Identity".to_owned(), pai));
+        }
+        // Gateway ports are not failed over within a call: the failed port
+        // cools down and the next call takes another.
+        let failover = target.port.is_none().then(|| Failover {
+            trunk: trunk.to_owned(),
+            number: number.to_owned(),
+            contact: target.contact,
+        });
+        Some(ForkSpec {
+            to_uri: concat(&["<", &request_uri, ">"]),
+            request_uri,
+            from_uri: Some(target.from_uri(caller_num)),
+            peer,
+            codecs,
+            channel: header_text::channel(trunk, key),
+            extra,
+            trunk: Some((trunk.to_owned(), target.port)),
+            user: None,
+            failover,
+        })
+    }
+
+    /// A carrier contact failed the INVITE of a leg that never rang:
+    /// places the leg again at the trunk's next usable contact (RFC 3263
+    /// §4.3). False when there is none (or it could not be started).
+    fn fail_over(&mut self, now: Instant, key: u64, failed: Failover, status: u16) -> bool {
+        let Some(trunks) = self.trunks.as_mut() else {
+            return false;
+        };
+        let target = match trunks.failover_target(&failed.trunk, failed.contact, now) {
+            Ok(t) => t,
+            Err(e) => {
+                info!(call = key, trunk = %failed.trunk, status, error = %e, "trunk contact failed; no other contact to try");
+                return false;
+            }
+        };
+        let codecs = trunk_codecs(trunks, &failed.trunk);
+        let caller_num = self.caller_num(key);
+        info!(call = key, trunk = %failed.trunk, status, next = %target.contact_uri, "trunk contact failed: trying the next one");
+        let Some(spec) = self.trunk_fork(
+            key,
+            &failed.trunk,
+            &failed.number,
+            &caller_num,
+            codecs,
+            target,
+        ) else {
+            return false;
+        };
+        self.start_fork(now, key, spec)
+    }
+
     fn start_fork(&mut self, now: Instant, key: u64, spec: ForkSpec) -> bool {
         let Some(session) = self.calls.calls.get(&key).map(|c| c.session) else {
             return false;
@@ -1007,6 +1093,7 @@ impl Switch {
             extra,
             trunk,
             user,
+            failover,
         } = spec;
         let mut leg = self.new_leg(call_id.clone(), peer, port, channel);
         let Some(call) = self.calls.calls.get(&key) else {
@@ -1041,6 +1128,7 @@ impl Switch {
         }
         leg.trunk = trunk;
         leg.user = user;
+        leg.failover = failover;
         leg.invite_branch.clone_from(&branch);
         leg.invite_cseq = 1;
         leg.local_cseq = 1;
@@ -1770,6 +1858,7 @@ impl Switch {
             if leg.state == LegState::Calling {
                 leg.state = LegState::Early;
             }
+            leg.rang |= status > 100;
             if leg.remote_tag.is_none() {
                 leg.remote_tag = to_tag.map(str::to_owned);
             }
@@ -2109,6 +2198,12 @@ impl Switch {
             return;
         };
         let mut leg = call.forks.remove(idx);
+        // 408/500/503 before any ringing: the contact, not the callee,
+        // failed; another contact of the trunk may carry the call.
+        let retry = leg
+            .failover
+            .take()
+            .filter(|_| !leg.rang && matches!(status, 408 | 500 | 503));
         leg.final_status = Some(status);
         leg.state = LegState::Ended;
         let best = dial_status_of(status);
@@ -2121,6 +2216,11 @@ impl Switch {
         let dialing = call.state == CallState::Dialing && call.bridged.is_none();
         self.release_leg(key, leg);
         debug!(call = key, status, remaining, "fork failed");
+        if let (Some(failed), true) = (retry, dialing) {
+            if self.fail_over(now, key, failed, status) {
+                return;
+            }
+        }
         if remaining == 0 && dialing {
             self.dial_finished(now, now_ms, key);
         }

@@ -59,6 +59,10 @@ impl Rig {
     }
 
     fn with(users: Vec<User>, plan: &str) -> Rig {
+        Rig::with_trunks(users, plan, None)
+    }
+
+    fn with_trunks(users: Vec<User>, plan: &str, trunks: Option<&str>) -> Rig {
         let sw = Switch::new(SwitchConfig {
             realm: "carillon".into(),
             user_agent: "test".into(),
@@ -71,6 +75,7 @@ impl Rig {
             timers: TimerConfig::default(),
             calls: CallConfig {
                 dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", plan).unwrap()),
+                trunks: trunks.map(|t| carillon_trunk::Trunks::load("trunks.toml", t).unwrap()),
                 ..CallConfig::default()
             },
         })
@@ -1283,4 +1288,104 @@ fn provisionals_without_sdp_reach_the_caller_as_what_they_are_once_per_change() 
     let to_a = sent_to(&r.take(), 5080);
     assert_eq!(statuses(&to_a), vec![183]);
     assert!(String::from_utf8_lossy(to_a[0].body()).contains("m=audio "));
+}
+
+/// 101 is a number out through a carrier with two contacts (no qualify).
+const PLAN_TRUNK: &str = r#"
+[context.internal]
+allow_trunks = ["carrier"]
+[[context.internal.extension]]
+match = "101"
+steps = [ { app = "Dial", targets = ["trunk/carrier/+15551234567"], timeout = 20 }, { app = "Hangup" } ]
+"#;
+const TRUNKS: &str = r#"
+[trunk.carrier]
+kind = "carrier"
+contacts = ["sip:127.0.0.1:6001", "sip:127.0.0.1:6002"]
+"#;
+
+fn invites_to(out: &[(Peer, Message)], port: u16) -> Vec<Message> {
+    out.iter()
+        .filter(|(p, m)| p.addr.port() == port && m.method() == Some(&Method::Invite))
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// The switch's response to A (port 5080) with `status`, if any.
+fn to_caller(out: &[(Peer, Message)], status: u16) -> bool {
+    out.iter()
+        .any(|(p, m)| p.addr.port() == 5080 && m.status() == Some(status))
+}
+
+#[test]
+fn a_carrier_contact_answering_503_before_ringing_passes_the_call_to_the_next_contact() {
+    let mut r = Rig::with_trunks(vec![user("100")], PLAN_TRUNK, Some(TRUNKS));
+    r.tick(0.5); // starts the trunks
+    r.invite_from_100(1.0);
+    let out = r.take();
+    let first = invites_to(&out, 6001);
+    assert_eq!(first.len(), 1, "the first contact gets the INVITE");
+    assert!(invites_to(&out, 6002).is_empty());
+    r.send(1.1, udp(6001), response_from_b(&first[0], 100, false));
+    r.send(1.2, udp(6001), response_from_b(&first[0], 503, false));
+    let out = r.take();
+    assert!(!to_caller(&out, 503), "the caller must not see the 503");
+    let second = invites_to(&out, 6002);
+    assert_eq!(second.len(), 1, "the next contact gets the call");
+    assert_eq!(
+        second[0].request_uri().unwrap().to_string(),
+        "sip:+15551234567@127.0.0.1:6002"
+    );
+    assert_ne!(
+        second[0].header(HeaderName::CallId),
+        first[0].header(HeaderName::CallId),
+        "a new outbound leg"
+    );
+    r.send(1.5, udp(6002), response_from_b(&second[0], 200, true));
+    assert!(
+        to_caller(&r.take(), 200),
+        "answered through the second contact"
+    );
+    assert_eq!(r.sw.call_counts().0, 1);
+}
+
+#[test]
+fn a_carrier_failure_after_ringing_is_the_callees_and_is_not_retried() {
+    let mut r = Rig::with_trunks(vec![user("100")], PLAN_TRUNK, Some(TRUNKS));
+    r.tick(0.5); // starts the trunks
+    r.invite_from_100(1.0);
+    let first = invites_to(&r.take(), 6001);
+    r.send(1.1, udp(6001), response_from_b(&first[0], 180, false));
+    r.send(1.2, udp(6001), response_from_b(&first[0], 503, false));
+    let out = r.take();
+    assert!(invites_to(&out, 6002).is_empty(), "no second attempt");
+    assert!(
+        out.iter()
+            .any(|(p, m)| p.addr.port() == 5080 && m.status().is_some_and(|s| s >= 500)),
+        "the caller gets the failure: {:?}",
+        out.iter().map(|(_, m)| m.status()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn when_every_contact_fails_the_caller_gets_the_failure() {
+    let mut r = Rig::with_trunks(vec![user("100")], PLAN_TRUNK, Some(TRUNKS));
+    r.tick(0.5); // starts the trunks
+    r.invite_from_100(1.0);
+    let first = invites_to(&r.take(), 6001);
+    r.send(1.1, udp(6001), response_from_b(&first[0], 500, false));
+    let second = invites_to(&r.take(), 6002);
+    assert_eq!(second.len(), 1);
+    r.send(1.2, udp(6002), response_from_b(&second[0], 503, false));
+    let out = r.take();
+    assert!(invites_to(&out, 6001).is_empty() && invites_to(&out, 6002).is_empty());
+    assert!(
+        out.iter()
+            .any(|(p, m)| p.addr.port() == 5080 && m.status().is_some_and(|s| s >= 500)),
+        "{:?}",
+        out.iter().map(|(_, m)| m.status()).collect::<Vec<_>>()
+    );
+    r.tick(60.0);
+    r.tick(120.0);
+    assert_eq!(r.sw.call_counts(), (0, 0, 0));
 }

@@ -6,7 +6,7 @@
 //! identifying inbound requests by source IP ([`TrunkSet::identify`],
 //! longest CIDR prefix); choosing where an outbound call goes
 //! ([`Trunks::outbound_target`]: contact failover by OPTIONS qualify state,
-//! GSM port rotation with cooldown and per-port limits, per-trunk
+//! and [`Trunks::failover_target`] for a call whose INVITE failed; GSM port rotation with cooldown and per-port limits, per-trunk
 //! concurrency and calls-per-second limits); answering 401/407 on
 //! outbound requests ([`Trunks::authorize`], RFC 3261 §22.2); OPTIONS
 //! qualify ([`Qualifier`], RFC 3261 §11) and outbound registration

@@ -21,6 +21,11 @@
 //!                                                                      the port cools down
 //! ```
 //!
+//! A carrier contact that answers the INVITE with 408/500/503 (or not at
+//! all) before any ringing: `failover_target(trunk, target.contact, now)`
+//! gives the next usable contact for the same call (then `call_started`
+//! again), until none is left.
+//!
 //! `outbound_target` checks, in order: the trunk's `max_calls`, a usable
 //! contact (the first one in `contacts` not qualified Down) or port, then
 //! `max_cps`; only a call that passes every check takes a rate token.
@@ -51,6 +56,9 @@ use crate::request::LocalConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundTarget {
     pub trunk: TrunkName,
+    /// Index of the chosen contact in the trunk's `contacts` (for
+    /// [`Trunks::failover_target`]).
+    pub contact: usize,
     /// The contact the INVITE goes to; its Request-URI is this URI with the
     /// dialled number as user part (see [`OutboundTarget::request_uri`]).
     pub contact_uri: String,
@@ -284,6 +292,31 @@ impl Trunks {
         trunk: &str,
         now: Instant,
     ) -> Result<OutboundTarget, TrunkError> {
+        self.target_after(trunk, now, None)
+    }
+
+    /// Where a call whose INVITE to contact `failed` (an
+    /// [`OutboundTarget::contact`]) got no answer or a 408/5xx goes next:
+    /// the first usable contact listed after it (RFC 3263 §4.3: the next
+    /// server on 503 or a timeout). The call already holds its `max_cps`
+    /// token, so none is taken. Gateway trunks pick another port on the
+    /// call's next attempt instead (the failed port cools down), so they
+    /// have no next contact here.
+    pub fn failover_target(
+        &mut self,
+        trunk: &str,
+        failed: usize,
+        now: Instant,
+    ) -> Result<OutboundTarget, TrunkError> {
+        self.target_after(trunk, now, Some(failed))
+    }
+
+    fn target_after(
+        &mut self,
+        trunk: &str,
+        now: Instant,
+        failed: Option<usize>,
+    ) -> Result<OutboundTarget, TrunkError> {
         let i = self.index(trunk)?;
         let (Some(config), Some(state)) = (self.set.trunks.get(i), self.states.get_mut(i)) else {
             return Err(TrunkError::UnknownTrunk {
@@ -298,22 +331,26 @@ impl Trunks {
                 });
             }
         }
-        let (contact, port) = match (&config.kind, &config.gateway) {
-            (TrunkKind::GsmGateway, Some(gateway)) => {
+        let unavailable = || TrunkError::Unavailable {
+            trunk: config.name.clone(),
+            reason: UnavailableReason::ContactsDown,
+        };
+        let (contact, port) = match (&config.kind, &config.gateway, failed) {
+            (TrunkKind::GsmGateway, Some(_), Some(_)) => return Err(unavailable()),
+            (TrunkKind::GsmGateway, Some(gateway), None) => {
                 let p = choose_port(config, state, gateway.strategy, now)?;
                 (p.contact, Some(p.index))
             }
-            _ => match first_live_contact(config, state) {
+            (_, _, Some(failed)) => match next_live_contact(config, state, failed + 1) {
                 Some(c) => (c, None),
-                None => {
-                    return Err(TrunkError::Unavailable {
-                        trunk: config.name.clone(),
-                        reason: UnavailableReason::ContactsDown,
-                    })
-                }
+                None => return Err(unavailable()),
+            },
+            _ => match next_live_contact(config, state, 0) {
+                Some(c) => (c, None),
+                None => return Err(unavailable()),
             },
         };
-        if let Some(bucket) = &mut state.bucket {
+        if let (Some(bucket), None) = (&mut state.bucket, failed) {
             if !bucket.check(now) {
                 return Err(TrunkError::RateLimited {
                     trunk: config.name.clone(),
@@ -328,6 +365,7 @@ impl Trunks {
         });
         Ok(OutboundTarget {
             trunk: config.name.clone(),
+            contact,
             contact_uri: config.contacts.get(contact).cloned().unwrap_or_default(),
             from_user: config.from_user.clone(),
             from_domain: config.from_domain.clone(),
@@ -580,8 +618,9 @@ fn contact_state(state: &TrunkState, contact: usize) -> ContactState {
         .map_or(ContactState::Unknown, Qualifier::state)
 }
 
-fn first_live_contact(config: &TrunkConfig, state: &TrunkState) -> Option<usize> {
-    (0..config.failover_len).find(|&c| contact_state(state, c).is_usable())
+/// The first usable contact at index `from` or later.
+fn next_live_contact(config: &TrunkConfig, state: &TrunkState, from: usize) -> Option<usize> {
+    (from..config.failover_len).find(|&c| contact_state(state, c).is_usable())
 }
 
 fn port_index(config: &TrunkConfig, port: &str) -> Option<usize> {
@@ -607,7 +646,7 @@ fn choose_port(
     now: Instant,
 ) -> Result<ChosenPort, TrunkError> {
     let ports: &[PortConfig] = config.gateway.as_ref().map_or(&[], |g| &g.ports);
-    let shared = first_live_contact(config, state);
+    let shared = next_live_contact(config, state, 0);
     let mut any_full = false;
     let mut usable: Vec<ChosenPort> = Vec::new();
     for (index, (port, ps)) in ports.iter().zip(&state.ports).enumerate() {

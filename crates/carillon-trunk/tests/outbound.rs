@@ -116,6 +116,48 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
 }
 
 #[test]
+fn a_failed_invite_moves_to_the_next_usable_contact_without_a_rate_token() {
+    const THREE: &str = r#"
+[trunk.carrier]
+kind = "carrier"
+contacts = ["sip:a.example", "sip:b.example", "sip:c.example"]
+max_cps = 1
+"#;
+    let t0 = Instant::now();
+    let mut trunks = start(THREE, t0);
+    let first = trunks.outbound_target("carrier", t0).unwrap();
+    assert_eq!(
+        (first.contact, first.contact_uri.as_str()),
+        (0, "sip:a.example")
+    );
+    // The one token of this second is taken: a new call is refused...
+    assert!(matches!(
+        trunks.outbound_target("carrier", t0),
+        Err(TrunkError::RateLimited { .. })
+    ));
+    // ...but the call already placed may still fail over, in order.
+    let next = trunks
+        .failover_target("carrier", first.contact, t0)
+        .unwrap();
+    assert_eq!(
+        (next.contact, next.contact_uri.as_str()),
+        (1, "sip:b.example")
+    );
+    let last = trunks.failover_target("carrier", next.contact, t0).unwrap();
+    assert_eq!(last.contact, 2);
+    let err = trunks
+        .failover_target("carrier", last.contact, t0)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TrunkError::Unavailable {
+            reason: UnavailableReason::ContactsDown,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn a_trunk_whose_contacts_are_all_down_is_unavailable_with_503() {
     let t0 = Instant::now();
     let mut trunks = start(FAILOVER, t0);

@@ -13,7 +13,9 @@
 //!   trunk's credentials (checked here with an independent MD5), From
 //!   carries `from_user@from_domain` and P-Asserted-Identity the caller;
 //! - failover: of two contacts, the first never answers OPTIONS; once
-//!   qualify declares it Down the call goes to the second;
+//!   qualify declares it Down the call goes to the second; and a contact
+//!   that answers the INVITE itself with 503 (no qualify) has the same
+//!   call placed again at the next contact;
 //! - outbound registration: a 401-challenged REGISTER verified by SIPp's
 //!   registrar, refreshed with valid credentials before the granted expiry;
 //! - `max_calls = 1`: a second concurrent call is refused with 503, and the
@@ -165,6 +167,18 @@ fn assert_sipp_ok(run: &ToolRun, env: &CallEnv, sw: &Switch, name: &str, names: 
 
 /// Every `media leg closed` line of the calls so far must show RTP relayed
 /// both ways (`n` legs, each at least `min` packets in and out).
+/// Exactly one call ended, and it was answered.
+fn assert_one_answered_call(sw: &Switch) {
+    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
+    assert_eq!(ended.len(), 1, "{}", sw.log());
+    assert_eq!(
+        ended[0].get("disposition"),
+        Some("ANSWERED"),
+        "{}",
+        ended[0].raw
+    );
+}
+
 fn assert_media_relayed(sw: &Switch, n: usize, min: i64) {
     let legs = sw.wait_lines("media leg closed", n, Duration::from_secs(5));
     assert_eq!(legs.len(), n, "{n} media legs expected:\n{}", sw.log());
@@ -322,14 +336,7 @@ fn a_carrier_identified_by_source_address_reaches_an_extension_and_a_stranger_do
         started[0].raw
     );
     assert_eq!(started[0].get("exten"), Some(DID), "{}", started[0].raw);
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
-    );
+    assert_one_answered_call(&sw);
     // 100 packets played by the carrier, echoed back by 101.
     assert_media_relayed(&sw, 2, 90);
 }
@@ -418,14 +425,7 @@ fn an_outbound_call_answers_the_carriers_407_with_the_trunks_credentials() {
         "digest response must verify: {auth}"
     );
 
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
-    );
+    assert_one_answered_call(&sw);
     assert_media_relayed(&sw, 2, 90);
 }
 
@@ -548,14 +548,69 @@ fn a_contact_that_stops_answering_options_is_skipped_for_the_next_one() {
         !seen.iter().any(|l| l.starts_with("INVITE ")),
         "no INVITE may go to the contact qualified Down: {seen:?}"
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
+    assert_one_answered_call(&sw);
+}
+
+#[test]
+fn a_contact_that_answers_the_invite_with_503_passes_the_call_to_the_next_one() {
+    require_sipp();
+    let busy_port = free_udp_port_on(CARRIER_IP, 1);
+    let live_port = free_udp_port_on(LOCALHOST, 1);
+    let busy_uri = format!("sip:127.0.0.2:{busy_port}");
+    let live_uri = format!("sip:127.0.0.1:{live_port}");
+    let mut env = trunk_env(&format!("contacts = [\"{busy_uri}\", \"{live_uri}\"]\n"));
+    write_tone_pcap(&env.path().join("tone.pcap"), 2, 440.0);
+    let mut busy = sipp_uas(
+        &env,
+        "busy-edge",
+        CARRIER_IP,
+        Some("trunk_uas_503.xml"),
+        busy_port,
+        1,
     );
+    let mut live = sipp_uas(&env, "live-edge", LOCALHOST, None, live_port, 0);
+    let sw = env.start();
+
+    let mut phone = phone_100_calls(&env, &sw, "phone-100", "uac_auth_pcap.xml", DIALLED);
+    let run = phone.wait();
+    assert_sipp_ok(
+        &run,
+        &env,
+        &sw,
+        "phone-100",
+        &["phone-100", "busy-edge", "live-edge"],
+    );
+    let run = busy.wait();
+    assert!(
+        run.ok(),
+        "the 503 edge must have had its INVITE and ACK: {}",
+        describe(&env, &sw, &["busy-edge"])
+    );
+    let run = live.terminate(Duration::from_secs(5));
+    assert!(run.status.is_some(), "live SIPp did not stop");
+
+    let first = received(&env, "busy-edge", "INVITE");
+    let second = received(&env, "live-edge", "INVITE");
+    assert_eq!(first.len(), 1, "{}", describe(&env, &sw, &["busy-edge"]));
+    assert_eq!(second.len(), 1, "{}", describe(&env, &sw, &["live-edge"]));
+    assert!(
+        start_line(&second[0]).starts_with(&format!("INVITE sip:{E164}@127.0.0.1:{live_port}")),
+        "{}",
+        second[0]
+    );
+    assert_ne!(
+        header(&first[0], "Call-ID"),
+        header(&second[0], "Call-ID"),
+        "the second attempt is a new outbound leg"
+    );
+    assert_eq!(
+        sw.lines("trunk contact failed: trying the next one").len(),
+        1,
+        "{}",
+        sw.log()
+    );
+    assert_one_answered_call(&sw);
+    assert_media_relayed(&sw, 2, 50);
 }
 
 #[test]
