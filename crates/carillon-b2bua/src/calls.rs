@@ -307,7 +307,16 @@ enum Timer {
     Reliable(u64),
     /// A leg's session timer (refresh / expiry).
     Session(u64, LegId),
+    /// The caller's INVITE has had no response yet: 100 Trying.
+    Trying(u64),
 }
+
+/// How long a new call's INVITE may go without any response before the
+/// switch sends 100 Trying. RFC 3261 §17.2.1 requires the 100 unless the
+/// TU will answer within 200 ms; a callee that rings or answers sooner
+/// makes it unnecessary (one datagram less per call), and 100 ms keeps
+/// it far ahead of the caller's first retransmission (T1 = 500 ms).
+pub const TRYING_AFTER: Duration = Duration::from_millis(100);
 
 fn audio_codec(c: &CodecName) -> Option<AudioCodec> {
     match c {
@@ -797,7 +806,23 @@ impl Switch {
         };
         self.calls.calls.insert(call_key, call);
         self.run_dialplan(now, now_ms, call_key);
+        if self.table.has_responded(key) == Some(false) {
+            self.calls
+                .schedule(now + TRYING_AFTER, Timer::Trying(call_key));
+        }
         100
+    }
+
+    /// 100 Trying to the caller if its INVITE still has no response.
+    fn send_trying(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        if self.table.has_responded(&call.a_key) != Some(false) {
+            return;
+        }
+        let (a_key, invite, peer) = (call.a_key.clone(), call.a_invite.clone(), call.a_peer);
+        self.respond(now, &a_key, &invite, peer, 100, |b| b);
     }
 
     fn rng_u64(&mut self) -> u64 {
@@ -2628,6 +2653,7 @@ impl Switch {
                 Timer::Client(branch) => self.client_timeout(now, now_ms, &branch),
                 Timer::Call(key) => self.call_timeout(now, now_ms, key),
                 Timer::Reliable(key) => self.reliable_timeout(now, now_ms, key),
+                Timer::Trying(key) => self.send_trying(now, key),
                 Timer::Session(key, leg) => self.session_timeout(now, now_ms, key, leg),
             }
         }

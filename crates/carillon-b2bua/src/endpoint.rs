@@ -403,6 +403,12 @@ impl ServerTable {
         self.txns.get(key).map(|e| (e.peer, &e.heads))
     }
 
+    /// Whether the transaction has sent a response (`None`: no such
+    /// transaction).
+    pub fn has_responded(&self, key: &str) -> Option<bool> {
+        self.txns.get(key).map(|e| e.txn.has_responded())
+    }
+
     /// Where the transaction's responses go (without copying its Via).
     pub fn route_of(&self, key: &str) -> Option<Peer> {
         self.txns.get(key).map(|e| e.peer)

@@ -522,11 +522,13 @@ impl Switch {
                 return;
             }
         };
-        if method == Method::Invite {
-            // Provisional at once so the caller stops retransmitting.
+        let in_dialog = parts.to.tag().is_some();
+        if method == Method::Invite && in_dialog {
+            // A re-INVITE waits for the other party: provisional at once
+            // so the caller stops retransmitting. A new call's 100 is only
+            // sent if nothing else is within `TRYING_AFTER` (calls.rs).
             self.respond(now, &key, msg, peer, 100, |b| b);
         }
-        let in_dialog = parts.to.tag().is_some();
         let status = match method {
             Method::Register => self.handle_register(now, now_unix, &key, peer, msg, &parts),
             Method::Options if !in_dialog => {

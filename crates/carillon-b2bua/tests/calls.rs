@@ -168,6 +168,10 @@ impl Rig {
             .iter()
             .find(|(_, m)| m.status() == Some(407))
             .expect("407");
+        assert!(
+            !out.iter().any(|(_, m)| m.status() == Some(100)),
+            "a challenged INVITE is answered 407 alone, no 100 Trying"
+        );
         let ch =
             Challenge::parse(&challenge.1.header(HeaderName::ProxyAuthenticate).unwrap()).unwrap();
         self.send(secs, udp(5080), "ACK sip:101@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKinv1;rport\r\nFrom: \"Agent\" <sip:100@127.0.0.1>;tag=a1\r\nTo: <sip:101@127.0.0.1>;tag=x\r\nCall-ID: callA\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n".into());
@@ -1388,4 +1392,39 @@ fn when_every_contact_fails_the_caller_gets_the_failure() {
     r.tick(60.0);
     r.tick(120.0);
     assert_eq!(r.sw.call_counts(), (0, 0, 0));
+}
+
+fn caller_statuses(out: &[(Peer, Message)]) -> Vec<u16> {
+    out.iter()
+        .filter(|(p, _)| p.addr.port() == 5080)
+        .filter_map(|(_, m)| m.status())
+        .collect()
+}
+
+#[test]
+fn a_silent_callee_makes_the_switch_send_100_trying_once_after_100_ms() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let out = r.take();
+    assert!(invites_to(&out, 5070).len() == 1, "101 is rung");
+    assert_eq!(caller_statuses(&out), Vec::<u16>::new(), "no 100 at once");
+    r.tick(1.09);
+    assert_eq!(caller_statuses(&r.take()), Vec::<u16>::new());
+    r.tick(1.1);
+    assert_eq!(caller_statuses(&r.take()), [100]);
+    r.tick(1.6);
+    assert_eq!(caller_statuses(&r.take()), Vec::<u16>::new(), "only once");
+}
+
+#[test]
+fn a_callee_ringing_within_100_ms_makes_100_trying_unnecessary() {
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = invites_to(&r.take(), 5070).remove(0);
+    r.send(1.02, udp(5070), response_from_b(&b_inv, 180, false));
+    r.tick(1.2);
+    r.tick(2.0);
+    assert_eq!(caller_statuses(&r.take()), [180], "the 180 alone");
 }

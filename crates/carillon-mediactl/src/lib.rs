@@ -109,6 +109,20 @@ pub enum MediaCommand {
     CloseSession { session: SessionId },
 }
 
+impl MediaCommand {
+    /// The session the command is for (which decides its worker).
+    pub fn session(&self) -> SessionId {
+        match self {
+            MediaCommand::OpenLeg { session, .. }
+            | MediaCommand::UpdateLeg { session, .. }
+            | MediaCommand::Bridge { session, .. }
+            | MediaCommand::Unbridge { session, .. }
+            | MediaCommand::CloseLeg { session, .. }
+            | MediaCommand::CloseSession { session } => *session,
+        }
+    }
+}
+
 /// Per-leg counters reported when a leg closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LegStats {

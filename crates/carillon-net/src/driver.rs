@@ -95,8 +95,12 @@ impl DriverHandle {
 pub struct Sinks {
     /// Every binding change, for persistence (must not block).
     pub binding: Box<dyn FnMut(BindingChange) + Send>,
-    /// Commands for the media plane.
-    pub media: Box<dyn FnMut(MediaCommand) + Send>,
+    /// Commands for the media plane, in order; each call's commands are
+    /// for one worker and should reach it as one message (one wake-up).
+    pub media: Box<dyn FnMut(Vec<MediaCommand>) + Send>,
+    /// Number of media workers (commands are held per worker, see
+    /// [`crate::held`]).
+    pub media_workers: usize,
     /// Finished calls' records.
     pub cdr: Box<dyn FnMut(CallRecord) + Send>,
 }
@@ -209,35 +213,42 @@ struct Outputs {
 
 impl Outputs {
     fn new(sinks: Sinks) -> Self {
+        let workers = sinks.media_workers;
         Outputs {
             sinks,
-            held: HeldCommands::new(HeldCommands::DEFAULT_HOLD),
+            held: HeldCommands::new(HeldCommands::DEFAULT_HOLD, workers),
         }
     }
 
     fn media(&mut self, command: MediaCommand) {
-        if self.held.push(Instant::now(), command) {
-            self.release_media();
+        if let Some(worker) = self.held.push(Instant::now(), command) {
+            self.release_media(worker);
         }
     }
 
-    fn release_media(&mut self) {
-        for command in self.held.release() {
-            (self.sinks.media)(command);
+    fn release_media(&mut self, worker: usize) {
+        let batch = self.held.release(worker);
+        if !batch.is_empty() {
+            (self.sinks.media)(batch);
         }
     }
 
-    /// Hands over the held commands if the oldest has waited long enough.
+    /// Hands over the held commands of every worker whose oldest has
+    /// waited long enough.
     fn release_due(&mut self, now: Instant) {
-        if self.held.is_due(now) {
-            self.release_media();
+        for worker in 0..self.held.workers() {
+            if self.held.is_due(worker, now) {
+                self.release_media(worker);
+            }
         }
     }
 }
 
 impl Drop for Outputs {
     fn drop(&mut self) {
-        self.release_media();
+        for worker in 0..self.held.workers() {
+            self.release_media(worker);
+        }
     }
 }
 
@@ -305,6 +316,12 @@ async fn run(
     let mut outbox = UdpOutbox::new(UDP_BATCH);
     switch.handle_timeout(Instant::now(), unix_now_ms());
     let mut stopping: Option<(Instant, oneshot::Sender<()>)> = None;
+    // One timer for the whole loop, moved only when the deadline changes:
+    // registering a tokio timer earlier than the one the driver last slept
+    // for writes the runtime's eventfd (a wasted system call and wake-up),
+    // and a fresh timer per turn did that about once per call.
+    let timer = tokio::time::sleep_until(Instant::now().into());
+    tokio::pin!(timer);
     loop {
         drain(&mut switch, &listeners, &mut sinks);
         sinks.release_due(Instant::now());
@@ -324,6 +341,9 @@ async fn run(
         }
         if let Some(due) = sinks.held.deadline() {
             deadline = deadline.min(due);
+        }
+        if timer.deadline() != deadline.into() {
+            timer.as_mut().reset(deadline.into());
         }
         tokio::select! {
             biased;
@@ -418,7 +438,7 @@ async fn run(
             Some(ev) = media_events.recv() => {
                 switch.handle_media_event(Instant::now(), unix_now_ms(), ev);
             }
-            _ = tokio::time::sleep_until(deadline.into()) => {
+            () = &mut timer => {
                 switch.handle_timeout(Instant::now(), unix_now_ms());
             }
         }

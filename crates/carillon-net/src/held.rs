@@ -9,9 +9,11 @@
 //! §4). [`HeldCommands`] keeps commands that no packet can be waiting for
 //! and hands them over together, at most [`HeldCommands::hold`] later:
 //!
-//! - `Bridge`, `Unbridge` and `UpdateLeg` release everything held at once,
-//!   in order: the peer that has just been sent our answer may send RTP
-//!   within microseconds, and it must find its leg open and bridged.
+//! - `Bridge`, `Unbridge` and `UpdateLeg` release everything held for
+//!   their worker at once, in order: the peer that has just been sent our
+//!   answer may send RTP within microseconds, and it must find its leg
+//!   open and bridged. Commands held for other workers keep waiting (a
+//!   session lives on one worker, so no order between workers matters).
 //! - `OpenLeg` waits: media can only flow once the leg is bridged, and
 //!   that releases it. A leg that is never bridged (an answered call that
 //!   only plays or waits) is opened at most `hold` later.
@@ -25,24 +27,30 @@ use std::time::{Duration, Instant};
 
 use carillon_mediactl::MediaCommand;
 
-/// Media commands waiting to be handed to the media plane together.
+/// Media commands waiting to be handed to the media plane, per worker.
 #[derive(Debug)]
 pub struct HeldCommands {
+    lanes: Vec<Lane>,
+    hold: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
     held: Vec<MediaCommand>,
     /// When the oldest held command must be released.
     due: Option<Instant>,
-    hold: Duration,
 }
 
 impl HeldCommands {
     /// Default longest hold: well under one 20 ms packet time.
     pub const DEFAULT_HOLD: Duration = Duration::from_millis(10);
 
-    /// Commands are held at most `hold` (zero: never held).
-    pub fn new(hold: Duration) -> Self {
+    /// Commands for `workers` media workers (see
+    /// [`carillon_mediactl::SessionId::worker`]) are held at most `hold`
+    /// (zero: never held).
+    pub fn new(hold: Duration, workers: usize) -> Self {
         HeldCommands {
-            held: Vec::new(),
-            due: None,
+            lanes: (0..workers.max(1)).map(|_| Lane::default()).collect(),
             hold,
         }
     }
@@ -52,47 +60,63 @@ impl HeldCommands {
         self.hold
     }
 
-    /// Takes a command at `now`; true when everything held must be
-    /// released now ([`HeldCommands::release`]).
+    /// Takes a command at `now`. Returns the worker whose held commands
+    /// must be released now ([`HeldCommands::release`]), if any.
     #[must_use]
-    pub fn push(&mut self, now: Instant, command: MediaCommand) -> bool {
+    pub fn push(&mut self, now: Instant, command: MediaCommand) -> Option<usize> {
         let urgent = matches!(
             command,
             MediaCommand::Bridge { .. }
                 | MediaCommand::Unbridge { .. }
                 | MediaCommand::UpdateLeg { .. }
         );
-        if self.held.is_empty() {
-            self.due = Some(now + self.hold);
+        let worker = command.session().worker(self.lanes.len());
+        let lane = self.lanes.get_mut(worker)?;
+        if lane.held.is_empty() {
+            lane.due = Some(now + self.hold);
         }
-        self.held.push(command);
-        urgent || self.hold.is_zero()
+        lane.held.push(command);
+        (urgent || self.hold.is_zero()).then_some(worker)
     }
 
-    /// When the held commands must be released, if any are held.
+    /// When the next held commands must be released, if any are held.
     pub fn deadline(&self) -> Option<Instant> {
-        self.due
+        self.lanes.iter().filter_map(|l| l.due).min()
     }
 
-    /// True when the deadline has passed at `now`.
-    pub fn is_due(&self, now: Instant) -> bool {
-        self.due.is_some_and(|due| now >= due)
+    /// Whether `worker`'s oldest held command is due at `now`.
+    pub fn is_due(&self, worker: usize, now: Instant) -> bool {
+        self.lanes
+            .get(worker)
+            .and_then(|l| l.due)
+            .is_some_and(|due| now >= due)
     }
 
-    /// Everything held, oldest first.
-    pub fn release(&mut self) -> std::vec::Drain<'_, MediaCommand> {
-        self.due = None;
-        self.held.drain(..)
+    /// Everything held for `worker`, oldest first (nothing for a worker
+    /// that does not exist), to be handed over as one batch.
+    pub fn release(&mut self, worker: usize) -> Vec<MediaCommand> {
+        match self.lanes.get_mut(worker) {
+            Some(lane) => {
+                lane.due = None;
+                std::mem::take(&mut lane.held)
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Number of commands held.
     pub fn len(&self) -> usize {
-        self.held.len()
+        self.lanes.iter().map(|l| l.held.len()).sum()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.lanes.iter().all(|l| l.held.is_empty())
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.lanes.len()
     }
 }
 
@@ -101,7 +125,10 @@ mod tests {
     use super::*;
     use carillon_mediactl::{LegId, SessionId};
 
-    const S: SessionId = SessionId(7);
+    /// Sessions 1 and 3 live on one worker of two, 2 on the other.
+    fn worker_of(s: u64) -> usize {
+        SessionId(s).worker(2)
+    }
 
     fn params() -> carillon_mediactl::LegParams {
         carillon_mediactl::LegParams {
@@ -122,89 +149,100 @@ mod tests {
         }
     }
 
-    fn bridge() -> MediaCommand {
+    fn open(s: u64) -> MediaCommand {
+        MediaCommand::OpenLeg {
+            session: SessionId(s),
+            leg: LegId(0),
+            local_port: 10000,
+            params: params(),
+        }
+    }
+
+    fn bridge(s: u64) -> MediaCommand {
         MediaCommand::Bridge {
-            session: S,
+            session: SessionId(s),
             a: LegId(0),
             b: LegId(1),
         }
     }
 
-    fn sessions(cmds: &[MediaCommand]) -> Vec<u64> {
-        cmds.iter()
-            .map(|c| match c {
-                MediaCommand::CloseSession { session } => session.0,
-                MediaCommand::Bridge { session, .. } => session.0,
-                _ => u64::MAX,
-            })
-            .collect()
+    /// Two sessions on different workers, and a third on the first's.
+    fn sessions() -> (u64, u64, u64) {
+        let a = 1;
+        let b = (2..100).find(|&s| worker_of(s) != worker_of(a)).unwrap();
+        let c = (b + 1..200)
+            .find(|&s| worker_of(s) == worker_of(a))
+            .unwrap();
+        (a, b, c)
     }
 
     #[test]
     fn closes_wait_until_the_oldest_is_due() {
         let t0 = Instant::now();
-        let mut h = HeldCommands::new(Duration::from_millis(10));
+        let mut h = HeldCommands::new(Duration::from_millis(10), 1);
         assert_eq!(h.deadline(), None);
-        assert!(!h.push(t0, close(1)));
-        assert!(!h.push(t0 + Duration::from_millis(4), close(2)));
+        assert_eq!(h.push(t0, close(1)), None);
+        assert_eq!(h.push(t0 + Duration::from_millis(4), close(2)), None);
         assert_eq!(h.deadline(), Some(t0 + Duration::from_millis(10)));
-        assert!(!h.is_due(t0 + Duration::from_millis(9)));
-        assert!(h.is_due(t0 + Duration::from_millis(10)));
-        let out: Vec<_> = h.release().collect();
-        assert_eq!(sessions(&out), [1, 2]);
+        assert!(!h.is_due(0, t0 + Duration::from_millis(9)));
+        assert!(h.is_due(0, t0 + Duration::from_millis(10)));
+        assert!(
+            !h.is_due(1, t0 + Duration::from_millis(10)),
+            "no such worker"
+        );
+        let out = h.release(0);
+        assert_eq!(out, [close(1), close(2)]);
         assert!(h.is_empty());
         assert_eq!(h.deadline(), None, "nothing held, no deadline");
         // The next command starts a new hold.
-        assert!(!h.push(t0 + Duration::from_millis(20), close(3)));
+        assert_eq!(h.push(t0 + Duration::from_millis(20), close(3)), None);
         assert_eq!(h.deadline(), Some(t0 + Duration::from_millis(30)));
     }
 
     #[test]
-    fn a_bridge_releases_the_held_open_before_it_in_order() {
+    fn a_bridge_releases_its_workers_held_commands_in_order_and_no_other() {
         let t0 = Instant::now();
-        let mut h = HeldCommands::new(Duration::from_millis(10));
-        let open = MediaCommand::OpenLeg {
-            session: S,
-            leg: LegId(0),
-            local_port: 10000,
-            params: params(),
-        };
-        assert!(!h.push(t0, close(1)));
-        assert!(!h.push(t0, open));
-        assert!(h.push(t0, bridge()), "a bridge must reach the worker now");
-        assert_eq!(h.len(), 3);
-        let out: Vec<_> = h.release().collect();
-        assert!(matches!(out[0], MediaCommand::CloseSession { .. }));
-        assert!(matches!(out[1], MediaCommand::OpenLeg { .. }));
-        assert!(matches!(out[2], MediaCommand::Bridge { .. }));
+        let (a, b, c) = sessions();
+        let mut h = HeldCommands::new(Duration::from_millis(10), 2);
+        assert_eq!(h.push(t0, close(c)), None);
+        assert_eq!(h.push(t0, open(b)), None);
+        assert_eq!(h.push(t0, open(a)), None);
+        assert_eq!(
+            h.push(t0, bridge(a)),
+            Some(worker_of(a)),
+            "a bridge must reach its worker now"
+        );
+        let out = h.release(worker_of(a));
+        assert_eq!(out, [close(c), open(a), bridge(a)]);
+        assert_eq!(h.len(), 1, "the other worker's open waits");
+        assert_eq!(h.deadline(), Some(t0 + Duration::from_millis(10)));
+        let out = h.release(worker_of(b));
+        assert_eq!(out, [open(b)]);
     }
 
     #[test]
     fn updates_and_unbridges_are_urgent_too() {
         let t0 = Instant::now();
-        let mut h = HeldCommands::new(Duration::from_millis(10));
-        assert!(h.push(
-            t0,
-            MediaCommand::Unbridge {
-                session: S,
-                a: LegId(0),
-                b: LegId(1)
-            }
-        ));
-        h.release().for_each(drop);
-        assert!(h.push(
-            t0,
-            MediaCommand::UpdateLeg {
-                session: S,
-                leg: LegId(0),
-                params: params()
-            }
-        ));
+        let mut h = HeldCommands::new(Duration::from_millis(10), 2);
+        let unbridge = MediaCommand::Unbridge {
+            session: SessionId(1),
+            a: LegId(0),
+            b: LegId(1),
+        };
+        assert_eq!(h.push(t0, unbridge), Some(worker_of(1)));
+        h.release(worker_of(1));
+        let update = MediaCommand::UpdateLeg {
+            session: SessionId(2),
+            leg: LegId(0),
+            params: params(),
+        };
+        assert_eq!(h.push(t0, update), Some(worker_of(2)));
     }
 
     #[test]
     fn a_zero_hold_releases_everything_at_once() {
-        let mut h = HeldCommands::new(Duration::ZERO);
-        assert!(h.push(Instant::now(), close(1)));
+        let mut h = HeldCommands::new(Duration::ZERO, 1);
+        assert_eq!(h.push(Instant::now(), close(1)), Some(0));
+        assert_eq!(HeldCommands::new(Duration::ZERO, 0).workers(), 1);
     }
 }

@@ -278,15 +278,48 @@ fn attach_fast_path(config: &RuntimeConfig) -> Option<Arc<KernelRelay>> {
 /// The switch's handle on the media plane; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct MediaHandle {
-    workers: Arc<[mpsc::UnboundedSender<MediaCommand>]>,
+    workers: Arc<[mpsc::UnboundedSender<Vec<MediaCommand>>]>,
 }
 
 impl MediaHandle {
     /// Sends a command to the worker that owns its session. Never blocks.
     pub fn send(&self, command: MediaCommand) -> Result<(), RuntimeError> {
-        let index = self.worker_for(session_of(&command));
-        let worker = self.workers.get(index).ok_or(RuntimeError::Stopped)?;
-        worker.send(command).map_err(|_| RuntimeError::Stopped)
+        self.send_to(self.worker_for(command.session()), vec![command])
+    }
+
+    /// Sends commands in order, those of each worker as one message: a
+    /// sleeping worker is woken once for all of them. (Sent one by one, a
+    /// worker on an idle core woke, took the first and slept again before
+    /// the next arrived: one `eventfd` write and wake-up per command.)
+    pub fn send_all(&self, commands: Vec<MediaCommand>) -> Result<(), RuntimeError> {
+        let Some(first) = commands.first() else {
+            return Ok(());
+        };
+        let worker = self.worker_for(first.session());
+        if commands
+            .iter()
+            .all(|c| self.worker_for(c.session()) == worker)
+        {
+            return self.send_to(worker, commands);
+        }
+        let mut per_worker: Vec<Vec<MediaCommand>> = vec![Vec::new(); self.workers.len()];
+        for command in commands {
+            let w = self.worker_for(command.session());
+            if let Some(batch) = per_worker.get_mut(w) {
+                batch.push(command);
+            }
+        }
+        for (w, batch) in per_worker.into_iter().enumerate() {
+            if !batch.is_empty() {
+                self.send_to(w, batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_to(&self, worker: usize, batch: Vec<MediaCommand>) -> Result<(), RuntimeError> {
+        let tx = self.workers.get(worker).ok_or(RuntimeError::Stopped)?;
+        tx.send(batch).map_err(|_| RuntimeError::Stopped)
     }
 
     /// The worker owning `session`.
@@ -297,17 +330,6 @@ impl MediaHandle {
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.workers.len()
-    }
-}
-
-fn session_of(command: &MediaCommand) -> SessionId {
-    match command {
-        MediaCommand::OpenLeg { session, .. }
-        | MediaCommand::UpdateLeg { session, .. }
-        | MediaCommand::Bridge { session, .. }
-        | MediaCommand::Unbridge { session, .. }
-        | MediaCommand::CloseLeg { session, .. }
-        | MediaCommand::CloseSession { session } => *session,
     }
 }
 
@@ -633,7 +655,7 @@ fn bind(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket)
 }
 
-async fn run_worker(shared: Shared, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+async fn run_worker(shared: Shared, mut commands: mpsc::UnboundedReceiver<Vec<MediaCommand>>) {
     let (timer, pump, events) = {
         let w = shared.borrow();
         (w.timer.clone(), w.pump.clone(), w.events.clone())
@@ -646,8 +668,10 @@ async fn run_worker(shared: Shared, mut commands: mpsc::UnboundedReceiver<MediaC
         .flows
         .is_some()
         .then(|| tokio::task::spawn_local(offload_poll(shared.clone())));
-    while let Some(command) = commands.recv().await {
-        handle_command(&shared, command).await;
+    while let Some(batch) = commands.recv().await {
+        for command in batch {
+            handle_command(&shared, command).await;
+        }
     }
     timer_task.abort();
     pump_task.abort();
@@ -696,7 +720,7 @@ async fn handle_command(shared: &Shared, command: MediaCommand) {
         if !w.installed.is_empty() {
             // Bring the session's kernel-forwarded legs up to date before
             // the command changes or closes them (their LegClosed counts).
-            for port in w.engine.offloaded_ports(session_of(&command)) {
+            for port in w.engine.offloaded_ports(command.session()) {
                 w.sync_flow(now, port);
             }
         }
@@ -848,7 +872,7 @@ mod tests {
             a: carillon_mediactl::LegId(1),
             b: carillon_mediactl::LegId(2),
         };
-        assert_eq!(session_of(&close), session_of(&bridge));
+        assert_eq!(close.session(), bridge.session());
         let w = handle.worker_for(session);
         assert!(w < 4);
         assert_eq!(handle.worker_for(session), w);
@@ -865,5 +889,33 @@ mod tests {
             used[handle.worker_for(SessionId(s))] += 1;
         }
         assert!(used.iter().all(|&n| n > 50), "{used:?}");
+    }
+
+    #[test]
+    fn send_all_hands_each_worker_its_commands_in_order_as_one_message() {
+        let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| mpsc::unbounded_channel()).unzip();
+        let handle = MediaHandle {
+            workers: txs.into(),
+        };
+        let close = |s| MediaCommand::CloseSession {
+            session: SessionId(s),
+        };
+        let a = 1;
+        let b = (2..100)
+            .find(|&s| handle.worker_for(SessionId(s)) != handle.worker_for(SessionId(a)))
+            .unwrap();
+        handle
+            .send_all(vec![close(a), close(b), close(a), close(b)])
+            .unwrap();
+        let wa = handle.worker_for(SessionId(a));
+        let wb = handle.worker_for(SessionId(b));
+        assert_eq!(rxs[wa].try_recv().unwrap(), [close(a), close(a)]);
+        assert_eq!(rxs[wb].try_recv().unwrap(), [close(b), close(b)]);
+        assert!(rxs[wa].try_recv().is_err() && rxs[wb].try_recv().is_err());
+        // One worker's commands only: sent as they are.
+        handle.send_all(vec![close(a), close(a)]).unwrap();
+        assert_eq!(rxs[wa].try_recv().unwrap().len(), 2);
+        handle.send_all(Vec::new()).unwrap();
+        assert!(rxs[wa].try_recv().is_err());
     }
 }

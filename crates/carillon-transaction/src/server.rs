@@ -185,6 +185,17 @@ impl ServerTransaction {
         }
     }
 
+    /// Whether any response has been sent. Only an INVITE in Proceeding
+    /// before its first provisional, or a non-INVITE in Trying, has not.
+    pub fn has_responded(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Invite(InviteState::Proceeding(InviteProceeding {
+                last_provisional: None
+            })) | State::NonInvite(NonInviteState::Trying)
+        )
+    }
+
     /// Whether the machine reached Terminated.
     pub fn is_terminated(&self) -> bool {
         self.state() == ServerStateKind::Terminated

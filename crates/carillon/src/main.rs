@@ -379,6 +379,7 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
     let sink = writer.clone();
     let cdr_sink = cdrs.clone();
     let (media, media_events) = carillon_rtpnet::MediaRuntime::start(media_cfg)?;
+    let media_workers = media.workers();
     let sinks = Sinks {
         binding: Box::new(move |c: BindingChange| {
             sink.submit(match c {
@@ -388,12 +389,13 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
                 }
             })
         }),
-        media: Box::new(move |c| {
-            if let Err(e) = media.send(c) {
+        media: Box::new(move |batch| {
+            if let Err(e) = media.send_all(batch) {
                 warn!(error = %e, "media command not delivered");
             }
         }),
         cdr: Box::new(move |r| cdr_sink.submit(r)),
+        media_workers,
     };
     let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;
     for l in &handle.bound {
