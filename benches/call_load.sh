@@ -20,7 +20,7 @@
 #
 # Relay options:
 #   KERNEL=1   `[rtp] kernel_forwarding = true`: latched same-codec flows are
-#              forwarded by the XDP program (needs root). The switch process
+#              forwarded by the eBPF program at TC ingress (needs root). The switch process
 #              then hardly runs; the forwarding is charged to whoever's
 #              softirq delivers the packet, so the figure to read is
 #              machine_cpu (all processes and kernel) against DIRECT=1.
