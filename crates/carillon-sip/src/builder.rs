@@ -243,9 +243,19 @@ impl<'r> ResponseBuilder<'r> {
             &mut out,
             self.body.as_ref().map(|(ct, b)| (ct.as_ref(), &b[..])),
         );
+        // The estimate counts the whole request head (Authorization, User-
+        // Agent...), most of which a response does not copy, and a server
+        // transaction keeps its final response for up to 32 s: give the
+        // excess back when it is large.
+        if out.capacity() - out.len() > SHRINK_ABOVE {
+            out.shrink_to_fit();
+        }
         Bytes::from(out)
     }
 }
+
+/// Unused buffer bytes above which a built response is shrunk to fit.
+const SHRINK_ABOVE: usize = 256;
 
 /// Builds a request or response from scratch.
 #[derive(Debug, Clone)]
