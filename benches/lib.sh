@@ -73,7 +73,7 @@ start_sipp_register() {
         -i 127.0.0.1 -p "$sport" "127.0.0.1:$port" \
         -r "$rate" -rp 1000 -l "$LIMIT" -m "$COUNT" \
         -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin \
-        -trace_stat -stf "$run/stat.csv" -fd 60 \
+        -trace_stat -stf "$run/stat.csv" -fd "${SIPP_STAT_PERIOD:-60}" \
         > "$run/sipp.out" 2> "$run/sipp.err") &
     SIPP_PID=$!
 }

@@ -16,6 +16,11 @@
 #      LIMIT (5000 concurrent), SIPP_TIMEOUT (60), CARILLON_BIN (skip build),
 #      CARGO_TARGET_DIR (default ./target), PROFILE=/path/prefix to record
 #      `perf record -g` of the switch during each run (PROFILE.<rate>),
+#      STEADY_FROM=SECONDS: also report the steady state, i.e. the
+#      registrations completed and the switch CPU used from SECONDS after
+#      the start to the end (give COUNT for well over 32 s of load: a
+#      completed REGISTER transaction is kept 32 s, so the switch's memory
+#      stops growing, and page faults stop, only after that),
 #      STRACE=/path/prefix to count the switch's system calls during each
 #      run (`strace -c -f`, written to STRACE.<rate>; it slows the switch,
 #      so read its counts, not the CPU figures of that run).
@@ -109,7 +114,24 @@ TOML
         sleep 0.5
     fi
     t0="$(date +%s.%N)"
-    start_sipp_register "$run" "$port" "$sport" "$rate"
+    local cpu_w=-1 ok_w=-1
+    if [ -n "${STEADY_FROM:-}" ]; then
+        SIPP_STAT_PERIOD=1 start_sipp_register "$run" "$port" "$sport" "$rate"
+        local waited=0
+        while [ "$waited" -lt "$STEADY_FROM" ] && kill -0 "$SIPP_PID" 2>/dev/null; do
+            sleep 1
+            waited=$((waited + 1))
+        done
+        if kill -0 "$SIPP_PID" 2>/dev/null; then
+            cpu_w="$(cpu_ticks "$SWITCH_PID")"
+            ok_w="$(python3 -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
+print(rows[-1][rows[0].index("SuccessfulCall(C)")] if len(rows) > 1 else -1)' "$run/stat.csv")"
+        fi
+    else
+        start_sipp_register "$run" "$port" "$sport" "$rate"
+    fi
     wait "$SIPP_PID" || rc=$?
     SIPP_PID=""
     t1="$(date +%s.%N)"
@@ -132,9 +154,9 @@ TOML
     wait "$SWITCH_PID" 2>/dev/null || true
     SWITCH_PID=""
 
-    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" "$rss_kib" <<'PY'
+    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" "$rss_kib" "$cpu_w" "$ok_w" <<'PY'
 import csv, sys
-path, t0, t1, c0, c1, tck, rate, rc, rss = sys.argv[1:]
+path, t0, t1, c0, c1, tck, rate, rc, rss, cw, okw = sys.argv[1:]
 rows = list(csv.reader(open(path), delimiter=";"))
 head, last = rows[0], rows[-1]
 col = lambda name: int(last[head.index(name)])
@@ -146,6 +168,11 @@ print(f"rate={rate}/s  completed={ok}  failed={failed}  wall={wall:.2f}s  "
       f"per_core_second={ok / cpu if cpu > 0 else float('inf'):.0f}  "
       f"(REGISTER transactions per core-second={2 * ok / cpu if cpu > 0 else float('inf'):.0f}, sipp exit {rc})  "
       f"switch_rss={int(rss) / 1024:.1f}MiB")
+if int(cw) >= 0 and int(okw) >= 0:
+    cpu_s = (int(c1) - int(cw)) / int(tck)
+    n = ok - int(okw)
+    print(f"  steady state (from the window start to the end): registrations={n}  "
+          f"switch_cpu={cpu_s:.2f}s  per_core_second={n / cpu_s if cpu_s > 0 else float('inf'):.0f}")
 PY
 }
 
