@@ -12,10 +12,10 @@
 //! ## Threads and tasks
 //!
 //! ```text
-//!  switch ──MediaHandle::send──► worker[hash(session) % n]  (unbounded mpsc, one hop per command)
+//!  switch ──MediaHandle::send / send_all──► worker[hash(session) % n]  (unbounded mpsc, one hop per batch)
 //!
 //!  worker i = one OS thread running a current_thread tokio runtime + LocalSet:
-//!     command task ─► engine.handle_command ─► bind / release sockets
+//!     command task ─► engine.handle_command (each command of a batch) ─► bind / release sockets
 //!     reader task per socket (RTP and RTCP of each leg):
 //!         readable().await → recvmmsg … (a few datagrams, see `carillon-udpbatch`)
 //!           → engine.handle_packet (rewrites in place)
