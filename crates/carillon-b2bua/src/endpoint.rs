@@ -453,6 +453,12 @@ impl ServerTable {
                 if e.txn.send_response(now, status, bytes).is_err() {
                     return;
                 }
+                if status >= 200 && e.txn.kind() == TransactionKind::NonInvite {
+                    // No response is built after the final one; the
+                    // transaction lives on 32 s (Timer J) for
+                    // retransmissions only, so its rewritten Via goes now.
+                    e.heads = ResponseHeads::default();
+                }
                 while let Some(b) = e.txn.poll_transmit() {
                     out.push(Transmit {
                         to: e.peer,
