@@ -95,8 +95,8 @@ impl DriverHandle {
 pub struct Sinks {
     /// Every binding change, for persistence (must not block).
     pub binding: Box<dyn FnMut(BindingChange) + Send>,
-    /// Commands for the media plane, in order; each call's commands are
-    /// for one worker and should reach it as one message (one wake-up).
+    /// Commands for the media plane, in order; each batch holds one
+    /// worker's commands and should reach it as one message (one wake-up).
     pub media: Box<dyn FnMut(Vec<MediaCommand>) + Send>,
     /// Number of media workers (commands are held per worker, see
     /// [`crate::held`]).
@@ -316,10 +316,10 @@ async fn run(
     let mut outbox = UdpOutbox::new(UDP_BATCH);
     switch.handle_timeout(Instant::now(), unix_now_ms());
     let mut stopping: Option<(Instant, oneshot::Sender<()>)> = None;
-    // One timer for the whole loop, moved only when the deadline changes:
-    // registering a tokio timer earlier than the one the driver last slept
-    // for writes the runtime's eventfd (a wasted system call and wake-up),
-    // and a fresh timer per turn did that about once per call.
+    // One timer for the whole loop, moved only when the deadline changes
+    // (not a fresh one registered every turn). tokio still writes the
+    // runtime's eventfd when a timer moves earlier than the one the driver
+    // last slept for: about 0.5 times per call at 1,000 calls/s.
     let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
     loop {
