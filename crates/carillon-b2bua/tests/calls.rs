@@ -1308,32 +1308,42 @@ kind = "carrier"
 contacts = ["sip:127.0.0.1:6001", "sip:127.0.0.1:6002"]
 "#;
 
+/// The INVITEs in `out` sent to `port`.
 fn invites_to(out: &[(Peer, Message)], port: u16) -> Vec<Message> {
-    out.iter()
-        .filter(|(p, m)| p.addr.port() == port && m.method() == Some(&Method::Invite))
-        .map(|(_, m)| m.clone())
+    requests(&sent_to(out, port), &Method::Invite)
+        .into_iter()
+        .cloned()
         .collect()
 }
 
-/// The switch's response to A (port 5080) with `status`, if any.
-fn to_caller(out: &[(Peer, Message)], status: u16) -> bool {
-    out.iter()
-        .any(|(p, m)| p.addr.port() == 5080 && m.status() == Some(status))
+/// The statuses the switch sent the caller (100, on port 5080) in `out`.
+fn caller_statuses(out: &[(Peer, Message)]) -> Vec<u16> {
+    statuses(&sent_to(out, 5080))
 }
 
-#[test]
-fn a_carrier_contact_answering_503_before_ringing_passes_the_call_to_the_next_contact() {
+/// 100 dials 101, which goes out through the carrier: the rig, and the
+/// INVITE the first contact got (the only one sent).
+fn trunk_call() -> (Rig, Message) {
     let mut r = Rig::with_trunks(vec![user("100")], PLAN_TRUNK, Some(TRUNKS));
     r.tick(0.5); // starts the trunks
     r.invite_from_100(1.0);
     let out = r.take();
-    let first = invites_to(&out, 6001);
+    assert!(invites_to(&out, 6002).is_empty(), "one contact at a time");
+    let mut first = invites_to(&out, 6001);
     assert_eq!(first.len(), 1, "the first contact gets the INVITE");
-    assert!(invites_to(&out, 6002).is_empty());
-    r.send(1.1, udp(6001), response_from_b(&first[0], 100, false));
-    r.send(1.2, udp(6001), response_from_b(&first[0], 503, false));
+    (r, first.remove(0))
+}
+
+#[test]
+fn a_carrier_contact_answering_503_before_ringing_passes_the_call_to_the_next_contact() {
+    let (mut r, first) = trunk_call();
+    r.send(1.1, udp(6001), response_from_b(&first, 100, false));
+    r.send(1.2, udp(6001), response_from_b(&first, 503, false));
     let out = r.take();
-    assert!(!to_caller(&out, 503), "the caller must not see the 503");
+    assert!(
+        !caller_statuses(&out).contains(&503),
+        "the caller must not see the 503"
+    );
     let second = invites_to(&out, 6002);
     assert_eq!(second.len(), 1, "the next contact gets the call");
     assert_eq!(
@@ -1342,12 +1352,12 @@ fn a_carrier_contact_answering_503_before_ringing_passes_the_call_to_the_next_co
     );
     assert_ne!(
         second[0].header(HeaderName::CallId),
-        first[0].header(HeaderName::CallId),
+        first.header(HeaderName::CallId),
         "a new outbound leg"
     );
     r.send(1.5, udp(6002), response_from_b(&second[0], 200, true));
     assert!(
-        to_caller(&r.take(), 200),
+        caller_statuses(&r.take()).contains(&200),
         "answered through the second contact"
     );
     assert_eq!(r.sw.call_counts().0, 1);
@@ -1355,50 +1365,32 @@ fn a_carrier_contact_answering_503_before_ringing_passes_the_call_to_the_next_co
 
 #[test]
 fn a_carrier_failure_after_ringing_is_the_callees_and_is_not_retried() {
-    let mut r = Rig::with_trunks(vec![user("100")], PLAN_TRUNK, Some(TRUNKS));
-    r.tick(0.5); // starts the trunks
-    r.invite_from_100(1.0);
-    let first = invites_to(&r.take(), 6001);
-    r.send(1.1, udp(6001), response_from_b(&first[0], 180, false));
-    r.send(1.2, udp(6001), response_from_b(&first[0], 503, false));
+    let (mut r, first) = trunk_call();
+    r.send(1.1, udp(6001), response_from_b(&first, 180, false));
+    r.send(1.2, udp(6001), response_from_b(&first, 503, false));
     let out = r.take();
     assert!(invites_to(&out, 6002).is_empty(), "no second attempt");
+    let to_caller = caller_statuses(&out);
     assert!(
-        out.iter()
-            .any(|(p, m)| p.addr.port() == 5080 && m.status().is_some_and(|s| s >= 500)),
-        "the caller gets the failure: {:?}",
-        out.iter().map(|(_, m)| m.status()).collect::<Vec<_>>()
+        to_caller.iter().any(|&s| s >= 500),
+        "the caller gets the failure: {to_caller:?}"
     );
 }
 
 #[test]
 fn when_every_contact_fails_the_caller_gets_the_failure() {
-    let mut r = Rig::with_trunks(vec![user("100")], PLAN_TRUNK, Some(TRUNKS));
-    r.tick(0.5); // starts the trunks
-    r.invite_from_100(1.0);
-    let first = invites_to(&r.take(), 6001);
-    r.send(1.1, udp(6001), response_from_b(&first[0], 500, false));
+    let (mut r, first) = trunk_call();
+    r.send(1.1, udp(6001), response_from_b(&first, 500, false));
     let second = invites_to(&r.take(), 6002);
     assert_eq!(second.len(), 1);
     r.send(1.2, udp(6002), response_from_b(&second[0], 503, false));
     let out = r.take();
     assert!(invites_to(&out, 6001).is_empty() && invites_to(&out, 6002).is_empty());
-    assert!(
-        out.iter()
-            .any(|(p, m)| p.addr.port() == 5080 && m.status().is_some_and(|s| s >= 500)),
-        "{:?}",
-        out.iter().map(|(_, m)| m.status()).collect::<Vec<_>>()
-    );
+    let to_caller = caller_statuses(&out);
+    assert!(to_caller.iter().any(|&s| s >= 500), "{to_caller:?}");
     r.tick(60.0);
     r.tick(120.0);
     assert_eq!(r.sw.call_counts(), (0, 0, 0));
-}
-
-fn caller_statuses(out: &[(Peer, Message)]) -> Vec<u16> {
-    out.iter()
-        .filter(|(p, _)| p.addr.port() == 5080)
-        .filter_map(|(_, m)| m.status())
-        .collect()
 }
 
 #[test]
@@ -1407,7 +1399,7 @@ fn a_silent_callee_makes_the_switch_send_100_trying_once_after_100_ms() {
     r.register_101();
     r.invite_from_100(1.0);
     let out = r.take();
-    assert!(invites_to(&out, 5070).len() == 1, "101 is rung");
+    assert_eq!(invites_to(&out, 5070).len(), 1, "101 is rung");
     assert_eq!(caller_statuses(&out), Vec::<u16>::new(), "no 100 at once");
     r.tick(1.09);
     assert_eq!(caller_statuses(&r.take()), Vec::<u16>::new());

@@ -7,7 +7,8 @@
 //! BYE) arrive far apart, so each paid for a wake-up of its own: about a
 //! sixth of the switch's CPU at 1,000 calls per second (perf, benches/README.md
 //! §4). [`HeldCommands`] keeps commands that no packet can be waiting for
-//! and hands them over together, at most [`HeldCommands::hold`] later:
+//! and hands them over together, at most the hold given to
+//! [`HeldCommands::new`] later ([`HeldCommands::DEFAULT_HOLD`]: 10 ms):
 //!
 //! - `Bridge`, `Unbridge` and `UpdateLeg` release everything held for
 //!   their worker at once, in order: the peer that has just been sent our
@@ -53,11 +54,6 @@ impl HeldCommands {
             lanes: (0..workers.max(1)).map(|_| Lane::default()).collect(),
             hold,
         }
-    }
-
-    /// The longest hold.
-    pub fn hold(&self) -> Duration {
-        self.hold
     }
 
     /// Takes a command at `now`. Returns the worker whose held commands
