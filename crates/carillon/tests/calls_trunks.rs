@@ -167,6 +167,19 @@ fn assert_sipp_ok(run: &ToolRun, env: &CallEnv, sw: &Switch, name: &str, names: 
 
 /// Every `media leg closed` line of the calls so far must show RTP relayed
 /// both ways (`n` legs, each at least `min` packets in and out).
+/// The only INVITE SIPp `name` received, which must be for the dialled
+/// number at `host_port`.
+fn the_one_invite(env: &CallEnv, sw: &Switch, name: &str, host_port: &str) -> String {
+    let mut invites = received(env, name, "INVITE");
+    assert_eq!(invites.len(), 1, "{}", describe(env, sw, &[name]));
+    let invite = invites.remove(0);
+    assert!(
+        start_line(&invite).starts_with(&format!("INVITE sip:{E164}@{host_port}")),
+        "{invite}"
+    );
+    invite
+}
+
 /// Exactly one call ended, and it was answered.
 fn assert_one_answered_call(sw: &Switch) {
     let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
@@ -528,13 +541,7 @@ fn a_contact_that_stops_answering_options_is_skipped_for_the_next_one() {
     let run = carrier.terminate(Duration::from_secs(5));
     assert!(run.status.is_some(), "carrier SIPp did not stop");
 
-    let invites = received(&env, "carrier", "INVITE");
-    assert_eq!(invites.len(), 1, "{}", describe(&env, &sw, &["carrier"]));
-    assert!(
-        start_line(&invites[0]).starts_with(&format!("INVITE sip:{E164}@127.0.0.2:{live_port}")),
-        "{}",
-        invites[0]
-    );
+    the_one_invite(&env, &sw, "carrier", &format!("127.0.0.2:{live_port}"));
     assert!(
         !received(&env, "carrier", "OPTIONS").is_empty(),
         "the live contact must have been qualified"
@@ -589,18 +596,11 @@ fn a_contact_that_answers_the_invite_with_503_passes_the_call_to_the_next_one() 
     let run = live.terminate(Duration::from_secs(5));
     assert!(run.status.is_some(), "live SIPp did not stop");
 
-    let first = received(&env, "busy-edge", "INVITE");
-    let second = received(&env, "live-edge", "INVITE");
-    assert_eq!(first.len(), 1, "{}", describe(&env, &sw, &["busy-edge"]));
-    assert_eq!(second.len(), 1, "{}", describe(&env, &sw, &["live-edge"]));
-    assert!(
-        start_line(&second[0]).starts_with(&format!("INVITE sip:{E164}@127.0.0.1:{live_port}")),
-        "{}",
-        second[0]
-    );
+    let first = the_one_invite(&env, &sw, "busy-edge", &format!("127.0.0.2:{busy_port}"));
+    let second = the_one_invite(&env, &sw, "live-edge", &format!("127.0.0.1:{live_port}"));
     assert_ne!(
-        header(&first[0], "Call-ID"),
-        header(&second[0], "Call-ID"),
+        header(&first, "Call-ID"),
+        header(&second, "Call-ID"),
         "the second attempt is a new outbound leg"
     );
     assert_eq!(
