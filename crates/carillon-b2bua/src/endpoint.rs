@@ -271,6 +271,25 @@ struct Entry {
     dialog: Option<String>,
 }
 
+/// A non-INVITE server transaction that sent its final response over UDP
+/// (Completed, RFC 3261 §17.2.2): all it does until Timer J is re-send
+/// that response to retransmissions of its request, so that is all the
+/// table keeps of it for those 32 s (~100 bytes and the response, instead
+/// of the ~550-byte boxed machine).
+struct Done {
+    response: Bytes,
+    peer: Peer,
+    /// Timer J.
+    until: Instant,
+}
+
+/// A table slot: a live transaction machine, or what is left of a
+/// completed non-INVITE one.
+enum Slot {
+    Open(Box<Entry>),
+    Done(Done),
+}
+
 /// Server transactions by key, with a lazily-cleaned deadline heap.
 ///
 /// Keys come from the network (the Via branch), so the maps keep the
@@ -278,12 +297,13 @@ struct Entry {
 /// `Arc<str>` shared by the map and every heap entry for it.
 pub struct ServerTable {
     cfg: TimerConfig,
-    /// Entries are boxed: a transaction is several hundred bytes, and a
-    /// table of them inline wasted about half of that per slot after each
-    /// doubling and moved every entry on each growth (13.8 MB for 8,000
-    /// REGISTER transactions, dhat; page faults and copies were ~15 % of the
-    /// switch's CPU under REGISTER load).
-    txns: HashMap<Arc<str>, Box<Entry>>,
+    /// Live entries are boxed: a transaction is several hundred bytes, and
+    /// a table of them inline wasted about half of that per slot after
+    /// each doubling and moved every entry on each growth (13.8 MB for
+    /// 8,000 REGISTER transactions, dhat; page faults and copies were ~15 %
+    /// of the switch's CPU under REGISTER load). Completed non-INVITE ones,
+    /// the bulk of the table under REGISTER load, are [`Done`] inline.
+    txns: HashMap<Arc<str>, Slot>,
     deadlines: Deadlines<Arc<str>>,
     invites: HashMap<String, Arc<str>>,
 }
@@ -315,8 +335,16 @@ impl ServerTable {
 
     /// A request matched an existing transaction: re-send its response.
     pub fn retransmission(&mut self, key: &str, now: Instant, out: &mut Vec<Transmit>) -> bool {
-        let Some(e) = self.txns.get_mut(key) else {
-            return false;
+        let e = match self.txns.get_mut(key) {
+            None => return false,
+            Some(Slot::Done(d)) => {
+                out.push(Transmit {
+                    to: d.peer,
+                    bytes: d.response.clone(),
+                });
+                return true;
+            }
+            Some(Slot::Open(e)) => e,
         };
         e.txn.handle_request_retransmission(now);
         while let Some(b) = e.txn.poll_transmit() {
@@ -338,14 +366,16 @@ impl ServerTable {
         now: Instant,
     ) -> bool {
         let e = match self.txns.get_mut(key) {
-            Some(e) => e,
+            Some(Slot::Open(e)) => e,
+            // An ACK never matches a non-INVITE transaction's key.
+            Some(Slot::Done(_)) => return false,
             None => {
                 let Some(k) = dialog().and_then(|d| self.invites.get(&d).cloned()) else {
                     return false;
                 };
                 match self.txns.get_mut(&k) {
-                    Some(e) => e,
-                    None => return false,
+                    Some(Slot::Open(e)) => e,
+                    _ => return false,
                 }
             }
         };
@@ -365,14 +395,14 @@ impl ServerTable {
         dialog: Option<String>,
         now: Instant,
     ) {
-        self.create_with_heads(key, kind, peer, ResponseHeads::default(), dialog, now);
+        self.create_with_heads(&key, kind, peer, ResponseHeads::default(), dialog, now);
     }
 
     /// [`ServerTable::create`] with what its responses copy from the
     /// request (rewritten top Via, To tag), in one map insertion.
     pub fn create_with_heads(
         &mut self,
-        key: String,
+        key: &str,
         kind: TransactionKind,
         peer: Peer,
         heads: ResponseHeads,
@@ -386,36 +416,47 @@ impl ServerTable {
         }
         self.txns.insert(
             key.clone(),
-            Box::new(Entry {
+            Slot::Open(Box::new(Entry {
                 key,
                 txn,
                 peer,
                 heads,
                 dialog,
-            }),
+            })),
         );
     }
 
     /// Where the transaction's responses go and what they copy from its
     /// request (as [`response_route`] and validation gave them when the
     /// transaction was created), borrowed.
+    /// (`None` as well for a completed non-INVITE transaction: it sends
+    /// no more responses.)
     pub fn response_heads(&self, key: &str) -> Option<(Peer, &ResponseHeads)> {
-        self.txns.get(key).map(|e| (e.peer, &e.heads))
+        match self.txns.get(key)? {
+            Slot::Open(e) => Some((e.peer, &e.heads)),
+            Slot::Done(_) => None,
+        }
     }
 
     /// Whether the transaction has sent a response (`None`: no such
     /// transaction).
     pub fn has_responded(&self, key: &str) -> Option<bool> {
-        self.txns.get(key).map(|e| e.txn.has_responded())
+        self.txns.get(key).map(|s| match s {
+            Slot::Open(e) => e.txn.has_responded(),
+            Slot::Done(_) => true,
+        })
     }
 
     /// Where the transaction's responses go (without copying its Via).
     pub fn route_of(&self, key: &str) -> Option<Peer> {
-        self.txns.get(key).map(|e| e.peer)
+        self.txns.get(key).map(|s| match s {
+            Slot::Open(e) => e.peer,
+            Slot::Done(d) => d.peer,
+        })
     }
 
     fn remove(&mut self, key: &str) {
-        if let Some(e) = self.txns.remove(key) {
+        if let Some(Slot::Open(e)) = self.txns.remove(key) {
             if let Some(d) = e.dialog {
                 self.invites.remove(&d);
             }
@@ -448,16 +489,12 @@ impl ServerTable {
         build: impl FnOnce(Option<(Peer, &ResponseHeads)>) -> (Peer, Bytes),
     ) {
         match self.txns.get_mut(key) {
-            Some(e) => {
+            // Already final: nothing more is sent (as the machine refuses).
+            Some(Slot::Done(_)) => {}
+            Some(Slot::Open(e)) => {
                 let (_, bytes) = build(Some((e.peer, &e.heads)));
                 if e.txn.send_response(now, status, bytes).is_err() {
                     return;
-                }
-                if status >= 200 && e.txn.kind() == TransactionKind::NonInvite {
-                    // No response is built after the final one; the
-                    // transaction lives on 32 s (Timer J) for
-                    // retransmissions only, so its rewritten Via goes now.
-                    e.heads = ResponseHeads::default();
                 }
                 while let Some(b) = e.txn.poll_transmit() {
                     out.push(Transmit {
@@ -467,8 +504,24 @@ impl ServerTable {
                 }
                 if e.txn.is_terminated() {
                     self.remove(key);
-                } else if let Some(at) = e.txn.poll_timeout() {
-                    self.deadlines.push(at, e.key.clone());
+                    return;
+                }
+                let Some(at) = e.txn.poll_timeout() else {
+                    return;
+                };
+                self.deadlines.push(at, e.key.clone());
+                if let Some(response) = e.txn.non_invite_completed() {
+                    // Only Timer J and retransmissions are left: keep just
+                    // the response (a non-INVITE transaction has no
+                    // dialog entry to clean up).
+                    let done = Done {
+                        response: response.clone(),
+                        peer: e.peer,
+                        until: at,
+                    };
+                    if let Some(slot) = self.txns.get_mut(key) {
+                        *slot = Slot::Done(done);
+                    }
                 }
             }
             None => {
@@ -490,7 +543,15 @@ impl ServerTable {
             let Occupied(mut slot) = self.txns.entry(key) else {
                 continue;
             };
-            let e = slot.get_mut();
+            let e = match slot.get_mut() {
+                Slot::Done(d) => {
+                    if d.until <= now {
+                        slot.remove(); // Timer J: Terminated
+                    }
+                    continue;
+                }
+                Slot::Open(e) => e,
+            };
             if e.txn.poll_timeout().is_some_and(|t| t > now) {
                 continue; // stale heap entry; a newer one exists
             }
@@ -503,8 +564,10 @@ impl ServerTable {
             }
             while e.txn.poll_event().is_some() {}
             if e.txn.is_terminated() {
-                if let Some(d) = slot.remove().dialog {
-                    self.invites.remove(&d);
+                if let Slot::Open(e) = slot.remove() {
+                    if let Some(d) = e.dialog {
+                        self.invites.remove(&d);
+                    }
                 }
             } else if let Some(at) = e.txn.poll_timeout() {
                 self.deadlines.push(at, e.key.clone());

@@ -496,8 +496,15 @@ impl Switch {
                 _ => None,
             },
         };
-        self.table
-            .create_with_heads(key.clone(), kind, route, heads, dialog, now);
+        // A valid REGISTER's transaction opens only once its credentials
+        // pass (`handle_register`): a challenge is answered statelessly.
+        let mut unopened = None;
+        if method == Method::Register && matches!(validated, Some(Ok(_))) {
+            unopened = Some((route, heads));
+        } else {
+            self.table
+                .create_with_heads(&key, kind, route, heads, dialog, now);
+        }
 
         let parts = match validated {
             Some(Ok(parts)) => parts,
@@ -530,7 +537,10 @@ impl Switch {
             self.respond(now, &key, msg, peer, 100, |b| b);
         }
         let status = match method {
-            Method::Register => self.handle_register(now, now_unix, &key, peer, msg, &parts),
+            Method::Register => {
+                let (route, heads) = unopened.unwrap_or_else(|| (peer, ResponseHeads::default()));
+                self.handle_register(now, now_unix, &key, (route, heads), peer, msg, &parts)
+            }
             Method::Options if !in_dialog => {
                 let allow = allow_header();
                 self.respond(now, &key, msg, peer, 200, |b| {
@@ -568,9 +578,15 @@ impl Switch {
                             &parts,
                             crate::calls::Caller::User(user),
                         ),
-                        Err(stale) => {
-                            self.send_challenge(now, now_unix, &key, msg, peer, stale, true)
-                        }
+                        Err(stale) => self.send_challenge(
+                            now,
+                            now_unix,
+                            Reply::Txn(&key),
+                            msg,
+                            peer,
+                            stale,
+                            true,
+                        ),
                     },
                 }
             }
@@ -641,11 +657,14 @@ impl Switch {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// Answers with a digest challenge: 407 through the INVITE's
+    /// transaction (`Reply::Txn`), or 401 to a REGISTER without one
+    /// (`Reply::Unopened`).
     fn send_challenge(
         &mut self,
         now: Instant,
         now_unix: u64,
-        key: &str,
+        reply: Reply<'_>,
         msg: &Message,
         peer: Peer,
         stale: bool,
@@ -658,7 +677,7 @@ impl Switch {
         } else {
             (401, "WWW-Authenticate")
         };
-        self.respond(now, key, msg, peer, status, |mut b| {
+        self.reply(now, reply, msg, peer, status, |mut b| {
             for c in challenges {
                 b = b.header(name, c);
             }
@@ -667,12 +686,50 @@ impl Switch {
         status
     }
 
+    /// [`Switch::respond`] through a transaction, or statelessly along a
+    /// route worked out for a transaction that was never opened.
+    fn reply(
+        &mut self,
+        now: Instant,
+        reply: Reply<'_>,
+        msg: &Message,
+        peer: Peer,
+        status: u16,
+        f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
+    ) {
+        match reply {
+            Reply::Txn(key) => self.respond(now, key, msg, peer, status, f),
+            Reply::Unopened(route, heads) => {
+                let tag = self.random_tag();
+                let tag = std::str::from_utf8(&tag).unwrap_or("");
+                let (to, bytes) = build_response(
+                    Some((route, heads)),
+                    self.user_agent.as_str(),
+                    tag,
+                    msg,
+                    peer,
+                    status,
+                    f,
+                );
+                self.scratch.push(Transmit { to, bytes });
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
+    /// `unopened` is where the REGISTER's responses go and what they copy
+    /// from it: its transaction opens only once the credentials pass. A
+    /// challenge (or a 400 before it) is sent statelessly, as Kamailio and
+    /// OpenSIPS do: a retransmitted REGISTER just gets a fresh challenge,
+    /// which is as good to the phone, and the 32 s (Timer J) a completed
+    /// transaction is kept is spent only on the REGISTER whose 200 a
+    /// retransmission must see again (its nonce count is used up).
     fn handle_register(
         &mut self,
         now: Instant,
         now_unix: u64,
         key: &str,
+        unopened: (Peer, ResponseHeads),
         peer: Peer,
         msg: &Message,
         parts: &RequestParts<'_>,
@@ -690,14 +747,27 @@ impl Switch {
         let aor_user = match aor_user {
             Ok(u) => u,
             Err(e) => {
-                self.respond(now, key, msg, peer, 400, |b| b.reason(e.to_string()));
+                let reply = Reply::Unopened(unopened.0, &unopened.1);
+                self.reply(now, reply, msg, peer, 400, |b| b.reason(e.to_string()));
                 return 400;
             }
         };
         let user = match self.authenticate(now, now_unix, peer, msg, false) {
             Ok(u) => u,
-            Err(stale) => return self.send_challenge(now, now_unix, key, msg, peer, stale, false),
+            Err(stale) => {
+                let reply = Reply::Unopened(unopened.0, &unopened.1);
+                return self.send_challenge(now, now_unix, reply, msg, peer, stale, false);
+            }
         };
+        let (route, heads) = unopened;
+        self.table.create_with_heads(
+            key,
+            carillon_transaction::TransactionKind::NonInvite,
+            route,
+            heads,
+            None,
+            now,
+        );
         if user != aor_user {
             info!(source = %peer, user = %user, aor = %aor_user, "REGISTER for another user's AOR refused");
             self.respond(now, key, msg, peer, 403, |b| b);
@@ -766,6 +836,16 @@ impl Switch {
             }
         }
     }
+}
+
+/// Which way a response goes.
+#[derive(Clone, Copy)]
+enum Reply<'a> {
+    /// Through the open server transaction with this key.
+    Txn(&'a str),
+    /// Statelessly, along the route and heads worked out for a transaction
+    /// that was not opened.
+    Unopened(Peer, &'a ResponseHeads),
 }
 
 /// Builds a response through its transaction's route and rewritten Via

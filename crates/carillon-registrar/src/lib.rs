@@ -479,6 +479,10 @@ impl Registrar {
                             });
                         }
                     }
+                    // One slot at a time: most AORs hold one binding, and
+                    // `push`'s first growth would make room for four
+                    // (~800 bytes per registered phone).
+                    list.reserve_exact(1);
                     list.push(binding.clone());
                 }
             }

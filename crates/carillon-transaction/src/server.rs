@@ -196,6 +196,17 @@ impl ServerTransaction {
         )
     }
 
+    /// A non-INVITE transaction in Completed: the final response it
+    /// re-sends to every retransmission of its request until Timer J ends
+    /// it (the only things it still does). Lets a table keep just that
+    /// for the 64·T1 it lasts over UDP.
+    pub fn non_invite_completed(&self) -> Option<&Bytes> {
+        match &self.state {
+            State::NonInvite(NonInviteState::Completed(c)) => Some(&c.response),
+            _ => None,
+        }
+    }
+
     /// Whether the machine reached Terminated.
     pub fn is_terminated(&self) -> bool {
         self.state() == ServerStateKind::Terminated
@@ -414,6 +425,26 @@ mod tests {
         assert_eq!(tx.poll_timeout(), None);
         let tx = server(TransactionKind::NonInvite, false, t0);
         assert_eq!(tx.state(), ServerStateKind::Trying);
+    }
+
+    #[test]
+    fn only_a_completed_non_invite_transaction_exposes_its_final_response() {
+        let t0 = Instant::now();
+        let mut tx = server(TransactionKind::NonInvite, false, t0);
+        assert_eq!(tx.non_invite_completed(), None);
+        tx.send_response(t0, 180, Bytes::from_static(b"180"))
+            .unwrap();
+        assert_eq!(tx.non_invite_completed(), None, "Proceeding");
+        tx.send_response(t0, 200, Bytes::from_static(b"200"))
+            .unwrap();
+        assert_eq!(tx.non_invite_completed(), Some(&Bytes::from_static(b"200")));
+        tx.handle_timeout(t0 + ms(32_000));
+        assert!(tx.is_terminated());
+        assert_eq!(tx.non_invite_completed(), None);
+        let mut inv = server(TransactionKind::Invite, false, t0);
+        inv.send_response(t0, 486, Bytes::from_static(b"486"))
+            .unwrap();
+        assert_eq!(inv.non_invite_completed(), None, "INVITE Completed");
     }
 
     #[test]

@@ -176,30 +176,98 @@ fn repeated_wrong_passwords_ban_the_source_but_not_others() {
     assert_eq!(drain(&mut sw).0.len(), 1);
 }
 
+/// Sends REGISTER (branch `a`), answers its challenge with the right
+/// password (branch `b`); returns the request with credentials.
+fn authenticated_register(sw: &mut Switch, now: Instant) -> Bytes {
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("100", 1, "a", None),
+    );
+    let (msgs, _) = drain(sw);
+    let auth = carillon_digest::respond(
+        &challenge_of(&msgs[0]),
+        "REGISTER",
+        "sip:127.0.0.1",
+        "100",
+        "changeme100",
+        "cn",
+        1,
+    );
+    register("100", 2, "b", Some(auth))
+}
+
 #[test]
 fn a_retransmitted_register_gets_the_same_response_without_reprocessing() {
     let mut sw = Switch::new(config()).unwrap();
     let now = Instant::now();
+    let req = authenticated_register(&mut sw, now);
+    sw.handle_input(now, 1_000_000, peer("127.0.0.1"), req.clone());
+    let (first, changes) = drain(&mut sw);
+    assert_eq!(first[0].status(), Some(200));
+    assert_eq!(changes.len(), 1);
+    // Processed again, the same nonce count would be refused as a replay;
+    // the transaction answers with the stored 200 instead.
     sw.handle_input(
-        now,
+        now + Duration::from_millis(500),
         1_000_000,
         peer("127.0.0.1"),
-        register("100", 1, "a", None),
+        req,
     );
-    let (first, _) = drain(&mut sw);
-    sw.handle_input(
-        now,
-        1_000_000,
-        peer("127.0.0.1"),
-        register("100", 1, "a", None),
-    );
-    let (second, _) = drain(&mut sw);
+    let (second, changes) = drain(&mut sw);
     assert_eq!(first[0].to_bytes(), second[0].to_bytes());
+    assert!(changes.is_empty(), "a retransmission changes no binding");
     assert_eq!(sw.stats().retransmissions, 1);
-    // Timer J ends the transaction after 64*T1.
+    // Timer J ends the transaction after 64*T1, and not before.
+    assert_eq!(sw.open_transactions(), 1);
+    sw.handle_timeout(now + Duration::from_secs(31), 1_031_000);
     assert_eq!(sw.open_transactions(), 1);
     sw.handle_timeout(now + Duration::from_secs(33), 1_033_000);
     assert_eq!(sw.open_transactions(), 0);
+}
+
+#[test]
+fn a_register_challenge_is_stateless_and_its_retransmission_gets_a_fresh_one() {
+    let mut sw = Switch::new(config()).unwrap();
+    let now = Instant::now();
+    let send = |sw: &mut Switch| {
+        sw.handle_input(
+            now,
+            1_000_000,
+            peer("127.0.0.1"),
+            register("100", 1, "a", None),
+        );
+        drain(sw).0
+    };
+    let first = send(&mut sw);
+    assert_eq!(first[0].status(), Some(401));
+    assert_eq!(sw.open_transactions(), 0, "no transaction kept for a 401");
+    assert!(first[0].top_via_str().unwrap().contains("rport=5062"));
+    let second = send(&mut sw);
+    assert_eq!(second[0].status(), Some(401));
+    assert_ne!(
+        challenge_of(&first[0]).nonce,
+        challenge_of(&second[0]).nonce
+    );
+    assert_eq!(sw.stats().retransmissions, 0);
+    // Either challenge can be answered.
+    let auth = carillon_digest::respond(
+        &challenge_of(&first[0]),
+        "REGISTER",
+        "sip:127.0.0.1",
+        "100",
+        "changeme100",
+        "cn",
+        1,
+    );
+    sw.handle_input(
+        now,
+        1_000_000,
+        peer("127.0.0.1"),
+        register("100", 2, "b", Some(auth)),
+    );
+    assert_eq!(drain(&mut sw).0[0].status(), Some(200));
 }
 
 #[test]
