@@ -18,9 +18,8 @@
 //!
 //! Does not own the clock or the RNG: both come in as arguments.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -110,6 +109,15 @@ impl NonceSecret {
     /// The issue time of a nonce made with this key, or `None` when it was
     /// not (wrong MAC, wrong length, not lowercase hex).
     pub fn issued_at(&self, nonce: &str) -> Option<u64> {
+        self.open(nonce).map(|(issued_at, _)| issued_at)
+    }
+
+    /// [`NonceSecret::issued_at`] and the nonce's identity for a
+    /// [`NonceCounter`]: its MAC as a number. The MAC is a keyed hash of
+    /// the nonce's distinct timestamp and random number, so two nonces we
+    /// issued share it only by a 2^-128 chance, and no one else can choose
+    /// it.
+    pub fn open(&self, nonce: &str) -> Option<(u64, u128)> {
         let raw = decode_lower_hex(nonce)?;
         let (payload, mac) = raw.split_at(PAYLOAD_LEN);
         let payload: [u8; PAYLOAD_LEN] = payload.try_into().ok()?;
@@ -117,7 +125,8 @@ impl NonceSecret {
             return None;
         }
         let ts: [u8; 8] = payload.get(..8)?.try_into().ok()?;
-        Some(u64::from_be_bytes(ts))
+        let id: [u8; MAC_LEN] = mac.try_into().ok()?;
+        Some((u64::from_be_bytes(ts), u128::from_be_bytes(id)))
     }
 
     /// Classifies `nonce` at `now_unix_secs`. A nonce stamped in the future
@@ -168,12 +177,15 @@ pub enum NcVerdict {
 
 /// Highest accepted `nc` per nonce, with bounded memory.
 ///
-/// Entries leave when their nonce is stale (`issued_at + lifetime < now`),
-/// which the nonce check rejects anyway. When `capacity` is reached the
-/// entry with the oldest nonce is evicted and every nonce issued at or before
-/// it becomes [`NcVerdict::Forgotten`], so eviction can never reopen a
-/// replay window. Size `capacity` for (authentications per second ×
-/// lifetime); under-sizing only costs extra stale re-challenges.
+/// Nonces are known by their identity from [`NonceSecret::open`] (a
+/// number, so an entry is a few dozen bytes with no allocation of its
+/// own). Entries leave in the order they were first accepted, once their
+/// nonce is stale (`issued_at + lifetime < now`), which the nonce check
+/// rejects anyway. When `capacity` is reached the entry accepted first is
+/// evicted and every nonce issued at or before it becomes
+/// [`NcVerdict::Forgotten`], so eviction can never reopen a replay window.
+/// Size `capacity` for (authentications per second × lifetime);
+/// under-sizing only costs extra stale re-challenges.
 ///
 /// Everything is decided from the times passed in, so it is deterministic.
 #[derive(Debug)]
@@ -182,10 +194,14 @@ pub struct NonceCounter {
     lifetime_secs: u64,
     /// Highest accepted nc per nonce. foldhash, not SipHash: the server
     /// only records nonces that passed the MAC check, i.e. nonces it made
-    /// itself from its own random numbers, so no one can choose colliding
-    /// keys.
-    by_nonce: HashMap<Arc<str>, u32, foldhash::fast::FixedState>,
-    by_age: BTreeSet<(u64, Arc<str>)>,
+    /// itself, and their identity is that MAC, so no one can choose
+    /// colliding keys.
+    by_nonce: HashMap<u128, u32, foldhash::fast::FixedState>,
+    /// `(issued_at, nonce)` in the order of first acceptance. A nonce used
+    /// long after it was issued may sit behind younger ones and leave a
+    /// little later than it could: it is stale by then and refused before
+    /// the counter is asked.
+    by_age: VecDeque<(u64, u128)>,
     forgotten_up_to: Option<u64>,
 }
 
@@ -196,7 +212,7 @@ impl NonceCounter {
             capacity: capacity.max(1),
             lifetime_secs,
             by_nonce: HashMap::default(),
-            by_age: BTreeSet::new(),
+            by_age: VecDeque::new(),
             forgotten_up_to: None,
         }
     }
@@ -210,23 +226,23 @@ impl NonceCounter {
         self.by_nonce.is_empty()
     }
 
-    /// Drops entries whose nonce is stale at `now`.
+    /// Drops entries whose nonce is stale at `now`, from the front.
     pub fn purge(&mut self, now: u64) {
-        while let Some((issued_at, _)) = self.by_age.first() {
+        while let Some(&(issued_at, nonce)) = self.by_age.front() {
             if issued_at.saturating_add(self.lifetime_secs) >= now {
                 break;
             }
-            if let Some((_, nonce)) = self.by_age.pop_first() {
-                self.by_nonce.remove(&nonce);
-            }
+            self.by_age.pop_front();
+            self.by_nonce.remove(&nonce);
         }
     }
 
-    /// Records `nc` for `nonce` (issued at `issued_at`) if it is strictly
-    /// greater than the highest count accepted for that nonce.
-    pub fn accept(&mut self, now: u64, nonce: &str, issued_at: u64, nc: u32) -> NcVerdict {
+    /// Records `nc` for the nonce with identity `nonce` (issued at
+    /// `issued_at`) if it is strictly greater than the highest count
+    /// accepted for that nonce.
+    pub fn accept(&mut self, now: u64, nonce: u128, issued_at: u64, nc: u32) -> NcVerdict {
         self.purge(now);
-        if let Some(highest) = self.by_nonce.get_mut(nonce) {
+        if let Some(highest) = self.by_nonce.get_mut(&nonce) {
             return if nc > *highest {
                 *highest = nc;
                 NcVerdict::Accepted
@@ -241,15 +257,15 @@ impl NonceCounter {
             return NcVerdict::Forgotten;
         }
         if self.by_nonce.len() >= self.capacity {
-            let Some((oldest, _)) = self.by_age.first() else {
+            let Some(&(oldest, _)) = self.by_age.front() else {
                 return NcVerdict::Forgotten;
             };
-            if issued_at <= *oldest {
-                // Older than everything we keep: do not push out a younger
+            if issued_at <= oldest {
+                // Older than the next to go: do not push out a younger
                 // nonce for it.
                 return NcVerdict::Forgotten;
             }
-            if let Some((evicted_at, evicted)) = self.by_age.pop_first() {
+            if let Some((evicted_at, evicted)) = self.by_age.pop_front() {
                 self.by_nonce.remove(&evicted);
                 self.forgotten_up_to = Some(
                     self.forgotten_up_to
@@ -257,21 +273,27 @@ impl NonceCounter {
                 );
             }
         }
-        let key: Arc<str> = Arc::from(nonce);
-        self.by_age.insert((issued_at, Arc::clone(&key)));
-        self.by_nonce.insert(key, nc);
+        self.by_age.push_back((issued_at, nonce));
+        self.by_nonce.insert(nonce, nc);
         NcVerdict::Accepted
     }
 
-    /// The highest count accepted so far for `nonce`.
-    pub fn highest(&self, nonce: &str) -> Option<u32> {
-        self.by_nonce.get(nonce).copied()
+    /// The highest count accepted so far for the nonce `nonce`.
+    pub fn highest(&self, nonce: u128) -> Option<u32> {
+        self.by_nonce.get(&nonce).copied()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const N: u128 = 1;
+    const OTHER: u128 = 2;
+    const A: u128 = 10;
+    const B: u128 = 11;
+    const C: u128 = 12;
+    const OLD: u128 = 9;
 
     fn secret() -> NonceSecret {
         NonceSecret::new([7; 32], 300)
@@ -335,40 +357,67 @@ mod tests {
     #[test]
     fn counter_accepts_only_strictly_increasing_counts() {
         let mut c = NonceCounter::new(10, 300);
-        assert_eq!(c.accept(0, "n", 0, 1), NcVerdict::Accepted);
-        assert_eq!(c.accept(0, "n", 0, 1), NcVerdict::Replay);
-        assert_eq!(c.accept(0, "n", 0, 3), NcVerdict::Accepted);
-        assert_eq!(c.accept(0, "n", 0, 2), NcVerdict::Replay);
-        assert_eq!(c.accept(0, "n", 0, 4), NcVerdict::Accepted);
-        assert_eq!(c.highest("n"), Some(4));
-        assert_eq!(c.accept(0, "other", 0, 0), NcVerdict::Replay);
+        assert_eq!(c.accept(0, N, 0, 1), NcVerdict::Accepted);
+        assert_eq!(c.accept(0, N, 0, 1), NcVerdict::Replay);
+        assert_eq!(c.accept(0, N, 0, 3), NcVerdict::Accepted);
+        assert_eq!(c.accept(0, N, 0, 2), NcVerdict::Replay);
+        assert_eq!(c.accept(0, N, 0, 4), NcVerdict::Accepted);
+        assert_eq!(c.highest(N), Some(4));
+        assert_eq!(c.accept(0, OTHER, 0, 0), NcVerdict::Replay);
     }
 
     #[test]
     fn counter_purges_entries_once_their_nonce_is_stale() {
         let mut c = NonceCounter::new(10, 300);
-        c.accept(100, "a", 100, 1);
-        c.accept(200, "b", 200, 1);
+        c.accept(100, A, 100, 1);
+        c.accept(200, B, 200, 1);
         c.purge(400);
         assert_eq!(c.len(), 2);
         c.purge(401);
         assert_eq!(c.len(), 1);
-        assert_eq!(c.highest("a"), None);
-        assert_eq!(c.highest("b"), Some(1));
+        assert_eq!(c.highest(A), None);
+        assert_eq!(c.highest(B), Some(1));
     }
 
     #[test]
     fn full_counter_evicts_the_oldest_and_forgets_nonces_up_to_it() {
         let mut c = NonceCounter::new(2, 300);
-        assert_eq!(c.accept(10, "a", 10, 1), NcVerdict::Accepted);
-        assert_eq!(c.accept(11, "b", 11, 1), NcVerdict::Accepted);
+        assert_eq!(c.accept(10, A, 10, 1), NcVerdict::Accepted);
+        assert_eq!(c.accept(11, B, 11, 1), NcVerdict::Accepted);
         // An older unseen nonce does not push a younger one out.
-        assert_eq!(c.accept(12, "old", 9, 1), NcVerdict::Forgotten);
-        assert_eq!(c.accept(12, "c", 12, 1), NcVerdict::Accepted);
+        assert_eq!(c.accept(12, OLD, 9, 1), NcVerdict::Forgotten);
+        assert_eq!(c.accept(12, C, 12, 1), NcVerdict::Accepted);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.highest("a"), None);
-        // "a" was evicted: replaying it must not be accepted.
-        assert_eq!(c.accept(12, "a", 10, 1), NcVerdict::Forgotten);
-        assert_eq!(c.accept(12, "b", 11, 2), NcVerdict::Accepted);
+        assert_eq!(c.highest(A), None);
+        // A was evicted: replaying it must not be accepted.
+        assert_eq!(c.accept(12, A, 10, 1), NcVerdict::Forgotten);
+        assert_eq!(c.accept(12, B, 11, 2), NcVerdict::Accepted);
+    }
+
+    #[test]
+    fn a_nonce_first_used_late_leaves_with_the_nonces_used_around_it() {
+        let mut c = NonceCounter::new(10, 300);
+        c.accept(100, A, 100, 1);
+        // Issued at 50, first used at 200: behind A in the queue.
+        c.accept(200, OLD, 50, 1);
+        c.accept(200, B, 200, 1);
+        c.purge(401);
+        assert_eq!(
+            (c.highest(A), c.highest(OLD), c.highest(B)),
+            (None, None, Some(1))
+        );
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn open_gives_the_issue_time_and_distinct_identities() {
+        let s = secret();
+        let (n1, n2) = (s.issue(1_000, 1), s.issue(1_000, 2));
+        let (t1, id1) = s.open(&n1).unwrap();
+        let (t2, id2) = s.open(&n2).unwrap();
+        assert_eq!((t1, t2), (1_000, 1_000));
+        assert_ne!(id1, id2);
+        assert_eq!(s.open(&n1), Some((t1, id1)), "same nonce, same identity");
+        assert_eq!(s.open("not-a-nonce"), None);
     }
 }

@@ -258,7 +258,7 @@ impl DigestServer {
             (None, _, _) if self.require_qop => return AuthResult::QopRequired,
             (None, _, _) => None,
         };
-        let Some(issued_at) = self.nonces.issued_at(&creds.nonce) else {
+        let Some((issued_at, nonce_id)) = self.nonces.open(&creds.nonce) else {
             return AuthResult::InvalidNonce;
         };
 
@@ -277,13 +277,13 @@ impl DigestServer {
         };
         let expected = response_hex(alg, ha1, &creds.nonce, qop, method, &creds.uri);
         let matched = ct_eq_hex(expected.as_bytes(), creds.response.as_bytes()) & secret.is_some();
-        self.finish(now, &creds.nonce, qop, issued_at, matched)
+        self.finish(now, nonce_id, qop, issued_at, matched)
     }
 
     fn finish(
         &mut self,
         now: u64,
-        nonce: &str,
+        nonce: u128,
         qop: Option<QopAuth<'_>>,
         issued_at: u64,
         matched: bool,
