@@ -36,6 +36,16 @@ clk_tck="$(getconf CLK_TCK)"
 # utime + stime of one process, in clock ticks.
 cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
+# utime + stime per thread name of one process ("name ticks" lines, threads
+# of one name summed; names as the kernel truncates them to 15 bytes).
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf '%s %s\n' "$(tr ' ' '_' < "$t/comm" 2>/dev/null)" \
+            "$(sed -e 's/^.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
+    done | awk 'NF == 2 {a[$1] += $2} END {for (k in a) print k, a[k]}'
+}
+
 # Busy ticks of the whole machine, all CPUs (user, nice, system, irq,
 # softirq, steal): what a kernel fast path costs wherever it is charged.
 machine_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }

@@ -21,6 +21,7 @@
 #      the start to the end (give COUNT for well over 32 s of load: a
 #      completed REGISTER transaction is kept 32 s, so the switch's memory
 #      stops growing, and page faults stop, only after that),
+#      Also prints the switch CPU per registration by thread name.
 #      STRACE=/path/prefix to count the switch's system calls during each
 #      run (`strace -c -f`, written to STRACE.<rate>; it slows the switch,
 #      so read its counts, not the CPU figures of that run).
@@ -100,6 +101,7 @@ TOML
 
     local cpu0 cpu1 t0 t1 rc=0
     cpu0="$(cpu_ticks "$SWITCH_PID")"
+    thread_ticks "$SWITCH_PID" > "$run/threads0"
     local perf_pid=""
     if [ -n "${PROFILE:-}" ]; then
         # Optional: sample the switch with perf while SIPp runs.
@@ -146,6 +148,7 @@ print(rows[-1][rows[0].index("SuccessfulCall(C)")] if len(rows) > 1 else -1)' "$
     # Let deferred work (binding writes to the database) finish and count it.
     sleep 1
     cpu1="$(cpu_ticks "$SWITCH_PID")"
+    thread_ticks "$SWITCH_PID" > "$run/threads1"
     local rss_kib
     rss_kib="$(awk '/^VmRSS:/ {print $2}' "/proc/$SWITCH_PID/status")"
     kill "$SWITCH_PID" 2>/dev/null || true
@@ -154,9 +157,9 @@ print(rows[-1][rows[0].index("SuccessfulCall(C)")] if len(rows) > 1 else -1)' "$
     wait "$SWITCH_PID" 2>/dev/null || true
     SWITCH_PID=""
 
-    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" "$rss_kib" "$cpu_w" "$ok_w" <<'PY'
+    python3 - "$run/stat.csv" "$t0" "$t1" "$cpu0" "$cpu1" "$clk_tck" "$rate" "$rc" "$rss_kib" "$cpu_w" "$ok_w" "$run/threads0" "$run/threads1" <<'PY'
 import csv, sys
-path, t0, t1, c0, c1, tck, rate, rc, rss, cw, okw = sys.argv[1:]
+path, t0, t1, c0, c1, tck, rate, rc, rss, cw, okw, th0, th1 = sys.argv[1:]
 rows = list(csv.reader(open(path), delimiter=";"))
 head, last = rows[0], rows[-1]
 col = lambda name: int(last[head.index(name)])
@@ -168,6 +171,13 @@ print(f"rate={rate}/s  completed={ok}  failed={failed}  wall={wall:.2f}s  "
       f"per_core_second={ok / cpu if cpu > 0 else float('inf'):.0f}  "
       f"(REGISTER transactions per core-second={2 * ok / cpu if cpu > 0 else float('inf'):.0f}, sipp exit {rc})  "
       f"switch_rss={int(rss) / 1024:.1f}MiB")
+def threads(p):
+    return {k: int(v) for k, v in (l.split() for l in open(p) if l.strip())}
+a, b = threads(th0), threads(th1)
+per = {k: (b[k] - a.get(k, 0)) / int(tck) for k in b if b[k] - a.get(k, 0) > 0}
+if ok > 0:
+    print("  switch CPU per registration by thread: " + ", ".join(
+        f"{k} {v / ok * 1e6:.1f}us" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
 if int(cw) >= 0 and int(okw) >= 0:
     cpu_s = (int(c1) - int(cw)) / int(tck)
     n = ok - int(okw)
