@@ -15,7 +15,8 @@
 # Env: USERS (10000), COUNT (10000), RATES ("2000 5000 10000"),
 #      LIMIT (5000 concurrent), SIPP_TIMEOUT (60), CARILLON_BIN (skip build),
 #      CARGO_TARGET_DIR (default ./target), PROFILE=/path/prefix to record
-#      `perf record -g` of the switch during each run (PROFILE.<rate>),
+#      `perf record -g` of the switch during each run (PROFILE.<rate>;
+#      PERF_CALLGRAPH="--call-graph dwarf" for exact callers),
 #      STEADY_FROM=SECONDS: also report the steady state, i.e. the
 #      registrations completed and the switch CPU used from SECONDS after
 #      the start to the end (give COUNT for well over 32 s of load: a
@@ -105,7 +106,7 @@ TOML
     local perf_pid=""
     if [ -n "${PROFILE:-}" ]; then
         # Optional: sample the switch with perf while SIPp runs.
-        perf record -F 1999 -g -p "$SWITCH_PID" -o "$PROFILE.$rate" > "$run/perf.log" 2>&1 &
+        perf record -F 1999 ${PERF_CALLGRAPH:--g} -p "$SWITCH_PID" -o "$PROFILE.$rate" > "$run/perf.log" 2>&1 &
         perf_pid=$!
         sleep 0.5
     fi

@@ -114,6 +114,27 @@ fn unix_now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Receive coalescing: after a readiness event that drained the UDP
+/// sockets with a short batch, while datagrams keep coming (the previous
+/// event was less than [`COALESCE_BUSY`] before), the signalling thread
+/// sleeps [`COALESCE_PAUSE`] so that the next event finds several
+/// datagrams queued: one wake-up, one `recvmmsg` and one `sendmmsg` carry
+/// many messages instead of one or two each (the interrupt moderation a
+/// network card does, applied to the loop). A quiet switch never pauses,
+/// so a lone message waits for nothing; under load a message, a timer or
+/// a media event waits at most the pause, far below SIP's 500 ms T1.
+const COALESCE_PAUSE: Duration = Duration::from_micros(500);
+/// See [`COALESCE_PAUSE`].
+const COALESCE_BUSY: Duration = Duration::from_millis(2);
+
+/// Whether the loop pauses after a readiness event at `now` that read
+/// `read` datagrams, the previous event having been at `previous`: only
+/// while traffic is steady, and not after a full batch (more is queued).
+fn coalesce_after(previous: Option<Instant>, now: Instant, read: usize) -> bool {
+    let busy = previous.is_some_and(|p| now.saturating_duration_since(p) < COALESCE_BUSY);
+    busy && read > 0 && read < UDP_BATCH
+}
+
 /// How long a stop waits for registrars to answer our un-REGISTERs.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -322,6 +343,8 @@ async fn run(
     // last slept for: about 0.5 times per call at 1,000 calls/s.
     let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
+    // Receive coalescing (see COALESCE_PAUSE).
+    let mut last_udp_event: Option<Instant> = None;
     loop {
         drain(&mut switch, &listeners, &mut sinks);
         sinks.release_due(Instant::now());
@@ -342,6 +365,7 @@ async fn run(
         if let Some(due) = sinks.held.deadline() {
             deadline = deadline.min(due);
         }
+
         if timer.deadline() != deadline.into() {
             timer.as_mut().reset(deadline.into());
         }
@@ -418,6 +442,14 @@ async fn run(
                     }
                 }
                 listeners.flush(&mut outbox);
+                if coalesce_after(last_udp_event, now, handled) {
+                    // A plain sleep, not a timer in the select: this is the
+                    // switch's own thread, and a sleep costs one context
+                    // switch where a timer wait is woken early by the
+                    // first datagram's readiness event.
+                    std::thread::sleep(COALESCE_PAUSE);
+                }
+                last_udp_event = Some(now);
             }
             n = rx.recv_many(&mut batch, 256) => {
                 if n == 0 {
@@ -442,5 +474,26 @@ async fn run(
                 switch.handle_timeout(Instant::now(), unix_now_ms());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_switch_never_pauses_and_a_busy_one_pauses_only_after_a_short_batch() {
+        let t0 = Instant::now();
+        // First event ever, or one long after the previous: no pause.
+        assert!(!coalesce_after(None, t0, 1));
+        assert!(!coalesce_after(Some(t0), t0 + Duration::from_millis(50), 1));
+        assert!(!coalesce_after(Some(t0), t0 + COALESCE_BUSY, 3));
+        // Steady traffic and the sockets drained: pause.
+        let soon = t0 + Duration::from_micros(700);
+        assert!(coalesce_after(Some(t0), soon, 1));
+        assert!(coalesce_after(Some(t0), soon, UDP_BATCH - 1));
+        // A full batch means more is queued; an empty one read nothing.
+        assert!(!coalesce_after(Some(t0), soon, UDP_BATCH));
+        assert!(!coalesce_after(Some(t0), soon, 0));
     }
 }
