@@ -6,6 +6,7 @@
 //! ordering, instance matching) belong to `carillon-registrar`.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,13 +49,28 @@ pub enum BindingChange {
 }
 
 /// An ordered list of changes in which each `(aor, contact)` appears at most
-/// once; applying it in order leaves the table in the same state as applying
+/// once (but for a pair whose hash another pair shares, see `by_key`);
+/// applying it in order leaves the table in the same state as applying
 /// every change that was pushed, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Coalescer {
     slots: Vec<Option<BindingChange>>,
-    by_key: HashMap<(String, String), usize>,
+    /// Slot of the latest change per `(aor, contact)`, by a keyed hash of
+    /// the pair (no copy of the strings per change). A hit is checked
+    /// against the slot: a pair whose hash another pair shares only leaves
+    /// both changes queued, in order, which applying handles.
+    by_key: HashMap<u64, usize, foldhash::fast::FixedState>,
+    hasher: foldhash::fast::RandomState,
     live: usize,
+}
+
+/// The `(aor, contact)` a change is about, if it is about one.
+fn pair(change: &BindingChange) -> Option<(&str, &str)> {
+    match change {
+        BindingChange::Upsert(BindingRow { aor, contact, .. })
+        | BindingChange::Remove { aor, contact } => Some((aor, contact)),
+        BindingChange::RemoveAor { .. } => None,
+    }
 }
 
 impl Coalescer {
@@ -70,34 +86,32 @@ impl Coalescer {
         match &change {
             BindingChange::Upsert(BindingRow { aor, contact, .. })
             | BindingChange::Remove { aor, contact } => {
-                let key = (aor.clone(), contact.clone());
-                self.forget(&key);
+                let key = self.hasher.hash_one((aor.as_str(), contact.as_str()));
+                if let Some(&idx) = self.by_key.get(&key) {
+                    if let Some(slot) = self.slots.get_mut(idx) {
+                        let same = slot
+                            .as_ref()
+                            .and_then(pair)
+                            .is_some_and(|(a, c)| a == aor && c == contact);
+                        if same {
+                            *slot = None;
+                            self.live = self.live.saturating_sub(1);
+                        }
+                    }
+                }
                 self.by_key.insert(key, self.slots.len());
             }
             BindingChange::RemoveAor { aor } => {
-                let keys: Vec<(String, String)> = self
-                    .by_key
-                    .keys()
-                    .filter(|(a, _)| a == aor)
-                    .cloned()
-                    .collect();
-                for key in keys {
-                    self.forget(&key);
+                for slot in &mut self.slots {
+                    if slot.as_ref().and_then(pair).is_some_and(|(a, _)| a == aor) {
+                        *slot = None;
+                        self.live = self.live.saturating_sub(1);
+                    }
                 }
             }
         }
         self.slots.push(Some(change));
         self.live += 1;
-    }
-
-    fn forget(&mut self, key: &(String, String)) {
-        if let Some(idx) = self.by_key.remove(key) {
-            if let Some(slot) = self.slots.get_mut(idx) {
-                if slot.take().is_some() {
-                    self.live = self.live.saturating_sub(1);
-                }
-            }
-        }
     }
 
     /// Takes the coalesced changes, in order, leaving the coalescer empty.

@@ -100,6 +100,51 @@ const UPSERT_BINDING_TAIL: &str = " ON CONFLICT (aor, contact) DO UPDATE SET \
 /// Most rows in one multi-row upsert (11 bound values each: 704 values,
 /// far below SQLite's 32,766 and PostgreSQL's 65,535 limits).
 pub const UPSERT_ROWS_PER_STATEMENT: usize = 64;
+/// Values bound per upserted row.
+const UPSERT_VALUES_PER_ROW: usize = 11;
+
+/// The upsert statement for `rows` rows (1 to [`UPSERT_ROWS_PER_STATEMENT`])
+/// on `backend`, written once per row count for the process: building it
+/// per batch with `QueryBuilder` formatted every placeholder (~1,800
+/// instructions per row, callgrind on `binding_write_count`, 8 % of that
+/// example's total). SQLite gets anonymous `?` placeholders:
+/// numbered ones make sqlx look each one up by name, a walk of the whole
+/// parameter list per value (measured 14 µs per row instead of 3).
+fn upsert_sql(backend: Backend, rows: usize) -> &'static str {
+    type Table = std::sync::OnceLock<Vec<String>>;
+    static SQLITE: Table = Table::new();
+    static POSTGRES: Table = Table::new();
+    let (table, numbered) = match backend {
+        Backend::Sqlite => (&SQLITE, false),
+        Backend::Postgres => (&POSTGRES, true),
+    };
+    let all = table.get_or_init(|| {
+        (0..=UPSERT_ROWS_PER_STATEMENT)
+            .map(|n| {
+                let mut sql = String::from(UPSERT_BINDING_HEAD);
+                sql.push_str("VALUES ");
+                for r in 0..n {
+                    sql.push_str(if r == 0 { "(" } else { ", (" });
+                    for v in 0..UPSERT_VALUES_PER_ROW {
+                        if v > 0 {
+                            sql.push_str(", ");
+                        }
+                        if numbered {
+                            sql.push('$');
+                            sql.push_str(&(r * UPSERT_VALUES_PER_ROW + v + 1).to_string());
+                        } else {
+                            sql.push('?');
+                        }
+                    }
+                    sql.push(')');
+                }
+                sql.push_str(UPSERT_BINDING_TAIL);
+                sql
+            })
+            .collect()
+    });
+    all.get(rows).map_or("", String::as_str)
+}
 
 /// One statement of [`Store::apply_bindings`].
 #[derive(Debug, PartialEq)]
@@ -394,6 +439,7 @@ impl Store {
             return Ok(());
         }
         let steps = plan_binding_statements(changes);
+        let backend = self.backend();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
             for step in steps {
@@ -401,26 +447,30 @@ impl Store {
                     Step::Upserts(rows) => {
                         let mut paths = Vec::with_capacity(rows.len());
                         for b in &rows {
-                            paths.push(serde_json::to_string(&b.path).map_err(|e| {
-                                StoreError::CorruptRow { column: "path", reason: e.to_string() }
-                            })?);
+                            paths.push(if b.path.is_empty() {
+                                std::borrow::Cow::Borrowed("[]")
+                            } else {
+                                std::borrow::Cow::Owned(serde_json::to_string(&b.path).map_err(|e| {
+                                    StoreError::CorruptRow { column: "path", reason: e.to_string() }
+                                })?)
+                            });
                         }
-                        let mut q = sqlx::QueryBuilder::new(UPSERT_BINDING_HEAD);
-                        q.push_values(rows.iter().zip(paths), |mut v, (b, path)| {
-                            v.push_bind(b.aor.as_str())
-                                .push_bind(b.contact.as_str())
-                                .push_bind(b.instance.as_deref())
-                                .push_bind(b.reg_id.map(i64::from))
-                                .push_bind(b.source.as_deref())
-                                .push_bind(path)
-                                .push_bind(b.call_id.as_str())
-                                .push_bind(i64::from(b.cseq))
-                                .push_bind(b.expires_at)
-                                .push_bind(b.q)
-                                .push_bind(b.user_agent.as_deref());
-                        });
-                        q.push(UPSERT_BINDING_TAIL);
-                        q.build().execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
+                        let mut q = sqlx::query(upsert_sql(backend, rows.len()));
+                        for (b, path) in rows.iter().zip(&paths) {
+                            q = q
+                                .bind(b.aor.as_str())
+                                .bind(b.contact.as_str())
+                                .bind(b.instance.as_deref())
+                                .bind(b.reg_id.map(i64::from))
+                                .bind(b.source.as_deref())
+                                .bind(path.as_ref())
+                                .bind(b.call_id.as_str())
+                                .bind(i64::from(b.cseq))
+                                .bind(b.expires_at)
+                                .bind(b.q)
+                                .bind(b.user_agent.as_deref());
+                        }
+                        q.execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
                     }
                     Step::Remove { aor, contact } => {
                         sqlx::query(REMOVE_BINDING)
@@ -528,6 +578,22 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upsert_for_n_rows_has_n_times_eleven_placeholders_in_order() {
+        let pg = |n| upsert_sql(Backend::Postgres, n);
+        assert!(pg(1).contains("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT"));
+        assert!(
+            pg(3).contains("($23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33) ON CONFLICT")
+        );
+        assert!(!pg(3).contains("$34"));
+        let full = pg(UPSERT_ROWS_PER_STATEMENT);
+        assert!(full.contains(&format!("${}) ON", UPSERT_ROWS_PER_STATEMENT * 11)));
+        assert_eq!(pg(UPSERT_ROWS_PER_STATEMENT + 1), "");
+        let lite = upsert_sql(Backend::Sqlite, 2);
+        assert!(lite.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"));
+        assert!(!lite.contains('$'));
+    }
 
     #[test]
     fn sqlite_urls_yield_the_file_path_without_query() {
