@@ -66,6 +66,19 @@ fn challenge_of(m: &Message) -> Challenge {
     Challenge::parse(&m.header(HeaderName::WwwAuthenticate).unwrap()).unwrap()
 }
 
+/// Credentials for user 100 with `password`, answering the 401 `m`.
+fn answer(m: &Message, password: &str) -> String {
+    carillon_digest::respond(
+        &challenge_of(m),
+        "REGISTER",
+        "sip:127.0.0.1",
+        "100",
+        password,
+        "cn",
+        1,
+    )
+}
+
 #[test]
 fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
     let mut sw = Switch::new(config()).unwrap();
@@ -78,16 +91,7 @@ fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
     );
     let (msgs, _) = drain(&mut sw);
     assert_eq!(msgs[0].status(), Some(401));
-    let ch = challenge_of(&msgs[0]);
-    let auth = carillon_digest::respond(
-        &ch,
-        "REGISTER",
-        "sip:127.0.0.1",
-        "100",
-        "changeme100",
-        "cn",
-        1,
-    );
+    let auth = answer(&msgs[0], "changeme100");
     sw.handle_input(
         now,
         1_000_000,
@@ -186,16 +190,7 @@ fn authenticated_register(sw: &mut Switch, now: Instant) -> Bytes {
         register("100", 1, "a", None),
     );
     let (msgs, _) = drain(sw);
-    let auth = carillon_digest::respond(
-        &challenge_of(&msgs[0]),
-        "REGISTER",
-        "sip:127.0.0.1",
-        "100",
-        "changeme100",
-        "cn",
-        1,
-    );
-    register("100", 2, "b", Some(auth))
+    register("100", 2, "b", Some(answer(&msgs[0], "changeme100")))
 }
 
 #[test]
@@ -252,15 +247,7 @@ fn a_register_challenge_is_stateless_and_its_retransmission_gets_a_fresh_one() {
     );
     assert_eq!(sw.stats().retransmissions, 0);
     // Either challenge can be answered.
-    let auth = carillon_digest::respond(
-        &challenge_of(&first[0]),
-        "REGISTER",
-        "sip:127.0.0.1",
-        "100",
-        "changeme100",
-        "cn",
-        1,
-    );
+    let auth = answer(&first[0], "changeme100");
     sw.handle_input(
         now,
         1_000_000,
