@@ -25,13 +25,13 @@ fn cpu_ticks() -> u64 {
 fn row(i: u64, users: u64, round: u64) -> BindingRow {
     let ext = 100_000 + i % users;
     BindingRow {
-        aor: format!("{ext}"),
-        contact: format!("sip:{ext}@127.0.0.1:5070"),
+        aor: format!("{ext}").into(),
+        contact: format!("sip:{ext}@127.0.0.1:5070").into(),
         instance: None,
         reg_id: None,
         source: Some("udp:127.0.0.1:5070".into()),
         path: vec![],
-        call_id: format!("{ext}-{round}@127.0.0.1"),
+        call_id: format!("{ext}-{round}@127.0.0.1").into(),
         cseq: 2,
         expires_at: 1_800_003_600 + round as i64,
         q: None,

@@ -954,7 +954,7 @@ impl Switch {
                             continue;
                         };
                         specs.push(ForkSpec {
-                            request_uri: b.contact.clone(),
+                            request_uri: b.contact.to_string(),
                             to_uri: concat(&["<sip:", name, "@", &self.realm, ">"]),
                             from_uri: None,
                             peer,

@@ -20,28 +20,34 @@
 )]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use carillon_sip::syntax::{parse_u32_saturating, split_list};
 use carillon_sip::{HeaderName, Message, NameAddr, RequestParts};
 
 /// One registered contact of an address-of-record.
+///
+/// The text fields are shared (`Arc<str>`): the registrar keeps a binding
+/// and hands the same one to the store as a [`BindingChange`], and a
+/// refresh keeps the strings that did not change, so neither costs a copy
+/// of each string per REGISTER.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
-    pub aor: String,
+    pub aor: Arc<str>,
     /// The Contact URI as the phone sent it.
-    pub contact: String,
+    pub contact: Arc<str>,
     /// Where the REGISTER really came from (`udp:203.0.113.5:41000`): the
     /// switch sends requests there so phones behind NAT stay reachable.
-    pub source: String,
+    pub source: Arc<str>,
     pub instance: Option<String>,
     pub reg_id: Option<u32>,
     pub path: Vec<String>,
-    pub call_id: String,
+    pub call_id: Arc<str>,
     pub cseq: u32,
     /// Absolute expiry, Unix seconds.
     pub expires_at: u64,
     pub q: Option<f32>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl Binding {
@@ -54,7 +60,7 @@ impl Binding {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BindingChange {
     Upsert(Binding),
-    Remove { aor: String, contact: String },
+    Remove { aor: Arc<str>, contact: Arc<str> },
 }
 
 /// Registrar policy.
@@ -124,6 +130,14 @@ pub struct Registrar {
 /// Contact URIs compare by scheme/user/host/port/params as RFC 3261 §19.1.4
 /// roughly does; Carillon compares the URI text case-insensitively in the
 /// host and literally elsewhere, which is what phones re-send.
+/// `old` when it holds `new` already, else a new shared copy of `new`.
+fn shared(old: Option<&Arc<str>>, new: &str) -> Arc<str> {
+    match old {
+        Some(o) if **o == *new => o.clone(),
+        _ => Arc::from(new),
+    }
+}
+
 fn same_contact(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
@@ -206,7 +220,7 @@ impl Registrar {
     pub fn restore(&mut self, bindings: impl IntoIterator<Item = Binding>, now_unix: u64) {
         for b in bindings {
             if b.expires_at > now_unix {
-                let held = self.aors.entry(b.aor.clone()).or_default();
+                let held = self.aors.entry(b.aor.to_string()).or_default();
                 if !held.iter().any(|h| h.contact == b.contact) {
                     held.push(b);
                 }
@@ -360,7 +374,7 @@ impl Registrar {
             path,
             user_agent,
         } = request;
-        let mut changes = Vec::new();
+        let mut changes = Vec::with_capacity(contacts.len());
         if wildcard {
             // RFC 3261 §10.3 step 6: '*' only alone and with Expires: 0.
             if !contacts.is_empty() || header_expires != Some(0) {
@@ -369,7 +383,10 @@ impl Registrar {
                 ));
             }
             if let Some(list) = self.aors.get(aor) {
-                if let Some(b) = list.iter().find(|b| b.call_id == call_id && cseq <= b.cseq) {
+                if let Some(b) = list
+                    .iter()
+                    .find(|b| *b.call_id == *call_id && cseq <= b.cseq)
+                {
                     return Err(RegisterError::OutOfOrder {
                         cseq,
                         stored: b.cseq,
@@ -407,7 +424,7 @@ impl Registrar {
         };
         for c in &contacts {
             if let Some(b) = list.iter().find(|b| same_contact(&b.contact, c.uri)) {
-                if b.call_id == call_id && cseq <= b.cseq {
+                if *b.call_id == *call_id && cseq <= b.cseq {
                     return Err(RegisterError::OutOfOrder {
                         cseq,
                         stored: b.cseq,
@@ -438,24 +455,27 @@ impl Registrar {
                 }
                 continue;
             }
+            // A refresh shares the strings that did not change.
+            let old = existing.and_then(|i| list.get(i));
             let binding = Binding {
-                aor: aor.to_owned(),
-                contact: c.uri.to_owned(),
-                source: source.to_owned(),
+                aor: old.map_or_else(|| Arc::from(aor), |o| o.aor.clone()),
+                contact: shared(old.map(|o| &o.contact), c.uri),
+                source: shared(old.map(|o| &o.source), source),
                 instance: c.instance.map(str::to_owned),
                 reg_id: c.reg_id,
                 path: path.clone(),
-                call_id: call_id.to_owned(),
+                call_id: shared(old.map(|o| &o.call_id), call_id),
                 cseq,
                 expires_at: now_unix + u64::from(e),
                 q: c.q,
-                user_agent: user_agent.map(str::to_owned),
+                user_agent: user_agent
+                    .map(|ua| shared(old.and_then(|o| o.user_agent.as_ref()), ua)),
             };
             match existing {
                 Some(i) => {
                     if list[i].contact != binding.contact {
                         changes.push(BindingChange::Remove {
-                            aor: aor.to_owned(),
+                            aor: binding.aor.clone(),
                             contact: list[i].contact.clone(),
                         });
                     }

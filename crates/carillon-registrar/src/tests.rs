@@ -34,7 +34,7 @@ fn a_new_contact_is_bound_with_its_source_and_path() {
     assert_eq!(out.bindings.len(), 1);
     let b = &out.bindings[0];
     assert_eq!(b.expires_at, NOW + 600);
-    assert_eq!(b.source, "udp:203.0.113.5:41000");
+    assert_eq!(&*b.source, "udp:203.0.113.5:41000");
     assert_eq!(b.path, vec!["<sip:edge.example.com;lr>"]);
     assert!(matches!(out.changes[0], BindingChange::Upsert(_)));
     assert_eq!(r.lookup("100@example.com", NOW).len(), 1);
@@ -223,7 +223,7 @@ fn the_contact_limit_evicts_the_oldest_or_refuses() {
             2,
         )
         .unwrap();
-    let contacts: Vec<_> = out.bindings.iter().map(|b| b.contact.as_str()).collect();
+    let contacts: Vec<_> = out.bindings.iter().map(|b| &*b.contact).collect();
     assert_eq!(contacts, vec!["sip:100@10.0.0.2", "sip:100@10.0.0.3"]);
 
     let mut strict = Registrar::new(RegistrarConfig {
@@ -322,8 +322,8 @@ fn a_restored_binding_never_replaces_the_one_held_for_the_same_contact() {
         .iter()
         .find(|b| b.contact.contains("10.0.0.1"))
         .unwrap();
-    assert_eq!(first.call_id, "c2");
-    assert_eq!(first.source, "udp:b");
+    assert_eq!(&*first.call_id, "c2");
+    assert_eq!(&*first.source, "udp:b");
 }
 
 #[test]
@@ -362,4 +362,43 @@ fn a_register_handed_on_parsed_binds_as_the_parsing_entry_point_does() {
     assert_eq!(b.bindings("100@example.com"), &out.bindings[..]);
     assert_eq!(b.bindings("100@example.com")[0].expires_at, NOW + 120);
     assert!(b.bindings("nobody@example.com").is_empty());
+}
+
+#[test]
+fn a_refresh_shares_the_unchanged_strings_with_the_binding_it_replaces() {
+    let mut r = Registrar::new(RegistrarConfig::default());
+    let contact = ["<sip:100@10.0.0.1:5060>"];
+    let first = r
+        .handle_register(
+            NOW,
+            &register("c1", 1, &contact, Some(600)),
+            "100@example.com",
+            "udp:a",
+            3,
+        )
+        .unwrap();
+    let refreshed = r
+        .handle_register(
+            NOW + 60,
+            &register("c1", 2, &contact, Some(600)),
+            "100@example.com",
+            "udp:b",
+            3,
+        )
+        .unwrap();
+    let (old, new) = (&first.bindings[0], &refreshed.bindings[0]);
+    assert!(Arc::ptr_eq(&old.aor, &new.aor));
+    assert!(Arc::ptr_eq(&old.contact, &new.contact));
+    assert!(Arc::ptr_eq(&old.call_id, &new.call_id));
+    // What changed is new, and the values are right either way.
+    assert!(!Arc::ptr_eq(&old.source, &new.source));
+    assert_eq!(
+        (&*new.source, new.cseq, new.expires_at),
+        ("udp:b", 2, NOW + 660)
+    );
+    // The change handed to the store is the same binding, not a copy.
+    let BindingChange::Upsert(sent) = &refreshed.changes[0] else {
+        panic!("expected an upsert");
+    };
+    assert!(Arc::ptr_eq(&sent.contact, &new.contact));
 }

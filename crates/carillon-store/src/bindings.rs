@@ -7,26 +7,30 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// One contact bound to an address of record, as persisted.
+///
+/// Text fields are shared (`Arc<str>`) so that a registrar binding becomes
+/// a row without a copy of each string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BindingRow {
     /// Address of record, e.g. `sip:1001@example.com`.
-    pub aor: String,
+    pub aor: Arc<str>,
     /// Full Contact URI, e.g. `sip:1001@192.0.2.7:5060;transport=udp`.
-    pub contact: String,
+    pub contact: Arc<str>,
     /// `+sip.instance` value (RFC 5626), if any.
     pub instance: Option<String>,
     /// `reg-id` (RFC 5626), if any.
     pub reg_id: Option<u32>,
     /// Where the REGISTER came from, e.g. `udp:203.0.113.5:41000` (for NAT).
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
     /// Path header URIs (RFC 3327), in order.
     pub path: Vec<String>,
     /// Call-ID of the REGISTER that created or last refreshed the binding.
-    pub call_id: String,
+    pub call_id: Arc<str>,
     /// CSeq of that REGISTER.
     pub cseq: u32,
     /// Expiry, unix seconds.
@@ -34,7 +38,7 @@ pub struct BindingRow {
     /// Contact `q` preference, if given.
     pub q: Option<f32>,
     /// User-Agent of the registering device, if given.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 /// One change to the bindings table.
@@ -43,9 +47,9 @@ pub enum BindingChange {
     /// Insert the binding or replace the one with the same `(aor, contact)`.
     Upsert(BindingRow),
     /// Remove one contact of an AOR.
-    Remove { aor: String, contact: String },
+    Remove { aor: Arc<str>, contact: Arc<str> },
     /// Remove every contact of an AOR (`Contact: *`, RFC 3261 §10.2.2).
-    RemoveAor { aor: String },
+    RemoveAor { aor: Arc<str> },
 }
 
 /// An ordered list of changes in which each `(aor, contact)` appears at most
@@ -86,13 +90,13 @@ impl Coalescer {
         match &change {
             BindingChange::Upsert(BindingRow { aor, contact, .. })
             | BindingChange::Remove { aor, contact } => {
-                let key = self.hasher.hash_one((aor.as_str(), contact.as_str()));
+                let key = self.hasher.hash_one((&**aor, &**contact));
                 if let Some(&idx) = self.by_key.get(&key) {
                     if let Some(slot) = self.slots.get_mut(idx) {
                         let same = slot
                             .as_ref()
                             .and_then(pair)
-                            .is_some_and(|(a, c)| a == aor && c == contact);
+                            .is_some_and(|(a, c)| a == &**aor && c == &**contact);
                         if same {
                             *slot = None;
                             self.live = self.live.saturating_sub(1);
@@ -103,7 +107,11 @@ impl Coalescer {
             }
             BindingChange::RemoveAor { aor } => {
                 for slot in &mut self.slots {
-                    if slot.as_ref().and_then(pair).is_some_and(|(a, _)| a == aor) {
+                    if slot
+                        .as_ref()
+                        .and_then(pair)
+                        .is_some_and(|(a, _)| a == &**aor)
+                    {
                         *slot = None;
                         self.live = self.live.saturating_sub(1);
                     }

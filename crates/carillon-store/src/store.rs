@@ -165,7 +165,7 @@ fn plan_binding_statements(changes: &[BindingChange]) -> Vec<Step<'_>> {
     for change in changes {
         match change {
             BindingChange::Upsert(b) => {
-                let key = (b.aor.as_str(), b.contact.as_str());
+                let key = (&*b.aor, &*b.contact);
                 if run.len() >= UPSERT_ROWS_PER_STATEMENT || keys.contains(&key) {
                     steps.push(Step::Upserts(std::mem::take(&mut run)));
                     keys.clear();
@@ -249,17 +249,17 @@ impl TryFrom<BindingDbRow> for BindingRow {
                 reason: e.to_string(),
             })?;
         Ok(BindingRow {
-            aor: r.aor,
-            contact: r.contact,
+            aor: r.aor.into(),
+            contact: r.contact.into(),
             instance: r.instance,
             reg_id,
-            source: r.source,
+            source: r.source.map(Into::into),
             path,
-            call_id: r.call_id,
+            call_id: r.call_id.into(),
             cseq,
             expires_at: r.expires_at,
             q: r.q,
-            user_agent: r.user_agent,
+            user_agent: r.user_agent.map(Into::into),
         })
     }
 }
@@ -458,13 +458,13 @@ impl Store {
                         let mut q = sqlx::query(upsert_sql(backend, rows.len()));
                         for (b, path) in rows.iter().zip(&paths) {
                             q = q
-                                .bind(b.aor.as_str())
-                                .bind(b.contact.as_str())
+                                .bind(&*b.aor)
+                                .bind(&*b.contact)
                                 .bind(b.instance.as_deref())
                                 .bind(b.reg_id.map(i64::from))
                                 .bind(b.source.as_deref())
                                 .bind(path.as_ref())
-                                .bind(b.call_id.as_str())
+                                .bind(&*b.call_id)
                                 .bind(i64::from(b.cseq))
                                 .bind(b.expires_at)
                                 .bind(b.q)

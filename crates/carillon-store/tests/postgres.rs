@@ -58,13 +58,15 @@ async fn postgres_bindings_round_trip_and_remove_aor_deletes_every_contact() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|b| b.aor == aor)
+        .filter(|b| *b.aor == *aor)
         .collect();
     assert_eq!(mine, vec![first, second]);
 
     assert!(reopened.purge_expired(NOW).await.unwrap() >= 1);
     reopened
-        .apply_bindings(&[BindingChange::RemoveAor { aor: aor.clone() }])
+        .apply_bindings(&[BindingChange::RemoveAor {
+            aor: aor.as_str().into(),
+        }])
         .await
         .unwrap();
     assert!(reopened
@@ -72,7 +74,7 @@ async fn postgres_bindings_round_trip_and_remove_aor_deletes_every_contact() {
         .await
         .unwrap()
         .iter()
-        .all(|b| b.aor != aor));
+        .all(|b| *b.aor != *aor));
 }
 
 #[tokio::test]
@@ -99,7 +101,7 @@ async fn postgres_rolls_back_the_whole_binding_batch_when_one_change_is_refused(
         .await
         .unwrap()
         .iter()
-        .all(|b| b.aor != aor));
+        .all(|b| *b.aor != *aor));
 }
 
 #[tokio::test]
@@ -275,7 +277,7 @@ async fn binding_writer_keeps_changes_through_a_postgres_outage_and_commits_them
         NOW + 60,
     )));
     writer.submit(BindingChange::Remove {
-        aor: aor.clone(),
+        aor: aor.as_str().into(),
         contact: "sip:a@192.0.2.1".into(),
     });
     let flushed = tokio::spawn({
@@ -297,8 +299,8 @@ async fn binding_writer_keeps_changes_through_a_postgres_outage_and_commits_them
         .await
         .unwrap()
         .into_iter()
-        .filter(|b| b.aor == aor)
-        .map(|b| b.contact)
+        .filter(|b| *b.aor == *aor)
+        .map(|b| b.contact.to_string())
         .collect();
     assert_eq!(contacts, ["sip:b@192.0.2.2"]);
     forwarder.stop().await;

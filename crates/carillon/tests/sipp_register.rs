@@ -108,7 +108,7 @@ fn sipp_registers_a_thousand_users_and_every_binding_is_persisted() {
         sw.log()
     );
     let rows = stored_bindings(&env.db_url());
-    let aors: HashSet<&str> = rows.iter().map(|r| r.aor.as_str()).collect();
+    let aors: HashSet<&str> = rows.iter().map(|r| &*r.aor).collect();
     assert_eq!(rows.len(), USERS as usize, "persisted bindings");
     assert_eq!(aors.len(), USERS as usize, "distinct persisted AORs");
     assert!(

@@ -108,7 +108,7 @@ fn register_with_digest_auth_binds_the_contact_and_reports_the_change() {
     assert_eq!(changes.len(), 1);
     assert_eq!(sw.registrar().lookup("100", 1000).len(), 1);
     assert_eq!(
-        sw.registrar().lookup("100", 1000)[0].source,
+        &*sw.registrar().lookup("100", 1000)[0].source,
         "udp:127.0.0.1:5062"
     );
 }

@@ -36,13 +36,13 @@ pub fn record(uniqueid: &str, start_ms: i64) -> CallRecord {
 
 pub fn binding(aor: &str, contact: &str, expires_at: i64) -> BindingRow {
     BindingRow {
-        aor: aor.to_owned(),
-        contact: contact.to_owned(),
+        aor: aor.into(),
+        contact: contact.into(),
         instance: None,
         reg_id: None,
         source: None,
         path: Vec::new(),
-        call_id: format!("call-{contact}"),
+        call_id: format!("call-{contact}").into(),
         cseq: 1,
         expires_at,
         q: None,
@@ -55,13 +55,13 @@ pub fn full_binding(aor: &str, contact: &str, expires_at: i64) -> BindingRow {
     BindingRow {
         instance: Some("<urn:uuid:00000000-0000-1000-8000-000A95A0E128>".to_owned()),
         reg_id: Some(u32::MAX),
-        source: Some("udp:203.0.113.5:41000".to_owned()),
+        source: Some("udp:203.0.113.5:41000".into()),
         path: vec![
             "<sip:edge1.example.com;lr>".to_owned(),
             "<sip:edge2.example.com;lr>".to_owned(),
         ],
         q: Some(0.7),
-        user_agent: Some("Yealink SIP-T46S".to_owned()),
+        user_agent: Some("Yealink SIP-T46S".into()),
         ..binding(aor, contact, expires_at)
     }
 }
