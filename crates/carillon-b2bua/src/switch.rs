@@ -538,6 +538,8 @@ impl Switch {
         }
         let status = match method {
             Method::Register => {
+                // Always set for a REGISTER that got this far (it passed
+                // validation); the fallback only keeps this total.
                 let (route, heads) = unopened.unwrap_or_else(|| (peer, ResponseHeads::default()));
                 self.handle_register(now, now_unix, &key, (route, heads), peer, msg, &parts)
             }
