@@ -76,7 +76,8 @@ tree_cpu_ticks() {
 
 # Starts tests/sipp/register_auth.xml in the background (in directory $1)
 # against 127.0.0.1:$2 from local port $3 at $4 registrations/s; uses
-# SCENARIO, WORK/users.csv, LIMIT, COUNT and SIPP_TIMEOUT; sets SIPP_PID.
+# SCENARIO, WORK/users.csv, LIMIT, COUNT and SIPP_TIMEOUT (SIPP_EXTRA: more
+# sipp options, e.g. "-trace_rtt"); sets SIPP_PID.
 start_sipp_register() {
     local run="$1" port="$2" sport="$3" rate="$4"
     (cd "$run" && exec timeout $((SIPP_TIMEOUT + 30)) sipp -sf "$SCENARIO" -inf "$WORK/users.csv" \
@@ -84,7 +85,7 @@ start_sipp_register() {
         -r "$rate" -rp 1000 -l "$LIMIT" -m "$COUNT" \
         -timeout "${SIPP_TIMEOUT}s" -timeout_error -nostdin \
         -trace_stat -stf "$run/stat.csv" -fd "${SIPP_STAT_PERIOD:-60}" \
-        > "$run/sipp.out" 2> "$run/sipp.err") &
+        ${SIPP_EXTRA:-} > "$run/sipp.out" 2> "$run/sipp.err") &
     SIPP_PID=$!
 }
 

@@ -22,7 +22,9 @@
 #      the start to the end (give COUNT for well over 32 s of load: a
 #      completed REGISTER transaction is kept 32 s, so the switch's memory
 #      stops growing, and page faults stop, only after that),
-#      Also prints the switch CPU per registration by thread name.
+#      Also prints the switch CPU per registration by thread name, and
+#      with SIPP_EXTRA="-trace_rtt -rtt_freq 1000" the registration time
+#      percentiles (first REGISTER to 200, SIPp's whole milliseconds).
 #      STRACE=/path/prefix to count the switch's system calls during each
 #      run (`strace -c -f`, written to STRACE.<rate>; it slows the switch,
 #      so read its counts, not the CPU figures of that run).
@@ -179,6 +181,15 @@ per = {k: (b[k] - a.get(k, 0)) / int(tck) for k in b if b[k] - a.get(k, 0) > 0}
 if ok > 0:
     print("  switch CPU per registration by thread: " + ", ".join(
         f"{k} {v / ok * 1e6:.1f}us" for k, v in sorted(per.items(), key=lambda kv: -kv[1])))
+import glob, os
+rtt = sorted(glob.glob(os.path.join(os.path.dirname(path), "*_rtt.csv")))
+if rtt:
+    # SIPp -trace_rtt (SIPP_EXTRA="-trace_rtt -rtt_freq N"): first REGISTER
+    # sent to 200 received, whole milliseconds.
+    v = sorted(float(l.split(";")[1]) for l in open(rtt[-1]).readlines()[1:] if l.count(";") == 2)
+    if v:
+        q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
+        print(f"  registration time (ms, SIPp rtd): p50={q(0.5):.0f} p90={q(0.9):.0f} p99={q(0.99):.0f} max={v[-1]:.0f} n={len(v)}")
 if int(cw) >= 0 and int(okw) >= 0:
     cpu_s = (int(c1) - int(cw)) / int(tck)
     n = ok - int(okw)
