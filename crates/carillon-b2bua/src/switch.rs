@@ -374,7 +374,7 @@ impl Switch {
                     {
                         info!(source = %peer, error = %e, status = e.status(), "malformed request");
                         let reason = e.to_string();
-                        self.respond_stateless(&m, peer, e.status(), |b| b.reason(reason));
+                        self.respond_untracked(None, &m, peer, e.status(), |b| b.reason(reason));
                     }
                     _ => debug!(source = %peer, error = %e, "unparseable message dropped"),
                 }
@@ -404,22 +404,21 @@ impl Switch {
         self.flush_scratch();
     }
 
-    fn respond_stateless(
+    /// A response no transaction tracks: along `heads` when they were
+    /// worked out already (a REGISTER whose transaction is not open yet),
+    /// else along the route [`response_route`] finds in the request.
+    fn respond_untracked(
         &mut self,
+        heads: Option<(Peer, &ResponseHeads)>,
         req: &Message,
         peer: Peer,
         status: u16,
         f: impl FnOnce(ResponseBuilder<'_>) -> ResponseBuilder<'_>,
     ) {
-        let (to, via) = response_route(req, peer);
         let tag = self.random_tag();
-        let mut b = ResponseBuilder::new(req, status)
-            .to_tag(std::str::from_utf8(&tag).unwrap_or(""))
-            .header("Server", self.user_agent.as_str());
-        if let Some(v) = via {
-            b = b.top_via(v);
-        }
-        let bytes = f(b).build();
+        let tag = std::str::from_utf8(&tag).unwrap_or("");
+        let (to, bytes) =
+            build_response(heads, self.user_agent.as_str(), tag, req, peer, status, f);
         self.outputs
             .push_back(Output::Transmit(Transmit { to, bytes }));
     }
@@ -457,7 +456,7 @@ impl Switch {
             _ => msg.top_via(),
         };
         let Some(key) = top_via.as_ref().and_then(|v| server_key_with(msg, v)) else {
-            self.respond_stateless(msg, peer, 400, |b| b.reason("Bad Via"));
+            self.respond_untracked(None, msg, peer, 400, |b| b.reason("Bad Via"));
             return;
         };
         if method == Method::Ack {
@@ -498,13 +497,13 @@ impl Switch {
         };
         // A valid REGISTER's transaction opens only once its credentials
         // pass (`handle_register`): a challenge is answered statelessly.
-        let mut unopened = None;
-        if method == Method::Register && matches!(validated, Some(Ok(_))) {
-            unopened = Some((route, heads));
+        let unopened = if method == Method::Register && matches!(validated, Some(Ok(_))) {
+            Some((route, heads))
         } else {
             self.table
                 .create_with_heads(&key, kind, route, heads, dialog, now);
-        }
+            None
+        };
 
         let parts = match validated {
             Some(Ok(parts)) => parts,
@@ -538,10 +537,7 @@ impl Switch {
         }
         let status = match method {
             Method::Register => {
-                // Always set for a REGISTER that got this far (it passed
-                // validation); the fallback only keeps this total.
-                let (route, heads) = unopened.unwrap_or_else(|| (peer, ResponseHeads::default()));
-                self.handle_register(now, now_unix, &key, (route, heads), peer, msg, &parts)
+                self.handle_register(now, now_unix, &key, unopened, peer, msg, &parts)
             }
             Method::Options if !in_dialog => {
                 let allow = allow_header();
@@ -658,10 +654,10 @@ impl Switch {
         Err(stale)
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// Answers with a digest challenge: 407 through the INVITE's
     /// transaction (`Reply::Txn`), or 401 to a REGISTER without one
     /// (`Reply::Unopened`).
+    #[allow(clippy::too_many_arguments)]
     fn send_challenge(
         &mut self,
         now: Instant,
@@ -702,36 +698,26 @@ impl Switch {
         match reply {
             Reply::Txn(key) => self.respond(now, key, msg, peer, status, f),
             Reply::Unopened(route, heads) => {
-                let tag = self.random_tag();
-                let tag = std::str::from_utf8(&tag).unwrap_or("");
-                let (to, bytes) = build_response(
-                    Some((route, heads)),
-                    self.user_agent.as_str(),
-                    tag,
-                    msg,
-                    peer,
-                    status,
-                    f,
-                );
-                self.scratch.push(Transmit { to, bytes });
+                self.respond_untracked(Some((route, heads)), msg, peer, status, f)
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// `unopened` is where the REGISTER's responses go and what they copy
-    /// from it: its transaction opens only once the credentials pass. A
-    /// challenge (or a 400 before it) is sent statelessly, as Kamailio and
-    /// OpenSIPS do: a retransmitted REGISTER just gets a fresh challenge,
-    /// which is as good to the phone, and the 32 s (Timer J) a completed
-    /// transaction is kept is spent only on the REGISTER whose 200 a
-    /// retransmission must see again (its nonce count is used up).
+    /// from it, when its transaction is not open yet (`None`: it is): it
+    /// opens only once the credentials pass. A challenge (or a 400 before
+    /// it) is sent statelessly, as Kamailio and OpenSIPS do: a
+    /// retransmitted REGISTER just gets a fresh challenge, which is as good
+    /// to the phone, and the 32 s (Timer J) a completed transaction is kept
+    /// is spent only on the REGISTER whose 200 a retransmission must see
+    /// again (its nonce count is used up).
+    #[allow(clippy::too_many_arguments)]
     fn handle_register(
         &mut self,
         now: Instant,
         now_unix: u64,
         key: &str,
-        unopened: (Peer, ResponseHeads),
+        unopened: Option<(Peer, ResponseHeads)>,
         peer: Peer,
         msg: &Message,
         parts: &RequestParts<'_>,
@@ -749,7 +735,7 @@ impl Switch {
         let aor_user = match aor_user {
             Ok(u) => u,
             Err(e) => {
-                let reply = Reply::Unopened(unopened.0, &unopened.1);
+                let reply = Reply::to(key, unopened.as_ref());
                 self.reply(now, reply, msg, peer, 400, |b| b.reason(e.to_string()));
                 return 400;
             }
@@ -757,19 +743,14 @@ impl Switch {
         let user = match self.authenticate(now, now_unix, peer, msg, false) {
             Ok(u) => u,
             Err(stale) => {
-                let reply = Reply::Unopened(unopened.0, &unopened.1);
+                let reply = Reply::to(key, unopened.as_ref());
                 return self.send_challenge(now, now_unix, reply, msg, peer, stale, false);
             }
         };
-        let (route, heads) = unopened;
-        self.table.create_with_heads(
-            key,
-            carillon_transaction::TransactionKind::NonInvite,
-            route,
-            heads,
-            None,
-            now,
-        );
+        if let Some((route, heads)) = unopened {
+            self.table
+                .create_with_heads(key, TransactionKind::NonInvite, route, heads, None, now);
+        }
         if user != aor_user {
             info!(source = %peer, user = %user, aor = %aor_user, "REGISTER for another user's AOR refused");
             self.respond(now, key, msg, peer, 403, |b| b);
@@ -848,6 +829,16 @@ enum Reply<'a> {
     /// Statelessly, along the route and heads worked out for a transaction
     /// that was not opened.
     Unopened(Peer, &'a ResponseHeads),
+}
+
+impl<'a> Reply<'a> {
+    /// Through the transaction `key` unless it is still `unopened`.
+    fn to(key: &'a str, unopened: Option<&'a (Peer, ResponseHeads)>) -> Reply<'a> {
+        match unopened {
+            Some((route, heads)) => Reply::Unopened(*route, heads),
+            None => Reply::Txn(key),
+        }
+    }
 }
 
 /// Builds a response through its transaction's route and rewritten Via
