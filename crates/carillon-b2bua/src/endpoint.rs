@@ -489,9 +489,10 @@ impl ServerTable {
         build: impl FnOnce(Option<(Peer, &ResponseHeads)>) -> (Peer, Bytes),
     ) {
         match self.txns.get_mut(key) {
-            // Already final: nothing more is sent (as the machine refuses).
-            Some(Slot::Done(_)) => {}
-            Some(Slot::Open(e)) => {
+            Some(slot) => {
+                let Slot::Open(e) = slot else {
+                    return; // already final: nothing more is sent, as the machine refuses
+                };
                 let (_, bytes) = build(Some((e.peer, &e.heads)));
                 if e.txn.send_response(now, status, bytes).is_err() {
                     return;
@@ -514,14 +515,11 @@ impl ServerTable {
                     // Only Timer J and retransmissions are left: keep just
                     // the response (a non-INVITE transaction has no
                     // dialog entry to clean up).
-                    let done = Done {
+                    *slot = Slot::Done(Done {
                         response: response.clone(),
                         peer: e.peer,
                         until: at,
-                    };
-                    if let Some(slot) = self.txns.get_mut(key) {
-                        *slot = Slot::Done(done);
-                    }
+                    });
                 }
             }
             None => {

@@ -365,7 +365,6 @@ async fn run(
         if let Some(due) = sinks.held.deadline() {
             deadline = deadline.min(due);
         }
-
         if timer.deadline() != deadline.into() {
             timer.as_mut().reset(deadline.into());
         }

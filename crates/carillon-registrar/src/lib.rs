@@ -130,16 +130,16 @@ pub struct Registrar {
 /// Contact URIs compare by scheme/user/host/port/params as RFC 3261 §19.1.4
 /// roughly does; Carillon compares the URI text case-insensitively in the
 /// host and literally elsewhere, which is what phones re-send.
+fn same_contact(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 /// `old` when it holds `new` already, else a new shared copy of `new`.
 fn shared(old: Option<&Arc<str>>, new: &str) -> Arc<str> {
     match old {
         Some(o) if **o == *new => o.clone(),
         _ => Arc::from(new),
     }
-}
-
-fn same_contact(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
 }
 
 /// The canonical AOR key for a To URI: `user@host` with the user unescaped.
@@ -458,7 +458,8 @@ impl Registrar {
             // A refresh shares the strings that did not change.
             let old = existing.and_then(|i| list.get(i));
             let binding = Binding {
-                aor: old.map_or_else(|| Arc::from(aor), |o| o.aor.clone()),
+                // Every binding of the AOR holds the same AOR text.
+                aor: shared(list.first().map(|b| &b.aor), aor),
                 contact: shared(old.map(|o| &o.contact), c.uri),
                 source: shared(old.map(|o| &o.source), source),
                 instance: c.instance.map(str::to_owned),

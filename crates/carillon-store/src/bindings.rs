@@ -87,34 +87,24 @@ impl Coalescer {
     }
 
     pub(crate) fn push(&mut self, change: BindingChange) {
-        match &change {
-            BindingChange::Upsert(BindingRow { aor, contact, .. })
-            | BindingChange::Remove { aor, contact } => {
-                let key = self.hasher.hash_one((&**aor, &**contact));
-                if let Some(&idx) = self.by_key.get(&key) {
-                    if let Some(slot) = self.slots.get_mut(idx) {
-                        let same = slot
-                            .as_ref()
-                            .and_then(pair)
-                            .is_some_and(|(a, c)| a == &**aor && c == &**contact);
-                        if same {
-                            *slot = None;
-                            self.live = self.live.saturating_sub(1);
-                        }
-                    }
+        if let Some(this) = pair(&change) {
+            let key = self.hasher.hash_one(this);
+            if let Some(slot) = self.by_key.get(&key).and_then(|&i| self.slots.get_mut(i)) {
+                if slot.as_ref().and_then(pair) == Some(this) {
+                    *slot = None;
+                    self.live = self.live.saturating_sub(1);
                 }
-                self.by_key.insert(key, self.slots.len());
             }
-            BindingChange::RemoveAor { aor } => {
-                for slot in &mut self.slots {
-                    if slot
-                        .as_ref()
-                        .and_then(pair)
-                        .is_some_and(|(a, _)| a == &**aor)
-                    {
-                        *slot = None;
-                        self.live = self.live.saturating_sub(1);
-                    }
+            self.by_key.insert(key, self.slots.len());
+        } else if let BindingChange::RemoveAor { aor } = &change {
+            for slot in &mut self.slots {
+                if slot
+                    .as_ref()
+                    .and_then(pair)
+                    .is_some_and(|(a, _)| a == &**aor)
+                {
+                    *slot = None;
+                    self.live = self.live.saturating_sub(1);
                 }
             }
         }
