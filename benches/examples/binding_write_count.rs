@@ -39,7 +39,9 @@ fn row(i: u64, users: u64, round: u64) -> BindingRow {
     }
 }
 
-fn main() {
+/// Two workers, as the switch's runtime has.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
     let arg = |n: usize, d: u64| {
         std::env::args()
             .nth(n)
@@ -50,18 +52,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("carillon-bwc-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let url = format!("sqlite://{}/b.db", dir.display());
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            std::process::exit(2);
-        }
-    };
-    let result = rt.block_on(async {
+    let result = async {
         let store = Store::connect(&url).await?;
         let changes: Vec<BindingChange> = (0..rows)
             .map(|i| BindingChange::Upsert(row(i, users, i / users)))
@@ -75,7 +66,8 @@ fn main() {
         let wall = wall.elapsed();
         store.close().await;
         Ok::<_, carillon_store::StoreError>((ticks, wall))
-    });
+    }
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     match result {
         Ok((ticks, wall)) => {
