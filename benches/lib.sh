@@ -36,6 +36,36 @@ clk_tck="$(getconf CLK_TCK)"
 # utime + stime of one process, in clock ticks.
 cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
+# "utime stime" of the processes given, summed, in clock ticks: user code
+# against the kernel (system calls, page faults, and the loopback delivery
+# of every datagram sent, which the kernel charges to the sender).
+cpu_split() {
+    local p
+    for p in "$@"; do sed -e 's/^.*) //' "/proc/$p/stat" 2>/dev/null; done |
+        awk '{u += $12; s += $13} END {print u + 0, s + 0}'
+}
+
+# Successful calls (registrations) in a SIPp -trace_stat file.
+sipp_ok() {
+    python3 -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
+print(rows[-1][rows[0].index("SuccessfulCall(C)")] if len(rows) > 1 else 0)' "$1"
+}
+
+# Prints "  CPU per registration: user U us, kernel K us (kernel share P %)"
+# from two cpu_split readings ($1, $2), the registrations ($3).
+print_split() {
+    python3 - "$1" "$2" "$3" "$clk_tck" <<'PY'
+import sys
+(u0, s0), (u1, s1) = (map(int, a.split()) for a in sys.argv[1:3])
+ok, tck = int(sys.argv[3]), int(sys.argv[4])
+u, s = (u1 - u0) / tck, (s1 - s0) / tck
+if ok > 0 and u + s > 0:
+    print(f"  CPU per registration: user {u / ok * 1e6:.1f}us, kernel {s / ok * 1e6:.1f}us "
+          f"(kernel share {100 * s / (u + s):.0f} %)")
+PY
+}
+
 # utime + stime per thread name of one process ("name ticks" lines, threads
 # of one name summed; names as the kernel truncates them to 15 bytes).
 thread_ticks() {
@@ -99,11 +129,12 @@ write_register_csv() {
     done
 }
 
-# Waits (at most 10 s) until something listens on UDP 127.0.0.1:$1; if
-# process $2 exits or time runs out, prints log $3 (of server $4) and exits.
+# Waits (at most 10 s, or $5 tenths of a second) until something listens
+# on UDP 127.0.0.1:$1; if process $2 exits or time runs out, prints log $3
+# (of server $4) and exits.
 wait_udp_listener() {
-    local port="$1" pid="$2" log="$3" name="$4"
-    for _ in $(seq 100); do
+    local port="$1" pid="$2" log="$3" name="$4" tries="${5:-100}"
+    for _ in $(seq "$tries"); do
         if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then sleep 0.5; return 0; fi
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

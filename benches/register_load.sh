@@ -104,6 +104,8 @@ TOML
 
     local cpu0 cpu1 t0 t1 rc=0
     cpu0="$(cpu_ticks "$SWITCH_PID")"
+    local split0 split1
+    split0="$(cpu_split "$SWITCH_PID")"
     thread_ticks "$SWITCH_PID" > "$run/threads0"
     local perf_pid=""
     if [ -n "${PROFILE:-}" ]; then
@@ -151,6 +153,7 @@ print(rows[-1][rows[0].index("SuccessfulCall(C)")] if len(rows) > 1 else -1)' "$
     # Let deferred work (binding writes to the database) finish and count it.
     sleep 1
     cpu1="$(cpu_ticks "$SWITCH_PID")"
+    split1="$(cpu_split "$SWITCH_PID")"
     thread_ticks "$SWITCH_PID" > "$run/threads1"
     local rss_kib
     rss_kib="$(awk '/^VmRSS:/ {print $2}' "/proc/$SWITCH_PID/status")"
@@ -196,6 +199,7 @@ if int(cw) >= 0 and int(okw) >= 0:
     print(f"  steady state (from the window start to the end): registrations={n}  "
           f"switch_cpu={cpu_s:.2f}s  per_core_second={n / cpu_s if cpu_s > 0 else float('inf'):.0f}")
 PY
+    print_split "$split0" "$split1" "$(sipp_ok "$run/stat.csv")"
 }
 
 for r in $RATES; do

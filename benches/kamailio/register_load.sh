@@ -84,6 +84,9 @@ run_rate() {
 
     local cpu0 cpu1 t0 t1 rc=0
     cpu0="$(tree_cpu_ticks "$main_pid")"
+    local split0 split1
+    # shellcheck disable=SC2046
+    split0="$(cpu_split $(tree_pids "$main_pid"))"
     t0="$(date +%s.%N)"
     start_sipp_register "$run" "$port" "$sport" "$rate"
     wait "$SIPP_PID" || rc=$?
@@ -91,6 +94,8 @@ run_rate() {
     t1="$(date +%s.%N)"
     sleep 1
     cpu1="$(tree_cpu_ticks "$main_pid")"
+    # shellcheck disable=SC2046
+    split1="$(cpu_split $(tree_pids "$main_pid"))"
     kill "$main_pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
     kill "$KAM_PID" 2>/dev/null || true
@@ -118,6 +123,7 @@ print(f"kamailio rate={rate}/s  children={children} ({nproc} processes)  complet
       f"sipp retransmissions={retrans}, REGISTERs received per core-second="
       f"{(2 * ok + retrans) / cpu if cpu > 0 else inf:.0f}; sipp exit {rc})")
 PY
+    print_split "$split0" "$split1" "$(sipp_ok "$run/stat.csv")"
 }
 
 for r in $RATES; do
