@@ -45,6 +45,9 @@ cpu_split() {
         awk '{u += $12; s += $13} END {print u + 0, s + 0}'
 }
 
+# Minor page faults of one process so far (all its threads).
+minor_faults() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $8}'; }
+
 # Successful calls (registrations) in a SIPp -trace_stat file.
 sipp_ok() {
     python3 -c 'import csv, sys

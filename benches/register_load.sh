@@ -106,6 +106,8 @@ TOML
     cpu0="$(cpu_ticks "$SWITCH_PID")"
     local split0 split1
     split0="$(cpu_split "$SWITCH_PID")"
+    local flt0 flt1
+    flt0="$(minor_faults "$SWITCH_PID")"
     thread_ticks "$SWITCH_PID" > "$run/threads0"
     local perf_pid=""
     if [ -n "${PROFILE:-}" ]; then
@@ -154,6 +156,7 @@ print(rows[-1][rows[0].index("SuccessfulCall(C)")] if len(rows) > 1 else -1)' "$
     sleep 1
     cpu1="$(cpu_ticks "$SWITCH_PID")"
     split1="$(cpu_split "$SWITCH_PID")"
+    flt1="$(minor_faults "$SWITCH_PID")"
     thread_ticks "$SWITCH_PID" > "$run/threads1"
     local rss_kib
     rss_kib="$(awk '/^VmRSS:/ {print $2}' "/proc/$SWITCH_PID/status")"
@@ -200,6 +203,7 @@ if int(cw) >= 0 and int(okw) >= 0:
           f"switch_cpu={cpu_s:.2f}s  per_core_second={n / cpu_s if cpu_s > 0 else float('inf'):.0f}")
 PY
     print_split "$split0" "$split1" "$(sipp_ok "$run/stat.csv")"
+    echo "  page faults: $((flt1 - flt0)) (minor)"
 }
 
 for r in $RATES; do

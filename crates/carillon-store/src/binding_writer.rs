@@ -183,7 +183,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
     let max_batch = config.max_batch.max(1);
-    let mut pending = Coalescer::default();
+    let mut pending = Coalescer::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let mut retry_at: Option<Instant> = None;
     let mut backoff = config.retry_initial;

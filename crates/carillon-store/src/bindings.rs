@@ -56,15 +56,18 @@ pub enum BindingChange {
 /// once (but for a pair whose hash another pair shares, see `by_key`);
 /// applying it in order leaves the table in the same state as applying
 /// every change that was pushed, in order.
+///
+/// `S` hashes the pairs; only tests choose another than the default (one
+/// that makes every pair collide).
 #[derive(Debug, Default)]
-pub(crate) struct Coalescer {
+pub(crate) struct Coalescer<S = foldhash::fast::RandomState> {
     slots: Vec<Option<BindingChange>>,
     /// Slot of the latest change per `(aor, contact)`, by a keyed hash of
     /// the pair (no copy of the strings per change). A hit is checked
     /// against the slot: a pair whose hash another pair shares only leaves
     /// both changes queued, in order, which applying handles.
     by_key: HashMap<u64, usize, foldhash::fast::FixedState>,
-    hasher: foldhash::fast::RandomState,
+    hasher: S,
     live: usize,
 }
 
@@ -78,6 +81,13 @@ fn pair(change: &BindingChange) -> Option<(&str, &str)> {
 }
 
 impl Coalescer {
+    /// An empty coalescer hashing with a random key.
+    pub(crate) fn new() -> Coalescer {
+        Coalescer::default()
+    }
+}
+
+impl<S: BuildHasher> Coalescer<S> {
     pub(crate) fn len(&self) -> usize {
         self.live
     }
@@ -145,7 +155,7 @@ mod tests {
 
     #[test]
     fn repeated_refreshes_of_one_contact_coalesce_to_the_last() {
-        let mut c = Coalescer::default();
+        let mut c = Coalescer::new();
         for cseq in 1..=5 {
             c.push(BindingChange::Upsert(row("a", "x", cseq)));
         }
@@ -156,7 +166,7 @@ mod tests {
 
     #[test]
     fn remove_aor_drops_earlier_changes_of_that_aor_but_keeps_later_ones() {
-        let mut c = Coalescer::default();
+        let mut c = Coalescer::new();
         c.push(BindingChange::Upsert(row("a", "x", 1)));
         c.push(BindingChange::Upsert(row("b", "y", 1)));
         c.push(BindingChange::RemoveAor { aor: "a".into() });
@@ -171,9 +181,112 @@ mod tests {
         );
     }
 
+    /// Hashes every pair to the same value.
+    #[derive(Default)]
+    struct Colliding;
+
+    struct Zero;
+
+    impl std::hash::Hasher for Zero {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    impl BuildHasher for Colliding {
+        type Hasher = Zero;
+        fn build_hasher(&self) -> Zero {
+            Zero
+        }
+    }
+
+    /// The table a list of changes leaves, applied in order to an empty
+    /// one: `(aor, contact) -> cseq`.
+    fn apply(changes: &[BindingChange]) -> std::collections::BTreeMap<(String, String), u32> {
+        let mut table = std::collections::BTreeMap::new();
+        for change in changes {
+            match change {
+                BindingChange::Upsert(r) => {
+                    table.insert((r.aor.to_string(), r.contact.to_string()), r.cseq);
+                }
+                BindingChange::Remove { aor, contact } => {
+                    table.remove(&(aor.to_string(), contact.to_string()));
+                }
+                BindingChange::RemoveAor { aor } => table.retain(|(a, _), _| a != &**aor),
+            }
+        }
+        table
+    }
+
+    /// A pseudo-random list of `n` changes over three AORs with two
+    /// contacts each (a fixed LCG: the same list every run).
+    fn changes(seed: u64, n: usize) -> Vec<BindingChange> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            x >> 33
+        };
+        (0..n)
+            .map(|i| {
+                let aor = ["a", "b", "c"][(next() % 3) as usize];
+                let contact = ["x", "y"][(next() % 2) as usize];
+                match next() % 6 {
+                    0 => BindingChange::Remove {
+                        aor: aor.into(),
+                        contact: contact.into(),
+                    },
+                    1 => BindingChange::RemoveAor { aor: aor.into() },
+                    _ => BindingChange::Upsert(row(aor, contact, i as u32)),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn coalescing_leaves_the_table_as_the_full_list_would_even_when_every_pair_collides() {
+        for seed in 0..200 {
+            let all = changes(seed, 40);
+            let mut keyed = Coalescer::new();
+            let mut colliding = Coalescer::<Colliding>::default();
+            for change in &all {
+                keyed.push(change.clone());
+                colliding.push(change.clone());
+            }
+            let (keyed, colliding) = (keyed.take(), colliding.take());
+            assert_eq!(apply(&keyed), apply(&all), "seed {seed}");
+            assert_eq!(apply(&colliding), apply(&all), "seed {seed} (colliding)");
+            // With distinct hashes each pair is queued once at most; when all
+            // collide, only a change right after one of the same pair is
+            // dropped, so the list may be longer but never out of order.
+            assert!(keyed.len() <= colliding.len() && colliding.len() <= all.len());
+        }
+    }
+
+    #[test]
+    fn a_colliding_pair_does_not_drop_the_change_of_another() {
+        let mut c = Coalescer::<Colliding>::default();
+        c.push(BindingChange::Upsert(row("a", "x", 1)));
+        c.push(BindingChange::Upsert(row("b", "y", 1)));
+        c.push(BindingChange::Upsert(row("a", "x", 2)));
+        // (b, y) holds the shared hash, so (a, x) 1 is not found and stays
+        // queued before (a, x) 2; (b, y) is untouched.
+        assert_eq!(
+            c.take(),
+            vec![
+                BindingChange::Upsert(row("a", "x", 1)),
+                BindingChange::Upsert(row("b", "y", 1)),
+                BindingChange::Upsert(row("a", "x", 2)),
+            ]
+        );
+        c.push(BindingChange::Upsert(row("a", "x", 3)));
+        c.push(BindingChange::Upsert(row("a", "x", 4)));
+        assert_eq!(c.take(), vec![BindingChange::Upsert(row("a", "x", 4))]);
+    }
+
     #[test]
     fn remove_after_upsert_keeps_only_the_remove() {
-        let mut c = Coalescer::default();
+        let mut c = Coalescer::new();
         c.push(BindingChange::Upsert(row("a", "x", 1)));
         c.push(BindingChange::Remove {
             aor: "a".into(),
