@@ -48,9 +48,9 @@ RAMP_RATE="${RAMP_RATE:-200}"
 
 if [ -z "${CARILLON_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-    (cd "$ROOT" && cargo build --release -p carillon -p carillon-load) >&2
-    CARILLON_BIN="${CARILLON_BIN:-$CARGO_TARGET_DIR/release/carillon}"
-    LOAD_BIN="${LOAD_BIN:-$CARGO_TARGET_DIR/release/carillon-load}"
+    (cd "$ROOT" && cargo build --profile dist -p carillon -p carillon-load) >&2
+    CARILLON_BIN="${CARILLON_BIN:-$CARGO_TARGET_DIR/dist/carillon}"
+    LOAD_BIN="${LOAD_BIN:-$CARGO_TARGET_DIR/dist/carillon-load}"
 fi
 
 SWITCH_PID=""

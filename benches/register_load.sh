@@ -45,8 +45,8 @@ command -v sipp >/dev/null || { echo "sipp not found (apt-get install -y sip-tes
 
 if [ -z "${CARILLON_BIN:-}" ]; then
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-    (cd "$ROOT" && cargo build --release -p carillon) >&2
-    CARILLON_BIN="$CARGO_TARGET_DIR/release/carillon"
+    (cd "$ROOT" && cargo build --profile dist -p carillon) >&2
+    CARILLON_BIN="$CARGO_TARGET_DIR/dist/carillon"
 fi
 [ -x "$CARILLON_BIN" ] || { echo "no binary at $CARILLON_BIN" >&2; exit 2; }
 

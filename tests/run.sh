@@ -12,6 +12,7 @@ command -v svwar >/dev/null || need+=(sipvicious)
 command -v sox >/dev/null || need+=(sox)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql)
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then

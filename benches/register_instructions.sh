@@ -24,8 +24,8 @@
 # low rate no batching happens, so carillon's per-wake-up costs weigh more
 # than under load.
 #
-# Usage: benches/register_count.sh
-#        TARGETS=carillon COUNT=1000 benches/register_count.sh
+# Usage: benches/register_instructions.sh
+#        TARGETS=carillon COUNT=1000 benches/register_instructions.sh
 # Env: TARGETS ("carillon kamailio"), COUNT (2000), RATE (100), USERS
 #      (10000), CARILLON_BIN (skip build), CARGO_TARGET_DIR, KEEP_WORK=1.
 # Needs valgrind, sipp, kamailio. Only the processes it starts are stopped.
@@ -49,8 +49,8 @@ case " $TARGETS " in
 *" carillon "*)
     if [ -z "${CARILLON_BIN:-}" ]; then
         export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-        (cd "$ROOT" && cargo build --release -p carillon) >&2
-        CARILLON_BIN="$CARGO_TARGET_DIR/release/carillon"
+        (cd "$ROOT" && cargo build --profile dist -p carillon) >&2
+        CARILLON_BIN="$CARGO_TARGET_DIR/dist/carillon"
     fi
     ;;
 esac

@@ -1,0 +1,220 @@
+//! `deploy/install.sh` and `deploy/carillon.service`: a staged install
+//! (`DESTDIR`) has the layout and permissions the unit expects, the unit
+//! passes `systemd-analyze verify`, and the unit's own `ExecStartPre`,
+//! `ExecStart` and `WorkingDirectory`, moved into the stage, start a switch
+//! that answers OPTIONS, keeps its SQLite database under the state
+//! directory and stops cleanly on the unit's `KillSignal`.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bin, free_port, replace_listeners, unique, Conn, SipMsg, STOP_TIMEOUT};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// The value of the first `key=` line of the unit.
+fn unit_value<'a>(unit: &'a str, key: &str) -> &'a str {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in the unit"))
+}
+
+/// A unit command line with its absolute install paths moved into `stage`.
+fn staged_command(line: &str, stage: &Path) -> Command {
+    let words: Vec<String> = line
+        .split_whitespace()
+        .map(|w| {
+            if w.starts_with("/usr/local/") || w.starts_with("/etc/carillon") {
+                format!("{}{w}", stage.display())
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    let (program, args) = words.split_first().expect("an empty command in the unit");
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+#[test]
+fn a_staged_install_runs_the_way_the_unit_starts_it() {
+    let stage = std::env::temp_dir().join(format!("carillon-deploy-{}", unique()));
+    let out = Command::new("bash")
+        .arg(repo().join("deploy/install.sh"))
+        .env("DESTDIR", &stage)
+        .env("CARILLON_BIN", bin())
+        .output()
+        .expect("run deploy/install.sh");
+    assert!(
+        out.status.success(),
+        "install.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Layout and permissions: the passwords in users.toml are readable by
+    // root and the service's group only.
+    for (path, want) in [
+        ("usr/local/bin/carillon", 0o755),
+        ("etc/systemd/system/carillon.service", 0o644),
+        ("etc/carillon", 0o750),
+        ("etc/carillon/carillon.toml", 0o640),
+        ("etc/carillon/users.toml", 0o640),
+        ("etc/carillon/dialplan.toml", 0o640),
+        ("etc/carillon/trunks.toml", 0o640),
+        ("var/lib/carillon", 0o750),
+        ("usr/local/share/doc/carillon/README.md", 0o644),
+    ] {
+        assert_eq!(mode(&stage.join(path)), want, "mode of {path}");
+    }
+    let unit = fs::read_to_string(stage.join("etc/systemd/system/carillon.service"))
+        .expect("read the installed unit");
+    assert_eq!(
+        unit,
+        fs::read_to_string(repo().join("deploy/carillon.service")).expect("read the unit"),
+        "the installed unit is deploy/carillon.service"
+    );
+
+    // A second run keeps the configuration an operator may have edited.
+    let users = stage.join("etc/carillon/users.toml");
+    fs::write(&users, "# edited by the operator\n").expect("edit users.toml");
+    let again = Command::new("bash")
+        .arg(repo().join("deploy/install.sh"))
+        .env("DESTDIR", &stage)
+        .env("CARILLON_BIN", bin())
+        .output()
+        .expect("run deploy/install.sh again");
+    assert!(again.status.success());
+    assert_eq!(
+        fs::read_to_string(&users).expect("read users.toml"),
+        "# edited by the operator\n",
+        "a reinstall overwrote the configuration"
+    );
+    fs::copy(repo().join("config/users.toml"), &users).expect("restore users.toml");
+
+    // systemd's own check of the unit, paths moved into the stage: no
+    // unknown keys, no missing executables.
+    let staged_unit = stage.join("carillon-verify.service");
+    fs::write(
+        &staged_unit,
+        unit.replace(
+            "/usr/local/bin/carillon",
+            &format!("{}/usr/local/bin/carillon", stage.display()),
+        )
+        .replace(
+            "/etc/carillon",
+            &format!("{}/etc/carillon", stage.display()),
+        ),
+    )
+    .expect("write the unit to verify");
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&staged_unit)
+        .output()
+        .expect("run systemd-analyze (tests/run.sh installs systemd)");
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify: {complaints}"
+    );
+
+    // The unit's commands, on loopback ports instead of 0.0.0.0:5060.
+    let port = free_port(&["127.0.0.1".parse().expect("ip")]);
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let main_toml = stage.join("etc/carillon/carillon.toml");
+    let text = fs::read_to_string(&main_toml).expect("read carillon.toml");
+    fs::write(
+        &main_toml,
+        replace_listeners(&text, &[("udp", addr), ("tcp", addr)]),
+    )
+    .expect("write carillon.toml");
+    let workdir = PathBuf::from(format!(
+        "{}{}",
+        stage.display(),
+        unit_value(&unit, "WorkingDirectory")
+    ));
+    let pre = staged_command(unit_value(&unit, "ExecStartPre"), &stage)
+        .current_dir(&workdir)
+        .output()
+        .expect("run ExecStartPre");
+    assert!(
+        pre.status.success(),
+        "ExecStartPre failed: {}",
+        String::from_utf8_lossy(&pre.stdout)
+    );
+    let log = stage.join("carillon.log");
+    let mut child = staged_command(unit_value(&unit, "ExecStart"), &stage)
+        .current_dir(&workdir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).expect("create the log"))
+        .spawn()
+        .expect("run ExecStart");
+    let read_log = || fs::read_to_string(&log).unwrap_or_default();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let mut probe = Conn::udp(addr);
+        let got = probe.options();
+        if got.is_some() || Instant::now() >= deadline {
+            break got;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("carillon exited ({status}); log:\n{}", read_log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        answer.as_ref().and_then(SipMsg::status),
+        Some(200),
+        "OPTIONS to the installed switch; log:\n{}",
+        read_log()
+    );
+    assert!(
+        workdir.join("var/carillon.db").is_file(),
+        "the SQLite database is not under the unit's WorkingDirectory; log:\n{}",
+        read_log()
+    );
+
+    assert_eq!(unit_value(&unit, "KillSignal"), "SIGTERM");
+    let killed = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "no exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                read_log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}; log:\n{}",
+        read_log()
+    );
+    let _ = fs::remove_dir_all(&stage);
+}
