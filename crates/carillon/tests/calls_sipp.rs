@@ -9,8 +9,9 @@
 //! CANCEL before answer (487, the callee sees the CANCEL, relay ports are
 //! released), BYE from the callee, hold/resume by re-INVITE, early media
 //! (183 with SDP, media relayed before the answer), 100rel/PRACK on both
-//! legs, a session timer refreshed by the switch, and a per-user
-//! `max_calls` limit (486). After each, the switch must have logged
+//! legs, a session timer refreshed by the switch, one its refresher (the
+//! caller) lets lapse (the switch hangs up a third of the interval early),
+//! and a per-user `max_calls` limit (486). After each, the switch must have logged
 //! `call ended` exactly once per call.
 
 mod callsupport;
@@ -639,6 +640,62 @@ fn the_switch_refreshes_a_session_timer_it_was_made_refresher_of() {
         ended[0].num("cause"),
         Some(16),
         "ended by the BYE, not the timer"
+    );
+    assert_ended_once(&mut sw, 1);
+}
+
+#[test]
+fn a_session_its_refresher_never_refreshes_is_hung_up_before_it_expires() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    // No RTP inactivity hangup: nobody sends RTP for the minute.
+    let main = env.config_dir().join("carillon.toml");
+    let text = std::fs::read_to_string(&main).expect("read carillon.toml");
+    std::fs::write(
+        &main,
+        set_keys(&text, "rtp", &[("timeout_secs", "0".into())]),
+    )
+    .expect("write carillon.toml");
+    let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    // Session-Expires: 90;refresher=uac from a caller with timer support,
+    // which then never refreshes: the switch hangs up both legs at 60 s
+    // (the scenario fails on anything from the switch before 55 s, and on
+    // no BYE by 75 s). About 61 s.
+    let (uac, uas) = uac_uas(
+        &env,
+        &sw,
+        (uas_sip, uas_media),
+        ("uac-expiry", "calls_uac_timer_expiry.xml"),
+        ("uas-expiry", None),
+        85,
+    );
+    let why = || describe(&env, &sw, &["uac-expiry", "uas-expiry"]);
+    assert!(
+        uac.ok(),
+        "caller: no BYE between 55 and 75 s? {:?}\n{}",
+        uac.status,
+        why()
+    );
+    assert!(
+        uas.ok(),
+        "callee did not get its BYE: {:?}\n{}",
+        uas.status,
+        why()
+    );
+    assert!(
+        sw.lines("session refresh sent").is_empty(),
+        "the switch refreshed a session the caller was to refresh\n{}",
+        sw.log()
+    );
+    let expired = sw.lines("session expired without a refresh: hanging up");
+    assert_eq!(expired.len(), 1, "{}", sw.log());
+    assert_eq!(expired[0].get("interval"), Some("90"));
+    let ended = calls_ended(&sw, 1);
+    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    assert_eq!(
+        ended[0].num("cause"),
+        Some(102),
+        "ended by the session timer (cause 102, recovery on timer expiry)"
     );
     assert_ended_once(&mut sw, 1);
 }
