@@ -132,6 +132,56 @@ write_register_csv() {
     done
 }
 
+# users.toml for the REGISTER benchmarks: $1 users 100000.. with password
+# pw<ext> (the same users write_register_csv gives SIPp).
+write_register_users() {
+    echo '[defaults]'
+    echo 'context = "internal"'
+    echo 'max_contacts = 3'
+    local i ext
+    for i in $(seq 0 $(($1 - 1))); do
+        ext=$((100000 + i))
+        printf '\n[[user]]\nextension = "%s"\npassword = "pw%s"\n' "$ext" "$ext"
+    done
+}
+
+# The same users as a db_text table for Kamailio's htable (see
+# benches/kamailio/register.cfg).
+write_kamailio_users() {
+    echo 'id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str) expires(int)'
+    local i
+    for i in $(seq 0 $(($1 - 1))); do
+        echo "$((i + 1)):$((100000 + i)):0:0:pw$((100000 + i)):0"
+    done
+}
+
+# carillon.toml for the REGISTER benchmarks: UDP on 127.0.0.1:$2, SQLite
+# and the CDR spool in directory $1, 127.0.0.1 exempt from rate limits and
+# bans, MD5 challenges only (what SIPp answers).
+write_register_config() {
+    cat <<TOML
+[general]
+realm = "carillon"
+
+[[listen]]
+transport = "udp"
+address = "127.0.0.1:$2"
+
+[database]
+url = "sqlite://$1/carillon.db"
+cdr_spool = "$1/cdr-spool.jsonl"
+
+[registrar]
+min_expires = 60
+max_expires = 3600
+default_expires = 3600
+
+[security]
+exempt = ["127.0.0.1"]
+digest_algorithms = ["MD5"]
+TOML
+}
+
 # Waits (at most 10 s, or $5 tenths of a second) until something listens
 # on UDP 127.0.0.1:$1; if process $2 exits or time runs out, prints log $3
 # (of server $4) and exits.

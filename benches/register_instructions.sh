@@ -119,35 +119,8 @@ run_carillon() {
     local run="$WORK/carillon" port
     port="$(free_port)"
     mkdir -p "$run/config" "$run/cg"
-    {
-        echo '[defaults]'
-        echo 'context = "internal"'
-        echo 'max_contacts = 3'
-        for i in $(seq 0 $((USERS - 1))); do
-            printf '\n[[user]]\nextension = "%s"\npassword = "pw%s"\n' "$((100000 + i))" "$((100000 + i))"
-        done
-    } > "$run/config/users.toml"
-    cat > "$run/config/carillon.toml" <<TOML
-[general]
-realm = "carillon"
-
-[[listen]]
-transport = "udp"
-address = "127.0.0.1:$port"
-
-[database]
-url = "sqlite://$run/carillon.db"
-cdr_spool = "$run/cdr-spool.jsonl"
-
-[registrar]
-min_expires = 60
-max_expires = 3600
-default_expires = 3600
-
-[security]
-exempt = ["127.0.0.1"]
-digest_algorithms = ["MD5"]
-TOML
+    write_register_users "$USERS" > "$run/config/users.toml"
+    write_register_config "$run" "$port" > "$run/config/carillon.toml"
     RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$run/cg/carillon.%p" \
         "$CARILLON_BIN" run --config "$run/config" > "$run/server.log" 2>&1 &
     SERVER_PID=$!
@@ -167,12 +140,7 @@ run_kamailio() {
     local run="$WORK/kamailio" port
     port="$(free_port)"
     mkdir -p "$run/db" "$run/cg"
-    {
-        echo 'id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str) expires(int)'
-        for i in $(seq 0 $((USERS - 1))); do
-            echo "$((i + 1)):$((100000 + i)):0:0:pw$((100000 + i)):0"
-        done
-    } > "$run/db/users"
+    write_kamailio_users "$USERS" > "$run/db/users"
     valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$run/cg/kamailio.%p" \
         kamailio -f "$ROOT/benches/kamailio/register.cfg" -DD -E -l "udp:127.0.0.1:$port" \
         -A CHILDREN=2 -A "USERS_URL=\"text://$run/db\"" -m 128 -M 16 -Y "$run" -w "$run" -x tlsf \

@@ -57,15 +57,7 @@ bench_workdir carillon-regload
 
 
 # Users and the SIPp injection file.
-{
-    echo '[defaults]'
-    echo 'context = "internal"'
-    echo 'max_contacts = 3'
-    for i in $(seq 0 $((USERS - 1))); do
-        ext=$((100000 + i))
-        printf '\n[[user]]\nextension = "%s"\npassword = "pw%s"\n' "$ext" "$ext"
-    done
-} > "$WORK/users.toml"
+write_register_users "$USERS" > "$WORK/users.toml"
 write_register_csv "$USERS" > "$WORK/users.csv"
 
 
@@ -77,27 +69,7 @@ run_rate() {
     run="$WORK/rate-$rate"
     mkdir -p "$run/config"
     cp "$WORK/users.toml" "$run/config/users.toml"
-    cat > "$run/config/carillon.toml" <<TOML
-[general]
-realm = "carillon"
-
-[[listen]]
-transport = "udp"
-address = "127.0.0.1:$port"
-
-[database]
-url = "sqlite://$run/carillon.db"
-cdr_spool = "$run/cdr-spool.jsonl"
-
-[registrar]
-min_expires = 60
-max_expires = 3600
-default_expires = 3600
-
-[security]
-exempt = ["127.0.0.1"]
-digest_algorithms = ["MD5"]
-TOML
+    write_register_config "$run" "$port" > "$run/config/carillon.toml"
     RUST_LOG=warn "$CARILLON_BIN" run --config "$run/config" > "$run/carillon.log" 2>&1 &
     SWITCH_PID=$!
     wait_udp_listener "$port" "$SWITCH_PID" "$run/carillon.log" carillon

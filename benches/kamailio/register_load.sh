@@ -52,13 +52,7 @@ bench_workdir kamailio-regload
 # Users: db_text table for the htable, and the SIPp injection file (same
 # shape as benches/register_load.sh).
 mkdir -p "$WORK/db"
-{
-    echo 'id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str) expires(int)'
-    for i in $(seq 0 $((USERS - 1))); do
-        ext=$((100000 + i))
-        echo "$((i + 1)):$ext:0:0:pw$ext:0"
-    done
-} > "$WORK/db/users"
+write_kamailio_users "$USERS" > "$WORK/db/users"
 write_register_csv "$USERS" > "$WORK/users.csv"
 
 

@@ -600,11 +600,10 @@ fn reliable_provisionals_are_pracked_on_both_legs() {
     assert_ended_once(&mut sw, 1);
 }
 
-#[test]
-fn the_switch_refreshes_a_session_timer_it_was_made_refresher_of() {
-    require_sipp();
-    let mut env = CallEnv::new(&Options::default());
-    // Neither SIPp sends RTP for 47 s: no RTP inactivity hangup.
+/// The example switch without the RTP inactivity hangup, for calls that
+/// stay up without media for longer than its timeout.
+fn env_without_rtp_timeout() -> CallEnv {
+    let env = CallEnv::new(&Options::default());
     let main = env.config_dir().join("carillon.toml");
     let text = std::fs::read_to_string(&main).expect("read carillon.toml");
     std::fs::write(
@@ -612,6 +611,14 @@ fn the_switch_refreshes_a_session_timer_it_was_made_refresher_of() {
         set_keys(&text, "rtp", &[("timeout_secs", "0".into())]),
     )
     .expect("write carillon.toml");
+    env
+}
+
+#[test]
+fn the_switch_refreshes_a_session_timer_it_was_made_refresher_of() {
+    require_sipp();
+    // Neither SIPp sends RTP for 47 s.
+    let mut env = env_without_rtp_timeout();
     let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
     // Session-Expires: 90 from a caller without timer support: the switch
     // refreshes at 45 s (UPDATE, which the caller allows). About 47 s.
@@ -647,15 +654,8 @@ fn the_switch_refreshes_a_session_timer_it_was_made_refresher_of() {
 #[test]
 fn a_session_its_refresher_never_refreshes_is_hung_up_before_it_expires() {
     require_sipp();
-    let mut env = CallEnv::new(&Options::default());
-    // No RTP inactivity hangup: nobody sends RTP for the minute.
-    let main = env.config_dir().join("carillon.toml");
-    let text = std::fs::read_to_string(&main).expect("read carillon.toml");
-    std::fs::write(
-        &main,
-        set_keys(&text, "rtp", &[("timeout_secs", "0".into())]),
-    )
-    .expect("write carillon.toml");
+    // Nobody sends RTP for the minute.
+    let mut env = env_without_rtp_timeout();
     let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
     // Session-Expires: 90;refresher=uac from a caller with timer support,
     // which then never refreshes: the switch hangs up both legs at 60 s
