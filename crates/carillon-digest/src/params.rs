@@ -303,6 +303,16 @@ mod tests {
     fn unterminated_quote_is_an_error() {
         assert_eq!(collect("a=\"abc"), Err(DigestError::UnterminatedQuote));
         assert_eq!(collect("a=\"abc\\\""), Err(DigestError::UnterminatedQuote));
+        assert_eq!(collect("a=\"abc\\"), Err(DigestError::UnterminatedQuote));
+    }
+
+    #[test]
+    fn an_escaped_multibyte_character_is_kept_whole() {
+        let got = collect("a=\"x\\é\\\\\", b=1").unwrap();
+        assert_eq!(
+            got,
+            vec![("a".into(), "xé\\".into()), ("b".into(), "1".into())]
+        );
     }
 
     #[test]
