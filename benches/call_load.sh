@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Call capacity of a release `carillon`, driven by `carillon-load` (bounded).
+# Call capacity of an optimized `carillon` (profile dist), driven by `carillon-load` (bounded).
 #
 # The switch gets a temporary config: a trunk `loadgen` whose contact is the
 # load tool's answering side and whose `identify` is 127.0.0.1, so calls from

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Authenticated REGISTER load against a release `carillon` (bounded).
+# Authenticated REGISTER load against an optimized `carillon` (profile dist) (bounded).
 #
-# Builds the release binary, writes a temporary config with USERS users
+# Builds the binary (`cargo build --profile dist`), writes a temporary config with USERS users
 # (listener on 127.0.0.1:<free port>, 127.0.0.1 exempt from rate limits and
 # bans, SQLite in the temp dir), then for each rate in RATES starts a fresh
 # switch with RUST_LOG=warn, runs SIPp's tests/sipp/register_auth.xml for

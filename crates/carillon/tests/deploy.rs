@@ -52,12 +52,11 @@ fn staged_command(line: &str, stage: &Path) -> Command {
     cmd
 }
 
-#[test]
-fn a_staged_install_runs_the_way_the_unit_starts_it() {
-    let stage = std::env::temp_dir().join(format!("carillon-deploy-{}", unique()));
+/// `deploy/install.sh` staged into `stage`, with the binary under test.
+fn install(stage: &Path) {
     let out = Command::new("bash")
         .arg(repo().join("deploy/install.sh"))
-        .env("DESTDIR", &stage)
+        .env("DESTDIR", stage)
         .env("CARILLON_BIN", bin())
         .output()
         .expect("run deploy/install.sh");
@@ -66,6 +65,12 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         "install.sh failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_staged_install_runs_the_way_the_unit_starts_it() {
+    let stage = std::env::temp_dir().join(format!("carillon-deploy-{}", unique()));
+    install(&stage);
 
     // Layout and permissions: the passwords in users.toml are readable by
     // root and the service's group only.
@@ -93,13 +98,7 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
     // A second run keeps the configuration an operator may have edited.
     let users = stage.join("etc/carillon/users.toml");
     fs::write(&users, "# edited by the operator\n").expect("edit users.toml");
-    let again = Command::new("bash")
-        .arg(repo().join("deploy/install.sh"))
-        .env("DESTDIR", &stage)
-        .env("CARILLON_BIN", bin())
-        .output()
-        .expect("run deploy/install.sh again");
-    assert!(again.status.success());
+    install(&stage);
     assert_eq!(
         fs::read_to_string(&users).expect("read users.toml"),
         "# edited by the operator\n",
