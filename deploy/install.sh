@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Carillon as a systemd service on Debian:
-#   /usr/local/bin/carillon                  the release binary
+#   /usr/local/bin/carillon                  the binary (profile dist)
 #   /etc/carillon/                           the configuration (from config/;
 #                                            an existing one is never overwritten)
 #   /var/lib/carillon/                       state: SQLite database, CDR spool
