@@ -7,17 +7,11 @@
 
 mod common;
 
+use common::{bin, free_port, replace_listeners, repo_root, unique, Conn, Running, SipMsg};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{bin, free_port, replace_listeners, unique, Conn, SipMsg, STOP_TIMEOUT};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::process::Command;
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path)
@@ -55,7 +49,7 @@ fn staged_command(line: &str, stage: &Path) -> Command {
 /// `deploy/install.sh` staged into `stage`, with the binary under test.
 fn install(stage: &Path) {
     let out = Command::new("bash")
-        .arg(repo().join("deploy/install.sh"))
+        .arg(repo_root().join("deploy/install.sh"))
         .env("DESTDIR", stage)
         .env("CARILLON_BIN", bin())
         .output()
@@ -91,7 +85,7 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         .expect("read the installed unit");
     assert_eq!(
         unit,
-        fs::read_to_string(repo().join("deploy/carillon.service")).expect("read the unit"),
+        fs::read_to_string(repo_root().join("deploy/carillon.service")).expect("read the unit"),
         "the installed unit is deploy/carillon.service"
     );
 
@@ -104,7 +98,7 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         "# edited by the operator\n",
         "a reinstall overwrote the configuration"
     );
-    fs::copy(repo().join("config/users.toml"), &users).expect("restore users.toml");
+    fs::copy(repo_root().join("config/users.toml"), &users).expect("restore users.toml");
 
     // systemd's own check of the unit, paths moved into the stage: no
     // unknown keys, no missing executables.
@@ -157,63 +151,38 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         String::from_utf8_lossy(&pre.stdout)
     );
     let log = stage.join("carillon.log");
-    let mut child = staged_command(unit_value(&unit, "ExecStart"), &stage)
+    let out = fs::File::create(&log).expect("create the log");
+    let child = staged_command(unit_value(&unit, "ExecStart"), &stage)
         .current_dir(&workdir)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).expect("create the log"))
+        .env("NO_COLOR", "1")
+        .stdout(out.try_clone().expect("clone the log handle"))
+        .stderr(out)
         .spawn()
         .expect("run ExecStart");
-    let read_log = || fs::read_to_string(&log).unwrap_or_default();
+    // Both listeners bound, or a panic with the log.
+    let mut sw = Running::adopt(child, port, log, 2);
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let answer = loop {
-        let mut probe = Conn::udp(addr);
-        let got = probe.options();
-        if got.is_some() || Instant::now() >= deadline {
-            break got;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("carillon exited ({status}); log:\n{}", read_log());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let answer = Conn::udp(sw.addr()).options();
     assert_eq!(
         answer.as_ref().and_then(SipMsg::status),
         Some(200),
         "OPTIONS to the installed switch; log:\n{}",
-        read_log()
+        sw.log()
     );
     assert!(
         workdir.join("var/carillon.db").is_file(),
         "the SQLite database is not under the unit's WorkingDirectory; log:\n{}",
-        read_log()
+        sw.log()
     );
 
+    // Running::stop sends SIGTERM, the unit's KillSignal.
     assert_eq!(unit_value(&unit, "KillSignal"), "SIGTERM");
-    let killed = Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!(
-                "no exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
-                read_log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    };
+    let status = sw.stop();
     assert!(
         status.success(),
         "exit after SIGTERM: {status}; log:\n{}",
-        read_log()
+        sw.log()
     );
     let _ = fs::remove_dir_all(&stage);
 }

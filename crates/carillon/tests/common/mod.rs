@@ -244,15 +244,8 @@ impl Env {
         let log = self.dir.path().join(format!("switch-{}.log", self.starts));
         let child =
             process::spawn_switch(&self.config_dir(), self.dir.path(), &self.rust_log, &log);
-        let mut running = Running {
-            child,
-            port: self.port,
-            log,
-            stopped: None,
-        };
         let listeners = if self.ipv6 { 3 } else { 2 };
-        process::wait_ready(&mut running.child, &running.log, listeners, READY_TIMEOUT);
-        running
+        Running::adopt(child, self.port, log, listeners)
     }
 }
 
@@ -266,6 +259,19 @@ pub struct Running {
 }
 
 impl Running {
+    /// A switch already spawned (by [`Env::start`], or by a test that
+    /// starts it some other way) with its output going to `log`: waits
+    /// (bounded) until its `listeners` listeners are bound.
+    pub fn adopt(mut child: Child, port: u16, log: PathBuf, listeners: usize) -> Running {
+        process::wait_ready(&mut child, &log, listeners, READY_TIMEOUT);
+        Running {
+            child,
+            port,
+            log,
+            stopped: None,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
