@@ -33,6 +33,18 @@ free_port() {
 
 clk_tck="$(getconf CLK_TCK)"
 
+# Sets CARILLON_BIN, unless already set, to this tree's optimized build
+# (`cargo build --profile dist`, built now; repository root $1) and checks
+# that it is there.
+carillon_bin() {
+    if [ -z "${CARILLON_BIN:-}" ]; then
+        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$1/target}"
+        (cd "$1" && cargo build --profile dist -p carillon) >&2
+        CARILLON_BIN="$CARGO_TARGET_DIR/dist/carillon"
+    fi
+    [ -x "$CARILLON_BIN" ] || { echo "no binary at $CARILLON_BIN" >&2; exit 2; }
+}
+
 # utime + stime of one process, in clock ticks.
 cpu_ticks() { sed -e 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 

@@ -46,13 +46,7 @@ for tool in valgrind callgrind_control callgrind_annotate sipp; do
     command -v "$tool" >/dev/null || { echo "$tool not found (apt-get install -y valgrind sip-tester)" >&2; exit 2; }
 done
 case " $TARGETS " in
-*" carillon "*)
-    if [ -z "${CARILLON_BIN:-}" ]; then
-        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-        (cd "$ROOT" && cargo build --profile dist -p carillon) >&2
-        CARILLON_BIN="$CARGO_TARGET_DIR/dist/carillon"
-    fi
-    ;;
+*" carillon "*) carillon_bin "$ROOT" ;;
 esac
 
 SERVER_PID=""

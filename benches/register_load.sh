@@ -43,12 +43,7 @@ SCENARIO="$ROOT/tests/sipp/register_auth.xml"
 
 command -v sipp >/dev/null || { echo "sipp not found (apt-get install -y sip-tester)" >&2; exit 2; }
 
-if [ -z "${CARILLON_BIN:-}" ]; then
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-    (cd "$ROOT" && cargo build --profile dist -p carillon) >&2
-    CARILLON_BIN="$CARGO_TARGET_DIR/dist/carillon"
-fi
-[ -x "$CARILLON_BIN" ] || { echo "no binary at $CARILLON_BIN" >&2; exit 2; }
+carillon_bin "$ROOT"
 
 SWITCH_PID=""
 SIPP_PID=""
