@@ -35,6 +35,12 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
 fn flows_are_forwarded_in_the_kernel_and_the_rest_passes() {
     if std::env::var_os("CARILLON_SKIP_KERNELPATH").is_some() {
         eprintln!("SKIPPED: CARILLON_SKIP_KERNELPATH is set (no BPF on this machine)");
+        if let Some(path) = std::env::var_os("CARILLON_SKIP_REPORT") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+                let _ = writeln!(f, "kernel RTP path (carillon-kernelpath loopback): no BPF");
+            }
+        }
         return;
     }
     let relay = KernelRelay::attach(&["lo".to_string()])

@@ -141,7 +141,6 @@ fn sqlite_holds_an_answered_cdr_with_its_billsec_and_a_cancelled_one() {
 #[test]
 fn postgres_holds_an_answered_cdr_with_its_billsec_and_a_cancelled_one() {
     let Some(url) = pg_url() else {
-        println!("skipped: CARILLON_TEST_PG_URL is not set");
         return;
     };
     require_sipp();
@@ -188,7 +187,6 @@ fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[test]
 fn a_cdr_written_while_postgres_is_cut_off_is_spooled_then_stored_exactly_once() {
     let Some(url) = pg_url() else {
-        println!("skipped: CARILLON_TEST_PG_URL is not set");
         return;
     };
     require_sipp();

@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 fn skipped() -> bool {
     let skip = std::env::var_os("CARILLON_SKIP_KERNELPATH").is_some();
     if skip {
-        eprintln!("SKIPPED: CARILLON_SKIP_KERNELPATH is set (no BPF on this machine)");
+        common::report_skip(
+            "kernel RTP path (calls_kernel)",
+            "CARILLON_SKIP_KERNELPATH is set: the kernel refuses bpf()",
+        );
     }
     skip
 }
@@ -313,6 +316,7 @@ impl PeerNamespace {
         exec(&["ip", "addr", "add", &format!("{theirs}/24"), "dev", &b]);
         exec(&["ip", "link", "set", &b, "up"]);
         exec(&["ip", "link", "set", "lo", "up"]);
+        common::declare_test_host(theirs.into());
         ns
     }
 }

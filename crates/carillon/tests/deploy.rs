@@ -150,6 +150,8 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         "ExecStartPre failed: {}",
         String::from_utf8_lossy(&pre.stdout)
     );
+    // The installed example's trunks are disabled: nothing leaves loopback.
+    common::assert_trunks_contained(&stage.join("etc/carillon"));
     let log = stage.join("carillon.log");
     let out = fs::File::create(&log).expect("create the log");
     let child = staged_command(unit_value(&unit, "ExecStart"), &stage)

@@ -14,7 +14,9 @@ mod process;
 #[path = "../common/toml_text.rs"]
 mod toml_text;
 #[allow(unused_imports)]
-pub use process::{bin, block_on, have, repo_root, run_tool, strip_ansi, Bg, ToolRun};
+pub use process::{
+    bin, block_on, have, peers_required, repo_root, report_skip, run_tool, strip_ansi, Bg, ToolRun,
+};
 
 use std::collections::HashMap;
 use std::fs;
@@ -920,11 +922,21 @@ pub fn forget_bindings(url: &str, users: &[&str]) -> Result<usize, String> {
     })
 }
 
-/// The PostgreSQL URL of the environment, if any.
+/// The PostgreSQL URL of the environment, if any. Without one the test
+/// skips (reported to `tests/run.sh`), except where peers are required
+/// (CI, `tests/run.sh`): there a missing database fails the test.
 pub fn pg_url() -> Option<String> {
-    std::env::var("CARILLON_TEST_PG_URL")
+    let url = std::env::var("CARILLON_TEST_PG_URL")
         .ok()
-        .filter(|u| !u.is_empty())
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            !peers_required(),
+            "CARILLON_TEST_PG_URL is not set, and this run requires PostgreSQL (CI or tests/run.sh)"
+        );
+        report_skip("PostgreSQL CDR tests", "CARILLON_TEST_PG_URL is not set");
+    }
+    url
 }
 
 /// `postgres://user:pw@host:PORT/db` → (host:port, the URL with `port`).

@@ -12,7 +12,10 @@ mod process;
 #[path = "toml_text.rs"]
 mod toml_text;
 #[allow(unused_imports)]
-pub use process::{bin, block_on, have, repo_root, run_tool, strip_ansi, ToolRun};
+pub use process::{
+    assert_trunks_contained, bin, block_on, declare_test_host, have, peers_required, repo_root,
+    report_skip, run_tool, strip_ansi, ToolRun,
+};
 
 use std::fs;
 use std::io::{Read, Write};

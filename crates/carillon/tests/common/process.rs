@@ -29,9 +29,103 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Whether this run must have every peer and database: under CI
+/// (`CI=true`) and `tests/run.sh` (`CARILLON_REQUIRE_PEERS=1`) a missing
+/// one fails its tests instead of skipping them.
+pub fn peers_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("CARILLON_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Says loudly that a group of tests skipped, and adds it to the list
+/// `tests/run.sh` prints at its end (`CARILLON_SKIP_REPORT`).
+pub fn report_skip(group: &str, reason: &str) {
+    eprintln!("SKIPPED {group}: {reason}");
+    if let Some(path) = std::env::var_os("CARILLON_SKIP_REPORT") {
+        use std::io::Write;
+        if let Ok(mut f) = fs::OpenOptions::new().append(true).open(path) {
+            let _ = writeln!(f, "{group}: {reason}");
+        }
+    }
+}
+
+/// Addresses of test hosts that a test placed in a network namespace of
+/// its own (a veth peer), which its trunks may name.
+static TEST_HOSTS: std::sync::Mutex<Vec<std::net::IpAddr>> = std::sync::Mutex::new(Vec::new());
+
+/// Declares `ip` a test host of this test's own (an address inside a
+/// network namespace the test created), so its trunks may send there.
+pub fn declare_test_host(ip: std::net::IpAddr) {
+    if let Ok(mut hosts) = TEST_HOSTS.lock() {
+        hosts.push(ip);
+    }
+}
+
+/// Panics unless every enabled trunk of `config/trunks.toml` sends only to
+/// loopback: the harness never starts a switch that could reach another
+/// address (the example's trunks ship disabled; a test that needs a trunk
+/// writes its own on 127.0.0.0/8, or on a test host of its own in a
+/// namespace it made: [`declare_test_host`]). Every `sip:`/`sips:` URI of an enabled
+/// trunk (contacts, registrar, ports, proxies) must name a loopback host.
+pub fn assert_trunks_contained(config: &Path) {
+    let path = config.join("trunks.toml");
+    let Ok(text) = fs::read_to_string(&path) else {
+        return;
+    };
+    let doc: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: not TOML: {e}", path.display()));
+    let Some(trunks) = doc.get("trunk").and_then(|t| t.as_table()) else {
+        return;
+    };
+    for (name, trunk) in trunks {
+        if trunk.get("enabled").and_then(|e| e.as_bool()) == Some(false) {
+            continue;
+        }
+        let mut uris = Vec::new();
+        collect_uris(trunk, &mut uris);
+        for uri in uris {
+            assert!(
+                uri_is_loopback(&uri),
+                "{}: enabled trunk {name} would send to {uri}: the e2e harness starts only \
+                 trunks that are disabled or on loopback",
+                path.display()
+            );
+        }
+    }
+}
+
+fn collect_uris(v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::String(s) if s.starts_with("sip:") || s.starts_with("sips:") => {
+            out.push(s.clone())
+        }
+        toml::Value::Array(a) => a.iter().for_each(|v| collect_uris(v, out)),
+        toml::Value::Table(t) => t.values().for_each(|v| collect_uris(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether a `sip:` URI's host is 127.0.0.0/8, `[::1]` or `localhost`.
+fn uri_is_loopback(uri: &str) -> bool {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split([':', ';', '?']).next().unwrap_or("")
+    };
+    let declared = |ip: &std::net::IpAddr| TEST_HOSTS.lock().is_ok_and(|h| h.contains(ip));
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || declared(&ip))
+}
+
 /// Starts `carillon run --config CONFIG` in `dir`, stdout and stderr both
-/// going to `log`.
+/// going to `log`. Refuses (panics) when an enabled trunk is not on
+/// loopback ([`assert_trunks_contained`]).
 pub fn spawn_switch(config: &Path, dir: &Path, rust_log: &str, log: &Path) -> Child {
+    assert_trunks_contained(config);
     let out = fs::File::create(log).expect("create log");
     let err = out.try_clone().expect("clone log handle");
     Command::new(bin())
