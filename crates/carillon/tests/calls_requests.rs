@@ -8,7 +8,8 @@
 //! SIPp through the binary: INFO with a DTMF digit (dtmf-relay and
 //! application/dtmf) is answered 200 and logged as a `DTMF digit` of the
 //! caller's leg, another INFO body gets 415 with `Accept`, a malformed one
-//! 400, REFER 501, MESSAGE 405. A user with `nat = false` registered from
+//! 400, REFER 501, MESSAGE 405, OPTIONS 200 with the same `Allow` and
+//! `Supported`. A user with `nat = false` registered from
 //! one socket naming another in its Contact is called at the Contact; with
 //! the default (`nat = true`) at the socket it registered from.
 
@@ -136,6 +137,14 @@ fn in_a_call_dtmf_info_is_a_digit_and_refer_message_and_other_info_are_refused()
     let r501 = responses(&env, "uac-req", 501);
     assert_eq!(r501.len(), 1, "{r501:?}");
     assert_eq!(header(&r501[0], "Allow"), Some(ALLOW));
+
+    let options: Vec<String> = responses(&env, "uac-req", 200)
+        .into_iter()
+        .filter(|m| header(m, "CSeq") == Some("9 OPTIONS"))
+        .collect();
+    assert_eq!(options.len(), 1, "{options:?}");
+    assert_eq!(header(&options[0], "Allow"), Some(ALLOW));
+    assert_eq!(header(&options[0], "Supported"), Some(SUPPORTED));
 
     // Exactly the two INFO digits, from the caller's leg, in order.
     let digits: Vec<LogLine> = sw
