@@ -7,7 +7,8 @@
 //! `replaces` or `outbound` gets 420 naming it. Inside a call placed by
 //! SIPp through the binary: INFO with a DTMF digit (dtmf-relay and
 //! application/dtmf) is answered 200 and logged as a `DTMF digit` of the
-//! caller's leg, another INFO body gets 415 with `Accept`, a malformed one
+//! caller's leg, as an RFC 4733 digit in the caller's RTP is, another
+//! INFO body gets 415 with `Accept`, a malformed one
 //! 400, REFER 501, MESSAGE 405, OPTIONS 200 with the same `Allow` and
 //! `Supported`. A user with `nat = false` registered from
 //! one socket naming another in its Contact is called at the Contact; with
@@ -166,6 +167,108 @@ fn in_a_call_dtmf_info_is_a_digit_and_refer_message_and_other_info_are_refused()
     let ended = sw.wait_lines("call ended", 1, Duration::from_secs(10));
     assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
     assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+}
+
+/// An RTP packet from the caller: PCMU silence, or (with `event`) an RFC
+/// 4733 telephone-event (PT 101) of `digit` code, `duration` samples, end
+/// bit `end`.
+fn rtp(seq: u16, ts: u32, marker: bool, event: Option<(u8, u16, bool)>) -> Vec<u8> {
+    let pt = if event.is_some() { 101 } else { 0 };
+    let mut p = vec![0x80u8, pt | if marker { 0x80 } else { 0 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x4d54_4d46u32.to_be_bytes());
+    match event {
+        Some((code, duration, end)) => {
+            p.push(code);
+            p.push(if end { 0x80 | 10 } else { 10 });
+            p.extend_from_slice(&duration.to_be_bytes());
+        }
+        None => p.extend_from_slice(&[0xff; 160]),
+    }
+    p
+}
+
+#[test]
+fn an_rfc_4733_digit_from_the_caller_is_the_same_digit_event_as_an_info_one() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let (sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    let mut uas = start_uas(&env, "uas", None, uas_sip, uas_media, 1);
+    // The caller (SIPp) offers this socket's port with telephone-event
+    // 101 and writes the relay port of the switch's answer to a file.
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind RTP socket");
+    let rtp_port = sock.local_addr().expect("addr").port();
+    let dir = env.path().to_owned();
+    let csv = write_csv(
+        &dir,
+        "uac-echo.csv",
+        &[auth_line("100", PW100, &["101", &rtp_port.to_string()])],
+    );
+    let mut cmd = sipp_cmd(&dir, "uac-echo", free_port_span(1));
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("calls_uac_echo.xml")])
+        .args(["-inf", &csv, "-m", "1", "-timeout", "30s"]);
+    let mut uac = Bg::spawn(cmd, &dir, "uac-echo", Duration::from_secs(35));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let relay_port: u16 = loop {
+        if let Some(p) = std::fs::read_to_string(dir.join("relayport-1.txt"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call was not answered within 10 s\n{}",
+            describe(&env, &sw, &["uac-echo", "uas"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let relay = SocketAddr::from(([127, 0, 0, 1], relay_port));
+    // Some audio, then digit 7 (event 7): three updates and the end
+    // packet sent three times, 20 ms apart, one timestamp for the event.
+    let mut seq = 0u16;
+    let mut send = |ts: u32, marker: bool, event: Option<(u8, u16, bool)>| {
+        sock.send_to(&rtp(seq, ts, marker, event), relay)
+            .expect("send RTP");
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for i in 0..10u32 {
+        send(i * 160, false, None);
+    }
+    let ts = 10 * 160;
+    for (i, d) in [160u16, 320, 480].into_iter().enumerate() {
+        send(ts, i == 0, Some((7, d, false)));
+    }
+    for _ in 0..3 {
+        send(ts, false, Some((7, 640, true)));
+    }
+    let digits: Vec<LogLine> = sw
+        .wait_lines("DTMF digit call=", 1, Duration::from_secs(5))
+        .into_iter()
+        .filter(|l| l.get("source").is_some())
+        .collect();
+    let run = uac.wait();
+    let uas_run = uas.wait();
+    assert!(
+        run.ok() && uas_run.ok(),
+        "call: {:?} {:?}\n{}",
+        run.status,
+        uas_run.status,
+        describe(&env, &sw, &["uac-echo", "uas"])
+    );
+    assert_eq!(digits.len(), 1, "one digit; log:\n{}", sw.log());
+    assert_eq!(digits[0].get("digit"), Some("7"), "{}", digits[0].raw);
+    assert_eq!(
+        digits[0].get("source"),
+        Some("rfc4733"),
+        "{}",
+        digits[0].raw
+    );
+    assert_eq!(digits[0].get("call"), Some("1"), "{}", digits[0].raw);
+    assert_eq!(digits[0].num("duration_ms"), Some(80), "{}", digits[0].raw);
 }
 
 const USERS_101_NAT_FALSE: &str =
