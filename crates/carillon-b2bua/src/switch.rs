@@ -782,6 +782,11 @@ impl Switch {
                 // The 200 lists the bindings now in force, borrowed from
                 // the registrar while the response is built.
                 let tag = self.random_tag();
+                // The stored Path goes back only to a UA that said it
+                // supports Path (RFC 3327 §5.3).
+                let echo_path = msg
+                    .header_list(HeaderName::Supported)
+                    .is_ok_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case("path")));
                 let bindings = self.registrar.bindings(&aor_user);
                 let user_agent = self.user_agent.as_str();
                 self.table
@@ -796,7 +801,9 @@ impl Switch {
                                 crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
                                 b = b.header("Contact", c);
                             }
-                            if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
+                            if let Some(first) =
+                                bindings.first().filter(|f| echo_path && !f.path.is_empty())
+                            {
                                 b = b.header("Path", first.path.join(", "));
                             }
                             b

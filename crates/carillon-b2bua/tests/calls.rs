@@ -1612,10 +1612,10 @@ impl Rig {
     /// 101 registers from 127.0.0.1:5070 with a Contact naming
     /// `contact_port` and an optional Path.
     fn register_101_contact(&mut self, contact_port: u16, path: Option<&str>) {
-        let path = path.map(|p| format!("Path: {p}\r\n")).unwrap_or_default();
+        let path_line = path.map(|p| format!("Path: {p}\r\n")).unwrap_or_default();
         let reg = |auth: Option<String>, cseq: u32| {
             format!(
-                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: reg101\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:{contact_port}>\r\n{path}Supported: path\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: reg101\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:{contact_port}>\r\n{path_line}Supported: path\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
                 auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
             )
         };
@@ -1637,8 +1637,46 @@ impl Rig {
             1,
         );
         self.send(0.0, udp(5070), reg(Some(auth), 2));
-        assert_eq!(self.take()[0].1.status(), Some(200));
+        let ok = self.take().remove(0).1;
+        assert_eq!(ok.status(), Some(200));
+        // The UA said `Supported: path`: the stored Path comes back.
+        if let Some(p) = path {
+            assert_eq!(ok.header(HeaderName::Path).as_deref(), Some(p));
+        }
     }
+}
+
+#[test]
+fn the_path_goes_back_in_the_200_only_to_a_ua_that_supports_path() {
+    let mut r = Rig::new();
+    let reg = |auth: Option<String>, cseq: u32| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKnp{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: regnp\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:5070>\r\nPath: <sip:127.0.0.1:5091;lr>\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
+            auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    r.send(0.0, udp(5070), reg(None, 1));
+    let ch = Challenge::parse(&r.take()[0].1.header(HeaderName::WwwAuthenticate).unwrap()).unwrap();
+    let auth = carillon_digest::respond(
+        &ch,
+        "REGISTER",
+        "sip:127.0.0.1",
+        "101",
+        "changeme101",
+        "c",
+        1,
+    );
+    r.send(0.0, udp(5070), reg(Some(auth), 2));
+    let ok = r.take().remove(0).1;
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.header(HeaderName::Path).is_none(), "no Supported: path");
+    // It is still stored and used.
+    let out = r.call(1.0, "100", 5080, "101", "callA", "");
+    let (_, inv) = invite_to_101(&out);
+    assert_eq!(
+        inv.header(HeaderName::Route).as_deref(),
+        Some("<sip:127.0.0.1:5091;lr>")
+    );
 }
 
 /// Where the INVITE to 101 went, and the INVITE.
