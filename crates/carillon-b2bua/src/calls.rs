@@ -20,8 +20,16 @@
 //! Early media (a callee's 18x with SDP opens and bridges its media leg
 //! and gives A a 183 with our relay SDP) is handled here; reliable
 //! provisionals live in [`prack`], session timers in [`session_timer`],
-//! per-user call limits in [`limits`].
+//! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`].
+//!
+//! In a dialog, requests the switch does not act on get the RFC's refusal,
+//! never a blind 200: INFO is answered 200 only when its body is a DTMF
+//! digit (which then goes through [`Switch::digit_received`], the same
+//! path as an RFC 4733 digit from the media plane), 415 with `Accept` for
+//! any other body type, 400 for a malformed one; REFER (no transfers yet)
+//! and MESSAGE are refused by validation (501, 405) before they get here.
 
+pub mod dtmf_info;
 pub mod limits;
 pub mod ports;
 pub mod prack;
@@ -99,6 +107,24 @@ pub enum Caller {
     User(String),
     /// A trunk identified by source address.
     Trunk(String),
+}
+
+/// How a DTMF digit reached the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigitSource {
+    /// An RFC 4733 telephone-event in the leg's RTP (media plane).
+    Rfc4733,
+    /// A SIP INFO in the leg's dialog ([`dtmf_info`]).
+    SipInfo,
+}
+
+impl DigitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigitSource::Rfc4733 => "rfc4733",
+            DigitSource::SipInfo => "sip_info",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -949,8 +975,10 @@ impl Switch {
                         .get(name)
                         .map(|u| u.codecs.clone())
                         .unwrap_or_default();
+                    let nat = self.users.get(name).map(|u| u.nat).unwrap_or_default();
                     for b in self.registrar.lookup(name, now_ms / 1000) {
-                        let Some(peer) = Peer::parse(&b.source) else {
+                        let Some(peer) = binding_peer(b, nat, &self.calls.config.hosts) else {
+                            warn!(call = key, user = %name, contact = %b.contact, source = %b.source, "binding has no address to send to: skipped");
                             continue;
                         };
                         specs.push(ForkSpec {
@@ -960,7 +988,13 @@ impl Switch {
                             peer,
                             codecs: codecs.clone(),
                             channel: header_text::channel(name, key),
-                            extra: Vec::new(),
+                            // The registered Path is the preloaded route
+                            // set of requests to the contact (RFC 3327 §5.3).
+                            extra: b
+                                .path
+                                .iter()
+                                .map(|p| ("Route".to_owned(), p.clone()))
+                                .collect(),
                             trunk: None,
                             user: Some(name.clone()),
                             failover: None,
@@ -1500,6 +1534,10 @@ impl Switch {
             256 + ruri.len() + leg.local_uri.len() + leg.remote_uri.len() + leg.call_id.len(),
         );
         invite_transaction_heads(&mut w, leg, host, "CANCEL");
+        // The INVITE's Route header fields (RFC 3261 §9.1).
+        for v in preloaded_routes(leg) {
+            w.header("Route", &[v]);
+        }
         let bytes = w.finish(None);
         let txn = ClientTransaction::new(
             TransactionKind::NonInvite,
@@ -1726,13 +1764,24 @@ impl Switch {
         };
         let (call_key, leg_id, method, refresh) =
             (entry.call, entry.leg, entry.method.clone(), entry.refresh);
-        // ACK for a non-2xx final to INVITE is built here (same branch).
+        // ACK for a non-2xx final to INVITE is built here (same branch),
+        // with the INVITE's Route header fields (RFC 3261 §17.1.1.3).
         let ack = if method == Method::Invite && status >= 300 {
+            let request_uri = entry.request_uri.clone();
+            let leg = self
+                .calls
+                .calls
+                .get(&call_key)
+                .and_then(|c| c.forks.iter().find(|l| l.id == leg_id));
+            let routes: Vec<&str> = leg
+                .map(|l| preloaded_routes(l).collect())
+                .unwrap_or_default();
             Some(ack_from_response(
                 &self.calls.sip_host,
-                &entry.request_uri,
+                &request_uri,
                 branch,
                 msg,
+                &routes,
             ))
         } else {
             None
@@ -1830,7 +1879,7 @@ impl Switch {
         let ack_branch = self.new_branch();
         self.scratch.push(Transmit {
             to,
-            bytes: ack_from_response(&self.calls.sip_host, &target, &ack_branch, msg),
+            bytes: ack_from_response(&self.calls.sip_host, &target, &ack_branch, msg, &[]),
         });
         let bye_branch = self.new_branch();
         let seq = msg.cseq().map_or(1, |c| c.seq) + 1;
@@ -2440,11 +2489,100 @@ impl Switch {
             }
             Method::Invite | Method::Update => self.handle_reoffer(now, key, peer, msg, r),
             Method::Prack => self.handle_prack(now, now_ms, key, peer, msg, r),
-            _ => {
+            Method::Info => self.handle_info(now, key, peer, msg, r),
+            Method::Options => {
+                self.respond(now, key, msg, peer, 200, |b| {
+                    b.header("Allow", carillon_sip::validate::ALLOW)
+                        .header("Accept", "application/sdp")
+                        .header("Supported", carillon_sip::validate::SUPPORTED)
+                });
+                200
+            }
+            // A CANCEL with a To tag (of a re-INVITE): the re-INVITE is
+            // answered at once, so there is nothing left to cancel.
+            Method::Cancel => {
                 self.respond(now, key, msg, peer, 200, |b| b);
                 200
             }
+            // Validation refuses every other method before a dialog is
+            // looked up; should one get here, it is still not handled.
+            _ => {
+                self.respond(now, key, msg, peer, 501, |b| {
+                    b.header("Allow", carillon_sip::validate::ALLOW)
+                });
+                501
+            }
         }
+    }
+
+    /// INFO in a dialog: a DTMF digit (`application/dtmf-relay` or
+    /// `application/dtmf`) is answered 200 and goes on as a digit of the
+    /// leg that sent it; another body type gets 415 with `Accept`, a
+    /// malformed body 400. An INFO without a body (some phones' keep-alive)
+    /// gets 200 and carries nothing.
+    fn handle_info(
+        &mut self,
+        now: Instant,
+        key: &str,
+        peer: Peer,
+        msg: &Message,
+        r: LegRef,
+    ) -> u16 {
+        if msg.body().is_empty() {
+            self.respond(now, key, msg, peer, 200, |b| b);
+            return 200;
+        }
+        let content_type = msg.header_str(HeaderName::ContentType).unwrap_or_default();
+        let encoded = msg
+            .header_str(HeaderName::ContentEncoding)
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        let parsed = if encoded {
+            Err(dtmf_info::DtmfInfoError::MediaType(content_type.to_owned()))
+        } else {
+            dtmf_info::parse(content_type, msg.body())
+        };
+        match parsed {
+            Ok(d) => {
+                self.respond(now, key, msg, peer, 200, |b| b);
+                self.digit_received(r.call, r.leg, d.digit, d.duration, DigitSource::SipInfo);
+                200
+            }
+            Err(e) => {
+                let status = e.status();
+                info!(call = r.call, leg = r.leg.0, status, error = %e, "INFO refused");
+                self.respond(now, key, msg, peer, status, |b| {
+                    if status == 415 {
+                        b.header("Accept", dtmf_info::ACCEPT)
+                    } else {
+                        b.reason(e.to_string())
+                    }
+                });
+                status
+            }
+        }
+    }
+
+    /// One DTMF digit from a leg of a call, however it came (RFC 4733
+    /// telephone-event from the media plane, or a SIP INFO): the one place
+    /// digits enter call logic. Today it is counted and logged; the IVR
+    /// applications will read digits from here.
+    pub(crate) fn digit_received(
+        &mut self,
+        key: u64,
+        leg: LegId,
+        digit: char,
+        duration: Option<Duration>,
+        source: DigitSource,
+    ) {
+        self.stats.dtmf_digits += 1;
+        info!(
+            call = key,
+            leg = leg.0,
+            digit = %digit,
+            duration_ms = duration.map_or(0, |d| d.as_millis()),
+            source = source.as_str(),
+            "DTMF digit"
+        );
     }
 
     /// One side hung up: BYE the other, close everything.
@@ -2633,9 +2771,17 @@ impl Switch {
                     self.end_call(now, now_ms, key, 47);
                 }
             }
-            MediaEvent::Dtmf { session, digit, .. } => {
-                debug!(session = session.0, digit = %digit, "DTMF");
-            }
+            MediaEvent::Dtmf {
+                session,
+                leg,
+                digit,
+                duration,
+            } => match self.calls.by_session.get(&session) {
+                Some(&key) => {
+                    self.digit_received(key, leg, digit, Some(duration), DigitSource::Rfc4733)
+                }
+                None => debug!(session = session.0, digit = %digit, "DTMF of no call"),
+            },
             MediaEvent::LegClosed {
                 session,
                 leg,
@@ -2755,7 +2901,13 @@ impl Switch {
 
 /// An ACK built from the response it acknowledges (RFC 3261 §17.1.1.3):
 /// From, Call-ID and To come from the response, the CSeq number too.
-fn ack_from_response(sip_host: &str, request_uri: &str, branch: &str, resp: &Message) -> Bytes {
+fn ack_from_response(
+    sip_host: &str,
+    request_uri: &str,
+    branch: &str,
+    resp: &Message,
+    routes: &[&str],
+) -> Bytes {
     let transport = resp
         .with_top_via(|v| v.transport.to_owned())
         .unwrap_or_else(|| "UDP".into());
@@ -2779,7 +2931,45 @@ fn ack_from_response(sip_host: &str, request_uri: &str, branch: &str, resp: &Mes
     .header("To", &[&to])
     .header("Call-ID", &[&call_id])
     .cseq(seq, "ACK");
+    for r in routes {
+        w.header("Route", &[r]);
+    }
     w.finish(None)
+}
+
+/// The Route header fields an outbound leg's INVITE was sent with (a
+/// callee's registered Path), which its CANCEL and non-2xx ACK repeat.
+fn preloaded_routes(leg: &Leg) -> impl Iterator<Item = &str> {
+    leg.extra_headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Route"))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Where the requests to a registered contact go: with `nat = true` (the
+/// default) the address its REGISTER came from, so a phone behind NAT is
+/// reached through the mapping it opened (Asterisk's `force_rport` and
+/// `rewrite_contact`); with `nat = false` the first Path hop, or else the
+/// Contact as registered, for phones and registration tools that register
+/// from another socket than the one they listen on.
+fn binding_peer(
+    b: &carillon_registrar::Binding,
+    nat: crate::users::NatMode,
+    hosts: &HashMap<String, IpAddr>,
+) -> Option<Peer> {
+    match nat {
+        crate::users::NatMode::SourceAddress => Peer::parse(&b.source),
+        crate::users::NatMode::AsRegistered => {
+            let next = b.path.first().map_or(&*b.contact, String::as_str);
+            let uri = next
+                .trim()
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap_or_default();
+            resolve_uri(uri, hosts)
+        }
+    }
 }
 
 /// Where a SIP URI's requests go: its host (an IP literal or a name

@@ -2,8 +2,10 @@
 //! order, the source policy (ban, rate limit), parsing and the stateless
 //! checks (RFC 4475 answers), transaction matching (retransmissions), then
 //! the method: REGISTER through digest auth into the registrar, OPTIONS
-//! answered 200 with our capabilities, in-dialog requests for unknown
-//! dialogs 481. Unknown and known users get identical challenges; failed
+//! answered 200 with our capabilities (`Allow`, `Supported`: exactly what
+//! the switch handles and honours, `carillon_sip::validate`), methods it
+//! does not handle 405/501 with `Allow`, in-dialog requests for unknown
+//! dialogs and dialog-only requests outside a dialog 481. Unknown and known users get identical challenges; failed
 //! authentications count towards a ban.
 
 use std::collections::VecDeque;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use carillon_digest::{Algorithm, AuthResult, Credentials, DigestConfig, DigestServer, Secret};
 use carillon_registrar::{Binding, BindingChange, RegisterError, Registrar, RegistrarConfig};
-use carillon_sip::validate::{response_parts, ALLOWED_METHODS, SUPPORTED_OPTIONS};
+use carillon_sip::validate::{response_parts, ALLOW, SUPPORTED};
 use carillon_sip::{
     validate_request_parts, HeaderName, Message, Method, NameAddr, RequestParts, ResponseBuilder,
 };
@@ -74,6 +76,8 @@ pub struct Stats {
     pub calls_answered: u64,
     pub auth_failures: u64,
     pub bans: u64,
+    /// DTMF digits received in calls (RFC 4733 and SIP INFO alike).
+    pub dtmf_digits: u64,
 }
 
 /// The switch core.
@@ -105,14 +109,6 @@ const HOUSEKEEPING: Duration = Duration::from_secs(5);
 pub enum SwitchError {
     #[error("digest configuration: {0}")]
     Digest(#[from] carillon_digest::ConfigError),
-}
-
-fn allow_header() -> String {
-    ALLOWED_METHODS
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Switch {
@@ -521,7 +517,7 @@ impl Switch {
                     match status {
                         420 => b.header("Unsupported", unsupported),
                         415 | 406 => b.header("Accept", "application/sdp"),
-                        501 | 405 => b.header("Allow", allow_header()),
+                        501 | 405 => b.header("Allow", ALLOW),
                         _ => b,
                     }
                 });
@@ -540,11 +536,10 @@ impl Switch {
                 self.handle_register(now, now_unix, &key, unopened, peer, msg, &parts)
             }
             Method::Options if !in_dialog => {
-                let allow = allow_header();
                 self.respond(now, &key, msg, peer, 200, |b| {
-                    b.header("Allow", allow)
+                    b.header("Allow", ALLOW)
                         .header("Accept", "application/sdp")
-                        .header("Supported", SUPPORTED_OPTIONS.join(", "))
+                        .header("Supported", SUPPORTED)
                 });
                 200
             }
@@ -588,10 +583,13 @@ impl Switch {
                     },
                 }
             }
+            // BYE, INFO, UPDATE and PRACK without a To tag: they only
+            // mean something inside a dialog, and there is none (RFC 3261
+            // §12.2.2, §15.1.2; RFC 6086 §4.2.1). Methods not allowed at
+            // all were refused by validation.
             _ => {
-                let allow = allow_header();
-                self.respond(now, &key, msg, peer, 405, |b| b.header("Allow", allow));
-                405
+                self.respond(now, &key, msg, peer, 481, |b| b);
+                481
             }
         };
         // The user is only worked out when this line is enabled (tracing
@@ -784,6 +782,11 @@ impl Switch {
                 // The 200 lists the bindings now in force, borrowed from
                 // the registrar while the response is built.
                 let tag = self.random_tag();
+                // The stored Path goes back only to a UA that said it
+                // supports Path (RFC 3327 §5.3).
+                let echo_path = msg
+                    .header_list(HeaderName::Supported)
+                    .is_ok_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case("path")));
                 let bindings = self.registrar.bindings(&aor_user);
                 let user_agent = self.user_agent.as_str();
                 self.table
@@ -798,7 +801,9 @@ impl Switch {
                                 crate::header_text::push_u64(&mut c, binding.remaining(now_unix));
                                 b = b.header("Contact", c);
                             }
-                            if let Some(first) = bindings.first().filter(|f| !f.path.is_empty()) {
+                            if let Some(first) =
+                                bindings.first().filter(|f| echo_path && !f.path.is_empty())
+                            {
                                 b = b.header("Path", first.path.join(", "));
                             }
                             b

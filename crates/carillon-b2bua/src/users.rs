@@ -1,7 +1,8 @@
 //! The user directory: extensions that register and call, with their
 //! credentials (HA1 precomputed per algorithm so a REGISTER costs one hash),
-//! dialplan context, codecs, contact limit and call limits (enforced in
-//! `calls::limits`). Replaced atomically on
+//! dialplan context, codecs, contact limit, call limits (enforced in
+//! `calls::limits`) and NAT handling (where calls to its contacts go,
+//! [`NatMode`]). Replaced atomically on
 //! reload (SIGHUP) without touching registrations.
 
 use std::collections::HashMap;
@@ -22,6 +23,23 @@ pub struct User {
     /// New calls the user may place per second; `None` for no limit.
     /// Over it: 503 with `Retry-After`.
     pub max_cps: Option<u32>,
+    /// Where calls to the user's registered contacts are sent (`nat` in
+    /// `users.toml`).
+    pub nat: NatMode,
+}
+
+/// Where requests to a user's registered contacts are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatMode {
+    /// To the address the REGISTER came from (`nat = true`, the default;
+    /// Asterisk's `force_rport` + `rewrite_contact`): a phone behind NAT is
+    /// reached through the mapping its REGISTER opened.
+    #[default]
+    SourceAddress,
+    /// To the Contact as registered (`nat = false`), or its first Path
+    /// hop: for phones that register from another socket than the one
+    /// they listen on.
+    AsRegistered,
 }
 
 #[derive(Debug, Clone)]

@@ -50,6 +50,7 @@ fn user(e: &str) -> User {
         max_contacts: 3,
         max_calls: None,
         max_cps: None,
+        nat: Default::default(),
     }
 }
 
@@ -1419,4 +1420,337 @@ fn a_callee_ringing_within_100_ms_makes_100_trying_unnecessary() {
     r.tick(1.2);
     r.tick(2.0);
     assert_eq!(caller_statuses(&r.take()), [180], "the 180 alone");
+}
+
+// ---------------------------------------------------------------------------
+// What the switch advertises, requests it does not act on, DTMF by INFO,
+// per-user `nat`, Path.
+// ---------------------------------------------------------------------------
+
+/// An in-dialog INFO from A with a body of type `ct`.
+fn a_info(cseq: u32, tag: &str, ct: &str, body: &str) -> String {
+    format!("INFO sip:carillon@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKinfo{cseq};rport\r\nFrom: \"Agent\" <sip:100@127.0.0.1>;tag=a1\r\nTo: <sip:101@127.0.0.1>;tag={tag}\r\nCall-ID: callA\r\nCSeq: {cseq} INFO\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+/// The one response A got to what was just sent.
+fn answer_to_a(r: &mut Rig) -> Message {
+    let mut got = sent_to(&r.take(), 5080);
+    assert_eq!(got.len(), 1, "one response to A: {got:?}");
+    got.remove(0)
+}
+
+/// A call from 100 to 101, answered; returns the switch's tag towards A.
+fn answered_call(r: &mut Rig) -> String {
+    r.register_101();
+    r.call(1.0, "100", 5080, "101", "callA", "");
+    let (ok, _) = answer(r, 1.5, "");
+    r.take();
+    ok.tag(HeaderName::To).unwrap()
+}
+
+fn allow_of(m: &Message) -> String {
+    m.header(HeaderName::Allow).unwrap_or_default().to_string()
+}
+
+#[test]
+fn info_with_a_dtmf_digit_is_answered_200_and_becomes_a_digit_like_rfc_4733() {
+    let mut r = Rig::new();
+    let tag = answered_call(&mut r);
+    assert_eq!(r.sw.stats().dtmf_digits, 0);
+    r.send(
+        2.0,
+        udp(5080),
+        a_info(
+            10,
+            &tag,
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=160\r\n",
+        ),
+    );
+    assert_eq!(answer_to_a(&mut r).status(), Some(200));
+    assert_eq!(r.sw.stats().dtmf_digits, 1);
+    r.send(2.1, udp(5080), a_info(11, &tag, "application/dtmf", "#"));
+    assert_eq!(answer_to_a(&mut r).status(), Some(200));
+    assert_eq!(r.sw.stats().dtmf_digits, 2);
+    // A digit from the media plane goes the same way.
+    let session = r
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::OpenLeg { session, .. } => Some(*session),
+            _ => None,
+        })
+        .expect("a media session");
+    let (now, ms) = r.at(2.2);
+    r.sw.handle_media_event(
+        now,
+        ms,
+        carillon_mediactl::MediaEvent::Dtmf {
+            session,
+            leg: carillon_mediactl::LegId(0),
+            digit: '7',
+            duration: Duration::from_millis(100),
+        },
+    );
+    assert_eq!(r.sw.stats().dtmf_digits, 3);
+    // A retransmitted INFO gets the stored 200 and is no second digit.
+    r.send(2.3, udp(5080), a_info(11, &tag, "application/dtmf", "#"));
+    assert_eq!(answer_to_a(&mut r).status(), Some(200));
+    assert_eq!(r.sw.stats().dtmf_digits, 3);
+}
+
+#[test]
+fn info_with_another_body_gets_415_with_accept_and_a_malformed_digit_400() {
+    let mut r = Rig::new();
+    let tag = answered_call(&mut r);
+    r.send(2.0, udp(5080), a_info(10, &tag, "text/plain", "hello"));
+    let m = answer_to_a(&mut r);
+    assert_eq!(m.status(), Some(415));
+    assert_eq!(
+        m.header(HeaderName::Accept).as_deref(),
+        Some("application/dtmf-relay, application/dtmf")
+    );
+    r.send(
+        2.1,
+        udp(5080),
+        a_info(
+            11,
+            &tag,
+            "application/dtmf-relay",
+            "Signal=X\r\nDuration=160\r\n",
+        ),
+    );
+    assert_eq!(answer_to_a(&mut r).status(), Some(400));
+    r.send(2.2, udp(5080), a_info(12, &tag, "application/dtmf", "12"));
+    assert_eq!(answer_to_a(&mut r).status(), Some(400));
+    assert_eq!(r.sw.stats().dtmf_digits, 0, "nothing was a digit");
+    // The call is untouched.
+    assert_eq!(r.sw.call_counts().0, 1);
+}
+
+#[test]
+fn refer_and_message_in_a_dialog_are_refused_never_200() {
+    let mut r = Rig::new();
+    let tag = answered_call(&mut r);
+    let refer = a_request(
+        "REFER",
+        10,
+        "z9hG4bKrefer",
+        &tag,
+        "Refer-To: <sip:102@127.0.0.1>\r\n",
+        None,
+    );
+    r.send(2.0, udp(5080), refer);
+    let m = answer_to_a(&mut r);
+    assert_eq!(m.status(), Some(501));
+    assert!(!allow_of(&m).contains("REFER"), "{}", allow_of(&m));
+    r.send(
+        2.1,
+        udp(5080),
+        a_request("MESSAGE", 11, "z9hG4bKmsg", &tag, "", None),
+    );
+    let m = answer_to_a(&mut r);
+    assert_eq!(m.status(), Some(405));
+    assert_eq!(allow_of(&m), carillon_sip::validate::ALLOW);
+    // OPTIONS in the dialog lists the same capabilities.
+    r.send(
+        2.2,
+        udp(5080),
+        a_request("OPTIONS", 12, "z9hG4bKopt", &tag, "", None),
+    );
+    let m = answer_to_a(&mut r);
+    assert_eq!(m.status(), Some(200));
+    assert_eq!(allow_of(&m), carillon_sip::validate::ALLOW);
+    assert_eq!(r.sw.call_counts().0, 1, "the call goes on");
+}
+
+#[test]
+fn out_of_dialog_requests_get_answers_consistent_with_allow_and_supported() {
+    let mut r = Rig::new();
+    let req = |method: &str, n: u32, extra: &str| {
+        format!("{method} sip:101@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKood{n};rport\r\nFrom: <sip:100@127.0.0.1>;tag=o{n}\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: ood{n}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n")
+    };
+    let mut answer = |method: &str, n: u32, extra: &str| {
+        r.send(0.5, udp(5090), req(method, n, extra));
+        let mut got = sent_to(&r.take(), 5090);
+        assert_eq!(got.len(), 1, "{method}: {got:?}");
+        got.remove(0)
+    };
+    let ok = answer("OPTIONS", 1, "");
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(
+        allow_of(&ok),
+        "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK"
+    );
+    assert_eq!(
+        ok.header(HeaderName::Supported).as_deref(),
+        Some("100rel, timer, path")
+    );
+    for (method, status) in [
+        ("MESSAGE", 405),
+        ("SUBSCRIBE", 405),
+        ("NOTIFY", 405),
+        ("REFER", 501),
+        ("BYE", 481),
+        ("INFO", 481),
+    ] {
+        let n = 10 + u32::from(status) + method.len() as u32;
+        let m = answer(method, n, "");
+        assert_eq!(m.status(), Some(status), "{method}");
+        if status != 481 {
+            assert_eq!(allow_of(&m), carillon_sip::validate::ALLOW, "{method}");
+        }
+    }
+    for (n, tag) in [(100, "replaces"), (101, "outbound")] {
+        let m = answer("OPTIONS", n, &format!("Require: {tag}\r\n"));
+        assert_eq!(m.status(), Some(420), "{tag}");
+        assert_eq!(m.header(HeaderName::Unsupported).as_deref(), Some(tag));
+    }
+}
+
+impl Rig {
+    /// 101 registers from 127.0.0.1:5070 with a Contact naming
+    /// `contact_port` and an optional Path.
+    fn register_101_contact(&mut self, contact_port: u16, path: Option<&str>) {
+        let path_line = path.map(|p| format!("Path: {p}\r\n")).unwrap_or_default();
+        let reg = |auth: Option<String>, cseq: u32| {
+            format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: reg101\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:{contact_port}>\r\n{path_line}Supported: path\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
+                auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
+            )
+        };
+        self.send(0.0, udp(5070), reg(None, 1));
+        let ch = Challenge::parse(
+            &self.take()[0]
+                .1
+                .header(HeaderName::WwwAuthenticate)
+                .unwrap(),
+        )
+        .unwrap();
+        let auth = carillon_digest::respond(
+            &ch,
+            "REGISTER",
+            "sip:127.0.0.1",
+            "101",
+            "changeme101",
+            "c",
+            1,
+        );
+        self.send(0.0, udp(5070), reg(Some(auth), 2));
+        let ok = self.take().remove(0).1;
+        assert_eq!(ok.status(), Some(200));
+        // The UA said `Supported: path`: the stored Path comes back.
+        if let Some(p) = path {
+            assert_eq!(ok.header(HeaderName::Path).as_deref(), Some(p));
+        }
+    }
+}
+
+#[test]
+fn the_path_goes_back_in_the_200_only_to_a_ua_that_supports_path() {
+    let mut r = Rig::new();
+    let reg = |auth: Option<String>, cseq: u32| {
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKnp{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: regnp\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:5070>\r\nPath: <sip:127.0.0.1:5091;lr>\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
+            auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
+        )
+    };
+    r.send(0.0, udp(5070), reg(None, 1));
+    let ch = Challenge::parse(&r.take()[0].1.header(HeaderName::WwwAuthenticate).unwrap()).unwrap();
+    let auth = carillon_digest::respond(
+        &ch,
+        "REGISTER",
+        "sip:127.0.0.1",
+        "101",
+        "changeme101",
+        "c",
+        1,
+    );
+    r.send(0.0, udp(5070), reg(Some(auth), 2));
+    let ok = r.take().remove(0).1;
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.header(HeaderName::Path).is_none(), "no Supported: path");
+    // It is still stored and used.
+    let out = r.call(1.0, "100", 5080, "101", "callA", "");
+    let (_, inv) = invite_to_101(&out);
+    assert_eq!(
+        inv.header(HeaderName::Route).as_deref(),
+        Some("<sip:127.0.0.1:5091;lr>")
+    );
+}
+
+/// Where the INVITE to 101 went, and the INVITE.
+fn invite_to_101(out: &[(Peer, Message)]) -> (u16, Message) {
+    let invites: Vec<_> = out
+        .iter()
+        .filter(|(_, m)| m.method() == Some(&Method::Invite))
+        .collect();
+    assert_eq!(invites.len(), 1, "one INVITE to 101: {out:?}");
+    (invites[0].0.addr.port(), invites[0].1.clone())
+}
+
+fn user_with_nat(e: &str, nat: carillon_b2bua::NatMode) -> User {
+    User { nat, ..user(e) }
+}
+
+#[test]
+fn with_nat_true_the_invite_goes_to_the_registering_socket_and_with_false_to_the_contact() {
+    use carillon_b2bua::NatMode;
+    for (nat, want) in [
+        (NatMode::SourceAddress, 5070),
+        (NatMode::AsRegistered, 5071),
+    ] {
+        let mut r = Rig::with(vec![user("100"), user_with_nat("101", nat)], PLAN);
+        r.register_101_contact(5071, None);
+        let out = r.call(1.0, "100", 5080, "101", "callA", "");
+        let (port, inv) = invite_to_101(&out);
+        assert_eq!(port, want, "{nat:?}");
+        assert_eq!(inv.request_uri_str(), Some("sip:101@127.0.0.1:5071"));
+        assert!(inv.header(HeaderName::Route).is_none());
+    }
+}
+
+#[test]
+fn a_registered_path_is_the_route_set_of_the_invite_its_cancel_and_its_ack() {
+    use carillon_b2bua::NatMode;
+    let path = "<sip:127.0.0.1:5091;lr>";
+    for (nat, want) in [
+        (NatMode::SourceAddress, 5070),
+        (NatMode::AsRegistered, 5091),
+    ] {
+        let mut r = Rig::with(vec![user("100"), user_with_nat("101", nat)], PLAN);
+        r.register_101_contact(5071, Some(path));
+        let out = r.call(1.0, "100", 5080, "101", "callA", "");
+        let (port, inv) = invite_to_101(&out);
+        assert_eq!(port, want, "{nat:?}");
+        assert_eq!(inv.header(HeaderName::Route).as_deref(), Some(path));
+        r.take();
+        // A failure is ACKed with the same Route (hop by hop).
+        r.send(1.1, udp(port), response_to(&inv, 486, "", None));
+        let out = r.take();
+        let ack = out
+            .iter()
+            .find(|(_, m)| m.method() == Some(&Method::Ack))
+            .expect("ACK for the 486");
+        assert_eq!(ack.0.addr.port(), want);
+        assert_eq!(ack.1.header(HeaderName::Route).as_deref(), Some(path));
+    }
+    // A CANCEL repeats the INVITE's Route.
+    let mut r = Rig::new();
+    r.register_101_contact(5070, Some(path));
+    let out = r.call(1.0, "100", 5080, "101", "callA", "");
+    let (_, inv) = invite_to_101(&out);
+    r.send(1.1, udp(5070), response_from_b(&inv, 180, false));
+    r.take();
+    r.send(
+        1.2,
+        udp(5080),
+        "CANCEL sip:101@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKcallA2;rport\r\nFrom: <sip:100@127.0.0.1>;tag=tcallA\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: callA\r\nCSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".into(),
+    );
+    let out = r.take();
+    let cancel = out
+        .iter()
+        .find(|(_, m)| m.method() == Some(&Method::Cancel))
+        .expect("CANCEL to 101");
+    assert_eq!(cancel.1.header(HeaderName::Route).as_deref(), Some(path));
 }

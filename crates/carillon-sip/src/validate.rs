@@ -1,7 +1,7 @@
 //! Stateless request checks (RFC 3261 §8.2, §16.3; RFC 4475): decides
 //! whether a parsed request is well formed enough to process and, if not,
 //! which response it is owed. Checks run in the order of RFC 3261 §8.2:
-//! structure (400), method (501), URI scheme (416), extensions (420),
+//! structure (400), method (405/501), URI scheme (416), extensions (420),
 //! content (415) and Accept (406). Routing and auth are not this module's.
 
 use crate::header::HeaderName;
@@ -10,10 +10,17 @@ use crate::method::Method;
 use crate::syntax::{split_list, CSeq, NameAddr, Via};
 use crate::uri::{Scheme, Uri};
 
-/// Option tags Carillon implements (RFC 3261 §19.2).
-pub const SUPPORTED_OPTIONS: &[&str] = &["path", "outbound", "100rel", "timer", "replaces"];
+/// Option tags Carillon implements as their RFCs define them (RFC 3261
+/// §19.2): reliable provisionals (RFC 3262, `calls::prack`), session
+/// timers (RFC 4028, `calls::session_timer`) and Path (RFC 3327: the
+/// registrar stores a REGISTER's Path and a call to the binding carries it
+/// as its preloaded Route set). A `Require` naming anything else gets 420.
+/// Not listed because not done: `replaces` (RFC 3891), `outbound` (RFC
+/// 5626 flows and keep-alives).
+pub const SUPPORTED_OPTIONS: &[&str] = &["100rel", "timer", "path"];
 
-/// Methods Carillon implements; others are answered 501.
+/// Methods Carillon handles, in and out of dialog (the `Allow` header).
+/// Any other method is refused by [`method_refusal`].
 pub const ALLOWED_METHODS: &[Method] = &[
     Method::Invite,
     Method::Ack,
@@ -24,11 +31,30 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Info,
     Method::Update,
     Method::Prack,
-    Method::Refer,
-    Method::Notify,
-    Method::Message,
-    Method::Subscribe,
 ];
+
+/// [`ALLOWED_METHODS`] as the value of an `Allow` header.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK";
+
+/// [`SUPPORTED_OPTIONS`] as the value of a `Supported` header.
+pub const SUPPORTED: &str = "100rel, timer, path";
+
+/// The answer owed to a method outside [`ALLOWED_METHODS`], in or out of
+/// a dialog: 405 (with `Allow`) for the methods the switch understands but
+/// offers for no address (MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH), 501 for
+/// REFER (no call transfer yet) and for methods it does not know at all
+/// (RFC 3261 §21.4.6, §21.5.2). `None` for an allowed method.
+pub fn method_refusal(method: &Method) -> Option<Rejection> {
+    if ALLOWED_METHODS.contains(method) {
+        return None;
+    }
+    Some(match method {
+        Method::Message | Method::Subscribe | Method::Notify | Method::Publish => {
+            Rejection::new(405, "Method Not Allowed")
+        }
+        _ => Rejection::new(501, "Not Implemented"),
+    })
+}
 
 /// A request the switch will not process, with the response it is owed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,8 +233,8 @@ pub fn validate_request_parts(msg: &Message) -> Result<RequestParts<'_>, Rejecti
         None => None,
     };
 
-    if !ALLOWED_METHODS.contains(method) {
-        return Err(Rejection::new(501, "Not Implemented"));
+    if let Some(refusal) = method_refusal(method) {
+        return Err(refusal);
     }
     if cseq.method != *method {
         return Err(bad("CSeq method does not match the request"));
@@ -332,6 +358,60 @@ mod tests {
 
     fn parse(s: &str) -> Message {
         Message::parse(Bytes::from(s.to_owned())).unwrap()
+    }
+
+    fn request(method: &str, extra: &str) -> Message {
+        parse(&format!(
+            "{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             From: <sip:101@127.0.0.1>;tag=f\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: c1\r\n\
+             CSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    #[test]
+    fn the_allow_and_supported_texts_list_exactly_the_constants() {
+        let allow: Vec<&str> = ALLOWED_METHODS.iter().map(Method::as_str).collect();
+        assert_eq!(ALLOW, allow.join(", "));
+        assert_eq!(SUPPORTED, SUPPORTED_OPTIONS.join(", "));
+        for tag in ["replaces", "outbound"] {
+            assert!(!SUPPORTED_OPTIONS.contains(&tag), "{tag} is not honoured");
+        }
+        for m in ["REFER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH"] {
+            assert!(!ALLOW.contains(m), "{m} is not handled");
+        }
+    }
+
+    #[test]
+    fn methods_the_switch_does_not_handle_get_405_or_501_and_allowed_ones_pass() {
+        for (method, status) in [
+            ("MESSAGE", 405),
+            ("SUBSCRIBE", 405),
+            ("NOTIFY", 405),
+            ("PUBLISH", 405),
+            ("REFER", 501),
+            ("FOO", 501),
+        ] {
+            let r = validate_request(&request(method, "")).unwrap_err();
+            assert_eq!(r.status, status, "{method}");
+            assert_eq!(method_refusal(&Method::from_token(method)), Some(r));
+        }
+        for method in ["OPTIONS", "INFO", "BYE", "UPDATE", "PRACK"] {
+            assert_eq!(validate_request(&request(method, "")), Ok(()), "{method}");
+            assert_eq!(method_refusal(&Method::from_token(method)), None);
+        }
+    }
+
+    #[test]
+    fn a_require_of_an_option_tag_not_listed_gets_420_naming_it() {
+        for tag in ["replaces", "outbound", "norefersub"] {
+            let r = validate_request(&request("OPTIONS", &format!("Require: timer, {tag}\r\n")))
+                .unwrap_err();
+            assert_eq!((r.status, r.unsupported), (420, vec![tag.to_owned()]));
+        }
+        for tag in ["100rel", "timer", "path", "PATH"] {
+            let m = request("OPTIONS", &format!("Require: {tag}\r\n"));
+            assert_eq!(validate_request(&m), Ok(()), "{tag}");
+        }
     }
 
     #[test]

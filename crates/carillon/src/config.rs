@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use carillon_b2bua::{PolicyConfig, Transport, User};
+use carillon_b2bua::{NatMode, PolicyConfig, Transport, User};
 use carillon_digest::Algorithm;
 use carillon_net::ListenSpec;
 use carillon_registrar::RegistrarConfig;
@@ -198,6 +198,9 @@ struct UserDefaults {
     max_calls: Option<Spanned<u32>>,
     /// New calls per second a user may place (none: unlimited).
     max_cps: Option<Spanned<u32>>,
+    /// Send to the REGISTER's source address (true) or to the Contact as
+    /// registered (false).
+    nat: bool,
 }
 
 impl Default for UserDefaults {
@@ -208,6 +211,7 @@ impl Default for UserDefaults {
             max_contacts: 3,
             max_calls: None,
             max_cps: None,
+            nat: true,
         }
     }
 }
@@ -222,6 +226,7 @@ struct UserEntry {
     max_contacts: Option<Spanned<usize>>,
     max_calls: Option<Spanned<u32>>,
     max_cps: Option<Spanned<u32>>,
+    nat: Option<bool>,
 }
 
 /// The validated configuration.
@@ -610,6 +615,11 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
             max_contacts,
             max_calls: user_limits.get(i).and_then(|l| l.0),
             max_cps: user_limits.get(i).and_then(|l| l.1),
+            nat: if u.nat.unwrap_or(users.defaults.nat) {
+                NatMode::SourceAddress
+            } else {
+                NatMode::AsRegistered
+            },
         });
     }
 
@@ -799,6 +809,47 @@ mod tests {
         let p = load(dir.path()).unwrap_err();
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!((p[0].line, p[0].key.as_str()), (4, "user[0].max_calls"));
+    }
+
+    #[test]
+    fn nat_defaults_to_true_can_be_set_per_user_or_in_defaults_and_must_be_a_boolean() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = "[[listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n";
+        let users = |defaults: &str| {
+            format!(
+                "{defaults}[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nnat = false\n\n\
+                 [[user]]\nextension = \"101\"\npassword = \"changeme101\"\n\n\
+                 [[user]]\nextension = \"102\"\npassword = \"changeme102\"\nnat = true\n"
+            )
+        };
+        for (defaults, want101) in [
+            ("", NatMode::SourceAddress),
+            ("[defaults]\nnat = false\n\n", NatMode::AsRegistered),
+        ] {
+            write(dir.path(), main, &users(defaults));
+            let c = load(dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+            let nat = |e: &str| c.users.iter().find(|u| u.extension == e).unwrap().nat;
+            assert_eq!(nat("100"), NatMode::AsRegistered);
+            assert_eq!(nat("101"), want101, "{defaults:?}");
+            assert_eq!(nat("102"), NatMode::SourceAddress);
+        }
+        write(
+            dir.path(),
+            main,
+            "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nnat = \"no\"\n",
+        );
+        let p = load(dir.path()).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, 4, "{p:?}");
+        write(
+            dir.path(),
+            main,
+            "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nnat_mode = false\n",
+        );
+        let p = load(dir.path()).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, 4, "{p:?}");
+        assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
     }
 
     #[test]

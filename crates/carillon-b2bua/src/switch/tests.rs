@@ -18,6 +18,7 @@ fn config() -> SwitchConfig {
             max_contacts: 2,
             max_calls: None,
             max_cps: None,
+            nat: Default::default(),
         }],
         registrar: RegistrarConfig::default(),
         policy: PolicyConfig {
