@@ -25,8 +25,8 @@
 //!   warns of placeholders left in an enabled trunk and still reports the
 //!   mistakes of a disabled one;
 //! - SIGHUP with a rewritten `trunks.toml`: a call up on the removed trunk
-//!   goes on, the removed trunk is no longer pinged, a call goes out on
-//!   the newly added one;
+//!   goes on, the removed trunk is no longer pinged nor identified, a call
+//!   goes out on the newly added one;
 //! - a GSM gateway played by two SIPps (the SIM ports on 127.0.0.2 and
 //!   127.0.0.3): calls rotate over the ports, and a port that answered 503
 //!   is skipped while it cools down;
@@ -1038,6 +1038,22 @@ fn sighup_with_a_new_trunks_file_keeps_calls_up_stops_the_removed_trunk_and_dial
     let mut second = phone_100_calls(&env, &sw, "second", "uac_auth_pcap.xml", DIALLED);
     let run = second.wait();
     assert_sipp_ok(&run, &env, &sw, "second", &["second", "new-carrier"]);
+    // The removed trunk's address is nobody's any more: its INVITE is
+    // challenged like a stranger's and starts no call.
+    let csv = write_csv(
+        env.path(),
+        "old-inbound.csv",
+        &[format!("{DID};+15557654321")],
+    );
+    let port = free_udp_port_on(CARRIER_IP, 1);
+    let mut cmd = sipp_cmd_on(env.path(), "old-inbound", CARRIER_IP, port);
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("trunk_unidentified_uac.xml")])
+        .args(["-inf", &csv, "-m", "1", "-timeout", "10s"])
+        .args(["-mp", &free_udp_port_on(CARRIER_IP, 3).to_string()]);
+    let run = run_tool(cmd, env.path(), "old-inbound", Duration::from_secs(15));
+    assert_sipp_ok(&run, &env, &sw, "old-inbound", &["old-inbound"]);
+    assert_eq!(sw.lines("call started").len(), 2, "{}", sw.log());
     // Two qualify intervals after the reload, at least.
     while reloaded_at.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
