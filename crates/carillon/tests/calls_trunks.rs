@@ -13,7 +13,8 @@
 //!   trunk's credentials (checked here with an independent MD5), From
 //!   carries `from_user@from_domain` and P-Asserted-Identity the caller;
 //! - failover: of two contacts, the first never answers OPTIONS; once
-//!   qualify declares it Down the call goes to the second; and a contact
+//!   qualify declares it Down (one WARN, however many pings it ignores)
+//!   the call goes to the second; and a contact
 //!   that answers the INVITE itself with 503 (no qualify) has the same
 //!   call placed again at the next contact;
 //! - outbound registration: a 401-challenged REGISTER verified by SIPp's
@@ -495,6 +496,12 @@ impl SilentPeer {
         self.seen_since(None)
     }
 
+    /// When the first and the last datagram arrived.
+    fn span(&self) -> Option<(Instant, Instant)> {
+        let seen = self.seen.lock().expect("lock");
+        Some((seen.first()?.0, seen.last()?.0))
+    }
+
     /// What arrived after `since` (everything for `None`).
     fn seen_since(&self, since: Option<Instant>) -> Vec<String> {
         self.seen
@@ -580,6 +587,21 @@ fn a_contact_that_stops_answering_options_is_skipped_for_the_next_one() {
         "no INVITE may go to the contact qualified Down: {seen:?}"
     );
     assert_one_answered_call(&sw);
+    // Pinged in vain every 2 s all along, it was reported once: one WARN
+    // when it went Down, not one per ping.
+    let (first, last) = dead.span().expect("pings arrived");
+    let needle = format!("contact: \"{dead_uri}\"");
+    let changes: Vec<LogLine> = sw
+        .lines("ContactStateChanged")
+        .into_iter()
+        .filter(|l| l.raw.contains(&needle))
+        .collect();
+    assert!(
+        last.duration_since(first) >= Duration::from_secs(2),
+        "the dead contact must have been pinged over more than one interval: {seen:?}"
+    );
+    assert_eq!(changes.len(), 1, "{}", sw.log());
+    assert!(changes[0].raw.contains("WARN"), "{}", changes[0].raw);
 }
 
 #[test]
