@@ -206,6 +206,29 @@ struct ForkSpec {
     failover: Option<Failover>,
 }
 
+/// The calling number of a call from `trunk`: the From user, normalised
+/// with the trunk's `numbering` rule set (`[numbering.NAME]` of the
+/// dialplan, e.g. `03001234567` → `+923001234567`), so that the dialplan's
+/// `${CALLERID(num)}`, the From/P-Asserted-Identity of the outbound leg and
+/// the CDR's `src` all see the normalised number.
+fn trunk_caller_number(
+    plan: &Dialplan,
+    trunk: &str,
+    config: Option<&carillon_trunk::TrunkConfig>,
+    from_user: &str,
+) -> String {
+    let Some(name) = config.and_then(|c| c.numbering.as_deref()) else {
+        return from_user.to_owned();
+    };
+    match plan.numbering(name) {
+        Some(rules) => rules.normalise(from_user),
+        None => {
+            warn!(trunk = %trunk, numbering = %name, "the trunk's numbering names no [numbering.NAME] rule set in the dialplan: caller number left as sent");
+            from_user.to_owned()
+        }
+    }
+}
+
 /// The codecs `trunk` allows (`allow`), by name.
 fn trunk_codecs(trunks: &carillon_trunk::Trunks, trunk: &str) -> Vec<String> {
     trunks
@@ -464,6 +487,17 @@ impl Calls {
         &self.config.hosts
     }
 
+    /// Trunk host names resolved again for a reloaded `trunks.toml`.
+    pub fn set_hosts(&mut self, hosts: HashMap<String, IpAddr>) {
+        self.config.hosts = hosts;
+    }
+
+    /// A trunk configuration to start at the next timeout (a reload
+    /// before the trunks were started).
+    pub fn set_trunk_set(&mut self, set: Option<carillon_trunk::TrunkSet>) {
+        self.config.trunks = set;
+    }
+
     pub fn sip_addr(&self) -> SocketAddr {
         self.config.sip_addr
     }
@@ -630,17 +664,18 @@ impl Switch {
                     None,
                 )
             }
-            Caller::Trunk(t) => (
-                self.trunks
-                    .as_ref()
-                    .and_then(|x| x.set().get(t))
-                    .and_then(|c| c.context.clone())
-                    .unwrap_or_else(|| format!("from-{t}")),
-                from_user.clone(),
-                from_name,
-                Vec::new(),
-                Some(t.clone()),
-            ),
+            Caller::Trunk(t) => {
+                let config = self.trunks.as_ref().and_then(|x| x.set().get(t));
+                (
+                    config
+                        .and_then(|c| c.context.clone())
+                        .unwrap_or_else(|| format!("from-{t}")),
+                    trunk_caller_number(&plan, t, config, &from_user),
+                    from_name,
+                    Vec::new(),
+                    Some(t.clone()),
+                )
+            }
         };
         let exten = parts
             .request_uri
@@ -962,6 +997,7 @@ impl Switch {
         let caller_num = self.caller_num(key);
         let mut specs: Vec<ForkSpec> = Vec::new();
         let mut trunk_status: Option<u16> = None;
+        let mut trunk_unavail = false;
         let mut callee_busy = false;
         for t in targets {
             match t {
@@ -1019,6 +1055,13 @@ impl Switch {
                                 specs.push(spec);
                             }
                         }
+                        Err(carillon_trunk::TrunkError::Unavailable {
+                            reason: carillon_trunk::UnavailableReason::Disabled,
+                            ..
+                        }) => {
+                            info!(call = key, trunk = %trunk, "trunk is disabled (enabled = false): not dialled");
+                            trunk_unavail = true;
+                        }
                         Err(e) => {
                             info!(call = key, trunk = %trunk, error = %e, "trunk refused the call");
                             trunk_status = Some(e.status());
@@ -1029,6 +1072,11 @@ impl Switch {
         }
         if let (Some(st), Some(call)) = (trunk_status, self.calls.calls.get_mut(&key)) {
             call.last_dial_status = Some(dial_status_of(st));
+        }
+        if let (true, None, Some(call)) =
+            (trunk_unavail, trunk_status, self.calls.calls.get_mut(&key))
+        {
+            call.last_dial_status = Some(DialStatus::ChanUnavail);
         }
         if let (true, Some(call)) = (callee_busy, self.calls.calls.get_mut(&key)) {
             call.last_dial_status = Some(DialStatus::Busy);

@@ -100,6 +100,10 @@ pub struct Switch {
     pub(crate) trunks: Option<carillon_trunk::Trunks>,
     /// The latest `now` seen (for bookkeeping that needs a time).
     pub(crate) last_now: Option<Instant>,
+    /// Trunk destinations already reported as unresolvable (one warning
+    /// each, not one per qualify ping; cleared when hosts are resolved
+    /// again on reload).
+    unresolved: std::collections::HashSet<String>,
 }
 
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
@@ -140,6 +144,7 @@ impl Switch {
             calls: crate::calls::Calls::new(config.calls),
             trunks: None,
             last_now: None,
+            unresolved: std::collections::HashSet::new(),
         })
     }
 
@@ -239,6 +244,37 @@ impl Switch {
         }
     }
 
+    /// Replaces the trunks (SIGHUP) with `set` (`None`: no `trunks.toml`)
+    /// and the host names resolved for it. Unchanged trunks keep their
+    /// state, changed ones restart, removed ones stop (calls up on any of
+    /// them go on); see [`carillon_trunk::Trunks::reload`].
+    pub fn reload_trunks(
+        &mut self,
+        now: Instant,
+        set: Option<carillon_trunk::TrunkSet>,
+        hosts: std::collections::HashMap<String, std::net::IpAddr>,
+    ) -> carillon_trunk::ReloadReport {
+        self.calls.set_hosts(hosts);
+        self.unresolved.clear();
+        let report = match self.trunks.as_mut() {
+            Some(t) => t.reload(set.unwrap_or_else(carillon_trunk::TrunkSet::empty), now),
+            None => {
+                let added = set
+                    .iter()
+                    .flat_map(|s| s.iter().map(|t| t.name.clone()))
+                    .collect();
+                self.calls.set_trunk_set(set);
+                self.start_trunks(now);
+                carillon_trunk::ReloadReport {
+                    added,
+                    ..Default::default()
+                }
+            }
+        };
+        self.drain_trunks();
+        report
+    }
+
     /// Starts the trunk machines (qualify, outbound registration) once.
     fn start_trunks(&mut self, now: Instant) {
         let Some(set) = self.calls.take_trunk_set() else {
@@ -288,13 +324,29 @@ impl Switch {
                     to,
                     bytes: tx.bytes,
                 })),
-                None => {
-                    warn!(trunk = %tx.trunk.as_str(), destination = %tx.destination, "trunk destination has no resolvable address")
+                // The binary warned when the name did not resolve, and
+                // qualify warns when the contact goes Down: this is said
+                // once, not at every ping.
+                None if self.unresolved.insert(tx.destination.clone()) => {
+                    info!(trunk = %tx.trunk.as_str(), destination = %tx.destination, "trunk destination has no resolvable address; nothing is sent to it")
                 }
+                None => {}
             }
         }
         while let Some(ev) = t.poll_event() {
-            info!(event = ?ev, "trunk");
+            // One line per change of state (the machines report changes
+            // only): a contact going down is a warning.
+            match ev {
+                carillon_trunk::TrunkEvent::ContactStateChanged {
+                    to: carillon_trunk::ContactState::Down,
+                    ..
+                }
+                | carillon_trunk::TrunkEvent::RegistrationChanged {
+                    state: carillon_trunk::RegistrationState::Failed { .. },
+                    ..
+                } => warn!(event = ?ev, "trunk"),
+                _ => info!(event = ?ev, "trunk"),
+            }
         }
     }
 

@@ -52,6 +52,9 @@ pub enum Control {
         policy: PolicyConfig,
         registrar: RegistrarConfig,
         dialplan: Option<Dialplan>,
+        /// `trunks.toml` and its host names (boxed: the other commands
+        /// are small).
+        trunks: Box<TrunksReload>,
     },
     /// Bindings read from the database after it became reachable late
     /// (the switch started while it was down); ones already held win.
@@ -63,6 +66,15 @@ pub enum Control {
     Stats(oneshot::Sender<Stats>),
     /// Stop the loop; the reply comes once it has stopped.
     Shutdown(oneshot::Sender<()>),
+}
+
+/// The trunk part of [`Control::Reload`].
+#[derive(Debug)]
+pub struct TrunksReload {
+    /// `trunks.toml` (`None`: no file).
+    pub set: Option<carillon_trunk::TrunkSet>,
+    /// Host names of its enabled trunks, resolved by the binary.
+    pub hosts: std::collections::HashMap<String, IpAddr>,
 }
 
 /// Handle to a running driver.
@@ -371,12 +383,25 @@ async fn run(
         tokio::select! {
             biased;
             c = ctl.recv() => match c {
-                Some(Control::Reload { users, policy, registrar, dialplan }) => {
-                    info!(users = users.len(), "configuration reloaded; registrations kept");
+                Some(Control::Reload { users, policy, registrar, dialplan, trunks }) => {
+                    let n_users = users.len();
                     switch.reload_users(users);
                     switch.set_policy(policy);
                     switch.set_registrar_config(registrar);
                     switch.set_dialplan(dialplan);
+                    let TrunksReload { set, hosts } = *trunks;
+                    let t = switch.reload_trunks(Instant::now(), set, hosts);
+                    let names = |v: &[carillon_trunk::TrunkName]| {
+                        v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(",")
+                    };
+                    info!(
+                        users = n_users,
+                        trunks_added = %names(&t.added),
+                        trunks_changed = %names(&t.changed),
+                        trunks_removed = %names(&t.removed),
+                        trunks_unchanged = t.unchanged.len(),
+                        "configuration reloaded (users, policies, dialplan, trunks); registrations kept"
+                    );
                 }
                 Some(Control::RestoreBindings(bindings)) => {
                     info!(bindings = bindings.len(), "registrations restored from the database");

@@ -10,5 +10,5 @@ pub mod driver;
 pub mod held;
 pub mod transport;
 
-pub use driver::{Control, Driver, DriverHandle, Sinks};
+pub use driver::{Control, Driver, DriverHandle, Sinks, TrunksReload};
 pub use transport::{ListenSpec, Listeners};

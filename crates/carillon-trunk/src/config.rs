@@ -22,6 +22,7 @@ use crate::model::{
 pub use carillon_tomlconf::ConfigProblem;
 
 const TRUNK_KEYS: &[&str] = &[
+    "enabled",
     "kind",
     "contacts",
     "identify",
@@ -87,10 +88,75 @@ fn u32_of(v: i64) -> Option<u32> {
 
 /// Loads and validates a trunks file. `file_name` only labels problems.
 /// On failure every problem found is returned, sorted by line.
+/// Placeholders left in an enabled trunk come back as the set's
+/// [`TrunkSet::warnings`].
 pub fn load(file_name: &str, text: &str) -> Result<TrunkSet, Vec<ConfigProblem>> {
     carillon_tomlconf::load(file_name, text, |lo, root| {
-        Some(TrunkSet::new(load_root(lo, root)))
+        let trunks = load_root(lo, root);
+        let mut warnings = Vec::new();
+        if let Kind::Table(entries) = &root.kind {
+            for entry in entries.iter().filter(|e| e.key == "trunk") {
+                let Kind::Table(tables) = &entry.value.kind else {
+                    continue;
+                };
+                for t in tables {
+                    let enabled = trunks.iter().any(|c| c.enabled && c.name.as_str() == t.key);
+                    if enabled {
+                        let path = join("trunk", &t.key);
+                        placeholders(file_name, &path, &t.value, &mut warnings);
+                    }
+                }
+            }
+        }
+        Some(TrunkSet::new(trunks, warnings))
     })
+}
+
+/// Marks the example `trunks.toml` uses for values to fill in.
+const PLACEHOLDER: &str = "CHANGE-ME";
+
+/// Whether `text` (a SIP URI or a bare host) names a host under the
+/// reserved `.example` top-level domain (RFC 2606).
+fn is_example_host(text: &str) -> bool {
+    let host = match Uri::parse(text) {
+        Ok(uri) if uri.is_sip() => uri.host.to_ascii_lowercase(),
+        _ => text.to_ascii_lowercase(),
+    };
+    let host = host.trim_end_matches('.');
+    host == "example" || host.ends_with(".example")
+}
+
+/// Every string value under `node` that still holds a `CHANGE-ME`
+/// placeholder or an `.example` host, as a warning.
+fn placeholders(file: &str, path: &str, node: &Node, out: &mut Vec<ConfigProblem>) {
+    match &node.kind {
+        Kind::Str(text) => {
+            let message = if text.contains(PLACEHOLDER) {
+                format!("'{text}' is still a {PLACEHOLDER} placeholder: fill it in, or set enabled = false")
+            } else if is_example_host(text) {
+                format!("'{text}' is an example host (.example): put the real one, or set enabled = false")
+            } else {
+                return;
+            };
+            out.push(ConfigProblem {
+                file: file.to_owned(),
+                line: node.line,
+                key: path.to_owned(),
+                message,
+            });
+        }
+        Kind::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                placeholders(file, &format!("{path}[{i}]"), item, out);
+            }
+        }
+        Kind::Table(entries) => {
+            for e in entries {
+                placeholders(file, &join(path, &e.key), &e.value, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn load_root(lo: &mut Loader<'_>, root: &Node) -> Vec<TrunkConfig> {
@@ -139,6 +205,10 @@ fn load_trunk(
     let problems_before = lo.problems().len();
     let mut f = lo.fields(path, node)?;
     let line = f.line;
+    let enabled = f
+        .get("enabled")
+        .and_then(|(p, n)| lo.boolean(&p, n))
+        .unwrap_or(true);
 
     let kind = match f.get("kind") {
         Some((p, n)) => match lo.string(&p, n) {
@@ -415,6 +485,7 @@ fn load_trunk(
     }
     Some(TrunkConfig {
         name: TrunkName::new(name),
+        enabled,
         kind: kind?,
         contacts,
         failover_len,

@@ -26,6 +26,8 @@ pub enum UnavailableReason {
     ContactsDown,
     /// Every port is cooling down after a failure, or its contact is Down.
     NoUsablePort,
+    /// The trunk is configured `enabled = false`.
+    Disabled,
 }
 
 /// What went wrong in a trunk operation.

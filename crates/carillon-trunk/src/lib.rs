@@ -10,7 +10,8 @@
 //! concurrency and calls-per-second limits); answering 401/407 on
 //! outbound requests ([`Trunks::authorize`], RFC 3261 §22.2); OPTIONS
 //! qualify ([`Qualifier`], RFC 3261 §11) and outbound registration
-//! ([`Registration`], RFC 3261 §10.2).
+//! ([`Registration`], RFC 3261 §10.2); replacing the configuration of a
+//! running set ([`Trunks::reload`]: added, changed and removed trunks).
 //!
 //! Does not own: sockets, DNS (RFC 3263), INVITEs and dialogs (the B2BUA),
 //! number rewriting (`numbering` names a dialplan rule set, carried as a
@@ -33,10 +34,13 @@
 //! # `trunks.toml`
 //!
 //! One `[trunk.NAME]` table per trunk (NAME: letters, digits, `_-.+`).
-//! Unknown keys are errors.
+//! Unknown keys are errors. An enabled trunk that still holds a
+//! `CHANGE-ME` value or an `.example` host loads, with a warning
+//! ([`TrunkSet::warnings`]).
 //!
 //! | key | type | meaning |
 //! |---|---|---|
+//! | `enabled` | bool | default true; a disabled trunk is validated but never resolved, qualified, registered, identified or dialled (a call to it is refused with [`UnavailableReason::Disabled`]) |
 //! | `kind` | `"carrier"` \| `"gsm_gateway"` | required |
 //! | `contacts` | array of SIP URIs | the peer(s), in failover order; required for a carrier and for prefix ports |
 //! | `identify` | array of `IP` / `IP/len` (v4, v6) | inbound source addresses of this trunk; each network belongs to one trunk; host bits must be zero |
@@ -52,7 +56,7 @@
 //! | `max_cps` | integer ≥ 1 | outbound call attempts per second, bursts up to the same number |
 //! | `context` | string | dialplan context for inbound calls from this trunk |
 //! | `allow` | array of `ulaw`, `alaw`, `g722`, `g729`, `opus` | codecs, in preference order (default `["ulaw","alaw"]`) |
-//! | `numbering` | string | name of a dialplan numbering rule set |
+//! | `numbering` | string | name of a dialplan `[numbering.NAME]` rule set; the switch normalises the caller number of inbound calls from this trunk with it (e.g. `03001234567` → `+923001234567`) |
 //! | `ports` | array of inline tables | gsm_gateway only, see below |
 //! | `port_strategy` | `"round_robin"` \| `"least_used"` | gsm_gateway only (default round_robin) |
 //! | `port_cooldown_secs` | integer 0..=86400 | a failed port is skipped this long (default 60) |
@@ -113,4 +117,4 @@ pub use model::{
 pub use qualify::Qualifier;
 pub use registration::Registration;
 pub use request::{LocalConfig, Transport};
-pub use trunks::{OutboundTarget, Trunks};
+pub use trunks::{OutboundTarget, ReloadReport, Trunks};

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::cidr::{IpNet, PrefixTable};
+use crate::config::ConfigProblem;
 
 /// A trunk's name: the `NAME` of `[trunk.NAME]`, as the dialplan's
 /// `trunk/NAME` targets refer to it.
@@ -210,6 +211,10 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrunkConfig {
     pub name: TrunkName,
+    /// `enabled` (default true). A disabled trunk is validated like any
+    /// other but never resolved, qualified, registered, identified or
+    /// dialled.
+    pub enabled: bool,
     pub kind: TrunkKind,
     /// Every SIP peer of the trunk: first the `contacts` in failover order,
     /// then any port contacts of a gateway not already listed.
@@ -235,28 +240,44 @@ pub struct TrunkConfig {
     pub gateway: Option<GatewayConfig>,
 }
 
-/// Every trunk of a configuration, in file order, with the identify table.
+/// Every trunk of a configuration, in file order, with the identify table
+/// (of the enabled trunks) and the loader's warnings.
 #[derive(Debug, Clone)]
 pub struct TrunkSet {
     pub(crate) trunks: Vec<TrunkConfig>,
     pub(crate) identify: PrefixTable<usize>,
+    pub(crate) warnings: Vec<ConfigProblem>,
 }
 
 impl TrunkSet {
-    pub(crate) fn new(trunks: Vec<TrunkConfig>) -> TrunkSet {
+    pub(crate) fn new(trunks: Vec<TrunkConfig>, warnings: Vec<ConfigProblem>) -> TrunkSet {
         let entries = trunks
             .iter()
             .enumerate()
+            .filter(|(_, t)| t.enabled)
             .flat_map(|(i, t)| t.identify.iter().map(move |net| (*net, i)))
             .collect();
         TrunkSet {
             trunks,
             identify: PrefixTable::new(entries),
+            warnings,
         }
     }
 
-    /// The trunk whose `identify` list holds the most specific network
-    /// containing `src_ip` (longest prefix wins; on equal prefixes, which
+    /// No trunks at all (no `trunks.toml`).
+    pub fn empty() -> TrunkSet {
+        TrunkSet::new(Vec::new(), Vec::new())
+    }
+
+    /// What the loader found suspicious but valid, e.g. an enabled trunk
+    /// still holding a `CHANGE-ME` placeholder or an `.example` host
+    /// (`check-config` prints these as `warning:` lines).
+    pub fn warnings(&self) -> &[ConfigProblem] {
+        &self.warnings
+    }
+
+    /// The enabled trunk whose `identify` list holds the most specific
+    /// network containing `src_ip` (longest prefix wins; on equal prefixes, which
     /// the loader refuses between trunks, the first trunk).
     pub fn identify(&self, src_ip: IpAddr) -> Option<&TrunkName> {
         self.identify

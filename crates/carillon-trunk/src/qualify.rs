@@ -366,6 +366,55 @@ mod tests {
     }
 
     #[test]
+    fn a_contact_that_stays_down_is_reported_once_not_once_per_interval() {
+        let t0 = Instant::now();
+        let mut q = qualifier(t0);
+        let mut events = Vec::new();
+        let mut pings = std::collections::HashSet::new();
+        // Five silent intervals (30 s each): five pings, one change.
+        while let Some(t) = q.poll_timeout() {
+            if t >= t0 + Duration::from_secs(150) {
+                break;
+            }
+            q.handle_timeout(t);
+            pings.extend(sent(&mut q).iter().map(branch_of));
+            events.extend(std::iter::from_fn(|| q.poll_event()));
+        }
+        assert_eq!(pings.len(), 5, "retransmissions share their ping's branch");
+        assert_eq!(
+            events,
+            vec![TrunkEvent::ContactStateChanged {
+                trunk: TrunkName::new("twilio"),
+                contact: "sip:198.51.100.1:5060".into(),
+                from: ContactState::Unknown,
+                to: ContactState::Down,
+            }]
+        );
+        // It answers: one change to Up; silent again: one change to Down.
+        let t1 = t0 + Duration::from_secs(150);
+        q.handle_timeout(t1);
+        let b = branch_of(&sent(&mut q)[0]);
+        q.handle_response(t1, &b, 200);
+        let mut later = Vec::new();
+        while let Some(t) = q.poll_timeout() {
+            if t >= t1 + Duration::from_secs(150) {
+                break;
+            }
+            q.handle_timeout(t);
+            let _ = sent(&mut q);
+            later.extend(std::iter::from_fn(|| q.poll_event()));
+        }
+        let tos: Vec<ContactState> = later
+            .iter()
+            .map(|e| match e {
+                TrunkEvent::ContactStateChanged { to, .. } => *to,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(tos, vec![ContactState::Up, ContactState::Down]);
+    }
+
+    #[test]
     fn a_response_with_another_branch_is_not_taken() {
         let t0 = Instant::now();
         let mut q = qualifier(t0);

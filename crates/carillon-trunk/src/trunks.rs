@@ -26,6 +26,12 @@
 //! gives the next usable contact for the same call (then `call_started`
 //! again), until none is left.
 //!
+//! [`Trunks::reload`] swaps in a new configuration at run time (SIGHUP):
+//! unchanged trunks keep their state, changed ones restart with their calls
+//! still counted, removed ones stop and have their registration removed.
+//! A trunk with `enabled = false` gets no qualifier and no registration,
+//! and `outbound_target` refuses it ([`UnavailableReason::Disabled`]).
+//!
 //! `outbound_target` checks, in order: the trunk's `max_calls`, a usable
 //! contact (the first one in `contacts` not qualified Down) or port, then
 //! `max_cps`; only a call that passes every check takes a rate token.
@@ -148,10 +154,29 @@ struct TrunkState {
 #[derive(Debug)]
 pub struct Trunks {
     set: TrunkSet,
+    local: LocalConfig,
     rng: ChaCha20Rng,
     states: Vec<TrunkState>,
+    /// Registrations of trunks removed or changed by a reload, being
+    /// removed at their registrar (Expires: 0); dropped once stopped.
+    retired: Vec<Registration>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TrunkEvent>,
+}
+
+/// What [`Trunks::reload`] did, by trunk name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// New names: started (pinged, registered) from now.
+    pub added: Vec<TrunkName>,
+    /// Same name, different settings: restarted with the new ones; calls
+    /// up on it stay counted against its limits.
+    pub changed: Vec<TrunkName>,
+    /// Gone: no longer pinged, identified or dialled; a registration is
+    /// removed. Calls up on it keep going until they end.
+    pub removed: Vec<TrunkName>,
+    /// Identical: state (qualify, registration, counts) kept as is.
+    pub unchanged: Vec<TrunkName>,
 }
 
 impl Trunks {
@@ -173,13 +198,93 @@ impl Trunks {
             .collect();
         let mut trunks = Trunks {
             set,
+            local,
             rng,
             states,
+            retired: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
         trunks.handle_timeout(now);
         trunks
+    }
+
+    /// Replaces the configuration (SIGHUP) without a restart. A trunk whose
+    /// settings are unchanged keeps all its state. A changed one starts
+    /// afresh (qualify from Unknown, pinged at `now`) but keeps its calls
+    /// up and its ports' counts and cooldowns, and its registration when
+    /// the registrar, expiry and credentials are the same (otherwise the
+    /// old binding is removed and the new one registered). A removed
+    /// trunk's registration is removed (Expires: 0); its calls up go on,
+    /// and their end is ignored. Drain `poll_transmit` after.
+    pub fn reload(&mut self, set: TrunkSet, now: Instant) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let mut old_states: Vec<Option<TrunkState>> = std::mem::take(&mut self.states)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let old_set = std::mem::replace(&mut self.set, set);
+        let mut states = Vec::with_capacity(self.set.trunks.len());
+        let mut retiring = Vec::new();
+        for t in &self.set.trunks {
+            let old = old_set
+                .trunks
+                .iter()
+                .position(|o| o.name == t.name)
+                .and_then(|i| Some((old_set.trunks.get(i)?, old_states.get_mut(i)?.take()?)));
+            let state = match old {
+                Some((o, state)) if o == t => {
+                    report.unchanged.push(t.name.clone());
+                    state
+                }
+                Some((o, mut old)) => {
+                    report.changed.push(t.name.clone());
+                    let mut fresh = Self::start_trunk(t, &self.local, &mut self.rng, now);
+                    fresh.active = old.active;
+                    if let (Some(new_gw), Some(old_gw)) = (&t.gateway, &o.gateway) {
+                        for (p, ps) in new_gw.ports.iter().zip(fresh.ports.iter_mut()) {
+                            if let Some(j) = old_gw.ports.iter().position(|q| q.name == p.name) {
+                                if let Some(old_ps) = old.ports.get(j) {
+                                    *ps = old_ps.clone();
+                                }
+                            }
+                        }
+                    }
+                    let same_registration = t.enabled
+                        && o.enabled
+                        && t.registration == o.registration
+                        && t.credentials == o.credentials;
+                    match old.registration.take() {
+                        Some(r) if same_registration => fresh.registration = Some(r),
+                        Some(r) => retiring.push(r),
+                        None => {}
+                    }
+                    fresh
+                }
+                None => {
+                    report.added.push(t.name.clone());
+                    Self::start_trunk(t, &self.local, &mut self.rng, now)
+                }
+            };
+            states.push(state);
+        }
+        for (o, state) in old_set.trunks.iter().zip(old_states) {
+            if let Some(mut state) = state {
+                report.removed.push(o.name.clone());
+                retiring.extend(state.registration.take());
+            }
+        }
+        self.states = states;
+        for r in retiring {
+            self.retire(r, now);
+        }
+        self.handle_timeout(now);
+        report
+    }
+
+    fn retire(&mut self, mut registration: Registration, now: Instant) {
+        registration.unregister(now);
+        self.retired.push(registration);
     }
 
     fn start_trunk(
@@ -189,11 +294,13 @@ impl Trunks {
         now: Instant,
     ) -> TrunkState {
         let from_domain = t.from_domain.clone().unwrap_or_else(|| local.host.clone());
+        // A disabled trunk sends nothing: no pings, no registration.
+        let qualify = t.qualify.filter(|_| t.enabled);
         let qualifiers = t
             .contacts
             .iter()
             .map(|contact| {
-                t.qualify.map(|cfg| {
+                qualify.map(|cfg| {
                     Qualifier::new(
                         t.name.clone(),
                         contact.clone(),
@@ -207,7 +314,7 @@ impl Trunks {
             })
             .collect();
         let registration = match (&t.registration, &t.credentials) {
-            (Some(cfg), Some(credentials)) => Some(Registration::new(
+            (Some(cfg), Some(credentials)) if t.enabled => Some(Registration::new(
                 t.name.clone(),
                 cfg.clone(),
                 credentials.clone(),
@@ -323,6 +430,12 @@ impl Trunks {
                 trunk: trunk.to_owned(),
             });
         };
+        if !config.enabled {
+            return Err(TrunkError::Unavailable {
+                trunk: config.name.clone(),
+                reason: UnavailableReason::Disabled,
+            });
+        }
         if let Some(max) = config.max_calls {
             if state.active >= max {
                 return Err(TrunkError::Busy {
@@ -514,6 +627,7 @@ impl Trunks {
         self.states
             .iter()
             .filter_map(|s| s.registration.as_ref())
+            .chain(&self.retired)
             .any(|r| {
                 !matches!(
                     r.state(),
@@ -536,7 +650,15 @@ impl Trunks {
             return false;
         };
         let mut taken = false;
+        for r in &mut self.retired {
+            if !taken && r.pending_branch() == Some(branch.as_str()) {
+                taken = r.handle_response(now, response);
+            }
+        }
         for state in &mut self.states {
+            if taken {
+                break;
+            }
             if let Some(r) = &mut state.registration {
                 if r.pending_branch() == Some(branch.as_str()) {
                     taken = r.handle_response(now, response);
@@ -557,6 +679,11 @@ impl Trunks {
 
     /// Advances every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for r in &mut self.retired {
+            if r.poll_timeout().is_some_and(|t| t <= now) {
+                r.handle_timeout(now);
+            }
+        }
         for state in &mut self.states {
             for q in state.qualifiers.iter_mut().flatten() {
                 if q.poll_timeout().is_some_and(|t| t <= now) {
@@ -573,6 +700,13 @@ impl Trunks {
     }
 
     fn collect(&mut self) {
+        for r in &mut self.retired {
+            self.transmits
+                .extend(std::iter::from_fn(|| r.poll_transmit()));
+            self.events.extend(std::iter::from_fn(|| r.poll_event()));
+        }
+        // A retired registration is dropped once it has stopped.
+        self.retired.retain(|r| r.poll_timeout().is_some());
         for state in &mut self.states {
             for q in state.qualifiers.iter_mut().flatten() {
                 self.transmits
@@ -606,6 +740,7 @@ impl Trunks {
                     .filter_map(Qualifier::poll_timeout)
                     .chain(s.registration.iter().filter_map(Registration::poll_timeout))
             })
+            .chain(self.retired.iter().filter_map(Registration::poll_timeout))
             .min()
     }
 }

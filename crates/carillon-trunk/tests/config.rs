@@ -23,6 +23,12 @@ fn the_shipped_example_loads_with_twilio_voxlocus_and_dinstar() {
         )
     });
     assert_eq!(set.len(), 3);
+    // The examples ship disabled, so they identify nothing and warn of
+    // nothing until filled in.
+    assert!(set.iter().all(|t| !t.enabled));
+    assert!(set.warnings().is_empty(), "{:?}", set.warnings());
+    let text = text.replace("enabled = false", "enabled = true");
+    let set = Trunks::load("trunks.toml", &text).unwrap();
 
     let twilio = set.get("twilio").unwrap();
     assert_eq!(twilio.kind, TrunkKind::Carrier);
@@ -105,7 +111,7 @@ username = "u"
             "trunks.toml:3: trunk.a.contacts[1]: 'http://bad.example' is not a sip: or sips: URI",
             "trunks.toml:4: trunk.a.identify[0]: '10.0.0.1/24' has host bits set beyond /24 (did you mean 10.0.0.0/24?)",
             "trunks.toml:5: trunk.a.max_cps: 0 is out of range 1..=10000",
-            "trunks.toml:6: trunk.a.colour: unknown key 'colour' for a trunk (expected one of: kind, contacts, identify, username, password, from_user, from_domain, send_pai, register, registrar, expiry, qualify_secs, qualify_timeout_secs, max_calls, max_cps, context, allow, numbering, ports, port_strategy, port_cooldown_secs)",
+            "trunks.toml:6: trunk.a.colour: unknown key 'colour' for a trunk (expected one of: enabled, kind, contacts, identify, username, password, from_user, from_domain, send_pai, register, registrar, expiry, qualify_secs, qualify_timeout_secs, max_calls, max_cps, context, allow, numbering, ports, port_strategy, port_cooldown_secs)",
             "trunks.toml:10: trunk.b.identify[0]: 10.9.0.0/16 is already identified as trunk 'a' at line 4",
             "trunks.toml:13: trunk.b.ports[1].name: port 'sim1' is already defined at line 12",
             "trunks.toml:14: trunk.b.ports[2].prefix: a prefix port needs the gateway's 'contacts' (the one SIP peer the prefix is sent to)",
@@ -155,4 +161,70 @@ fn an_empty_file_has_no_trunks_and_is_valid() {
     let set = Trunks::load("trunks.toml", "# nothing yet\n").unwrap();
     assert!(set.is_empty());
     assert_eq!(set.identify(ip("10.0.0.1")), None);
+}
+
+#[test]
+fn enabled_defaults_to_true_and_must_be_a_boolean() {
+    let set = Trunks::load(
+        "trunks.toml",
+        "[trunk.a]\nkind = \"carrier\"\ncontacts = [\"sip:10.0.0.1\"]\n\
+         [trunk.b]\nenabled = false\nkind = \"carrier\"\ncontacts = [\"sip:10.0.0.2\"]\n",
+    )
+    .unwrap();
+    assert!(set.get("a").unwrap().enabled);
+    assert!(!set.get("b").unwrap().enabled);
+    assert_eq!(
+        problems(
+            "[trunk.a]\nenabled = \"no\"\nkind = \"carrier\"\ncontacts = [\"sip:10.0.0.1\"]\n"
+        ),
+        vec!["trunks.toml:2: trunk.a.enabled: expected true or false, found a string"]
+    );
+}
+
+#[test]
+fn a_disabled_trunk_is_still_validated() {
+    assert_eq!(
+        problems(
+            "[trunk.off]\nenabled = false\nkind = \"carrier\"\ncontacts = [\"http://x\"]\nqualify_secs = -1\n"
+        ),
+        vec![
+            "trunks.toml:4: trunk.off.contacts[0]: 'http://x' is not a sip: or sips: URI",
+            "trunks.toml:5: trunk.off.qualify_secs: -1 is out of range 0..=86400",
+        ]
+    );
+}
+
+#[test]
+fn a_disabled_trunk_identifies_no_source_address() {
+    let set = Trunks::load(
+        "trunks.toml",
+        "[trunk.off]\nenabled = false\nkind = \"carrier\"\ncontacts = [\"sip:10.0.0.1\"]\nidentify = [\"10.0.0.1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(set.identify(ip("10.0.0.1")), None);
+}
+
+#[test]
+fn placeholders_left_in_an_enabled_trunk_are_warnings_with_line_and_key() {
+    let text = r#"[trunk.vox]
+kind = "carrier"
+contacts = ["sip:10.0.0.1", "sip:sip.vox.example:5060"]
+username = "CHANGE-ME-account"
+password = "real-secret"
+from_domain = "vox.example"
+"#;
+    let set = Trunks::load("trunks.toml", text).unwrap();
+    let warnings: Vec<String> = set.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "trunks.toml:3: trunk.vox.contacts[1]: 'sip:sip.vox.example:5060' is an example host (.example): put the real one, or set enabled = false",
+            "trunks.toml:4: trunk.vox.username: 'CHANGE-ME-account' is still a CHANGE-ME placeholder: fill it in, or set enabled = false",
+            "trunks.toml:6: trunk.vox.from_domain: 'vox.example' is an example host (.example): put the real one, or set enabled = false",
+        ]
+    );
+    // The same trunk disabled: no warnings.
+    let text = format!("{}enabled = false\n", text);
+    let set = Trunks::load("trunks.toml", &text).unwrap();
+    assert!(set.warnings().is_empty(), "{:?}", set.warnings());
 }

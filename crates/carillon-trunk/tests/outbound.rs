@@ -435,3 +435,47 @@ fn authorize_uses_authorization_for_401_and_refuses_other_statuses() {
         Err(TrunkError::NoCredentials { .. })
     ));
 }
+
+#[test]
+fn a_disabled_trunk_sends_nothing_and_refuses_calls_as_disabled() {
+    let t0 = Instant::now();
+    let mut trunks = start(
+        r#"
+[trunk.off]
+enabled = false
+kind = "carrier"
+contacts = ["sip:10.0.0.1:5060"]
+qualify_secs = 30
+register = true
+registrar = "sip:10.0.0.1:5060"
+username = "u"
+password = "p"
+
+[trunk.gw]
+enabled = false
+kind = "gsm_gateway"
+ports = [{ name = "sim1", contact = "sip:10.0.0.2:5061" }]
+qualify_secs = 30
+"#,
+        t0,
+    );
+    assert!(drain(&mut trunks).is_empty(), "no OPTIONS, no REGISTER");
+    assert_eq!(trunks.poll_timeout(), None, "nothing scheduled");
+    assert_eq!(trunks.registration_state("off"), None);
+    for name in ["off", "gw"] {
+        let err = trunks.outbound_target(name, t0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrunkError::Unavailable {
+                    reason: UnavailableReason::Disabled,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 503);
+    }
+    trunks.handle_timeout(t0 + Duration::from_secs(3600));
+    assert!(drain(&mut trunks).is_empty());
+}

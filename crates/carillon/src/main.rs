@@ -1,8 +1,8 @@
 //! The `carillon` binary: command line, logging, configuration loading and
 //! the wiring of the switch core, the network edge and the store. Signals:
 //! SIGTERM/SIGINT stop cleanly after flushing registrations to the
-//! database; SIGHUP reloads users and policies without dropping
-//! registrations.
+//! database; SIGHUP reloads users, policies, the dialplan and the trunks
+//! without dropping registrations or calls.
 
 mod config;
 
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use carillon_b2bua::{Switch, SwitchConfig};
 use carillon_cdr::CdrSink;
-use carillon_net::{Control, Driver, Sinks};
+use carillon_net::{Control, Driver, Sinks, TrunksReload};
 use carillon_registrar::{Binding, BindingChange};
 use carillon_store::{
     BindingRow, BindingWriter, BindingWriterConfig, CdrWriter, Store, StoreOptions, SystemClock,
@@ -59,6 +59,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { dir } => match config::load(&dir) {
             Ok(c) => {
+                // Warnings leave the exit status alone.
+                for w in c.trunks.iter().flat_map(|t| t.warnings()) {
+                    println!("warning: {w}");
+                }
                 println!(
                     "{}: OK ({} users, {} listeners)",
                     dir.display(),
@@ -225,7 +229,8 @@ async fn resolve_trunk_hosts(
     let mut hosts = std::collections::HashMap::new();
     let Some(set) = set else { return hosts };
     let mut names: Vec<String> = Vec::new();
-    for t in set.iter() {
+    // A disabled trunk is never resolved.
+    for t in set.iter().filter(|t| t.enabled) {
         let uris = t
             .contacts
             .iter()
@@ -278,6 +283,9 @@ fn config_or_error(dir: &Path) -> anyhow::Result<config::Config> {
 
 async fn run(dir: &Path) -> anyhow::Result<()> {
     let cfg = config_or_error(dir)?;
+    for w in cfg.trunks.iter().flat_map(|t| t.warnings()) {
+        warn!(warning = %w, "configuration");
+    }
     info!(
         config = %dir.display(),
         users = cfg.users.len(),
@@ -429,7 +437,11 @@ async fn run(dir: &Path) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = hup.recv() => match config::load(dir) {
                 Ok(new) => {
-                    handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar, dialplan: new.dialplan }).await;
+                    for w in new.trunks.iter().flat_map(|t| t.warnings()) {
+                        warn!(warning = %w, "configuration");
+                    }
+                    let hosts = resolve_trunk_hosts(new.trunks.as_ref()).await;
+                    handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar, dialplan: new.dialplan, trunks: Box::new(TrunksReload { set: new.trunks, hosts }) }).await;
                 }
                 Err(problems) => {
                     for p in problems {

@@ -419,6 +419,11 @@ impl Switch {
         }
     }
 
+    /// SIGHUP: the switch reloads its configuration.
+    pub fn reload(&self) {
+        self.signal("HUP");
+    }
+
     fn signal(&self, name: &str) {
         let _ = Command::new("kill")
             .arg("-s")
