@@ -99,6 +99,7 @@ cat > "$WORK/config/users.toml" <<TOML
 [[user]]
 extension = "100"
 password = "unused-100"
+context = "bench"
 TOML
 cat > "$WORK/config/trunks.toml" <<TOML
 [trunk.loadgen]

@@ -434,6 +434,7 @@ fn load_step(
         }
         Some(label.to_owned())
     });
+    let app_at = fields.has("app").then(|| join(path, "app"));
     let app = lo
         .required(&mut fields, "app", "a step")
         .and_then(|(app_path, app_node)| {
@@ -456,10 +457,21 @@ fn load_step(
     let parsed = match app {
         Some(app) => {
             let owner = app.to_string();
+            let app_line = fields.get("app").map_or(node.line, |(_, n)| n.line);
             let parsed = load_app(lo, app, &mut fields, &owner, scope, gotos);
             let mut known = vec!["app", "label"];
             known.extend_from_slice(app_keys(app));
             lo.finish(fields, &known, &owner);
+            if !app.is_available() {
+                // The switch would skip the step (`Command::Unsupported`):
+                // a configuration that silently does less than it says is
+                // refused instead.
+                lo.report(
+                    app_line,
+                    app_at.as_deref().unwrap_or(path),
+                    format!("application {app} is not available yet"),
+                );
+            }
             parsed.filter(|_| lo.problems().len() == before)
         }
         // Without a known app its other keys cannot be judged.

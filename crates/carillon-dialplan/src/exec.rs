@@ -38,9 +38,11 @@
 //! 17, `NOANSWER` → 19, `CONGESTION`/`CHANUNAVAIL` → 34, else 16), like
 //! Asterisk's autofallthrough.
 //!
-//! Apps accepted by the schema but not yet executed (Playback, Background,
-//! WaitExten, Read, Queue, VoiceMail, MixMonitor) produce
-//! [`Command::Unsupported`] and execution continues with the next step.
+//! Apps in the schema but not executed yet (Playback, Background,
+//! WaitExten, Read, Queue, VoiceMail, MixMonitor) are refused when the
+//! dialplan is loaded ([`crate::AppName::is_available`]), so a loaded plan
+//! never produces [`Command::Unsupported`] (kept, and still handled by the
+//! host, as a guard should a step get past the loader).
 
 use crate::plan::{
     App, AppName, Dialplan, GotoError, GotoTarget, HangupCause, PlanData, RouteError,
@@ -187,8 +189,9 @@ pub enum Command {
     Hangup { cause: HangupCause },
     /// The caller ID changed (Set CALLERID(num|name)).
     SetCallerId(CallerId),
-    /// The step's application is accepted but not executed yet; the
-    /// interpreter has moved on to the next step.
+    /// The step's application is not executed yet; the interpreter has
+    /// moved on to the next step. Not produced by a plan that loaded (the
+    /// loader refuses such steps).
     Unsupported { app: AppName },
 }
 

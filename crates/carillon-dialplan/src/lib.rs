@@ -60,12 +60,18 @@
 //! | `NoOp` | `text` (optional) | nothing |
 //! | `Wait` | `seconds` (integer or fractional) | pauses |
 //! | `Hangup` | `cause` (Q.850, optional) | ends the call |
-//! | `Playback`, `Background` | `file` | **not executed yet**: [`Command::Unsupported`] |
-//! | `WaitExten` | `seconds` | **not executed yet** |
-//! | `Read` | `var`, `file`, `max_digits`, `timeout` | **not executed yet** |
-//! | `Queue` | `queue`, `timeout` | **not executed yet** |
-//! | `VoiceMail` | `mailbox` | **not executed yet** |
-//! | `MixMonitor` | `file`, `options` | **not executed yet** |
+//! | `Playback`, `Background` | `file` | **not available yet** |
+//! | `WaitExten` | `seconds` | **not available yet** |
+//! | `Read` | `var`, `file`, `max_digits`, `timeout` | **not available yet** |
+//! | `Queue` | `queue`, `timeout` | **not available yet** |
+//! | `VoiceMail` | `mailbox` | **not available yet** |
+//! | `MixMonitor` | `file`, `options` | **not available yet** |
+//!
+//! The applications marked **not available yet** are in the schema (their
+//! keys are checked) but the switch does not execute them, so a step using
+//! one is a load error, `application X is not available yet`, at its
+//! `app` line ([`AppName::is_available`]): a dialplan is never accepted
+//! when the switch would silently skip some of it.
 //!
 //! Application names are case-insensitive. Unknown applications, unknown
 //! keys, wrong types and bad values are load errors.

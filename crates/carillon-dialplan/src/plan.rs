@@ -112,6 +112,22 @@ impl AppName {
         }
     }
 
+    /// Whether the interpreter and the switch execute this application.
+    /// The others are in the schema (their arguments are checked) but a
+    /// dialplan using them is refused at load: the switch would skip them.
+    pub fn is_available(self) -> bool {
+        !matches!(
+            self,
+            AppName::Playback
+                | AppName::Background
+                | AppName::WaitExten
+                | AppName::Read
+                | AppName::Queue
+                | AppName::VoiceMail
+                | AppName::MixMonitor
+        )
+    }
+
     /// Looks a name up, ignoring ASCII case (`noop` = `NoOp`).
     pub fn from_name(name: &str) -> Option<Self> {
         AppName::ALL
@@ -163,7 +179,8 @@ pub(crate) enum App {
     Hangup {
         cause: Option<HangupCause>,
     },
-    /// Accepted by the schema, executed by a later version.
+    /// In the schema but not executed yet ([`AppName::is_available`]);
+    /// the loader refuses a dialplan that uses one.
     NotYet {
         app: AppName,
     },

@@ -1,7 +1,7 @@
 //! Bad dialplans are rejected with every problem, each naming file, line
 //! and dotted key.
 
-use carillon_dialplan::{ConfigProblem, Dialplan};
+use carillon_dialplan::{AppName, ConfigProblem, Dialplan};
 
 fn problems(text: &str) -> Vec<ConfigProblem> {
     match Dialplan::load("dialplan.toml", text) {
@@ -368,8 +368,8 @@ fn an_empty_dialplan_is_a_problem() {
 }
 
 #[test]
-fn apps_for_later_issues_are_accepted_with_their_arguments_checked() {
-    let ok = r#"[context.ivr]
+fn apps_not_available_yet_are_refused_at_their_app_line_with_their_arguments_still_checked() {
+    let text = r#"[context.ivr]
 [[context.ivr.extension]]
 match = "s"
 steps = [
@@ -378,17 +378,33 @@ steps = [
   { app = "Background", file = "menu" },
   { app = "WaitExten", seconds = 5 },
   { app = "Read", var = "CHOICE", file = "enter", max_digits = 1, timeout = 3 },
-  { app = "Queue", queue = "support", timeout = 300 },
+  { app = "Queue" },
   { app = "VoiceMail", mailbox = "100" },
   { app = "MixMonitor", file = "${UNIQUEID}.wav", options = "b" },
 ]
 "#;
-    assert!(Dialplan::load("ok.toml", ok).is_ok());
-    let bad = ok.replace(
-        "{ app = \"Queue\", queue = \"support\", timeout = 300 }",
-        "{ app = \"Queue\" }",
-    );
-    let problems = problems(&bad);
+    let problems = problems(text);
+    let names = [
+        "Playback",
+        "Background",
+        "WaitExten",
+        "Read",
+        "Queue",
+        "VoiceMail",
+        "MixMonitor",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            has(
+                &problems,
+                6 + i,
+                &format!("context.ivr.extension[0].steps[{}].app", i + 1),
+                &format!("application {name} is not available yet"),
+            ),
+            "{name}: {}",
+            show(&problems)
+        );
+    }
     assert!(
         has(
             &problems,
@@ -399,4 +415,11 @@ steps = [
         "{}",
         show(&problems)
     );
+    assert_eq!(problems.len(), names.len() + 1, "{}", show(&problems));
+    let refused: Vec<&str> = AppName::ALL
+        .iter()
+        .filter(|a| !a.is_available())
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(refused, names);
 }

@@ -1,8 +1,8 @@
 //! The per-call interpreter driven through start / handle_* / poll_*.
 
 use carillon_dialplan::{
-    AppName, CallInfo, CallerId, Command, DialStatus, DialTarget, Dialplan, Event, ExecError,
-    Execution, GotoError, HangupCause, RouteError,
+    CallInfo, CallerId, Command, DialStatus, DialTarget, Dialplan, Event, ExecError, Execution,
+    GotoError, HangupCause, RouteError,
 };
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ steps = [
 match = "vm"
 steps = [
   { app = "Set", var = "REASON", value = "${DIALSTATUS}/${HANGUPCAUSE}" },
-  { app = "VoiceMail", mailbox = "100" },
+  { app = "NoOp", text = "voicemail for ${REASON}" },
   { app = "Wait", seconds = 1.5 },
   { app = "Hangup" },
 ]
@@ -151,15 +151,7 @@ fn dial_no_answer_takes_the_else_branch_to_another_extension() {
     drain(&mut exec);
     exec.handle_dial_result(DialStatus::NoAnswer);
     let (commands, events) = drain(&mut exec);
-    assert_eq!(
-        commands,
-        [
-            Command::Unsupported {
-                app: AppName::VoiceMail
-            },
-            Command::Wait(Duration::from_millis(1500)),
-        ]
-    );
+    assert_eq!(commands, [Command::Wait(Duration::from_millis(1500))]);
     assert!(events.is_empty());
     assert_eq!(exec.exten(), "vm");
     assert_eq!(exec.variable("REASON").as_deref(), Some("NOANSWER/19"));
@@ -547,44 +539,6 @@ steps = [
         exec.variable("A").as_deref(),
         Some("19865551234|1234|198|c|1700000000.1|100|Alice|")
     );
-}
-
-#[test]
-fn the_shipped_apps_for_later_issues_produce_unsupported_commands_and_continue() {
-    let text = r#"
-[context.ivr]
-[[context.ivr.extension]]
-match = "s"
-steps = [
-  { app = "Answer" },
-  { app = "Playback", file = "welcome" },
-  { app = "Queue", queue = "support" },
-  { app = "MixMonitor", file = "x.wav" },
-  { app = "Hangup", cause = 16 },
-]
-"#;
-    let plan = plan(text);
-    let mut exec = start(&plan, "ivr", "s");
-    let (commands, events) = drain(&mut exec);
-    assert_eq!(
-        commands,
-        [
-            Command::Answer,
-            Command::Unsupported {
-                app: AppName::Playback
-            },
-            Command::Unsupported {
-                app: AppName::Queue
-            },
-            Command::Unsupported {
-                app: AppName::MixMonitor
-            },
-            Command::Hangup {
-                cause: HangupCause::NORMAL_CLEARING
-            },
-        ]
-    );
-    assert_eq!(events.len(), 1);
 }
 
 #[test]

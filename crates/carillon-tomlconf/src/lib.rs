@@ -112,16 +112,13 @@ pub fn load<T>(
     read: impl FnOnce(&mut Loader<'_>, &Node) -> Option<T>,
 ) -> Result<T, Vec<ConfigProblem>> {
     let mut loader = Loader::new(file_name);
-    let lines = Lines::new(text);
-    let document = match ImDocument::parse(text) {
-        Ok(document) => document,
-        Err(error) => {
-            let line = lines.line(error.span()).unwrap_or(1);
-            loader.report(line, "", error.message().trim().to_owned());
+    let root = match parse(text) {
+        Ok(root) => root,
+        Err(SyntaxError { line, message }) => {
+            loader.report(line, "", message);
             return Err(loader.problems);
         }
     };
-    let root = lines.table(document.as_table(), 1);
     let built = read(&mut loader, &root);
     match built {
         Some(value) if loader.problems.is_empty() => Ok(value),
@@ -129,6 +126,72 @@ pub fn load<T>(
             let mut problems = loader.problems;
             problems.sort_by(|a, b| a.line.cmp(&b.line).then_with(|| a.key.cmp(&b.key)));
             Err(problems)
+        }
+    }
+}
+
+/// A TOML syntax error: the line it was found on and what is wrong, on
+/// one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses `text` into its tree of nodes (no schema applied), for readers
+/// that look at a few keys of a file another loader owns (cross-file
+/// checks).
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    let lines = Lines::new(text);
+    match ImDocument::parse(text) {
+        Ok(document) => Ok(lines.table(document.as_table(), 1)),
+        Err(error) => Err(SyntaxError {
+            line: lines.line(error.span()).unwrap_or(1),
+            message: one_line(error.message()),
+        }),
+    }
+}
+
+/// A message folded onto one line (TOML parser messages may span several).
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Node {
+    /// The value of `key` when this is a table that has it.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            Kind::Table(entries) => entries.iter().find(|e| e.key == key).map(|e| &e.value),
+            _ => None,
+        }
+    }
+
+    /// The entries when this is a table (else none).
+    pub fn entries(&self) -> &[Entry] {
+        match &self.kind {
+            Kind::Table(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    /// The items when this is an array (else none).
+    pub fn items(&self) -> &[Node] {
+        match &self.kind {
+            Kind::Array(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// The text when this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Str(s) => Some(s),
+            _ => None,
         }
     }
 }
@@ -493,6 +556,28 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, 2);
         assert!(problems[0].key.is_empty());
+    }
+
+    #[test]
+    fn parse_gives_the_tree_with_lines_or_a_one_line_syntax_error() {
+        let root = parse("[t.a]\nk = \"v\"\nlist = [\"x\",\n  \"y\"]\n").unwrap();
+        let a = root.get("t").and_then(|t| t.get("a")).unwrap();
+        assert_eq!(a.get("k").and_then(Node::as_str), Some("v"));
+        let lines: Vec<usize> = a
+            .get("list")
+            .unwrap()
+            .items()
+            .iter()
+            .map(|n| n.line)
+            .collect();
+        assert_eq!(lines, [3, 4]);
+        assert!(root.get("missing").is_none() && a.get("k").unwrap().entries().is_empty());
+        let error = parse("ok = 1\nbad = \"unterminated\n").unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(
+            !error.message.is_empty() && !error.message.contains('\n'),
+            "{error:?}"
+        );
     }
 
     #[test]

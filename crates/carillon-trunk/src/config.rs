@@ -384,11 +384,16 @@ fn load_trunk(
                     Some(c) if allow.contains(&c) => {
                         lo.report(item_line, &item_path, format!("'{text}' is listed twice"));
                     }
+                    Some(c) if !c.is_available() => lo.report(
+                        item_line,
+                        &item_path,
+                        format!("codec '{text}' is not available yet (the media plane has ulaw and alaw)"),
+                    ),
                     Some(c) => allow.push(c),
                     None => lo.report(
                         item_line,
                         &item_path,
-                        format!("unknown codec '{text}' (expected ulaw, alaw, g722, g729 or opus)"),
+                        format!("unknown codec '{text}' (expected ulaw or alaw)"),
                     ),
                 }
             }

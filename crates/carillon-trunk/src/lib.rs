@@ -55,7 +55,7 @@
 //! | `max_calls` | integer ≥ 1 | concurrent outbound calls (absent = no limit) |
 //! | `max_cps` | integer ≥ 1 | outbound call attempts per second, bursts up to the same number |
 //! | `context` | string | dialplan context for inbound calls from this trunk |
-//! | `allow` | array of `ulaw`, `alaw`, `g722`, `g729`, `opus` | codecs, in preference order (default `["ulaw","alaw"]`) |
+//! | `allow` | array of `ulaw`, `alaw` | codecs, in preference order (default `["ulaw","alaw"]`); `g722`, `g729`, `opus` are known names but not available yet (load error) |
 //! | `numbering` | string | name of a dialplan `[numbering.NAME]` rule set; the switch normalises the caller number of inbound calls from this trunk with it (e.g. `03001234567` → `+923001234567`) |
 //! | `ports` | array of inline tables | gsm_gateway only, see below |
 //! | `port_strategy` | `"round_robin"` \| `"least_used"` | gsm_gateway only (default round_robin) |

@@ -115,6 +115,13 @@ impl Codec {
         }
     }
 
+    /// Whether the media plane can carry it: G.711 only today, so a trunk
+    /// allowing `g722`, `g729` or `opus` is refused at load rather than
+    /// offering a codec no call could use.
+    pub fn is_available(self) -> bool {
+        matches!(self, Codec::Ulaw | Codec::Alaw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Codec::Ulaw => "ulaw",

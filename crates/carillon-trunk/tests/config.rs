@@ -151,7 +151,26 @@ allow = ["ulaw", "gsm"]
             "trunks.toml:1: trunk.a.kind: a trunk needs 'kind'",
             "trunks.toml:7: trunk.b.ports: 'ports' is only for kind = \"gsm_gateway\"",
             "trunks.toml:8: trunk.b.qualify_secs: qualify_secs (2) must be longer than qualify_timeout_secs (2)",
-            "trunks.toml:10: trunk.b.allow[1]: unknown codec 'gsm' (expected ulaw, alaw, g722, g729 or opus)",
+            "trunks.toml:10: trunk.b.allow[1]: unknown codec 'gsm' (expected ulaw or alaw)",
+        ]
+    );
+}
+
+#[test]
+fn codecs_the_media_plane_lacks_are_refused_at_their_line() {
+    let text = r#"[trunk.a]
+kind = "carrier"
+contacts = ["sip:a.example"]
+allow = ["alaw",
+  "opus",
+  "g722", "g729"]
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            "trunks.toml:5: trunk.a.allow[1]: codec 'opus' is not available yet (the media plane has ulaw and alaw)",
+            "trunks.toml:6: trunk.a.allow[2]: codec 'g722' is not available yet (the media plane has ulaw and alaw)",
+            "trunks.toml:6: trunk.a.allow[3]: codec 'g729' is not available yet (the media plane has ulaw and alaw)",
         ]
     );
 }

@@ -1,8 +1,11 @@
 //! Configuration: the TOML files in the config directory (`carillon.toml`,
-//! `users.toml`), deserialized with serde and validated whole. Every
-//! problem is reported as `file:line: dotted.key: what is wrong`, and all
-//! of them are collected before giving up, so `carillon check-config`
-//! shows everything an operator must fix in one run.
+//! `users.toml` deserialized with serde here; `trunks.toml` and
+//! `dialplan.toml` through their crates' loaders), validated whole, then
+//! cross-checked ([`crate::crosscheck`]). Every problem is reported as
+//! `file:line: dotted.key: what is wrong` on one line, and all of them are
+//! collected before giving up (a file that does not parse does not stop the
+//! others being checked), so `carillon check-config` and `carillon run`
+//! show everything an operator must fix in one run.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +20,8 @@ use carillon_registrar::RegistrarConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::crosscheck;
+
 /// One configuration problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -27,12 +32,39 @@ pub struct Problem {
 }
 
 impl fmt::Display for Problem {
+    /// Always one line: a message that spans several (a TOML parser's) is
+    /// folded.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file, self.line, self.key, self.message
-        )
+        write!(f, "{}:{}: {}: ", self.file, self.line, self.key)?;
+        let mut lines = self
+            .message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty());
+        if let Some(first) = lines.next() {
+            f.write_str(first)?;
+        }
+        for more in lines {
+            write!(f, "; {more}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A problem of a file read by `carillon-tomlconf` (the dialplan, the
+/// trunks); a TOML syntax error has no key and is shown as `(syntax)`.
+impl From<carillon_tomlconf::ConfigProblem> for Problem {
+    fn from(p: carillon_tomlconf::ConfigProblem) -> Self {
+        Problem {
+            file: p.file,
+            line: p.line,
+            key: if p.key.is_empty() {
+                "(syntax)".into()
+            } else {
+                p.key
+            },
+            message: p.message,
+        }
     }
 }
 
@@ -192,7 +224,7 @@ struct UsersFile {
 #[serde(deny_unknown_fields, default)]
 struct UserDefaults {
     context: String,
-    codecs: Vec<String>,
+    codecs: Vec<Spanned<String>>,
     max_contacts: usize,
     /// Concurrent calls per user (none: unlimited).
     max_calls: Option<Spanned<u32>>,
@@ -207,7 +239,10 @@ impl Default for UserDefaults {
     fn default() -> Self {
         UserDefaults {
             context: "internal".into(),
-            codecs: vec!["ulaw".into(), "alaw".into()],
+            codecs: vec![
+                Spanned::new(0..0, "ulaw".into()),
+                Spanned::new(0..0, "alaw".into()),
+            ],
             max_contacts: 3,
             max_calls: None,
             max_cps: None,
@@ -318,6 +353,17 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     text: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
+    // Syntax first, so a syntax error is named as such (key `(syntax)`,
+    // as for the files read through carillon-tomlconf).
+    if let Err(e) = carillon_tomlconf::parse(text) {
+        problems.push(Problem {
+            file: path.display().to_string(),
+            line: e.line,
+            key: "(syntax)".into(),
+            message: e.message,
+        });
+        return None;
+    }
     match toml::from_str::<T>(text) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -330,6 +376,22 @@ fn parse_file<T: serde::de::DeserializeOwned>(
             });
             None
         }
+    }
+}
+
+/// A file that may be left out (`trunks.toml`, `dialplan.toml`).
+fn read_optional(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
+    if path.exists() {
+        read(path, problems)
+    } else {
+        None
+    }
+}
+
+fn source<'a>(path: &Path, text: &'a Option<String>) -> crosscheck::Source<'a> {
+    crosscheck::Source {
+        path: path.display().to_string(),
+        text: text.as_deref(),
     }
 }
 
@@ -348,29 +410,27 @@ fn read(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
     }
 }
 
-/// Loads and validates the configuration directory.
-pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let main_path = dir.join("carillon.toml");
-    let users_path = dir.join("users.toml");
-    let main_text = read(&main_path, &mut problems);
-    let users_text = read(&users_path, &mut problems);
-    let main: Option<MainFile> = main_text
-        .as_deref()
-        .and_then(|t| parse_file(&main_path, t, &mut problems));
-    let users: Option<UsersFile> = users_text
-        .as_deref()
-        .and_then(|t| parse_file(&users_path, t, &mut problems));
-    let (Some(main), Some(users), Some(main_text), Some(users_text)) =
-        (main, users, main_text, users_text)
-    else {
-        return Err(problems);
-    };
+/// What `carillon.toml` yields besides its plain values.
+struct MainValues {
+    listen: Vec<ListenSpec>,
+    rng_seed: Option<[u8; 32]>,
+    exempt: Vec<IpAddr>,
+    algorithms: Vec<Algorithm>,
+    rtp_bind: IpAddr,
+    advertise_ip: Option<IpAddr>,
+}
 
+/// Checks `carillon.toml` on its own.
+fn check_main(
+    main_path: &Path,
+    main_text: &str,
+    main: &MainFile,
+    problems: &mut Vec<Problem>,
+) -> MainValues {
     let mut c = Checker {
         file: main_path.display().to_string(),
-        text: &main_text,
-        problems: &mut problems,
+        text: main_text,
+        problems,
     };
     let mut listen = Vec::new();
     if main.listen.is_empty() {
@@ -509,13 +569,58 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
                     None
                 }
             });
+    MainValues {
+        listen,
+        rng_seed,
+        exempt,
+        algorithms,
+        rtp_bind,
+        advertise_ip,
+    }
+}
 
+/// A `codecs` list of `users.toml`, lower-cased. Only G.711 is carried by
+/// the media plane today: `opus`, `g722` and `g729` are refused as not
+/// available yet (the switch would leave them out of every offer), any
+/// other name as unknown.
+fn user_codecs(uc: &mut Checker<'_>, list: &[Spanned<String>], key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (j, c) in list.iter().enumerate() {
+        let name = c.get_ref().to_ascii_lowercase();
+        match name.as_str() {
+            "ulaw" | "alaw" | "pcmu" | "pcma" => out.push(name),
+            "opus" | "g722" | "g729" => uc.at(
+                c.span(),
+                format!("{key}[{j}]"),
+                format!(
+                    "codec '{}' is not available yet (the media plane has ulaw and alaw)",
+                    c.get_ref()
+                ),
+            ),
+            _ => uc.at(
+                c.span(),
+                format!("{key}[{j}]"),
+                format!("unknown codec '{}' (expected ulaw or alaw)", c.get_ref()),
+            ),
+        }
+    }
+    out
+}
+
+/// Checks `users.toml` on its own.
+fn check_users(
+    users_path: &Path,
+    users_text: &str,
+    users: &UsersFile,
+    problems: &mut Vec<Problem>,
+) -> Vec<User> {
     let mut uc = Checker {
         file: users_path.display().to_string(),
-        text: &users_text,
-        problems: &mut problems,
+        text: users_text,
+        problems,
     };
     let mut user_list: Vec<User> = Vec::new();
+    let default_codecs = user_codecs(&mut uc, &users.defaults.codecs, "defaults.codecs");
     // Call limits: at least 1 when given (left out means no limit).
     let mut limit = |v: &Option<Spanned<u32>>, key: String| -> Option<u32> {
         let v = v.as_ref()?;
@@ -573,24 +678,8 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
             );
         }
         let codecs: Vec<String> = match &u.codecs {
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .filter_map(|(j, c)| {
-                    let name = c.get_ref().to_ascii_lowercase();
-                    if ["ulaw", "alaw", "pcmu", "pcma", "opus", "g722"].contains(&name.as_str()) {
-                        Some(name)
-                    } else {
-                        uc.at(
-                            c.span(),
-                            format!("user[{i}].codecs[{j}]"),
-                            format!("unknown codec {:?}", c.get_ref()),
-                        );
-                        None
-                    }
-                })
-                .collect(),
-            None => users.defaults.codecs.clone(),
+            Some(list) => user_codecs(&mut uc, list, &format!("user[{i}].codecs")),
+            None => default_codecs.clone(),
         };
         let max_contacts = match &u.max_contacts {
             Some(m) if *m.get_ref() == 0 => {
@@ -622,60 +711,65 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
             },
         });
     }
+    user_list
+}
 
-    // The dialplan (optional file).
+/// Loads and validates the configuration directory. Every file is read
+/// and checked on its own, so one that does not parse does not hide the
+/// problems of the others; then the names one file gives another
+/// ([`crate::crosscheck`]). Problems come sorted by file, then line.
+pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let main_path = dir.join("carillon.toml");
+    let users_path = dir.join("users.toml");
+    let main_text = read(&main_path, &mut problems);
+    let users_text = read(&users_path, &mut problems);
+    let main: Option<MainFile> = main_text
+        .as_deref()
+        .and_then(|t| parse_file(&main_path, t, &mut problems));
+    let users: Option<UsersFile> = users_text
+        .as_deref()
+        .and_then(|t| parse_file(&users_path, t, &mut problems));
     let trunks_path = dir.join("trunks.toml");
-    let trunks = if trunks_path.exists() {
-        read(&trunks_path, &mut problems).and_then(|text| {
-            match carillon_trunk::Trunks::load(&trunks_path.display().to_string(), &text) {
-                Ok(t) => Some(t),
-                Err(ps) => {
-                    for p in ps {
-                        problems.push(Problem {
-                            file: p.file,
-                            line: p.line,
-                            key: if p.key.is_empty() {
-                                "(syntax)".into()
-                            } else {
-                                p.key
-                            },
-                            message: p.message,
-                        });
-                    }
-                    None
-                }
-            }
-        })
-    } else {
-        None
-    };
     let dialplan_path = dir.join("dialplan.toml");
-    let dialplan =
-        if dialplan_path.exists() {
-            read(&dialplan_path, &mut problems).and_then(|text| {
-                match carillon_dialplan::Dialplan::load(&dialplan_path.display().to_string(), &text)
-                {
-                    Ok(d) => Some(d),
-                    Err(ps) => {
-                        for p in ps {
-                            problems.push(Problem {
-                                file: p.file,
-                                line: p.line,
-                                key: if p.key.is_empty() {
-                                    "(syntax)".into()
-                                } else {
-                                    p.key
-                                },
-                                message: p.message,
-                            });
-                        }
-                        None
-                    }
-                }
-            })
-        } else {
-            None
-        };
+    let trunks_text = read_optional(&trunks_path, &mut problems);
+    let dialplan_text = read_optional(&dialplan_path, &mut problems);
+    let trunks = trunks_text.as_deref().and_then(|text| {
+        carillon_trunk::Trunks::load(&trunks_path.display().to_string(), text)
+            .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
+            .ok()
+    });
+    let dialplan = dialplan_text.as_deref().and_then(|text| {
+        carillon_dialplan::Dialplan::load(&dialplan_path.display().to_string(), text)
+            .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
+            .ok()
+    });
+    problems.extend(crosscheck::check(
+        &source(&users_path, &users_text),
+        &source(&trunks_path, &trunks_text),
+        &source(&dialplan_path, &dialplan_text),
+    ));
+    let main_values = match (&main, &main_text) {
+        (Some(main), Some(text)) => Some(check_main(&main_path, text, main, &mut problems)),
+        _ => None,
+    };
+    let user_list = match (&users, &users_text) {
+        (Some(users), Some(text)) => Some(check_users(&users_path, text, users, &mut problems)),
+        _ => None,
+    };
+    // Stable: within a file, the order each loader found them in.
+    problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+    let (Some(main), Some(values), Some(user_list)) = (main, main_values, user_list) else {
+        return Err(problems);
+    };
+    let MainValues {
+        listen,
+        rng_seed,
+        exempt,
+        algorithms,
+        rtp_bind,
+        advertise_ip,
+    } = values;
 
     if !problems.is_empty() {
         return Err(problems);
@@ -850,6 +944,43 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].line, 4, "{p:?}");
         assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn a_syntax_error_in_one_file_does_not_hide_the_problems_of_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "[[listen]]\ntransport = \"udp\"\naddress = = 1\n",
+            "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\ncodecs = [\"ulaw\", \"opus\", \"speex\"]\ncontext = \"lobby\"\n",
+        );
+        std::fs::write(
+            dir.path().join("dialplan.toml"),
+            "[context.internal]\n[[context.internal.extension]]\nmatch = \"1\"\nsteps = [ { app = \"VoiceMail\", mailbox = \"100\" } ]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("trunks.toml"), "[trunk.a\n").unwrap();
+        let shown: Vec<String> = load(dir.path())
+            .unwrap_err()
+            .iter()
+            .map(|p| {
+                let name = Path::new(&p.file).file_name().unwrap().to_string_lossy();
+                format!("{name}:{}: {}: {}", p.line, p.key, p.message)
+            })
+            .collect();
+        assert_eq!(shown.len(), 6, "{shown:#?}");
+        let expect = [
+            "carillon.toml:3: (syntax): ",
+            "dialplan.toml:4: context.internal.extension[0].steps[0].app: application VoiceMail is not available yet",
+            "trunks.toml:1: (syntax): ",
+            "users.toml:4: user[0].codecs[1]: codec 'opus' is not available yet",
+            "users.toml:4: user[0].codecs[2]: unknown codec 'speex'",
+            "users.toml:5: user[0].context: context 'lobby' is not defined in dialplan.toml",
+        ];
+        for (line, want) in shown.iter().zip(expect) {
+            assert!(line.starts_with(want), "{line:?} is not {want:?}");
+        }
+        assert!(shown.iter().all(|l| !l.contains('\n')));
     }
 
     #[test]

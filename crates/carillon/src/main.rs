@@ -1,10 +1,14 @@
 //! The `carillon` binary: command line, logging, configuration loading and
-//! the wiring of the switch core, the network edge and the store. Signals:
+//! the wiring of the switch core, the network edge and the store. `run` and
+//! `check-config` take the configuration directory the same way (`DIR` or
+//! `--config DIR`) and load it the same way, so `run` refuses to start on
+//! exactly the problems `check-config` prints. Signals:
 //! SIGTERM/SIGINT stop cleanly after flushing registrations to the
 //! database; SIGHUP reloads users, policies, the dialplan and the trunks
 //! without dropping registrations or calls.
 
 mod config;
+mod crosscheck;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,45 +45,84 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the switch.
+    /// Run the switch. Refuses to start on a configuration with problems,
+    /// printing them as check-config does (on stderr).
     Run {
-        /// Configuration directory.
-        #[arg(long, default_value = "config")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigDir,
     },
     /// Validate a configuration directory; prints one line per problem.
     CheckConfig {
-        #[arg(default_value = "config")]
-        dir: PathBuf,
+        #[command(flatten)]
+        config: ConfigDir,
     },
+}
+
+/// The configuration directory, given the same way to every command:
+/// `carillon run DIR` or `carillon run --config DIR` (default `config`).
+#[derive(clap::Args)]
+struct ConfigDir {
+    /// Configuration directory (default: config).
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Configuration directory, as an option (the same as DIR).
+    #[arg(long = "config", value_name = "DIR", conflicts_with = "dir")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigDir {
+    fn path(self) -> PathBuf {
+        self.config
+            .or(self.dir)
+            .unwrap_or_else(|| PathBuf::from("config"))
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { dir } => match config::load(&dir) {
-            Ok(c) => {
-                // Warnings leave the exit status alone.
-                for w in c.trunks.iter().flat_map(|t| t.warnings()) {
-                    println!("warning: {w}");
+        Command::CheckConfig { config } => {
+            let dir = config.path();
+            match config::load(&dir) {
+                Ok(c) => {
+                    // Warnings leave the exit status alone.
+                    for w in c.trunks.iter().flat_map(|t| t.warnings()) {
+                        println!("warning: {w}");
+                    }
+                    println!(
+                        "{}: OK ({} users, {} listeners)",
+                        dir.display(),
+                        c.users.len(),
+                        c.listen.len()
+                    );
+                    ExitCode::SUCCESS
                 }
-                println!(
-                    "{}: OK ({} users, {} listeners)",
-                    dir.display(),
-                    c.users.len(),
-                    c.listen.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(problems) => {
-                for p in problems {
-                    println!("{p}");
+                Err(problems) => {
+                    for p in problems {
+                        println!("{p}");
+                    }
+                    ExitCode::from(1)
                 }
-                ExitCode::from(1)
             }
-        },
+        }
         Command::Run { config } => {
+            let dir = config.path();
             init_logging();
+            // Loaded as check-config loads it: the same problems stop it.
+            let cfg = match config::load(&dir) {
+                Ok(cfg) => cfg,
+                Err(problems) => {
+                    error!(
+                        config = %dir.display(),
+                        problems = problems.len(),
+                        "invalid configuration; not starting (problems listed on stderr)"
+                    );
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -91,7 +134,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match rt.block_on(run(&config)) {
+            match rt.block_on(run(&dir, cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e:#}");
@@ -274,15 +317,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn config_or_error(dir: &Path) -> anyhow::Result<config::Config> {
-    config::load(dir).map_err(|problems| {
-        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("invalid configuration:\n{}", lines.join("\n"))
-    })
-}
-
-async fn run(dir: &Path) -> anyhow::Result<()> {
-    let cfg = config_or_error(dir)?;
+async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
     for w in cfg.trunks.iter().flat_map(|t| t.warnings()) {
         warn!(warning = %w, "configuration");
     }

@@ -163,7 +163,9 @@ pub struct Options {
     pub security: Vec<(&'static str, String)>,
 }
 
-/// The example users 100 and 101 with their codecs restricted.
+/// The example users 100 and 101 with their codecs restricted (and 8013,
+/// 8014 as they are: the example dialplan dials them, and a `Dial` to an
+/// unknown user is a configuration error).
 pub fn users_with_codecs(c100: &[&str], c101: &[&str]) -> String {
     let list = |c: &[&str]| {
         c.iter()
@@ -174,7 +176,9 @@ pub fn users_with_codecs(c100: &[&str], c101: &[&str]) -> String {
     format!(
         "[defaults]\ncontext = \"internal\"\ncodecs = [\"ulaw\", \"alaw\"]\nmax_contacts = 3\n\n\
          [[user]]\nextension = \"100\"\npassword = \"changeme100\"\ncodecs = [{}]\n\n\
-         [[user]]\nextension = \"101\"\npassword = \"changeme101\"\ncodecs = [{}]\n",
+         [[user]]\nextension = \"101\"\npassword = \"changeme101\"\ncodecs = [{}]\n\n\
+         [[user]]\nextension = \"8013\"\npassword = \"zoiper8013\"\n\n\
+         [[user]]\nextension = \"8014\"\npassword = \"zoiper8014\"\n",
         list(c100),
         list(c101)
     )

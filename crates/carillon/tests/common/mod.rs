@@ -779,7 +779,8 @@ impl Phone {
 // External tools
 // ---------------------------------------------------------------------------
 
-/// A users.toml with extensions `first..first+count`, password `pw<ext>`.
+/// A users.toml with extensions `first..first+count`, password `pw<ext>`,
+/// and the example's own users (see [`example_user_tables`]).
 pub fn generated_users(first: u32, count: u32) -> String {
     let mut s = String::from("[defaults]\ncontext = \"internal\"\nmax_contacts = 3\n");
     for ext in first..first + count {
@@ -787,7 +788,18 @@ pub fn generated_users(first: u32, count: u32) -> String {
             "\n[[user]]\nextension = \"{ext}\"\npassword = \"pw{ext}secret\"\n"
         ));
     }
+    s.push('\n');
+    s.push_str(&example_user_tables());
     s
+}
+
+/// The `[[user]]` tables of the example `users.toml`: the example dialplan
+/// dials these users, and a `Dial` to an unknown user is a configuration
+/// error, so a `users.toml` used with that dialplan keeps them.
+pub fn example_user_tables() -> String {
+    let text = fs::read_to_string(example_config().join("users.toml")).expect("read users.toml");
+    text.find("[[user]]")
+        .map_or(String::new(), |i| text[i..].to_owned())
 }
 
 /// Bindings persisted in the switch's database, not expired now.

@@ -1,0 +1,452 @@
+//! Checks across the configuration files: the names one file gives that
+//! another must define. Each file's own loader checks what the file says on
+//! its own; this module owns only the references between them:
+//!
+//! - a user's `context` (or `defaults.context`, or the built-in default
+//!   `internal`) and a trunk's `context` must be a `[context.NAME]` of
+//!   `dialplan.toml`; a trunk's `numbering` a `[numbering.NAME]` there;
+//! - every name in a context's `allow_trunks` must be a trunk of
+//!   `trunks.toml` (reported at that `allow_trunks` line);
+//! - a literal `Dial` target `user/NAME` must be a user of `users.toml`;
+//!   `trunk/NAME/…` must be a `kind = "carrier"` trunk and
+//!   `gateway/NAME/…` a `kind = "gsm_gateway"` one. A trunk name missing
+//!   altogether is reported at the `Dial` only when the context's
+//!   `allow_trunks` does not list it (else that line already says so).
+//!
+//! Not checked (cannot be, before a call): targets whose name part is
+//! built from variables (`user/${EXTEN}`, `trunk/${T}/…`), targets inside
+//! a `Goto` to another context chosen at run time, and `Dial` steps whose
+//! `app` is not a string. Nothing is checked against `dialplan.toml` when
+//! there is none (every call is then refused with 503, so contexts are
+//! moot), and nothing is checked against a file that does not parse (its
+//! own syntax error is reported by its loader).
+//!
+//! It reads the files as plain TOML trees ([`carillon_tomlconf::parse`]),
+//! not through their validated forms, so a mistake of another kind in one
+//! file does not hide the cross-file problems.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use carillon_dialplan::template::Template;
+use carillon_tomlconf::Node;
+
+use crate::config::Problem;
+
+/// One configuration file as read from disk.
+pub struct Source<'a> {
+    /// Path shown in problems.
+    pub path: String,
+    /// `None` when the file does not exist.
+    pub text: Option<&'a str>,
+}
+
+/// What the referencing checks need of `dialplan.toml`.
+#[derive(Default)]
+struct PlanNames {
+    contexts: BTreeSet<String>,
+    numbering: BTreeSet<String>,
+}
+
+/// A trunk's kind as written (`carrier`, `gsm_gateway`, or anything else,
+/// which its own loader reports).
+type TrunkKinds = BTreeMap<String, String>;
+
+/// The default context of a user when neither the user nor `[defaults]`
+/// names one (as `config.rs` applies it).
+const DEFAULT_CONTEXT: &str = "internal";
+
+/// Parses a file that exists and is valid TOML; `None` otherwise (a
+/// missing file is not a problem here, a syntax error is its loader's).
+fn tree(source: &Source<'_>) -> Option<Node> {
+    carillon_tomlconf::parse(source.text?).ok()
+}
+
+fn problem(file: &str, line: usize, key: String, message: String) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        line,
+        key,
+        message,
+    }
+}
+
+/// Every cross-file problem, in file order then line order.
+pub fn check(users: &Source<'_>, trunks: &Source<'_>, dialplan: &Source<'_>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let users_tree = tree(users);
+    let trunks_tree = tree(trunks);
+    let plan_tree = tree(dialplan);
+    // A missing trunks.toml defines no trunks; an unparsable one is unknown.
+    let kinds: Option<TrunkKinds> = match (&trunks_tree, trunks.text) {
+        (Some(t), _) => Some(trunk_kinds(t)),
+        (None, None) => Some(TrunkKinds::new()),
+        (None, Some(_)) => None,
+    };
+    let user_names: Option<BTreeSet<String>> = users_tree.as_ref().map(user_extensions);
+    if let Some(plan) = &plan_tree {
+        let names = plan_names(plan);
+        if let Some(u) = &users_tree {
+            check_user_contexts(&users.path, u, &names, &mut out);
+        }
+        if let Some(t) = &trunks_tree {
+            check_trunk_references(&trunks.path, t, &names, &mut out);
+        }
+        check_plan_references(
+            &dialplan.path,
+            plan,
+            kinds.as_ref(),
+            user_names.as_ref(),
+            &mut out,
+        );
+    }
+    out
+}
+
+fn plan_names(plan: &Node) -> PlanNames {
+    let names = |key: &str| -> BTreeSet<String> {
+        plan.get(key)
+            .map(|n| n.entries().iter().map(|e| e.key.clone()).collect())
+            .unwrap_or_default()
+    };
+    PlanNames {
+        contexts: names("context"),
+        numbering: names("numbering"),
+    }
+}
+
+fn trunk_kinds(trunks: &Node) -> TrunkKinds {
+    trunks
+        .get("trunk")
+        .map(|t| {
+            t.entries()
+                .iter()
+                .map(|e| {
+                    let kind = e.value.get("kind").and_then(Node::as_str).unwrap_or("");
+                    (e.key.clone(), kind.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn user_extensions(users: &Node) -> BTreeSet<String> {
+    users
+        .get("user")
+        .map(|u| {
+            u.items()
+                .iter()
+                .filter_map(|user| user.get("extension").and_then(Node::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_user_contexts(file: &str, users: &Node, names: &PlanNames, out: &mut Vec<Problem>) {
+    let undefined = |context: &str| format!("context '{context}' is not defined in dialplan.toml");
+    let defaults = users.get("defaults").and_then(|d| d.get("context"));
+    let default_context = defaults.and_then(Node::as_str);
+    if let (Some(node), Some(context)) = (defaults, default_context) {
+        if !names.contexts.contains(context) {
+            out.push(problem(
+                file,
+                node.line,
+                "defaults.context".into(),
+                undefined(context),
+            ));
+        }
+    }
+    let Some(list) = users.get("user") else {
+        return;
+    };
+    for (i, user) in list.items().iter().enumerate() {
+        match user.get("context") {
+            Some(node) => {
+                if let Some(context) = node.as_str() {
+                    if !names.contexts.contains(context) {
+                        out.push(problem(
+                            file,
+                            node.line,
+                            format!("user[{i}].context"),
+                            undefined(context),
+                        ));
+                    }
+                }
+            }
+            // With no context of its own, `[defaults]` applies: reported
+            // there when it names one, else here, once per user.
+            None if default_context.is_none() && !names.contexts.contains(DEFAULT_CONTEXT) => {
+                let line = user.get("extension").map_or(user.line, |n| n.line);
+                out.push(problem(
+                    file,
+                    line,
+                    format!("user[{i}].context"),
+                    format!(
+                        "no context given, so the default '{DEFAULT_CONTEXT}' applies, which is \
+                         not defined in dialplan.toml (set context here or in [defaults])"
+                    ),
+                ));
+            }
+            None => {}
+        }
+    }
+}
+
+fn check_trunk_references(file: &str, trunks: &Node, names: &PlanNames, out: &mut Vec<Problem>) {
+    let Some(table) = trunks.get("trunk") else {
+        return;
+    };
+    for entry in table.entries() {
+        let name = &entry.key;
+        if let Some(node) = entry.value.get("context") {
+            if let Some(context) = node.as_str() {
+                if !names.contexts.contains(context) {
+                    out.push(problem(
+                        file,
+                        node.line,
+                        format!("trunk.{name}.context"),
+                        format!("context '{context}' is not defined in dialplan.toml"),
+                    ));
+                }
+            }
+        }
+        if let Some(node) = entry.value.get("numbering") {
+            if let Some(numbering) = node.as_str() {
+                if !names.numbering.contains(numbering) {
+                    out.push(problem(
+                        file,
+                        node.line,
+                        format!("trunk.{name}.numbering"),
+                        format!(
+                            "numbering '{numbering}' is not defined in dialplan.toml (no [numbering.{numbering}] table)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_plan_references(
+    file: &str,
+    plan: &Node,
+    kinds: Option<&TrunkKinds>,
+    users: Option<&BTreeSet<String>>,
+    out: &mut Vec<Problem>,
+) {
+    let Some(contexts) = plan.get("context") else {
+        return;
+    };
+    for context in contexts.entries() {
+        let path = format!("context.{}", context.key);
+        let mut allowed = BTreeSet::new();
+        if let Some(list) = context.value.get("allow_trunks") {
+            for (j, item) in list.items().iter().enumerate() {
+                let Some(name) = item.as_str() else { continue };
+                allowed.insert(name.to_owned());
+                if let Some(kinds) = kinds {
+                    if !kinds.contains_key(name) {
+                        out.push(problem(
+                            file,
+                            item.line,
+                            format!("{path}.allow_trunks[{j}]"),
+                            format!("'{name}' is not a trunk or gateway of trunks.toml"),
+                        ));
+                    }
+                }
+            }
+        }
+        let Some(extensions) = context.value.get("extension") else {
+            continue;
+        };
+        for (k, extension) in extensions.items().iter().enumerate() {
+            let Some(steps) = extension.get("steps") else {
+                continue;
+            };
+            for (s, step) in steps.items().iter().enumerate() {
+                let is_dial = step
+                    .get("app")
+                    .and_then(Node::as_str)
+                    .is_some_and(|a| a.eq_ignore_ascii_case("dial"));
+                let Some(targets) = step.get("targets").filter(|_| is_dial) else {
+                    continue;
+                };
+                for (t, target) in targets.items().iter().enumerate() {
+                    let Some(text) = target.as_str() else {
+                        continue;
+                    };
+                    let key = format!("{path}.extension[{k}].steps[{s}].targets[{t}]");
+                    if let Some(message) = check_target(text, &allowed, kinds, users) {
+                        out.push(problem(file, target.line, key, message));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The problem with one `Dial` target, if its name is literal and wrong.
+fn check_target(
+    text: &str,
+    allowed: &BTreeSet<String>,
+    kinds: Option<&TrunkKinds>,
+    users: Option<&BTreeSet<String>>,
+) -> Option<String> {
+    // Only the part before the first variable is known now; a segment is
+    // literal when a '/' follows it within that part (or it is the whole
+    // text of a target without variables).
+    let template = Template::parse(text).ok()?;
+    let (known, whole) = match template.literal() {
+        Some(all) => (all, true),
+        None => (template.literal_prefix(), false),
+    };
+    let segments: Vec<&str> = known.split('/').collect();
+    let literal = |i: usize| -> Option<&str> {
+        let complete = whole || i + 1 < segments.len();
+        segments.get(i).copied().filter(|_| complete)
+    };
+    match segments.first().copied() {
+        Some("user") => {
+            let name = literal(1)?;
+            let users = users?;
+            (!users.contains(name)).then(|| format!("user '{name}' is not defined in users.toml"))
+        }
+        Some(tech @ ("trunk" | "gateway")) => {
+            let name = literal(1)?;
+            let kinds = kinds?;
+            match (tech, kinds.get(name).map(String::as_str)) {
+                (_, None) if allowed.contains(name) => None,
+                (_, None) => Some(format!("'{name}' is not a trunk or gateway of trunks.toml")),
+                ("trunk", Some("gsm_gateway")) => Some(format!(
+                    "'{name}' is a gsm_gateway: dial it as gateway/{name}/NUMBER"
+                )),
+                ("gateway", Some("carrier")) => Some(format!(
+                    "'{name}' is a carrier trunk: dial it as trunk/{name}/NUMBER"
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src<'a>(path: &str, text: Option<&'a str>) -> Source<'a> {
+        Source {
+            path: path.into(),
+            text,
+        }
+    }
+
+    fn shown(problems: &[Problem]) -> Vec<String> {
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    const PLAN: &str = r#"[numbering.pk]
+rules = [ { prefix = "03", strip = 1, add = "+92" } ]
+
+[context.office]
+allow_trunks = ["carrier1", "gsm1", "ghost"]
+
+[[context.office.extension]]
+match = "_X."
+steps = [
+  { app = "Dial", targets = ["user/100", "user/999", "user/${EXTEN}"] },
+  { app = "dial", targets = ["trunk/carrier1/${EXTEN}", "trunk/gsm1/${EXTEN}"] },
+  { app = "Dial", targets = ["gateway/carrier1/1", "gateway/gsm1/1", "trunk/${T}/1"] },
+  { app = "Dial", targets = ["trunk/nowhere/1", "trunk/ghost/1", "us${X}"] },
+]
+"#;
+
+    const TRUNKS: &str = r#"[trunk.carrier1]
+kind = "carrier"
+context = "office"
+numbering = "pk"
+
+[trunk.gsm1]
+kind = "gsm_gateway"
+context = "nowhere"
+numbering = "de"
+"#;
+
+    const USERS: &str = r#"[[user]]
+extension = "100"
+password = "secret100"
+context = "office"
+
+[[user]]
+extension = "101"
+password = "secret101"
+"#;
+
+    #[test]
+    fn references_between_files_are_checked_at_the_referring_line() {
+        let p = check(
+            &src("users.toml", Some(USERS)),
+            &src("trunks.toml", Some(TRUNKS)),
+            &src("dialplan.toml", Some(PLAN)),
+        );
+        assert_eq!(
+            shown(&p),
+            [
+                "users.toml:7: user[1].context: no context given, so the default 'internal' applies, which is not defined in dialplan.toml (set context here or in [defaults])",
+                "trunks.toml:8: trunk.gsm1.context: context 'nowhere' is not defined in dialplan.toml",
+                "trunks.toml:9: trunk.gsm1.numbering: numbering 'de' is not defined in dialplan.toml (no [numbering.de] table)",
+                "dialplan.toml:5: context.office.allow_trunks[2]: 'ghost' is not a trunk or gateway of trunks.toml",
+                "dialplan.toml:10: context.office.extension[0].steps[0].targets[1]: user '999' is not defined in users.toml",
+                "dialplan.toml:11: context.office.extension[0].steps[1].targets[1]: 'gsm1' is a gsm_gateway: dial it as gateway/gsm1/NUMBER",
+                "dialplan.toml:12: context.office.extension[0].steps[2].targets[0]: 'carrier1' is a carrier trunk: dial it as trunk/carrier1/NUMBER",
+                "dialplan.toml:13: context.office.extension[0].steps[3].targets[0]: 'nowhere' is not a trunk or gateway of trunks.toml",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_defaults_context_is_reported_once_at_its_own_line() {
+        let users = "[defaults]\ncontext = \"lobby\"\n\n[[user]]\nextension = \"100\"\npassword = \"secret100\"\n";
+        let p = check(
+            &src("users.toml", Some(users)),
+            &src("trunks.toml", None),
+            &src("dialplan.toml", Some(PLAN)),
+        );
+        let shown = shown(&p);
+        assert_eq!(
+            shown.first().map(String::as_str),
+            Some("users.toml:2: defaults.context: context 'lobby' is not defined in dialplan.toml")
+        );
+        assert_eq!(
+            shown.iter().filter(|l| l.starts_with("users.toml")).count(),
+            1
+        );
+        // No trunks.toml: no trunk exists, so every allow_trunks name is wrong.
+        assert_eq!(
+            shown.iter().filter(|l| l.contains("allow_trunks")).count(),
+            3,
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_or_no_dialplan_means_nothing_is_checked_against_it() {
+        let broken = "[trunk.x\nkind = 1\n";
+        let p = check(
+            &src("users.toml", Some(USERS)),
+            &src("trunks.toml", Some(broken)),
+            &src("dialplan.toml", Some(PLAN)),
+        );
+        assert!(
+            shown(&p).iter().all(|l| !l.contains("trunk")),
+            "{:?}",
+            shown(&p)
+        );
+        let p = check(
+            &src("users.toml", Some(USERS)),
+            &src("trunks.toml", Some(TRUNKS)),
+            &src("dialplan.toml", None),
+        );
+        assert!(p.is_empty(), "{:?}", shown(&p));
+    }
+}
