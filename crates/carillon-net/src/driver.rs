@@ -197,6 +197,17 @@ impl Driver {
                         }
                         switch.set_sip_addr(addr);
                     }
+                    if let Some(l) = listeners
+                        .bound
+                        .iter()
+                        .find(|l| l.transport == Transport::Tcp)
+                    {
+                        let mut addr = l.addr;
+                        if addr.ip().is_unspecified() {
+                            addr.set_ip(advertise);
+                        }
+                        switch.set_tcp_addr(addr);
+                    }
                     if ready_tx.send(Ok(listeners.bound.clone())).is_err() {
                         return;
                     }
@@ -462,7 +473,7 @@ async fn run(
                             switch.handle_input(now, unix, peer, bytes);
                             drain(&mut switch, &listeners, &mut sinks);
                         }
-                        Inbound::Closed { .. } => {}
+                        Inbound::Closed { conn } => switch.handle_stream_closed(conn),
                     }
                 }
             }
