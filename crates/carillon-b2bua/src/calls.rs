@@ -2215,6 +2215,7 @@ impl Switch {
         call.bridged = Some(leg_id);
         call.state = CallState::Answered;
         call.dial_deadline = None;
+        call.answered_channel = call.forks.get(idx).map(|l| l.channel.clone());
         let session = call.session;
         let a_id = call.a.id;
         let early_leg = call.early_leg;
@@ -2264,9 +2265,6 @@ impl Switch {
         self.arm_session_timer(now, key, session_timer::Side::B(leg_id), negotiated);
         for other in others {
             self.cancel_fork(now, key, other);
-        }
-        if let Some(call) = self.calls.calls.get_mut(&key) {
-            call.answered_channel = Some(call.forks[idx].channel.clone());
         }
         self.stats.calls_answered += 1;
         info!(call = key, "call answered");
