@@ -610,10 +610,60 @@ impl Switch {
         }
     }
 
-    /// The edge closed stream connection `conn` (the peer closed it, or
-    /// it failed): requests to its address no longer go over it.
-    pub fn handle_stream_closed(&mut self, conn: u64) {
+    /// The edge closed stream connection `conn` with `addr` (the peer
+    /// closed it, or it could not be opened): requests to that address no
+    /// longer go over it, and our requests still waiting for an answer on
+    /// it have lost their transport (RFC 3261 §17.1.4): an outbound
+    /// INVITE fails at once as a 503 (§8.1.3.1) instead of waiting for
+    /// Timer B, and the caller's Dial goes on.
+    pub fn handle_stream_closed(&mut self, now: Instant, now_ms: u64, conn: u64, addr: SocketAddr) {
+        self.last_now = Some(now);
         self.calls.streams.retain(|_, c| *c != conn);
+        let lost: Vec<String> = self
+            .calls
+            .clients
+            .iter()
+            .filter(|(_, e)| {
+                e.to.transport.is_reliable()
+                    && match e.to.conn {
+                        Some(c) => c == conn,
+                        // Sent by address: the edge opened (or failed to
+                        // open) the connection for it.
+                        None => e.to.addr == addr,
+                    }
+            })
+            .map(|(branch, _)| branch.clone())
+            .collect();
+        for branch in lost {
+            self.client_transport_failed(now, now_ms, &branch);
+        }
+        self.flush_scratch();
+    }
+
+    /// A client transaction's connection is gone.
+    fn client_transport_failed(&mut self, now: Instant, now_ms: u64, branch: &str) {
+        let Some(entry) = self.calls.clients.get_mut(branch) else {
+            return;
+        };
+        entry.txn.handle_transport_error(now);
+        let mut failed = false;
+        while let Some(ev) = entry.txn.poll_event() {
+            failed |= matches!(ev, ClientEvent::TransportFailed | ClientEvent::TimedOut);
+        }
+        let (call, leg, method, refresh) =
+            (entry.call, entry.leg, entry.method.clone(), entry.refresh);
+        if entry.txn.is_terminated() {
+            self.calls.clients.remove(branch);
+        }
+        if !failed {
+            return;
+        }
+        info!(call, method = %method, "connection lost before the answer");
+        if refresh {
+            self.refresh_answered(now, now_ms, call, leg, 503, None);
+        } else if method == Method::Invite {
+            self.fork_failed(now, now_ms, call, leg, 503);
+        }
     }
 
     /// Where a request to a registered contact goes (`source` is where
@@ -2637,7 +2687,7 @@ impl Switch {
         let Some(idx) = call.forks.iter().position(|l| l.id == r.leg) else {
             return false;
         };
-        info!(call = r.call, "callee hung up: dialplan continues");
+        info!(call = r.call, side = "callee", "hangup");
         let mut leg = call.forks.remove(idx);
         leg.state = LegState::Ended;
         call.bridged = None;

@@ -473,7 +473,10 @@ async fn run(
                             switch.handle_input(now, unix, peer, bytes);
                             drain(&mut switch, &listeners, &mut sinks);
                         }
-                        Inbound::Closed { conn } => switch.handle_stream_closed(conn),
+                        Inbound::Closed { conn, addr } => {
+                            switch.handle_stream_closed(now, unix, conn, addr);
+                            drain(&mut switch, &listeners, &mut sinks);
+                        }
                     }
                 }
             }

@@ -40,8 +40,15 @@ pub struct ListenSpec {
 /// Something received.
 #[derive(Debug)]
 pub enum Inbound {
-    Message { peer: Peer, bytes: Bytes },
-    Closed { conn: u64 },
+    Message {
+        peer: Peer,
+        bytes: Bytes,
+    },
+    /// A stream connection with `addr` closed (or could not be opened).
+    Closed {
+        conn: u64,
+        addr: SocketAddr,
+    },
 }
 
 /// Errors binding listeners.
@@ -321,7 +328,7 @@ async fn tcp_connect(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(id, to);
-            let _ = tx.send(Inbound::Closed { conn: id }).await;
+            let _ = tx.send(Inbound::Closed { conn: id, addr: to }).await;
         }
     }
 }
@@ -428,7 +435,12 @@ async fn tcp_connection(
         .remove(id, from);
     drop(wtx);
     writer.abort();
-    let _ = tx.send(Inbound::Closed { conn: id }).await;
+    let _ = tx
+        .send(Inbound::Closed {
+            conn: id,
+            addr: from,
+        })
+        .await;
 }
 
 /// UDP datagrams waiting to be sent together by [`Listeners::flush`], and
@@ -566,7 +578,7 @@ mod tests {
         assert_eq!(&got, b"third");
         // The phone closes it: the core hears of it.
         drop(stream);
-        let Some(Inbound::Closed { conn: closed }) =
+        let Some(Inbound::Closed { conn: closed, .. }) =
             tokio::time::timeout(wait, rx.recv()).await.unwrap()
         else {
             panic!("no Closed for the connection");

@@ -10,6 +10,9 @@
 //!   registered with `-t t1` and exited) is called at its Contact: the
 //!   switch opens a new TCP connection to the Contact's address, where a
 //!   SIPp UAS listening on TCP answers and later hangs up.
+//! - When nothing listens at that Contact, the failed connection fails the
+//!   INVITE at once (a transport error, RFC 3261 §8.1.3.1): the caller
+//!   gets 503 within seconds, not after Timer B (32 s).
 
 mod callsupport;
 
@@ -203,14 +206,10 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_
     );
 }
 
-#[test]
-fn when_the_registration_connection_is_gone_the_switch_connects_to_the_contact() {
-    require_sipp();
-    let mut env = CallEnv::new(&Options::default());
-    let mut sw = env.start();
-    // 101 registers over TCP from one port, naming another in its Contact,
-    // and goes away (SIPp exits: the connection closes).
-    let contact_port = free_port_span(1);
+/// 101 registers over TCP (SIPp `-t t1`) from one port, naming
+/// `contact_port` in its Contact, and goes away (SIPp exits: the
+/// connection closes).
+fn register_101_over_tcp_and_leave(env: &CallEnv, sw: &Switch, contact_port: u16) {
     let reg_port = free_port_span(1);
     let csv = write_csv(
         env.path(),
@@ -226,8 +225,17 @@ fn when_the_registration_connection_is_gone_the_switch_connects_to_the_contact()
         run.ok(),
         "SIPp could not register 101 over TCP: {:?}\n{}",
         run.status,
-        describe(&env, &sw, &["reg-tcp"])
+        describe(env, sw, &["reg-tcp"])
     );
+}
+
+#[test]
+fn when_the_registration_connection_is_gone_the_switch_connects_to_the_contact() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let mut sw = env.start();
+    let contact_port = free_port_span(1);
+    register_101_over_tcp_and_leave(&env, &sw, contact_port);
     // The phone at its Contact: a SIPp UAS listening on TCP.
     let media = free_port_span(3);
     let mut cmd = sipp_cmd(env.path(), "uas-tcp", contact_port);
@@ -264,6 +272,39 @@ fn when_the_registration_connection_is_gone_the_switch_connects_to_the_contact()
     sw.stop();
     assert_eq!(ended.len(), 1, "{}", sw.log());
     assert_eq!(
+        ended[0].get("disposition"),
+        Some("ANSWERED"),
+        "{}",
+        ended[0].raw
+    );
+}
+
+#[test]
+fn a_contact_that_refuses_the_connection_fails_the_call_at_once() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let mut sw = env.start();
+    // Nothing listens at the Contact (a port bound, then released).
+    let contact_port = free_port_span(1);
+    register_101_over_tcp_and_leave(&env, &sw, contact_port);
+    let started = std::time::Instant::now();
+    let mut uac = phone_100_dials(&env, &sw, "uac", "calls_uac_unreachable.xml", "101");
+    let run = uac.wait();
+    let took = started.elapsed();
+    assert!(
+        run.ok(),
+        "the caller was not refused 503: {:?}\n{}",
+        run.status,
+        describe(&env, &sw, &["reg-tcp", "uac"])
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the refused connection did not fail the INVITE at once ({took:?})"
+    );
+    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
+    sw.stop();
+    assert_eq!(ended.len(), 1, "{}", sw.log());
+    assert_ne!(
         ended[0].get("disposition"),
         Some("ANSWERED"),
         "{}",
