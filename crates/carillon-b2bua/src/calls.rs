@@ -17,6 +17,20 @@
 //!  A/B ──BYE──► 200, BYE the other leg, close media, CDR
 //! ```
 //!
+//! The dialplan's `Answer` answers A and stamps the CDR's answer time. A
+//! `Dial` returns to the dialplan when the call it bridged ends, as in
+//! Asterisk: when the callee hangs up, its leg is released and `ANSWER`
+//! is fed back; a step with `continue = true` then goes on with the
+//! caller still up, otherwise the dialplan hangs it up.
+//!
+//! A phone registered over TCP is reached over the connection its
+//! REGISTER came on while that is open (RFC 5626 §5, RFC 5923; the switch
+//! learns open connections from what arrives on them and forgets them
+//! when the edge reports them closed), else at its Contact (the edge opens
+//! a connection). A connection that closes or cannot be opened fails the
+//! requests waiting on it at once (503, RFC 3261 §8.1.3.1). Legs over TCP
+//! name our TCP listener in Via and Contact.
+//!
 //! Early media (a callee's 18x with SDP opens and bridges its media leg
 //! and gives A a 183 with our relay SDP) is handled here; reliable
 //! provisionals live in [`prack`], session timers in [`session_timer`],
