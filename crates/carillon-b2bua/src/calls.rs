@@ -17,6 +17,20 @@
 //!  A/B ──BYE──► 200, BYE the other leg, close media, CDR
 //! ```
 //!
+//! The dialplan's `Answer` answers A and stamps the CDR's answer time. A
+//! `Dial` returns to the dialplan when the call it bridged ends, as in
+//! Asterisk: when the callee hangs up, its leg is released and `ANSWER`
+//! is fed back; a step with `continue = true` then goes on with the
+//! caller still up, otherwise the dialplan hangs it up.
+//!
+//! A phone registered over TCP is reached over the connection its
+//! REGISTER came on while that is open (RFC 5626 §5, RFC 5923; the switch
+//! learns open connections from what arrives on them and forgets them
+//! when the edge reports them closed), else at its Contact (the edge opens
+//! a connection). A connection that closes or cannot be opened fails the
+//! requests waiting on it at once (503, RFC 3261 §8.1.3.1). Legs over TCP
+//! name our TCP listener in Via and Contact.
+//!
 //! Early media (a callee's 18x with SDP opens and bridges its media leg
 //! and gives A a 183 with our relay SDP) is handled here; reliable
 //! provisionals live in [`prack`], session timers in [`session_timer`],
@@ -60,6 +74,7 @@ use tracing::{debug, info, warn};
 use crate::endpoint::{response_route, Peer, Transmit, Transport};
 use crate::header_text::{self, concat, cseq, strip_tag, via};
 use crate::switch::{build_response, Output, Switch};
+use crate::users::NatMode;
 
 /// Call handling settings.
 #[derive(Debug, Clone)]
@@ -297,6 +312,9 @@ struct Call {
     early_leg: Option<LegId>,
     /// A got its 183 with our SDP.
     a_early_sent: bool,
+    /// Channel name of the outbound leg that answered last (the CDR's
+    /// `dstchannel`).
+    answered_channel: Option<String>,
 }
 
 struct ClientEntry {
@@ -346,6 +364,16 @@ pub struct Calls {
     sip_host: String,
     /// `<sip:carillon@{sip_host}>`, our Contact.
     contact: String,
+    /// Our TCP listener as a SIP URI host, and the Contact naming it with
+    /// `;transport=tcp`, for legs over TCP (None: no TCP listener known).
+    tcp_host: Option<String>,
+    tcp_contact: Option<String>,
+    /// Open stream connections by remote address, learnt from what
+    /// arrives on them and forgotten when the edge reports them closed:
+    /// requests to a phone registered over TCP go over the connection its
+    /// REGISTER came on (RFC 5626 §5, RFC 5923) while it is open.
+    /// Network-keyed: SipHash.
+    streams: HashMap<SocketAddr, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -471,6 +499,24 @@ impl Calls {
             free_ports,
             next_id: 1,
             cps: limits::CpsWindows::default(),
+            tcp_host: None,
+            tcp_contact: None,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// The host (`ip:port`) our Via names on `transport`.
+    fn host_for(&self, transport: Transport) -> &str {
+        via_host(&self.sip_host, self.tcp_host.as_deref(), transport)
+    }
+
+    /// Our Contact for a dialog over `transport`: over TCP it names our
+    /// TCP listener with `;transport=tcp`, so the peer's requests in the
+    /// dialog come over TCP too.
+    fn contact_for(&self, transport: Transport) -> &str {
+        match (transport, &self.tcp_contact) {
+            (Transport::Tcp, Some(c)) => c,
+            _ => &self.contact,
         }
     }
 
@@ -510,6 +556,13 @@ impl Calls {
 
     pub fn set_dialplan(&mut self, plan: Option<Dialplan>) {
         self.config.dialplan = plan;
+    }
+
+    /// Our TCP listener's address (for Via and Contact on TCP legs).
+    pub fn set_tcp_addr(&mut self, addr: SocketAddr) {
+        let host = header_text::sip_uri_host(addr);
+        self.tcp_contact = Some(concat(&["<sip:carillon@", &host, ";transport=tcp>"]));
+        self.tcp_host = Some(host);
     }
 
     /// Calls in progress.
@@ -560,6 +613,15 @@ fn quoted_name_addr(name: &str, uri_parts: &[&str]) -> String {
     out
 }
 
+/// The host our Via names on `transport`: the TCP listener's for TCP
+/// when there is one, else the SIP address's.
+fn via_host<'a>(sip_host: &'a str, tcp_host: Option<&'a str>, transport: Transport) -> &'a str {
+    match (transport, tcp_host) {
+        (Transport::Tcp, Some(h)) => h,
+        _ => sip_host,
+    }
+}
+
 /// Our Contact for a SIP host (`ip:port`).
 fn contact_of(sip_host: &str) -> String {
     concat(&["<sip:carillon@", sip_host, ">"])
@@ -605,6 +667,125 @@ impl Switch {
 
     fn media(&mut self, cmd: MediaCommand) {
         self.outputs.push_back(Output::Media(cmd));
+    }
+
+    /// Our TCP listener's address, once bound: Via and Contact of legs
+    /// over TCP name it.
+    pub fn set_tcp_addr(&mut self, addr: SocketAddr) {
+        self.calls.set_tcp_addr(addr);
+    }
+
+    /// Something arrived over a stream connection: it is open, and a
+    /// request to its remote address may use it.
+    pub(crate) fn note_stream(&mut self, peer: Peer) {
+        if let Some(conn) = peer.conn {
+            if self.calls.streams.get(&peer.addr) != Some(&conn) {
+                self.calls.streams.insert(peer.addr, conn);
+            }
+        }
+    }
+
+    /// The edge closed stream connection `conn` with `addr` (the peer
+    /// closed it, or it could not be opened): requests to that address no
+    /// longer go over it, and our requests still waiting for an answer on
+    /// it have lost their transport (RFC 3261 §17.1.4): an outbound
+    /// INVITE fails at once as a 503 (§8.1.3.1) instead of waiting for
+    /// Timer B, and the caller's Dial goes on.
+    pub fn handle_stream_closed(&mut self, now: Instant, now_ms: u64, conn: u64, addr: SocketAddr) {
+        self.last_now = Some(now);
+        self.calls.streams.retain(|_, c| *c != conn);
+        let lost: Vec<String> = self
+            .calls
+            .clients
+            .iter()
+            .filter(|(_, e)| {
+                e.to.transport.is_reliable()
+                    && match e.to.conn {
+                        Some(c) => c == conn,
+                        // Sent by address: the edge opened (or failed to
+                        // open) the connection for it.
+                        None => e.to.addr == addr,
+                    }
+            })
+            .map(|(branch, _)| branch.clone())
+            .collect();
+        for branch in lost {
+            self.client_transport_failed(now, now_ms, &branch);
+        }
+        self.flush_scratch();
+    }
+
+    /// A client transaction's connection is gone.
+    fn client_transport_failed(&mut self, now: Instant, now_ms: u64, branch: &str) {
+        let Some(entry) = self.calls.clients.get_mut(branch) else {
+            return;
+        };
+        entry.txn.handle_transport_error(now);
+        let mut failed = false;
+        while let Some(ev) = entry.txn.poll_event() {
+            failed |= matches!(ev, ClientEvent::TransportFailed | ClientEvent::TimedOut);
+        }
+        let (call, leg, method, refresh) =
+            (entry.call, entry.leg, entry.method.clone(), entry.refresh);
+        if entry.txn.is_terminated() {
+            self.calls.clients.remove(branch);
+        }
+        if !failed {
+            return;
+        }
+        info!(call, method = %method, "connection lost before the answer");
+        if refresh {
+            self.refresh_answered(now, now_ms, call, leg, 503, None);
+        } else if method == Method::Invite {
+            self.fork_failed(now, now_ms, call, leg, 503);
+        }
+    }
+
+    /// Where a request to a registered contact goes. With `nat = true`
+    /// (the default) the address its REGISTER came from, so a phone behind
+    /// NAT is reached through the mapping it opened (Asterisk's
+    /// `force_rport` and `rewrite_contact`); with `nat = false` the first
+    /// Path hop, or else the Contact as registered, for phones and
+    /// registration tools that register from another socket than the one
+    /// they listen on. Over a stream: the connection the REGISTER came on
+    /// while it is open (RFC 5626 §5), else (with `nat = true`) a new
+    /// connection to the Contact's own address (with the Contact's
+    /// `transport`, the REGISTER's when it has none).
+    fn binding_peer(&self, b: &carillon_registrar::Binding, nat: NatMode) -> Option<Peer> {
+        let (mut peer, contact) = match nat {
+            // As registered: the Contact, or the first Path hop before it.
+            NatMode::AsRegistered => {
+                let next = b.path.first().map_or(&*b.contact, String::as_str);
+                let uri = next
+                    .trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or_default();
+                (resolve_uri(uri, &self.calls.config.hosts)?, uri)
+            }
+            NatMode::SourceAddress => (Peer::parse(&b.source)?, &*b.contact),
+        };
+        if !peer.transport.is_reliable() {
+            return Some(peer);
+        }
+        if let Some(&conn) = self.calls.streams.get(&peer.addr) {
+            peer.conn = Some(conn);
+            return Some(peer);
+        }
+        if nat == NatMode::AsRegistered {
+            return Some(peer);
+        }
+        let src = peer;
+        let mut peer = resolve_uri(contact, &self.calls.config.hosts)?;
+        let explicit = carillon_sip::Uri::parse(contact)
+            .ok()
+            .is_some_and(|u| u.param("transport").flatten().is_some());
+        if !explicit {
+            peer.transport = src.transport;
+        }
+        debug!(contact = %contact, source = %b.source, "registration's connection is gone: new connection to the Contact");
+        Some(peer)
     }
 
     /// A new INVITE (no To tag) from an authenticated user or a trunk.
@@ -864,6 +1045,7 @@ impl Switch {
             a_session,
             early_leg: None,
             a_early_sent: false,
+            answered_channel: None,
         };
         self.calls.calls.insert(call_key, call);
         self.run_dialplan(now, now_ms, call_key);
@@ -929,7 +1111,9 @@ impl Switch {
                 return;
             };
             match cmd {
-                Command::Answer => self.answer_a(now, key, None),
+                // The Answer application answers the call: its time is
+                // the CDR's answer time (ANSWERED, billsec from here).
+                Command::Answer => self.answer_a(now, key, Some(now_ms)),
                 Command::SetCallerId(cid) => {
                     call.caller_num = cid.num;
                     call.caller_name = cid.name;
@@ -1013,7 +1197,7 @@ impl Switch {
                         .unwrap_or_default();
                     let nat = self.users.get(name).map(|u| u.nat).unwrap_or_default();
                     for b in self.registrar.lookup(name, now_ms / 1000) {
-                        let Some(peer) = binding_peer(b, nat, &self.calls.config.hosts) else {
+                        let Some(peer) = self.binding_peer(b, nat) else {
                             warn!(call = key, user = %name, contact = %b.contact, source = %b.source, "binding has no address to send to: skipped");
                             continue;
                         };
@@ -1268,7 +1452,7 @@ impl Switch {
     /// The INVITE of an outbound leg, with credentials when answering a
     /// challenge (new branch and CSeq are set on the leg by the caller).
     fn build_invite(&self, leg: &Leg, auth: Option<(&str, &str)>) -> Bytes {
-        let host = &self.calls.sip_host;
+        let host = self.calls.host_for(leg.peer.transport);
         let body = leg
             .local_sdp
             .as_ref()
@@ -1291,7 +1475,7 @@ impl Switch {
                 + body.len(),
         );
         invite_transaction_heads(&mut w, leg, host, "INVITE")
-            .header("Contact", &[&self.calls.contact])
+            .header("Contact", &[self.calls.contact_for(leg.peer.transport)])
             .header(
                 "Allow",
                 &["INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"],
@@ -1502,7 +1686,7 @@ impl Switch {
     ) {
         let branch = self.new_branch();
         leg.local_cseq += 1;
-        let host = &self.calls.sip_host;
+        let host = self.calls.host_for(leg.peer.transport);
         let target = if leg.remote_target.is_empty() {
             &leg.remote_uri
         } else {
@@ -1542,7 +1726,7 @@ impl Switch {
         w.header("User-Agent", &[&self.user_agent]);
         let refresh = matches!(method, Method::Invite | Method::Update);
         if method == Method::Invite {
-            w.header("Contact", &[&self.calls.contact]);
+            w.header("Contact", &[self.calls.contact_for(leg.peer.transport)]);
         }
         for (n, v) in &headers {
             w.header(n, &[v]);
@@ -1568,7 +1752,7 @@ impl Switch {
     }
 
     fn send_cancel(&mut self, now: Instant, key: u64, leg: &Leg) {
-        let host = &self.calls.sip_host;
+        let host = self.calls.host_for(leg.peer.transport);
         // The INVITE's Request-URI (an early dialog may have changed the
         // remote target, RFC 3261 §9.1).
         let ruri = if leg.request_uri.is_empty() {
@@ -1689,7 +1873,7 @@ impl Switch {
         };
         let local_tag = call.a.local_tag.as_str();
         let user_agent = self.user_agent.as_str();
-        let contact = self.calls.contact.as_str();
+        let contact = self.calls.contact_for(peer.transport);
         let mut built = Bytes::new();
         // The route and Via the transaction kept (computed once when the
         // INVITE arrived, borrowed), else computed afresh.
@@ -1810,8 +1994,13 @@ impl Switch {
             debug!(branch = %branch, status, "response matches no transaction; dropped");
             return;
         };
-        let (call_key, leg_id, method, refresh) =
-            (entry.call, entry.leg, entry.method.clone(), entry.refresh);
+        let (call_key, leg_id, method, refresh, transport) = (
+            entry.call,
+            entry.leg,
+            entry.method.clone(),
+            entry.refresh,
+            entry.to.transport,
+        );
         // ACK for a non-2xx final to INVITE is built here (same branch),
         // with the INVITE's Route header fields (RFC 3261 §17.1.1.3).
         let ack = if method == Method::Invite && status >= 300 {
@@ -1825,7 +2014,11 @@ impl Switch {
                 .map(|l| preloaded_routes(l).collect())
                 .unwrap_or_default();
             Some(ack_from_response(
-                &self.calls.sip_host,
+                via_host(
+                    &self.calls.sip_host,
+                    self.calls.tcp_host.as_deref(),
+                    transport,
+                ),
                 &request_uri,
                 branch,
                 msg,
@@ -1927,11 +2120,17 @@ impl Switch {
         let ack_branch = self.new_branch();
         self.scratch.push(Transmit {
             to,
-            bytes: ack_from_response(&self.calls.sip_host, &target, &ack_branch, msg, &[]),
+            bytes: ack_from_response(
+                self.calls.host_for(to.transport),
+                &target,
+                &ack_branch,
+                msg,
+                &[],
+            ),
         });
         let bye_branch = self.new_branch();
         let seq = msg.cseq().map_or(1, |c| c.seq) + 1;
-        let host = &self.calls.sip_host;
+        let host = self.calls.host_for(to.transport);
         let bye = MessageBuilder::request(&Method::Bye, &target)
             .header("Via", via(to.transport.via_token(), host, &bye_branch))
             .header("Max-Forwards", "70")
@@ -2101,7 +2300,13 @@ impl Switch {
             return;
         };
         let branch = concat(&["z9hG4bK", &leg.local_tag]);
-        let ack = Self::build_ack(&self.calls.sip_host, leg, &branch, leg.invite_cseq, to_tag);
+        let ack = Self::build_ack(
+            self.calls.host_for(leg.peer.transport),
+            leg,
+            &branch,
+            leg.invite_cseq,
+            to_tag,
+        );
         self.scratch.push(Transmit {
             to: leg.peer,
             bytes: ack,
@@ -2141,7 +2346,11 @@ impl Switch {
         let leg = &call.forks[idx];
         let ack_branch = concat(&["z9hG4bK", &leg.local_tag]);
         let ack = Self::build_ack(
-            &self.calls.sip_host,
+            via_host(
+                &self.calls.sip_host,
+                self.calls.tcp_host.as_deref(),
+                leg.peer.transport,
+            ),
             leg,
             &ack_branch,
             leg.invite_cseq,
@@ -2194,6 +2403,7 @@ impl Switch {
         call.bridged = Some(leg_id);
         call.state = CallState::Answered;
         call.dial_deadline = None;
+        call.answered_channel = call.forks.get(idx).map(|l| l.channel.clone());
         let session = call.session;
         let a_id = call.a.id;
         let early_leg = call.early_leg;
@@ -2247,9 +2457,9 @@ impl Switch {
         self.stats.calls_answered += 1;
         info!(call = key, "call answered");
         self.answer_a(now, key, Some(now_ms));
-        if let Some(exec) = self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut()) {
-            exec.handle_dial_result(DialStatus::Answer);
-        }
+        // The Dial's result (ANSWER) reaches the dialplan when the bridged
+        // call ends, as Asterisk's Dial returns then (see
+        // `callee_hung_up_to_dialplan`).
     }
 
     fn cancel_fork(&mut self, now: Instant, key: u64, leg_id: LegId) {
@@ -2444,11 +2654,16 @@ impl Switch {
             clid,
             dcontext: take(&mut call.context),
             channel: take(&mut call.a.channel),
-            dstchannel: call
-                .forks
-                .first_mut()
-                .map(|l| take(&mut l.channel))
-                .unwrap_or_default(),
+            // The party that answered (the last one, after a Dial that
+            // continued), else the first leg still ringing.
+            dstchannel: match call.answered_channel.take() {
+                Some(channel) => channel,
+                None => call
+                    .forks
+                    .first_mut()
+                    .map(|l| take(&mut l.channel))
+                    .unwrap_or_default(),
+            },
             trunk: call.trunk.take(),
             disposition,
             hangup_cause: call.hangup_cause,
@@ -2633,8 +2848,12 @@ impl Switch {
         );
     }
 
-    /// One side hung up: BYE the other, close everything.
+    /// One side hung up: BYE the other, close everything (unless the
+    /// bridged callee hung up and the dialplan goes on with the caller).
     fn hangup_from(&mut self, now: Instant, now_ms: u64, r: LegRef) {
+        if self.callee_hung_up_to_dialplan(now, now_ms, r) {
+            return;
+        }
         let Some(call) = self.calls.calls.get_mut(&r.call) else {
             return;
         };
@@ -2668,6 +2887,46 @@ impl Switch {
             }
         }
         self.finish_call(now_ms, r.call);
+    }
+
+    /// The bridged callee hung up on an answered caller: the `Dial`
+    /// returns `ANSWER` to the dialplan (`${DIALSTATUS}` = `ANSWER`), as
+    /// Asterisk's Dial returns when the bridge ends. A step with
+    /// `continue = true` (Asterisk's `g` option) goes on to the next step
+    /// with the caller still up; without it the dialplan hangs the caller
+    /// up. The callee's leg is released either way. False (nothing done)
+    /// when the call is not in that state: the caller hung up, the leg is
+    /// not the bridged one, A's 200 still waits for a PRACK, or the
+    /// dialplan has already finished.
+    fn callee_hung_up_to_dialplan(&mut self, now: Instant, now_ms: u64, r: LegRef) -> bool {
+        let Some(call) = self.calls.calls.get_mut(&r.call) else {
+            return false;
+        };
+        let applies = call.a.id != r.leg
+            && call.bridged == Some(r.leg)
+            && call.state == CallState::Answered
+            && call.a.state == LegState::Confirmed
+            && !call.a_rel.answer_deferred
+            && call.exec.as_ref().is_some_and(|e| !e.is_finished());
+        if !applies {
+            return false;
+        }
+        let Some(idx) = call.forks.iter().position(|l| l.id == r.leg) else {
+            return false;
+        };
+        info!(call = r.call, side = "callee", "hangup");
+        let mut leg = call.forks.remove(idx);
+        leg.state = LegState::Ended;
+        call.bridged = None;
+        call.early_leg = None;
+        call.state = CallState::Routing;
+        // Timers of the released leg are ignored once it is gone.
+        if let Some(exec) = call.exec.as_mut() {
+            exec.handle_dial_result(DialStatus::Answer);
+        }
+        self.release_leg(r.call, leg);
+        self.run_dialplan(now, now_ms, r.call);
+        true
     }
 
     /// re-INVITE/UPDATE with an offer (hold, resume, session refresh): we
@@ -2760,7 +3019,7 @@ impl Switch {
                 params: p,
             });
         }
-        let contact = self.calls.contact.clone();
+        let contact = self.calls.contact_for(peer.transport).to_owned();
         // Any refresh from the peer restarts the leg's session timer.
         let (se, renegotiated) = match negotiation {
             session_timer::UasNegotiation::Accepted {
@@ -2992,32 +3251,6 @@ fn preloaded_routes(leg: &Leg) -> impl Iterator<Item = &str> {
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("Route"))
         .map(|(_, v)| v.as_str())
-}
-
-/// Where the requests to a registered contact go: with `nat = true` (the
-/// default) the address its REGISTER came from, so a phone behind NAT is
-/// reached through the mapping it opened (Asterisk's `force_rport` and
-/// `rewrite_contact`); with `nat = false` the first Path hop, or else the
-/// Contact as registered, for phones and registration tools that register
-/// from another socket than the one they listen on.
-fn binding_peer(
-    b: &carillon_registrar::Binding,
-    nat: crate::users::NatMode,
-    hosts: &HashMap<String, IpAddr>,
-) -> Option<Peer> {
-    match nat {
-        crate::users::NatMode::SourceAddress => Peer::parse(&b.source),
-        crate::users::NatMode::AsRegistered => {
-            let next = b.path.first().map_or(&*b.contact, String::as_str);
-            let uri = next
-                .trim()
-                .trim_start_matches('<')
-                .split('>')
-                .next()
-                .unwrap_or_default();
-            resolve_uri(uri, hosts)
-        }
-    }
 }
 
 /// Where a SIP URI's requests go: its host (an IP literal or a name

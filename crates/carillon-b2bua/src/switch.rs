@@ -405,6 +405,7 @@ impl Switch {
                 return;
             }
         }
+        self.note_stream(peer);
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return; // keep-alive
         }

@@ -209,6 +209,17 @@ impl Driver {
                         }
                         switch.set_sip_addr(addr);
                     }
+                    if let Some(l) = listeners
+                        .bound
+                        .iter()
+                        .find(|l| l.transport == Transport::Tcp)
+                    {
+                        let mut addr = l.addr;
+                        if addr.ip().is_unspecified() {
+                            addr.set_ip(advertise);
+                        }
+                        switch.set_tcp_addr(addr);
+                    }
                     if ready_tx.send(Ok(listeners.bound.clone())).is_err() {
                         return;
                     }
@@ -487,7 +498,10 @@ async fn run(
                             switch.handle_input(now, unix, peer, bytes);
                             drain(&mut switch, &listeners, &mut sinks);
                         }
-                        Inbound::Closed { .. } => {}
+                        Inbound::Closed { conn, addr } => {
+                            switch.handle_stream_closed(now, unix, conn, addr);
+                            drain(&mut switch, &listeners, &mut sinks);
+                        }
                     }
                 }
             }

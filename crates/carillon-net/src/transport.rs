@@ -3,7 +3,13 @@
 //! TCP listeners with a task per connection that frames messages and writes
 //! what the core sends back. Stream traffic reaches the core as an
 //! [`Inbound`] over one channel; connection writers are looked up by
-//! connection id. Datagrams answered within one UDP read batch leave
+//! connection id, else by the peer's address. A TCP message for an address
+//! with no open connection opens one (RFC 3261 §18.1.1; a phone whose
+//! registration connection is gone is reached at its Contact): the
+//! message waits in the connection's queue while it connects, a failed
+//! connect is reported as [`Inbound::Closed`], and what the peer sends on
+//! the new connection reaches the core like any stream traffic. Datagrams
+//! answered within one UDP read batch leave
 //! together through a [`UdpOutbox`]: one `sendmmsg` per socket instead of a
 //! `sendto` each.
 
@@ -34,8 +40,15 @@ pub struct ListenSpec {
 /// Something received.
 #[derive(Debug)]
 pub enum Inbound {
-    Message { peer: Peer, bytes: Bytes },
-    Closed { conn: u64 },
+    Message {
+        peer: Peer,
+        bytes: Bytes,
+    },
+    /// A stream connection with `addr` closed (or could not be opened).
+    Closed {
+        conn: u64,
+        addr: SocketAddr,
+    },
 }
 
 /// Errors binding listeners.
@@ -53,13 +66,48 @@ pub enum TransportError {
     Runtime(std::io::Error),
 }
 
-type ConnMap = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Bytes>>>>;
+/// Open stream connections: their writers by id, and ids by remote
+/// address (the latest connection with that address).
+#[derive(Default)]
+struct Conns {
+    by_id: HashMap<u64, mpsc::UnboundedSender<Bytes>>,
+    by_addr: HashMap<SocketAddr, u64>,
+}
+
+impl Conns {
+    fn insert(&mut self, id: u64, addr: SocketAddr, writer: mpsc::UnboundedSender<Bytes>) {
+        self.by_id.insert(id, writer);
+        self.by_addr.insert(addr, id);
+    }
+
+    fn remove(&mut self, id: u64, addr: SocketAddr) {
+        self.by_id.remove(&id);
+        if self.by_addr.get(&addr) == Some(&id) {
+            self.by_addr.remove(&addr);
+        }
+    }
+
+    /// The writer for `to`: its own connection while open, else the open
+    /// connection with its address.
+    fn writer(&self, to: &Peer) -> Option<&mpsc::UnboundedSender<Bytes>> {
+        to.conn
+            .and_then(|c| self.by_id.get(&c))
+            .or_else(|| self.by_addr.get(&to.addr).and_then(|c| self.by_id.get(c)))
+    }
+}
+
+type ConnMap = Arc<Mutex<Conns>>;
+
+/// How long opening an outgoing TCP connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The bound sockets and the writers of open connections.
 #[derive(Clone)]
 pub struct Listeners {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     conns: ConnMap,
+    /// Where messages of connections we open go.
+    inbound: mpsc::Sender<Inbound>,
     /// Local addresses actually bound (port 0 resolved).
     pub bound: Vec<ListenSpec>,
 }
@@ -75,7 +123,7 @@ impl Listeners {
     ) -> Result<Listeners, TransportError> {
         let mut udp = Vec::new();
         let mut bound = Vec::new();
-        let conns: ConnMap = Arc::new(Mutex::new(HashMap::new()));
+        let conns: ConnMap = Arc::new(Mutex::new(Conns::default()));
         for spec in specs {
             match spec.transport {
                 Transport::Udp => {
@@ -124,7 +172,12 @@ impl Listeners {
                 Transport::Wss => return Err(TransportError::Unsupported("wss")),
             }
         }
-        Ok(Listeners { udp, conns, bound })
+        Ok(Listeners {
+            udp,
+            conns,
+            inbound: tx,
+            bound,
+        })
     }
 
     /// Index of the UDP socket that sends to `to`: the first of its
@@ -213,15 +266,69 @@ impl Listeners {
                 Some(i) => self.send_udp(i, to.addr, bytes),
                 None => warn!(to = %to, "no UDP socket to send from"),
             },
+            Transport::Tcp => {
+                let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(w) = conns.writer(&to) {
+                    let _ = w.send(bytes);
+                    return;
+                }
+                // No open connection to that address: open one; the
+                // message waits in its queue until it is connected.
+                let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+                let (wtx, wrx) = mpsc::unbounded_channel();
+                let _ = wtx.send(bytes);
+                conns.insert(id, to.addr, wtx.clone());
+                drop(conns);
+                debug!(conn = id, to = %to.addr, "opening tcp connection");
+                tokio::spawn(tcp_connect(
+                    to.addr,
+                    id,
+                    self.inbound.clone(),
+                    wtx,
+                    wrx,
+                    self.conns.clone(),
+                ));
+            }
             _ => {
                 let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-                match to.conn.and_then(|c| conns.get(&c)) {
+                match conns.writer(&to) {
                     Some(w) => {
                         let _ = w.send(bytes);
                     }
                     None => debug!(to = %to, "no open connection for stream peer"),
                 }
             }
+        }
+    }
+}
+
+/// Opens a connection to `to` for the writer queue already registered as
+/// `id`, then serves it like an accepted one; a failed connect removes it
+/// and reports it closed.
+async fn tcp_connect(
+    to: SocketAddr,
+    id: u64,
+    tx: mpsc::Sender<Inbound>,
+    wtx: mpsc::UnboundedSender<Bytes>,
+    wrx: mpsc::UnboundedReceiver<Bytes>,
+    conns: ConnMap,
+) {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+        Ok(Ok(stream)) => {
+            debug!(conn = id, to = %to, "tcp connection opened");
+            tcp_connection(stream, to, id, tx, wtx, wrx, conns).await;
+        }
+        failed => {
+            let reason = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            info!(conn = id, to = %to, error = %reason, "cannot open tcp connection");
+            conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id, to);
+            let _ = tx.send(Inbound::Closed { conn: id, addr: to }).await;
         }
     }
 }
@@ -235,7 +342,7 @@ async fn tcp_acceptor(l: TcpListener, tx: mpsc::Sender<Inbound>, conns: ConnMap)
                 conns
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, wtx.clone());
+                    .insert(id, from, wtx.clone());
                 debug!(conn = id, from = %from, "tcp connection");
                 tokio::spawn(tcp_connection(
                     stream,
@@ -322,10 +429,18 @@ async fn tcp_connection(
             }
         }
     }
-    conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    conns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(id, from);
     drop(wtx);
     writer.abort();
-    let _ = tx.send(Inbound::Closed { conn: id }).await;
+    let _ = tx
+        .send(Inbound::Closed {
+            conn: id,
+            addr: from,
+        })
+        .await;
 }
 
 /// UDP datagrams waiting to be sent together by [`Listeners::flush`], and
@@ -410,6 +525,88 @@ fn send_many(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tcp_message_to_an_address_without_a_connection_opens_one_and_its_answer_comes_back()
+    {
+        let spec = ListenSpec {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let (tx, mut rx) = mpsc::channel(8);
+        let listeners = Listeners::bind(&[spec], tx).await.unwrap();
+        let phone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = Peer {
+            transport: Transport::Tcp,
+            addr: phone.local_addr().unwrap(),
+            conn: None,
+        };
+        // Two messages before the connection is up: both wait in its queue
+        // and go out over the one connection, in order.
+        listeners.send(to, Bytes::from_static(b"first "));
+        listeners.send(to, Bytes::from_static(b"second"));
+        let wait = std::time::Duration::from_secs(5);
+        let (mut stream, _) = tokio::time::timeout(wait, phone.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut got = vec![0u8; 12];
+        tokio::time::timeout(wait, stream.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"first second");
+        // What the phone sends on it reaches the core as from that peer.
+        let options = b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        stream.write_all(options).await.unwrap();
+        let Some(Inbound::Message { peer, bytes }) =
+            tokio::time::timeout(wait, rx.recv()).await.unwrap()
+        else {
+            panic!("no message from the new connection");
+        };
+        assert_eq!(&bytes[..], &options[..]);
+        assert_eq!(peer.addr, to.addr);
+        assert_eq!(peer.transport, Transport::Tcp);
+        let conn = peer.conn.expect("a connection id");
+        // A later message to the address (no id given) reuses it.
+        listeners.send(to, Bytes::from_static(b"third"));
+        let mut got = vec![0u8; 5];
+        tokio::time::timeout(wait, stream.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"third");
+        // The phone closes it: the core hears of it.
+        drop(stream);
+        let Some(Inbound::Closed { conn: closed, .. }) =
+            tokio::time::timeout(wait, rx.recv()).await.unwrap()
+        else {
+            panic!("no Closed for the connection");
+        };
+        assert_eq!(closed, conn);
+    }
+
+    #[tokio::test]
+    async fn a_tcp_connection_that_cannot_be_opened_is_reported_closed() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let listeners = Listeners::bind(&[], tx).await.unwrap();
+        // A port nobody listens on (bound, then released).
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let to = Peer {
+            transport: Transport::Tcp,
+            addr,
+            conn: None,
+        };
+        listeners.send(to, Bytes::from_static(b"INVITE"));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap();
+        assert!(matches!(got, Some(Inbound::Closed { .. })), "{got:?}");
+        assert!(!listeners.conns.lock().unwrap().by_addr.contains_key(&addr));
+    }
 
     #[tokio::test]
     async fn an_outbox_sends_every_queued_datagram_in_order_with_one_flush() {

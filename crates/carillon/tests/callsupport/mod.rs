@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 #[path = "../common/process.rs"]
 mod process;
 #[path = "../common/toml_text.rs"]
