@@ -248,36 +248,41 @@ impl Mixdown {
     fn take_block(&mut self) -> Block {
         let index = self.emitted / BLOCK_SAMPLES as u64;
         self.emitted += BLOCK_SAMPLES as u64;
-        let [caller, agent] = &mut self.lanes;
-        let n_caller = caller.buf.len().min(BLOCK_SAMPLES);
-        let n_agent = agent.buf.len().min(BLOCK_SAMPLES);
-        caller.underrun |= n_caller < BLOCK_SAMPLES;
-        agent.underrun |= n_agent < BLOCK_SAMPLES;
-        let caller_samples = caller
-            .buf
-            .drain(..n_caller)
-            .chain(std::iter::repeat(0))
-            .take(BLOCK_SAMPLES);
-        let agent_samples = agent
-            .buf
-            .drain(..n_agent)
-            .chain(std::iter::repeat(0))
-            .take(BLOCK_SAMPLES);
+        let mut caller = [0i16; BLOCK_SAMPLES];
+        let mut agent = [0i16; BLOCK_SAMPLES];
+        let [caller_lane, agent_lane] = &mut self.lanes;
+        caller_lane.take_into(&mut caller);
+        agent_lane.take_into(&mut agent);
         let samples = match self.layout {
-            Layout::Mono => caller_samples
-                .zip(agent_samples)
-                .map(|(c, a)| c.saturating_add(a))
+            Layout::Mono => caller
+                .iter()
+                .zip(&agent)
+                .map(|(&c, &a)| c.saturating_add(a))
                 .collect(),
             Layout::Stereo => {
-                let mut out = Vec::with_capacity(BLOCK_SAMPLES * 2);
-                for (c, a) in caller_samples.zip(agent_samples) {
-                    out.push(c);
-                    out.push(a);
+                let mut out = vec![0i16; BLOCK_SAMPLES * 2];
+                for ((pair, &c), &a) in out.chunks_exact_mut(2).zip(&caller).zip(&agent) {
+                    pair[0] = c;
+                    pair[1] = a;
                 }
                 out
             }
         };
         Block { index, samples }
+    }
+}
+
+impl Lane {
+    /// Moves up to one block of samples into `out`, silence after them;
+    /// marks an underrun when the lane had less than a block.
+    fn take_into(&mut self, out: &mut [i16; BLOCK_SAMPLES]) {
+        let n = self.buf.len().min(BLOCK_SAMPLES);
+        let (front, back) = self.buf.as_slices();
+        let from_front = front.len().min(n);
+        out[..from_front].copy_from_slice(&front[..from_front]);
+        out[from_front..n].copy_from_slice(&back[..n - from_front]);
+        self.buf.drain(..n);
+        self.underrun |= n < BLOCK_SAMPLES;
     }
 }
 
