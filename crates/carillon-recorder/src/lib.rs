@@ -6,13 +6,13 @@
 //!   stereo with one party per channel, gaps filled with silence by media time.
 //! * [`writer`]: the [`Recording`] handle: blocks go over a bounded channel to
 //!   a blocking writer thread (hound); a full channel drops and counts frames,
-//!   never waits; `stop` finalises the header and returns a summary.
-//! * [`repair`]: fixes the header of a WAV left unfinished by a crash, one
+//!   never waits; `stop` finalises the header and returns a summary;
+//!   [`recording_path`] names a call's file after its unique id.
+//! * [`repair`](mod@repair): fixes the header of a WAV left unfinished by a crash, one
 //!   file or a whole recordings directory at startup.
 //!
-//! No tokio: std threads and `std::sync::mpsc` only. Not owned here: file
-//! naming and directories (the caller passes the path), CDR fields, wiring
-//! into the media engine.
+//! No tokio: std threads and `std::sync::mpsc` only. Not owned here: the
+//! configured directory, CDR fields, wiring into the media engine.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -25,5 +25,6 @@ pub mod writer;
 pub use mixdown::{Block, Layout, Mixdown, Source, BLOCK_SAMPLES, SAMPLE_RATE};
 pub use repair::{repair, repair_dir, DirEntryRepair, RepairError, RepairOutcome};
 pub use writer::{
-    wav_spec, BlockSink, RecorderError, RecorderOptions, Recording, RecordingSummary, WavSink,
+    recording_path, wav_spec, BlockSink, RecorderError, RecorderOptions, Recording,
+    RecordingSummary, WavSink,
 };

@@ -502,6 +502,32 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_later_than_the_latency_lands_at_its_own_time() {
+        let base = Instant::now();
+        let mut m = Mixdown::new(Layout::Stereo, base);
+        let mut blocks = Vec::new();
+        // The agent talks steadily; the caller's frames for 0–20 ms arrive on
+        // time, then nothing until the frame for 200–220 ms (a 180 ms hole,
+        // longer than the 60 ms latency: that part was written as silence).
+        for t in (1..=15u64).map(|i| i * 20) {
+            m.handle_frame(ms(base, t), Source::Agent, &[1i16; 160]);
+            if t == 20 || t == 220 {
+                m.handle_frame(ms(base, t), Source::Caller, &[9i16; 160]);
+            }
+            blocks.extend(drain(&mut m));
+        }
+        m.finish(ms(base, 300));
+        blocks.extend(drain(&mut m));
+        assert_eq!(blocks.len(), 15);
+        let left = channel(&blocks, 2, 0);
+        assert!(left[..160].iter().all(|&s| s == 9));
+        assert!(left[160..1600].iter().all(|&s| s == 0));
+        assert!(left[1600..1760].iter().all(|&s| s == 9), "at 200–220 ms");
+        assert!(left[1760..].iter().all(|&s| s == 0));
+        assert!(channel(&blocks, 2, 1).iter().all(|&s| s == 1));
+    }
+
+    #[test]
     fn mono_sum_saturates_instead_of_wrapping() {
         let base = Instant::now();
         let mut m = Mixdown::new(Layout::Mono, base);

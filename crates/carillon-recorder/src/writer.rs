@@ -15,13 +15,17 @@
 //! every [`RecorderOptions::checkpoint_every`] blocks (hound's `flush`), so a
 //! file is never left at a bare 44-byte header once audio flowed, and a crash
 //! loses at most the data since the last checkpoint's header update (which
-//! [`crate::repair`] recovers). [`Recording::stop`] ends the mixdown, sends
+//! [`crate::repair`](mod@crate::repair) recovers). [`Recording::stop`] ends the mixdown, sends
 //! the rest, waits for the writer, finalises the header and returns a
 //! [`RecordingSummary`].
 //!
-//! No tokio here: std threads and `std::sync::mpsc` only. Not owned: where
-//! recordings live and what they are named (the caller passes the path),
-//! and the CDR.
+//! [`recording_path`] names a call's file `DIR/UNIQUEID.wav`, refusing ids
+//! that are not plain file names. A `Recording` dropped without `stop` still
+//! gets a finalised header: its writer sees the channel close and finalises
+//! (without filling a dropped tail).
+//!
+//! No tokio here: std threads and `std::sync::mpsc` only. Not owned: which
+//! directory is configured, and the CDR.
 //!
 //! ```text
 //!  audio side                      writer thread
@@ -64,6 +68,41 @@ pub enum RecorderError {
     /// The writer thread panicked (a bug); the file may be unfinalised.
     #[error("the recording writer thread panicked")]
     WriterPanicked,
+    /// A call's unique id cannot be used as a file name.
+    #[error("unique id {unique_id:?} cannot name a recording: {reason}")]
+    FileName {
+        unique_id: String,
+        reason: &'static str,
+    },
+}
+
+/// The file for the recording of the call `unique_id` in `dir`:
+/// `DIR/UNIQUEID.wav`. The id must be a plain file name (ASCII letters,
+/// digits, `.`, `_`, `-`; not starting with `.`; at most 200 characters), so
+/// an id taken from a header or a variable can never point outside `dir`.
+pub fn recording_path(dir: &Path, unique_id: &str) -> Result<PathBuf, RecorderError> {
+    let refuse = |reason| RecorderError::FileName {
+        unique_id: unique_id.chars().take(64).collect(),
+        reason,
+    };
+    if unique_id.is_empty() {
+        return Err(refuse("empty"));
+    }
+    if unique_id.len() > 200 {
+        return Err(refuse("longer than 200 characters"));
+    }
+    if unique_id.starts_with('.') {
+        return Err(refuse("starts with '.'"));
+    }
+    if !unique_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(refuse(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(dir.join(format!("{unique_id}.wav")))
 }
 
 /// Where the writer thread puts blocks.
@@ -559,6 +598,68 @@ mod tests {
         let mut reader = hound::WavReader::open(&path).unwrap();
         let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
         assert_eq!(samples.iter().filter(|&&s| s == 5).count(), 80);
+    }
+
+    /// A sink whose disk is full from the second block on.
+    struct FailingSink {
+        path: PathBuf,
+        writes: u32,
+    }
+
+    impl BlockSink for FailingSink {
+        fn write_block(&mut self, _samples: &[i16]) -> Result<(), RecorderError> {
+            self.writes += 1;
+            if self.writes >= 2 {
+                return Err(RecorderError::Write {
+                    path: self.path.clone(),
+                    source: hound::Error::IoError(std::io::Error::other("disk full")),
+                });
+            }
+            Ok(())
+        }
+        fn finish(self) -> Result<(), RecorderError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_that_fails_is_reported_at_stop_and_audio_goes_on() {
+        let base = Instant::now();
+        let sink = FailingSink {
+            path: PathBuf::from("/recordings/full.wav"),
+            writes: 0,
+        };
+        let mut rec =
+            Recording::spawn(sink, Layout::Mono, base, RecorderOptions::default()).unwrap();
+        // Far more blocks than the channel holds: once the writer has
+        // stopped on its error, each one is dropped, none blocks.
+        for t in (1..=200u64).map(|i| i * 20) {
+            rec.handle_frame(ms(base, t), Source::Caller, &[3i16; 160]);
+            rec.handle_frame(ms(base, t), Source::Agent, &[3i16; 160]);
+        }
+        assert!(rec.frames_dropped() >= 200 - 50 - 2);
+        let err = rec.stop(ms(base, 4000)).unwrap_err();
+        assert!(matches!(err, RecorderError::Write { .. }), "{err}");
+        assert!(err.to_string().contains("/recordings/full.wav"));
+        assert!(err.to_string().contains("disk full"));
+    }
+
+    #[test]
+    fn the_file_is_named_after_the_calls_unique_id_inside_the_directory() {
+        let dir = Path::new("/var/spool/carillon/monitor");
+        assert_eq!(
+            recording_path(dir, "1700000000.42").unwrap(),
+            dir.join("1700000000.42.wav")
+        );
+        assert_eq!(
+            recording_path(dir, "carillon-1700000000_7").unwrap(),
+            dir.join("carillon-1700000000_7.wav")
+        );
+        for bad in ["", "../etc/passwd", "a/b", ".hidden", "x\\y", "a b", "é"] {
+            let err = recording_path(dir, bad).unwrap_err();
+            assert!(matches!(err, RecorderError::FileName { .. }), "{bad:?}");
+        }
+        assert!(recording_path(dir, &"9".repeat(201)).is_err());
     }
 
     #[test]
