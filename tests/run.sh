@@ -74,7 +74,7 @@ unshare --net -- bash -euo pipefail -c '
   trap "bash tests/pg-setup.sh stop \"$CARILLON_PG_DIR\"" EXIT
   CARILLON_TEST_PG_URL="$(bash tests/pg-setup.sh start "$CARILLON_PG_DIR")"
   export CARILLON_TEST_PG_URL
-  cargo test --workspace --release --locked --offline -- --test-threads=2
+  cargo test --workspace --release --locked --offline --no-fail-fast -- --test-threads=2
 ' || status=$?
 
 if [ -s "$CARILLON_SKIP_REPORT" ]; then

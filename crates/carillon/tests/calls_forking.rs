@@ -34,6 +34,10 @@ steps = [
   { app = "Hangup" },
 ]
 
+# The example's users 8013 and 8014 start here (check-config refuses a
+# user context that does not exist).
+[context.from-internal]
+
 [context.from-pstn]
 
 [[context.from-pstn.extension]]
