@@ -37,6 +37,7 @@ steps = [
 # The example's users 8013 and 8014 start here (check-config refuses a
 # user context that does not exist).
 [context.from-internal]
+include = ["internal"]
 
 [context.from-pstn]
 
