@@ -1,5 +1,6 @@
 //! The prompts shipped in `sounds/` (issue 13): every prompt of
-//! `sounds/prompts.tsv` exists in every language of its header, the numerals
+//! `sounds/prompts.tsv` exists in every language of its header (each its own
+//! rendering, not a copy of another language's), the numerals
 //! and number words SayNumber needs are there, the beep is a 1000 Hz tone,
 //! the music on hold is long enough, and every WAV under `sounds/` is what the
 //! media path plays without converting: RIFF/WAVE, PCM, 16-bit, mono,
@@ -223,9 +224,17 @@ fn every_prompt_exists_in_every_language_and_is_playable() {
     let mut problems = Vec::new();
     for row in &rows {
         assert_eq!(row.len(), langs.len() + 1, "prompts.tsv row {:?}", row[0]);
+        // Each language's rendering of a prompt is its own, not a copy.
+        let mut seen: BTreeMap<Vec<i16>, &str> = BTreeMap::new();
         for (lang, text) in langs.iter().zip(&row[1..]) {
             assert!(!text.trim().is_empty(), "{}: no {lang} text", row[0]);
             if let Some(wav) = check_file(&format!("{lang}/{}.wav", row[0]), 0.3, &mut problems) {
+                if let Some(other) = seen.insert(wav.samples.clone(), lang) {
+                    problems.push(format!(
+                        "{lang}/{0}.wav is the same as {other}/{0}.wav",
+                        row[0]
+                    ));
+                }
                 // Normalised by generate.sh to -3 dBFS; a quiet or clipped
                 // prompt is a generation fault.
                 if !(0.5..0.99).contains(&wav.peak()) {
