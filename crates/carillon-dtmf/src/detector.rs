@@ -1,0 +1,456 @@
+//! The in-band DTMF detector: a bank of eight Goertzel filters (the four row
+//! and four column frequencies) run over consecutive blocks of 102 samples at
+//! 8 kHz (12.75 ms; 102·k samples at 8000·k Hz, so the frequency resolution
+//! is the same at every supported rate).
+//!
+//! Owns per-stream detection state across pushes of any size (a block may
+//! span several 20 ms or 30 ms frames) and the decision of when a key press
+//! began and ended. It does not own RTP, jitter, RFC 4733 events or what a
+//! digit means to a call: callers push linear samples (or G.711 payloads via
+//! [`DtmfDetector::push_g711`]) and drain [`DtmfEvent`]s with
+//! [`DtmfDetector::poll_event`]. Time is a sample count since the detector
+//! was created; no clock is read.
+//!
+//! # Per block checks (ITU-T Q.24, Bellcore GR-506 figures)
+//!
+//! A block is a *hit* for a key when all of these hold:
+//!
+//! 1. **Level**: the strongest row and the strongest column are each at
+//!    least [`MIN_TONE_DBFS`] (about −35 dBm0; Q.24 asks for acceptance down
+//!    to about −26 dBm0 per tone).
+//! 2. **Twist**: column over row at most [`NORMAL_TWIST_DB`], row over column
+//!    at most [`REVERSE_TWIST_DB`] (acceptance is required to 8 dB and 4 dB;
+//!    the extra 2 dB absorbs the Goertzel's loss for a tone ±1.5 % off).
+//! 3. **Relative peak**: each winner beats the other three of its group by
+//!    [`RELATIVE_PEAK_DB`].
+//! 4. **Signal to total**: the two tones carry at least [`MIN_SIGNAL_FRACTION`]
+//!    of the block's energy. This rejects speech, music and noise, and a
+//!    tone more than about 3 % off frequency (its Goertzel response falls
+//!    faster than its energy).
+//! 5. **Steadiness**: the energies of the two half blocks differ by less than
+//!    [`MIN_HALF_BALANCE`], so a block only partly covered by a tone (its
+//!    start or end) is not a hit. With two hits needed, a tone shorter than
+//!    about 21 ms can never start a digit.
+//! 6. **Second harmonic**: the column tone's second harmonic is at least
+//!    [`MAX_HARMONIC_DB`] below it, and the row tone's below the stronger of
+//!    the two tones (voiced speech is a harmonic series; a DTMF tone has
+//!    none). A row harmonic (1394–1882 Hz) lies within 38–83 Hz of a column
+//!    frequency, inside the 102-sample filter's main lobe, so the column
+//!    tone leaks into it and it cannot be held to its own fundamental. It is
+//!    computed only for blocks that passed 1–5, so it costs nothing while
+//!    there is no tone.
+//!
+//! # Key press state machine
+//!
+//! ```text
+//!            hit d                 hit d again (next block)
+//!   Idle ───────────► Pending(d) ──────────────────────────► Active(d)  → Began
+//!    ▲   other block     │                                  │   ▲
+//!    └───────────────────┘       two blocks without d      │   │ d still present
+//!    └──────────────────────────────────────────────────────┘   │ (looser checks)
+//!                       → Ended{duration}                        └──
+//! ```
+//!
+//! A press is reported **at its start** (`Began`, after two consecutive hit
+//! blocks, i.e. 25.5 ms of steady tone: every tone of 40 ms or more contains
+//! two whole blocks, no tone under ~21 ms does) and **again at its end**
+//! (`Ended` with the duration in ms, after two consecutive blocks without
+//! the key: any pause of 40 ms or more contains two whole blocks). While a
+//! key is active it only has to pass looser checks (half the level, half the
+//! signal fraction, no steadiness), so a short drop-out inside a tone does
+//! not split it into two presses. Durations are measured in whole blocks,
+//! so they are accurate to about ±13 ms.
+
+use crate::digit::{Digit, COLUMN_HZ, ROW_HZ};
+use carillon_codec::Codec;
+use std::collections::VecDeque;
+
+/// Block length at 8000 Hz (12.75 ms), as in most Goertzel DTMF receivers:
+/// the eight frequencies sit close to its bin centres and the neighbours of
+/// each fall near the response's nulls.
+pub const BLOCK_8K: usize = 102;
+/// Minimum level of each tone, dBFS (a full-scale sine is 0 dBFS).
+pub const MIN_TONE_DBFS: f32 = -38.0;
+/// Largest accepted column-over-row level difference, dB.
+pub const NORMAL_TWIST_DB: f32 = 10.0;
+/// Largest accepted row-over-column level difference, dB.
+pub const REVERSE_TWIST_DB: f32 = 6.0;
+/// How much each winning tone must exceed the others of its group, dB.
+pub const RELATIVE_PEAK_DB: f32 = 8.0;
+/// Share of the block's energy the two tones must carry.
+pub const MIN_SIGNAL_FRACTION: f32 = 0.65;
+/// Smaller half-block energy over the larger, at least.
+pub const MIN_HALF_BALANCE: f32 = 0.7;
+/// A second harmonic may not exceed its fundamental's power by more than this, dB
+/// (negative: it must be that much weaker).
+pub const MAX_HARMONIC_DB: f32 = -3.0;
+
+/// Supported rates are 8000·k Hz for k in 1..=6.
+const MAX_RATE_FACTOR: u32 = 6;
+
+/// A key press seen in the audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfEvent {
+    /// The key has been steady for two blocks (reported once per press).
+    Began {
+        digit: Digit,
+        /// Sample index (since the detector was created) where it started.
+        start_sample: u64,
+    },
+    /// The key has been absent for two blocks.
+    Ended {
+        digit: Digit,
+        start_sample: u64,
+        /// Sample index just after its last block.
+        end_sample: u64,
+        /// `end_sample - start_sample` in milliseconds.
+        duration_ms: u32,
+    },
+}
+
+impl DtmfEvent {
+    /// The key this event is about.
+    pub fn digit(&self) -> Digit {
+        match *self {
+            DtmfEvent::Began { digit, .. } | DtmfEvent::Ended { digit, .. } => digit,
+        }
+    }
+}
+
+/// Errors constructing a detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DtmfError {
+    /// Only multiples of 8000 Hz up to 48000 Hz are supported.
+    #[error("unsupported sample rate {rate} Hz (in-band DTMF needs 8000, 16000, ... 48000 Hz)")]
+    UnsupportedSampleRate { rate: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    Idle,
+    Pending {
+        digit: Digit,
+        start: u64,
+    },
+    Active {
+        digit: Digit,
+        start: u64,
+        end: u64,
+        misses: u8,
+    },
+}
+
+/// What one block says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Verdict {
+    /// The block passes every check for this key.
+    hit: Option<Digit>,
+    /// The block passes the looser continuation checks for this key.
+    present: Option<Digit>,
+}
+
+/// Per-stream in-band DTMF detector. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct DtmfDetector {
+    sample_rate: u32,
+    block_len: usize,
+    half_len: usize,
+    /// Goertzel coefficients 2·cos(ω): rows 0..4, columns 4..8.
+    coef: [f32; 8],
+    /// Second-harmonic coefficients, same order.
+    harmonic_coef: [f32; 8],
+    s1: [f32; 8],
+    s2: [f32; 8],
+    /// Energy of the first and second half of the current block.
+    half_energy: [f32; 2],
+    /// Samples of the current block (for the harmonic check).
+    block: Vec<f32>,
+    /// Samples accumulated in the current block.
+    filled: usize,
+    /// Sample index of the current block's first sample.
+    block_start: u64,
+    min_power: f32,
+    state: KeyState,
+    events: VecDeque<DtmfEvent>,
+}
+
+fn db_to_ratio(db: f32) -> f32 {
+    10f32.powf(db / 10.0)
+}
+
+impl DtmfDetector {
+    /// A detector for audio at `sample_rate` Hz (8000 for G.711).
+    pub fn new(sample_rate: u32) -> Result<Self, DtmfError> {
+        let factor = sample_rate / 8000;
+        if factor == 0 || factor > MAX_RATE_FACTOR || factor * 8000 != sample_rate {
+            return Err(DtmfError::UnsupportedSampleRate { rate: sample_rate });
+        }
+        let block_len = BLOCK_8K * factor as usize;
+        let rate = f64::from(sample_rate);
+        let mut coef = [0f32; 8];
+        let mut harmonic_coef = [0f32; 8];
+        for (i, hz) in ROW_HZ.iter().chain(COLUMN_HZ.iter()).enumerate() {
+            coef[i] = (2.0 * (std::f64::consts::TAU * hz / rate).cos()) as f32;
+            harmonic_coef[i] = (2.0 * (std::f64::consts::TAU * 2.0 * hz / rate).cos()) as f32;
+        }
+        // Power of a sine at MIN_TONE_DBFS in the units of `power`: its mean square.
+        let amplitude = 32767.0 * 10f32.powf(MIN_TONE_DBFS / 20.0);
+        Ok(DtmfDetector {
+            sample_rate,
+            block_len,
+            half_len: block_len / 2,
+            coef,
+            harmonic_coef,
+            s1: [0.0; 8],
+            s2: [0.0; 8],
+            half_energy: [0.0; 2],
+            block: vec![0.0; block_len],
+            filled: 0,
+            block_start: 0,
+            min_power: amplitude * amplitude / 2.0,
+            state: KeyState::Idle,
+            events: VecDeque::with_capacity(8),
+        })
+    }
+
+    /// The sample rate this detector was built for.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Samples consumed so far.
+    pub fn samples_seen(&self) -> u64 {
+        self.block_start + self.filled as u64
+    }
+
+    /// Feeds linear 16-bit samples (any count; state carries across calls).
+    pub fn push(&mut self, samples: &[i16]) {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (self.block_len - self.filled).min(rest.len());
+            let (chunk, tail) = rest.split_at(take);
+            self.feed(chunk);
+            rest = tail;
+            if self.filled == self.block_len {
+                self.finish_block();
+            }
+        }
+    }
+
+    /// Feeds a G.711 payload (one byte per sample, e.g. an RTP payload of PT 0
+    /// or 8), decoded with `carillon_codec`. Only meaningful at 8000 Hz.
+    pub fn push_g711(&mut self, codec: Codec, payload: &[u8]) {
+        let mut buf = [0i16; 160];
+        for chunk in payload.chunks(buf.len()) {
+            let out = &mut buf[..chunk.len()];
+            for (s, &code) in out.iter_mut().zip(chunk) {
+                *s = codec.decode_sample(code);
+            }
+            self.push(out);
+        }
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<DtmfEvent> {
+        self.events.pop_front()
+    }
+
+    /// Ends the stream: a key still active is reported `Ended` at the current
+    /// position (a partial block is discarded), and the detector starts afresh.
+    pub fn flush(&mut self) {
+        if let KeyState::Active {
+            digit, start, end, ..
+        } = self.state
+        {
+            self.push_ended(digit, start, end);
+        }
+        self.block_start += self.filled as u64;
+        self.reset_block();
+        self.state = KeyState::Idle;
+    }
+
+    fn reset_block(&mut self) {
+        self.s1 = [0.0; 8];
+        self.s2 = [0.0; 8];
+        self.half_energy = [0.0; 2];
+        self.filled = 0;
+    }
+
+    /// Runs the filters over `chunk`, which fits in the current block.
+    #[inline]
+    fn feed(&mut self, chunk: &[i16]) {
+        let coef = self.coef;
+        let mut s1 = self.s1;
+        let mut s2 = self.s2;
+        let mut pos = self.filled;
+        for (&x, slot) in chunk.iter().zip(&mut self.block[self.filled..]) {
+            let x = f32::from(x);
+            *slot = x;
+            for i in 0..8 {
+                let s0 = x + coef[i] * s1[i] - s2[i];
+                s2[i] = s1[i];
+                s1[i] = s0;
+            }
+            let half = usize::from(pos >= self.half_len);
+            self.half_energy[half] += x * x;
+            pos += 1;
+        }
+        self.s1 = s1;
+        self.s2 = s2;
+        self.filled = pos;
+    }
+
+    /// Mean-square power of the tone a Goertzel state measured over a block.
+    fn power(&self, s1: f32, s2: f32, coef: f32) -> f32 {
+        let n = self.block_len as f32;
+        (s1 * s1 + s2 * s2 - coef * s1 * s2) * 2.0 / (n * n)
+    }
+
+    fn harmonic_power(&self, index: usize) -> f32 {
+        let c = self.harmonic_coef[index];
+        let (mut s1, mut s2) = (0f32, 0f32);
+        for &x in &self.block {
+            let s0 = x + c * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        self.power(s1, s2, c)
+    }
+
+    fn classify(&self) -> Verdict {
+        let mut p = [0f32; 8];
+        for (i, slot) in p.iter_mut().enumerate() {
+            *slot = self.power(self.s1[i], self.s2[i], self.coef[i]);
+        }
+        let best = |group: &[f32]| {
+            let mut b = 0;
+            for i in 1..group.len() {
+                if group[i] > group[b] {
+                    b = i;
+                }
+            }
+            b
+        };
+        let row = best(&p[..4]);
+        let col = best(&p[4..]);
+        let (rp, cp) = (p[row], p[4 + col]);
+        let total = (self.half_energy[0] + self.half_energy[1]) / self.block_len as f32;
+        let none = Verdict {
+            hit: None,
+            present: None,
+        };
+        let Some(digit) = Digit::from_indices(row, col) else {
+            return none;
+        };
+        let signal = rp + cp;
+        // Loose (continuation) checks.
+        let present = rp >= self.min_power / 2.0
+            && cp >= self.min_power / 2.0
+            && cp <= rp * db_to_ratio(NORMAL_TWIST_DB + 6.0)
+            && rp <= cp * db_to_ratio(REVERSE_TWIST_DB + 6.0)
+            && signal >= total * MIN_SIGNAL_FRACTION / 2.0;
+        if !present {
+            return none;
+        }
+        let peak = db_to_ratio(RELATIVE_PEAK_DB);
+        let peak_ok = |group: &[f32], b: usize| {
+            group
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| i == b || v * peak <= group[b])
+        };
+        let (h0, h1) = (self.half_energy[0], self.half_energy[1]);
+        let strict = rp >= self.min_power
+            && cp >= self.min_power
+            && cp <= rp * db_to_ratio(NORMAL_TWIST_DB)
+            && rp <= cp * db_to_ratio(REVERSE_TWIST_DB)
+            && peak_ok(&p[..4], row)
+            && peak_ok(&p[4..], col)
+            && signal >= total * MIN_SIGNAL_FRACTION
+            && h0.min(h1) >= h0.max(h1) * MIN_HALF_BALANCE;
+        // A row's second harmonic (1394..1882 Hz) lies 38..83 Hz from a
+        // column frequency, within the 102-sample filter's main lobe, so the
+        // column tone leaks into it: it is held against the stronger tone.
+        // Column harmonics (2418..3266 Hz) have no such neighbour.
+        let harmonic = db_to_ratio(MAX_HARMONIC_DB);
+        let hit = strict
+            && self.harmonic_power(4 + col) <= cp * harmonic
+            && self.harmonic_power(row) <= rp.max(cp) * harmonic;
+        Verdict {
+            hit: hit.then_some(digit),
+            present: Some(digit),
+        }
+    }
+
+    fn finish_block(&mut self) {
+        let verdict = self.classify();
+        let start = self.block_start;
+        let end = start + self.block_len as u64;
+        self.state = match self.state {
+            KeyState::Idle => Self::idle_next(verdict, start),
+            KeyState::Pending { digit, start: s } => {
+                if verdict.hit == Some(digit) {
+                    self.events.push_back(DtmfEvent::Began {
+                        digit,
+                        start_sample: s,
+                    });
+                    KeyState::Active {
+                        digit,
+                        start: s,
+                        end,
+                        misses: 0,
+                    }
+                } else {
+                    Self::idle_next(verdict, start)
+                }
+            }
+            KeyState::Active {
+                digit,
+                start: s,
+                end: e,
+                misses,
+            } => {
+                if verdict.present == Some(digit) {
+                    KeyState::Active {
+                        digit,
+                        start: s,
+                        end,
+                        misses: 0,
+                    }
+                } else if misses + 1 >= 2 {
+                    self.push_ended(digit, s, e);
+                    Self::idle_next(verdict, start)
+                } else {
+                    KeyState::Active {
+                        digit,
+                        start: s,
+                        end: e,
+                        misses: misses + 1,
+                    }
+                }
+            }
+        };
+        self.block_start = end;
+        self.reset_block();
+    }
+
+    fn idle_next(verdict: Verdict, block_start: u64) -> KeyState {
+        match verdict.hit {
+            Some(digit) => KeyState::Pending {
+                digit,
+                start: block_start,
+            },
+            None => KeyState::Idle,
+        }
+    }
+
+    fn push_ended(&mut self, digit: Digit, start: u64, end: u64) {
+        let duration_ms = ((end - start) * 1000 / u64::from(self.sample_rate)) as u32;
+        self.events.push_back(DtmfEvent::Ended {
+            digit,
+            start_sample: start,
+            end_sample: end,
+            duration_ms,
+        });
+    }
+}
