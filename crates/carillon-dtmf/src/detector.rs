@@ -37,8 +37,9 @@
 //!    none). A row harmonic (1394–1882 Hz) lies within 38–83 Hz of a column
 //!    frequency, inside the 102-sample filter's main lobe, so the column
 //!    tone leaks into it and it cannot be held to its own fundamental. It is
-//!    computed only for blocks that passed 1–5, so it costs nothing while
-//!    there is no tone.
+//!    computed only for blocks that passed 1–5 while a hit can change the
+//!    state (not while an active key keeps sounding), so it costs nothing
+//!    while there is no tone.
 //!
 //! # Key press state machine
 //!
@@ -161,10 +162,11 @@ pub struct DtmfDetector {
     harmonic_coef: [f32; 8],
     s1: [f32; 8],
     s2: [f32; 8],
-    /// Energy of the first and second half of the current block.
-    half_energy: [f32; 2],
+    /// Energy (sum of squares) of the first and second half of the current
+    /// block; integer, so it is exact and its sum vectorises.
+    half_energy: [i64; 2],
     /// Samples of the current block (for the harmonic check).
-    block: Vec<f32>,
+    block: Vec<i16>,
     /// Samples accumulated in the current block.
     filled: usize,
     /// Sample index of the current block's first sample.
@@ -203,8 +205,8 @@ impl DtmfDetector {
             harmonic_coef,
             s1: [0.0; 8],
             s2: [0.0; 8],
-            half_energy: [0.0; 2],
-            block: vec![0.0; block_len],
+            half_energy: [0; 2],
+            block: vec![0; block_len],
             filled: 0,
             block_start: 0,
             min_power: amplitude * amplitude / 2.0,
@@ -272,32 +274,21 @@ impl DtmfDetector {
     fn reset_block(&mut self) {
         self.s1 = [0.0; 8];
         self.s2 = [0.0; 8];
-        self.half_energy = [0.0; 2];
+        self.half_energy = [0; 2];
         self.filled = 0;
     }
 
     /// Runs the filters over `chunk`, which fits in the current block.
     #[inline]
     fn feed(&mut self, chunk: &[i16]) {
-        let coef = self.coef;
-        let mut s1 = self.s1;
-        let mut s2 = self.s2;
-        let mut pos = self.filled;
-        for (&x, slot) in chunk.iter().zip(&mut self.block[self.filled..]) {
-            let x = f32::from(x);
-            *slot = x;
-            for i in 0..8 {
-                let s0 = x + coef[i] * s1[i] - s2[i];
-                s2[i] = s1[i];
-                s1[i] = s0;
-            }
-            let half = usize::from(pos >= self.half_len);
-            self.half_energy[half] += x * x;
-            pos += 1;
-        }
-        self.s1 = s1;
-        self.s2 = s2;
-        self.filled = pos;
+        let from = self.filled;
+        self.block[from..from + chunk.len()].copy_from_slice(chunk);
+        goertzel_run(&self.coef, &mut self.s1, &mut self.s2, chunk);
+        let split = self.half_len.saturating_sub(from).min(chunk.len());
+        let (first, second) = chunk.split_at(split);
+        self.half_energy[0] += sum_of_squares(first);
+        self.half_energy[1] += sum_of_squares(second);
+        self.filled = from + chunk.len();
     }
 
     /// Mean-square power of the tone a Goertzel state measured over a block.
@@ -306,18 +297,21 @@ impl DtmfDetector {
         (s1 * s1 + s2 * s2 - coef * s1 * s2) * 2.0 / (n * n)
     }
 
-    fn harmonic_power(&self, index: usize) -> f32 {
-        let c = self.harmonic_coef[index];
-        let (mut s1, mut s2) = (0f32, 0f32);
-        for &x in &self.block {
-            let s0 = x + c * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        self.power(s1, s2, c)
+    /// Powers of the second harmonics of row `row` and column `col`.
+    fn harmonic_powers(&self, row: usize, col: usize) -> (f32, f32) {
+        let coef = [self.harmonic_coef[row], self.harmonic_coef[4 + col]];
+        let (mut s1, mut s2) = ([0f32; 2], [0f32; 2]);
+        goertzel_run(&coef, &mut s1, &mut s2, &self.block);
+        (
+            self.power(s1[0], s2[0], coef[0]),
+            self.power(s1[1], s2[1], coef[1]),
+        )
     }
 
-    fn classify(&self) -> Verdict {
+    /// Judges the finished block. `want_hit`: whether the strict checks are
+    /// needed (not while an active key has not missed a block: then only
+    /// its presence matters, which spares the harmonic filters).
+    fn classify(&self, want_hit: bool) -> Verdict {
         let mut p = [0f32; 8];
         for (i, slot) in p.iter_mut().enumerate() {
             *slot = self.power(self.s1[i], self.s2[i], self.coef[i]);
@@ -334,7 +328,7 @@ impl DtmfDetector {
         let row = best(&p[..4]);
         let col = best(&p[4..]);
         let (rp, cp) = (p[row], p[4 + col]);
-        let total = (self.half_energy[0] + self.half_energy[1]) / self.block_len as f32;
+        let total = (self.half_energy[0] + self.half_energy[1]) as f32 / self.block_len as f32;
         let none = Verdict {
             hit: None,
             present: None,
@@ -359,8 +353,9 @@ impl DtmfDetector {
                 .enumerate()
                 .all(|(i, &v)| i == b || v * peak <= group[b])
         };
-        let (h0, h1) = (self.half_energy[0], self.half_energy[1]);
-        let strict = rp >= self.min_power
+        let (h0, h1) = (self.half_energy[0] as f32, self.half_energy[1] as f32);
+        let strict = want_hit
+            && rp >= self.min_power
             && cp >= self.min_power
             && cp <= rp * db_to_ratio(NORMAL_TWIST_DB)
             && rp <= cp * db_to_ratio(REVERSE_TWIST_DB)
@@ -373,9 +368,10 @@ impl DtmfDetector {
         // column tone leaks into it: it is held against the stronger tone.
         // Column harmonics (2418..3266 Hz) have no such neighbour.
         let harmonic = db_to_ratio(MAX_HARMONIC_DB);
-        let hit = strict
-            && self.harmonic_power(4 + col) <= cp * harmonic
-            && self.harmonic_power(row) <= rp.max(cp) * harmonic;
+        let hit = strict && {
+            let (row_h, col_h) = self.harmonic_powers(row, col);
+            col_h <= cp * harmonic && row_h <= rp.max(cp) * harmonic
+        };
         Verdict {
             hit: hit.then_some(digit),
             present: Some(digit),
@@ -383,7 +379,8 @@ impl DtmfDetector {
     }
 
     fn finish_block(&mut self) {
-        let verdict = self.classify();
+        let want_hit = !matches!(self.state, KeyState::Active { misses: 0, .. });
+        let verdict = self.classify(want_hit);
         let start = self.block_start;
         let end = start + self.block_len as u64;
         self.state = match self.state {
@@ -452,5 +449,55 @@ impl DtmfDetector {
             end_sample: end,
             duration_ms,
         });
+    }
+}
+
+/// Sum of squares of 16-bit samples, exact.
+#[inline]
+fn sum_of_squares(samples: &[i16]) -> i64 {
+    samples
+        .iter()
+        .map(|&x| {
+            let x = i32::from(x);
+            i64::from(x * x)
+        })
+        .sum()
+}
+
+/// Advances `N` Goertzel filters (coefficients `2·cos ω`, states `s1` =
+/// s[n−1], `s2` = s[n−2]) over `samples`.
+///
+/// Two samples per step: s[n] = x₀ + c·s₁ − s₂ and
+/// s[n+1] = x₁ + c·x₀ + (c²−1)·s₁ − c·s₂, both from the old state, so the
+/// loop-carried dependency is one multiply-add per two samples instead of
+/// two, and the `N` independent lanes vectorise.
+#[inline(always)]
+fn goertzel_run<const N: usize>(
+    coef: &[f32; N],
+    s1: &mut [f32; N],
+    s2: &mut [f32; N],
+    samples: &[i16],
+) {
+    let mut c2 = [0f32; N];
+    for (c2, &c) in c2.iter_mut().zip(coef) {
+        *c2 = c * c - 1.0;
+    }
+    let mut pairs = samples.chunks_exact(2);
+    for pair in &mut pairs {
+        let (x0, x1) = (f32::from(pair[0]), f32::from(pair[1]));
+        for i in 0..N {
+            let a = (x0 - s2[i]) + coef[i] * s1[i];
+            let b = (x1 + coef[i] * x0 - coef[i] * s2[i]) + c2[i] * s1[i];
+            s2[i] = a;
+            s1[i] = b;
+        }
+    }
+    for &x in pairs.remainder() {
+        let x = f32::from(x);
+        for i in 0..N {
+            let s0 = (x - s2[i]) + coef[i] * s1[i];
+            s2[i] = s1[i];
+            s1[i] = s0;
+        }
     }
 }
