@@ -375,3 +375,18 @@ fn a_tone_pair_carrying_a_strong_second_harmonic_is_rejected_as_voice() {
         }
     }
 }
+
+#[test]
+fn every_key_of_40_ms_is_accepted_at_every_block_alignment_and_beat_phase() {
+    for lead in 0..102 {
+        for (i, d) in Digit::ALL.into_iter().enumerate() {
+            for skip in [0, 5, 11, 17] {
+                // Start the burst `skip` samples into the two tones' beat.
+                let skip = skip + i % 3;
+                let burst = tone(d, -10.0, -10.0, 1.0, ms(40) + skip);
+                let s = padded(lead, &burst[skip..], ms(60));
+                assert_one_press(&s, d, &format!("40 ms {d}, lead {lead}, phase {skip}"));
+            }
+        }
+    }
+}
