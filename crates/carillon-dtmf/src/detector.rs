@@ -24,22 +24,28 @@
 //! 3. **Relative peak**: each winner beats the other three of its group by
 //!    [`RELATIVE_PEAK_DB`].
 //! 4. **Signal to total**: the two tones carry at least [`MIN_SIGNAL_FRACTION`]
-//!    of the block's energy. This rejects speech, music and noise, and a
-//!    tone more than about 3 % off frequency (its Goertzel response falls
-//!    faster than its energy).
+//!    of the block's energy. This rejects speech, music and noise, and
+//!    tones far off frequency (their Goertzel response falls faster than
+//!    their energy).
 //! 5. **Steadiness**: the smaller of the two half-block energies is at least
 //!    [`MIN_HALF_BALANCE`] of the larger, so a block only partly covered by
 //!    a tone (its start or end) is not a hit. With two hits needed, a 20 ms
 //!    tone never starts a digit (measured figures below).
 //! 6. **Second harmonic**: the column tone's second harmonic is at least
-//!    [`MAX_HARMONIC_DB`] below it, and the row tone's below the stronger of
-//!    the two tones (voiced speech is a harmonic series; a DTMF tone has
+//!    [`MAX_HARMONIC_DB`] below it, and the row tone's no stronger than the
+//!    stronger of the two tones (voiced speech is a harmonic series; a DTMF tone has
 //!    none). A row harmonic (1394–1882 Hz) lies within 38–83 Hz of a column
 //!    frequency, inside the 102-sample filter's main lobe, so the column
 //!    tone leaks into it and it cannot be held to its own fundamental. It is
 //!    computed only for blocks that passed 1–5 while a hit can change the
 //!    state (not while an active key keeps sounding), so it costs nothing
 //!    while there is no tone.
+//!
+//! A key starts when two consecutive blocks are hits for it **and** each of
+//! its tones advanced in phase between them as a tone within
+//! [`MAX_FREQUENCY_DEVIATION`] (2.5 %) of nominal does: the magnitude of a
+//! 102-sample Goertzel cannot tell 1.5 % at 1633 Hz from 3.5 % at 697 Hz,
+//! the phase can.
 //!
 //! # Key press state machine
 //!
@@ -94,6 +100,10 @@ pub const MIN_HALF_BALANCE: f32 = 0.7;
 /// A second harmonic may not exceed its fundamental's power by more than this, dB
 /// (negative: it must be that much weaker).
 pub const MAX_HARMONIC_DB: f32 = -3.0;
+/// Largest accepted deviation of each tone from its nominal frequency,
+/// measured from the phase advance between the two blocks that start a key
+/// (Q.24: accept ±1.5 %, reject ±3.5 %).
+pub const MAX_FREQUENCY_DEVIATION: f32 = 0.025;
 
 /// Supported rates are 8000·k Hz for k in 1..=6.
 const MAX_RATE_FACTOR: u32 = 6;
@@ -171,6 +181,13 @@ pub struct DtmfDetector {
     harmonic_coef: [f32; 8],
     s1: [f32; 8],
     s2: [f32; 8],
+    /// Final Goertzel states of the previous block (for the frequency check).
+    prev_s1: [f32; 8],
+    prev_s2: [f32; 8],
+    /// `(cos ω, sin ω)` of each filter.
+    trig: [(f32, f32); 8],
+    /// Each filter's nominal frequency in Hz.
+    hz: [f32; 8],
     /// Energy (sum of squares) of the first and second half of the current
     /// block; integer, so it is exact and its sum vectorises.
     half_energy: [i64; 2],
@@ -200,8 +217,13 @@ impl DtmfDetector {
         let rate = f64::from(sample_rate);
         let mut coef = [0f32; 8];
         let mut harmonic_coef = [0f32; 8];
+        let mut trig = [(0f32, 0f32); 8];
+        let mut nominal = [0f32; 8];
         for (i, hz) in ROW_HZ.iter().chain(COLUMN_HZ.iter()).enumerate() {
-            coef[i] = (2.0 * (std::f64::consts::TAU * hz / rate).cos()) as f32;
+            let w = std::f64::consts::TAU * hz / rate;
+            coef[i] = (2.0 * w.cos()) as f32;
+            trig[i] = (w.cos() as f32, w.sin() as f32);
+            nominal[i] = *hz as f32;
             harmonic_coef[i] = (2.0 * (std::f64::consts::TAU * 2.0 * hz / rate).cos()) as f32;
         }
         // Power of a sine at MIN_TONE_DBFS in the units of `power`: its mean square.
@@ -214,6 +236,10 @@ impl DtmfDetector {
             harmonic_coef,
             s1: [0.0; 8],
             s2: [0.0; 8],
+            prev_s1: [0.0; 8],
+            prev_s2: [0.0; 8],
+            trig,
+            hz: nominal,
             half_energy: [0; 2],
             block: vec![0; block_len],
             filled: 0,
@@ -320,6 +346,38 @@ impl DtmfDetector {
     /// Judges the finished block. `want_hit`: whether the strict checks are
     /// needed (not while an active key has not missed a block: then only
     /// its presence matters, which spares the harmonic filters).
+    /// Frequency of filter `i`'s tone over the last two blocks, in Hz off
+    /// nominal, from the phase its output advanced by between them.
+    ///
+    /// After a block, `y = s₁ − e^{−jω}·s₂` is the block's DFT at ω up to a
+    /// constant phase, so for a tone at ω+δ consecutive blocks differ by
+    /// `e^{j(ω+δ)N}`: removing `e^{jωN}` leaves δN, unambiguous for
+    /// |δ| < fs/2N (±39 Hz). A column tone further off aliases into that
+    /// range, but is then ≥ 9 dB down in its filter and fails the twist or
+    /// signal checks.
+    fn frequency_offset_hz(&self, i: usize) -> f32 {
+        let (c, s) = self.trig[i];
+        let y = |s1: f32, s2: f32| (s1 - c * s2, s * s2);
+        let (ar, ai) = y(self.s1[i], self.s2[i]);
+        let (br, bi) = y(self.prev_s1[i], self.prev_s2[i]);
+        // a · conj(b)
+        let (zr, zi) = (ar * br + ai * bi, ai * br - ar * bi);
+        let n = self.block_len as f32;
+        let rate = self.sample_rate as f32;
+        let advance = std::f32::consts::TAU * self.hz[i] * n / rate;
+        let (rc, rs) = (advance.cos(), -advance.sin());
+        let (dr, di) = (zr * rc - zi * rs, zr * rs + zi * rc);
+        di.atan2(dr) * rate / (std::f32::consts::TAU * n)
+    }
+
+    /// Whether both tones of `digit` stayed within [`MAX_FREQUENCY_DEVIATION`]
+    /// over the last two blocks.
+    fn frequencies_ok(&self, digit: Digit) -> bool {
+        [digit.row(), 4 + digit.column()]
+            .into_iter()
+            .all(|i| self.frequency_offset_hz(i).abs() <= self.hz[i] * MAX_FREQUENCY_DEVIATION)
+    }
+
     fn classify(&self, want_hit: bool) -> Verdict {
         let mut p = [0f32; 8];
         for (i, slot) in p.iter_mut().enumerate() {
@@ -374,12 +432,13 @@ impl DtmfDetector {
             && h0.min(h1) >= h0.max(h1) * MIN_HALF_BALANCE;
         // A row's second harmonic (1394..1882 Hz) lies 38..83 Hz from a
         // column frequency, within the 102-sample filter's main lobe, so the
-        // column tone leaks into it: it is held against the stronger tone.
+        // column tone leaks into it (up to -3.6 dB of the column tone for one
+        // 1.5 % off): it may only not exceed the stronger tone.
         // Column harmonics (2418..3266 Hz) have no such neighbour.
         let harmonic = db_to_ratio(MAX_HARMONIC_DB);
         let hit = strict && {
             let (row_h, col_h) = self.harmonic_powers(row, col);
-            col_h <= cp * harmonic && row_h <= rp.max(cp) * harmonic
+            col_h <= cp * harmonic && row_h <= rp.max(cp)
         };
         Verdict {
             hit: hit.then_some(digit),
@@ -395,7 +454,7 @@ impl DtmfDetector {
         self.state = match self.state {
             KeyState::Idle => Self::idle_next(verdict, start),
             KeyState::Pending { digit, start: s } => {
-                if verdict.hit == Some(digit) {
+                if verdict.hit == Some(digit) && self.frequencies_ok(digit) {
                     self.events.push_back(DtmfEvent::Began {
                         digit,
                         start_sample: s,
@@ -437,6 +496,8 @@ impl DtmfDetector {
             }
         };
         self.block_start = end;
+        self.prev_s1 = self.s1;
+        self.prev_s2 = self.s2;
         self.reset_block();
     }
 
