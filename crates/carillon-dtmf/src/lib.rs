@@ -12,8 +12,9 @@
 //!
 //! * [`digit`]: the 16 DTMF keys and their row/column frequencies.
 //! * [`detector`]: [`DtmfDetector`], a Goertzel bank over 12.75 ms blocks
-//!   with level, twist, relative-peak, signal-to-total-energy, steadiness and
-//!   second-harmonic checks, reporting each key press once.
+//!   with level, twist, relative-peak, signal-to-total-energy, steadiness,
+//!   second-harmonic and (phase-measured) frequency checks, reporting each
+//!   key press once.
 //! * [`generator`]: [`DtmfGenerator`], phase-continuous two-tone synthesis at
 //!   a chosen level per tone (twist) and frequency offset.
 //!
