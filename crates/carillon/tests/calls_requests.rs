@@ -271,10 +271,14 @@ fn an_rfc_4733_digit_from_the_caller_is_the_same_digit_event_as_an_info_one() {
     assert_eq!(digits[0].num("duration_ms"), Some(80), "{}", digits[0].raw);
 }
 
+/// The example dialplan dials 8013 and 8014, so they stay (check-config
+/// refuses a Dial to a user that does not exist).
 const USERS_101_NAT_FALSE: &str =
     "[defaults]\ncontext = \"internal\"\ncodecs = [\"ulaw\", \"alaw\"]\nmax_contacts = 3\n\n\
      [[user]]\nextension = \"100\"\npassword = \"changeme100\"\n\n\
-     [[user]]\nextension = \"101\"\npassword = \"changeme101\"\nnat = false\n";
+     [[user]]\nextension = \"101\"\npassword = \"changeme101\"\nnat = false\n\n\
+     [[user]]\nextension = \"8013\"\npassword = \"zoiper8013\"\n\n\
+     [[user]]\nextension = \"8014\"\npassword = \"zoiper8014\"\n";
 
 /// 101 registers from 127.0.0.1:`from` naming `contact` in its Contact.
 fn register_from_naming(sw: &Switch, env: &CallEnv, from: u16, contact: u16) {
