@@ -85,6 +85,8 @@ fn phone(env: &CallEnv, user: &'static str, password: &'static str, tone_hz: f64
             transport: "udp",
             answermode: "manual",
             tone_hz,
+            codecs: "PCMU,PCMA",
+            record: false,
             sip_trace: false,
         },
     )

@@ -104,6 +104,8 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_
             transport: "tcp",
             answermode: "auto",
             tone_hz: 1400.0,
+            codecs: "PCMU,PCMA",
+            record: false,
             sip_trace: true,
         },
     );
