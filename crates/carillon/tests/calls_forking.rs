@@ -54,6 +54,9 @@ context = "from-pstn"
 
 fn forking_env(rust_log: Option<&str>) -> CallEnv {
     let env = CallEnv::new(&Options {
+        // 100 and 101 as in the example, and 8013/8014 in `internal` (their
+        // example context, from-internal, is not in DIALPLAN).
+        users_toml: Some(users_with_codecs(&["ulaw", "alaw"], &["ulaw", "alaw"])),
         // baresip 1.0 answers only an MD5 challenge (see calls_baresip.rs).
         security: vec![("digest_algorithms", "[\"MD5\"]".into())],
         rust_log: rust_log.map(str::to_owned),
