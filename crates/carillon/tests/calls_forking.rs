@@ -196,26 +196,8 @@ fn a_user_with_two_contacts_rings_both_and_the_other_gets_cancel_when_one_answer
     let mut sw = env.start();
     // 101 registered twice: one contact rings until cancelled, the other
     // answers and hangs up after 2 s.
-    let (ring_sip, ring_media) = (free_port_span(1), free_port_span(3));
-    let (answer_sip, answer_media) = (free_port_span(1), free_port_span(3));
-    sipp_register(&sw, env.path(), "101", PW101, ring_sip);
-    sipp_register(&sw, env.path(), "101", PW101, answer_sip);
-    let mut ringer = start_uas(
-        &env,
-        "uas-ring",
-        Some("calls_uas_cancel.xml"),
-        ring_sip,
-        ring_media,
-        1,
-    );
-    let mut answerer = start_uas(
-        &env,
-        "uas-answer",
-        Some("calls_uas_bye.xml"),
-        answer_sip,
-        answer_media,
-        1,
-    );
+    let mut ringer = registered_uas(&env, &sw, "uas-ring", "101", PW101, "calls_uas_cancel.xml");
+    let mut answerer = registered_uas(&env, &sw, "uas-answer", "101", PW101, "calls_uas_bye.xml");
     let run = run_uac(&env, &sw, "uac", "calls_uac_wait_bye.xml", &[], 1, 1);
     let answer_run = answerer.wait();
     let ring_run = ringer.wait();

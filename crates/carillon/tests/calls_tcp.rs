@@ -37,19 +37,14 @@ fn phone_100_dials(
     scenario_file: &str,
     number: &str,
 ) -> Bg {
-    let csv = write_csv(
-        env.path(),
-        &format!("{name}.csv"),
-        &[auth_line("100", PW100, &[number])],
-    );
-    let sip = free_port_span(1);
-    let media = free_port_span(3);
-    let mut cmd = sipp_cmd(env.path(), name, sip);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario(scenario_file)])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "30s"]);
-    Bg::spawn(cmd, env.path(), name, Duration::from_secs(35))
+    sipp_100_dials(
+        env,
+        sw,
+        name,
+        scenario_file,
+        number,
+        Duration::from_secs(30),
+    )
 }
 
 /// The messages in a baresip SIP trace (`-s`): (transport, from, to,

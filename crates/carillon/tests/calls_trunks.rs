@@ -111,19 +111,14 @@ fn phone_100_calls(
     scenario_file: &str,
     number: &str,
 ) -> Bg {
-    let csv = write_csv(
-        env.path(),
-        &format!("{name}.csv"),
-        &[auth_line("100", PW100, &[number])],
-    );
-    let sip = free_udp_port_on(LOCALHOST, 1);
-    let media = free_udp_port_on(LOCALHOST, 3);
-    let mut cmd = sipp_cmd(env.path(), name, sip);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario(scenario_file)])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "20s"]);
-    Bg::spawn(cmd, env.path(), name, Duration::from_secs(25))
+    sipp_100_dials(
+        env,
+        sw,
+        name,
+        scenario_file,
+        number,
+        Duration::from_secs(20),
+    )
 }
 
 /// A SIPp answering calls on `ip:port` (the carrier, or a phone): SIPp

@@ -629,6 +629,47 @@ pub fn start_uas(
     bg
 }
 
+/// `user` registered (SIPp) from the socket of a SIPp UAS `name`, which
+/// then runs `scenario_file` for one call (RTP echoed).
+pub fn registered_uas(
+    env: &CallEnv,
+    sw: &Switch,
+    name: &str,
+    user: &str,
+    password: &str,
+    scenario_file: &str,
+) -> Bg {
+    let (sip, media) = (free_port_span(1), free_port_span(3));
+    sipp_register(sw, env.path(), user, password, sip);
+    start_uas(env, name, Some(scenario_file), sip, media, 1)
+}
+
+/// SIPp as phone 100 (UDP, digest-authenticated) dialling `number` with
+/// `scenario_file` (fields: 100, credentials, number), in the background;
+/// SIPp gives up after `timeout` (whole seconds) and is killed 5 s later.
+pub fn sipp_100_dials(
+    env: &CallEnv,
+    sw: &Switch,
+    name: &str,
+    scenario_file: &str,
+    number: &str,
+    timeout: Duration,
+) -> Bg {
+    let csv = write_csv(
+        env.path(),
+        &format!("{name}.csv"),
+        &[auth_line("100", PW100, &[number])],
+    );
+    let sip = free_udp_port_on(LOCALHOST, 1);
+    let media = free_udp_port_on(LOCALHOST, 3);
+    let mut cmd = sipp_cmd(env.path(), name, sip);
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario(scenario_file)])
+        .args(["-inf", &csv, "-mp", &media.to_string()])
+        .args(["-m", "1", "-timeout", &format!("{}s", timeout.as_secs())]);
+    Bg::spawn(cmd, env.path(), name, timeout + Duration::from_secs(5))
+}
+
 /// Runs a SIPp UAC from 100 to 101 with `scenario_file` and the extra
 /// injection fields.
 pub fn run_uac(
