@@ -12,8 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use callsupport::baresip::{Baresip, BaresipSpec};
-use common::{have, Conn, Env, Options, Phone};
+use callsupport::baresip::{require_baresip, Baresip, BaresipSpec};
+use common::{Conn, Env, Options, Phone};
 
 /// baresip 1.0.0 (libre) gives up with ENOSYS ("Function not
 /// implemented") when any challenge names an algorithm it does not know
@@ -25,10 +25,7 @@ fn baresip_registers_with_the_example_config_and_a_binding_fetch_lists_its_conta
 }
 
 fn register_and_fetch(opts: Options) {
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
+    require_baresip();
     let mut env = Env::new(&opts);
     let sw = env.start();
 
@@ -36,14 +33,8 @@ fn register_and_fetch(opts: Options) {
         env.path(),
         sw.port,
         &BaresipSpec {
-            user: "100",
-            password: "changeme100",
-            transport: "udp",
             answermode: "manual",
-            tone_hz: 600.0,
-            codecs: "PCMU,PCMA",
-            record: false,
-            sip_trace: false,
+            ..BaresipSpec::new("100", "changeme100", 600.0)
         },
     );
     let registered = baresip.wait_event("REGISTER_OK", 1, Duration::from_secs(15));

@@ -13,7 +13,7 @@ mod callsupport;
 
 use std::time::Duration;
 
-use callsupport::baresip::{Baresip, BaresipSpec};
+use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
 
 const TONE_100: f64 = 600.0;
@@ -24,14 +24,9 @@ fn phone(env: &CallEnv, user: &str, password: &str, tone_hz: f64, codecs: &str) 
     Baresip::start(
         env,
         &BaresipSpec {
-            user,
-            password,
-            transport: "udp",
-            answermode: "auto",
-            tone_hz,
             codecs,
             record: true,
-            sip_trace: false,
+            ..BaresipSpec::new(user, password, tone_hz)
         },
     )
 }
@@ -135,21 +130,12 @@ fn check_switch(sw: &mut Switch) {
     assert_eq!(sw.lines("call ended").len(), 1, "log:\n{}", sw.log());
 }
 
-/// baresip 1.0 (libre) gives up on a 401 that carries any challenge with
-/// an algorithm other than MD5 ("Function not implemented"), even when an
-/// MD5 challenge comes first: the switch must offer MD5 alone to it.
+/// The switch offers MD5 alone (see [`md5_only`]).
 fn baresip_options() -> Options {
     Options {
-        security: vec![("digest_algorithms", "[\"MD5\"]".into())],
+        security: md5_only(),
         ..Options::default()
     }
-}
-
-fn require_baresip() {
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
 }
 
 #[test]

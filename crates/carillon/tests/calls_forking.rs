@@ -16,7 +16,7 @@ mod callsupport;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use callsupport::baresip::{Baresip, BaresipSpec};
+use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
 use carillon_cdr::{CallRecord, Disposition};
 
@@ -57,8 +57,7 @@ fn forking_env(rust_log: Option<&str>) -> CallEnv {
         // 100 and 101 as in the example, and 8013/8014 in `internal` (their
         // example context, from-internal, is not in DIALPLAN).
         users_toml: Some(users_with_codecs(&["ulaw", "alaw"], &["ulaw", "alaw"])),
-        // baresip 1.0 answers only an MD5 challenge (see calls_baresip.rs).
-        security: vec![("digest_algorithms", "[\"MD5\"]".into())],
+        security: md5_only(),
         rust_log: rust_log.map(str::to_owned),
         ..Options::default()
     });
@@ -83,14 +82,8 @@ fn phone(env: &CallEnv, user: &'static str, password: &'static str, tone_hz: f64
     Baresip::start(
         env,
         &BaresipSpec {
-            user,
-            password,
-            transport: "udp",
             answermode: "manual",
-            tone_hz,
-            codecs: "PCMU,PCMA",
-            record: false,
-            sip_trace: false,
+            ..BaresipSpec::new(user, password, tone_hz)
         },
     )
 }
@@ -98,10 +91,7 @@ fn phone(env: &CallEnv, user: &'static str, password: &'static str, tone_hz: f64
 #[test]
 fn a_pstn_call_rings_both_baresip_phones_and_the_one_that_answers_gets_it() {
     require_sipp();
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
+    require_baresip();
     let mut env = forking_env(None);
     let since = unix_ms() - 1000;
     let mut sw = env.start();

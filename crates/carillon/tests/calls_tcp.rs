@@ -18,15 +18,8 @@ mod callsupport;
 
 use std::time::Duration;
 
-use callsupport::baresip::{Baresip, BaresipSpec};
+use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
-
-fn require_baresip() {
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
-}
 
 /// SIPp as phone 100 (UDP) dialling `number` with `scenario_file`
 /// (fields: 100, credentials, number), in the background.
@@ -84,9 +77,8 @@ fn request_sources(sw: &Switch, method: &str) -> Vec<String> {
 fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_tcp() {
     require_sipp();
     require_baresip();
-    // baresip 1.0 answers only an MD5 challenge (see calls_baresip.rs).
     let mut env = CallEnv::new(&Options {
-        security: vec![("digest_algorithms", "[\"MD5\"]".into())],
+        security: md5_only(),
         rust_log: Some("info,carillon_b2bua=debug".into()),
         ..Options::default()
     });
@@ -94,14 +86,9 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_
     let mut p101 = Baresip::start(
         &env,
         &BaresipSpec {
-            user: "101",
-            password: PW101,
             transport: "tcp",
-            answermode: "auto",
-            tone_hz: 1400.0,
-            codecs: "PCMU,PCMA",
-            record: false,
             sip_trace: true,
+            ..BaresipSpec::new("101", PW101, 1400.0)
         },
     );
     let registers = request_sources(&sw, "REGISTER");

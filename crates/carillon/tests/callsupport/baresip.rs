@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{free_port, free_port_span, read_wav, unique, write_tone_wav, Bg, CallEnv, Wav};
+use super::{free_port, free_port_span, have, read_wav, unique, write_tone_wav, Bg, CallEnv, Wav};
 
 /// How a phone is set up.
 #[derive(Debug, Clone)]
@@ -34,6 +34,39 @@ pub struct BaresipSpec<'a> {
     /// baresip's SIP trace (`-s`): every message, sent and received,
     /// with its transport, on stdout.
     pub sip_trace: bool,
+}
+
+impl<'a> BaresipSpec<'a> {
+    /// `user` over UDP, answering at once, with PCMU and PCMA, playing
+    /// `tone_hz`; no recording, no SIP trace.
+    pub fn new(user: &'a str, password: &'a str, tone_hz: f64) -> BaresipSpec<'a> {
+        BaresipSpec {
+            user,
+            password,
+            transport: "udp",
+            answermode: "auto",
+            tone_hz,
+            codecs: "PCMU,PCMA",
+            record: false,
+            sip_trace: false,
+        }
+    }
+}
+
+/// Fails the test when baresip is not installed.
+pub fn require_baresip() {
+    assert!(
+        have("baresip"),
+        "baresip is not installed (Debian baresip-core)"
+    );
+}
+
+/// The `[security]` keys a switch needs for baresip: baresip 1.0 (libre)
+/// gives up on a 401 that carries any challenge with an algorithm other
+/// than MD5 ("Function not implemented"), even when an MD5 challenge
+/// comes first, so the switch must offer MD5 alone.
+pub fn md5_only() -> Vec<(&'static str, String)> {
+    vec![("digest_algorithms", "[\"MD5\"]".into())]
 }
 
 /// One running baresip, its ctrl_tcp connection and what it reported.
