@@ -78,6 +78,26 @@ fn wait_cdrs(env: &CallEnv, since_ms: i64, n: usize) -> Vec<CallRecord> {
     }
 }
 
+/// Stops the switch once the call since `since_ms` has its CDR (bounded
+/// wait); that one CDR, which must say 101 answered.
+fn the_cdr_answered_by_101(env: &CallEnv, sw: &mut Switch, since_ms: i64) -> CallRecord {
+    let mut rows = wait_cdrs(env, since_ms, 1);
+    sw.stop();
+    assert_eq!(
+        rows.len(),
+        1,
+        "one CDR for the call: {rows:#?}\n{}",
+        sw.log()
+    );
+    let r = rows.remove(0);
+    assert_eq!(r.disposition, Disposition::Answered, "{r:#?}");
+    assert!(
+        r.dstchannel.starts_with("SIP/101-"),
+        "the answering party is 101: {r:#?}"
+    );
+    r
+}
+
 fn phone(env: &CallEnv, user: &'static str, password: &'static str, tone_hz: f64) -> Baresip {
     Baresip::start(
         env,
@@ -155,20 +175,7 @@ fn a_pstn_call_rings_both_baresip_phones_and_the_one_that_answers_gets_it() {
     p100.stop();
     p101.stop();
 
-    let rows = wait_cdrs(&env, since, 1);
-    sw.stop();
-    assert_eq!(
-        rows.len(),
-        1,
-        "one CDR for the call: {rows:#?}\n{}",
-        sw.log()
-    );
-    let r = &rows[0];
-    assert_eq!(r.disposition, Disposition::Answered, "{r:#?}");
-    assert!(
-        r.dstchannel.starts_with("SIP/101-"),
-        "the answering party is 101: {r:#?}"
-    );
+    let r = the_cdr_answered_by_101(&env, &mut sw, since);
     assert_eq!(r.dcontext, "from-pstn", "{r:#?}");
     assert_eq!(r.trunk.as_deref(), Some("pstn"), "{r:#?}");
     assert!(
@@ -205,17 +212,7 @@ fn a_user_with_two_contacts_rings_both_and_the_other_gets_cancel_when_one_answer
         ring_run.status,
         describe(&env, &sw, &names)
     );
-    let rows = wait_cdrs(&env, since, 1);
-    sw.stop();
-    assert_eq!(
-        rows.len(),
-        1,
-        "one CDR for the call: {rows:#?}\n{}",
-        sw.log()
-    );
-    let r = &rows[0];
-    assert_eq!(r.disposition, Disposition::Answered, "{r:#?}");
-    assert!(r.dstchannel.starts_with("SIP/101-"), "{r:#?}");
+    let r = the_cdr_answered_by_101(&env, &mut sw, since);
     assert_eq!((r.src.as_str(), r.dst.as_str()), ("100", "101"), "{r:#?}");
     assert_eq!(sw.lines("call ended").len(), 1, "{}", sw.log());
 }
