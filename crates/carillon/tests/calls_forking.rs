@@ -121,19 +121,14 @@ fn a_pstn_call_rings_both_baresip_phones_and_the_one_that_answers_gets_it() {
     // The carrier's call (no credentials, identified by its address): it
     // plays a tone and hangs up 3 s after the answer.
     write_tone_pcap(&env.path().join("tone.pcap"), 2, 440.0);
-    let csv = write_csv(
-        env.path(),
-        "carrier.csv",
-        &["+15550001111;+15557654321".to_owned()],
+    let mut carrier = sipp_carrier_calls(
+        &env,
+        &sw,
+        CARRIER_IP,
+        "+15550001111",
+        "+15557654321",
+        Duration::from_secs(30),
     );
-    let port = free_udp_port_on(CARRIER_IP, 1);
-    let media = free_udp_port_on(CARRIER_IP, 3);
-    let mut cmd = sipp_cmd_on(env.path(), "carrier", CARRIER_IP, port);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "30s"]);
-    let mut carrier = Bg::spawn(cmd, env.path(), "carrier", Duration::from_secs(35));
 
     let ringing_100 = p100.wait_event("CALL_INCOMING", 1, Duration::from_secs(10));
     let ringing_101 = p101.wait_event("CALL_INCOMING", 1, Duration::from_secs(10));

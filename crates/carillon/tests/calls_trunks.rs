@@ -326,15 +326,15 @@ fn a_carrier_identified_by_source_address_reaches_an_extension_and_a_stranger_do
     );
 
     // The carrier's call: no credentials, identified by 127.0.0.2.
-    let csv = write_csv(env.path(), "carrier.csv", &[format!("{DID};+15557654321")]);
-    let port = free_udp_port_on(CARRIER_IP, 1);
-    let media = free_udp_port_on(CARRIER_IP, 3);
-    let mut cmd = sipp_cmd_on(env.path(), "carrier", CARRIER_IP, port);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "20s"]);
-    let run = run_tool(cmd, env.path(), "carrier", Duration::from_secs(25));
+    let run = sipp_carrier_calls(
+        &env,
+        &sw,
+        CARRIER_IP,
+        DID,
+        "+15557654321",
+        Duration::from_secs(20),
+    )
+    .wait();
     assert_sipp_ok(&run, &env, &sw, "carrier", &["carrier", "uas-101"]);
     let uas_run = uas.wait();
     assert_sipp_ok(&uas_run, &env, &sw, "uas-101", &["carrier", "uas-101"]);
@@ -1092,15 +1092,7 @@ fn sighup_with_a_new_trunks_file_keeps_calls_up_stops_the_removed_trunk_and_dial
         "the removed trunk was still pinged after the reload: {late:?}\n{}",
         sw.log()
     );
-    let ended = sw.wait_lines("call ended", 2, Duration::from_secs(5));
-    assert_eq!(ended.len(), 2, "{}", sw.log());
-    assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{}",
-        sw.log()
-    );
+    assert_calls_answered(&sw, 2);
 }
 
 /// A GSM gateway of two SIM ports, each its own SIP peer (SIPp): `sim1`
@@ -1167,15 +1159,7 @@ fn calls_through_a_gsm_gateway_rotate_over_its_sim_ports() {
             "{invite}"
         );
     }
-    let ended = sw.wait_lines("call ended", 3, Duration::from_secs(5));
-    assert_eq!(ended.len(), 3, "{}", sw.log());
-    assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{}",
-        sw.log()
-    );
+    assert_calls_answered(&sw, 3);
 }
 
 #[test]
@@ -1279,15 +1263,15 @@ steps = [
     let since = unix_ms();
     let mut sw = env.start();
 
-    let csv = write_csv(env.path(), "carrier.csv", &[format!("{DID};03001234567")]);
-    let port = free_udp_port_on(CARRIER_IP, 1);
-    let media = free_udp_port_on(CARRIER_IP, 3);
-    let mut cmd = sipp_cmd_on(env.path(), "carrier", CARRIER_IP, port);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "20s"]);
-    let run = run_tool(cmd, env.path(), "carrier", Duration::from_secs(25));
+    let run = sipp_carrier_calls(
+        &env,
+        &sw,
+        CARRIER_IP,
+        DID,
+        "03001234567",
+        Duration::from_secs(20),
+    )
+    .wait();
     assert_sipp_ok(&run, &env, &sw, "carrier", &["carrier", "out"]);
     let run = out.wait();
     assert_sipp_ok(&run, &env, &sw, "out", &["carrier", "out"]);

@@ -670,6 +670,43 @@ pub fn sipp_100_dials(
     Bg::spawn(cmd, env.path(), name, timeout + Duration::from_secs(5))
 }
 
+/// A carrier's call from `ip` (no credentials: the trunk knows it by its
+/// address) to `number`, from `caller`: SIPp `trunk_carrier_uac.xml`
+/// (which plays `tone.pcap` of the test directory), in the background;
+/// SIPp gives up after `timeout` (whole seconds) and is killed 5 s later.
+pub fn sipp_carrier_calls(
+    env: &CallEnv,
+    sw: &Switch,
+    ip: IpAddr,
+    number: &str,
+    caller: &str,
+    timeout: Duration,
+) -> Bg {
+    let csv = write_csv(env.path(), "carrier.csv", &[format!("{number};{caller}")]);
+    let port = free_udp_port_on(ip, 1);
+    let media = free_udp_port_on(ip, 3);
+    let mut cmd = sipp_cmd_on(env.path(), "carrier", ip, port);
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
+        .args(["-inf", &csv, "-mp", &media.to_string()])
+        .args(["-m", "1", "-timeout", &format!("{}s", timeout.as_secs())]);
+    Bg::spawn(cmd, env.path(), "carrier", timeout + Duration::from_secs(5))
+}
+
+/// Waits (bounded) for `n` `call ended` lines; there must be `n`, all
+/// `ANSWERED`.
+pub fn assert_calls_answered(sw: &Switch, n: usize) {
+    let ended = sw.wait_lines("call ended", n, Duration::from_secs(5));
+    assert_eq!(ended.len(), n, "{}", sw.log());
+    assert!(
+        ended
+            .iter()
+            .all(|l| l.get("disposition") == Some("ANSWERED")),
+        "{ended:#?}\n{}",
+        sw.log()
+    );
+}
+
 /// Runs a SIPp UAC from 100 to 101 with `scenario_file` and the extra
 /// injection fields.
 pub fn run_uac(
