@@ -109,14 +109,7 @@ fn assert_heard(who: &str, wav: &Wav, expected_hz: f64, own_hz: f64) {
 }
 
 fn check_switch(sw: &mut Switch) {
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
-    );
+    assert_calls_answered(sw, 1);
     let legs = sw.wait_lines("media leg closed", 2, Duration::from_secs(5));
     assert_eq!(legs.len(), 2, "log:\n{}", sw.log());
     for l in &legs {

@@ -115,18 +115,9 @@ fn phone_100_dials(
 
 /// Waits (bounded) for `n` CDRs of calls dialled to `dst`.
 fn wait_cdrs(env: &CallEnv, since_ms: i64, dst: &str, n: usize) -> Vec<CallRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows: Vec<CallRecord> = fetch_cdrs(&env.db_url, since_ms, i64::MAX)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.dst == dst)
-            .collect();
-        if rows.len() >= n || Instant::now() >= deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_cdrs(&env.db_url, since_ms, n, Duration::from_secs(10), |r| {
+        r.dst == dst
+    })
 }
 
 #[test]

@@ -14,7 +14,7 @@
 mod callsupport;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
@@ -66,22 +66,10 @@ fn forking_env(rust_log: Option<&str>) -> CallEnv {
     env
 }
 
-/// Waits (bounded) for `n` CDRs started since `since_ms`.
-fn wait_cdrs(env: &CallEnv, since_ms: i64, n: usize) -> Vec<CallRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows = fetch_cdrs(&env.db_url, since_ms, i64::MAX).unwrap_or_default();
-        if rows.len() >= n || Instant::now() >= deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Stops the switch once the call since `since_ms` has its CDR (bounded
 /// wait); that one CDR, which must say 101 answered.
 fn the_cdr_answered_by_101(env: &CallEnv, sw: &mut Switch, since_ms: i64) -> CallRecord {
-    let mut rows = wait_cdrs(env, since_ms, 1);
+    let mut rows = wait_for_cdrs(&env.db_url, since_ms, 1, Duration::from_secs(10), |_| true);
     sw.stop();
     assert_eq!(
         rows.len(),

@@ -693,6 +693,29 @@ pub fn sipp_carrier_calls(
     Bg::spawn(cmd, env.path(), "carrier", timeout + Duration::from_secs(5))
 }
 
+/// Waits (bounded by `timeout`) until the database at `url` holds at least
+/// `n` CDRs started since `since_ms` that `keep` accepts; those it holds.
+pub fn wait_for_cdrs(
+    url: &str,
+    since_ms: i64,
+    n: usize,
+    timeout: Duration,
+    keep: impl Fn(&CallRecord) -> bool,
+) -> Vec<CallRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows: Vec<CallRecord> = fetch_cdrs(url, since_ms, i64::MAX)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| keep(r))
+            .collect();
+        if rows.len() >= n || Instant::now() >= deadline {
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits (bounded) for `n` `call ended` lines; there must be `n`, all
 /// `ANSWERED`.
 pub fn assert_calls_answered(sw: &Switch, n: usize) {
