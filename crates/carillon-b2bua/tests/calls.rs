@@ -13,7 +13,7 @@ use carillon_cdr::Disposition;
 use carillon_digest::Challenge;
 use carillon_mediactl::MediaCommand;
 use carillon_sip::{HeaderName, Message, Method};
-use common::{switch_config, udp, user, Rig};
+use common::{response, switch_config, udp, user, Rig};
 
 const PLAN: &str = r#"
 [context.internal]
@@ -323,27 +323,7 @@ const SDP_B2: &str = "v=0\r\no=b 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0
 /// A response to `req` as its recipient would send it: the dialog headers
 /// copied, a To tag added when the request had none.
 fn response_to(req: &Message, status: u16, extra: &str, sdp: Option<&str>) -> String {
-    let mut s = format!("SIP/2.0 {status} X\r\n");
-    for (name, raw, value) in req.headers() {
-        match name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                s.push_str(&format!("{raw}: {value}\r\n"))
-            }
-            HeaderName::To if value.contains(";tag=") => s.push_str(&format!("To: {value}\r\n")),
-            HeaderName::To => s.push_str(&format!("To: {value};tag=b1\r\n")),
-            _ => {}
-        }
-    }
-    s.push_str("Contact: <sip:101@127.0.0.1:5070>\r\n");
-    s.push_str(extra);
-    match sdp {
-        Some(b) => s.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => s.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    s
+    response(req, status, "sip:101@127.0.0.1:5070", extra, sdp)
 }
 
 /// An in-dialog request from A (tag `a1`) to the switch (tag `tag`).

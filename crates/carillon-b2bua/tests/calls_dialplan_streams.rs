@@ -15,7 +15,7 @@ use carillon_b2bua::{Peer, Switch, Transport};
 use carillon_cdr::Disposition;
 use carillon_digest::Challenge;
 use carillon_sip::{HeaderName, Message, Method};
-use common::{peer, switch_config, udp, user, Rig, T0_MS};
+use common::{peer, response, switch_config, udp, user, Rig, T0_MS};
 
 const PLAN: &str = r#"
 [context.internal]
@@ -109,27 +109,9 @@ fn find_status(out: &[(Peer, Message)], port: u16, status: u16) -> Option<Messag
 
 /// The callee's answer to `req` (To tag `b1`), with SDP for an INVITE.
 fn response_to(req: &Message, status: u16, contact_port: u16) -> String {
-    let mut s = format!("SIP/2.0 {status} X\r\n");
-    for (name, raw, value) in req.headers() {
-        match name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                s.push_str(&format!("{raw}: {value}\r\n"))
-            }
-            HeaderName::To if value.contains("tag=") => s.push_str(&format!("To: {value}\r\n")),
-            HeaderName::To => s.push_str(&format!("To: {value};tag=b1\r\n")),
-            _ => {}
-        }
-    }
-    s.push_str(&format!("Contact: <sip:x@127.0.0.1:{contact_port}>\r\n"));
-    if req.method() == Some(&Method::Invite) && status == 200 {
-        s.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_B}",
-            SDP_B.len()
-        ));
-    } else {
-        s.push_str("Content-Length: 0\r\n\r\n");
-    }
-    s
+    let sdp = (req.method() == Some(&Method::Invite) && status == 200).then_some(SDP_B);
+    let contact = format!("sip:x@127.0.0.1:{contact_port}");
+    response(req, status, &contact, "", sdp)
 }
 
 /// The callee of `inv` (which answered with To tag `b1`) hangs up.

@@ -1,7 +1,8 @@
 //! The sans-IO rig shared by the switch's call tests (`calls.rs`,
 //! `calls_dialplan_streams.rs`): a `Switch` driven with virtual time, what
 //! it put on the wire, told the media plane and recorded as CDRs, the
-//! test users and peers, and a user's digest-authenticated REGISTER.
+//! test users and peers, a user's digest-authenticated REGISTER, and a
+//! callee's response to a request the switch sent it.
 
 #![allow(dead_code)]
 
@@ -72,6 +73,40 @@ pub fn switch_config(users: Vec<User>, seed: u8, calls: CallConfig) -> SwitchCon
         timers: TimerConfig::default(),
         calls,
     }
+}
+
+/// The callee's `status` response to `req` (the switch's request): its
+/// Via, From, Call-ID and CSeq, its To with the tag `b1` added when it has
+/// none, a Contact of `contact`, the header lines `extra`, and `sdp` as
+/// body if any.
+pub fn response(
+    req: &Message,
+    status: u16,
+    contact: &str,
+    extra: &str,
+    sdp: Option<&str>,
+) -> String {
+    let mut s = format!("SIP/2.0 {status} X\r\n");
+    for (name, raw, value) in req.headers() {
+        match name {
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                s.push_str(&format!("{raw}: {value}\r\n"))
+            }
+            HeaderName::To if value.contains(";tag=") => s.push_str(&format!("To: {value}\r\n")),
+            HeaderName::To => s.push_str(&format!("To: {value};tag=b1\r\n")),
+            _ => {}
+        }
+    }
+    s.push_str(&format!("Contact: <{contact}>\r\n"));
+    s.push_str(extra);
+    match sdp {
+        Some(b) => s.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => s.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    s
 }
 
 impl Rig {
