@@ -3,18 +3,17 @@
 //! what went on the wire, what the media plane was told, the CDR, and that
 //! no call, transaction or RTP port is left behind.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod common;
 
-use bytes::Bytes;
+use std::time::Duration;
+
 use carillon_b2bua::calls::CallConfig;
-use carillon_b2bua::{Output, Peer, PolicyConfig, Switch, SwitchConfig, Transport, User};
-use carillon_cdr::{CallRecord, Disposition};
-use carillon_digest::{Algorithm, Challenge};
+use carillon_b2bua::{Peer, Switch, User};
+use carillon_cdr::Disposition;
+use carillon_digest::Challenge;
 use carillon_mediactl::MediaCommand;
-use carillon_registrar::RegistrarConfig;
 use carillon_sip::{HeaderName, Message, Method};
-use carillon_transaction::TimerConfig;
+use common::{response, switch_config, udp, user, Rig};
 
 const PLAN: &str = r#"
 [context.internal]
@@ -22,37 +21,6 @@ const PLAN: &str = r#"
 match = "101"
 steps = [ { app = "Dial", targets = ["user/101"], timeout = 20 }, { app = "Hangup" } ]
 "#;
-
-const T0_MS: u64 = 1_800_000_000_000;
-
-struct Rig {
-    sw: Switch,
-    t0: Instant,
-    wire: Vec<(Peer, Message)>,
-    media: Vec<MediaCommand>,
-    cdrs: Vec<CallRecord>,
-}
-
-fn udp(port: u16) -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        conn: None,
-    }
-}
-
-fn user(e: &str) -> User {
-    User {
-        extension: e.into(),
-        password: format!("changeme{e}"),
-        context: "internal".into(),
-        codecs: vec![],
-        max_contacts: 3,
-        max_calls: None,
-        max_cps: None,
-        nat: Default::default(),
-    }
-}
 
 impl Rig {
     fn new() -> Rig {
@@ -64,93 +32,16 @@ impl Rig {
     }
 
     fn with_trunks(users: Vec<User>, plan: &str, trunks: Option<&str>) -> Rig {
-        let sw = Switch::new(SwitchConfig {
-            realm: "carillon".into(),
-            user_agent: "test".into(),
-            users,
-            registrar: RegistrarConfig::default(),
-            policy: PolicyConfig::default(),
-            digest_algorithms: vec![Algorithm::Md5],
-            nonce_lifetime: Duration::from_secs(300),
-            rng_seed: [3; 32],
-            timers: TimerConfig::default(),
-            calls: CallConfig {
-                dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", plan).unwrap()),
-                trunks: trunks.map(|t| carillon_trunk::Trunks::load("trunks.toml", t).unwrap()),
-                ..CallConfig::default()
-            },
-        })
-        .unwrap();
-        Rig {
-            sw,
-            t0: Instant::now(),
-            wire: Vec::new(),
-            media: Vec::new(),
-            cdrs: Vec::new(),
-        }
-    }
-
-    fn at(&self, secs: f64) -> (Instant, u64) {
-        (
-            self.t0 + Duration::from_secs_f64(secs),
-            T0_MS + (secs * 1000.0) as u64,
-        )
-    }
-
-    fn send(&mut self, secs: f64, from: Peer, text: String) {
-        let (now, ms) = self.at(secs);
-        self.sw.handle_input(now, ms, from, Bytes::from(text));
-        self.drain();
-    }
-
-    fn tick(&mut self, secs: f64) {
-        let (now, ms) = self.at(secs);
-        self.sw.handle_timeout(now, ms);
-        self.drain();
-    }
-
-    fn drain(&mut self) {
-        while let Some(o) = self.sw.poll_output() {
-            match o {
-                Output::Transmit(t) => self.wire.push((t.to, Message::parse(t.bytes).unwrap())),
-                Output::Media(m) => self.media.push(m),
-                Output::Cdr(c) => self.cdrs.push(c),
-                Output::Binding(_) => {}
-            }
-        }
-    }
-
-    /// Takes the messages sent so far.
-    fn take(&mut self) -> Vec<(Peer, Message)> {
-        std::mem::take(&mut self.wire)
+        let calls = CallConfig {
+            dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", plan).unwrap()),
+            trunks: trunks.map(|t| carillon_trunk::Trunks::load("trunks.toml", t).unwrap()),
+            ..CallConfig::default()
+        };
+        Rig::on(Switch::new(switch_config(users, 3, calls)).unwrap())
     }
 
     fn register_101(&mut self) {
-        let reg = |auth: Option<String>, cseq: u32| {
-            format!(
-                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: reg101\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:5070>\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
-                auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
-            )
-        };
-        self.send(0.0, udp(5070), reg(None, 1));
-        let ch = Challenge::parse(
-            &self.take()[0]
-                .1
-                .header(HeaderName::WwwAuthenticate)
-                .unwrap(),
-        )
-        .unwrap();
-        let auth = carillon_digest::respond(
-            &ch,
-            "REGISTER",
-            "sip:127.0.0.1",
-            "101",
-            "changeme101",
-            "c",
-            1,
-        );
-        self.send(0.0, udp(5070), reg(Some(auth), 2));
-        assert_eq!(self.take()[0].1.status(), Some(200));
+        self.register("101", udp(5070), "sip:101@127.0.0.1:5070", "");
     }
 
     /// 100 calls 101: challenge, authenticated INVITE; returns A's Call-ID.
@@ -432,27 +323,7 @@ const SDP_B2: &str = "v=0\r\no=b 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0
 /// A response to `req` as its recipient would send it: the dialog headers
 /// copied, a To tag added when the request had none.
 fn response_to(req: &Message, status: u16, extra: &str, sdp: Option<&str>) -> String {
-    let mut s = format!("SIP/2.0 {status} X\r\n");
-    for (name, raw, value) in req.headers() {
-        match name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                s.push_str(&format!("{raw}: {value}\r\n"))
-            }
-            HeaderName::To if value.contains(";tag=") => s.push_str(&format!("To: {value}\r\n")),
-            HeaderName::To => s.push_str(&format!("To: {value};tag=b1\r\n")),
-            _ => {}
-        }
-    }
-    s.push_str("Contact: <sip:101@127.0.0.1:5070>\r\n");
-    s.push_str(extra);
-    match sdp {
-        Some(b) => s.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => s.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    s
+    response(req, status, "sip:101@127.0.0.1:5070", extra, sdp)
 }
 
 /// An in-dialog request from A (tag `a1`) to the switch (tag `tag`).
@@ -1613,32 +1484,12 @@ impl Rig {
     /// `contact_port` and an optional Path.
     fn register_101_contact(&mut self, contact_port: u16, path: Option<&str>) {
         let path_line = path.map(|p| format!("Path: {p}\r\n")).unwrap_or_default();
-        let reg = |auth: Option<String>, cseq: u32| {
-            format!(
-                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: reg101\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:{contact_port}>\r\n{path_line}Supported: path\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
-                auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
-            )
-        };
-        self.send(0.0, udp(5070), reg(None, 1));
-        let ch = Challenge::parse(
-            &self.take()[0]
-                .1
-                .header(HeaderName::WwwAuthenticate)
-                .unwrap(),
-        )
-        .unwrap();
-        let auth = carillon_digest::respond(
-            &ch,
-            "REGISTER",
-            "sip:127.0.0.1",
+        let ok = self.register(
             "101",
-            "changeme101",
-            "c",
-            1,
+            udp(5070),
+            &format!("sip:101@127.0.0.1:{contact_port}"),
+            &format!("{path_line}Supported: path\r\n"),
         );
-        self.send(0.0, udp(5070), reg(Some(auth), 2));
-        let ok = self.take().remove(0).1;
-        assert_eq!(ok.status(), Some(200));
         // The UA said `Supported: path`: the stored Path comes back.
         if let Some(p) = path {
             assert_eq!(ok.header(HeaderName::Path).as_deref(), Some(p));
@@ -1649,26 +1500,12 @@ impl Rig {
 #[test]
 fn the_path_goes_back_in_the_200_only_to_a_ua_that_supports_path() {
     let mut r = Rig::new();
-    let reg = |auth: Option<String>, cseq: u32| {
-        format!(
-            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKnp{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=r1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: regnp\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:101@127.0.0.1:5070>\r\nPath: <sip:127.0.0.1:5091;lr>\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
-            auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
-        )
-    };
-    r.send(0.0, udp(5070), reg(None, 1));
-    let ch = Challenge::parse(&r.take()[0].1.header(HeaderName::WwwAuthenticate).unwrap()).unwrap();
-    let auth = carillon_digest::respond(
-        &ch,
-        "REGISTER",
-        "sip:127.0.0.1",
+    let ok = r.register(
         "101",
-        "changeme101",
-        "c",
-        1,
+        udp(5070),
+        "sip:101@127.0.0.1:5070",
+        "Path: <sip:127.0.0.1:5091;lr>\r\n",
     );
-    r.send(0.0, udp(5070), reg(Some(auth), 2));
-    let ok = r.take().remove(0).1;
-    assert_eq!(ok.status(), Some(200));
     assert!(ok.header(HeaderName::Path).is_none(), "no Supported: path");
     // It is still stored and used.
     let out = r.call(1.0, "100", 5080, "101", "callA", "");

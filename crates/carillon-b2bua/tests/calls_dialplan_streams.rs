@@ -6,16 +6,16 @@
 //! REGISTER came on, at its Contact once that connection is closed, and a
 //! connection that fails fails the INVITE at once.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod common;
 
-use bytes::Bytes;
+use std::net::SocketAddr;
+
 use carillon_b2bua::calls::CallConfig;
-use carillon_b2bua::{Output, Peer, PolicyConfig, Switch, SwitchConfig, Transport, User};
-use carillon_cdr::{CallRecord, Disposition};
-use carillon_digest::{Algorithm, Challenge};
+use carillon_b2bua::{Peer, Switch, Transport};
+use carillon_cdr::Disposition;
+use carillon_digest::Challenge;
 use carillon_sip::{HeaderName, Message, Method};
-use carillon_transaction::TimerConfig;
+use common::{peer, response, switch_config, udp, user, Rig, T0_MS};
 
 const PLAN: &str = r#"
 [context.internal]
@@ -38,136 +38,22 @@ match = "101"
 steps = [ { app = "Dial", targets = ["user/101"], timeout = 20 }, { app = "Hangup" } ]
 "#;
 
-const T0_MS: u64 = 1_800_000_000_000;
-
 const SDP_A: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 const SDP_B: &str = "v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
 /// The caller, 100, over UDP.
 const A_PORT: u16 = 5080;
 
-struct Rig {
-    sw: Switch,
-    t0: Instant,
-    wire: Vec<(Peer, Message)>,
-    cdrs: Vec<CallRecord>,
-}
-
-fn peer(transport: Transport, port: u16, conn: Option<u64>) -> Peer {
-    Peer {
-        transport,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        conn,
-    }
-}
-
-fn udp(port: u16) -> Peer {
-    peer(Transport::Udp, port, None)
-}
-
-fn user(e: &str) -> User {
-    User {
-        extension: e.into(),
-        password: format!("changeme{e}"),
-        context: "internal".into(),
-        codecs: vec![],
-        max_contacts: 3,
-        max_calls: None,
-        max_cps: None,
-        nat: Default::default(),
-    }
-}
-
 impl Rig {
     fn new() -> Rig {
-        let mut sw = Switch::new(SwitchConfig {
-            realm: "carillon".into(),
-            user_agent: "test".into(),
-            users: vec![user("100"), user("101"), user("102")],
-            registrar: carillon_registrar::RegistrarConfig::default(),
-            policy: PolicyConfig::default(),
-            digest_algorithms: vec![Algorithm::Md5],
-            nonce_lifetime: Duration::from_secs(300),
-            rng_seed: [5; 32],
-            timers: TimerConfig::default(),
-            calls: CallConfig {
-                dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", PLAN).unwrap()),
-                ..CallConfig::default()
-            },
-        })
-        .unwrap();
-        sw.set_tcp_addr(SocketAddr::from(([127, 0, 0, 1], 5061)));
-        Rig {
-            sw,
-            t0: Instant::now(),
-            wire: Vec::new(),
-            cdrs: Vec::new(),
-        }
-    }
-
-    fn at(&self, secs: f64) -> (Instant, u64) {
-        (
-            self.t0 + Duration::from_secs_f64(secs),
-            T0_MS + (secs * 1000.0) as u64,
-        )
-    }
-
-    fn send(&mut self, secs: f64, from: Peer, text: String) {
-        let (now, ms) = self.at(secs);
-        self.sw.handle_input(now, ms, from, Bytes::from(text));
-        self.drain();
-    }
-
-    fn tick(&mut self, secs: f64) {
-        let (now, ms) = self.at(secs);
-        self.sw.handle_timeout(now, ms);
-        self.drain();
-    }
-
-    fn closed(&mut self, secs: f64, conn: u64, port: u16) {
-        let (now, ms) = self.at(secs);
-        self.sw
-            .handle_stream_closed(now, ms, conn, SocketAddr::from(([127, 0, 0, 1], port)));
-        self.drain();
-    }
-
-    fn drain(&mut self) {
-        while let Some(o) = self.sw.poll_output() {
-            match o {
-                Output::Transmit(t) => self.wire.push((t.to, Message::parse(t.bytes).unwrap())),
-                Output::Cdr(c) => self.cdrs.push(c),
-                Output::Media(_) | Output::Binding(_) => {}
-            }
-        }
-    }
-
-    fn take(&mut self) -> Vec<(Peer, Message)> {
-        std::mem::take(&mut self.wire)
-    }
-
-    /// Registers `ext` from `from` with `contact` (digest-authenticated).
-    fn register(&mut self, ext: &str, from: Peer, contact: &str) {
-        let via = from.transport.via_token();
-        let port = from.addr.port();
-        let reg = |auth: Option<String>, cseq: u32| {
-            format!(
-                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{via} 127.0.0.1:{port};branch=z9hG4bKreg{ext}{cseq};rport\r\nFrom: <sip:{ext}@127.0.0.1>;tag=r1\r\nTo: <sip:{ext}@127.0.0.1>\r\nCall-ID: reg{ext}\r\nCSeq: {cseq} REGISTER\r\nContact: <{contact}>\r\nExpires: 3600\r\n{}Content-Length: 0\r\n\r\n",
-                auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default()
-            )
+        let calls = CallConfig {
+            dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", PLAN).unwrap()),
+            ..CallConfig::default()
         };
-        self.send(0.0, from, reg(None, 1));
-        let ch = Challenge::parse(
-            &self.take()[0]
-                .1
-                .header(HeaderName::WwwAuthenticate)
-                .unwrap(),
-        )
-        .unwrap();
-        let password = format!("changeme{ext}");
-        let auth =
-            carillon_digest::respond(&ch, "REGISTER", "sip:127.0.0.1", ext, &password, "c", 1);
-        self.send(0.0, from, reg(Some(auth), 2));
-        assert_eq!(self.take()[0].1.status(), Some(200));
+        let users = vec![user("100"), user("101"), user("102")];
+        let mut sw = Switch::new(switch_config(users, 5, calls)).unwrap();
+        sw.set_tcp_addr(SocketAddr::from(([127, 0, 0, 1], 5061)));
+        Rig::on(sw)
     }
 
     /// 100 dials `exten` (challenged, then authenticated); Call-ID `call_id`.
@@ -223,27 +109,9 @@ fn find_status(out: &[(Peer, Message)], port: u16, status: u16) -> Option<Messag
 
 /// The callee's answer to `req` (To tag `b1`), with SDP for an INVITE.
 fn response_to(req: &Message, status: u16, contact_port: u16) -> String {
-    let mut s = format!("SIP/2.0 {status} X\r\n");
-    for (name, raw, value) in req.headers() {
-        match name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                s.push_str(&format!("{raw}: {value}\r\n"))
-            }
-            HeaderName::To if value.contains("tag=") => s.push_str(&format!("To: {value}\r\n")),
-            HeaderName::To => s.push_str(&format!("To: {value};tag=b1\r\n")),
-            _ => {}
-        }
-    }
-    s.push_str(&format!("Contact: <sip:x@127.0.0.1:{contact_port}>\r\n"));
-    if req.method() == Some(&Method::Invite) && status == 200 {
-        s.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_B}",
-            SDP_B.len()
-        ));
-    } else {
-        s.push_str("Content-Length: 0\r\n\r\n");
-    }
-    s
+    let sdp = (req.method() == Some(&Method::Invite) && status == 200).then_some(SDP_B);
+    let contact = format!("sip:x@127.0.0.1:{contact_port}");
+    response(req, status, &contact, "", sdp)
 }
 
 /// The callee of `inv` (which answered with To tag `b1`) hangs up.
@@ -281,8 +149,8 @@ fn a_call_answered_by_the_dialplan_has_an_answer_time_and_an_answered_cdr() {
 #[test]
 fn dial_with_continue_keeps_the_caller_and_runs_the_next_steps_with_dialstatus_answer() {
     let mut r = Rig::new();
-    r.register("101", udp(5070), "sip:101@127.0.0.1:5070");
-    r.register("102", udp(5090), "sip:102@127.0.0.1:5090");
+    r.register("101", udp(5070), "sip:101@127.0.0.1:5070", "");
+    r.register("102", udp(5090), "sip:102@127.0.0.1:5090", "");
     r.invite_from_100(1.0, "600", "call600");
     let (_, inv_101) = find_request(&r.take(), 5070, &Method::Invite).expect("INVITE to 101");
     r.send(2.0, udp(5070), response_to(&inv_101, 200, 5070));
@@ -336,7 +204,7 @@ fn a_phone_registered_over_tcp_gets_its_invite_over_that_connection_then_at_its_
     // 101's REGISTER came on connection 7 from port 40001; its Contact is
     // its listening port 5070.
     let conn_peer = peer(Transport::Tcp, 40001, Some(7));
-    r.register("101", conn_peer, "sip:101@127.0.0.1:5070;transport=tcp");
+    r.register("101", conn_peer, "sip:101@127.0.0.1:5070;transport=tcp", "");
     r.invite_from_100(1.0, "101", "callT1");
     let out = r.take();
     let (to, inv) = find_request(&out, 40001, &Method::Invite).expect("INVITE on the connection");

@@ -821,6 +821,14 @@ mod tests {
         std::fs::write(dir.join("users.toml"), users).unwrap();
     }
 
+    /// Writes the two files and loads them: the one problem they have.
+    fn only_problem(dir: &Path, main: &str, users: &str) -> Problem {
+        write(dir, main, users);
+        let mut p = load(dir).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        p.remove(0)
+    }
+
     #[test]
     fn the_example_config_is_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
@@ -895,14 +903,12 @@ mod tests {
         let u = |e: &str| c.users.iter().find(|u| u.extension == e).unwrap().clone();
         assert_eq!((u("100").max_calls, u("100").max_cps), (Some(2), Some(5)));
         assert_eq!((u("101").max_calls, u("101").max_cps), (None, Some(1)));
-        write(
+        let p = only_problem(
             dir.path(),
             main,
             "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nmax_calls = 0\n",
         );
-        let p = load(dir.path()).unwrap_err();
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!((p[0].line, p[0].key.as_str()), (4, "user[0].max_calls"));
+        assert_eq!((p.line, p.key.as_str()), (4, "user[0].max_calls"));
     }
 
     #[test]
@@ -927,23 +933,19 @@ mod tests {
             assert_eq!(nat("101"), want101, "{defaults:?}");
             assert_eq!(nat("102"), NatMode::SourceAddress);
         }
-        write(
+        let p = only_problem(
             dir.path(),
             main,
             "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nnat = \"no\"\n",
         );
-        let p = load(dir.path()).unwrap_err();
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!(p[0].line, 4, "{p:?}");
-        write(
+        assert_eq!(p.line, 4, "{p:?}");
+        let p = only_problem(
             dir.path(),
             main,
             "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\nnat_mode = false\n",
         );
-        let p = load(dir.path()).unwrap_err();
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!(p[0].line, 4, "{p:?}");
-        assert!(p[0].message.contains("unknown field"), "{}", p[0].message);
+        assert_eq!(p.line, 4, "{p:?}");
+        assert!(p.message.contains("unknown field"), "{}", p.message);
     }
 
     #[test]

@@ -142,37 +142,53 @@ fn user_extensions(users: &Node) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Reports `node` (at its line, as `key`) when it is a name missing from
+/// `defined`, with the `message` for that name.
+fn require_defined(
+    file: &str,
+    key: String,
+    node: &Node,
+    defined: &BTreeSet<String>,
+    message: impl FnOnce(&str) -> String,
+    out: &mut Vec<Problem>,
+) {
+    if let Some(name) = node.as_str() {
+        if !defined.contains(name) {
+            out.push(problem(file, node.line, key, message(name)));
+        }
+    }
+}
+
+fn undefined_context(context: &str) -> String {
+    format!("context '{context}' is not defined in dialplan.toml")
+}
+
 fn check_user_contexts(file: &str, users: &Node, names: &PlanNames, out: &mut Vec<Problem>) {
-    let undefined = |context: &str| format!("context '{context}' is not defined in dialplan.toml");
     let defaults = users.get("defaults").and_then(|d| d.get("context"));
     let default_context = defaults.and_then(Node::as_str);
-    if let (Some(node), Some(context)) = (defaults, default_context) {
-        if !names.contexts.contains(context) {
-            out.push(problem(
-                file,
-                node.line,
-                "defaults.context".into(),
-                undefined(context),
-            ));
-        }
+    if let Some(node) = defaults {
+        require_defined(
+            file,
+            "defaults.context".into(),
+            node,
+            &names.contexts,
+            undefined_context,
+            out,
+        );
     }
     let Some(list) = users.get("user") else {
         return;
     };
     for (i, user) in list.items().iter().enumerate() {
         match user.get("context") {
-            Some(node) => {
-                if let Some(context) = node.as_str() {
-                    if !names.contexts.contains(context) {
-                        out.push(problem(
-                            file,
-                            node.line,
-                            format!("user[{i}].context"),
-                            undefined(context),
-                        ));
-                    }
-                }
-            }
+            Some(node) => require_defined(
+                file,
+                format!("user[{i}].context"),
+                node,
+                &names.contexts,
+                undefined_context,
+                out,
+            ),
             // With no context of its own, `[defaults]` applies: reported
             // there when it names one, else here, once per user.
             None if default_context.is_none() && !names.contexts.contains(DEFAULT_CONTEXT) => {
@@ -199,30 +215,28 @@ fn check_trunk_references(file: &str, trunks: &Node, names: &PlanNames, out: &mu
     for entry in table.entries() {
         let name = &entry.key;
         if let Some(node) = entry.value.get("context") {
-            if let Some(context) = node.as_str() {
-                if !names.contexts.contains(context) {
-                    out.push(problem(
-                        file,
-                        node.line,
-                        format!("trunk.{name}.context"),
-                        format!("context '{context}' is not defined in dialplan.toml"),
-                    ));
-                }
-            }
+            require_defined(
+                file,
+                format!("trunk.{name}.context"),
+                node,
+                &names.contexts,
+                undefined_context,
+                out,
+            );
         }
         if let Some(node) = entry.value.get("numbering") {
-            if let Some(numbering) = node.as_str() {
-                if !names.numbering.contains(numbering) {
-                    out.push(problem(
-                        file,
-                        node.line,
-                        format!("trunk.{name}.numbering"),
-                        format!(
-                            "numbering '{numbering}' is not defined in dialplan.toml (no [numbering.{numbering}] table)"
-                        ),
-                    ));
-                }
-            }
+            require_defined(
+                file,
+                format!("trunk.{name}.numbering"),
+                node,
+                &names.numbering,
+                |numbering| {
+                    format!(
+                        "numbering '{numbering}' is not defined in dialplan.toml (no [numbering.{numbering}] table)"
+                    )
+                },
+                out,
+            );
         }
     }
 }

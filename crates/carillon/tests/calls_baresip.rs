@@ -11,177 +11,24 @@
 
 mod callsupport;
 
-use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
 
 const TONE_100: f64 = 600.0;
 const TONE_101: f64 = 1400.0;
 
-fn netstring(s: &str) -> Vec<u8> {
-    format!("{}:{},", s.len(), s).into_bytes()
-}
-
-/// One baresip softphone, its ctrl_tcp connection and what it reported.
-struct Phone {
-    name: String,
-    dir: PathBuf,
-    proc: Bg,
-    ctrl: TcpStream,
-    events: String,
-}
-
-impl Phone {
-    fn start(env: &CallEnv, user: &str, password: &str, tone_hz: f64, codecs: &str) -> Phone {
-        let name = format!("baresip-{user}");
-        let dir = env.path().join(&name);
-        let conf = dir.join(".baresip");
-        let snd = dir.join("snd");
-        fs::create_dir_all(&conf).expect("conf dir");
-        fs::create_dir_all(&snd).expect("snd dir");
-        let wav = dir.join("tone.wav");
-        write_tone_wav(&wav, 30, tone_hz);
-        let sip_port = free_port_span(1);
-        let ctrl_port = free_port();
-        fs::write(
-            conf.join("config"),
-            format!(
-                "poll_method\t\tpoll\n\
-                 sip_listen\t\t127.0.0.1:{sip_port}\n\
-                 net_interface\t\t127.0.0.1\n\
-                 audio_player\t\taubridge,nil\n\
-                 audio_source\t\taufile,{wav}\n\
-                 audio_alert\t\taubridge,nil\n\
-                 audio_srate\t\t8000\n\
-                 audio_channels\t\t1\n\
-                 module_path\t\t/usr/lib/baresip/modules\n\
-                 module\t\t\tg711.so\n\
-                 module\t\t\taubridge.so\n\
-                 module\t\t\taufile.so\n\
-                 module\t\t\tsndfile.so\n\
-                 snd_path\t\t{snd}\n\
-                 module_app\t\tmenu.so\n\
-                 module_app\t\tctrl_tcp.so\n\
-                 ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n",
-                wav = wav.display(),
-                snd = snd.display(),
-            ),
-        )
-        .expect("write baresip config");
-        fs::write(conf.join("accounts"), "").expect("accounts");
-        fs::write(conf.join("contacts"), "").expect("contacts");
-        let mut cmd = Command::new("baresip");
-        cmd.arg("-f").arg(&conf).env("HOME", &dir);
-        let proc = Bg::spawn(cmd, &dir, "baresip", Duration::from_secs(90));
-        let addr = SocketAddr::from(([127, 0, 0, 1], ctrl_port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ctrl = loop {
-            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: ctrl_tcp not listening within 10 s; log:\n{}",
-                proc.stdout()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut phone = Phone {
-            name,
-            dir,
-            proc,
-            ctrl,
-            events: String::new(),
-        };
-        phone.command(
-            "uanew",
-            &format!(
-                "<sip:{user}@127.0.0.1:{port};transport=udp>;auth_pass={password};answermode=auto;regint=600;audio_codecs={codecs}",
-                port = env.port
-            ),
-        );
-        assert!(
-            phone.wait_event("REGISTER_OK", 1, Duration::from_secs(15)),
-            "{}: no REGISTER_OK; events:\n{}\nlog:\n{}",
-            phone.name,
-            phone.events,
-            phone.log()
-        );
-        phone
-    }
-
-    fn command(&mut self, command: &str, params: &str) {
-        let body = format!(
-            r#"{{"command":"{command}","params":"{}","token":"{}"}}"#,
-            params.replace('"', "\\\""),
-            unique()
-        );
-        self.ctrl
-            .write_all(&netstring(&body))
-            .expect("write to ctrl_tcp");
-    }
-
-    /// Waits (bounded) until the event `kind` has been reported `n` times.
-    fn wait_event(&mut self, kind: &str, n: usize, timeout: Duration) -> bool {
-        let needle = format!("\"type\":\"{kind}\"");
-        let deadline = Instant::now() + timeout;
-        let mut buf = [0u8; 8192];
-        loop {
-            if self.events.matches(&needle).count() >= n {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            let _ = self
-                .ctrl
-                .set_read_timeout(Some(left.max(Duration::from_millis(10))));
-            match self.ctrl.read(&mut buf) {
-                Ok(0) => return false,
-                Ok(k) => self.events.push_str(&String::from_utf8_lossy(&buf[..k])),
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        format!("{}{}", self.proc.stdout(), self.proc.stderr())
-    }
-
-    /// Stops baresip (SIGTERM, bounded) so that its recordings are closed.
-    fn stop(&mut self) -> String {
-        self.command("quit", "");
-        let run = self.proc.terminate(Duration::from_secs(5));
-        format!("{}{}", run.stdout, run.stderr)
-    }
-
-    /// The recording of what this phone received.
-    fn received(&self) -> Result<Wav, String> {
-        let snd = self.dir.join("snd");
-        let found: Vec<PathBuf> = fs::read_dir(&snd)
-            .map_err(|e| format!("{}: {e}", snd.display()))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("dump") && n.ends_with("-dec.wav"))
-            })
-            .collect();
-        match found.as_slice() {
-            [one] => read_wav(one),
-            other => Err(format!(
-                "{}: expected one dump-*-dec.wav in {}, found {other:?}",
-                self.name,
-                snd.display()
-            )),
-        }
-    }
+/// A phone of these tests: auto-answer over UDP, recording what it hears.
+fn phone(env: &CallEnv, user: &str, password: &str, tone_hz: f64, codecs: &str) -> Baresip {
+    Baresip::start(
+        env,
+        &BaresipSpec {
+            codecs,
+            record: true,
+            ..BaresipSpec::new(user, password, tone_hz)
+        },
+    )
 }
 
 /// What one call between the two phones showed.
@@ -198,8 +45,8 @@ fn call_between_phones(
     codecs_100: &str,
     codecs_101: &str,
 ) -> Outcome {
-    let mut p100 = Phone::start(env, "100", PW100, TONE_100, codecs_100);
-    let mut p101 = Phone::start(env, "101", PW101, TONE_101, codecs_101);
+    let mut p100 = phone(env, "100", PW100, TONE_100, codecs_100);
+    let mut p101 = phone(env, "101", PW101, TONE_101, codecs_101);
     p100.command("dial", &format!("sip:101@127.0.0.1:{}", env.port));
     let up_100 = p100.wait_event("CALL_ESTABLISHED", 1, Duration::from_secs(15));
     let up_101 = p101.wait_event("CALL_ESTABLISHED", 1, Duration::from_secs(5));
@@ -262,14 +109,7 @@ fn assert_heard(who: &str, wav: &Wav, expected_hz: f64, own_hz: f64) {
 }
 
 fn check_switch(sw: &mut Switch) {
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
-    );
+    assert_calls_answered(sw, 1);
     let legs = sw.wait_lines("media leg closed", 2, Duration::from_secs(5));
     assert_eq!(legs.len(), 2, "log:\n{}", sw.log());
     for l in &legs {
@@ -283,21 +123,12 @@ fn check_switch(sw: &mut Switch) {
     assert_eq!(sw.lines("call ended").len(), 1, "log:\n{}", sw.log());
 }
 
-/// baresip 1.0 (libre) gives up on a 401 that carries any challenge with
-/// an algorithm other than MD5 ("Function not implemented"), even when an
-/// MD5 challenge comes first: the switch must offer MD5 alone to it.
+/// The switch offers MD5 alone (see [`md5_only`]).
 fn baresip_options() -> Options {
     Options {
-        security: vec![("digest_algorithms", "[\"MD5\"]".into())],
+        security: md5_only(),
         ..Options::default()
     }
-}
-
-fn require_baresip() {
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
 }
 
 #[test]

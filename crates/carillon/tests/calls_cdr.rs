@@ -67,18 +67,9 @@ fn answered_then_cancelled(env: &mut CallEnv, sw: &Switch, uas_sip: u16, uas_med
 /// Waits (bounded) until the database holds at least `n` CDRs of 100 → 101
 /// started since `since_ms`.
 fn wait_cdrs(url: &str, since_ms: i64, n: usize, timeout: Duration) -> Vec<CallRecord> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let rows: Vec<CallRecord> = fetch_cdrs(url, since_ms, i64::MAX)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.src == "100" && r.dst == "101")
-            .collect();
-        if rows.len() >= n || Instant::now() >= deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_cdrs(url, since_ms, n, timeout, |r| {
+        r.src == "100" && r.dst == "101"
+    })
 }
 
 fn check_answered_and_cancelled(rows: &[CallRecord], log: &str) {

@@ -104,35 +104,22 @@ fn phone_100_dials(
     scenario_file: &str,
     number: &str,
 ) -> ToolRun {
-    let csv = write_csv(
-        env.path(),
-        &format!("{name}.csv"),
-        &[auth_line("100", PW100, &[number])],
-    );
-    let sip = free_port_span(1);
-    let media = free_port_span(3);
-    let mut cmd = sipp_cmd(env.path(), name, sip);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario(scenario_file)])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "30s"]);
-    run_tool(cmd, env.path(), name, Duration::from_secs(35))
+    sipp_100_dials(
+        env,
+        sw,
+        name,
+        scenario_file,
+        number,
+        Duration::from_secs(30),
+    )
+    .wait()
 }
 
 /// Waits (bounded) for `n` CDRs of calls dialled to `dst`.
 fn wait_cdrs(env: &CallEnv, since_ms: i64, dst: &str, n: usize) -> Vec<CallRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows: Vec<CallRecord> = fetch_cdrs(&env.db_url, since_ms, i64::MAX)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.dst == dst)
-            .collect();
-        if rows.len() >= n || Instant::now() >= deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_cdrs(&env.db_url, since_ms, n, Duration::from_secs(10), |r| {
+        r.dst == dst
+    })
 }
 
 #[test]
@@ -181,26 +168,8 @@ fn dial_with_continue_goes_on_with_dialstatus_answer_after_the_callee_hangs_up()
     let since = unix_ms() - 1000;
     let mut sw = env.start();
     // 101 and 102 answer and hang up themselves after 2 s.
-    let (sip_101, media_101) = (free_port_span(1), free_port_span(3));
-    sipp_register(&sw, env.path(), "101", PW101, sip_101);
-    let (sip_102, media_102) = (free_port_span(1), free_port_span(3));
-    sipp_register(&sw, env.path(), "102", PW102, sip_102);
-    let mut uas_101 = start_uas(
-        &env,
-        "uas-101",
-        Some("calls_uas_bye.xml"),
-        sip_101,
-        media_101,
-        1,
-    );
-    let mut uas_102 = start_uas(
-        &env,
-        "uas-102",
-        Some("calls_uas_bye.xml"),
-        sip_102,
-        media_102,
-        1,
-    );
+    let mut uas_101 = registered_uas(&env, &sw, "uas-101", "101", PW101, "calls_uas_bye.xml");
+    let mut uas_102 = registered_uas(&env, &sw, "uas-102", "102", PW102, "calls_uas_bye.xml");
     let run = phone_100_dials(&env, &sw, "uac-600", "calls_uac_wait_bye.xml", "600");
     let run_101 = uas_101.wait();
     let run_102 = uas_102.wait();
@@ -263,16 +232,7 @@ fn without_continue_the_callee_hanging_up_hangs_the_caller_up() {
     let mut env = dialplan_env();
     let since = unix_ms() - 1000;
     let mut sw = env.start();
-    let (sip_101, media_101) = (free_port_span(1), free_port_span(3));
-    sipp_register(&sw, env.path(), "101", PW101, sip_101);
-    let mut uas_101 = start_uas(
-        &env,
-        "uas-101",
-        Some("calls_uas_bye.xml"),
-        sip_101,
-        media_101,
-        1,
-    );
+    let mut uas_101 = registered_uas(&env, &sw, "uas-101", "101", PW101, "calls_uas_bye.xml");
     let started = Instant::now();
     let run = phone_100_dials(&env, &sw, "uac-700", "calls_uac_wait_bye.xml", "700");
     let took = started.elapsed();

@@ -14,9 +14,9 @@
 mod callsupport;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use callsupport::baresip::{Baresip, BaresipSpec};
+use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
 use carillon_cdr::{CallRecord, Disposition};
 
@@ -33,11 +33,6 @@ steps = [
   { app = "Dial", targets = ["user/101"], timeout = 20 },
   { app = "Hangup" },
 ]
-
-# The example's users 8013 and 8014 start here (check-config refuses a
-# user context that does not exist).
-[context.from-internal]
-include = ["internal"]
 
 [context.from-pstn]
 
@@ -59,8 +54,10 @@ context = "from-pstn"
 
 fn forking_env(rust_log: Option<&str>) -> CallEnv {
     let env = CallEnv::new(&Options {
-        // baresip 1.0 answers only an MD5 challenge (see calls_baresip.rs).
-        security: vec![("digest_algorithms", "[\"MD5\"]".into())],
+        // 100 and 101 as in the example, and 8013/8014 in `internal` (their
+        // example context, from-internal, is not in DIALPLAN).
+        users_toml: Some(users_with_codecs(&["ulaw", "alaw"], &["ulaw", "alaw"])),
+        security: md5_only(),
         rust_log: rust_log.map(str::to_owned),
         ..Options::default()
     });
@@ -69,28 +66,32 @@ fn forking_env(rust_log: Option<&str>) -> CallEnv {
     env
 }
 
-/// Waits (bounded) for `n` CDRs started since `since_ms`.
-fn wait_cdrs(env: &CallEnv, since_ms: i64, n: usize) -> Vec<CallRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows = fetch_cdrs(&env.db_url, since_ms, i64::MAX).unwrap_or_default();
-        if rows.len() >= n || Instant::now() >= deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Stops the switch once the call since `since_ms` has its CDR (bounded
+/// wait); that one CDR, which must say 101 answered.
+fn the_cdr_answered_by_101(env: &CallEnv, sw: &mut Switch, since_ms: i64) -> CallRecord {
+    let mut rows = wait_for_cdrs(&env.db_url, since_ms, 1, Duration::from_secs(10), |_| true);
+    sw.stop();
+    assert_eq!(
+        rows.len(),
+        1,
+        "one CDR for the call: {rows:#?}\n{}",
+        sw.log()
+    );
+    let r = rows.remove(0);
+    assert_eq!(r.disposition, Disposition::Answered, "{r:#?}");
+    assert!(
+        r.dstchannel.starts_with("SIP/101-"),
+        "the answering party is 101: {r:#?}"
+    );
+    r
 }
 
 fn phone(env: &CallEnv, user: &'static str, password: &'static str, tone_hz: f64) -> Baresip {
     Baresip::start(
         env,
         &BaresipSpec {
-            user,
-            password,
-            transport: "udp",
             answermode: "manual",
-            tone_hz,
-            sip_trace: false,
+            ..BaresipSpec::new(user, password, tone_hz)
         },
     )
 }
@@ -98,10 +99,7 @@ fn phone(env: &CallEnv, user: &'static str, password: &'static str, tone_hz: f64
 #[test]
 fn a_pstn_call_rings_both_baresip_phones_and_the_one_that_answers_gets_it() {
     require_sipp();
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
+    require_baresip();
     let mut env = forking_env(None);
     let since = unix_ms() - 1000;
     let mut sw = env.start();
@@ -111,19 +109,14 @@ fn a_pstn_call_rings_both_baresip_phones_and_the_one_that_answers_gets_it() {
     // The carrier's call (no credentials, identified by its address): it
     // plays a tone and hangs up 3 s after the answer.
     write_tone_pcap(&env.path().join("tone.pcap"), 2, 440.0);
-    let csv = write_csv(
-        env.path(),
-        "carrier.csv",
-        &["+15550001111;+15557654321".to_owned()],
+    let mut carrier = sipp_carrier_calls(
+        &env,
+        &sw,
+        CARRIER_IP,
+        "+15550001111",
+        "+15557654321",
+        Duration::from_secs(30),
     );
-    let port = free_udp_port_on(CARRIER_IP, 1);
-    let media = free_udp_port_on(CARRIER_IP, 3);
-    let mut cmd = sipp_cmd_on(env.path(), "carrier", CARRIER_IP, port);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "30s"]);
-    let mut carrier = Bg::spawn(cmd, env.path(), "carrier", Duration::from_secs(35));
 
     let ringing_100 = p100.wait_event("CALL_INCOMING", 1, Duration::from_secs(10));
     let ringing_101 = p101.wait_event("CALL_INCOMING", 1, Duration::from_secs(10));
@@ -165,20 +158,7 @@ fn a_pstn_call_rings_both_baresip_phones_and_the_one_that_answers_gets_it() {
     p100.stop();
     p101.stop();
 
-    let rows = wait_cdrs(&env, since, 1);
-    sw.stop();
-    assert_eq!(
-        rows.len(),
-        1,
-        "one CDR for the call: {rows:#?}\n{}",
-        sw.log()
-    );
-    let r = &rows[0];
-    assert_eq!(r.disposition, Disposition::Answered, "{r:#?}");
-    assert!(
-        r.dstchannel.starts_with("SIP/101-"),
-        "the answering party is 101: {r:#?}"
-    );
+    let r = the_cdr_answered_by_101(&env, &mut sw, since);
     assert_eq!(r.dcontext, "from-pstn", "{r:#?}");
     assert_eq!(r.trunk.as_deref(), Some("pstn"), "{r:#?}");
     assert!(
@@ -196,26 +176,8 @@ fn a_user_with_two_contacts_rings_both_and_the_other_gets_cancel_when_one_answer
     let mut sw = env.start();
     // 101 registered twice: one contact rings until cancelled, the other
     // answers and hangs up after 2 s.
-    let (ring_sip, ring_media) = (free_port_span(1), free_port_span(3));
-    let (answer_sip, answer_media) = (free_port_span(1), free_port_span(3));
-    sipp_register(&sw, env.path(), "101", PW101, ring_sip);
-    sipp_register(&sw, env.path(), "101", PW101, answer_sip);
-    let mut ringer = start_uas(
-        &env,
-        "uas-ring",
-        Some("calls_uas_cancel.xml"),
-        ring_sip,
-        ring_media,
-        1,
-    );
-    let mut answerer = start_uas(
-        &env,
-        "uas-answer",
-        Some("calls_uas_bye.xml"),
-        answer_sip,
-        answer_media,
-        1,
-    );
+    let mut ringer = registered_uas(&env, &sw, "uas-ring", "101", PW101, "calls_uas_cancel.xml");
+    let mut answerer = registered_uas(&env, &sw, "uas-answer", "101", PW101, "calls_uas_bye.xml");
     let run = run_uac(&env, &sw, "uac", "calls_uac_wait_bye.xml", &[], 1, 1);
     let answer_run = answerer.wait();
     let ring_run = ringer.wait();
@@ -233,17 +195,7 @@ fn a_user_with_two_contacts_rings_both_and_the_other_gets_cancel_when_one_answer
         ring_run.status,
         describe(&env, &sw, &names)
     );
-    let rows = wait_cdrs(&env, since, 1);
-    sw.stop();
-    assert_eq!(
-        rows.len(),
-        1,
-        "one CDR for the call: {rows:#?}\n{}",
-        sw.log()
-    );
-    let r = &rows[0];
-    assert_eq!(r.disposition, Disposition::Answered, "{r:#?}");
-    assert!(r.dstchannel.starts_with("SIP/101-"), "{r:#?}");
+    let r = the_cdr_answered_by_101(&env, &mut sw, since);
     assert_eq!((r.src.as_str(), r.dst.as_str()), ("100", "101"), "{r:#?}");
     assert_eq!(sw.lines("call ended").len(), 1, "{}", sw.log());
 }

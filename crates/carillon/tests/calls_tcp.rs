@@ -18,15 +18,8 @@ mod callsupport;
 
 use std::time::Duration;
 
-use callsupport::baresip::{Baresip, BaresipSpec};
+use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
 use callsupport::*;
-
-fn require_baresip() {
-    assert!(
-        have("baresip"),
-        "baresip is not installed (Debian baresip-core)"
-    );
-}
 
 /// SIPp as phone 100 (UDP) dialling `number` with `scenario_file`
 /// (fields: 100, credentials, number), in the background.
@@ -37,19 +30,14 @@ fn phone_100_dials(
     scenario_file: &str,
     number: &str,
 ) -> Bg {
-    let csv = write_csv(
-        env.path(),
-        &format!("{name}.csv"),
-        &[auth_line("100", PW100, &[number])],
-    );
-    let sip = free_port_span(1);
-    let media = free_port_span(3);
-    let mut cmd = sipp_cmd(env.path(), name, sip);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario(scenario_file)])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "30s"]);
-    Bg::spawn(cmd, env.path(), name, Duration::from_secs(35))
+    sipp_100_dials(
+        env,
+        sw,
+        name,
+        scenario_file,
+        number,
+        Duration::from_secs(30),
+    )
 }
 
 /// The messages in a baresip SIP trace (`-s`): (transport, from, to,
@@ -89,9 +77,8 @@ fn request_sources(sw: &Switch, method: &str) -> Vec<String> {
 fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_tcp() {
     require_sipp();
     require_baresip();
-    // baresip 1.0 answers only an MD5 challenge (see calls_baresip.rs).
     let mut env = CallEnv::new(&Options {
-        security: vec![("digest_algorithms", "[\"MD5\"]".into())],
+        security: md5_only(),
         rust_log: Some("info,carillon_b2bua=debug".into()),
         ..Options::default()
     });
@@ -99,12 +86,9 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_
     let mut p101 = Baresip::start(
         &env,
         &BaresipSpec {
-            user: "101",
-            password: PW101,
             transport: "tcp",
-            answermode: "auto",
-            tone_hz: 1400.0,
             sip_trace: true,
+            ..BaresipSpec::new("101", PW101, 1400.0)
         },
     );
     let registers = request_sources(&sw, "REGISTER");
@@ -195,15 +179,8 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_
         "baresip sent or received SIP over UDP; {}",
         why()
     );
-    let ended = sw.wait_lines("call ended", 2, Duration::from_secs(5));
+    assert_calls_answered(&sw, 2);
     sw.stop();
-    assert_eq!(ended.len(), 2, "{}", sw.log());
-    assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{ended:#?}"
-    );
 }
 
 /// 101 registers over TCP (SIPp `-t t1`) from one port, naming
@@ -268,15 +245,8 @@ fn when_the_registration_connection_is_gone_the_switch_connects_to_the_contact()
         "{}",
         describe(&env, &sw, &names)
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
+    assert_calls_answered(&sw, 1);
     sw.stop();
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
-    );
 }
 
 #[test]

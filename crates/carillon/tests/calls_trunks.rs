@@ -111,19 +111,14 @@ fn phone_100_calls(
     scenario_file: &str,
     number: &str,
 ) -> Bg {
-    let csv = write_csv(
-        env.path(),
-        &format!("{name}.csv"),
-        &[auth_line("100", PW100, &[number])],
-    );
-    let sip = free_udp_port_on(LOCALHOST, 1);
-    let media = free_udp_port_on(LOCALHOST, 3);
-    let mut cmd = sipp_cmd(env.path(), name, sip);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario(scenario_file)])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "20s"]);
-    Bg::spawn(cmd, env.path(), name, Duration::from_secs(25))
+    sipp_100_dials(
+        env,
+        sw,
+        name,
+        scenario_file,
+        number,
+        Duration::from_secs(20),
+    )
 }
 
 /// A SIPp answering calls on `ip:port` (the carrier, or a phone): SIPp
@@ -192,18 +187,6 @@ fn the_one_invite(env: &CallEnv, sw: &Switch, name: &str, host_port: &str) -> St
         "{invite}"
     );
     invite
-}
-
-/// Exactly one call ended, and it was answered.
-fn assert_one_answered_call(sw: &Switch) {
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
-    );
 }
 
 fn assert_media_relayed(sw: &Switch, n: usize, min: i64) {
@@ -331,15 +314,15 @@ fn a_carrier_identified_by_source_address_reaches_an_extension_and_a_stranger_do
     );
 
     // The carrier's call: no credentials, identified by 127.0.0.2.
-    let csv = write_csv(env.path(), "carrier.csv", &[format!("{DID};+15557654321")]);
-    let port = free_udp_port_on(CARRIER_IP, 1);
-    let media = free_udp_port_on(CARRIER_IP, 3);
-    let mut cmd = sipp_cmd_on(env.path(), "carrier", CARRIER_IP, port);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "20s"]);
-    let run = run_tool(cmd, env.path(), "carrier", Duration::from_secs(25));
+    let run = sipp_carrier_calls(
+        &env,
+        &sw,
+        CARRIER_IP,
+        DID,
+        "+15557654321",
+        Duration::from_secs(20),
+    )
+    .wait();
     assert_sipp_ok(&run, &env, &sw, "carrier", &["carrier", "uas-101"]);
     let uas_run = uas.wait();
     assert_sipp_ok(&uas_run, &env, &sw, "uas-101", &["carrier", "uas-101"]);
@@ -363,7 +346,7 @@ fn a_carrier_identified_by_source_address_reaches_an_extension_and_a_stranger_do
         started[0].raw
     );
     assert_eq!(started[0].get("exten"), Some(DID), "{}", started[0].raw);
-    assert_one_answered_call(&sw);
+    assert_calls_answered(&sw, 1);
     // 100 packets played by the carrier, echoed back by 101.
     assert_media_relayed(&sw, 2, 90);
 }
@@ -452,7 +435,7 @@ fn an_outbound_call_answers_the_carriers_407_with_the_trunks_credentials() {
         "digest response must verify: {auth}"
     );
 
-    assert_one_answered_call(&sw);
+    assert_calls_answered(&sw, 1);
     assert_media_relayed(&sw, 2, 90);
 }
 
@@ -586,7 +569,7 @@ fn a_contact_that_stops_answering_options_is_skipped_for_the_next_one() {
         !seen.iter().any(|l| l.starts_with("INVITE ")),
         "no INVITE may go to the contact qualified Down: {seen:?}"
     );
-    assert_one_answered_call(&sw);
+    assert_calls_answered(&sw, 1);
     // Pinged in vain every 2 s all along, it was reported once: one WARN
     // when it went Down, not one per ping.
     let (first, last) = dead.span().expect("pings arrived");
@@ -655,7 +638,7 @@ fn a_contact_that_answers_the_invite_with_503_passes_the_call_to_the_next_one() 
         "{}",
         sw.log()
     );
-    assert_one_answered_call(&sw);
+    assert_calls_answered(&sw, 1);
     assert_media_relayed(&sw, 2, 50);
 }
 
@@ -1097,15 +1080,7 @@ fn sighup_with_a_new_trunks_file_keeps_calls_up_stops_the_removed_trunk_and_dial
         "the removed trunk was still pinged after the reload: {late:?}\n{}",
         sw.log()
     );
-    let ended = sw.wait_lines("call ended", 2, Duration::from_secs(5));
-    assert_eq!(ended.len(), 2, "{}", sw.log());
-    assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{}",
-        sw.log()
-    );
+    assert_calls_answered(&sw, 2);
 }
 
 /// A GSM gateway of two SIM ports, each its own SIP peer (SIPp): `sim1`
@@ -1172,15 +1147,7 @@ fn calls_through_a_gsm_gateway_rotate_over_its_sim_ports() {
             "{invite}"
         );
     }
-    let ended = sw.wait_lines("call ended", 3, Duration::from_secs(5));
-    assert_eq!(ended.len(), 3, "{}", sw.log());
-    assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{}",
-        sw.log()
-    );
+    assert_calls_answered(&sw, 3);
 }
 
 #[test]
@@ -1284,15 +1251,15 @@ steps = [
     let since = unix_ms();
     let mut sw = env.start();
 
-    let csv = write_csv(env.path(), "carrier.csv", &[format!("{DID};03001234567")]);
-    let port = free_udp_port_on(CARRIER_IP, 1);
-    let media = free_udp_port_on(CARRIER_IP, 3);
-    let mut cmd = sipp_cmd_on(env.path(), "carrier", CARRIER_IP, port);
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
-        .args(["-inf", &csv, "-mp", &media.to_string()])
-        .args(["-m", "1", "-timeout", "20s"]);
-    let run = run_tool(cmd, env.path(), "carrier", Duration::from_secs(25));
+    let run = sipp_carrier_calls(
+        &env,
+        &sw,
+        CARRIER_IP,
+        DID,
+        "03001234567",
+        Duration::from_secs(20),
+    )
+    .wait();
     assert_sipp_ok(&run, &env, &sw, "carrier", &["carrier", "out"]);
     let run = out.wait();
     assert_sipp_ok(&run, &env, &sw, "out", &["carrier", "out"]);
@@ -1313,7 +1280,7 @@ steps = [
         Some("<sip:+923001234567@127.0.0.3>"),
         "{invite}"
     );
-    assert_one_answered_call(&sw);
+    assert_calls_answered(&sw, 1);
 
     sw.stop();
     let cdrs = fetch_cdrs(&env.db_url, since, i64::MAX).expect("read CDRs");

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use common::{bin, example_config, run_tool, Env, Options, Running, ToolRun};
 
+/// `carillon check-config DIR` (bounded).
 fn check(dir: &Path, scratch: &Path) -> ToolRun {
-    let mut cmd = Command::new(bin());
-    cmd.arg("check-config").arg(dir);
-    run_tool(cmd, scratch, "check-config", Duration::from_secs(30))
+    let args = [std::ffi::OsStr::new("check-config"), dir.as_os_str()];
+    carillon(&args, scratch, "check-config")
 }
 
 /// `carillon ARGS...` (bounded), e.g. `["run", "--config", dir]`.
@@ -24,6 +24,27 @@ fn carillon(args: &[&std::ffi::OsStr], scratch: &Path, name: &str) -> ToolRun {
     let mut cmd = Command::new(bin());
     cmd.args(args).current_dir(scratch).env("NO_COLOR", "1");
     run_tool(cmd, scratch, name, Duration::from_secs(30))
+}
+
+/// A temporary copy of the example configuration, to break.
+fn example_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(example_config()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// The run exited with `code` (else its output is shown).
+fn assert_exit(run: &ToolRun, code: i32) {
+    assert_eq!(
+        run.status.and_then(|s| s.code()),
+        Some(code),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 /// `(file name, line, key)` of every `file:line: key: message` line;
@@ -58,13 +79,7 @@ fn problems(stdout: &str) -> Vec<(String, usize, String)> {
 fn the_example_config_passes() {
     let scratch = tempfile::tempdir().unwrap();
     let run = check(&example_config(), scratch.path());
-    assert_eq!(
-        run.status.and_then(|s| s.code()),
-        Some(0),
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_exit(&run, 0);
 }
 
 const BROKEN_MAIN: &str = r#"[general]
@@ -98,11 +113,7 @@ password = "longenough"
 
 #[test]
 fn every_problem_of_a_broken_config_is_reported_with_file_line_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(example_config()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    let dir = example_copy();
     std::fs::write(dir.path().join("carillon.toml"), BROKEN_MAIN).unwrap();
     std::fs::write(dir.path().join("users.toml"), BROKEN_USERS).unwrap();
     // Only these two files' own problems here: without a dialplan the
@@ -110,13 +121,7 @@ fn every_problem_of_a_broken_config_is_reported_with_file_line_and_key() {
     std::fs::remove_file(dir.path().join("dialplan.toml")).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let run = check(dir.path(), scratch.path());
-    assert_eq!(
-        run.status.and_then(|s| s.code()),
-        Some(1),
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_exit(&run, 1);
     let got = problems(&run.stdout);
     let want = [
         ("carillon.toml", 5, "listen[0].transport"),
@@ -141,11 +146,7 @@ fn every_problem_of_a_broken_config_is_reported_with_file_line_and_key() {
 
 #[test]
 fn a_type_error_is_reported_at_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(example_config()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
+    let dir = example_copy();
     std::fs::write(
         dir.path().join("carillon.toml"),
         "[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n\n[registrar]\nmin_expires = \"soon\"\n",
@@ -153,7 +154,7 @@ fn a_type_error_is_reported_at_its_line() {
     .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let run = check(dir.path(), scratch.path());
-    assert_eq!(run.status.and_then(|s| s.code()), Some(1), "{}", run.stdout);
+    assert_exit(&run, 1);
     let got = problems(&run.stdout);
     assert_eq!(
         got,
@@ -338,13 +339,7 @@ fn mistakes_in_every_file_and_between_files_are_all_reported_one_per_line() {
     let dir = many_mistakes_dir();
     let scratch = tempfile::tempdir().unwrap();
     let run = check(dir.path(), scratch.path());
-    assert_eq!(
-        run.status.and_then(|s| s.code()),
-        Some(1),
-        "{}\n{}",
-        run.stdout,
-        run.stderr
-    );
+    assert_exit(&run, 1);
     assert_many_mistakes(&run.stdout);
 }
 

@@ -1,18 +1,19 @@
 //! A baresip softphone for the call tests: its own HOME and config
 //! (ctrl_tcp remote control, `aufile` tone as microphone, `aubridge` as
 //! the null player), registered over UDP or TCP, auto or manual answer,
-//! optionally with its SIP trace (`-s`) on stdout. Commands and events
+//! its codecs chosen, optionally recording what it receives (`sndfile`,
+//! `dump-*-dec.wav`) and with its SIP trace (`-s`) on stdout. Commands and events
 //! are ctrl_tcp JSON netstrings (TESTING.md). Every wait is bounded; the
 //! process is stopped by its PID (`quit`, then SIGTERM).
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{free_port, free_port_span, unique, write_tone_wav, Bg, CallEnv};
+use super::{free_port, free_port_span, have, read_wav, unique, write_tone_wav, Bg, CallEnv, Wav};
 
 /// How a phone is set up.
 #[derive(Debug, Clone)]
@@ -25,9 +26,47 @@ pub struct BaresipSpec<'a> {
     pub answermode: &'a str,
     /// The tone its microphone plays.
     pub tone_hz: f64,
+    /// The account's `audio_codecs` (`PCMU,PCMA`, `PCMU`, …).
+    pub codecs: &'a str,
+    /// Records what it receives (`sndfile` into `snd/`, see
+    /// [`Baresip::received`]).
+    pub record: bool,
     /// baresip's SIP trace (`-s`): every message, sent and received,
     /// with its transport, on stdout.
     pub sip_trace: bool,
+}
+
+impl<'a> BaresipSpec<'a> {
+    /// `user` over UDP, answering at once, with PCMU and PCMA, playing
+    /// `tone_hz`; no recording, no SIP trace.
+    pub fn new(user: &'a str, password: &'a str, tone_hz: f64) -> BaresipSpec<'a> {
+        BaresipSpec {
+            user,
+            password,
+            transport: "udp",
+            answermode: "auto",
+            tone_hz,
+            codecs: "PCMU,PCMA",
+            record: false,
+            sip_trace: false,
+        }
+    }
+}
+
+/// Fails the test when baresip is not installed.
+pub fn require_baresip() {
+    assert!(
+        have("baresip"),
+        "baresip is not installed (Debian baresip-core)"
+    );
+}
+
+/// The `[security]` keys a switch needs for baresip: baresip 1.0 (libre)
+/// gives up on a 401 that carries any challenge with an algorithm other
+/// than MD5 ("Function not implemented"), even when an MD5 challenge
+/// comes first, so the switch must offer MD5 alone.
+pub fn md5_only() -> Vec<(&'static str, String)> {
+    vec![("digest_algorithms", "[\"MD5\"]".into())]
 }
 
 /// One running baresip, its ctrl_tcp connection and what it reported.
@@ -48,10 +87,32 @@ impl Baresip {
     /// Starts the phone and waits (bounded) for its registration with the
     /// switch of `env`.
     pub fn start(env: &CallEnv, spec: &BaresipSpec<'_>) -> Baresip {
+        let mut phone = Baresip::launch(env.path(), env.port, spec);
+        assert!(
+            phone.wait_event("REGISTER_OK", 1, Duration::from_secs(15)),
+            "{}: no REGISTER_OK; events:\n{}\nlog:\n{}",
+            phone.name,
+            phone.events,
+            phone.log()
+        );
+        phone
+    }
+
+    /// Starts the phone (in a directory of its own under `parent`) and
+    /// adds its account with the switch on 127.0.0.1:`switch_port`,
+    /// without waiting for the registration (`REGISTER_OK`).
+    pub fn launch(parent: &Path, switch_port: u16, spec: &BaresipSpec<'_>) -> Baresip {
         let name = format!("baresip-{}-{}", spec.user, unique());
-        let dir = env.path().join(&name);
+        let dir = parent.join(&name);
         let conf = dir.join(".baresip");
         fs::create_dir_all(&conf).expect("conf dir");
+        let snd = dir.join("snd");
+        let recorder = if spec.record {
+            fs::create_dir_all(&snd).expect("snd dir");
+            format!("module\t\t\tsndfile.so\nsnd_path\t\t{}\n", snd.display())
+        } else {
+            String::new()
+        };
         let wav = dir.join("tone.wav");
         write_tone_wav(&wav, 30, spec.tone_hz);
         let sip_port = free_port_span(1);
@@ -71,6 +132,7 @@ impl Baresip {
                  module\t\t\tg711.so\n\
                  module\t\t\taubridge.so\n\
                  module\t\t\taufile.so\n\
+                 {recorder}\
                  module_app\t\tmenu.so\n\
                  module_app\t\tctrl_tcp.so\n\
                  ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n",
@@ -110,20 +172,13 @@ impl Baresip {
         phone.command(
             "uanew",
             &format!(
-                "<sip:{user}@127.0.0.1:{port};transport={transport}>;auth_pass={password};answermode={answermode};regint=600;audio_codecs=PCMU,PCMA",
+                "<sip:{user}@127.0.0.1:{switch_port};transport={transport}>;auth_pass={password};answermode={answermode};regint=600;audio_codecs={codecs}",
                 user = spec.user,
-                port = env.port,
                 transport = spec.transport,
                 password = spec.password,
                 answermode = spec.answermode,
+                codecs = spec.codecs,
             ),
-        );
-        assert!(
-            phone.wait_event("REGISTER_OK", 1, Duration::from_secs(15)),
-            "{}: no REGISTER_OK; events:\n{}\nlog:\n{}",
-            phone.name,
-            phone.events,
-            phone.log()
         );
         phone
     }
@@ -183,5 +238,28 @@ impl Baresip {
         self.command("quit", "");
         let run = self.proc.terminate(Duration::from_secs(5));
         format!("{}{}", run.stdout, run.stderr)
+    }
+
+    /// The recording of what this phone received (with `record`).
+    pub fn received(&self) -> Result<Wav, String> {
+        let snd = self.dir.join("snd");
+        let found: Vec<PathBuf> = fs::read_dir(&snd)
+            .map_err(|e| format!("{}: {e}", snd.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("dump") && n.ends_with("-dec.wav"))
+            })
+            .collect();
+        match found.as_slice() {
+            [one] => read_wav(one),
+            other => Err(format!(
+                "{}: expected one dump-*-dec.wav in {}, found {other:?}",
+                self.name,
+                snd.display()
+            )),
+        }
     }
 }

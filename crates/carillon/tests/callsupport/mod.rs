@@ -629,6 +629,107 @@ pub fn start_uas(
     bg
 }
 
+/// `user` registered (SIPp) from the socket of a SIPp UAS `name`, which
+/// then runs `scenario_file` for one call (RTP echoed).
+pub fn registered_uas(
+    env: &CallEnv,
+    sw: &Switch,
+    name: &str,
+    user: &str,
+    password: &str,
+    scenario_file: &str,
+) -> Bg {
+    let (sip, media) = (free_port_span(1), free_port_span(3));
+    sipp_register(sw, env.path(), user, password, sip);
+    start_uas(env, name, Some(scenario_file), sip, media, 1)
+}
+
+/// SIPp as phone 100 (UDP, digest-authenticated) dialling `number` with
+/// `scenario_file` (fields: 100, credentials, number), in the background;
+/// SIPp gives up after `timeout` (whole seconds) and is killed 5 s later.
+pub fn sipp_100_dials(
+    env: &CallEnv,
+    sw: &Switch,
+    name: &str,
+    scenario_file: &str,
+    number: &str,
+    timeout: Duration,
+) -> Bg {
+    let csv = write_csv(
+        env.path(),
+        &format!("{name}.csv"),
+        &[auth_line("100", PW100, &[number])],
+    );
+    let sip = free_udp_port_on(LOCALHOST, 1);
+    let media = free_udp_port_on(LOCALHOST, 3);
+    let mut cmd = sipp_cmd(env.path(), name, sip);
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario(scenario_file)])
+        .args(["-inf", &csv, "-mp", &media.to_string()])
+        .args(["-m", "1", "-timeout", &format!("{}s", timeout.as_secs())]);
+    Bg::spawn(cmd, env.path(), name, timeout + Duration::from_secs(5))
+}
+
+/// A carrier's call from `ip` (no credentials: the trunk knows it by its
+/// address) to `number`, from `caller`: SIPp `trunk_carrier_uac.xml`
+/// (which plays `tone.pcap` of the test directory), in the background;
+/// SIPp gives up after `timeout` (whole seconds) and is killed 5 s later.
+pub fn sipp_carrier_calls(
+    env: &CallEnv,
+    sw: &Switch,
+    ip: IpAddr,
+    number: &str,
+    caller: &str,
+    timeout: Duration,
+) -> Bg {
+    let csv = write_csv(env.path(), "carrier.csv", &[format!("{number};{caller}")]);
+    let port = free_udp_port_on(ip, 1);
+    let media = free_udp_port_on(ip, 3);
+    let mut cmd = sipp_cmd_on(env.path(), "carrier", ip, port);
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("trunk_carrier_uac.xml")])
+        .args(["-inf", &csv, "-mp", &media.to_string()])
+        .args(["-m", "1", "-timeout", &format!("{}s", timeout.as_secs())]);
+    Bg::spawn(cmd, env.path(), "carrier", timeout + Duration::from_secs(5))
+}
+
+/// Waits (bounded by `timeout`) until the database at `url` holds at least
+/// `n` CDRs started since `since_ms` that `keep` accepts; those it holds.
+pub fn wait_for_cdrs(
+    url: &str,
+    since_ms: i64,
+    n: usize,
+    timeout: Duration,
+    keep: impl Fn(&CallRecord) -> bool,
+) -> Vec<CallRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows: Vec<CallRecord> = fetch_cdrs(url, since_ms, i64::MAX)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| keep(r))
+            .collect();
+        if rows.len() >= n || Instant::now() >= deadline {
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits (bounded) for `n` `call ended` lines; there must be `n`, all
+/// `ANSWERED`.
+pub fn assert_calls_answered(sw: &Switch, n: usize) {
+    let ended = sw.wait_lines("call ended", n, Duration::from_secs(5));
+    assert_eq!(ended.len(), n, "{}", sw.log());
+    assert!(
+        ended
+            .iter()
+            .all(|l| l.get("disposition") == Some("ANSWERED")),
+        "{ended:#?}\n{}",
+        sw.log()
+    );
+}
+
 /// Runs a SIPp UAC from 100 to 101 with `scenario_file` and the extra
 /// injection fields.
 pub fn run_uac(
