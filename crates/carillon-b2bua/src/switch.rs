@@ -291,7 +291,11 @@ impl Switch {
             rng_seed: seed,
             timers: self.calls.timers(),
         };
-        info!(trunks = set.len(), "trunks started");
+        info!(
+            enabled = set.enabled_len(),
+            disabled = set.len() - set.enabled_len(),
+            "trunks started"
+        );
         self.trunks = Some(carillon_trunk::Trunks::new(set, local, now));
     }
 

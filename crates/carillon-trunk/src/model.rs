@@ -308,4 +308,9 @@ impl TrunkSet {
     pub fn is_empty(&self) -> bool {
         self.trunks.is_empty()
     }
+
+    /// How many trunks are enabled (the rest are validated, never started).
+    pub fn enabled_len(&self) -> usize {
+        self.trunks.iter().filter(|t| t.enabled).count()
+    }
 }

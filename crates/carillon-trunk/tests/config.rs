@@ -192,6 +192,7 @@ fn enabled_defaults_to_true_and_must_be_a_boolean() {
     .unwrap();
     assert!(set.get("a").unwrap().enabled);
     assert!(!set.get("b").unwrap().enabled);
+    assert_eq!((set.len(), set.enabled_len()), (2, 1));
     assert_eq!(
         problems(
             "[trunk.a]\nenabled = \"no\"\nkind = \"carrier\"\ncontacts = [\"sip:10.0.0.1\"]\n"
