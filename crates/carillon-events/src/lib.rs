@@ -83,6 +83,7 @@ pub enum SwitchEvent {
         channel: String,
         uniqueid: String,
         digit: char,
+        /// 0 when the digit came without one (an `application/dtmf` INFO).
         duration_ms: u64,
         source: DtmfSource,
     },
