@@ -1095,8 +1095,8 @@ impl Switch {
                     PlanEvent::Finished { cause } => {
                         // A Hangup step ends the plan with its command
                         // queued behind this event.
-                        if matches!(exec.poll_command(), Some(Command::Hangup { .. })) {
-                            self.emit_app_started(key, "Hangup");
+                        if let Some((Command::Hangup { .. }, step)) = exec.poll_command_step() {
+                            self.emit_app_started(key, "Hangup", step);
                         }
                         self.end_call(now, now_ms, key, cause.code());
                         return;
@@ -1117,14 +1117,14 @@ impl Switch {
                     }
                 }
             }
-            let Some(cmd) = exec.poll_command() else {
+            let Some((cmd, step)) = exec.poll_command_step() else {
                 return;
             };
             match cmd {
                 // The Answer application answers the call: its time is
                 // the CDR's answer time (ANSWERED, billsec from here).
                 Command::Answer => {
-                    self.emit_app_started(key, "Answer");
+                    self.emit_app_started(key, "Answer", step);
                     self.answer_a(now, key, Some(now_ms));
                     self.emit_app_finished(key, "Answer", "OK");
                 }
@@ -1135,11 +1135,11 @@ impl Switch {
                 Command::Wait(d) => {
                     call.wait_deadline = Some(now + d);
                     self.calls.schedule(now + d, Timer::Call(key));
-                    self.emit_app_started(key, "Wait");
+                    self.emit_app_started(key, "Wait", step);
                     return;
                 }
                 Command::Hangup { cause } => {
-                    self.emit_app_started(key, "Hangup");
+                    self.emit_app_started(key, "Hangup", step);
                     self.end_call(now, now_ms, key, cause.code());
                     return;
                 }
@@ -1157,7 +1157,7 @@ impl Switch {
                 } => {
                     call.caller_num = caller_id.num.clone();
                     call.caller_name = caller_id.name.clone();
-                    self.emit_app_started(key, "Dial");
+                    self.emit_app_started(key, "Dial", step);
                     let (started, callee_busy) = self.dial(now, now_ms, key, &targets);
                     if started == 0 {
                         // A callee at its call limit reads as busy.

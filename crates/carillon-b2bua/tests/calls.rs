@@ -1805,3 +1805,52 @@ fn dtmf_digits_by_info_and_rtp_are_one_event_kind_with_their_source() {
         ]
     );
 }
+
+#[test]
+fn dialplan_applications_are_started_and_finished_events_of_the_callers_channel() {
+    use carillon_events::SwitchEvent;
+    let plan = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "101"
+steps = [ { app = "Answer" }, { app = "Wait", seconds = 3 }, { app = "Hangup" } ]
+"#;
+    let mut r = Rig::with(vec![user("100"), user("101")], plan);
+    r.invite_from_100(1.0);
+    r.tick(2.0);
+    r.tick(4.5);
+    let apps: Vec<(String, String, u64)> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SwitchEvent::AppStarted { app, step, .. } => {
+                Some((format!("start {app}"), step.to_string(), e.time_ms))
+            }
+            SwitchEvent::AppFinished { app, result, .. } => {
+                Some((format!("end {app}"), result.clone(), e.time_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    let t = |s: f64| common::T0_MS + (s * 1000.0) as u64;
+    assert_eq!(
+        apps,
+        [
+            ("start Answer".into(), "1".into(), t(1.0)),
+            ("end Answer".into(), "OK".into(), t(1.0)),
+            ("start Wait".into(), "2".into(), t(1.0)),
+            ("end Wait".into(), "OK".into(), t(4.5)),
+            ("start Hangup".into(), "3".into(), t(4.5)),
+        ]
+    );
+    let channel = &r.cdrs[0].channel;
+    assert!(r.events.iter().all(|e| match &e.event {
+        SwitchEvent::AppStarted { channel: c, .. }
+        | SwitchEvent::AppFinished { channel: c, .. } => c == channel,
+        _ => true,
+    }));
+    assert!(matches!(
+        r.events.last().map(|e| &e.event),
+        Some(SwitchEvent::Hangup { cause: 16, .. })
+    ));
+}

@@ -98,8 +98,8 @@ pub enum SwitchEvent {
     AppStarted {
         channel: String,
         app: String,
-        /// Dialplan steps run when the switch took the application
-        /// (exact for `Dial` and `Wait`, which stop the interpreter).
+        /// The dialplan step that ran the application, counted from 1
+        /// over the call's walk through the dialplan (Gotos included).
         step: u32,
     },
     AppFinished {

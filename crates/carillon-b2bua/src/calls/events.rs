@@ -192,13 +192,12 @@ impl Switch {
         self.emit(event);
     }
 
-    /// `app_started` (with the dialplan's step count) of the caller's
-    /// channel.
-    pub(super) fn emit_app_started(&mut self, key: u64, app: &str) {
+    /// `app_started` of the caller's channel; `step` is the dialplan step
+    /// that gave the application.
+    pub(super) fn emit_app_started(&mut self, key: u64, app: &str, step: u32) {
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
-        let step = call.exec.as_ref().map_or(0, |e| e.steps_run());
         let channel = call.a.channel.clone();
         self.emit(SwitchEvent::AppStarted {
             channel,
