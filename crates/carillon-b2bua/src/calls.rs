@@ -317,6 +317,8 @@ struct Call {
     /// Channel name of the outbound leg that answered last (the CDR's
     /// `dstchannel`).
     answered_channel: Option<String>,
+    /// A `Dial` is under way (its `app_finished` event is owed).
+    dial_open: bool,
 }
 
 struct ClientEntry {
@@ -1049,6 +1051,7 @@ impl Switch {
             early_leg: None,
             a_early_sent: false,
             answered_channel: None,
+            dial_open: false,
         };
         let a_id = call.a.id;
         self.calls.calls.insert(call_key, call);
@@ -1175,6 +1178,7 @@ impl Switch {
                         continue;
                     }
                     if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.dial_open = true;
                         call.state = CallState::Dialing;
                         if let Some(t) = timeout {
                             call.dial_deadline = Some(now + t);
@@ -2676,6 +2680,16 @@ impl Switch {
             {
                 self.emit_fork_gone(key, &leg, was_bridged);
             }
+        }
+        // A Dial the call ends returns as Asterisk's does: ANSWER once
+        // bridged, else CANCEL.
+        if let Some(call) = self.calls.calls.get(&key).filter(|c| c.dial_open) {
+            let status = if call.bridged.is_some() || call.answered_channel.is_some() {
+                DialStatus::Answer
+            } else {
+                DialStatus::Cancel
+            };
+            self.emit_app_finished(key, "Dial", status.as_str());
         }
         let Some(mut call) = self.calls.calls.remove(&key) else {
             return;

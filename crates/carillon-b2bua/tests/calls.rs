@@ -246,6 +246,14 @@ fn cancel_before_answer_gives_487_cancels_the_fork_and_a_cancel_cdr() {
     );
     assert_eq!(r.cdrs.len(), 1);
     assert_eq!(r.cdrs[0].disposition, Disposition::Cancel);
+    // The caller gave up: the Dial finishes CANCEL; nothing was bridged.
+    assert!(r.events.iter().any(|e| matches!(&e.event,
+        carillon_events::SwitchEvent::AppFinished { app, result, .. } if app == "Dial" && result == "CANCEL")));
+    assert!(!event_names(&r).contains(&"bridged"));
+    assert_eq!(
+        event_names(&r).iter().filter(|n| **n == "hangup").count(),
+        2
+    );
     r.tick(60.0);
     r.tick(120.0);
     assert_eq!(r.sw.call_counts(), (0, 0, 0));
@@ -1635,6 +1643,7 @@ fn a_basic_call_emits_created_ringing_up_bridged_unbridged_and_hangups_in_order(
             "bridged",
             "unbridged",
             "hangup",
+            "app_finished",
             "hangup",
         ]
     );
@@ -1702,14 +1711,18 @@ fn a_basic_call_emits_created_ringing_up_bridged_unbridged_and_hangups_in_order(
     assert!(
         matches!(ev[8], SwitchEvent::Hangup { channel, cause: 16, cause_text, .. } if channel == b_chan && cause_text == "Normal Clearing")
     );
+    // The Dial returns (bridged: ANSWER) before the caller's leg goes.
     assert!(
-        matches!(ev[9], SwitchEvent::Hangup { channel, uniqueid, cause: 16, .. } if channel == a_chan && uniqueid == a_uid)
+        matches!(ev[9], SwitchEvent::AppFinished { app, result, .. } if app == "Dial" && result == "ANSWER")
+    );
+    assert!(
+        matches!(ev[10], SwitchEvent::Hangup { channel, uniqueid, cause: 16, .. } if channel == a_chan && uniqueid == a_uid)
     );
     // Stamped with the switch's wall clock: the INVITE at 1 s, the
     // ringing at 1.1 s, the BYE at 12 s.
     assert_eq!(r.events[0].time_ms, common::T0_MS + 1000);
     assert_eq!(r.events[3].time_ms, common::T0_MS + 1100);
-    assert_eq!(r.events[9].time_ms, common::T0_MS + 12_000);
+    assert_eq!(r.events[10].time_ms, common::T0_MS + 12_000);
 }
 
 #[test]

@@ -26,8 +26,9 @@
 //! `linkedid` the call's CDR `uniqueid`/`linkedid` (shared by all its legs);
 //! a leg's `uniqueid` is the linkedid for the caller's leg and the linkedid
 //! plus `.` and the switch's leg number for an outbound one. `app_started`
-//! and `app_finished` name the caller's channel; a `Dial` the caller ends
-//! by hanging up has no `app_finished` (its `hangup` says it).
+//! and `app_finished` name the caller's channel; a `Dial` the call ends
+//! finishes `ANSWER` (it was bridged) or `CANCEL` (the caller gave up)
+//! before the caller's `hangup`.
 
 use serde::{Deserialize, Serialize};
 

@@ -208,9 +208,12 @@ impl Switch {
 
     /// `app_finished` of the caller's channel.
     pub(super) fn emit_app_finished(&mut self, key: u64, app: &str, result: &str) {
-        let Some(call) = self.calls.calls.get(&key) else {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
+        if app == "Dial" {
+            call.dial_open = false;
+        }
         let channel = call.a.channel.clone();
         self.emit(SwitchEvent::AppFinished {
             channel,
