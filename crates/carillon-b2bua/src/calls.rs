@@ -44,6 +44,7 @@
 //! and MESSAGE are refused by validation (501, 405) before they get here.
 
 pub mod dtmf_info;
+mod events;
 pub mod limits;
 pub mod ports;
 pub mod prack;
@@ -58,6 +59,7 @@ use carillon_cdr::{CallRecord, Disposition};
 use carillon_dialplan::{
     CallInfo, Command, DialStatus, DialTarget, Dialplan, Event as PlanEvent, Execution,
 };
+use carillon_events::ChannelState;
 use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, SessionId};
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
@@ -315,6 +317,8 @@ struct Call {
     /// Channel name of the outbound leg that answered last (the CDR's
     /// `dstchannel`).
     answered_channel: Option<String>,
+    /// A `Dial` is under way (its `app_finished` event is owed).
+    dial_open: bool,
 }
 
 struct ClientEntry {
@@ -692,6 +696,7 @@ impl Switch {
     /// INVITE fails at once as a 503 (§8.1.3.1) instead of waiting for
     /// Timer B, and the caller's Dial goes on.
     pub fn handle_stream_closed(&mut self, now: Instant, now_ms: u64, conn: u64, addr: SocketAddr) {
+        self.now_ms = now_ms;
         self.last_now = Some(now);
         self.calls.streams.retain(|_, c| *c != conn);
         let lost: Vec<String> = self
@@ -1046,8 +1051,11 @@ impl Switch {
             early_leg: None,
             a_early_sent: false,
             answered_channel: None,
+            dial_open: false,
         };
+        let a_id = call.a.id;
         self.calls.calls.insert(call_key, call);
+        self.emit_channel_created(call_key, a_id);
         self.run_dialplan(now, now_ms, call_key);
         if self.table.has_responded(key) == Some(false) {
             self.calls
@@ -1088,6 +1096,11 @@ impl Switch {
             if let Some(ev) = exec.poll_event() {
                 match ev {
                     PlanEvent::Finished { cause } => {
+                        // A Hangup step ends the plan with its command
+                        // queued behind this event.
+                        if let Some((Command::Hangup { .. }, step)) = exec.poll_command_step() {
+                            self.emit_app_started(key, "Hangup", step);
+                        }
                         self.end_call(now, now_ms, key, cause.code());
                         return;
                     }
@@ -1107,13 +1120,17 @@ impl Switch {
                     }
                 }
             }
-            let Some(cmd) = exec.poll_command() else {
+            let Some((cmd, step)) = exec.poll_command_step() else {
                 return;
             };
             match cmd {
                 // The Answer application answers the call: its time is
                 // the CDR's answer time (ANSWERED, billsec from here).
-                Command::Answer => self.answer_a(now, key, Some(now_ms)),
+                Command::Answer => {
+                    self.emit_app_started(key, "Answer", step);
+                    self.answer_a(now, key, Some(now_ms));
+                    self.emit_app_finished(key, "Answer", "OK");
+                }
                 Command::SetCallerId(cid) => {
                     call.caller_num = cid.num;
                     call.caller_name = cid.name;
@@ -1121,9 +1138,11 @@ impl Switch {
                 Command::Wait(d) => {
                     call.wait_deadline = Some(now + d);
                     self.calls.schedule(now + d, Timer::Call(key));
+                    self.emit_app_started(key, "Wait", step);
                     return;
                 }
                 Command::Hangup { cause } => {
+                    self.emit_app_started(key, "Hangup", step);
                     self.end_call(now, now_ms, key, cause.code());
                     return;
                 }
@@ -1141,6 +1160,7 @@ impl Switch {
                 } => {
                     call.caller_num = caller_id.num.clone();
                     call.caller_name = caller_id.name.clone();
+                    self.emit_app_started(key, "Dial", step);
                     let (started, callee_busy) = self.dial(now, now_ms, key, &targets);
                     if started == 0 {
                         // A callee at its call limit reads as busy.
@@ -1154,9 +1174,11 @@ impl Switch {
                         {
                             exec.handle_dial_result(status);
                         }
+                        self.emit_app_finished(key, "Dial", status.as_str());
                         continue;
                     }
                     if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.dial_open = true;
                         call.state = CallState::Dialing;
                         if let Some(t) = timeout {
                             call.dial_deadline = Some(now + t);
@@ -1445,6 +1467,7 @@ impl Switch {
         if let Some(call) = self.calls.calls.get_mut(&key) {
             call.forks.push(leg);
         }
+        self.emit_channel_created(key, leg_id);
         self.add_client_with_uri(branch, txn, peer, key, leg_id, Method::Invite, request_uri);
         true
     }
@@ -1962,6 +1985,11 @@ impl Switch {
         if let Some(ms) = now_ms {
             call.answer_ms = Some(i64::try_from(ms).unwrap_or(i64::MAX));
         }
+        let a_id = call.a.id;
+        self.emit_state(key, a_id, ChannelState::Up);
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
         if prack::answer_must_wait(call) {
             // RFC 3262 §3: no 2xx while a reliable provisional (with our
             // SDP) is unacknowledged; the PRACK releases it.
@@ -2175,14 +2203,24 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
+        let mut first_ring = false;
         if let Some(leg) = call.forks.iter_mut().find(|l| l.id == leg_id) {
             if leg.state == LegState::Calling {
                 leg.state = LegState::Early;
             }
+            first_ring = status > 100 && !leg.rang;
             leg.rang |= status > 100;
             if leg.remote_tag.is_none() {
                 leg.remote_tag = to_tag.map(str::to_owned);
             }
+        }
+        if first_ring {
+            let state = if (180..183).contains(&status) {
+                ChannelState::Ringing
+            } else {
+                ChannelState::Progress
+            };
+            self.emit_state(key, leg_id, state);
         }
         if status > 100 && !msg.body().is_empty() && self.fork_early_media(now, key, leg_id, msg) {
             return;
@@ -2456,7 +2494,9 @@ impl Switch {
         }
         self.stats.calls_answered += 1;
         info!(call = key, "call answered");
+        self.emit_state(key, leg_id, ChannelState::Up);
         self.answer_a(now, key, Some(now_ms));
+        self.emit_bridge(key, leg_id, true);
         // The Dial's result (ANSWER) reaches the dialplan when the bridged
         // call ends, as Asterisk's Dial returns then (see
         // `callee_hung_up_to_dialplan`).
@@ -2503,6 +2543,14 @@ impl Switch {
 
     /// Frees a leg's port and indexes; its transactions finish on their own.
     fn release_leg(&mut self, key: u64, leg: Leg) {
+        let was_bridged = match self.calls.calls.get_mut(&key) {
+            Some(call) if call.bridged == Some(leg.id) => {
+                call.bridged = None;
+                true
+            }
+            _ => false,
+        };
+        self.emit_fork_gone(key, &leg, was_bridged);
         self.trunk_leg_done(&leg);
         self.calls.free_ports.give(leg.media_port);
         self.calls.by_call_id.remove(&leg.call_id);
@@ -2568,6 +2616,7 @@ impl Switch {
         if let Some(exec) = call.exec.as_mut() {
             exec.handle_dial_result(status);
         }
+        self.emit_app_finished(key, "Dial", status.as_str());
         self.run_dialplan(now, now_ms, key);
     }
 
@@ -2613,9 +2662,39 @@ impl Switch {
 
     /// Removes the call: media session closed, port freed, CDR written.
     fn finish_call(&mut self, now_ms: u64, key: u64) {
+        let forks: Vec<(LegId, bool)> = match self.calls.calls.get(&key) {
+            Some(call) => call
+                .forks
+                .iter()
+                .map(|l| (l.id, call.bridged == Some(l.id)))
+                .collect(),
+            None => return,
+        };
+        for (leg_id, was_bridged) in forks {
+            if let Some(leg) = self
+                .calls
+                .calls
+                .get(&key)
+                .and_then(|c| c.forks.iter().find(|l| l.id == leg_id))
+                .cloned()
+            {
+                self.emit_fork_gone(key, &leg, was_bridged);
+            }
+        }
+        // A Dial the call ends returns as Asterisk's does: ANSWER once
+        // bridged, else CANCEL.
+        if let Some(call) = self.calls.calls.get(&key).filter(|c| c.dial_open) {
+            let status = if call.bridged.is_some() || call.answered_channel.is_some() {
+                DialStatus::Answer
+            } else {
+                DialStatus::Cancel
+            };
+            self.emit_app_finished(key, "Dial", status.as_str());
+        }
         let Some(mut call) = self.calls.calls.remove(&key) else {
             return;
         };
+        self.emit_caller_gone(&call);
         for leg in &call.forks {
             self.calls.free_ports.give(leg.media_port);
             self.calls.by_call_id.remove(&leg.call_id);
@@ -2838,6 +2917,8 @@ impl Switch {
         source: DigitSource,
     ) {
         self.stats.dtmf_digits += 1;
+        let duration_ms = duration.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.emit_dtmf(key, leg, digit, duration_ms, source);
         info!(
             call = key,
             leg = leg.0,
@@ -2915,6 +2996,10 @@ impl Switch {
             return false;
         };
         info!(call = r.call, side = "callee", "hangup");
+        self.emit_bridge(r.call, r.leg, false);
+        let Some(call) = self.calls.calls.get_mut(&r.call) else {
+            return false;
+        };
         let mut leg = call.forks.remove(idx);
         leg.state = LegState::Ended;
         call.bridged = None;
@@ -2925,6 +3010,7 @@ impl Switch {
             exec.handle_dial_result(DialStatus::Answer);
         }
         self.release_leg(r.call, leg);
+        self.emit_app_finished(r.call, "Dial", DialStatus::Answer.as_str());
         self.run_dialplan(now, now_ms, r.call);
         true
     }
@@ -3061,6 +3147,7 @@ impl Switch {
 
     /// Media plane events (RTP timeout, failures).
     pub fn handle_media_event(&mut self, now: Instant, now_ms: u64, ev: MediaEvent) {
+        self.now_ms = now_ms;
         match ev {
             MediaEvent::RtpTimeout { session, leg } => {
                 if let Some(&key) = self.calls.by_session.get(&session) {
@@ -3201,6 +3288,7 @@ impl Switch {
             if let Some(exec) = call.exec.as_mut() {
                 exec.handle_wait_done();
             }
+            self.emit_app_finished(key, "Wait", "OK");
             self.run_dialplan(now, now_ms, key);
         }
     }

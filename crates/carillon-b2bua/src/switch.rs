@@ -61,6 +61,8 @@ pub enum Output {
     Media(carillon_mediactl::MediaCommand),
     /// A finished call's record.
     Cdr(carillon_cdr::CallRecord),
+    /// Something observable happened (see [`carillon_events`]).
+    Event(carillon_events::EventRecord),
 }
 
 /// Counters for logs, metrics and tests.
@@ -100,6 +102,9 @@ pub struct Switch {
     pub(crate) trunks: Option<carillon_trunk::Trunks>,
     /// The latest `now` seen (for bookkeeping that needs a time).
     pub(crate) last_now: Option<Instant>,
+    /// Wall clock (Unix ms) of the latest input: the time of the
+    /// switch events it causes.
+    pub(crate) now_ms: u64,
     /// Trunk destinations already reported as unresolvable (one warning
     /// each, not one per qualify ping; cleared when hosts are resolved
     /// again on reload).
@@ -144,6 +149,7 @@ impl Switch {
             calls: crate::calls::Calls::new(config.calls),
             trunks: None,
             last_now: None,
+            now_ms: 0,
             unresolved: std::collections::HashSet::new(),
         })
     }
@@ -222,6 +228,7 @@ impl Switch {
     pub fn handle_timeout(&mut self, now: Instant, now_unix_ms: u64) {
         let now_unix = now_unix_ms / 1000;
         self.last_now = Some(now);
+        self.now_ms = now_unix_ms;
         self.start_trunks(now);
         if let Some(t) = self.trunks.as_mut() {
             t.handle_timeout(now);
@@ -394,6 +401,7 @@ impl Switch {
     /// One datagram or stream frame from `peer`.
     pub fn handle_input(&mut self, now: Instant, now_unix_ms: u64, peer: Peer, bytes: Bytes) {
         self.last_now = Some(now);
+        self.now_ms = now_unix_ms;
         if self.next_housekeeping.is_none() {
             self.next_housekeeping = Some(now + HOUSEKEEPING);
         }

@@ -246,6 +246,14 @@ fn cancel_before_answer_gives_487_cancels_the_fork_and_a_cancel_cdr() {
     );
     assert_eq!(r.cdrs.len(), 1);
     assert_eq!(r.cdrs[0].disposition, Disposition::Cancel);
+    // The caller gave up: the Dial finishes CANCEL; nothing was bridged.
+    assert!(r.events.iter().any(|e| matches!(&e.event,
+        carillon_events::SwitchEvent::AppFinished { app, result, .. } if app == "Dial" && result == "CANCEL")));
+    assert!(!event_names(&r).contains(&"bridged"));
+    assert_eq!(
+        event_names(&r).iter().filter(|n| **n == "hangup").count(),
+        2
+    );
     r.tick(60.0);
     r.tick(120.0);
     assert_eq!(r.sw.call_counts(), (0, 0, 0));
@@ -1590,4 +1598,272 @@ fn a_registered_path_is_the_route_set_of_the_invite_its_cancel_and_its_ack() {
         .find(|(_, m)| m.method() == Some(&Method::Cancel))
         .expect("CANCEL to 101");
     assert_eq!(cancel.1.header(HeaderName::Route).as_deref(), Some(path));
+}
+
+/// The names of the switch events of `r`, in order.
+fn event_names(r: &Rig) -> Vec<&'static str> {
+    r.events.iter().map(|e| e.event.name()).collect()
+}
+
+#[test]
+fn a_basic_call_emits_created_ringing_up_bridged_unbridged_and_hangups_in_order() {
+    use carillon_events::{ChannelState, Direction, SwitchEvent};
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.take();
+    r.send(1.1, udp(5070), response_from_b(&b_inv, 180, false));
+    r.send(2.0, udp(5070), response_from_b(&b_inv, 200, true));
+    let out = r.take();
+    let ok = out
+        .iter()
+        .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
+        .expect("200 to A");
+    let tag = ok.1.tag(HeaderName::To).unwrap();
+    r.send(
+        2.1,
+        udp(5080),
+        in_dialog_from_a("ACK", 2, "z9hG4bKack2").replace("TAG", &tag),
+    );
+    r.send(
+        12.0,
+        udp(5080),
+        in_dialog_from_a("BYE", 3, "z9hG4bKbye").replace("TAG", &tag),
+    );
+    assert_eq!(
+        event_names(&r),
+        [
+            "channel_created",
+            "app_started",
+            "channel_created",
+            "channel_state",
+            "channel_state",
+            "channel_state",
+            "bridged",
+            "unbridged",
+            "hangup",
+            "app_finished",
+            "hangup",
+        ]
+    );
+    let cdr = &r.cdrs[0];
+    let ev: Vec<&SwitchEvent> = r.events.iter().map(|e| &e.event).collect();
+    let SwitchEvent::ChannelCreated {
+        channel: a_chan,
+        uniqueid: a_uid,
+        linkedid,
+        direction: Direction::Inbound,
+        caller,
+        exten,
+        context,
+    } = ev[0]
+    else {
+        panic!("inbound channel first: {:?}", ev[0]);
+    };
+    assert_eq!(
+        (a_chan, a_uid, linkedid),
+        (&cdr.channel, &cdr.uniqueid, &cdr.linkedid)
+    );
+    assert_eq!(
+        (caller.as_str(), exten.as_str(), context.as_str()),
+        ("100", "101", "internal")
+    );
+    assert!(
+        matches!(ev[1], SwitchEvent::AppStarted { app, channel, .. } if app == "Dial" && channel == a_chan)
+    );
+    let SwitchEvent::ChannelCreated {
+        channel: b_chan,
+        linkedid: b_linked,
+        direction: Direction::Outbound,
+        ..
+    } = ev[2]
+    else {
+        panic!("outbound channel: {:?}", ev[2]);
+    };
+    assert_eq!((b_chan, b_linked), (&cdr.dstchannel, linkedid));
+    assert!(
+        matches!(ev[3], SwitchEvent::ChannelState { channel, state: ChannelState::Ringing, .. } if channel == b_chan)
+    );
+    assert!(
+        matches!(ev[4], SwitchEvent::ChannelState { channel, state: ChannelState::Up, .. } if channel == b_chan)
+    );
+    assert!(
+        matches!(ev[5], SwitchEvent::ChannelState { channel, state: ChannelState::Up, .. } if channel == a_chan)
+    );
+    let both = [a_chan.clone(), b_chan.clone()];
+    assert_eq!(
+        ev[6],
+        &SwitchEvent::Bridged {
+            linkedid: linkedid.clone(),
+            channels: both.clone()
+        }
+    );
+    assert_eq!(
+        ev[7],
+        &SwitchEvent::Unbridged {
+            linkedid: linkedid.clone(),
+            channels: both
+        }
+    );
+    // A hung up: the callee's leg goes first, then the caller's; both
+    // normal clearing.
+    assert!(
+        matches!(ev[8], SwitchEvent::Hangup { channel, cause: 16, cause_text, .. } if channel == b_chan && cause_text == "Normal Clearing")
+    );
+    // The Dial returns (bridged: ANSWER) before the caller's leg goes.
+    assert!(
+        matches!(ev[9], SwitchEvent::AppFinished { app, result, .. } if app == "Dial" && result == "ANSWER")
+    );
+    assert!(
+        matches!(ev[10], SwitchEvent::Hangup { channel, uniqueid, cause: 16, .. } if channel == a_chan && uniqueid == a_uid)
+    );
+    // Stamped with the switch's wall clock: the INVITE at 1 s, the
+    // ringing at 1.1 s, the BYE at 12 s.
+    assert_eq!(r.events[0].time_ms, common::T0_MS + 1000);
+    assert_eq!(r.events[3].time_ms, common::T0_MS + 1100);
+    assert_eq!(r.events[10].time_ms, common::T0_MS + 12_000);
+}
+
+#[test]
+fn a_busy_callee_hangs_up_with_cause_17_and_the_dial_finishes_busy() {
+    use carillon_events::SwitchEvent;
+    let mut r = Rig::new();
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.send(1.5, udp(5070), response_from_b(&b_inv, 486, false));
+    let ev: Vec<&SwitchEvent> = r.events.iter().map(|e| &e.event).collect();
+    assert_eq!(
+        event_names(&r),
+        [
+            "channel_created",
+            "app_started",
+            "channel_created",
+            "hangup",
+            "app_finished",
+            "app_started",
+            "hangup",
+        ]
+    );
+    assert!(
+        matches!(ev[3], SwitchEvent::Hangup { cause: 17, .. }),
+        "{:?}",
+        ev[3]
+    );
+    assert!(
+        matches!(ev[4], SwitchEvent::AppFinished { app, result, .. } if app == "Dial" && result == "BUSY")
+    );
+    assert!(matches!(ev[5], SwitchEvent::AppStarted { app, .. } if app == "Hangup"));
+    assert!(
+        matches!(ev[6], SwitchEvent::Hangup { cause: 17, .. }),
+        "{:?}",
+        ev[6]
+    );
+}
+
+#[test]
+fn dtmf_digits_by_info_and_rtp_are_one_event_kind_with_their_source() {
+    use carillon_events::{DtmfSource, SwitchEvent};
+    let mut r = Rig::new();
+    let tag = answered_call(&mut r);
+    r.send(
+        2.0,
+        udp(5080),
+        a_info(
+            10,
+            &tag,
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=160\r\n",
+        ),
+    );
+    let (session, leg) = r
+        .media
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::OpenLeg { session, leg, .. } => Some((*session, *leg)),
+            _ => None,
+        })
+        .expect("a media session");
+    let (now, ms) = r.at(2.2);
+    r.sw.handle_media_event(
+        now,
+        ms,
+        carillon_mediactl::MediaEvent::Dtmf {
+            session,
+            leg,
+            digit: '7',
+            duration: Duration::from_millis(100),
+        },
+    );
+    r.drain();
+    let digits: Vec<(char, u64, DtmfSource, u64)> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SwitchEvent::Dtmf {
+                digit,
+                duration_ms,
+                source,
+                ..
+            } => Some((*digit, *duration_ms, *source, e.time_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        digits,
+        [
+            ('5', 160, DtmfSource::SipInfo, common::T0_MS + 2000),
+            ('7', 100, DtmfSource::Rfc4733, common::T0_MS + 2200)
+        ]
+    );
+}
+
+#[test]
+fn dialplan_applications_are_started_and_finished_events_of_the_callers_channel() {
+    use carillon_events::SwitchEvent;
+    let plan = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "101"
+steps = [ { app = "Answer" }, { app = "Wait", seconds = 3 }, { app = "Hangup" } ]
+"#;
+    let mut r = Rig::with(vec![user("100"), user("101")], plan);
+    r.invite_from_100(1.0);
+    r.tick(2.0);
+    r.tick(4.5);
+    let apps: Vec<(String, String, u64)> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SwitchEvent::AppStarted { app, step, .. } => {
+                Some((format!("start {app}"), step.to_string(), e.time_ms))
+            }
+            SwitchEvent::AppFinished { app, result, .. } => {
+                Some((format!("end {app}"), result.clone(), e.time_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    let t = |s: f64| common::T0_MS + (s * 1000.0) as u64;
+    assert_eq!(
+        apps,
+        [
+            ("start Answer".into(), "1".into(), t(1.0)),
+            ("end Answer".into(), "OK".into(), t(1.0)),
+            ("start Wait".into(), "2".into(), t(1.0)),
+            ("end Wait".into(), "OK".into(), t(4.5)),
+            ("start Hangup".into(), "3".into(), t(4.5)),
+        ]
+    );
+    let channel = &r.cdrs[0].channel;
+    assert!(r.events.iter().all(|e| match &e.event {
+        SwitchEvent::AppStarted { channel: c, .. }
+        | SwitchEvent::AppFinished { channel: c, .. } => c == channel,
+        _ => true,
+    }));
+    assert!(matches!(
+        r.events.last().map(|e| &e.event),
+        Some(SwitchEvent::Hangup { cause: 16, .. })
+    ));
 }

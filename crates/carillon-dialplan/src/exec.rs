@@ -285,6 +285,9 @@ pub struct Execution {
     state: State,
     steps_run: u32,
     commands: VecDeque<Command>,
+    /// The step (1-based count of steps run) that queued each command of
+    /// `commands`, in the same order.
+    command_steps: VecDeque<u32>,
     events: VecDeque<Event>,
 }
 
@@ -320,6 +323,7 @@ impl Execution {
             state: State::Running,
             steps_run: 0,
             commands: VecDeque::new(),
+            command_steps: VecDeque::new(),
             events: VecDeque::new(),
         };
         execution.run();
@@ -328,7 +332,25 @@ impl Execution {
 
     /// The next command for the host.
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        self.poll_command_step().map(|(c, _)| c)
+    }
+
+    /// The next command and the step that gave it (the count of steps run
+    /// then, 1 for the first; for switch events).
+    pub fn poll_command_step(&mut self) -> Option<(Command, u32)> {
+        self.note_command_steps();
+        let command = self.commands.pop_front()?;
+        Some((
+            command,
+            self.command_steps.pop_front().unwrap_or(self.steps_run),
+        ))
+    }
+
+    /// Commands queued since the last call belong to the current step.
+    fn note_command_steps(&mut self) {
+        while self.command_steps.len() < self.commands.len() {
+            self.command_steps.push_back(self.steps_run);
+        }
     }
 
     /// The next event.
@@ -471,8 +493,10 @@ impl Execution {
                 self.hang_up(cause);
                 return;
             };
+            self.note_command_steps();
             self.steps_run += 1;
             self.execute(&data, &step.app);
+            self.note_command_steps();
         }
     }
 

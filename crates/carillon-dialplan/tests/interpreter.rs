@@ -578,3 +578,39 @@ steps = [ { app = "Goto", target = "${EXTEN:1},1" } ]
         }]
     );
 }
+
+#[test]
+fn each_command_comes_with_the_step_that_gave_it_though_the_interpreter_runs_ahead() {
+    let p = plan(
+        r#"
+[context.internal]
+[[context.internal.extension]]
+match = "200"
+steps = [
+  { app = "Set", var = "X", value = "1" },
+  { app = "Answer" },
+  { app = "Set", var = "Y", value = "2" },
+  { app = "Wait", seconds = 1 },
+  { app = "Hangup" },
+]
+"#,
+    );
+    let mut exec = start(&p, "internal", "200");
+    // Start ran up to the Wait: Answer (step 2) and Wait (step 4) queued.
+    assert_eq!(exec.poll_command_step(), Some((Command::Answer, 2)));
+    assert_eq!(
+        exec.poll_command_step(),
+        Some((Command::Wait(Duration::from_secs(1)), 4))
+    );
+    assert_eq!(exec.poll_command_step(), None);
+    exec.handle_wait_done();
+    assert_eq!(
+        exec.poll_command_step(),
+        Some((
+            Command::Hangup {
+                cause: HangupCause::NORMAL_CLEARING
+            },
+            5
+        ))
+    );
+}

@@ -115,6 +115,8 @@ pub struct Sinks {
     pub media_workers: usize,
     /// Finished calls' records.
     pub cdr: Box<dyn FnMut(CallRecord) + Send>,
+    /// Switch events (must not block).
+    pub event: Box<dyn FnMut(carillon_events::EventRecord) + Send>,
 }
 
 /// The signalling task.
@@ -321,6 +323,7 @@ fn drain_with(switch: &mut Switch, out: &mut Outputs, mut transmit: impl FnMut(P
             Output::Binding(c) => (out.sinks.binding)(c),
             Output::Media(c) => out.media(c),
             Output::Cdr(r) => (out.sinks.cdr)(r),
+            Output::Event(e) => (out.sinks.event)(e),
         }
     }
 }

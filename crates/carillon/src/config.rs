@@ -83,6 +83,16 @@ struct MainFile {
     security: Security,
     #[serde(default)]
     rtp: Rtp,
+    #[serde(default)]
+    events: Events,
+}
+
+/// `[events]`: where switch events go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Events {
+    /// JSON-lines file the events are appended to (absent: none).
+    file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +296,9 @@ pub struct Config {
     pub users: Vec<User>,
     pub dialplan: Option<carillon_dialplan::Dialplan>,
     pub trunks: Option<carillon_trunk::TrunkSet>,
+    /// `[events] file`: JSON lines of switch events (relative to the
+    /// working directory).
+    pub events_file: Option<PathBuf>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -418,6 +431,7 @@ struct MainValues {
     algorithms: Vec<Algorithm>,
     rtp_bind: IpAddr,
     advertise_ip: Option<IpAddr>,
+    events_file: Option<PathBuf>,
 }
 
 /// Checks `carillon.toml` on its own.
@@ -569,6 +583,18 @@ fn check_main(
                     None
                 }
             });
+    let events_file = main.events.file.as_ref().and_then(|f| {
+        if f.get_ref().trim().is_empty() {
+            c.at(
+                f.span(),
+                "events.file",
+                "an empty path (leave the key out for no event file)",
+            );
+            None
+        } else {
+            Some(PathBuf::from(f.get_ref()))
+        }
+    });
     MainValues {
         listen,
         rng_seed,
@@ -576,6 +602,7 @@ fn check_main(
         algorithms,
         rtp_bind,
         advertise_ip,
+        events_file,
     }
 }
 
@@ -769,6 +796,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         algorithms,
         rtp_bind,
         advertise_ip,
+        events_file,
     } = values;
 
     if !problems.is_empty() {
@@ -809,6 +837,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         users: user_list,
         dialplan,
         trunks,
+        events_file,
     })
 }
 
@@ -850,6 +879,38 @@ mod tests {
             "changeme100"
         );
         assert!(c.database_url.starts_with("sqlite://var/"));
+    }
+
+    #[test]
+    fn events_file_is_optional_read_as_given_and_checked() {
+        let users = "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n",
+            users,
+        );
+        assert_eq!(load(dir.path()).unwrap().events_file, None);
+        write(dir.path(), "[events]\nfile = \"var/events.jsonl\"\n[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n", users);
+        assert_eq!(
+            load(dir.path()).unwrap().events_file,
+            Some(PathBuf::from("var/events.jsonl"))
+        );
+        write(dir.path(), "[events]\nfile = \"\"\n[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n", users);
+        let problems = load(dir.path()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.line == 2 && p.key == "events.file"),
+            "{problems:?}"
+        );
+        write(
+            dir.path(),
+            "[events]\nfile = \"e\"\nformat = \"xml\"\n[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n",
+            users,
+        );
+        let problems = load(dir.path()).unwrap_err();
+        assert!(problems.iter().any(|p| p.line == 3), "{problems:?}");
     }
 
     #[test]

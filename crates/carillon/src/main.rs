@@ -9,6 +9,7 @@
 
 mod config;
 mod crosscheck;
+mod events;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -421,6 +422,14 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
     };
     let sink = writer.clone();
     let cdr_sink = cdrs.clone();
+    let (event_sink, event_writer) = match &cfg.events_file {
+        Some(path) => {
+            let (sink, writer) = events::EventWriter::start(path)?;
+            info!(file = %path.display(), "switch events written");
+            (Some(sink), Some(writer))
+        }
+        None => (None, None),
+    };
     let (media, media_events) = carillon_rtpnet::MediaRuntime::start(media_cfg)?;
     let media_workers = media.workers();
     let sinks = Sinks {
@@ -438,6 +447,11 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             }
         }),
         cdr: Box::new(move |r| cdr_sink.submit(r)),
+        event: Box::new(move |e| {
+            if let Some(sink) = &event_sink {
+                sink.submit(e);
+            }
+        }),
         media_workers,
     };
     let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;
@@ -496,6 +510,14 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         .is_err()
     {
         warn!("database unreachable at stop: unsaved registration changes dropped");
+    }
+    if let Some(writer) = event_writer {
+        // The driver (and with it the sink) is gone: the thread ends once
+        // it has written what was queued.
+        match tokio::task::spawn_blocking(move || writer.finish()).await {
+            Ok(0) | Err(_) => {}
+            Ok(dropped) => warn!(dropped, "switch events dropped (event file writer behind)"),
+        }
     }
     let report = cdrs.flush().await;
     info!(

@@ -6,8 +6,8 @@
 //! NOTIFY get 405 and REFER 501, each with that `Allow`; a `Require` of
 //! `replaces` or `outbound` gets 420 naming it. Inside a call placed by
 //! SIPp through the binary: INFO with a DTMF digit (dtmf-relay and
-//! application/dtmf) is answered 200 and logged as a `DTMF digit` of the
-//! caller's leg, as an RFC 4733 digit in the caller's RTP is, another
+//! application/dtmf) is answered 200 and is a `dtmf` switch event of the
+//! caller's channel, as an RFC 4733 digit in the caller's RTP is, another
 //! INFO body gets 415 with `Accept`, a malformed one
 //! 400, REFER 501, MESSAGE 405, OPTIONS 200 with the same `Allow` and
 //! `Supported`. A user with `nat = false` registered from
@@ -20,6 +20,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use callsupport::*;
+use carillon_events::{Direction, DtmfSource, SwitchEvent};
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK";
 const SUPPORTED: &str = "100rel, timer, path";
@@ -58,6 +59,21 @@ fn ask(sw: SocketAddr, method: &str, extra: &str) -> String {
         }
     }
     panic!("no final response to {method} within 3 s");
+}
+
+/// The channel of the (only) call's caller, from its `channel_created`.
+fn caller_channel(sw: &Switch) -> String {
+    sw.events()
+        .into_iter()
+        .find_map(|e| match e.event {
+            SwitchEvent::ChannelCreated {
+                channel,
+                direction: Direction::Inbound,
+                ..
+            } => Some(channel),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no inbound channel_created: {:?}", sw.events()))
 }
 
 fn status(resp: &str) -> Option<u16> {
@@ -148,22 +164,31 @@ fn in_a_call_dtmf_info_is_a_digit_and_refer_message_and_other_info_are_refused()
     assert_eq!(header(&options[0], "Supported"), Some(SUPPORTED));
 
     // Exactly the two INFO digits, from the caller's leg, in order.
-    let digits: Vec<LogLine> = sw
-        .wait_lines("DTMF digit call=", 2, Duration::from_secs(5))
-        .into_iter()
-        .filter(|l| l.get("source").is_some())
-        .collect();
-    let got: Vec<(&str, &str)> = digits
+    let digits = sw.wait_dtmf(2, Duration::from_secs(5));
+    let caller = caller_channel(&sw);
+    let got: Vec<(char, DtmfSource, u64, &str)> = digits
         .iter()
-        .map(|l| (l.get("digit").unwrap_or(""), l.get("source").unwrap_or("")))
+        .filter_map(|e| match &e.event {
+            SwitchEvent::Dtmf {
+                digit,
+                source,
+                duration_ms,
+                channel,
+                ..
+            } => Some((*digit, *source, *duration_ms, channel.as_str())),
+            _ => None,
+        })
         .collect();
     assert_eq!(
         got,
-        [("5", "sip_info"), ("#", "sip_info")],
-        "log:\n{}",
+        [
+            ('5', DtmfSource::SipInfo, 160, caller.as_str()),
+            ('#', DtmfSource::SipInfo, 0, caller.as_str())
+        ],
+        "events: {:?}\nlog:\n{}",
+        sw.events(),
         sw.log()
     );
-    assert_eq!(digits[0].num("duration_ms"), Some(160));
     let ended = sw.wait_lines("call ended", 1, Duration::from_secs(10));
     assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
     assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
@@ -245,11 +270,7 @@ fn an_rfc_4733_digit_from_the_caller_is_the_same_digit_event_as_an_info_one() {
     for _ in 0..3 {
         send(ts, false, Some((7, 640, true)));
     }
-    let digits: Vec<LogLine> = sw
-        .wait_lines("DTMF digit call=", 1, Duration::from_secs(5))
-        .into_iter()
-        .filter(|l| l.get("source").is_some())
-        .collect();
+    let digits = sw.wait_dtmf(1, Duration::from_secs(5));
     let run = uac.wait();
     let uas_run = uas.wait();
     assert!(
@@ -259,16 +280,19 @@ fn an_rfc_4733_digit_from_the_caller_is_the_same_digit_event_as_an_info_one() {
         uas_run.status,
         describe(&env, &sw, &["uac-echo", "uas"])
     );
-    assert_eq!(digits.len(), 1, "one digit; log:\n{}", sw.log());
-    assert_eq!(digits[0].get("digit"), Some("7"), "{}", digits[0].raw);
-    assert_eq!(
-        digits[0].get("source"),
-        Some("rfc4733"),
-        "{}",
-        digits[0].raw
+    // The same event as an INFO digit: one digit 7 of the caller's leg,
+    // 640 samples = 80 ms.
+    assert_eq!(digits.len(), 1, "one digit; events: {:?}", sw.events());
+    let caller = caller_channel(&sw);
+    assert!(
+        matches!(
+            &digits[0].event,
+            SwitchEvent::Dtmf { digit: '7', source: DtmfSource::Rfc4733, duration_ms: 80, channel, .. }
+                if *channel == caller
+        ),
+        "{:?}",
+        digits[0]
     );
-    assert_eq!(digits[0].get("call"), Some("1"), "{}", digits[0].raw);
-    assert_eq!(digits[0].num("duration_ms"), Some(80), "{}", digits[0].raw);
 }
 
 /// The example dialplan dials 8013 and 8014, so they stay (check-config

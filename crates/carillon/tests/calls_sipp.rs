@@ -11,8 +11,10 @@
 //! (183 with SDP, media relayed before the answer), 100rel/PRACK on both
 //! legs, a session timer refreshed by the switch, one its refresher (the
 //! caller) lets lapse (the switch hangs up a third of the interval early),
-//! and a per-user `max_calls` limit (486). After each, the switch must have logged
-//! `call ended` exactly once per call.
+//! and a per-user `max_calls` limit (486), and the switch events of a basic
+//! call (`[events] file`: channels created, ringing, up, bridged,
+//! unbridged, hangups with cause 16, one linkedid). After each, the switch
+//! must have logged `call ended` exactly once per call.
 
 mod callsupport;
 
@@ -765,4 +767,115 @@ fn a_caller_at_its_max_calls_is_refused_486_while_its_first_call_goes_on() {
     dispositions.sort_unstable();
     assert_eq!(dispositions, vec!["ANSWERED", "BUSY"], "{}", sw.log());
     assert_ended_once(&mut sw, 2);
+}
+
+#[test]
+fn a_basic_call_is_told_by_switch_events_in_order_with_one_linkedid() {
+    use carillon_events::{Direction, SwitchEvent};
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
+    write_tone_pcap(&env.path().join("tone.pcap"), 1, 440.0);
+    let mut uas = start_uas(&env, "uas", None, uas_sip, uas_media, 1);
+    let run = run_uac(&env, &sw, "uac-pcap", "uac_auth_pcap.xml", &[], 1, 1);
+    let uas_run = uas.wait();
+    assert!(
+        run.ok() && uas_run.ok(),
+        "call: {:?} {:?}\n{}",
+        run.status,
+        uas_run.status,
+        describe(&env, &sw, &["uac-pcap", "uas"])
+    );
+    // The caller hung up: both legs' hangups end the event stream.
+    let hangups = sw.wait_events(2, Duration::from_secs(10), |e| {
+        matches!(e, SwitchEvent::Hangup { .. })
+    });
+    assert_eq!(hangups.len(), 2, "events: {:#?}", sw.events());
+    let events = sw.events();
+    // The call's events without the dialplan applications (checked
+    // apart), as (name, channel) pairs.
+    let mut a_chan = String::new();
+    let mut b_chan = String::new();
+    let mut linked = Vec::new();
+    let mut seen = Vec::new();
+    for e in &events {
+        match &e.event {
+            SwitchEvent::ChannelCreated {
+                channel,
+                linkedid,
+                direction,
+                caller,
+                exten,
+                context,
+                ..
+            } => {
+                match direction {
+                    Direction::Inbound => a_chan = channel.clone(),
+                    Direction::Outbound => b_chan = channel.clone(),
+                }
+                assert_eq!((caller.as_str(), exten.as_str()), ("100", "101"), "{e:?}");
+                assert_eq!(context, "internal", "{e:?}");
+                linked.push(linkedid.clone());
+                seen.push(format!("created:{direction:?}"));
+            }
+            SwitchEvent::ChannelState { channel, state, .. } => {
+                let who = if *channel == a_chan { "a" } else { "b" };
+                seen.push(format!("{who}:{state:?}"));
+            }
+            SwitchEvent::Bridged { linkedid, channels } => {
+                assert_eq!(channels, &[a_chan.clone(), b_chan.clone()]);
+                linked.push(linkedid.clone());
+                seen.push("bridged".into());
+            }
+            SwitchEvent::Unbridged { linkedid, channels } => {
+                assert_eq!(channels, &[a_chan.clone(), b_chan.clone()]);
+                linked.push(linkedid.clone());
+                seen.push("unbridged".into());
+            }
+            SwitchEvent::Hangup {
+                channel,
+                cause,
+                cause_text,
+                ..
+            } => {
+                assert_eq!(*cause, 16, "normal clearing: {e:?}");
+                assert_eq!(cause_text, "Normal Clearing");
+                let who = if *channel == a_chan { "a" } else { "b" };
+                seen.push(format!("hangup:{who}"));
+            }
+            SwitchEvent::AppStarted { .. }
+            | SwitchEvent::AppFinished { .. }
+            | SwitchEvent::Dtmf { .. } => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "created:Inbound",
+            "created:Outbound",
+            "b:Ringing",
+            "b:Up",
+            "a:Up",
+            "bridged",
+            "unbridged",
+            "hangup:b",
+            "hangup:a",
+        ],
+        "events: {events:#?}"
+    );
+    assert!(linked.iter().all(|l| *l == linked[0]), "{linked:?}");
+    // The same names as the call's CDR.
+    let ended = calls_ended(&sw, 1);
+    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    assert!(a_chan.starts_with("SIP/100-"), "{a_chan}");
+    assert!(b_chan.starts_with("SIP/101-"), "{b_chan}");
+    // Stamped with the wall clock, in order.
+    assert!(
+        events.windows(2).all(|w| w[0].time_ms <= w[1].time_ms),
+        "{events:#?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.event, SwitchEvent::AppStarted { app, channel, .. } if app == "Dial" && *channel == a_chan)));
+    assert_ended_once(&mut sw, 1);
 }

@@ -57,7 +57,7 @@ fn drain(sw: &mut Switch) -> (Vec<Message>, Vec<BindingChange>) {
         match o {
             Output::Transmit(t) => msgs.push(Message::parse(t.bytes).unwrap()),
             Output::Binding(c) => changes.push(c),
-            Output::Media(_) | Output::Cdr(_) => {}
+            Output::Media(_) | Output::Cdr(_) | Output::Event(_) => {}
         }
     }
     (msgs, changes)

@@ -29,6 +29,8 @@ pub struct Rig {
     pub wire: Vec<(Peer, Message)>,
     pub media: Vec<MediaCommand>,
     pub cdrs: Vec<CallRecord>,
+    /// Switch events, in order.
+    pub events: Vec<carillon_events::EventRecord>,
 }
 
 /// A peer on 127.0.0.1:`port`, on the stream connection `conn` if any.
@@ -118,6 +120,7 @@ impl Rig {
             wire: Vec::new(),
             media: Vec::new(),
             cdrs: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -157,6 +160,7 @@ impl Rig {
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(c),
                 Output::Binding(_) => {}
+                Output::Event(e) => self.events.push(e),
             }
         }
     }

@@ -251,6 +251,15 @@ impl CallEnv {
                 ("port_max", rtp.1.to_string()),
             ],
         );
+        // Every test switch writes its events (read with `Switch::events`).
+        let main = set_keys(
+            &main,
+            "events",
+            &[(
+                "file",
+                format!("\"{}\"", var.join("events.jsonl").display()),
+            )],
+        );
         let mut security = vec![("exempt", "[\"127.0.0.1\"]".to_owned())];
         security.extend(opts.security.iter().cloned());
         let main = set_keys(&main, "security", &security);
@@ -284,6 +293,11 @@ impl CallEnv {
         self.dir.path().join("var/cdr-spool.jsonl")
     }
 
+    /// The switch's event file (`[events] file`).
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.path().join("var/events.jsonl")
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(LOCALHOST, self.port)
     }
@@ -298,6 +312,7 @@ impl CallEnv {
             child,
             port: self.port,
             log,
+            events: self.events_path(),
             stopped: None,
         };
         process::wait_ready(&mut sw.child, &sw.log, 2, READY_TIMEOUT);
@@ -314,6 +329,7 @@ impl CallEnv {
             child,
             port: self.port,
             log,
+            events: self.events_path(),
             stopped: None,
         }
     }
@@ -362,6 +378,8 @@ pub struct Switch {
     child: Child,
     pub port: u16,
     log: PathBuf,
+    /// Its `[events] file`.
+    events: PathBuf,
     stopped: Option<ExitStatus>,
 }
 
@@ -402,6 +420,50 @@ impl Switch {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The switch events written so far (complete lines; a line that does
+    /// not parse fails the test).
+    pub fn events(&self) -> Vec<carillon_events::EventRecord> {
+        let text = fs::read_to_string(&self.events).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+        complete
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                carillon_events::EventRecord::from_json(l)
+                    .unwrap_or_else(|e| panic!("event line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until at least `n` events match `pred`; the
+    /// matching ones (fewer on timeout).
+    pub fn wait_events(
+        &self,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&carillon_events::SwitchEvent) -> bool,
+    ) -> Vec<carillon_events::EventRecord> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<_> = self
+                .events()
+                .into_iter()
+                .filter(|e| pred(&e.event))
+                .collect();
+            if found.len() >= n || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The DTMF events so far, waiting (bounded) for at least `n`.
+    pub fn wait_dtmf(&self, n: usize, timeout: Duration) -> Vec<carillon_events::EventRecord> {
+        self.wait_events(n, timeout, |e| {
+            matches!(e, carillon_events::SwitchEvent::Dtmf { .. })
+        })
     }
 
     /// Whether the process is still alive.

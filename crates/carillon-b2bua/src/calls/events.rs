@@ -1,0 +1,224 @@
+//! Switch events of calls: the [`carillon_events::SwitchEvent`]s the call
+//! logic emits (as `Output::Event`, stamped with the wall clock of the
+//! latest input) when a channel is created, rings or answers, is bridged
+//! or unbridged, gets a DTMF digit, runs a dialplan application, or hangs
+//! up. Only building and queueing the records lives here; where they are
+//! emitted is in the call logic (`calls.rs`).
+
+use carillon_events::{ChannelState, Direction, DtmfSource, EventRecord, SwitchEvent};
+use carillon_mediactl::LegId;
+
+use super::{Call, DigitSource, Leg};
+use crate::switch::{Output, Switch};
+
+/// A leg's `uniqueid`: the call's for the caller's leg, the call's plus
+/// `.` and the leg number for an outbound one.
+pub(super) fn leg_uniqueid(call: &Call, leg: &Leg) -> String {
+    if leg.id == call.a.id {
+        call.uniqueid.clone()
+    } else {
+        format!("{}.{}", call.uniqueid, leg.id.0)
+    }
+}
+
+/// Leg `leg_id` of `call` (the caller's or a fork).
+fn leg_of(call: &Call, leg_id: LegId) -> Option<&Leg> {
+    if call.a.id == leg_id {
+        Some(&call.a)
+    } else {
+        call.forks.iter().find(|l| l.id == leg_id)
+    }
+}
+
+/// Q.850 cause of an outbound leg's final SIP status (RFC 3398 §7.2.4.1,
+/// as Asterisk maps them).
+pub(super) fn cause_of_status(status: u16) -> u16 {
+    match status {
+        400 | 405 | 406 | 415 | 420 | 421 | 423 | 505 | 513 => 127,
+        401 | 402 | 403 | 407 | 603 => 21,
+        404 | 604 => 1,
+        408 => 102,
+        410 => 22,
+        414 | 416 => 28,
+        480 => 18,
+        483 => 25,
+        484 => 28,
+        485 => 1,
+        486 | 600 => 17,
+        487 => 127,
+        488 | 606 => 65,
+        500 => 41,
+        501 => 79,
+        502 => 38,
+        503 => 34,
+        504 => 102,
+        _ => 31,
+    }
+}
+
+impl Switch {
+    /// Queues `event`, stamped with the latest wall-clock time.
+    pub(super) fn emit(&mut self, event: SwitchEvent) {
+        self.outputs.push_back(Output::Event(EventRecord {
+            time_ms: self.now_ms,
+            event,
+        }));
+    }
+
+    /// `channel_created` for leg `leg_id` (the caller's or an outbound
+    /// one) of call `key`.
+    pub(super) fn emit_channel_created(&mut self, key: u64, leg_id: LegId) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let Some(leg) = leg_of(call, leg_id) else {
+            return;
+        };
+        let event = SwitchEvent::ChannelCreated {
+            channel: leg.channel.clone(),
+            uniqueid: leg_uniqueid(call, leg),
+            linkedid: call.uniqueid.clone(),
+            direction: if leg.id == call.a.id {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            },
+            caller: call.caller_num.clone(),
+            exten: call.exten.clone(),
+            context: call.context.clone(),
+        };
+        self.emit(event);
+    }
+
+    /// `channel_state` for leg `leg_id` (the caller's or a fork) of call
+    /// `key`.
+    pub(super) fn emit_state(&mut self, key: u64, leg_id: LegId, state: ChannelState) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let Some(leg) = leg_of(call, leg_id) else {
+            return;
+        };
+        let event = SwitchEvent::ChannelState {
+            channel: leg.channel.clone(),
+            uniqueid: leg_uniqueid(call, leg),
+            state,
+        };
+        self.emit(event);
+    }
+
+    /// `bridged` (or `unbridged`) of the caller and fork `leg_id`.
+    pub(super) fn emit_bridge(&mut self, key: u64, leg_id: LegId, bridged: bool) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let Some(leg) = call.forks.iter().find(|l| l.id == leg_id) else {
+            return;
+        };
+        let linkedid = call.uniqueid.clone();
+        let channels = [call.a.channel.clone(), leg.channel.clone()];
+        self.emit(if bridged {
+            SwitchEvent::Bridged { linkedid, channels }
+        } else {
+            SwitchEvent::Unbridged { linkedid, channels }
+        });
+    }
+
+    /// The events of an outbound leg that leaves call `key`: `unbridged`
+    /// when it was the bridged one (`was_bridged`), then its `hangup`
+    /// (cause from its final status, else the call's cause).
+    pub(super) fn emit_fork_gone(&mut self, key: u64, leg: &Leg, was_bridged: bool) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let mut events = Vec::with_capacity(2);
+        if was_bridged {
+            events.push(SwitchEvent::Unbridged {
+                linkedid: call.uniqueid.clone(),
+                channels: [call.a.channel.clone(), leg.channel.clone()],
+            });
+        }
+        let cause = match leg.final_status {
+            Some(s) if s >= 300 => cause_of_status(s),
+            _ => call.hangup_cause,
+        };
+        events.push(SwitchEvent::Hangup {
+            channel: leg.channel.clone(),
+            uniqueid: leg_uniqueid(call, leg),
+            cause,
+            cause_text: carillon_events::cause_text(cause).to_owned(),
+        });
+        for e in events {
+            self.emit(e);
+        }
+    }
+
+    /// `hangup` of the caller's leg (the call's cause).
+    pub(super) fn emit_caller_gone(&mut self, call: &Call) {
+        let cause = call.hangup_cause;
+        self.emit(SwitchEvent::Hangup {
+            channel: call.a.channel.clone(),
+            uniqueid: call.uniqueid.clone(),
+            cause,
+            cause_text: carillon_events::cause_text(cause).to_owned(),
+        });
+    }
+
+    /// `dtmf` of a digit on leg `leg_id` of call `key`.
+    pub(super) fn emit_dtmf(
+        &mut self,
+        key: u64,
+        leg_id: LegId,
+        digit: char,
+        duration_ms: u64,
+        source: DigitSource,
+    ) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let Some(leg) = leg_of(call, leg_id) else {
+            return;
+        };
+        let event = SwitchEvent::Dtmf {
+            channel: leg.channel.clone(),
+            uniqueid: leg_uniqueid(call, leg),
+            digit,
+            duration_ms,
+            source: match source {
+                DigitSource::Rfc4733 => DtmfSource::Rfc4733,
+                DigitSource::SipInfo => DtmfSource::SipInfo,
+            },
+        };
+        self.emit(event);
+    }
+
+    /// `app_started` of the caller's channel; `step` is the dialplan step
+    /// that gave the application.
+    pub(super) fn emit_app_started(&mut self, key: u64, app: &str, step: u32) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let channel = call.a.channel.clone();
+        self.emit(SwitchEvent::AppStarted {
+            channel,
+            app: app.to_owned(),
+            step,
+        });
+    }
+
+    /// `app_finished` of the caller's channel.
+    pub(super) fn emit_app_finished(&mut self, key: u64, app: &str, result: &str) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if app == "Dial" {
+            call.dial_open = false;
+        }
+        let channel = call.a.channel.clone();
+        self.emit(SwitchEvent::AppFinished {
+            channel,
+            app: app.to_owned(),
+            result: result.to_owned(),
+        });
+    }
+}
