@@ -141,6 +141,8 @@ fn main() {
         timers: Default::default(),
         calls: CallConfig {
             dialplan: Some(dialplan),
+            // As the binary runs without an `[events] file`.
+            events: false,
             ..CallConfig::default()
         },
     }) {

@@ -99,6 +99,10 @@ pub struct CallConfig {
     /// Host names resolved when the configuration was loaded (trunk
     /// contacts): the switch itself never does DNS.
     pub hosts: HashMap<String, IpAddr>,
+    /// Whether switch events are built at all (`Output::Event`); the
+    /// binary turns them off when no `[events] file` is configured, so a
+    /// switch without a consumer spends nothing on them.
+    pub events: bool,
 }
 
 impl Default for CallConfig {
@@ -113,6 +117,7 @@ impl Default for CallConfig {
             timers: TimerConfig::default(),
             trunks: None,
             hosts: HashMap::new(),
+            events: true,
         }
     }
 }

@@ -1606,6 +1606,35 @@ fn event_names(r: &Rig) -> Vec<&'static str> {
 }
 
 #[test]
+fn with_events_off_a_whole_call_builds_no_event() {
+    let calls = CallConfig {
+        dialplan: Some(carillon_dialplan::Dialplan::load("plan.toml", PLAN).unwrap()),
+        events: false,
+        ..CallConfig::default()
+    };
+    let mut r =
+        Rig::on(Switch::new(switch_config(vec![user("100"), user("101")], 3, calls)).unwrap());
+    r.register_101();
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.take();
+    r.send(1.1, udp(5070), response_from_b(&b_inv, 180, false));
+    r.send(2.0, udp(5070), response_from_b(&b_inv, 200, true));
+    let out = r.take();
+    let ok = out
+        .iter()
+        .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
+        .expect("200 to A: the call is answered");
+    let tag = ok.1.tag(HeaderName::To).unwrap();
+    r.send(
+        12.0,
+        udp(5080),
+        in_dialog_from_a("BYE", 3, "z9hG4bKbye").replace("TAG", &tag),
+    );
+    assert!(event_names(&r).is_empty(), "{:?}", event_names(&r));
+}
+
+#[test]
 fn a_basic_call_emits_created_ringing_up_bridged_unbridged_and_hangups_in_order() {
     use carillon_events::{ChannelState, Direction, SwitchEvent};
     let mut r = Rig::new();

@@ -399,6 +399,7 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             timers: carillon_transaction::TimerConfig::default(),
             trunks: cfg.trunks.clone(),
             hosts: resolve_trunk_hosts(cfg.trunks.as_ref()).await,
+            events: cfg.events_file.is_some(),
         },
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);

@@ -2,7 +2,8 @@
 //! logic emits (as `Output::Event`, stamped with the wall clock of the
 //! latest input) when a channel is created, rings or answers, is bridged
 //! or unbridged, gets a DTMF digit, runs a dialplan application, or hangs
-//! up. Only building and queueing the records lives here; where they are
+//! up, unless `CallConfig::events` is off (no events file configured:
+//! nothing is built). Only building and queueing the records lives here; where they are
 //! emitted is in the call logic (`calls.rs`).
 
 use carillon_events::{ChannelState, Direction, DtmfSource, EventRecord, SwitchEvent};
@@ -68,6 +69,9 @@ impl Switch {
     /// `channel_created` for leg `leg_id` (the caller's or an outbound
     /// one) of call `key`.
     pub(super) fn emit_channel_created(&mut self, key: u64, leg_id: LegId) {
+        if !self.calls.config.events {
+            return;
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -93,6 +97,9 @@ impl Switch {
     /// `channel_state` for leg `leg_id` (the caller's or a fork) of call
     /// `key`.
     pub(super) fn emit_state(&mut self, key: u64, leg_id: LegId, state: ChannelState) {
+        if !self.calls.config.events {
+            return;
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -109,6 +116,9 @@ impl Switch {
 
     /// `bridged` (or `unbridged`) of the caller and fork `leg_id`.
     pub(super) fn emit_bridge(&mut self, key: u64, leg_id: LegId, bridged: bool) {
+        if !self.calls.config.events {
+            return;
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -128,6 +138,9 @@ impl Switch {
     /// when it was the bridged one (`was_bridged`), then its `hangup`
     /// (cause from its final status, else the call's cause).
     pub(super) fn emit_fork_gone(&mut self, key: u64, leg: &Leg, was_bridged: bool) {
+        if !self.calls.config.events {
+            return;
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -155,6 +168,9 @@ impl Switch {
 
     /// `hangup` of the caller's leg (the call's cause).
     pub(super) fn emit_caller_gone(&mut self, call: &Call) {
+        if !self.calls.config.events {
+            return;
+        }
         let cause = call.hangup_cause;
         self.emit(SwitchEvent::Hangup {
             channel: call.a.channel.clone(),
@@ -173,6 +189,9 @@ impl Switch {
         duration_ms: u64,
         source: DigitSource,
     ) {
+        if !self.calls.config.events {
+            return;
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -195,6 +214,9 @@ impl Switch {
     /// `app_started` of the caller's channel; `step` is the dialplan step
     /// that gave the application.
     pub(super) fn emit_app_started(&mut self, key: u64, app: &str, step: u32) {
+        if !self.calls.config.events {
+            return;
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -213,6 +235,9 @@ impl Switch {
         };
         if app == "Dial" {
             call.dial_open = false;
+        }
+        if !self.calls.config.events {
+            return;
         }
         let channel = call.a.channel.clone();
         self.emit(SwitchEvent::AppFinished {
