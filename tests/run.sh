@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Carillon test: unit, conformance, property and end-to-end
-# (SIPp, baresip, linphone, sipvicious, PostgreSQL), as root:
+# (SIPp, baresip, sipvicious, PostgreSQL), as root:
 #
 #   sudo bash tests/run.sh
 #
@@ -28,7 +28,6 @@ fi
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v baresip >/dev/null || need+=(baresip-core)
-command -v linphonec >/dev/null || need+=(linphone-cli)
 command -v svwar >/dev/null || need+=(sipvicious)
 command -v sox >/dev/null || need+=(sox)
 command -v unshare >/dev/null || need+=(util-linux)
