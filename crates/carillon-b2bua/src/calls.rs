@@ -1179,7 +1179,7 @@ impl Switch {
                         {
                             exec.handle_dial_result(status);
                         }
-                        self.emit_app_finished(key, "Dial", status.as_str());
+                        self.dial_returned(key, status);
                         continue;
                     }
                     if let Some(call) = self.calls.calls.get_mut(&key) {
@@ -2611,6 +2611,15 @@ impl Switch {
         }
     }
 
+    /// A `Dial` of call `key` has returned `status`: it is no longer under
+    /// way, and its `app_finished` event is emitted.
+    fn dial_returned(&mut self, key: u64, status: DialStatus) {
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.dial_open = false;
+        }
+        self.emit_app_finished(key, "Dial", status.as_str());
+    }
+
     fn dial_finished(&mut self, now: Instant, now_ms: u64, key: u64) {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
@@ -2621,7 +2630,7 @@ impl Switch {
         if let Some(exec) = call.exec.as_mut() {
             exec.handle_dial_result(status);
         }
-        self.emit_app_finished(key, "Dial", status.as_str());
+        self.dial_returned(key, status);
         self.run_dialplan(now, now_ms, key);
     }
 
@@ -2694,7 +2703,7 @@ impl Switch {
             } else {
                 DialStatus::Cancel
             };
-            self.emit_app_finished(key, "Dial", status.as_str());
+            self.dial_returned(key, status);
         }
         let Some(mut call) = self.calls.calls.remove(&key) else {
             return;
@@ -3015,7 +3024,7 @@ impl Switch {
             exec.handle_dial_result(DialStatus::Answer);
         }
         self.release_leg(r.call, leg);
-        self.emit_app_finished(r.call, "Dial", DialStatus::Answer.as_str());
+        self.dial_returned(r.call, DialStatus::Answer);
         self.run_dialplan(now, now_ms, r.call);
         true
     }

@@ -58,27 +58,44 @@ pub(super) fn cause_of_status(status: u16) -> u16 {
 }
 
 impl Switch {
-    /// Queues `event`, stamped with the latest wall-clock time.
-    pub(super) fn emit(&mut self, event: SwitchEvent) {
-        self.outputs.push_back(Output::Event(EventRecord {
-            time_ms: self.now_ms,
-            event,
-        }));
-    }
-
-    /// `channel_created` for leg `leg_id` (the caller's or an outbound
-    /// one) of call `key`.
-    pub(super) fn emit_channel_created(&mut self, key: u64, leg_id: LegId) {
+    /// Queues the events `build` makes of call `key`, stamped with the
+    /// latest wall-clock time; nothing is built when events are off
+    /// (`CallConfig::events`) or the call is gone.
+    fn emit_of_call<const N: usize>(
+        &mut self,
+        key: u64,
+        build: impl FnOnce(&Call) -> [Option<SwitchEvent>; N],
+    ) {
         if !self.calls.config.events {
             return;
         }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
-        let Some(leg) = leg_of(call, leg_id) else {
-            return;
-        };
-        let event = SwitchEvent::ChannelCreated {
+        let time_ms = self.now_ms;
+        for event in build(call).into_iter().flatten() {
+            self.outputs
+                .push_back(Output::Event(EventRecord { time_ms, event }));
+        }
+    }
+
+    /// Queues the event `build` makes of leg `leg_id` (the caller's or a
+    /// fork) of call `key`.
+    fn emit_of_leg(
+        &mut self,
+        key: u64,
+        leg_id: LegId,
+        build: impl FnOnce(&Call, &Leg) -> SwitchEvent,
+    ) {
+        self.emit_of_call(key, |call| {
+            [leg_of(call, leg_id).map(|leg| build(call, leg))]
+        });
+    }
+
+    /// `channel_created` for leg `leg_id` (the caller's or an outbound
+    /// one) of call `key`.
+    pub(super) fn emit_channel_created(&mut self, key: u64, leg_id: LegId) {
+        self.emit_of_leg(key, leg_id, |call, leg| SwitchEvent::ChannelCreated {
             channel: leg.channel.clone(),
             uniqueid: leg_uniqueid(call, leg),
             linkedid: call.uniqueid.clone(),
@@ -90,47 +107,31 @@ impl Switch {
             caller: call.caller_num.clone(),
             exten: call.exten.clone(),
             context: call.context.clone(),
-        };
-        self.emit(event);
+        });
     }
 
     /// `channel_state` for leg `leg_id` (the caller's or a fork) of call
     /// `key`.
     pub(super) fn emit_state(&mut self, key: u64, leg_id: LegId, state: ChannelState) {
-        if !self.calls.config.events {
-            return;
-        }
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
-        let Some(leg) = leg_of(call, leg_id) else {
-            return;
-        };
-        let event = SwitchEvent::ChannelState {
+        self.emit_of_leg(key, leg_id, |call, leg| SwitchEvent::ChannelState {
             channel: leg.channel.clone(),
             uniqueid: leg_uniqueid(call, leg),
             state,
-        };
-        self.emit(event);
+        });
     }
 
     /// `bridged` (or `unbridged`) of the caller and fork `leg_id`.
     pub(super) fn emit_bridge(&mut self, key: u64, leg_id: LegId, bridged: bool) {
-        if !self.calls.config.events {
-            return;
-        }
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
-        let Some(leg) = call.forks.iter().find(|l| l.id == leg_id) else {
-            return;
-        };
-        let linkedid = call.uniqueid.clone();
-        let channels = [call.a.channel.clone(), leg.channel.clone()];
-        self.emit(if bridged {
-            SwitchEvent::Bridged { linkedid, channels }
-        } else {
-            SwitchEvent::Unbridged { linkedid, channels }
+        self.emit_of_call(key, |call| {
+            [call.forks.iter().find(|l| l.id == leg_id).map(|leg| {
+                let linkedid = call.uniqueid.clone();
+                let channels = [call.a.channel.clone(), leg.channel.clone()];
+                if bridged {
+                    SwitchEvent::Bridged { linkedid, channels }
+                } else {
+                    SwitchEvent::Unbridged { linkedid, channels }
+                }
+            })]
         });
     }
 
@@ -138,46 +139,36 @@ impl Switch {
     /// when it was the bridged one (`was_bridged`), then its `hangup`
     /// (cause from its final status, else the call's cause).
     pub(super) fn emit_fork_gone(&mut self, key: u64, leg: &Leg, was_bridged: bool) {
-        if !self.calls.config.events {
-            return;
-        }
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
-        let mut events = Vec::with_capacity(2);
-        if was_bridged {
-            events.push(SwitchEvent::Unbridged {
-                linkedid: call.uniqueid.clone(),
-                channels: [call.a.channel.clone(), leg.channel.clone()],
-            });
-        }
-        let cause = match leg.final_status {
-            Some(s) if s >= 300 => cause_of_status(s),
-            _ => call.hangup_cause,
-        };
-        events.push(SwitchEvent::Hangup {
-            channel: leg.channel.clone(),
-            uniqueid: leg_uniqueid(call, leg),
-            cause,
-            cause_text: carillon_events::cause_text(cause).to_owned(),
+        self.emit_of_call(key, |call| {
+            let cause = match leg.final_status {
+                Some(s) if s >= 300 => cause_of_status(s),
+                _ => call.hangup_cause,
+            };
+            [
+                was_bridged.then(|| SwitchEvent::Unbridged {
+                    linkedid: call.uniqueid.clone(),
+                    channels: [call.a.channel.clone(), leg.channel.clone()],
+                }),
+                Some(hangup(leg.channel.clone(), leg_uniqueid(call, leg), cause)),
+            ]
         });
-        for e in events {
-            self.emit(e);
-        }
     }
 
-    /// `hangup` of the caller's leg (the call's cause).
+    /// `hangup` of the caller's leg (the call's cause) of a call already
+    /// taken out of the table.
     pub(super) fn emit_caller_gone(&mut self, call: &Call) {
         if !self.calls.config.events {
             return;
         }
-        let cause = call.hangup_cause;
-        self.emit(SwitchEvent::Hangup {
-            channel: call.a.channel.clone(),
-            uniqueid: call.uniqueid.clone(),
-            cause,
-            cause_text: carillon_events::cause_text(cause).to_owned(),
-        });
+        let event = hangup(
+            call.a.channel.clone(),
+            call.uniqueid.clone(),
+            call.hangup_cause,
+        );
+        self.outputs.push_back(Output::Event(EventRecord {
+            time_ms: self.now_ms,
+            event,
+        }));
     }
 
     /// `dtmf` of a digit on leg `leg_id` of call `key`.
@@ -189,16 +180,7 @@ impl Switch {
         duration_ms: u64,
         source: DigitSource,
     ) {
-        if !self.calls.config.events {
-            return;
-        }
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
-        let Some(leg) = leg_of(call, leg_id) else {
-            return;
-        };
-        let event = SwitchEvent::Dtmf {
+        self.emit_of_leg(key, leg_id, |call, leg| SwitchEvent::Dtmf {
             channel: leg.channel.clone(),
             uniqueid: leg_uniqueid(call, leg),
             digit,
@@ -207,43 +189,39 @@ impl Switch {
                 DigitSource::Rfc4733 => DtmfSource::Rfc4733,
                 DigitSource::SipInfo => DtmfSource::SipInfo,
             },
-        };
-        self.emit(event);
+        });
     }
 
     /// `app_started` of the caller's channel; `step` is the dialplan step
     /// that gave the application.
     pub(super) fn emit_app_started(&mut self, key: u64, app: &str, step: u32) {
-        if !self.calls.config.events {
-            return;
-        }
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
-        let channel = call.a.channel.clone();
-        self.emit(SwitchEvent::AppStarted {
-            channel,
-            app: app.to_owned(),
-            step,
+        self.emit_of_call(key, |call| {
+            [Some(SwitchEvent::AppStarted {
+                channel: call.a.channel.clone(),
+                app: app.to_owned(),
+                step,
+            })]
         });
     }
 
     /// `app_finished` of the caller's channel.
     pub(super) fn emit_app_finished(&mut self, key: u64, app: &str, result: &str) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
-            return;
-        };
-        if app == "Dial" {
-            call.dial_open = false;
-        }
-        if !self.calls.config.events {
-            return;
-        }
-        let channel = call.a.channel.clone();
-        self.emit(SwitchEvent::AppFinished {
-            channel,
-            app: app.to_owned(),
-            result: result.to_owned(),
+        self.emit_of_call(key, |call| {
+            [Some(SwitchEvent::AppFinished {
+                channel: call.a.channel.clone(),
+                app: app.to_owned(),
+                result: result.to_owned(),
+            })]
         });
+    }
+}
+
+/// A `hangup` event with its cause's text.
+fn hangup(channel: String, uniqueid: String, cause: u16) -> SwitchEvent {
+    SwitchEvent::Hangup {
+        channel,
+        uniqueid,
+        cause,
+        cause_text: carillon_events::cause_text(cause).to_owned(),
     }
 }
