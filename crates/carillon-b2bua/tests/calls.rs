@@ -1605,6 +1605,35 @@ fn event_names(r: &Rig) -> Vec<&'static str> {
     r.events.iter().map(|e| e.event.name()).collect()
 }
 
+impl Rig {
+    /// 100 calls the registered 101, which rings (180 at 1.1 s) and
+    /// answers (2 s); 100 ACKs and hangs up at 12 s.
+    fn ringing_answered_then_hung_up_by_100(&mut self) {
+        self.register_101();
+        self.invite_from_100(1.0);
+        let b_inv = self.b_invite();
+        self.take();
+        self.send(1.1, udp(5070), response_from_b(&b_inv, 180, false));
+        self.send(2.0, udp(5070), response_from_b(&b_inv, 200, true));
+        let out = self.take();
+        let ok = out
+            .iter()
+            .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
+            .expect("200 to A");
+        let tag = ok.1.tag(HeaderName::To).unwrap();
+        self.send(
+            2.1,
+            udp(5080),
+            in_dialog_from_a("ACK", 2, "z9hG4bKack2").replace("TAG", &tag),
+        );
+        self.send(
+            12.0,
+            udp(5080),
+            in_dialog_from_a("BYE", 3, "z9hG4bKbye").replace("TAG", &tag),
+        );
+    }
+}
+
 #[test]
 fn with_events_off_a_whole_call_builds_no_event() {
     let calls = CallConfig {
@@ -1614,23 +1643,8 @@ fn with_events_off_a_whole_call_builds_no_event() {
     };
     let mut r =
         Rig::on(Switch::new(switch_config(vec![user("100"), user("101")], 3, calls)).unwrap());
-    r.register_101();
-    r.invite_from_100(1.0);
-    let b_inv = r.b_invite();
-    r.take();
-    r.send(1.1, udp(5070), response_from_b(&b_inv, 180, false));
-    r.send(2.0, udp(5070), response_from_b(&b_inv, 200, true));
-    let out = r.take();
-    let ok = out
-        .iter()
-        .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
-        .expect("200 to A: the call is answered");
-    let tag = ok.1.tag(HeaderName::To).unwrap();
-    r.send(
-        12.0,
-        udp(5080),
-        in_dialog_from_a("BYE", 3, "z9hG4bKbye").replace("TAG", &tag),
-    );
+    r.ringing_answered_then_hung_up_by_100();
+    assert_eq!(r.cdrs.len(), 1, "the call took place");
     assert!(event_names(&r).is_empty(), "{:?}", event_names(&r));
 }
 
@@ -1638,28 +1652,7 @@ fn with_events_off_a_whole_call_builds_no_event() {
 fn a_basic_call_emits_created_ringing_up_bridged_unbridged_and_hangups_in_order() {
     use carillon_events::{ChannelState, Direction, SwitchEvent};
     let mut r = Rig::new();
-    r.register_101();
-    r.invite_from_100(1.0);
-    let b_inv = r.b_invite();
-    r.take();
-    r.send(1.1, udp(5070), response_from_b(&b_inv, 180, false));
-    r.send(2.0, udp(5070), response_from_b(&b_inv, 200, true));
-    let out = r.take();
-    let ok = out
-        .iter()
-        .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
-        .expect("200 to A");
-    let tag = ok.1.tag(HeaderName::To).unwrap();
-    r.send(
-        2.1,
-        udp(5080),
-        in_dialog_from_a("ACK", 2, "z9hG4bKack2").replace("TAG", &tag),
-    );
-    r.send(
-        12.0,
-        udp(5080),
-        in_dialog_from_a("BYE", 3, "z9hG4bKbye").replace("TAG", &tag),
-    );
+    r.ringing_answered_then_hung_up_by_100();
     assert_eq!(
         event_names(&r),
         [
