@@ -3,6 +3,7 @@
 //! frames of a chosen size and collects every event.
 #![allow(dead_code)]
 
+use carillon_codec::Codec;
 use carillon_dtmf::generator::amplitude;
 use carillon_dtmf::{Digit, DtmfDetector, DtmfEvent, DtmfGenerator};
 use rand::{Rng, SeedableRng};
@@ -64,6 +65,19 @@ pub fn detect(signal: &[i16], frame: usize) -> Vec<DtmfEvent> {
     d.flush();
     while let Some(e) = d.poll_event() {
         events.push(e);
+    }
+    events
+}
+
+/// Encodes `signal` with `codec` and pushes it in 20 ms packets (160
+/// bytes), without a flush, as a call that goes on; returns the events.
+pub fn detect_g711(codec: Codec, signal: &[i16]) -> Vec<DtmfEvent> {
+    let payload: Vec<u8> = signal.iter().map(|&x| codec.encode_sample(x)).collect();
+    let mut d = DtmfDetector::new(RATE as u32).expect("8 kHz is supported");
+    let mut events = Vec::new();
+    for packet in payload.chunks(160) {
+        d.push_g711(codec, packet);
+        events.extend(std::iter::from_fn(|| d.poll_event()));
     }
     events
 }
