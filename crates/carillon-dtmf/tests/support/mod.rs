@@ -84,23 +84,19 @@ pub fn detect_g711(codec: Codec, signal: &[i16]) -> Vec<DtmfEvent> {
 
 /// The digits of the `Began` events, in order.
 pub fn began(events: &[DtmfEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            DtmfEvent::Began { digit, .. } => Some(digit.as_char()),
-            DtmfEvent::Ended { .. } => None,
-        })
-        .collect()
+    digits(events, |e| matches!(e, DtmfEvent::Began { .. }))
 }
 
 /// The digits of the `Ended` events, in order.
 pub fn ended(events: &[DtmfEvent]) -> String {
+    digits(events, |e| matches!(e, DtmfEvent::Ended { .. }))
+}
+
+fn digits(events: &[DtmfEvent], keep: impl Fn(&DtmfEvent) -> bool) -> String {
     events
         .iter()
-        .filter_map(|e| match e {
-            DtmfEvent::Ended { digit, .. } => Some(digit.as_char()),
-            DtmfEvent::Began { .. } => None,
-        })
+        .filter(|e| keep(e))
+        .map(|e| e.digit().as_char())
         .collect()
 }
 
