@@ -19,6 +19,9 @@ use carillon_recorder::{
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
+mod common;
+use common::short;
+
 const FRAME_MS: u64 = 20;
 
 fn payloads() -> ([u8; 160], [u8; 160]) {
@@ -159,13 +162,6 @@ fn wav_writer(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-fn short() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
 }
 
 criterion_group! {

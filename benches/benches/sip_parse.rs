@@ -6,13 +6,15 @@
 //! machine). Run: `cargo bench -p carillon-benches --bench sip_parse`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use carillon_benches::{carillon_parse_keys, SwitchKeys, INVITE, REGISTER};
 use carillon_sip::{HeaderName, Message, MessageBuilder, Method, ResponseBuilder};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rsip::prelude::*;
+
+mod common;
+use common::short;
 
 fn rsip_parse_keys(buf: &[u8]) -> Option<SwitchKeys> {
     let m = rsip::SipMessage::try_from(buf).ok()?;
@@ -176,13 +178,6 @@ fn serialize(c: &mut Criterion) {
     g.bench_function("carillon", |b| b.iter(carillon_build_invite));
     g.bench_function("rsip", |b| b.iter(|| rsip_build_invite(black_box(&uri))));
     g.finish();
-}
-
-fn short() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
 }
 
 criterion_group! {

@@ -239,13 +239,7 @@ fn g711_payloads_are_decoded_and_detected() {
                 ));
                 s.extend(silence(ms(60)));
             }
-            let payload: Vec<u8> = s.iter().map(|&x| codec.encode_sample(x)).collect();
-            let mut d = DtmfDetector::new(8000).unwrap();
-            let mut events = Vec::new();
-            for packet in payload.chunks(160) {
-                d.push_g711(codec, packet);
-                events.extend(std::iter::from_fn(|| d.poll_event()));
-            }
+            let events = detect_g711(codec, &s);
             assert_eq!(began(&events), all_keys(), "{codec:?} at {level} dBFS");
         }
     }

@@ -7,7 +7,7 @@
 mod support;
 
 use carillon_codec::Codec;
-use carillon_dtmf::{Digit, DtmfDetector};
+use carillon_dtmf::Digit;
 use support::*;
 
 const FIXTURES: [(&str, &[u8]); 5] = [
@@ -57,13 +57,7 @@ fn speech_through_g711_gives_no_digit() {
     for (name, bytes) in FIXTURES {
         let s = speech(name, bytes);
         for codec in [Codec::Pcmu, Codec::Pcma] {
-            let payload: Vec<u8> = s.iter().map(|&x| codec.encode_sample(x)).collect();
-            let mut d = DtmfDetector::new(8000).unwrap();
-            let mut events = Vec::new();
-            for packet in payload.chunks(160) {
-                d.push_g711(codec, packet);
-                events.extend(std::iter::from_fn(|| d.poll_event()));
-            }
+            let events = detect_g711(codec, &s);
             assert!(events.is_empty(), "{name} via {codec:?}: {events:?}");
         }
     }

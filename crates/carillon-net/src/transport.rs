@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes, BytesMut};
 use carillon_b2bua::{Peer, Transport};
@@ -97,6 +97,11 @@ impl Conns {
 }
 
 type ConnMap = Arc<Mutex<Conns>>;
+
+/// The connection map; a lock poisoned by a panic elsewhere is used as it is.
+fn lock(conns: &ConnMap) -> MutexGuard<'_, Conns> {
+    conns.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// How long opening an outgoing TCP connection may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -267,7 +272,7 @@ impl Listeners {
                 None => warn!(to = %to, "no UDP socket to send from"),
             },
             Transport::Tcp => {
-                let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+                let mut conns = lock(&self.conns);
                 if let Some(w) = conns.writer(&to) {
                     let _ = w.send(bytes);
                     return;
@@ -290,7 +295,7 @@ impl Listeners {
                 ));
             }
             _ => {
-                let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+                let conns = lock(&self.conns);
                 match conns.writer(&to) {
                     Some(w) => {
                         let _ = w.send(bytes);
@@ -324,10 +329,7 @@ async fn tcp_connect(
                 _ => "timed out".to_owned(),
             };
             info!(conn = id, to = %to, error = %reason, "cannot open tcp connection");
-            conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(id, to);
+            lock(&conns).remove(id, to);
             let _ = tx.send(Inbound::Closed { conn: id, addr: to }).await;
         }
     }
@@ -339,10 +341,7 @@ async fn tcp_acceptor(l: TcpListener, tx: mpsc::Sender<Inbound>, conns: ConnMap)
             Ok((stream, from)) => {
                 let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
                 let (wtx, wrx) = mpsc::unbounded_channel();
-                conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, from, wtx.clone());
+                lock(&conns).insert(id, from, wtx.clone());
                 debug!(conn = id, from = %from, "tcp connection");
                 tokio::spawn(tcp_connection(
                     stream,
@@ -429,10 +428,7 @@ async fn tcp_connection(
             }
         }
     }
-    conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(id, from);
+    lock(&conns).remove(id, from);
     drop(wtx);
     writer.abort();
     let _ = tx

@@ -416,6 +416,17 @@ mod tests {
         base + Duration::from_millis(ms)
     }
 
+    /// A recording whose channel holds all a test pushes at once (faster
+    /// than real time), so no block is dropped and the outcome is
+    /// deterministic.
+    fn start_roomy(path: &Path, layout: Layout, base: Instant) -> Recording {
+        let options = RecorderOptions {
+            capacity: 256,
+            ..RecorderOptions::default()
+        };
+        Recording::start(path, layout, base, options).unwrap()
+    }
+
     /// A sink that stops in its first write until the test opens the gate.
     struct GatedSink {
         entered: mpsc::Sender<()>,
@@ -493,13 +504,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1700000000.42.wav");
         let base = Instant::now();
-        // The test pushes 2.4 s at once, faster than real time: a channel
-        // that holds it all keeps the outcome deterministic.
-        let options = RecorderOptions {
-            capacity: 256,
-            ..RecorderOptions::default()
-        };
-        let mut rec = Recording::start(&path, Layout::Stereo, base, options).unwrap();
+        let mut rec = start_roomy(&path, Layout::Stereo, base);
         let mut caller = ToneGenerator::new(400.0, 8000);
         let mut agent = ToneGenerator::new(1000.0, 8000);
         let (mut tc, mut ta) = (20u64, 30u64);
@@ -543,11 +548,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mono.wav");
         let base = Instant::now();
-        let options = RecorderOptions {
-            capacity: 256,
-            ..RecorderOptions::default()
-        };
-        let mut rec = Recording::start(&path, Layout::Mono, base, options).unwrap();
+        let mut rec = start_roomy(&path, Layout::Mono, base);
         let mut caller = ToneGenerator::new(400.0, 8000);
         let mut agent = ToneGenerator::new(1000.0, 8000);
         for t in (1..=50u64).map(|i| i * 20) {

@@ -409,13 +409,11 @@ impl<'a> Loader<'a> {
     }
 
     pub fn string<'n>(&mut self, path: &str, node: &'n Node) -> Option<&'n str> {
-        match &node.kind {
-            Kind::Str(s) => Some(s),
-            _ => {
-                self.expected(path, node, "a string");
-                None
-            }
+        let s = node.as_str();
+        if s.is_none() {
+            self.expected(path, node, "a string");
         }
+        s
     }
 
     /// A string with more than blanks in it.

@@ -245,10 +245,13 @@ struct UserDefaults {
     nat: bool,
 }
 
+/// The context of a user when neither the user nor `[defaults]` names one.
+pub(crate) const DEFAULT_CONTEXT: &str = "internal";
+
 impl Default for UserDefaults {
     fn default() -> Self {
         UserDefaults {
-            context: "internal".into(),
+            context: DEFAULT_CONTEXT.into(),
             codecs: vec![
                 Spanned::new(0..0, "ulaw".into()),
                 Spanned::new(0..0, "alaw".into()),

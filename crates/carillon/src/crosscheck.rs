@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use carillon_dialplan::template::Template;
 use carillon_tomlconf::Node;
 
-use crate::config::Problem;
+use crate::config::{Problem, DEFAULT_CONTEXT};
 
 /// One configuration file as read from disk.
 pub struct Source<'a> {
@@ -50,10 +50,6 @@ struct PlanNames {
 /// A trunk's kind as written (`carrier`, `gsm_gateway`, or anything else,
 /// which its own loader reports).
 type TrunkKinds = BTreeMap<String, String>;
-
-/// The default context of a user when neither the user nor `[defaults]`
-/// names one (as `config.rs` applies it).
-const DEFAULT_CONTEXT: &str = "internal";
 
 /// Parses a file that exists and is valid TOML; `None` otherwise (a
 /// missing file is not a problem here, a syntax error is its loader's).

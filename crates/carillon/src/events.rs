@@ -93,26 +93,25 @@ impl EventWriter {
 }
 
 fn write_loop(rx: Receiver<EventRecord>, mut out: BufWriter<std::fs::File>, path: &str) {
+    // Warn on the first failed write or flush only.
     let mut failed = false;
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(record) = next {
-            let mut line = record.to_json();
-            line.push('\n');
-            if let Err(e) = out.write_all(line.as_bytes()) {
-                if !failed {
-                    warn!(file = %path, error = %e, "event file not written");
-                    failed = true;
-                }
-            }
-            next = rx.try_recv().ok();
-        }
-        if let Err(e) = out.flush() {
+    let mut check = |result: std::io::Result<()>| {
+        if let Err(e) = result {
             if !failed {
                 warn!(file = %path, error = %e, "event file not written");
                 failed = true;
             }
         }
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(record) = next {
+            let mut line = record.to_json();
+            line.push('\n');
+            check(out.write_all(line.as_bytes()));
+            next = rx.try_recv().ok();
+        }
+        check(out.flush());
     }
 }
 

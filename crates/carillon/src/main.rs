@@ -318,10 +318,15 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
+/// Logs the configuration's warnings (they do not stop it loading).
+fn log_warnings(cfg: &config::Config) {
     for w in cfg.trunks.iter().flat_map(|t| t.warnings()) {
         warn!(warning = %w, "configuration");
     }
+}
+
+async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
+    log_warnings(&cfg);
     info!(
         config = %dir.display(),
         users = cfg.users.len(),
@@ -487,9 +492,7 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = hup.recv() => match config::load(dir) {
                 Ok(new) => {
-                    for w in new.trunks.iter().flat_map(|t| t.warnings()) {
-                        warn!(warning = %w, "configuration");
-                    }
+                    log_warnings(&new);
                     let hosts = resolve_trunk_hosts(new.trunks.as_ref()).await;
                     handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar, dialplan: new.dialplan, trunks: Box::new(TrunksReload { set: new.trunks, hosts }) }).await;
                 }

@@ -3,6 +3,7 @@
 //! frames of a chosen size and collects every event.
 #![allow(dead_code)]
 
+use carillon_codec::Codec;
 use carillon_dtmf::generator::amplitude;
 use carillon_dtmf::{Digit, DtmfDetector, DtmfEvent, DtmfGenerator};
 use rand::{Rng, SeedableRng};
@@ -68,25 +69,34 @@ pub fn detect(signal: &[i16], frame: usize) -> Vec<DtmfEvent> {
     events
 }
 
+/// Encodes `signal` with `codec` and pushes it in 20 ms packets (160
+/// bytes), without a flush, as a call that goes on; returns the events.
+pub fn detect_g711(codec: Codec, signal: &[i16]) -> Vec<DtmfEvent> {
+    let payload: Vec<u8> = signal.iter().map(|&x| codec.encode_sample(x)).collect();
+    let mut d = DtmfDetector::new(RATE as u32).expect("8 kHz is supported");
+    let mut events = Vec::new();
+    for packet in payload.chunks(160) {
+        d.push_g711(codec, packet);
+        events.extend(std::iter::from_fn(|| d.poll_event()));
+    }
+    events
+}
+
 /// The digits of the `Began` events, in order.
 pub fn began(events: &[DtmfEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            DtmfEvent::Began { digit, .. } => Some(digit.as_char()),
-            DtmfEvent::Ended { .. } => None,
-        })
-        .collect()
+    digits(events, |e| matches!(e, DtmfEvent::Began { .. }))
 }
 
 /// The digits of the `Ended` events, in order.
 pub fn ended(events: &[DtmfEvent]) -> String {
+    digits(events, |e| matches!(e, DtmfEvent::Ended { .. }))
+}
+
+fn digits(events: &[DtmfEvent], keep: impl Fn(&DtmfEvent) -> bool) -> String {
     events
         .iter()
-        .filter_map(|e| match e {
-            DtmfEvent::Ended { digit, .. } => Some(digit.as_char()),
-            DtmfEvent::Began { .. } => None,
-        })
+        .filter(|e| keep(e))
+        .map(|e| e.digit().as_char())
         .collect()
 }
 
