@@ -1151,13 +1151,6 @@ impl Switch {
                     self.end_call(now, now_ms, key, cause.code());
                     return;
                 }
-                Command::Unsupported { app } => {
-                    info!(
-                        call = key,
-                        app = app.as_str(),
-                        "dialplan application not available yet; skipped"
-                    );
-                }
                 Command::Dial {
                     targets,
                     timeout,

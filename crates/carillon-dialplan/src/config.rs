@@ -463,9 +463,9 @@ fn load_step(
             known.extend_from_slice(app_keys(app));
             lo.finish(fields, &known, &owner);
             if !app.is_available() {
-                // The switch would skip the step (`Command::Unsupported`):
-                // a configuration that silently does less than it says is
-                // refused instead.
+                // The switch cannot run it: a configuration that would
+                // silently do less than it says is refused (its keys are
+                // still checked above, and no step is built).
                 lo.report(
                     app_line,
                     app_at.as_deref().unwrap_or(path),
@@ -598,13 +598,13 @@ fn load_app(
             if let Some((p, n)) = fields.get("options") {
                 lo.string(&p, n)?;
             }
-            App::NotYet { app }
+            return None;
         }
         AppName::WaitExten => {
             if let Some((p, n)) = fields.get("seconds") {
                 lo.seconds(&p, n, false, MAX_SECONDS)?;
             }
-            App::NotYet { app }
+            return None;
         }
         AppName::Read => {
             let (p, n) = lo.required(fields, "var", owner)?;
@@ -618,7 +618,7 @@ fn load_app(
             if let Some((p, n)) = fields.get("timeout") {
                 lo.seconds(&p, n, false, MAX_SECONDS)?;
             }
-            App::NotYet { app }
+            return None;
         }
         AppName::Queue => {
             let (p, n) = lo.required(fields, "queue", owner)?;
@@ -626,12 +626,12 @@ fn load_app(
             if let Some((p, n)) = fields.get("timeout") {
                 lo.seconds(&p, n, false, MAX_SECONDS)?;
             }
-            App::NotYet { app }
+            return None;
         }
         AppName::VoiceMail => {
             let (p, n) = lo.required(fields, "mailbox", owner)?;
             lo.template(&p, n)?;
-            App::NotYet { app }
+            return None;
         }
     };
     Some(parsed)

@@ -19,7 +19,7 @@
 //! After `start` and after every `handle_*`, drain `poll_command` then
 //! `poll_event`. Commands that need a result (`Dial`, `Wait`) block the
 //! interpreter until it arrives; the others (`Answer`, `SetCallerId`,
-//! `Hangup`, `Unsupported`) do not. Exactly one terminal event is produced:
+//! `Hangup`) do not. Exactly one terminal event is produced:
 //!
 //! * [`Event::Finished`]: preceded by a `Hangup` command, except when the
 //!   caller hung up or cancelled (nothing left to hang up).
@@ -40,13 +40,10 @@
 //!
 //! Apps in the schema but not executed yet (Playback, Background,
 //! WaitExten, Read, Queue, VoiceMail, MixMonitor) are refused when the
-//! dialplan is loaded ([`crate::AppName::is_available`]), so a loaded plan
-//! never produces [`Command::Unsupported`] (kept, and still handled by the
-//! host, as a guard should a step get past the loader).
+//! dialplan is loaded ([`crate::AppName::is_available`]): a plan holds
+//! only applications the interpreter runs.
 
-use crate::plan::{
-    App, AppName, Dialplan, GotoError, GotoTarget, HangupCause, PlanData, RouteError,
-};
+use crate::plan::{App, Dialplan, GotoError, GotoTarget, HangupCause, PlanData, RouteError};
 use crate::template::{Template, VarName};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -189,10 +186,6 @@ pub enum Command {
     Hangup { cause: HangupCause },
     /// The caller ID changed (Set CALLERID(num|name)).
     SetCallerId(CallerId),
-    /// The step's application is not executed yet; the interpreter has
-    /// moved on to the next step. Not produced by a plan that loaded (the
-    /// loader refuses such steps).
-    Unsupported { app: AppName },
 }
 
 /// How a `Dial` ended (Asterisk's `${DIALSTATUS}`).
@@ -556,10 +549,6 @@ impl Execution {
             }
             App::Hangup { cause } => {
                 self.hang_up(cause.unwrap_or(HangupCause::NORMAL_CLEARING));
-            }
-            App::NotYet { app } => {
-                self.commands.push_back(Command::Unsupported { app: *app });
-                self.pc += 1;
             }
         }
     }

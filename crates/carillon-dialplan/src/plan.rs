@@ -179,11 +179,6 @@ pub(crate) enum App {
     Hangup {
         cause: Option<HangupCause>,
     },
-    /// In the schema but not executed yet ([`AppName::is_available`]);
-    /// the loader refuses a dialplan that uses one.
-    NotYet {
-        app: AppName,
-    },
 }
 
 /// A `Goto` target split at its literal commas before expansion, so that a
