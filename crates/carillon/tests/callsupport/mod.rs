@@ -466,6 +466,24 @@ impl Switch {
         })
     }
 
+    /// The callers' `channel_created` events so far: one per call the
+    /// switch started (an outbound leg's channel is not counted).
+    pub fn calls_started(&self) -> Vec<carillon_events::SwitchEvent> {
+        self.events()
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| {
+                matches!(
+                    e,
+                    carillon_events::SwitchEvent::ChannelCreated {
+                        direction: carillon_events::Direction::Inbound,
+                        ..
+                    }
+                )
+            })
+            .collect()
+    }
+
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
