@@ -189,9 +189,20 @@ fn in_a_call_dtmf_info_is_a_digit_and_refer_message_and_other_info_are_refused()
         sw.events(),
         sw.log()
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(10));
-    assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
-    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(10));
+    assert_eq!(
+        ended.len(),
+        1,
+        "events: {:#?}\nlog:\n{}",
+        sw.events(),
+        sw.log()
+    );
+    assert_eq!(
+        sw.bridged().len(),
+        1,
+        "the call was answered: {:#?}",
+        sw.events()
+    );
 }
 
 /// An RTP packet from the caller: PCMU silence, or (with `event`) an RFC
@@ -366,9 +377,20 @@ fn call_lands_on(users_toml: Option<&str>, expect_contact: bool) {
         .ok()
         .map(|(n, from)| format!("{from}: {}", String::from_utf8_lossy(&buf[..n])));
     assert_eq!(stray, None, "nothing may go to 127.0.0.1:{other}");
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(10));
-    assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
-    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(10));
+    assert_eq!(
+        ended.len(),
+        1,
+        "events: {:#?}\nlog:\n{}",
+        sw.events(),
+        sw.log()
+    );
+    assert_eq!(
+        sw.bridged().len(),
+        1,
+        "the call was answered: {:#?}",
+        sw.events()
+    );
 }
 
 #[test]

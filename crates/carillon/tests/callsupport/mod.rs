@@ -484,6 +484,52 @@ impl Switch {
             .collect()
     }
 
+    /// The `hangup` events of callers' channels so far: one per started
+    /// call that ended.
+    pub fn calls_ended(&self) -> Vec<carillon_events::SwitchEvent> {
+        let callers: Vec<String> = self
+            .calls_started()
+            .into_iter()
+            .filter_map(|e| match e {
+                carillon_events::SwitchEvent::ChannelCreated { channel, .. } => Some(channel),
+                _ => None,
+            })
+            .collect();
+        self.events()
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| {
+                matches!(e, carillon_events::SwitchEvent::Hangup { channel, .. } if callers.contains(channel))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until at least `n` calls ended; their callers'
+    /// `hangup` events (fewer on timeout).
+    pub fn wait_calls_ended(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<carillon_events::SwitchEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ended = self.calls_ended();
+            if ended.len() >= n || Instant::now() >= deadline {
+                return ended;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `bridged` events so far (a call answered and joined).
+    pub fn bridged(&self) -> Vec<carillon_events::SwitchEvent> {
+        self.events()
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| matches!(e, carillon_events::SwitchEvent::Bridged { .. }))
+            .collect()
+    }
+
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
