@@ -764,8 +764,8 @@ fn a_trunk_at_max_calls_refuses_the_next_call_with_503_until_one_ends() {
         "{}",
         describe(&env, &sw, &["carrier"])
     );
-    let ended = sw.wait_lines("call ended", 3, Duration::from_secs(5));
-    assert_eq!(ended.len(), 3, "{}", sw.log());
+    let ended = sw.wait_calls_ended(3, Duration::from_secs(5));
+    assert_eq!(ended.len(), 3, "{:#?}\n{}", sw.events(), sw.log());
 }
 
 /// Replaces the switch's `trunks.toml` and `dialplan.toml`.
@@ -851,9 +851,16 @@ steps = [
         "{}",
         disabled[0].raw
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(ended[0].get("cause"), Some("21"), "{}", ended[0].raw);
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(5));
+    assert_eq!(ended.len(), 1, "{:#?}\n{}", sw.events(), sw.log());
+    assert!(
+        matches!(
+            &ended[0],
+            carillon_events::SwitchEvent::Hangup { cause: 21, .. }
+        ),
+        "{:#?}",
+        ended[0]
+    );
     assert!(
         sw.lines("dial timeout").is_empty(),
         "the Dial must not wait for its timeout:\n{}",
