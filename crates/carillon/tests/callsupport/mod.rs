@@ -842,6 +842,41 @@ pub fn wait_for_cdrs(
     }
 }
 
+/// Starts SIPp `uac-echo` (100 calls 101 with `calls_uac_echo.xml`,
+/// offering RTP port `rtp_port`) in the background and waits (bounded,
+/// 10 s) for the relay port of the switch's answer, which it writes to
+/// `relayport-1.txt`; the caller and that port.
+pub fn start_echo_caller(env: &CallEnv, sw: &Switch, rtp_port: u16) -> (Bg, u16) {
+    let dir = env.path().to_owned();
+    let csv = write_csv(
+        &dir,
+        "uac-echo.csv",
+        &[auth_line("100", PW100, &["101", &rtp_port.to_string()])],
+    );
+    let mut cmd = sipp_cmd(&dir, "uac-echo", free_port_span(1));
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("calls_uac_echo.xml")])
+        .args(["-inf", &csv, "-m", "1", "-timeout", "30s"]);
+    let uac = Bg::spawn(cmd, &dir, "uac-echo", Duration::from_secs(35));
+    let port_file = dir.join("relayport-1.txt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let relay_port: u16 = loop {
+        if let Some(p) = fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the echo call was not answered within 10 s\n{}",
+            describe(env, sw, &["uac-echo", "uas"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (uac, relay_port)
+}
+
 /// Waits (bounded) for `n` `call ended` lines; there must be `n`, all
 /// `ANSWERED`.
 pub fn assert_calls_answered(sw: &Switch, n: usize) {
