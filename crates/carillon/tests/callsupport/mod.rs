@@ -877,16 +877,23 @@ pub fn start_echo_caller(env: &CallEnv, sw: &Switch, rtp_port: u16) -> (Bg, u16)
     (uac, relay_port)
 }
 
-/// Waits (bounded) for `n` `call ended` lines; there must be `n`, all
-/// `ANSWERED`.
+/// Waits (bounded) for `n` ended calls (their callers' `hangup` events);
+/// there must be `n`, and each caller's channel must have a `bridged`
+/// event (answered and joined).
 pub fn assert_calls_answered(sw: &Switch, n: usize) {
-    let ended = sw.wait_lines("call ended", n, Duration::from_secs(5));
-    assert_eq!(ended.len(), n, "{}", sw.log());
+    let ended = sw.wait_calls_ended(n, Duration::from_secs(5));
+    assert_eq!(ended.len(), n, "{:#?}\n{}", sw.events(), sw.log());
+    let bridged = sw.bridged();
     assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{ended:#?}\n{}",
+        ended.iter().all(|h| bridged.iter().any(|b| matches!(
+            (h, b),
+            (
+                carillon_events::SwitchEvent::Hangup { channel, .. },
+                carillon_events::SwitchEvent::Bridged { channels, .. },
+            ) if channels[0] == *channel
+        ))),
+        "every call must have been answered: {:#?}\n{}",
+        sw.events(),
         sw.log()
     );
 }
