@@ -61,6 +61,25 @@ fn ask(sw: SocketAddr, method: &str, extra: &str) -> String {
     panic!("no final response to {method} within 3 s");
 }
 
+/// Waits (bounded, 10 s) for the one call to end (its caller's
+/// `hangup`); it must have been answered (one `bridged`).
+fn assert_the_call_ended_answered(sw: &Switch) {
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(10));
+    assert_eq!(
+        ended.len(),
+        1,
+        "events: {:#?}\nlog:\n{}",
+        sw.events(),
+        sw.log()
+    );
+    assert_eq!(
+        sw.bridged().len(),
+        1,
+        "the call was answered: {:#?}",
+        sw.events()
+    );
+}
+
 /// The channel of the (only) call's caller, from its `channel_created`.
 fn caller_channel(sw: &Switch) -> String {
     sw.events()
@@ -189,20 +208,7 @@ fn in_a_call_dtmf_info_is_a_digit_and_refer_message_and_other_info_are_refused()
         sw.events(),
         sw.log()
     );
-    let ended = sw.wait_calls_ended(1, Duration::from_secs(10));
-    assert_eq!(
-        ended.len(),
-        1,
-        "events: {:#?}\nlog:\n{}",
-        sw.events(),
-        sw.log()
-    );
-    assert_eq!(
-        sw.bridged().len(),
-        1,
-        "the call was answered: {:#?}",
-        sw.events()
-    );
+    assert_the_call_ended_answered(&sw);
 }
 
 /// An RTP packet from the caller: PCMU silence, or (with `event`) an RFC
@@ -352,20 +358,7 @@ fn call_lands_on(users_toml: Option<&str>, expect_contact: bool) {
         .ok()
         .map(|(n, from)| format!("{from}: {}", String::from_utf8_lossy(&buf[..n])));
     assert_eq!(stray, None, "nothing may go to 127.0.0.1:{other}");
-    let ended = sw.wait_calls_ended(1, Duration::from_secs(10));
-    assert_eq!(
-        ended.len(),
-        1,
-        "events: {:#?}\nlog:\n{}",
-        sw.events(),
-        sw.log()
-    );
-    assert_eq!(
-        sw.bridged().len(),
-        1,
-        "the call was answered: {:#?}",
-        sw.events()
-    );
+    assert_the_call_ended_answered(&sw);
 }
 
 #[test]
