@@ -197,5 +197,11 @@ fn a_user_with_two_contacts_rings_both_and_the_other_gets_cancel_when_one_answer
     );
     let r = the_cdr_answered_by_101(&env, &mut sw, since);
     assert_eq!((r.src.as_str(), r.dst.as_str()), ("100", "101"), "{r:#?}");
-    assert_eq!(sw.lines("call ended").len(), 1, "{}", sw.log());
+    assert_eq!(
+        sw.calls_ended().len(),
+        1,
+        "{:#?}\n{}",
+        sw.events(),
+        sw.log()
+    );
 }

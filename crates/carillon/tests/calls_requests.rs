@@ -61,6 +61,25 @@ fn ask(sw: SocketAddr, method: &str, extra: &str) -> String {
     panic!("no final response to {method} within 3 s");
 }
 
+/// Waits (bounded, 10 s) for the one call to end (its caller's
+/// `hangup`); it must have been answered (one `bridged`).
+fn assert_the_call_ended_answered(sw: &Switch) {
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(10));
+    assert_eq!(
+        ended.len(),
+        1,
+        "events: {:#?}\nlog:\n{}",
+        sw.events(),
+        sw.log()
+    );
+    assert_eq!(
+        sw.bridged().len(),
+        1,
+        "the call was answered: {:#?}",
+        sw.events()
+    );
+}
+
 /// The channel of the (only) call's caller, from its `channel_created`.
 fn caller_channel(sw: &Switch) -> String {
     sw.events()
@@ -189,9 +208,7 @@ fn in_a_call_dtmf_info_is_a_digit_and_refer_message_and_other_info_are_refused()
         sw.events(),
         sw.log()
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(10));
-    assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
-    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    assert_the_call_ended_answered(&sw);
 }
 
 /// An RTP packet from the caller: PCMU silence, or (with `event`) an RFC
@@ -224,32 +241,7 @@ fn an_rfc_4733_digit_from_the_caller_is_the_same_digit_event_as_an_info_one() {
     // 101 and writes the relay port of the switch's answer to a file.
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind RTP socket");
     let rtp_port = sock.local_addr().expect("addr").port();
-    let dir = env.path().to_owned();
-    let csv = write_csv(
-        &dir,
-        "uac-echo.csv",
-        &[auth_line("100", PW100, &["101", &rtp_port.to_string()])],
-    );
-    let mut cmd = sipp_cmd(&dir, "uac-echo", free_port_span(1));
-    cmd.arg(sw.addr().to_string())
-        .args(["-sf", &scenario("calls_uac_echo.xml")])
-        .args(["-inf", &csv, "-m", "1", "-timeout", "30s"]);
-    let mut uac = Bg::spawn(cmd, &dir, "uac-echo", Duration::from_secs(35));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let relay_port: u16 = loop {
-        if let Some(p) = std::fs::read_to_string(dir.join("relayport-1.txt"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the call was not answered within 10 s\n{}",
-            describe(&env, &sw, &["uac-echo", "uas"])
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut uac, relay_port) = start_echo_caller(&env, &sw, rtp_port);
     let relay = SocketAddr::from(([127, 0, 0, 1], relay_port));
     // Some audio, then digit 7 (event 7): three updates and the end
     // packet sent three times, 20 ms apart, one timestamp for the event.
@@ -366,9 +358,7 @@ fn call_lands_on(users_toml: Option<&str>, expect_contact: bool) {
         .ok()
         .map(|(n, from)| format!("{from}: {}", String::from_utf8_lossy(&buf[..n])));
     assert_eq!(stray, None, "nothing may go to 127.0.0.1:{other}");
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(10));
-    assert_eq!(ended.len(), 1, "log:\n{}", sw.log());
-    assert_eq!(ended[0].get("disposition"), Some("ANSWERED"));
+    assert_the_call_ended_answered(&sw);
 }
 
 #[test]

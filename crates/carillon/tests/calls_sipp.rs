@@ -125,35 +125,7 @@ fn sipp_calls_through_the_relay_carry_echoed_rtp_on_both_legs() {
     // the tone that was sent.
     let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind RTP socket");
     let rtp_port = rtp.local_addr().expect("addr").port();
-    let dir = env.path().to_owned();
-    let sw_addr = sw.addr();
-    let csv = write_csv(
-        &dir,
-        "uac-echo.csv",
-        &[auth_line("100", PW100, &["101", &rtp_port.to_string()])],
-    );
-    let sip = free_port_span(1);
-    let mut cmd = sipp_cmd(&dir, "uac-echo", sip);
-    cmd.arg(sw_addr.to_string())
-        .args(["-sf", &scenario("calls_uac_echo.xml")])
-        .args(["-inf", &csv, "-m", "1", "-timeout", "30s"]);
-    let mut uac = Bg::spawn(cmd, &dir, "uac-echo", Duration::from_secs(35));
-    let port_file = dir.join("relayport-1.txt");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let relay_port: u16 = loop {
-        if let Some(p) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the echo call was not answered within 10 s\n{}",
-            describe(&env, &sw, &["uac-echo", "uas"])
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut uac, relay_port) = start_echo_caller(&env, &sw, rtp_port);
     let relay = SocketAddr::from(([127, 0, 0, 1], relay_port));
     let receiver = rtp.try_clone().expect("clone socket");
     receiver

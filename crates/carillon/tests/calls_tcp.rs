@@ -271,13 +271,13 @@ fn a_contact_that_refuses_the_connection_fails_the_call_at_once() {
         took < Duration::from_secs(10),
         "the refused connection did not fail the INVITE at once ({took:?})"
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(5));
+    let bridged = sw.bridged();
     sw.stop();
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_ne!(
-        ended[0].get("disposition"),
-        Some("ANSWERED"),
-        "{}",
-        ended[0].raw
+    assert_eq!(ended.len(), 1, "{:#?}\n{}", sw.events(), sw.log());
+    assert!(
+        bridged.is_empty(),
+        "the call was not answered: {:#?}",
+        sw.events()
     );
 }

@@ -308,8 +308,9 @@ fn a_carrier_identified_by_source_address_reaches_an_extension_and_a_stranger_do
     let run = run_tool(cmd, env.path(), "stranger", Duration::from_secs(15));
     assert_sipp_ok(&run, &env, &sw, "stranger", &["stranger"]);
     assert!(
-        sw.lines("call started").is_empty(),
-        "an INVITE from an unidentified address must not start a call:\n{}",
+        sw.calls_started().is_empty(),
+        "an INVITE from an unidentified address must not start a call: {:#?}\n{}",
+        sw.events(),
         sw.log()
     );
 
@@ -763,8 +764,8 @@ fn a_trunk_at_max_calls_refuses_the_next_call_with_503_until_one_ends() {
         "{}",
         describe(&env, &sw, &["carrier"])
     );
-    let ended = sw.wait_lines("call ended", 3, Duration::from_secs(5));
-    assert_eq!(ended.len(), 3, "{}", sw.log());
+    let ended = sw.wait_calls_ended(3, Duration::from_secs(5));
+    assert_eq!(ended.len(), 3, "{:#?}\n{}", sw.events(), sw.log());
 }
 
 /// Replaces the switch's `trunks.toml` and `dialplan.toml`.
@@ -850,9 +851,16 @@ steps = [
         "{}",
         disabled[0].raw
     );
-    let ended = sw.wait_lines("call ended", 1, Duration::from_secs(5));
-    assert_eq!(ended.len(), 1, "{}", sw.log());
-    assert_eq!(ended[0].get("cause"), Some("21"), "{}", ended[0].raw);
+    let ended = sw.wait_calls_ended(1, Duration::from_secs(5));
+    assert_eq!(ended.len(), 1, "{:#?}\n{}", sw.events(), sw.log());
+    assert!(
+        matches!(
+            &ended[0],
+            carillon_events::SwitchEvent::Hangup { cause: 21, .. }
+        ),
+        "{:#?}",
+        ended[0]
+    );
     assert!(
         sw.lines("dial timeout").is_empty(),
         "the Dial must not wait for its timeout:\n{}",
@@ -1058,7 +1066,13 @@ fn sighup_with_a_new_trunks_file_keeps_calls_up_stops_the_removed_trunk_and_dial
         .args(["-mp", &free_udp_port_on(CARRIER_IP, 3).to_string()]);
     let run = run_tool(cmd, env.path(), "old-inbound", Duration::from_secs(15));
     assert_sipp_ok(&run, &env, &sw, "old-inbound", &["old-inbound"]);
-    assert_eq!(sw.lines("call started").len(), 2, "{}", sw.log());
+    assert_eq!(
+        sw.calls_started().len(),
+        2,
+        "{:#?}\n{}",
+        sw.events(),
+        sw.log()
+    );
     // Two qualify intervals after the reload, at least.
     while reloaded_at.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
@@ -1264,13 +1278,15 @@ steps = [
     let run = out.wait();
     assert_sipp_ok(&run, &env, &sw, "out", &["carrier", "out"]);
 
-    let started = sw.lines("call started");
-    assert_eq!(started.len(), 1, "{}", sw.log());
-    assert_eq!(
-        started[0].get("caller"),
-        Some("+923001234567"),
-        "{}",
-        started[0].raw
+    let started = sw.calls_started();
+    assert_eq!(started.len(), 1, "{:#?}\n{}", sw.events(), sw.log());
+    assert!(
+        matches!(
+            &started[0],
+            carillon_events::SwitchEvent::ChannelCreated { caller, .. } if caller == "+923001234567"
+        ),
+        "{:#?}",
+        started[0]
     );
     let invite = the_one_invite(&env, &sw, "out", &format!("127.0.0.3:{out_port}"));
     let from = header(&invite, "From").unwrap_or_default();

@@ -466,6 +466,70 @@ impl Switch {
         })
     }
 
+    /// The callers' `channel_created` events so far: one per call the
+    /// switch started (an outbound leg's channel is not counted).
+    pub fn calls_started(&self) -> Vec<carillon_events::SwitchEvent> {
+        self.events()
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| {
+                matches!(
+                    e,
+                    carillon_events::SwitchEvent::ChannelCreated {
+                        direction: carillon_events::Direction::Inbound,
+                        ..
+                    }
+                )
+            })
+            .collect()
+    }
+
+    /// The `hangup` events of callers' channels so far: one per started
+    /// call that ended.
+    pub fn calls_ended(&self) -> Vec<carillon_events::SwitchEvent> {
+        let callers: Vec<String> = self
+            .calls_started()
+            .into_iter()
+            .filter_map(|e| match e {
+                carillon_events::SwitchEvent::ChannelCreated { channel, .. } => Some(channel),
+                _ => None,
+            })
+            .collect();
+        self.events()
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| {
+                matches!(e, carillon_events::SwitchEvent::Hangup { channel, .. } if callers.contains(channel))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until at least `n` calls ended; their callers'
+    /// `hangup` events (fewer on timeout).
+    pub fn wait_calls_ended(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<carillon_events::SwitchEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ended = self.calls_ended();
+            if ended.len() >= n || Instant::now() >= deadline {
+                return ended;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `bridged` events so far (a call answered and joined).
+    pub fn bridged(&self) -> Vec<carillon_events::SwitchEvent> {
+        self.events()
+            .into_iter()
+            .map(|e| e.event)
+            .filter(|e| matches!(e, carillon_events::SwitchEvent::Bridged { .. }))
+            .collect()
+    }
+
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -778,16 +842,58 @@ pub fn wait_for_cdrs(
     }
 }
 
-/// Waits (bounded) for `n` `call ended` lines; there must be `n`, all
-/// `ANSWERED`.
+/// Starts SIPp `uac-echo` (100 calls 101 with `calls_uac_echo.xml`,
+/// offering RTP port `rtp_port`) in the background and waits (bounded,
+/// 10 s) for the relay port of the switch's answer, which it writes to
+/// `relayport-1.txt`; the caller and that port.
+pub fn start_echo_caller(env: &CallEnv, sw: &Switch, rtp_port: u16) -> (Bg, u16) {
+    let dir = env.path().to_owned();
+    let csv = write_csv(
+        &dir,
+        "uac-echo.csv",
+        &[auth_line("100", PW100, &["101", &rtp_port.to_string()])],
+    );
+    let mut cmd = sipp_cmd(&dir, "uac-echo", free_port_span(1));
+    cmd.arg(sw.addr().to_string())
+        .args(["-sf", &scenario("calls_uac_echo.xml")])
+        .args(["-inf", &csv, "-m", "1", "-timeout", "30s"]);
+    let uac = Bg::spawn(cmd, &dir, "uac-echo", Duration::from_secs(35));
+    let port_file = dir.join("relayport-1.txt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let relay_port: u16 = loop {
+        if let Some(p) = fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the echo call was not answered within 10 s\n{}",
+            describe(env, sw, &["uac-echo", "uas"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (uac, relay_port)
+}
+
+/// Waits (bounded) for `n` ended calls (their callers' `hangup` events);
+/// there must be `n`, and each caller's channel must have a `bridged`
+/// event (answered and joined).
 pub fn assert_calls_answered(sw: &Switch, n: usize) {
-    let ended = sw.wait_lines("call ended", n, Duration::from_secs(5));
-    assert_eq!(ended.len(), n, "{}", sw.log());
+    let ended = sw.wait_calls_ended(n, Duration::from_secs(5));
+    assert_eq!(ended.len(), n, "{:#?}\n{}", sw.events(), sw.log());
+    let bridged = sw.bridged();
     assert!(
-        ended
-            .iter()
-            .all(|l| l.get("disposition") == Some("ANSWERED")),
-        "{ended:#?}\n{}",
+        ended.iter().all(|h| bridged.iter().any(|b| matches!(
+            (h, b),
+            (
+                carillon_events::SwitchEvent::Hangup { channel, .. },
+                carillon_events::SwitchEvent::Bridged { channels, .. },
+            ) if channels[0] == *channel
+        ))),
+        "every call must have been answered: {:#?}\n{}",
+        sw.events(),
         sw.log()
     );
 }
