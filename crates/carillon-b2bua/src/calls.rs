@@ -3177,6 +3177,7 @@ impl Switch {
                 leg,
                 digit,
                 duration,
+                ..
             } => match self.calls.by_session.get(&session) {
                 Some(&key) => {
                     self.digit_received(key, leg, digit, Some(duration), DigitSource::Rfc4733)
@@ -3188,7 +3189,9 @@ impl Switch {
                 leg,
                 stats,
             } => carillon_mediactl::log_leg_closed(session, leg, &stats),
-            MediaEvent::LegOpened { .. } => {}
+            MediaEvent::LegOpened { .. }
+            | MediaEvent::PlaybackDone { .. }
+            | MediaEvent::RecordingDone { .. } => {}
         }
         self.flush_scratch();
     }

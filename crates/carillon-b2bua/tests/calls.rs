@@ -1369,6 +1369,7 @@ fn info_with_a_dtmf_digit_is_answered_200_and_becomes_a_digit_like_rfc_4733() {
             leg: carillon_mediactl::LegId(0),
             digit: '7',
             duration: Duration::from_millis(100),
+            source: carillon_mediactl::DtmfSource::Rfc4733,
         },
     );
     assert_eq!(r.sw.stats().dtmf_digits, 3);
@@ -1816,6 +1817,7 @@ fn dtmf_digits_by_info_and_rtp_are_one_event_kind_with_their_source() {
             leg,
             digit: '7',
             duration: Duration::from_millis(100),
+            source: carillon_mediactl::DtmfSource::Rfc4733,
         },
     );
     r.drain();

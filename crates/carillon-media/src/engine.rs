@@ -72,7 +72,7 @@ use crate::leg::{codec_of, earliest, Leg, LegMedia, LegState};
 use crate::offload::{G711Map, OffloadFlow, OffloadProgress, OffloadRequest, Offloaded};
 use carillon_codec::Transcoder;
 use carillon_mediactl::{
-    AudioCodec, LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId,
+    AudioCodec, DtmfSource, LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId,
 };
 use carillon_rtp::dtmf::TelephoneEvent;
 use carillon_rtp::rtcp::{rewrite_report_sources, rewrite_sender_ssrc};
@@ -105,6 +105,8 @@ pub enum CommandError {
     NotBinding { leg: LegId },
     #[error("binding port {port} failed: {reason}")]
     BindFailed { port: u16, reason: String },
+    #[error("the media engine does not run {command} yet")]
+    NotYet { command: &'static str },
 }
 
 /// What the edge must do with sockets.
@@ -249,6 +251,20 @@ impl MediaEngine {
                 self.close_slot(slot);
                 Ok(())
             }
+            MediaCommand::Play { .. } => Err(CommandError::NotYet { command: "Play" }),
+            MediaCommand::StopPlay { .. } => Err(CommandError::NotYet {
+                command: "StopPlay",
+            }),
+            MediaCommand::Record { .. } => Err(CommandError::NotYet { command: "Record" }),
+            MediaCommand::StopRecord { .. } => Err(CommandError::NotYet {
+                command: "StopRecord",
+            }),
+            MediaCommand::SetDtmfMode { .. } => Err(CommandError::NotYet {
+                command: "SetDtmfMode",
+            }),
+            MediaCommand::SendDtmf { .. } => Err(CommandError::NotYet {
+                command: "SendDtmf",
+            }),
             MediaCommand::CloseSession { session } => {
                 let legs = self
                     .sessions
@@ -637,6 +653,7 @@ impl MediaEngine {
                         leg: leg.id,
                         digit: digit.digit,
                         duration: digit.duration,
+                        source: DtmfSource::Rfc4733,
                     });
                 }
                 self.next_timeout = earliest(self.next_timeout, media.dtmf.poll_timeout());
@@ -927,6 +944,7 @@ impl MediaEngine {
                     leg: id,
                     digit: digit.digit,
                     duration: digit.duration,
+                    source: DtmfSource::Rfc4733,
                 });
             }
             if media

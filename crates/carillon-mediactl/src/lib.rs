@@ -8,8 +8,30 @@
 //! Ports: the switch picks each leg's local RTP port from the configured
 //! range (so it can write its SDP answer at once); the media plane binds it
 //! and reports `LegOpened` or `OpenFailed`. RTCP uses port + 1.
+//!
+//! ## The media graph (ARCHITECTURE.md, "Media graph")
+//!
+//! Each leg has one output: a relay from the leg it is bridged to (the fast
+//! path, the only one the kernel may take over), or a player (`Play`: prompt
+//! files, tones, silence or a music-on-hold class), driven by the worker's
+//! own 20 ms tick. A `Play` on a bridged leg replaces what the leg hears
+//! until it ends or is stopped; the relay then resumes. Taps (`Record`, and
+//! in-band DTMF detection from `SetDtmfMode`) can be attached to any leg; a
+//! tapped flow is never forwarded by the kernel. Playback ends with
+//! `PlaybackDone`, recordings with `RecordingDone`; digits arrive as `Dtmf`
+//! with their source.
+//!
+//! DTMF crossing a bridge: a digit received on leg A (RFC 4733 or in-band)
+//! reaches its bridged leg B in B's mode: RFC 4733 events when B's mode is
+//! `Rfc4733` (or `Auto` with a telephone-event payload type), generated
+//! tones in B's audio when B's mode is `Inband` (or `Auto` without one),
+//! and nothing from the media plane when B's mode is `Info` (the switch
+//! sends SIP INFO on B's dialog from the `Dtmf` event, and asks for
+//! `SendDtmf` on A's bridged leg when an INFO arrives).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One call's media: all legs of a call live in one session on one worker.
@@ -75,6 +97,110 @@ pub struct LegParams {
     pub recv: bool,
 }
 
+/// Identifies one `Play` of a session (chosen by the switch, echoed in
+/// [`MediaEvent::PlaybackDone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlaybackId(pub u64);
+
+/// Identifies one `Record` of a session (chosen by the switch, echoed in
+/// [`MediaEvent::RecordingDone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordingId(pub u64);
+
+/// One item of a playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlayItem {
+    /// A WAV file (8 kHz, 16-bit, mono), by absolute path. Files are read
+    /// once and shared: every listener plays the same decoded copy. A file
+    /// that cannot be read is skipped (and named in `PlaybackDone`).
+    File(PathBuf),
+    /// A music-on-hold class configured in the media plane; never ends by
+    /// itself (a `Play` containing it lasts until stopped). All listeners of
+    /// a class hear the same position (streamed MoH).
+    Moh { class: String },
+    /// A tone cadence (Playtones, ringback, busy): played for `duration`,
+    /// or until stopped when `None`.
+    Tone {
+        tone: Arc<ToneSpec>,
+        duration: Option<Duration>,
+    },
+    /// Silence.
+    Silence(Duration),
+}
+
+/// A cadenced tone: up to two frequencies summed, `on`/`off` cadence
+/// repeated (e.g. 425 Hz 1 s on / 4 s off for Pakistani ringback).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToneSpec {
+    /// Segments played in order, then repeated from the first.
+    pub segments: Vec<ToneSegment>,
+}
+
+/// One segment of a [`ToneSpec`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToneSegment {
+    /// Frequencies in Hz (0, 1 or 2 of them; none is silence).
+    pub freqs: [Option<u16>; 2],
+    /// Level of each frequency in dBm0 (e.g. -13).
+    pub level_dbm0: i8,
+    pub duration: Duration,
+}
+
+/// Why a playback ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaybackEnd {
+    /// Every item played.
+    Finished,
+    /// `StopPlay`, a newer `Play` on the same leg, or the leg closed.
+    Stopped,
+}
+
+/// How a leg sends and receives DTMF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-events (the default).
+    #[default]
+    Rfc4733,
+    /// SIP INFO (handled by the switch; the media plane neither detects
+    /// nor sends on this leg).
+    Info,
+    /// Tones in the audio: detected by a Goertzel tap, generated as audio.
+    Inband,
+    /// RFC 4733 when the leg negotiated telephone-event, else in-band.
+    Auto,
+}
+
+/// Where a digit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    Rfc4733,
+    Inband,
+}
+
+/// What a recording captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordMix {
+    /// One leg's received audio only (the Record application).
+    Leg(LegId),
+    /// Both directions of a pair mixed to one mono channel.
+    Mono { caller: LegId, callee: LegId },
+    /// Stereo: the caller's audio left, the callee's right (MixMonitor `D`).
+    Stereo { caller: LegId, callee: LegId },
+}
+
+/// Why a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingEnd {
+    /// `StopRecord` or a leg of it closed.
+    Stopped,
+    /// `max_silence` of silence was heard (Record application).
+    Silence,
+    /// `max_duration` reached.
+    MaxDuration,
+    /// The file could not be created or written.
+    Failed(String),
+}
+
 /// Switch → media.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaCommand {
@@ -107,6 +233,49 @@ pub enum MediaCommand {
     CloseLeg { session: SessionId, leg: LegId },
     /// Close every leg of the session.
     CloseSession { session: SessionId },
+    /// Play `items` in order to `leg` (replacing any playback on it and,
+    /// while it lasts, what the leg's bridge would relay to it). Ends with
+    /// `PlaybackDone`.
+    Play {
+        session: SessionId,
+        leg: LegId,
+        playback: PlaybackId,
+        items: Vec<PlayItem>,
+    },
+    /// Stop the playback on `leg`, if any (`PlaybackDone { Stopped }`).
+    StopPlay { session: SessionId, leg: LegId },
+    /// Start recording to `path` (a WAV file created with its directories).
+    Record {
+        session: SessionId,
+        recording: RecordingId,
+        mix: RecordMix,
+        path: PathBuf,
+        /// End after this much silence (Record application); `None` never.
+        max_silence: Option<Duration>,
+        /// End after this long; `None` never.
+        max_duration: Option<Duration>,
+    },
+    /// Stop a recording (its file is finalised; `RecordingDone`).
+    StopRecord {
+        session: SessionId,
+        recording: RecordingId,
+    },
+    /// How `leg` carries DTMF (see [`DtmfMode`]); starts or stops its
+    /// in-band detector.
+    SetDtmfMode {
+        session: SessionId,
+        leg: LegId,
+        mode: DtmfMode,
+    },
+    /// Send a digit to `leg` in its mode (RFC 4733: events with three end
+    /// packets; in-band: tones in the audio), e.g. for a digit that came by
+    /// SIP INFO on the other leg.
+    SendDtmf {
+        session: SessionId,
+        leg: LegId,
+        digit: char,
+        duration: Duration,
+    },
 }
 
 impl MediaCommand {
@@ -118,7 +287,13 @@ impl MediaCommand {
             | MediaCommand::Bridge { session, .. }
             | MediaCommand::Unbridge { session, .. }
             | MediaCommand::CloseLeg { session, .. }
-            | MediaCommand::CloseSession { session } => *session,
+            | MediaCommand::CloseSession { session }
+            | MediaCommand::Play { session, .. }
+            | MediaCommand::StopPlay { session, .. }
+            | MediaCommand::Record { session, .. }
+            | MediaCommand::StopRecord { session, .. }
+            | MediaCommand::SetDtmfMode { session, .. }
+            | MediaCommand::SendDtmf { session, .. } => *session,
         }
     }
 }
@@ -153,12 +328,33 @@ pub enum MediaEvent {
     },
     /// No RTP received for the configured inactivity timeout.
     RtpTimeout { session: SessionId, leg: LegId },
-    /// An RFC 4733 digit ended.
+    /// A digit received on `leg` ended (RFC 4733 or in-band).
     Dtmf {
         session: SessionId,
         leg: LegId,
         digit: char,
         duration: Duration,
+        source: DtmfSource,
+    },
+    /// A `Play` ended. `missing` names files that could not be played
+    /// (skipped, with a warning).
+    PlaybackDone {
+        session: SessionId,
+        leg: LegId,
+        playback: PlaybackId,
+        end: PlaybackEnd,
+        missing: Vec<PathBuf>,
+    },
+    /// A `Record` ended; the file at `path` is a finalised WAV.
+    RecordingDone {
+        session: SessionId,
+        recording: RecordingId,
+        path: PathBuf,
+        end: RecordingEnd,
+        /// Audio written, in milliseconds.
+        duration_ms: u64,
+        /// Frames dropped because the writer fell behind.
+        frames_lost: u64,
     },
     LegClosed {
         session: SessionId,

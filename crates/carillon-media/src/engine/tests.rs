@@ -399,6 +399,7 @@ fn telephone_events_are_carried_with_mapped_pt_and_reported_once() {
             leg: A,
             digit: '5',
             duration: Duration::from_millis(100),
+            source: carillon_mediactl::DtmfSource::Rfc4733,
         }]
     );
 }
