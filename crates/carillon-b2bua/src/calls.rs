@@ -34,7 +34,8 @@
 //! Early media (a callee's 18x with SDP opens and bridges its media leg
 //! and gives A a 183 with our relay SDP) is handled here; reliable
 //! provisionals live in [`prack`], session timers in [`session_timer`],
-//! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`].
+//! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`],
+//! per-leg DTMF modes and digits across a bridge in [`dtmf_relay`].
 //!
 //! In a dialog, requests the switch does not act on get the RFC's refusal,
 //! never a blind 200: INFO is answered 200 only when its body is a DTMF
@@ -44,6 +45,7 @@
 //! and MESSAGE are refused by validation (501, 405) before they get here.
 
 pub mod dtmf_info;
+pub mod dtmf_relay;
 mod events;
 pub mod limits;
 pub mod ports;
@@ -60,7 +62,9 @@ use carillon_dialplan::{
     CallInfo, Command, DialStatus, DialTarget, Dialplan, Event as PlanEvent, Execution,
 };
 use carillon_events::ChannelState;
-use carillon_mediactl::{AudioCodec, LegId, LegParams, MediaCommand, MediaEvent, SessionId};
+use carillon_mediactl::{
+    AudioCodec, DtmfMode, DtmfSource, LegId, LegParams, MediaCommand, MediaEvent, SessionId,
+};
 use carillon_sdp::{
     AnswerPolicy, CodecName, Direction, MediaPlan, OfferPolicy, SessionDescription,
 };
@@ -138,6 +142,8 @@ pub enum DigitSource {
     Rfc4733,
     /// A SIP INFO in the leg's dialog ([`dtmf_info`]).
     SipInfo,
+    /// Tones in the leg's audio (the media plane's in-band detector).
+    Inband,
 }
 
 impl DigitSource {
@@ -145,6 +151,7 @@ impl DigitSource {
         match self {
             DigitSource::Rfc4733 => "rfc4733",
             DigitSource::SipInfo => "sip_info",
+            DigitSource::Inband => "inband",
         }
     }
 }
@@ -211,6 +218,10 @@ struct Leg {
     /// A provisional other than 100 arrived (the far end is ringing or
     /// playing early media: a failure after that is the callee's).
     rang: bool,
+    /// How the leg's endpoint sends and expects DTMF ([`dtmf_relay`]).
+    dtmf_mode: DtmfMode,
+    /// Digits waiting to go out on the leg as SIP INFO.
+    info_out: dtmf_relay::InfoSender,
 }
 
 /// How to reach one outbound target.
@@ -226,6 +237,7 @@ struct ForkSpec {
     trunk: Option<(String, Option<PortName>)>,
     user: Option<String>,
     failover: Option<Failover>,
+    dtmf_mode: DtmfMode,
 }
 
 /// The calling number of a call from `trunk`: the From user, normalised
@@ -671,6 +683,8 @@ impl Switch {
             rel_in: prack::ReliableReceiver::default(),
             failover: None,
             rang: false,
+            dtmf_mode: DtmfMode::default(),
+            info_out: dtmf_relay::InfoSender::default(),
         }
     }
 
@@ -921,12 +935,13 @@ impl Switch {
             return 503;
         };
         let allowed = codec_list(&codecs, &self.calls.config.default_codecs);
+        let a_dtmf = self.dtmf_mode_of_caller(&caller);
         let policy = AnswerPolicy {
             allowed,
             prefer_offerer_order: false,
             local_address: self.calls.config.media_ip,
             local_port: port,
-            telephone_event: true,
+            telephone_event: a_dtmf.negotiates_telephone_event(),
             ptime: Some(20),
             session_id: self.rng_u64() >> 1,
             session_version: 1,
@@ -982,6 +997,7 @@ impl Switch {
         a.local_sdp = Some(answer);
         a.state = LegState::Early;
         a.peer_allows_update = allows_update(msg);
+        a.dtmf_mode = a_dtmf;
         let a_rel = prack::ReliableSender::new(
             prack::Rel::of(msg),
             (self.rng_u64() as u32) >> 1,
@@ -1012,6 +1028,7 @@ impl Switch {
                 local_port: port,
                 params,
             });
+            self.media_dtmf_mode(session, a.id, a.dtmf_mode);
             a.media_open = true;
         }
         info!(call = call_key, caller = %caller_num, exten = %exten, context = %context, trunk = ?trunk, "call started");
@@ -1216,6 +1233,7 @@ impl Switch {
                         .map(|u| u.codecs.clone())
                         .unwrap_or_default();
                     let nat = self.users.get(name).map(|u| u.nat).unwrap_or_default();
+                    let dtmf_mode = self.dtmf_mode_of_user(name);
                     for b in self.registrar.lookup(name, now_ms / 1000) {
                         let Some(peer) = self.binding_peer(b, nat) else {
                             warn!(call = key, user = %name, contact = %b.contact, source = %b.source, "binding has no address to send to: skipped");
@@ -1238,6 +1256,7 @@ impl Switch {
                             trunk: None,
                             user: Some(name.clone()),
                             failover: None,
+                            dtmf_mode,
                         });
                     }
                 }
@@ -1349,6 +1368,7 @@ impl Switch {
             trunk: Some((trunk.to_owned(), target.port)),
             user: None,
             failover,
+            dtmf_mode: self.dtmf_mode_of_trunk(trunk),
         })
     }
 
@@ -1405,6 +1425,7 @@ impl Switch {
             trunk,
             user,
             failover,
+            dtmf_mode,
         } = spec;
         let mut leg = self.new_leg(call_id.clone(), peer, port, channel);
         let Some(call) = self.calls.calls.get(&key) else {
@@ -1426,6 +1447,7 @@ impl Switch {
         let allowed = codec_list(&codecs, &self.calls.config.default_codecs);
         let mut policy = OfferPolicy::new(media_ip, port, allowed);
         policy.session_id = session_id;
+        policy.telephone_event = dtmf_mode.negotiates_telephone_event();
         let offer = carillon_sdp::offer(&policy);
         leg.remote_uri = to_uri;
         leg.remote_target.clone_from(&request_uri);
@@ -1440,6 +1462,7 @@ impl Switch {
         leg.trunk = trunk;
         leg.user = user;
         leg.failover = failover;
+        leg.dtmf_mode = dtmf_mode;
         leg.invite_branch.clone_from(&branch);
         leg.invite_cseq = 1;
         leg.local_cseq = 1;
@@ -1705,6 +1728,21 @@ impl Switch {
         headers: Vec<(String, String)>,
         body: Option<Bytes>,
     ) {
+        let body = body.map(|b| ("application/sdp", b));
+        self.send_in_dialog_typed(now, key, leg, method, headers, body);
+    }
+
+    /// [`Switch::send_in_dialog_with`] with a body of any type (the
+    /// `application/dtmf-relay` of a DTMF INFO).
+    fn send_in_dialog_typed(
+        &mut self,
+        now: Instant,
+        key: u64,
+        leg: &mut Leg,
+        method: Method,
+        headers: Vec<(String, String)>,
+        body: Option<(&str, Bytes)>,
+    ) {
         let branch = self.new_branch();
         leg.local_cseq += 1;
         let host = self.calls.host_for(leg.peer.transport);
@@ -1727,7 +1765,7 @@ impl Switch {
                 + leg.call_id.len()
                 + leg.route_set.iter().map(|r| r.len() + 9).sum::<usize>()
                 + extra
-                + body.as_ref().map_or(0, |b| b.len() + 40),
+                + body.as_ref().map_or(0, |(_, b)| b.len() + 40),
         );
         w.header("Via", &via_parts(leg, host, &branch))
             .header("Max-Forwards", &["70"])
@@ -1752,7 +1790,7 @@ impl Switch {
         for (n, v) in &headers {
             w.header(n, &[v]);
         }
-        let bytes = w.finish(body.as_ref().map(|b| ("application/sdp", &b[..])));
+        let bytes = w.finish(body.as_ref().map(|(t, b)| (*t, &b[..])));
         let kind = if method == Method::Invite {
             TransactionKind::Invite
         } else {
@@ -2082,6 +2120,12 @@ impl Switch {
             self.refresh_response(now, now_ms, call_key, leg_id, &method, &events, msg);
         } else if method == Method::Invite {
             self.fork_events(now, now_ms, call_key, leg_id, to, &events, msg, to_tag);
+        } else if method == Method::Info {
+            if let Some(ClientEvent::Final(s)) =
+                events.iter().find(|e| matches!(e, ClientEvent::Final(_)))
+            {
+                self.info_answered(now, call_key, leg_id, *s);
+            }
         }
         events.clear();
         self.calls.client_events = events;
@@ -2294,6 +2338,13 @@ impl Switch {
                     local_port: leg.media_port,
                     params,
                 });
+                if leg.dtmf_mode != DtmfMode::default() {
+                    cmds.push(MediaCommand::SetDtmfMode {
+                        session,
+                        leg: leg_id,
+                        mode: leg.dtmf_mode,
+                    });
+                }
                 leg.media_open = true;
             } else if changed {
                 cmds.push(MediaCommand::UpdateLeg {
@@ -2448,6 +2499,7 @@ impl Switch {
         let changed = leg.plan.as_ref().map(leg_params) != Some(leg_params(&plan));
         leg.plan = Some(plan.clone());
         let port = leg.media_port;
+        let dtmf_mode = leg.dtmf_mode;
         leg.media_open = true;
         // Cancel the other forks.
         let others: Vec<LegId> = call
@@ -2457,12 +2509,15 @@ impl Switch {
             .map(|l| l.id)
             .collect();
         match (leg_params(&plan), was_open) {
-            (Some(params), false) => self.media(MediaCommand::OpenLeg {
-                session,
-                leg: leg_id,
-                local_port: port,
-                params,
-            }),
+            (Some(params), false) => {
+                self.media(MediaCommand::OpenLeg {
+                    session,
+                    leg: leg_id,
+                    local_port: port,
+                    params,
+                });
+                self.media_dtmf_mode(session, leg_id, dtmf_mode);
+            }
             (Some(params), true) if changed => {
                 // The 2xx's SDP differs from the early one: update the leg.
                 info!(
@@ -2894,6 +2949,14 @@ impl Switch {
             Ok(d) => {
                 self.respond(now, key, msg, peer, 200, |b| b);
                 self.digit_received(r.call, r.leg, d.digit, d.duration, DigitSource::SipInfo);
+                self.relay_digit(
+                    now,
+                    r.call,
+                    r.leg,
+                    d.digit,
+                    d.duration,
+                    DigitSource::SipInfo,
+                );
                 200
             }
             Err(e) => {
@@ -3077,7 +3140,7 @@ impl Switch {
                 prefer_offerer_order: false,
                 local_address: media_ip,
                 local_port: leg.media_port,
-                telephone_event: true,
+                telephone_event: leg.dtmf_mode.negotiates_telephone_event(),
                 ptime: Some(20),
                 session_id: sid,
                 session_version: version,
@@ -3177,10 +3240,15 @@ impl Switch {
                 leg,
                 digit,
                 duration,
-                ..
+                source,
             } => match self.calls.by_session.get(&session) {
                 Some(&key) => {
-                    self.digit_received(key, leg, digit, Some(duration), DigitSource::Rfc4733)
+                    let source = match source {
+                        DtmfSource::Rfc4733 => DigitSource::Rfc4733,
+                        DtmfSource::Inband => DigitSource::Inband,
+                    };
+                    self.digit_received(key, leg, digit, Some(duration), source);
+                    self.relay_digit(now, key, leg, digit, Some(duration), source);
                 }
                 None => debug!(session = session.0, digit = %digit, "DTMF of no call"),
             },
@@ -3242,6 +3310,8 @@ impl Switch {
             self.refresh_answered(now, now_ms, call, leg, 408, None);
         } else if failed && method == Method::Invite {
             self.fork_failed(now, now_ms, call, leg, 408);
+        } else if failed && method == Method::Info {
+            self.info_answered(now, call, leg, 408);
         }
     }
 

@@ -24,4 +24,4 @@ pub mod users;
 pub use endpoint::{Peer, Transport};
 pub use policy::{PolicyConfig, Verdict};
 pub use switch::{Output, Switch, SwitchConfig};
-pub use users::{NatMode, User, UserDirectory};
+pub use users::{DtmfMode, NatMode, User, UserDirectory};

@@ -1,13 +1,15 @@
 //! The user directory: extensions that register and call, with their
 //! credentials (HA1 precomputed per algorithm so a REGISTER costs one hash),
 //! dialplan context, codecs, contact limit, call limits (enforced in
-//! `calls::limits`) and NAT handling (where calls to its contacts go,
-//! [`NatMode`]). Replaced atomically on
+//! `calls::limits`), NAT handling (where calls to its contacts go,
+//! [`NatMode`]) and DTMF mode (`dtmf_mode`, used by `calls::dtmf_relay`).
+//! Replaced atomically on
 //! reload (SIGHUP) without touching registrations.
 
 use std::collections::HashMap;
 
 use carillon_digest::{ha1, Algorithm};
+pub use carillon_mediactl::DtmfMode;
 
 /// One configured extension.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -26,6 +28,9 @@ pub struct User {
     /// Where calls to the user's registered contacts are sent (`nat` in
     /// `users.toml`).
     pub nat: NatMode,
+    /// How the user's phones send and expect DTMF (`dtmf_mode` in
+    /// `users.toml`; RFC 4733 by default).
+    pub dtmf_mode: DtmfMode,
 }
 
 /// Where requests to a user's registered contacts are sent.

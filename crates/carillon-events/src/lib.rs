@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | `channel_created` | `channel`, `uniqueid`, `linkedid`, `direction` (`inbound`/`outbound`), `caller`, `exten`, `context` | an INVITE was accepted for routing (inbound) or an outbound leg was placed (outbound) |
 //! | `channel_state` | `channel`, `uniqueid`, `state` (`ringing`/`progress`/`up`) | an outbound leg got 180 (ringing) or 183 (progress), or a leg was answered (up) |
-//! | `dtmf` | `channel`, `uniqueid`, `digit`, `duration_ms`, `source` (`rfc4733`/`sip_info`) | a digit arrived in a call, by RTP or SIP INFO |
+//! | `dtmf` | `channel`, `uniqueid`, `digit`, `duration_ms`, `source` (`rfc4733`/`sip_info`/`inband`) | a digit arrived in a call, by RTP events, SIP INFO or tones in the audio |
 //! | `bridged` | `linkedid`, `channels` (`[caller, callee]`) | the caller was bridged to the answering leg |
 //! | `unbridged` | `linkedid`, `channels` | that bridge ended |
 //! | `app_started` | `channel`, `app`, `step` | the switch began a dialplan application (`Answer`, `Dial`, `Wait`, `Hangup`) |
@@ -60,6 +60,8 @@ pub enum DtmfSource {
     Rfc4733,
     /// SIP INFO (`application/dtmf-relay` or `application/dtmf`).
     SipInfo,
+    /// Tones in the audio (the media plane's in-band detector).
+    Inband,
 }
 
 /// Everything observable about calls (see the module doc for the table).

@@ -170,6 +170,44 @@ pub enum DtmfMode {
     Auto,
 }
 
+impl DtmfMode {
+    /// Every mode with its configuration name (`dtmf_mode` in
+    /// `users.toml` and `trunks.toml`).
+    pub const NAMES: [(&'static str, DtmfMode); 4] = [
+        ("rfc4733", DtmfMode::Rfc4733),
+        ("info", DtmfMode::Info),
+        ("inband", DtmfMode::Inband),
+        ("auto", DtmfMode::Auto),
+    ];
+
+    /// The mode named `name` in configuration (`rfc4733`, `info`,
+    /// `inband`, `auto`; case-insensitive), if it is one.
+    pub fn from_name(name: &str) -> Option<DtmfMode> {
+        DtmfMode::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, m)| *m)
+    }
+
+    /// The configuration name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            DtmfMode::Rfc4733 => "rfc4733",
+            DtmfMode::Info => "info",
+            DtmfMode::Inband => "inband",
+            DtmfMode::Auto => "auto",
+        }
+    }
+
+    /// Whether a leg in this mode offers and accepts RFC 4733
+    /// telephone-event in its SDP (as Asterisk: `rfc4733` and `auto` do;
+    /// `info` and `inband` legs do not, so the far end sends its digits
+    /// the way the leg expects them).
+    pub fn negotiates_telephone_event(self) -> bool {
+        matches!(self, DtmfMode::Rfc4733 | DtmfMode::Auto)
+    }
+}
+
 /// Where a digit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtmfSource {
@@ -390,6 +428,20 @@ mod tests {
             .collect();
         assert_eq!(shares, [2, 0, 1, 2, 0, 1]);
         assert_eq!(port_partition(10000, 0), 0, "zero workers count as one");
+    }
+
+    #[test]
+    fn every_dtmf_mode_is_read_back_from_its_name_in_any_case() {
+        for (name, mode) in DtmfMode::NAMES {
+            assert_eq!(DtmfMode::from_name(name), Some(mode));
+            assert_eq!(DtmfMode::from_name(&name.to_uppercase()), Some(mode));
+            assert_eq!(mode.name(), name);
+        }
+        assert_eq!(DtmfMode::from_name("rfc2833"), None);
+        assert_eq!(DtmfMode::from_name(""), None);
+        assert!(DtmfMode::Auto.negotiates_telephone_event());
+        assert!(!DtmfMode::Inband.negotiates_telephone_event());
+        assert!(!DtmfMode::Info.negotiates_telephone_event());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use carillon_mediactl::DtmfMode;
 use carillon_sip::Uri;
 use carillon_tomlconf::{join, Entry, Kind, Loader, Node};
 
@@ -41,6 +42,7 @@ const TRUNK_KEYS: &[&str] = &[
     "context",
     "allow",
     "numbering",
+    "dtmf_mode",
     "ports",
     "port_strategy",
     "port_cooldown_secs",
@@ -413,6 +415,21 @@ fn load_trunk(
         }
     });
 
+    let dtmf_mode = match f.get("dtmf_mode") {
+        Some((p, n)) => match lo.string(&p, n) {
+            Some(s) => DtmfMode::from_name(s).unwrap_or_else(|| {
+                lo.report(
+                    n.line,
+                    &p,
+                    format!("unknown dtmf_mode '{s}' (expected \"rfc4733\", \"info\", \"inband\" or \"auto\")"),
+                );
+                DtmfMode::default()
+            }),
+            None => DtmfMode::default(),
+        },
+        None => DtmfMode::default(),
+    };
+
     let ports = f.get("ports");
     let strategy = f.get("port_strategy");
     let cooldown = f.get("port_cooldown_secs");
@@ -506,6 +523,7 @@ fn load_trunk(
         context,
         allow,
         numbering,
+        dtmf_mode,
         gateway,
     })
 }

@@ -57,6 +57,7 @@
 //! | `context` | string | dialplan context for inbound calls from this trunk |
 //! | `allow` | array of `ulaw`, `alaw` | codecs, in preference order (default `["ulaw","alaw"]`); `g722`, `g729`, `opus` are known names but not available yet (load error) |
 //! | `numbering` | string | name of a dialplan `[numbering.NAME]` rule set; the switch normalises the caller number of inbound calls from this trunk with it (e.g. `03001234567` → `+923001234567`) |
+//! | `dtmf_mode` | `"rfc4733"` \| `"info"` \| `"inband"` \| `"auto"` | how the trunk's peer sends and expects DTMF (default rfc4733; `info` and `inband` legs are offered no telephone-event; see `carillon_mediactl::DtmfMode`) |
 //! | `ports` | array of inline tables | gsm_gateway only, see below |
 //! | `port_strategy` | `"round_robin"` \| `"least_used"` | gsm_gateway only (default round_robin) |
 //! | `port_cooldown_secs` | integer 0..=86400 | a failed port is skipped this long (default 60) |

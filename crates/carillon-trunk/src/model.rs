@@ -243,6 +243,9 @@ pub struct TrunkConfig {
     pub allow: Vec<Codec>,
     /// Name of a dialplan numbering rule set, carried for the switch.
     pub numbering: Option<String>,
+    /// How the trunk's peer sends and expects DTMF (`dtmf_mode`; RFC 4733
+    /// by default).
+    pub dtmf_mode: carillon_mediactl::DtmfMode,
     /// Present exactly for `kind = "gsm_gateway"`.
     pub gateway: Option<GatewayConfig>,
 }

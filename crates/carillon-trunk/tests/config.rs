@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use carillon_mediactl::DtmfMode;
 use carillon_trunk::{Codec, PortRoute, PortStrategy, TrunkKind, Trunks};
 
 fn ip(s: &str) -> IpAddr {
@@ -69,6 +70,9 @@ fn the_shipped_example_loads_with_twilio_voxlocus_and_dinstar() {
         );
     }
     assert_eq!(set.identify(ip("192.168.1.50")).unwrap(), "dinstar");
+    // GSM gateways send digits as events or as tones: auto takes either.
+    assert_eq!(dinstar.dtmf_mode, DtmfMode::Auto);
+    assert_eq!(twilio.dtmf_mode, DtmfMode::Rfc4733, "the default");
 }
 
 fn problems(text: &str) -> Vec<String> {
@@ -111,7 +115,7 @@ username = "u"
             "trunks.toml:3: trunk.a.contacts[1]: 'http://bad.example' is not a sip: or sips: URI",
             "trunks.toml:4: trunk.a.identify[0]: '10.0.0.1/24' has host bits set beyond /24 (did you mean 10.0.0.0/24?)",
             "trunks.toml:5: trunk.a.max_cps: 0 is out of range 1..=10000",
-            "trunks.toml:6: trunk.a.colour: unknown key 'colour' for a trunk (expected one of: enabled, kind, contacts, identify, username, password, from_user, from_domain, send_pai, register, registrar, expiry, qualify_secs, qualify_timeout_secs, max_calls, max_cps, context, allow, numbering, ports, port_strategy, port_cooldown_secs)",
+            "trunks.toml:6: trunk.a.colour: unknown key 'colour' for a trunk (expected one of: enabled, kind, contacts, identify, username, password, from_user, from_domain, send_pai, register, registrar, expiry, qualify_secs, qualify_timeout_secs, max_calls, max_cps, context, allow, numbering, dtmf_mode, ports, port_strategy, port_cooldown_secs)",
             "trunks.toml:10: trunk.b.identify[0]: 10.9.0.0/16 is already identified as trunk 'a' at line 4",
             "trunks.toml:13: trunk.b.ports[1].name: port 'sim1' is already defined at line 12",
             "trunks.toml:14: trunk.b.ports[2].prefix: a prefix port needs the gateway's 'contacts' (the one SIP peer the prefix is sent to)",
@@ -121,6 +125,38 @@ username = "u"
             "trunks.toml:22: trunk.c.register: register = true needs 'registrar'",
             "trunks.toml:23: trunk.c.password: 'username' needs 'password'",
         ]
+    );
+}
+
+#[test]
+fn dtmf_mode_is_one_of_the_four_modes_and_anything_else_is_a_problem_at_its_line() {
+    for (text, want) in [
+        ("info", DtmfMode::Info),
+        ("inband", DtmfMode::Inband),
+        ("auto", DtmfMode::Auto),
+        ("RFC4733", DtmfMode::Rfc4733),
+    ] {
+        let set = Trunks::load(
+            "trunks.toml",
+            &format!("[trunk.a]\nkind = \"carrier\"\ncontacts = [\"sip:a.example\"]\ndtmf_mode = \"{text}\"\n"),
+        )
+        .unwrap();
+        assert_eq!(set.get("a").unwrap().dtmf_mode, want, "{text}");
+    }
+    assert_eq!(
+        problems("[trunk.a]\nkind = \"carrier\"\ncontacts = [\"sip:a.example\"]\ndtmf_mode = \"rfc2833\"\n"),
+        vec![
+            "trunks.toml:4: trunk.a.dtmf_mode: unknown dtmf_mode 'rfc2833' (expected \"rfc4733\", \"info\", \"inband\" or \"auto\")"
+        ]
+    );
+    let p = problems(
+        "[trunk.a]\nkind = \"carrier\"\ncontacts = [\"sip:a.example\"]\ndtmf_mode = 4733\n",
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("trunks.toml:4: trunk.a.dtmf_mode: "),
+        "{}",
+        p[0]
     );
 }
 

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use carillon_b2bua::{NatMode, PolicyConfig, Transport, User};
+use carillon_b2bua::{DtmfMode, NatMode, PolicyConfig, Transport, User};
 use carillon_digest::Algorithm;
 use carillon_net::ListenSpec;
 use carillon_registrar::RegistrarConfig;
@@ -243,6 +243,8 @@ struct UserDefaults {
     /// Send to the REGISTER's source address (true) or to the Contact as
     /// registered (false).
     nat: bool,
+    /// `rfc4733` (the default), `info`, `inband` or `auto`.
+    dtmf_mode: Option<Spanned<String>>,
 }
 
 /// The context of a user when neither the user nor `[defaults]` names one.
@@ -260,6 +262,7 @@ impl Default for UserDefaults {
             max_calls: None,
             max_cps: None,
             nat: true,
+            dtmf_mode: None,
         }
     }
 }
@@ -275,6 +278,7 @@ struct UserEntry {
     max_calls: Option<Spanned<u32>>,
     max_cps: Option<Spanned<u32>>,
     nat: Option<bool>,
+    dtmf_mode: Option<Spanned<String>>,
 }
 
 /// The validated configuration.
@@ -637,6 +641,23 @@ fn user_codecs(uc: &mut Checker<'_>, list: &[Spanned<String>], key: &str) -> Vec
     out
 }
 
+/// A `dtmf_mode` of `users.toml` (`rfc4733`, `info`, `inband` or
+/// `auto`); anything else is a problem at its line.
+fn user_dtmf_mode(uc: &mut Checker<'_>, v: &Spanned<String>, key: String) -> Option<DtmfMode> {
+    let mode = DtmfMode::from_name(v.get_ref());
+    if mode.is_none() {
+        uc.at(
+            v.span(),
+            key,
+            format!(
+                "unknown dtmf_mode '{}' (expected rfc4733, info, inband or auto)",
+                v.get_ref()
+            ),
+        );
+    }
+    mode
+}
+
 /// Checks `users.toml` on its own.
 fn check_users(
     users_path: &Path,
@@ -681,6 +702,12 @@ fn check_users(
                 .flatten()),
         ));
     }
+    let default_dtmf = users
+        .defaults
+        .dtmf_mode
+        .as_ref()
+        .and_then(|v| user_dtmf_mode(&mut uc, v, "defaults.dtmf_mode".into()))
+        .unwrap_or_default();
     for (i, u) in users.user.iter().enumerate() {
         let ext = u.extension.get_ref();
         if ext.is_empty()
@@ -723,6 +750,12 @@ fn check_users(
             Some(m) => *m.get_ref(),
             None => users.defaults.max_contacts.max(1),
         };
+        let dtmf_mode = match &u.dtmf_mode {
+            Some(v) => {
+                user_dtmf_mode(&mut uc, v, format!("user[{i}].dtmf_mode")).unwrap_or_default()
+            }
+            None => default_dtmf,
+        };
         user_list.push(User {
             extension: ext.clone(),
             password: u.password.get_ref().clone(),
@@ -739,6 +772,7 @@ fn check_users(
             } else {
                 NatMode::AsRegistered
             },
+            dtmf_mode,
         });
     }
     user_list
@@ -1010,6 +1044,43 @@ mod tests {
         );
         assert_eq!(p.line, 4, "{p:?}");
         assert!(p.message.contains("unknown field"), "{}", p.message);
+    }
+
+    #[test]
+    fn dtmf_mode_defaults_to_rfc4733_can_be_set_per_user_or_in_defaults_and_must_be_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = "[[listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n";
+        let users = |defaults: &str| {
+            format!(
+                "{defaults}[[user]]\nextension = \"100\"\npassword = \"changeme100\"\ndtmf_mode = \"info\"\n\n\
+                 [[user]]\nextension = \"101\"\npassword = \"changeme101\"\n\n\
+                 [[user]]\nextension = \"102\"\npassword = \"changeme102\"\ndtmf_mode = \"Inband\"\n"
+            )
+        };
+        for (defaults, want101) in [
+            ("", DtmfMode::Rfc4733),
+            ("[defaults]\ndtmf_mode = \"auto\"\n\n", DtmfMode::Auto),
+        ] {
+            write(dir.path(), main, &users(defaults));
+            let c = load(dir.path()).unwrap_or_else(|p| panic!("{p:?}"));
+            let mode = |e: &str| c.users.iter().find(|u| u.extension == e).unwrap().dtmf_mode;
+            assert_eq!(mode("100"), DtmfMode::Info);
+            assert_eq!(mode("101"), want101, "{defaults:?}");
+            assert_eq!(mode("102"), DtmfMode::Inband);
+        }
+        let p = only_problem(
+            dir.path(),
+            main,
+            "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\ndtmf_mode = \"rfc2833\"\n",
+        );
+        assert_eq!((p.line, p.key.as_str()), (4, "user[0].dtmf_mode"), "{p:?}");
+        assert!(p.message.contains("rfc2833"), "{}", p.message);
+        let p = only_problem(
+            dir.path(),
+            main,
+            "[defaults]\ndtmf_mode = \"tones\"\n\n[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n",
+        );
+        assert_eq!((p.line, p.key.as_str()), (2, "defaults.dtmf_mode"), "{p:?}");
     }
 
     #[test]

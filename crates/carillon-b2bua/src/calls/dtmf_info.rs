@@ -1,7 +1,9 @@
 //! DTMF carried in SIP INFO bodies: the two de-facto formats phones and
 //! gateways send inside a call, `application/dtmf-relay` (`Signal=5` and
 //! `Duration=160` lines, Cisco's format) and `application/dtmf` (a bare
-//! digit). Owns only the body parser; the INFO request itself is answered
+//! digit). Owns the body parser and the body the switch sends
+//! ([`relay_body`], dtmf-relay, sent by `dtmf_relay` to a leg in `info`
+//! mode); the INFO request itself is answered
 //! in `calls` (200 when a digit was read, 415 with `Accept` for any other
 //! body type, 400 for a malformed body), and the digit then goes through
 //! the same path as an RFC 4733 digit from the media plane.
@@ -16,6 +18,15 @@ use std::time::Duration;
 
 /// The `Accept` value of a 415 to an INFO: the body types read here.
 pub const ACCEPT: &str = "application/dtmf-relay, application/dtmf";
+
+/// The Content-Type of the INFO bodies the switch sends.
+pub const RELAY_TYPE: &str = "application/dtmf-relay";
+
+/// The `application/dtmf-relay` body of `digit` held for `duration`
+/// (whole milliseconds): `Signal=5\r\nDuration=160\r\n`.
+pub fn relay_body(digit: char, duration: Duration) -> String {
+    format!("Signal={digit}\r\nDuration={}\r\n", duration.as_millis())
+}
 
 /// One digit read from an INFO body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +157,16 @@ mod tests {
             "Signal=*\r\nDuration=100\r\nVolume=10\r\n",
         );
         assert_eq!(d.digit, '*');
+    }
+
+    #[test]
+    fn the_body_sent_is_dtmf_relay_and_reads_back_as_the_same_digit() {
+        let body = relay_body('5', Duration::from_millis(160));
+        assert_eq!(body, "Signal=5\r\nDuration=160\r\n");
+        for c in "0123456789*#ABCD".chars() {
+            let d = ok(RELAY_TYPE, &relay_body(c, Duration::from_millis(250)));
+            assert_eq!((d.digit, d.duration), (c, Some(Duration::from_millis(250))));
+        }
     }
 
     #[test]

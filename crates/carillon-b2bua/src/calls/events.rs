@@ -188,6 +188,7 @@ impl Switch {
             source: match source {
                 DigitSource::Rfc4733 => DtmfSource::Rfc4733,
                 DigitSource::SipInfo => DtmfSource::SipInfo,
+                DigitSource::Inband => DtmfSource::Inband,
             },
         });
     }

@@ -19,6 +19,7 @@ fn config() -> SwitchConfig {
             max_calls: None,
             max_cps: None,
             nat: Default::default(),
+            dtmf_mode: Default::default(),
         }],
         registrar: RegistrarConfig::default(),
         policy: PolicyConfig {

@@ -57,6 +57,7 @@ pub fn user(e: &str) -> User {
         max_calls: None,
         max_cps: None,
         nat: Default::default(),
+        dtmf_mode: Default::default(),
     }
 }
 
