@@ -22,10 +22,14 @@
 //!   stray-packet rule.
 //! * [`config`]: engine configuration (timeouts, latch rule, RNG seed,
 //!   kernel fast path).
+//! * [`record`]: recording taps (`Record`, `StopRecord`, `RecordingDone`)
+//!   on `carillon-recorder`.
+//! * [`dtmf_tap`]: a leg's DTMF mode, in-band detector (`carillon-dtmf`)
+//!   and the digit being sent to it (RFC 4733 events or in-band tones).
 //! * [`offload`]: which flows the kernel may forward (`carillon-kernelpath`) and
 //!   the accounting of what it forwarded.
 //!
-//! Not here yet: mixing, prompt playback, recording, in-band DTMF and
+//! Not here yet: mixing, prompt playback and
 //! RTP/RTCP multiplexing (RFC 5761); packets for them are dropped and counted.
 #![cfg_attr(
     not(test),
@@ -33,12 +37,16 @@
 )]
 
 pub mod config;
+pub mod dtmf_tap;
 pub mod engine;
 pub mod latch;
 pub mod leg;
 pub mod offload;
+pub mod record;
 
 pub use config::MediaConfig;
-pub use engine::{CommandError, EngineCounters, MediaEngine, SocketRequest, Transmit};
+pub use engine::{
+    CommandError, EngineCounters, GeneratedTransmit, MediaEngine, SocketRequest, Transmit,
+};
 pub use latch::{Latch, LatchVerdict};
 pub use offload::{G711Map, OffloadFlow, OffloadProgress, OffloadRequest};

@@ -111,6 +111,15 @@ impl StreamRewriter {
         }
     }
 
+    /// Forgets the input sources: the next packet of any source is mapped
+    /// after the last one sent, as a new source (marker set). Used when a
+    /// generated stream (a DTMF digit, a prompt) hands the output back to
+    /// the relay, so the two never share sequence numbers.
+    pub fn forget_sources(&mut self) {
+        self.current = None;
+        self.previous = None;
+    }
+
     /// Rewrites the RTP packet in `packet` (received at `now`) in place.
     pub fn rewrite(&mut self, now: Instant, packet: &mut [u8]) -> Result<Rewritten, RtpError> {
         let (ssrc, in_seq, in_ts) = {
