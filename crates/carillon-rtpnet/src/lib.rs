@@ -20,7 +20,8 @@
 //!         readable().await → recvmmsg … (a few datagrams, see `carillon-udpbatch`)
 //!           → engine.handle_packet (rewrites in place)
 //!           → try_send_to from the bridged leg's socket
-//!     timer task  ─► engine.handle_timeout at engine.poll_timeout()
+//!     timer task  ─► engine.handle_timeout at engine.poll_timeout(), then sends
+//!                    what it generated (DTMF digits) from the legs' sockets
 //!     event pump  ─► bounded mpsc to the switch when it is momentarily full
 //!  all tasks share Rc<RefCell<Worker>>: one thread, no locks, no borrow
 //!  held across an await.
@@ -583,6 +584,21 @@ impl Worker {
         Ok(local)
     }
 
+    /// Sends the packets the engine generated (DTMF digits) from their
+    /// legs' sockets.
+    fn send_generated(&mut self) {
+        while let Some(g) = self.engine.poll_generated() {
+            let out = self
+                .sockets
+                .get(usize::from(g.local_port))
+                .and_then(Option::as_ref);
+            let sent = out.is_some_and(|s| s.try_send_to(&g.packet, g.destination).is_ok());
+            if !sent {
+                self.send_drops += 1;
+            }
+        }
+    }
+
     /// Moves engine events towards the switch, keeping order; a full
     /// channel leaves them in the backlog for the pump task.
     fn flush_events(&mut self) {
@@ -729,6 +745,7 @@ async fn handle_command(shared: &Shared, command: MediaCommand) {
         }
         let stopped = w.apply_socket_requests(shared, now);
         w.apply_offload_requests();
+        w.send_generated();
         let events: Vec<MediaEvent> = std::iter::from_fn(|| w.engine.poll_event()).collect();
         (stopped, events)
     };
@@ -830,6 +847,7 @@ async fn timer_loop(shared: Shared, notify: Rc<Notify>) {
                     _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                         let mut w = shared.borrow_mut();
                         w.engine.handle_timeout(Instant::now());
+                        w.send_generated();
                         w.flush_events();
                     }
                     _ = notify.notified() => {}

@@ -210,7 +210,7 @@ impl MediaEngine {
             return;
         };
         let codec = codec_of(leg.params.codec);
-        if self.recorders.taps(leg.id) > 0 {
+        if !self.recorders.is_empty() {
             self.recorders.handle_audio(now, leg.id, codec, payload);
         }
         leg.dtmf_tap.detect(&leg.params, codec, payload, found);
