@@ -426,3 +426,49 @@ fn run_starts_on_a_good_directory_given_as_a_positional_argument() {
     assert_eq!(reply.status(), Some(200), "{}", running.log());
     assert!(running.stop().success(), "{}", running.log());
 }
+
+#[test]
+fn an_unknown_dtmf_mode_in_users_and_trunks_is_reported_with_file_line_and_key() {
+    let dir = example_copy();
+    let users = std::fs::read_to_string(dir.path().join("users.toml")).unwrap();
+    // The first user (100) gets a mode that does not exist.
+    let users = users.replacen(
+        "password = \"changeme100\"\n",
+        "password = \"changeme100\"\ndtmf_mode = \"rfc2833\"\n",
+        1,
+    );
+    let users_line = users
+        .lines()
+        .position(|l| l.starts_with("dtmf_mode = \"rfc2833\""))
+        .unwrap()
+        + 1;
+    std::fs::write(dir.path().join("users.toml"), &users).unwrap();
+    let trunks = std::fs::read_to_string(dir.path().join("trunks.toml")).unwrap();
+    let trunks = trunks.replacen("dtmf_mode = \"auto\"", "dtmf_mode = \"tones\"", 1);
+    let trunks_line = trunks
+        .lines()
+        .position(|l| l.starts_with("dtmf_mode = \"tones\""))
+        .expect("the example's Dinstar has a dtmf_mode")
+        + 1;
+    std::fs::write(dir.path().join("trunks.toml"), &trunks).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let run = check(dir.path(), scratch.path());
+    assert_exit(&run, 1);
+    assert_eq!(
+        problems(&run.stdout),
+        [
+            (
+                "trunks.toml".to_owned(),
+                trunks_line,
+                "trunk.dinstar.dtmf_mode".to_owned()
+            ),
+            (
+                "users.toml".to_owned(),
+                users_line,
+                "user[0].dtmf_mode".to_owned()
+            ),
+        ],
+        "{}",
+        run.stdout
+    );
+}
