@@ -42,12 +42,15 @@ impl Sounds {
 
     /// Lists `<dir>/<lang>/**/*.wav`. Directories whose name is not a
     /// language code (`moh`) are ignored.
+    /// The directory is kept in its canonical (absolute) form.
     pub fn scan(dir: &Path) -> io::Result<Sounds> {
+        let dir = &std::fs::canonicalize(dir)?;
         let mut available = BTreeMap::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.file_type()?.is_dir() || !is_language(&name) {
+            // `moh/` holds music-on-hold classes, not a language.
+            if !entry.file_type()?.is_dir() || !is_language(&name) || name == "moh" {
                 continue;
             }
             let mut names = BTreeSet::new();
