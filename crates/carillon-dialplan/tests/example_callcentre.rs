@@ -365,3 +365,33 @@ fn agents_call_each_other() {
         }
     }
 }
+
+#[test]
+fn saynumber_and_saydigits_only_name_prompts_every_language_has() {
+    let sounds = sounds();
+    let mut numbers: Vec<u64> = (0..=1200).collect();
+    numbers.extend([
+        1999, 2024, 10_000, 99_999, 100_000, 250_000, 1_000_000, 12_345_678,
+    ]);
+    for lang in ["en", "ar", "fr", "ur"] {
+        for &n in &numbers {
+            for name in carillon_dialplan::sounds::number_prompts(n, lang) {
+                assert!(
+                    sounds
+                        .dir()
+                        .join(lang)
+                        .join(format!("{name}.wav"))
+                        .is_file(),
+                    "{lang} {n}: no {name}"
+                );
+            }
+        }
+        for name in carillon_dialplan::sounds::digit_prompts("0123456789") {
+            assert!(sounds
+                .dir()
+                .join(lang)
+                .join(format!("{name}.wav"))
+                .is_file());
+        }
+    }
+}

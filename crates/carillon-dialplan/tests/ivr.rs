@@ -841,3 +841,22 @@ fn dial_targets_and_results_still_work_with_the_new_clock() {
     assert!(cmds(&mut e).is_empty());
     assert!(e.is_finished());
 }
+
+#[test]
+fn a_catch_all_pattern_is_not_taken_for_the_h_extension() {
+    let p = plan(
+        r#"
+[context.c]
+[[context.c.extension]]
+match = "_!"
+steps = [ { app = "Set", var = "RAN", value = "${EXTEN}" }, { app = "Playback", file = "x" } ]
+"#,
+    );
+    let mut e = start(&p, "s");
+    assert_eq!(e.variable("RAN").as_deref(), Some("s"));
+    cmds(&mut e);
+    e.handle_caller_hangup(at(1.0));
+    assert_eq!(e.variable("RAN").as_deref(), Some("s"), "h was not run");
+    assert!(cmds(&mut e).is_empty());
+    assert!(e.is_finished());
+}
