@@ -164,17 +164,13 @@ pub fn is_prompt_name(name: &str) -> bool {
             .all(|c| !matches!(c, Component::ParentDir | Component::CurDir))
 }
 
-/// The prompts SayDigits plays: `digits/N` per digit, `digits/star`,
-/// `digits/pound`; other characters are skipped.
+/// The prompts SayDigits plays: `digits/N` per digit. Other characters
+/// (`*`, `#`, letters) are skipped: `sounds/` has no prompts for them.
 pub fn digit_prompts(digits: &str) -> Vec<String> {
     digits
         .chars()
-        .filter_map(|c| match c {
-            '0'..='9' => Some(format!("digits/{c}")),
-            '*' => Some("digits/star".to_owned()),
-            '#' => Some("digits/pound".to_owned()),
-            _ => None,
-        })
+        .filter(char::is_ascii_digit)
+        .map(|c| format!("digits/{c}"))
         .collect()
 }
 
@@ -368,10 +364,7 @@ mod tests {
 
     #[test]
     fn digits_map_to_digit_prompts() {
-        assert_eq!(
-            digit_prompts("1*#x9"),
-            ["digits/1", "digits/star", "digits/pound", "digits/9"]
-        );
+        assert_eq!(digit_prompts("1*#x9"), ["digits/1", "digits/9"]);
     }
 
     #[test]

@@ -395,3 +395,78 @@ fn saynumber_and_saydigits_only_name_prompts_every_language_has() {
         }
     }
 }
+
+/// One input a host could give, in any order.
+#[derive(Debug, Clone)]
+enum Input {
+    Digit(char),
+    PlaybackDone,
+    Timeout,
+    Dial(DialStatus),
+    RecordDone,
+    Hangup,
+    Advance(u8),
+}
+
+fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => prop::sample::select(vec!['0', '1', '2', '3', '9', '#', '*']).prop_map(Input::Digit),
+        3 => Just(Input::PlaybackDone),
+        2 => Just(Input::Timeout),
+        1 => prop::sample::select(vec![
+            DialStatus::Answer,
+            DialStatus::NoAnswer,
+            DialStatus::Busy,
+            DialStatus::Cancel
+        ])
+        .prop_map(Input::Dial),
+        1 => Just(Input::RecordDone),
+        1 => Just(Input::Hangup),
+        2 => any::<u8>().prop_map(Input::Advance),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever the host feeds, in whatever order, the call centre never
+    /// panics, produces at most one terminal event, and says nothing after it.
+    #[test]
+    fn any_sequence_of_inputs_ends_cleanly(inputs in proptest::collection::vec(input(), 0..80)) {
+        let plan = shipped();
+        let mut call = Call::start(&plan, "internal", "0777", sunday_morning());
+        let mut terminal = 0;
+        for input in inputs {
+            let finished_before = call.exec.is_finished();
+            let now = call.instant();
+            match input {
+                Input::Digit(d) => call.exec.handle_digit(now, d),
+                Input::PlaybackDone => call.exec.handle_playback_done(now),
+                Input::Timeout => {
+                    if let Some(due) = call.exec.poll_timeout() {
+                        proptest::prop_assert!(due >= t0());
+                        call.now = due.duration_since(t0()).as_secs_f64();
+                        call.exec.handle_timeout(due);
+                    }
+                }
+                Input::Dial(status) => call.exec.handle_dial_result(now, status),
+                Input::RecordDone => call.exec.handle_record_done(
+                    now,
+                    carillon_dialplan::RecordOutcome { status: carillon_dialplan::RecordStatus::Silence },
+                ),
+                Input::Hangup => call.exec.handle_caller_hangup(now),
+                Input::Advance(s) => call.advance(f64::from(s) / 10.0),
+            }
+            let commands = call.commands();
+            if finished_before {
+                proptest::prop_assert!(commands.is_empty(), "{:?}", commands);
+            }
+            terminal += std::iter::from_fn(|| call.exec.poll_event()).count();
+            proptest::prop_assert!(terminal <= 1);
+            if call.exec.is_finished() {
+                proptest::prop_assert_eq!(call.exec.poll_timeout(), None);
+            }
+        }
+    }
+}
