@@ -42,6 +42,13 @@ fn params(leg: LegId, codec: AudioCodec, ptime_ms: u64, te: Option<u8>) -> LegPa
     }
 }
 
+/// A packet the engine generated, as the edge would send it.
+struct GeneratedTransmit {
+    local_port: u16,
+    destination: SocketAddr,
+    packet: Vec<u8>,
+}
+
 struct Harness {
     engine: MediaEngine,
     t0: Instant,
@@ -130,7 +137,13 @@ impl Harness {
             if self.engine.poll_timeout().is_some_and(|d| d <= now) {
                 self.engine.handle_timeout(now);
             }
-            out.extend(std::iter::from_fn(|| self.engine.poll_generated()));
+            self.engine.drain_generated(|g, bytes| {
+                out.push(GeneratedTransmit {
+                    local_port: g.local_port,
+                    destination: g.destination,
+                    packet: bytes.to_vec(),
+                })
+            });
         }
         out
     }
