@@ -89,6 +89,13 @@ impl LegDtmf {
         };
     }
 
+    /// Whether the leg has a detector at all (a cheap first check for the
+    /// relay path; [`Self::detects_inband`] decides).
+    #[inline]
+    pub fn may_detect(&self) -> bool {
+        self.detector.is_some()
+    }
+
     /// Whether the leg's received audio goes through the in-band detector.
     pub fn detects_inband(&self, params: &LegParams) -> bool {
         self.detector.is_some()

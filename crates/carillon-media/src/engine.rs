@@ -817,6 +817,7 @@ impl MediaEngine {
             return None;
         }
         let mut convert = None;
+        let may_detect = leg.dtmf_tap.may_detect();
         let kind = if pt == params.payload_type {
             Kind::Audio
         } else if Some(pt) == params.telephone_event_pt {
@@ -845,7 +846,7 @@ impl MediaEngine {
         };
         let from_codec = params.codec;
         let mut inband = Vec::new();
-        if matches!(kind, Kind::Audio) {
+        if matches!(kind, Kind::Audio) && (may_detect || !self.recorders.is_empty()) {
             if let Some(payload) = packet.get(payload_start..payload_end) {
                 self.tap_audio(now, slot, payload, &mut inband);
             }
@@ -863,11 +864,6 @@ impl MediaEngine {
         }
         for digit in inband {
             self.convert_dtmf(now, peer_slot, taps::Convert::Inband(digit));
-        }
-        if self.is_sending(peer_slot) {
-            self.refresh_inband_conversion(now, peer_slot);
-            self.counters.dtmf_muted += 1;
-            return None;
         }
 
         let Some(peer) = self.legs.get_mut(peer_slot).and_then(Option::as_mut) else {
@@ -889,6 +885,14 @@ impl MediaEngine {
         };
         if peer_media.player.is_some() {
             self.counters.replaced_by_player += 1;
+            return None;
+        }
+        if let Some(sender) = peer.dtmf_tap.sender.as_mut() {
+            // A digit owns the peer's output (crate::engine::taps).
+            if sender.key.is_none() {
+                sender.refresh(now);
+            }
+            self.counters.dtmf_muted += 1;
             return None;
         }
         let mut offload = None;

@@ -239,15 +239,6 @@ impl MediaEngine {
         info || self.outgoing_of(slot) == Outgoing::Inband
     }
 
-    /// Whether a digit is being sent to the leg in `slot` (its relayed
-    /// audio is muted).
-    pub(super) fn is_sending(&self, slot: usize) -> bool {
-        self.legs
-            .get(slot)
-            .and_then(Option::as_ref)
-            .is_some_and(|l| l.dtmf_tap.is_sending())
-    }
-
     /// A digit from the leg bridged to `peer_slot`, converted to the
     /// peer's mode when that differs from how it came (see the module
     /// documentation); same-kind digits are relayed by the caller.
@@ -290,17 +281,6 @@ impl MediaEngine {
             s.finish(now, None);
         }
         self.start_sender(now, peer_slot, s);
-    }
-
-    /// Keeps a converted in-band press alive while its audio arrives.
-    pub(super) fn refresh_inband_conversion(&mut self, now: Instant, peer_slot: usize) {
-        if let Some(s) = self
-            .leg_mut(peer_slot)
-            .and_then(|l| l.dtmf_tap.sender.as_mut())
-            .filter(|s| s.key.is_none())
-        {
-            s.refresh(now);
-        }
     }
 
     /// Runs the leg's sender at `now`: due packets go through the leg's
