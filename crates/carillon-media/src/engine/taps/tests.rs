@@ -916,3 +916,44 @@ fn an_rfc4733_digit_is_not_relayed_to_an_info_leg() {
         "nothing generated for an INFO leg"
     );
 }
+
+#[test]
+fn an_unbridged_leg_in_auto_mode_without_telephone_event_detects_inband_digits() {
+    let mut h = Harness::new(
+        params(A, AudioCodec::Pcmu, 20, None),
+        params(B, AudioCodec::Pcmu, 20, None),
+        false,
+    );
+    h.command(
+        0,
+        MediaCommand::Unbridge {
+            session: S,
+            a: A,
+            b: B,
+        },
+    );
+    h.command(
+        0,
+        MediaCommand::SetDtmfMode {
+            session: S,
+            leg: A,
+            mode: DtmfMode::Auto,
+        },
+    );
+    for (i, p) in dtmf_payloads('0', 100, 300).iter().enumerate() {
+        let ms = 20 * i as u64;
+        assert!(
+            h.send(ms, A, 0, (ms * 8) as u32, p).is_none(),
+            "not bridged"
+        );
+    }
+    let digits: Vec<(char, DtmfSource)> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf { digit, source, .. } => Some((digit, source)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, [('0', DtmfSource::Inband)]);
+}
