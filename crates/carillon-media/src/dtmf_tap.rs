@@ -38,7 +38,7 @@ use carillon_codec::Codec;
 use carillon_dtmf::{Digit, DtmfEvent};
 use carillon_mediactl::{DtmfMode, LegParams};
 use carillon_rtp::dtmf::{event_for_digit, TelephoneEvent};
-use carillon_rtp::{RtpPacketBuilder, Ssrc};
+use carillon_rtp::Ssrc;
 use std::time::{Duration, Instant};
 
 /// Shortest in-band tone sent (in-band detectors need about 40 ms).
@@ -87,6 +87,13 @@ impl LegDtmf {
             DtmfMode::Inband | DtmfMode::Auto => carillon_dtmf::DtmfDetector::new(8000).ok(),
             DtmfMode::Rfc4733 | DtmfMode::Info => None,
         };
+    }
+
+    /// Whether the leg has a detector at all (a cheap first check for the
+    /// relay path; [`Self::detects_inband`] decides).
+    #[inline]
+    pub fn may_detect(&self) -> bool {
+        self.detector.is_some()
     }
 
     /// Whether the leg's received audio goes through the in-band detector.
@@ -181,9 +188,16 @@ pub struct DtmfSender {
     pub key: Option<u32>,
 }
 
-/// A packet a sender produced, before the leg's rewriter.
+/// A packet a sender produced, in the generator's own numbering (the
+/// leg's output rewriter maps it; [`GENERATOR_SSRC`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneratedRtp(pub Vec<u8>);
+pub struct DigitPacket {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload: Vec<u8>,
+}
 
 impl DtmfSender {
     /// A sender of `digit` in `how`, starting at `now`; `length` `None`
@@ -255,7 +269,7 @@ impl DtmfSender {
 
     /// The packets due at `now`; `true` once the sender is done (the
     /// relay may resume).
-    pub fn tick(&mut self, now: Instant, out: &mut Vec<GeneratedRtp>) -> bool {
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<DigitPacket>) -> bool {
         // Bounded catch-up after a late wake-up.
         for _ in 0..8 {
             if self.poll_timeout() > now {
@@ -269,7 +283,7 @@ impl DtmfSender {
     }
 
     /// Writes the next packet; `true` when there is none left.
-    fn next_packet(&mut self, now: Instant, out: &mut Vec<GeneratedRtp>) -> bool {
+    fn next_packet(&mut self, now: Instant, out: &mut Vec<DigitPacket>) -> bool {
         let length = self.length_at(now);
         let units = |d: Duration| (d.as_micros() * 8 / 1000).min(u128::from(u16::MAX)) as u16;
         let step = self.interval;
@@ -301,7 +315,13 @@ impl DtmfSender {
                 }
                 .to_bytes();
                 // Every packet of the event carries its start timestamp.
-                out.push(build(*pt, first, seq, 0, &payload));
+                out.push(DigitPacket {
+                    payload_type: *pt,
+                    marker: first,
+                    seq,
+                    timestamp: 0,
+                    payload: payload.to_vec(),
+                });
             }
             Kind::Inband { codec, pt, tone } => {
                 let samples = units(step) as usize;
@@ -316,7 +336,13 @@ impl DtmfSender {
                 }
                 let payload: Vec<u8> = pcm.iter().map(|&s| codec.encode_sample(s)).collect();
                 let ts = u32::from(units(step)).wrapping_mul(index);
-                out.push(build(*pt, first, seq, ts, &payload));
+                out.push(DigitPacket {
+                    payload_type: *pt,
+                    marker: first,
+                    seq,
+                    timestamp: ts,
+                    payload,
+                });
             }
         }
         self.sent += 1;
@@ -324,18 +350,10 @@ impl DtmfSender {
     }
 }
 
-fn build(pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> GeneratedRtp {
-    let builder = RtpPacketBuilder::new(pt, seq, ts, GENERATOR_SSRC, payload).with_marker(marker);
-    let mut buf = vec![0u8; builder.encoded_len()];
-    let _ = builder.write_into(&mut buf);
-    GeneratedRtp(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use carillon_mediactl::AudioCodec;
-    use carillon_rtp::RtpPacket;
 
     fn params(te: Option<u8>) -> LegParams {
         LegParams {
@@ -381,9 +399,8 @@ mod tests {
         let events: Vec<(bool, TelephoneEvent, u32)> = out
             .iter()
             .map(|p| {
-                let rtp = RtpPacket::parse(&p.0).unwrap();
-                let ev = TelephoneEvent::parse(rtp.payload()).unwrap();
-                (rtp.marker(), ev, rtp.timestamp())
+                let ev = TelephoneEvent::parse(&p.payload).unwrap();
+                (p.marker, ev, p.timestamp)
             })
             .collect();
         let durations: Vec<u16> = events.iter().map(|e| e.1.duration).collect();

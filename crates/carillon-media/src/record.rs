@@ -44,7 +44,8 @@
 use carillon_codec::Codec;
 use carillon_mediactl::{LegId, MediaEvent, RecordMix, RecordingEnd, RecordingId, SessionId};
 use carillon_recorder::{Layout, RecorderOptions, Recording, Source};
-use std::collections::HashMap;
+// Keys are switch-chosen ids, so a fast non-keyed hash is safe here.
+use foldhash::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -181,8 +182,8 @@ impl Recorders {
     /// No recordings; new ones use `options` (channel capacity, latency).
     pub fn new(options: RecorderOptions) -> Self {
         Recorders {
-            running: HashMap::new(),
-            taps: HashMap::new(),
+            running: HashMap::default(),
+            taps: HashMap::default(),
             options,
             epoch: None,
         }

@@ -3,8 +3,9 @@
 //! detection, DTMF sending and conversion across a bridge).
 //!
 //! Owns the `Record`, `StopRecord`, `SetDtmfMode` and `SendDtmf` commands,
-//! what the relay path does with a tapped packet, the generated packets
-//! waiting for the edge ([`MediaEngine::poll_generated`]), and the rule
+//! what the relay path does with a tapped packet, the pacing of digits sent
+//! to a leg (their packets join the players' in [`crate::output`]'s queue,
+//! drained by [`MediaEngine::drain_generated`]), and the rule
 //! that keeps tapped flows out of the kernel: a flow arriving on a leg that
 //! is recorded or detected in-band, or heading to a leg a digit is being
 //! sent to, is never installed; installing a tap removes it; the next
@@ -28,20 +29,12 @@
 //! never interleave.
 
 use super::*;
-use crate::dtmf_tap::{DtmfSender, GeneratedRtp, InbandDigit, Outgoing, SendError};
+use crate::dtmf_tap::{DigitPacket, DtmfSender, InbandDigit, Outgoing, SendError, GENERATOR_SSRC};
+use crate::output::{write_generated, GeneratedQueue, GeneratedRtp};
 use crate::record::legs_of;
 use carillon_mediactl::{DtmfMode, RecordMix, RecordingEnd, RecordingId};
 use std::path::Path;
 use std::time::Duration;
-
-/// A packet the engine generated (a DTMF digit) for the edge to send from
-/// the socket bound to `local_port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GeneratedTransmit {
-    pub local_port: u16,
-    pub destination: SocketAddr,
-    pub packet: Vec<u8>,
-}
 
 /// What a received packet asks of the bridged leg's DTMF.
 #[derive(Debug, Clone, Copy)]
@@ -246,15 +239,6 @@ impl MediaEngine {
         info || self.outgoing_of(slot) == Outgoing::Inband
     }
 
-    /// Whether a digit is being sent to the leg in `slot` (its relayed
-    /// audio is muted).
-    pub(super) fn is_sending(&self, slot: usize) -> bool {
-        self.legs
-            .get(slot)
-            .and_then(Option::as_ref)
-            .is_some_and(|l| l.dtmf_tap.is_sending())
-    }
-
     /// A digit from the leg bridged to `peer_slot`, converted to the
     /// peer's mode when that differs from how it came (see the module
     /// documentation); same-kind digits are relayed by the caller.
@@ -299,23 +283,12 @@ impl MediaEngine {
         self.start_sender(now, peer_slot, s);
     }
 
-    /// Keeps a converted in-band press alive while its audio arrives.
-    pub(super) fn refresh_inband_conversion(&mut self, now: Instant, peer_slot: usize) {
-        if let Some(s) = self
-            .leg_mut(peer_slot)
-            .and_then(|l| l.dtmf_tap.sender.as_mut())
-            .filter(|s| s.key.is_none())
-        {
-            s.refresh(now);
-        }
-    }
-
     /// Runs the leg's sender at `now`: due packets go through the leg's
-    /// output rewriter to `generated`. Returns the sender's next deadline.
+    /// output rewriter to `queue`. Returns the sender's next deadline.
     pub(super) fn tick_sender(
         now: Instant,
         leg: &mut Leg,
-        generated: &mut VecDeque<GeneratedTransmit>,
+        queue: &mut GeneratedQueue,
     ) -> Option<Instant> {
         let params = leg.params;
         let local_port = leg.local_port;
@@ -323,21 +296,19 @@ impl MediaEngine {
             return None;
         };
         let sender = leg.dtmf_tap.sender.as_mut()?;
-        let mut out: Vec<GeneratedRtp> = Vec::new();
+        let mut out: Vec<DigitPacket> = Vec::new();
         let done = sender.tick(now, &mut out);
-        let destination = media.rtp_destination(&params).filter(|_| params.send);
-        for GeneratedRtp(mut packet) in out {
-            if media.rewriter.rewrite(now, &mut packet).is_err() {
-                continue;
-            }
-            if let Some(destination) = destination {
-                media.record_sent(packet.len());
-                generated.push_back(GeneratedTransmit {
-                    local_port,
-                    destination,
-                    packet,
-                });
-            }
+        for p in &out {
+            let rtp = GeneratedRtp {
+                ssrc: GENERATOR_SSRC,
+                seq: p.seq,
+                timestamp: p.timestamp,
+                marker: p.marker,
+                payload_type: Some(p.payload_type),
+                payload: &p.payload,
+            };
+            // On hold (not `send`) the digit advances silently.
+            let _ = write_generated(now, &params, local_port, media, rtp, queue);
         }
         if done {
             leg.dtmf_tap.sender = None;
@@ -346,11 +317,6 @@ impl MediaEngine {
             return None;
         }
         Some(sender.poll_timeout())
-    }
-
-    /// The next generated packet (DTMF) for the edge to send.
-    pub fn poll_generated(&mut self) -> Option<GeneratedTransmit> {
-        self.generated.pop_front()
     }
 }
 

@@ -42,6 +42,13 @@ fn params(leg: LegId, codec: AudioCodec, ptime_ms: u64, te: Option<u8>) -> LegPa
     }
 }
 
+/// A packet the engine generated, as the edge would send it.
+struct GeneratedTransmit {
+    local_port: u16,
+    destination: SocketAddr,
+    packet: Vec<u8>,
+}
+
 struct Harness {
     engine: MediaEngine,
     t0: Instant,
@@ -130,7 +137,13 @@ impl Harness {
             if self.engine.poll_timeout().is_some_and(|d| d <= now) {
                 self.engine.handle_timeout(now);
             }
-            out.extend(std::iter::from_fn(|| self.engine.poll_generated()));
+            self.engine.drain_generated(|g, bytes| {
+                out.push(GeneratedTransmit {
+                    local_port: g.local_port,
+                    destination: g.destination,
+                    packet: bytes.to_vec(),
+                })
+            });
         }
         out
     }
@@ -902,4 +915,45 @@ fn an_rfc4733_digit_is_not_relayed_to_an_info_leg() {
         h.run_timer(40, 200).is_empty(),
         "nothing generated for an INFO leg"
     );
+}
+
+#[test]
+fn an_unbridged_leg_in_auto_mode_without_telephone_event_detects_inband_digits() {
+    let mut h = Harness::new(
+        params(A, AudioCodec::Pcmu, 20, None),
+        params(B, AudioCodec::Pcmu, 20, None),
+        false,
+    );
+    h.command(
+        0,
+        MediaCommand::Unbridge {
+            session: S,
+            a: A,
+            b: B,
+        },
+    );
+    h.command(
+        0,
+        MediaCommand::SetDtmfMode {
+            session: S,
+            leg: A,
+            mode: DtmfMode::Auto,
+        },
+    );
+    for (i, p) in dtmf_payloads('0', 100, 300).iter().enumerate() {
+        let ms = 20 * i as u64;
+        assert!(
+            h.send(ms, A, 0, (ms * 8) as u32, p).is_none(),
+            "not bridged"
+        );
+    }
+    let digits: Vec<(char, DtmfSource)> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            MediaEvent::Dtmf { digit, source, .. } => Some((digit, source)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, [('0', DtmfSource::Inband)]);
 }
