@@ -3,13 +3,16 @@
 # music on hold under sounds/ from the text tables next to this script.
 #
 #   sounds/prompts.tsv       name, then the text in en, ar, fr, ur
-#   sounds/number-words.tsv  lang, name, text (SayNumber words that are not numerals)
+#   sounds/number-words.tsv  lang, name, text (SayNumber words that are not numerals,
+#                            and digits/star, digits/pound)
+#   sounds/letters.tsv       name (a..z), then the letter's name in en, ar, fr, ur
 #
 # Output (all WAV, 8 kHz, 16-bit signed PCM, mono):
 #   sounds/<lang>/<name>.wav           every row of prompts.tsv, in every language
 #   sounds/<lang>/lang-menu.wav        the language menu: the ar, en and fr parts in turn
 #   sounds/<lang>/beep.wav             0.25 s of 1000 Hz
-#   sounds/<lang>/digits/<n>.wav       numerals (rule below) and the number words
+#   sounds/<lang>/digits/<n>.wav       numerals (rule below), the number words, star, pound
+#   sounds/<lang>/letters/<x>.wav      the letters a..z (SayAlpha)
 #   sounds/moh/default/*.wav           music on hold, composed here with sox
 #
 # Numerals per language (what SayNumber needs, as in Asterisk's layout):
@@ -117,6 +120,21 @@ while IFS=$'\t' read -r lang name text; do
     [ -n "${VOICE[$lang]:-}" ] || { echo "generate.sh: number-words.tsv: unknown language '$lang'" >&2; exit 1; }
     render "$lang" "$text" "$out/$lang/digits/$name.wav"
 done < <(awk '!/^#/ && NF' number-words.tsv | tail -n +2)
+
+# --- letters -------------------------------------------------------------------
+# letters.tsv has the columns of prompts.tsv's header (name, then the languages).
+lheader=$(awk '!/^#/ { print; exit }' letters.tsv)
+[ "$lheader" = "$header" ] || { echo "generate.sh: letters.tsv: header must be prompts.tsv's" >&2; exit 1; }
+for lang in "${LANGS[@]}"; do mkdir -p "$out/$lang/letters"; done
+while IFS=$'\t' read -r -a f; do
+    [ "${#f[@]}" -eq "${#cols[@]}" ] || {
+        echo "generate.sh: letters.tsv: '${f[0]}' has ${#f[@]} fields, the header ${#cols[@]}" >&2
+        exit 1
+    }
+    for i in $(seq 1 $((${#cols[@]} - 1))); do
+        render "${cols[$i]}" "${f[$i]}" "$out/${cols[$i]}/letters/${f[0]}.wav"
+    done
+done < <(awk '!/^#/ && NF' letters.tsv | tail -n +2)
 
 # --- beep --------------------------------------------------------------------
 sox -R -n -r 8000 -b 16 -c 1 "$tmp/beep.wav" synth 0.25 sine 1000 fade 0.005 0.25 0.005 gain -n -6

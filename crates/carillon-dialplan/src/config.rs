@@ -761,8 +761,9 @@ fn load_app(
         }
         AppName::SayAlpha => {
             let (p, n) = lo.required(fields, "text", owner)?;
-            lo.template(&p, n)?;
-            return None;
+            App::SayAlpha {
+                text: int_or_template(lo, &p, n)?,
+            }
         }
         AppName::Record => {
             let file = lo.required(fields, "file", owner).and_then(|(p, n)| {

@@ -80,13 +80,12 @@
 //!
 //! Prompts are resolved when played, for `${CHANNEL(language)}` (see
 //! [`crate::Sounds::resolve`]): `Play` carries the paths. Queue and
-//! VoiceMail (and SayAlpha, which has no letter prompts yet) are refused at
-//! load ([`crate::AppName::is_available`]).
+//! VoiceMail are refused at load ([`crate::AppName::is_available`]).
 
 use crate::plan::{
     App, AppName, Dialplan, GotoError, GotoTarget, HangupCause, PlanData, RouteError,
 };
-use crate::sounds::{digit_prompts, is_language, number_prompts, FALLBACK_LANGUAGE};
+use crate::sounds::{alpha_prompts, digit_prompts, is_language, number_prompts, FALLBACK_LANGUAGE};
 use crate::template::{Template, VarName};
 use crate::timecond::TimeError;
 use crate::tones::{tone_spec, ToneKind, DEFAULT_COUNTRY};
@@ -421,7 +420,7 @@ enum State {
     },
     /// `Wait`: the timer ends it.
     Waiting,
-    /// A non-interruptible Play (Playback, SayDigits, SayNumber).
+    /// A non-interruptible Play (Playback, SayDigits, SayNumber, SayAlpha).
     Playing,
     /// Background's prompt; `stop_sent` once a digit stopped it.
     Background {
@@ -1102,6 +1101,12 @@ impl Execution {
             App::SayDigits { digits } => {
                 self.pc += 1;
                 let names = digit_prompts(&self.expand(digits));
+                let files = self.resolve(names.iter().map(String::as_str));
+                self.play(files);
+            }
+            App::SayAlpha { text } => {
+                self.pc += 1;
+                let names = alpha_prompts(&self.expand(text));
                 let files = self.resolve(names.iter().map(String::as_str));
                 self.play(files);
             }

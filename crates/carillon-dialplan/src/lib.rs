@@ -68,8 +68,9 @@
 //! | `Background` | `file`, `options` (`s`/`skip`, `n`/`noanswer`) | like Playback, but the first digit stops it and the digits select an extension (see [`Execution`]'s menus) |
 //! | `WaitExten` | `seconds` (default 10) | waits for digits that select an extension; timeout → `t`, no match → `i` (`${INVALID_EXTEN}`); without them the call is hung up |
 //! | `Read` | `var`, `file` (optional prompt), `max_digits`, `timeout` (s, default 10, per digit) | collects digits until `#`, `max_digits` or the timeout; sets the variable and `READSTATUS` (OK, TIMEOUT) |
-//! | `SayDigits` | `digits` | plays `digits/N` per digit in the channel's language |
+//! | `SayDigits` | `digits` | plays `digits/N` per digit in the channel's language, `digits/star` for `*`, `digits/pound` for `#`; other characters are skipped |
 //! | `SayNumber` | `number` | says a number with the language's words ([`sounds::number_prompts`]: en, fr, ar, ur) |
+//! | `SayAlpha` | `text` | spells the text in the channel's language ([`sounds::alpha_prompts`]): `letters/x` per letter (either case), `digits/N`, `digits/star`, `digits/pound`; other characters are skipped |
 //! | `Record` | `file` (`….wav`), `max_silence`, `max_duration` (s), `options` (`q` no beep, `s` skip, `n` noanswer) | records the caller; `#` ends it; sets `RECORD_STATUS` (DTMF, SILENCE, TIMEOUT, HANGUP, ERROR) |
 //! | `Progress` | | 183 with SDP (early media) |
 //! | `Ringing` | | 180 |
@@ -84,7 +85,6 @@
 //! | `ExecIf` | `condition`, `then` (an inline step `{ app = …, … }`), `else` (optional) | runs one step conditionally |
 //! | `CallbackRequest` | `number`, `alt_number` (templates) | stores a callback request (unique id, caller ID, the numbers, the language) |
 //! | `Webhook` | `url`, `vars` (names), `timeout` (s, default 5), `retries` (default 3) | POSTs the variables as a JSON object; never waits |
-//! | `SayAlpha` | `text` | **not available yet** (no letter prompts in `sounds/`) |
 //! | `Queue` | `queue`, `timeout` | **not available yet** |
 //! | `VoiceMail` | `mailbox` | **not available yet** |
 //!

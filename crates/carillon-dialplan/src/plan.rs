@@ -170,10 +170,7 @@ impl AppName {
     /// The others are in the schema (their arguments are checked) but a
     /// dialplan using them is refused at load: the switch would skip them.
     pub fn is_available(self) -> bool {
-        !matches!(
-            self,
-            AppName::Queue | AppName::VoiceMail | AppName::SayAlpha
-        )
+        !matches!(self, AppName::Queue | AppName::VoiceMail)
     }
 
     /// Looks a name up, ignoring ASCII case (`noop` = `NoOp`).
@@ -250,6 +247,9 @@ pub(crate) enum App {
     SayNumber {
         number: Template,
     },
+    SayAlpha {
+        text: Template,
+    },
     Record {
         file: Template,
         max_silence: Option<Duration>,
@@ -322,6 +322,7 @@ impl App {
             App::Read { .. } => AppName::Read,
             App::SayDigits { .. } => AppName::SayDigits,
             App::SayNumber { .. } => AppName::SayNumber,
+            App::SayAlpha { .. } => AppName::SayAlpha,
             App::Record { .. } => AppName::Record,
             App::Progress => AppName::Progress,
             App::Ringing => AppName::Ringing,
@@ -353,6 +354,7 @@ impl App {
                 | App::Read { .. }
                 | App::SayDigits { .. }
                 | App::SayNumber { .. }
+                | App::SayAlpha { .. }
                 | App::Record { .. }
                 | App::Progress
                 | App::Ringing

@@ -1,6 +1,6 @@
 //! Prompts: where a prompt name (`ivr/welcome`, `goodbye`, `digits/7`) is
-//! found for a channel's language, and the prompt lists of SayDigits and
-//! SayNumber.
+//! found for a channel's language, and the prompt lists of SayDigits,
+//! SayAlpha and SayNumber.
 //!
 //! Owns [`Sounds`] (the sounds directory and which prompts each language
 //! has) and the per-language number rules. It does not own playing: a
@@ -164,14 +164,37 @@ pub fn is_prompt_name(name: &str) -> bool {
             .all(|c| !matches!(c, Component::ParentDir | Component::CurDir))
 }
 
-/// The prompts SayDigits plays: `digits/N` per digit. Other characters
-/// (`*`, `#`, letters) are skipped: `sounds/` has no prompts for them.
+/// The prompts SayDigits plays: `digits/N` per digit, `digits/star` for
+/// `*` and `digits/pound` for `#` (Asterisk's names). Other characters
+/// (letters, `+`, spaces) are skipped.
 pub fn digit_prompts(digits: &str) -> Vec<String> {
-    digits
-        .chars()
-        .filter(char::is_ascii_digit)
-        .map(|c| format!("digits/{c}"))
+    digits.chars().filter_map(key_prompt).collect()
+}
+
+/// The prompts SayAlpha plays, like Asterisk's: `letters/x` per ASCII
+/// letter (either case), `digits/N` per digit, `digits/star` for `*` and
+/// `digits/pound` for `#`. Other characters are skipped (`sounds/` has no
+/// prompts for them).
+pub fn alpha_prompts(text: &str) -> Vec<String> {
+    text.chars()
+        .filter_map(|c| {
+            if c.is_ascii_alphabetic() {
+                Some(format!("letters/{}", c.to_ascii_lowercase()))
+            } else {
+                key_prompt(c)
+            }
+        })
         .collect()
+}
+
+/// The prompt of a phone key: a digit, `*` or `#`.
+fn key_prompt(c: char) -> Option<String> {
+    match c {
+        '0'..='9' => Some(format!("digits/{c}")),
+        '*' => Some(digit_word("star")),
+        '#' => Some(digit_word("pound")),
+        _ => None,
+    }
 }
 
 /// The prompts SayNumber plays for `n` in `language` (see sounds/README.md
@@ -363,8 +386,26 @@ mod tests {
     }
 
     #[test]
-    fn digits_map_to_digit_prompts() {
-        assert_eq!(digit_prompts("1*#x9"), ["digits/1", "digits/9"]);
+    fn digits_and_keys_map_to_digit_prompts() {
+        assert_eq!(
+            digit_prompts("1*#x9 +"),
+            ["digits/1", "digits/star", "digits/pound", "digits/9"]
+        );
+    }
+
+    #[test]
+    fn letters_map_to_letter_prompts_in_lower_case() {
+        assert_eq!(
+            alpha_prompts("aZ9*#-é "),
+            [
+                "letters/a",
+                "letters/z",
+                "digits/9",
+                "digits/star",
+                "digits/pound"
+            ]
+        );
+        assert!(alpha_prompts("--").is_empty());
     }
 
     #[test]

@@ -367,7 +367,7 @@ fn agents_call_each_other() {
 }
 
 #[test]
-fn saynumber_and_saydigits_only_name_prompts_every_language_has() {
+fn saynumber_saydigits_and_sayalpha_only_name_prompts_every_language_has() {
     let sounds = sounds();
     let mut numbers: Vec<u64> = (0..=1200).collect();
     numbers.extend([
@@ -386,12 +386,19 @@ fn saynumber_and_saydigits_only_name_prompts_every_language_has() {
                 );
             }
         }
-        for name in carillon_dialplan::sounds::digit_prompts("0123456789") {
-            assert!(sounds
-                .dir()
-                .join(lang)
-                .join(format!("{name}.wav"))
-                .is_file());
+        let keys = carillon_dialplan::sounds::digit_prompts("0123456789*#");
+        assert_eq!(keys.len(), 12);
+        let letters = carillon_dialplan::sounds::alpha_prompts("abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(letters.len(), 26);
+        for name in keys.iter().chain(&letters) {
+            assert!(
+                sounds
+                    .dir()
+                    .join(lang)
+                    .join(format!("{name}.wav"))
+                    .is_file(),
+                "{lang}: no {name}"
+            );
         }
     }
 }

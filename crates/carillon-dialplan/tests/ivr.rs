@@ -368,6 +368,94 @@ fn saydigits_and_saynumber_play_digit_prompts_in_the_channel_language() {
     assert_eq!(cmds(&mut e), [hangup(16)]);
 }
 
+#[test]
+fn sayalpha_spells_letters_digits_and_keys_and_saydigits_says_star_and_hash() {
+    let p = plan(&one_ext(
+        r#"{ app = "Set", var = "CODE", value = "Ab-1*#" },
+           { app = "SayAlpha", text = "${CODE}" },
+           { app = "Set", var = "CHANNEL(language)", value = "ar" },
+           { app = "SayDigits", digits = "12*#x" },
+           { app = "SayAlpha", text = "-- +" },
+           { app = "SayAlpha", text = 42 },
+           { app = "Hangup" }"#,
+    ));
+    let mut e = start(&p, "s");
+    // Like SayDigits: plays without answering, letters in lower case,
+    // `-` skipped.
+    assert_eq!(
+        cmds(&mut e),
+        [play(
+            &[
+                "/s/en/letters/a.wav",
+                "/s/en/letters/b.wav",
+                "/s/en/digits/1.wav",
+                "/s/en/digits/star.wav",
+                "/s/en/digits/pound.wav"
+            ],
+            false
+        )]
+    );
+    assert_eq!(e.poll_timeout(), None, "waits for the playback");
+    e.handle_playback_done(at(1.0));
+    assert_eq!(
+        cmds(&mut e),
+        [play(
+            &[
+                "/s/ar/digits/1.wav",
+                "/s/ar/digits/2.wav",
+                "/s/ar/digits/star.wav",
+                "/s/ar/digits/pound.wav"
+            ],
+            false
+        )]
+    );
+    e.handle_playback_done(at(2.0));
+    // Nothing to say in "-- +": straight on to the next step.
+    assert_eq!(
+        cmds(&mut e),
+        [play(&["/s/ar/digits/4.wav", "/s/ar/digits/2.wav"], false)]
+    );
+    e.handle_playback_done(at(3.0));
+    assert_eq!(cmds(&mut e), [hangup(16)]);
+}
+
+#[test]
+fn sayalpha_falls_back_to_english_letters_for_a_language_without_them() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sounds");
+    let sounds = Sounds::scan(&dir).expect("the repository's sounds/");
+    let p = Dialplan::load_with_sounds(
+        "t.toml",
+        &one_ext(
+            r#"{ app = "Set", var = "CHANNEL(language)", value = "de" },
+               { app = "SayAlpha", text = "Z" },
+               { app = "Set", var = "CHANNEL(language)", value = "ur" },
+               { app = "SayAlpha", text = "z" }"#,
+        ),
+        sounds.clone(),
+    )
+    .map_err(|p| p[0].to_string())
+    .expect("plan");
+    let mut e = start(&p, "s");
+    let en = sounds.dir().join("en/letters/z.wav");
+    assert_eq!(
+        cmds(&mut e),
+        [Command::Play {
+            files: vec![en],
+            interruptible: false
+        }]
+    );
+    e.handle_playback_done(at(1.0));
+    let ur = sounds.dir().join("ur/letters/z.wav");
+    assert!(ur.is_file());
+    assert_eq!(
+        cmds(&mut e),
+        [Command::Play {
+            files: vec![ur],
+            interruptible: false
+        }]
+    );
+}
+
 const RECORD: &str = r#"{ app = "Record", file = "/var/rec/${UNIQUEID}.wav", max_silence = 3, max_duration = 60 },
   { app = "NoOp" }"#;
 

@@ -3,7 +3,10 @@
 //! passes `systemd-analyze verify`, and the unit's own `ExecStartPre`,
 //! `ExecStart` and `WorkingDirectory`, moved into the stage, start a switch
 //! that answers OPTIONS, keeps its SQLite database under the state
-//! directory and stops cleanly on the unit's `KillSignal`.
+//! directory and stops cleanly on the unit's `KillSignal`. The prompts of
+//! `sounds/` are installed under `/usr/local/share/carillon/sounds`, the
+//! installed configuration points at them, and check-config finds (and
+//! checks) the dialplan's prompts there.
 
 mod common;
 
@@ -12,6 +15,27 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Where install.sh puts the prompts (the path the installed config names).
+const SOUNDS: &str = "/usr/local/share/carillon/sounds";
+
+/// The files under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path)
@@ -78,6 +102,10 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         ("etc/carillon/trunks.toml", 0o640),
         ("var/lib/carillon", 0o750),
         ("usr/local/share/doc/carillon/README.md", 0o644),
+        ("usr/local/share/carillon/sounds", 0o755),
+        ("usr/local/share/carillon/sounds/en/letters", 0o755),
+        ("usr/local/share/carillon/sounds/ar/goodbye.wav", 0o644),
+        ("usr/local/share/carillon/sounds/README.md", 0o644),
     ] {
         assert_eq!(mode(&stage.join(path)), want, "mode of {path}");
     }
@@ -89,10 +117,51 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         "the installed unit is deploy/carillon.service"
     );
 
-    // A second run keeps the configuration an operator may have edited.
+    // The prompts: every WAV of sounds/, byte for byte, and its README
+    // (sources and licences); not the generator and its tables.
+    let repo_sounds = repo_root().join("sounds");
+    let staged_sounds = stage.join(SOUNDS.trim_start_matches('/'));
+    let wavs: Vec<PathBuf> = files_under(&repo_sounds)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    assert!(wavs.len() > 500, "only {} WAVs in sounds/", wavs.len());
+    let mut want = wavs.clone();
+    want.push(PathBuf::from("README.md"));
+    want.sort();
+    assert_eq!(files_under(&staged_sounds), want, "installed sounds");
+    for f in &wavs {
+        assert!(
+            fs::read(repo_sounds.join(f)).ok() == fs::read(staged_sounds.join(f)).ok(),
+            "{} differs from sounds/",
+            f.display()
+        );
+    }
+    // The installed configuration names the installed prompts (the
+    // example's "sounds" is relative to config/'s parent, /etc here).
+    let main_toml = stage.join("etc/carillon/carillon.toml");
+    let text = fs::read_to_string(&main_toml).expect("read carillon.toml");
+    assert!(
+        text.contains(&format!("[sounds]\ndir = \"{SOUNDS}\"\n")),
+        "installed carillon.toml does not point [sounds] at {SOUNDS}:\n{text}"
+    );
+    assert!(
+        !text.contains("dir = \"sounds"),
+        "a relative path into sounds/ is left in the installed carillon.toml"
+    );
+
+    // A second run keeps the configuration an operator may have edited,
+    // and replaces the prompts with a fresh copy.
     let users = stage.join("etc/carillon/users.toml");
     fs::write(&users, "# edited by the operator\n").expect("edit users.toml");
+    fs::remove_file(staged_sounds.join("en/goodbye.wav")).expect("remove a prompt");
+    fs::write(staged_sounds.join("en/stale.wav"), b"stale").expect("add a stray file");
     install(&stage);
+    assert_eq!(
+        files_under(&staged_sounds),
+        want,
+        "sounds after a reinstall"
+    );
     assert_eq!(
         fs::read_to_string(&users).expect("read users.toml"),
         "# edited by the operator\n",
@@ -126,14 +195,15 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         "systemd-analyze verify: {complaints}"
     );
 
-    // The unit's commands, on loopback ports instead of 0.0.0.0:5060.
+    // The unit's commands, on loopback ports instead of 0.0.0.0:5060, with
+    // the prompts' path moved into the stage like the unit's paths.
     let port = free_port(&["127.0.0.1".parse().expect("ip")]);
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let main_toml = stage.join("etc/carillon/carillon.toml");
     let text = fs::read_to_string(&main_toml).expect("read carillon.toml");
     fs::write(
         &main_toml,
-        replace_listeners(&text, &[("udp", addr), ("tcp", addr)]),
+        replace_listeners(&text, &[("udp", addr), ("tcp", addr)])
+            .replace(SOUNDS, &staged_sounds.display().to_string()),
     )
     .expect("write carillon.toml");
     let workdir = PathBuf::from(format!(
@@ -150,6 +220,28 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
         "ExecStartPre failed: {}",
         String::from_utf8_lossy(&pre.stdout)
     );
+    // check-config looked in the installed prompts: without `goodbye` in
+    // any language the dialplan that plays it is refused.
+    let langs = ["en", "ar", "fr", "ur"];
+    for lang in langs {
+        fs::remove_file(staged_sounds.join(lang).join("goodbye.wav")).expect("remove goodbye");
+    }
+    let refused = staged_command(unit_value(&unit, "ExecStartPre"), &stage)
+        .current_dir(&workdir)
+        .output()
+        .expect("run ExecStartPre");
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        !refused.status.success() && said.contains("prompt 'goodbye' not found"),
+        "check-config without goodbye.wav: {said}"
+    );
+    for lang in langs {
+        fs::copy(
+            repo_sounds.join(lang).join("goodbye.wav"),
+            staged_sounds.join(lang).join("goodbye.wav"),
+        )
+        .expect("restore goodbye");
+    }
     // The installed example's trunks are disabled: nothing leaves loopback.
     common::assert_trunks_contained(&stage.join("etc/carillon"));
     let log = stage.join("carillon.log");

@@ -1,7 +1,8 @@
 //! The prompts shipped in `sounds/` (issue 13): every prompt of
 //! `sounds/prompts.tsv` exists in every language of its header (each its own
 //! rendering, not a copy of another language's), the numerals
-//! and number words SayNumber needs are there, the beep is a 1000 Hz tone,
+//! and number words SayNumber needs are there, the letters a..z and the
+//! star and hash keys SayAlpha and SayDigits say, the beep is a 1000 Hz tone,
 //! the music on hold is long enough, and every WAV under `sounds/` is what the
 //! media path plays without converting: RIFF/WAVE, PCM, 16-bit, mono,
 //! 8000 Hz, not silent. The WAV header is parsed here by hand.
@@ -428,4 +429,42 @@ fn the_wav_reader_refuses_what_the_switch_cannot_play() {
     ] {
         assert!(read_wav(&write(name, &bytes)).is_err(), "{name} accepted");
     }
+}
+
+#[test]
+fn letters_and_the_star_and_hash_keys_exist_for_say_alpha() {
+    let (langs, _) = prompts();
+    let mut rows = table("letters.tsv");
+    let header = rows.remove(0);
+    assert_eq!(header[0], "name", "letters.tsv header");
+    assert_eq!(
+        header[1..],
+        langs[..],
+        "letters.tsv has prompts.tsv's languages"
+    );
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let alphabet: Vec<String> = ('a'..='z').map(String::from).collect();
+    assert_eq!(names, alphabet, "letters.tsv: a..z in order");
+    let mut problems = Vec::new();
+    for lang in &langs {
+        // Each letter its own recording, not a copy of another letter.
+        let mut contents: BTreeMap<Vec<i16>, String> = BTreeMap::new();
+        for letter in &alphabet {
+            let rel = format!("{lang}/letters/{letter}.wav");
+            if let Some(wav) = check_file(&rel, 0.3, &mut problems) {
+                if let Some(other) = contents.insert(wav.samples, letter.clone()) {
+                    problems.push(format!("{rel} is the same as {other}.wav"));
+                }
+            }
+        }
+        for key in ["star", "pound"] {
+            let rel = format!("{lang}/digits/{key}.wav");
+            if let Some(wav) = check_file(&rel, 0.3, &mut problems) {
+                if contents.contains_key(&wav.samples) {
+                    problems.push(format!("{rel} is the same as a letter"));
+                }
+            }
+        }
+    }
+    assert_no_problems("letters", &problems);
 }
