@@ -45,6 +45,7 @@
 
 pub mod dtmf_info;
 mod events;
+pub mod hold;
 pub mod limits;
 pub mod ports;
 pub mod prack;
@@ -324,6 +325,8 @@ struct Call {
     answered_channel: Option<String>,
     /// A `Dial` is under way (its `app_finished` event is owed).
     dial_open: bool,
+    /// Whether a party of the bridge holds the other (music on hold).
+    hold: hold::Hold,
 }
 
 struct ClientEntry {
@@ -1057,6 +1060,7 @@ impl Switch {
             a_early_sent: false,
             answered_channel: None,
             dial_open: false,
+            hold: hold::Hold::Off,
         };
         let a_id = call.a.id;
         self.calls.calls.insert(call_key, call);
@@ -2548,6 +2552,9 @@ impl Switch {
             }
             _ => false,
         };
+        if was_bridged {
+            self.hold_bridge_ended(key, leg.id);
+        }
         self.emit_fork_gone(key, &leg, was_bridged);
         self.trunk_leg_done(&leg);
         self.calls.free_ports.give(leg.media_port);
@@ -2755,6 +2762,7 @@ impl Switch {
             hangup_cause: call.hangup_cause,
             accountcode: None,
             userfield: None,
+            recording: None,
         };
         info!(call = key, disposition = %disposition, billsec = record.billsec(), cause = call.hangup_cause, "call ended");
         self.outputs.push_back(Output::Cdr(record));
@@ -3058,6 +3066,7 @@ impl Switch {
         };
         let mut body = None;
         let mut params = None;
+        let mut holds = None;
         if !msg.body().is_empty() {
             let allowed: Vec<CodecName> = leg
                 .plan
@@ -3090,6 +3099,7 @@ impl Switch {
                 Ok((ans, plan)) => {
                     info!(call = r.call, direction = ?plan.direction, "re-offer on a leg (hold/resume/refresh)");
                     params = leg_params(&plan);
+                    holds = Some(hold::is_hold(&plan));
                     leg.plan = Some(plan);
                     body = Some(Bytes::from(ans.to_bytes()));
                     leg.local_sdp = Some(ans);
@@ -3111,6 +3121,9 @@ impl Switch {
                 leg: leg_id,
                 params: p,
             });
+        }
+        if let Some(holds) = holds {
+            self.hold_reoffered(r.call, leg_id, holds);
         }
         let contact = self.calls.contact_for(peer.transport).to_owned();
         // Any refresh from the peer restarts the leg's session timer.

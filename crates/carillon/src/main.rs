@@ -10,6 +10,7 @@
 mod config;
 mod crosscheck;
 mod events;
+mod recordings;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -363,6 +364,10 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+
+    // Before any call: a recording a kill left unfinished becomes a valid
+    // WAV again (its header sized to the audio on disk).
+    recordings::repair_at_start(&cfg.recording_dir)?;
 
     let open_files = raise_open_file_limit(cfg.rtp_ports);
     let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);

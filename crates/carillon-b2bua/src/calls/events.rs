@@ -214,6 +214,31 @@ impl Switch {
             })]
         });
     }
+
+    /// `hold` (or `unhold`) by leg `leg_id` of call `key`.
+    pub(super) fn emit_hold(&mut self, key: u64, leg_id: LegId, hold: bool) {
+        self.emit_of_leg(key, leg_id, |call, leg| {
+            let (channel, uniqueid, linkedid) = (
+                leg.channel.clone(),
+                leg_uniqueid(call, leg),
+                call.uniqueid.clone(),
+            );
+            if hold {
+                SwitchEvent::Hold {
+                    channel,
+                    uniqueid,
+                    linkedid,
+                    moh_class: super::hold::DEFAULT_MOH_CLASS.to_owned(),
+                }
+            } else {
+                SwitchEvent::Unhold {
+                    channel,
+                    uniqueid,
+                    linkedid,
+                }
+            }
+        });
+    }
 }
 
 /// A `hangup` event with its cause's text.
