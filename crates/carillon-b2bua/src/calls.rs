@@ -995,8 +995,10 @@ impl Switch {
             caller_name: caller_name.clone(),
             uniqueid: uniqueid.clone(),
             variables: Vec::new(),
+            language: None,
         };
-        let exec = match Execution::start(&plan, &context, &exten, info) {
+        let wall = std::time::UNIX_EPOCH + Duration::from_millis(now_ms);
+        let exec = match Execution::start(&plan, &context, &exten, info, now, wall) {
             Ok(e) => e,
             Err(e) => {
                 self.calls.free_ports.give(port);
@@ -1126,6 +1128,18 @@ impl Switch {
                 }
             }
             let Some((cmd, step)) = exec.poll_command_step() else {
+                // The execution keeps its own timer (Wait, WaitExten, Read).
+                if let Some(due) = exec.poll_timeout() {
+                    let waits = exec.waiting_in() == Some(carillon_dialplan::AppName::Wait);
+                    let step = exec.steps_run();
+                    if call.wait_deadline != Some(due) {
+                        call.wait_deadline = Some(due);
+                        self.calls.schedule(due, Timer::Call(key));
+                        if waits {
+                            self.emit_app_started(key, "Wait", step);
+                        }
+                    }
+                }
                 return;
             };
             match cmd {
@@ -1139,12 +1153,6 @@ impl Switch {
                 Command::SetCallerId(cid) => {
                     call.caller_num = cid.num;
                     call.caller_name = cid.name;
-                }
-                Command::Wait(d) => {
-                    call.wait_deadline = Some(now + d);
-                    self.calls.schedule(now + d, Timer::Call(key));
-                    self.emit_app_started(key, "Wait", step);
-                    return;
                 }
                 Command::Hangup { cause } => {
                     self.emit_app_started(key, "Hangup", step);
@@ -1170,7 +1178,7 @@ impl Switch {
                         if let Some(exec) =
                             self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut())
                         {
-                            exec.handle_dial_result(status);
+                            exec.handle_dial_result(now, status);
                         }
                         self.dial_returned(key, status);
                         continue;
@@ -1184,6 +1192,11 @@ impl Switch {
                         }
                     }
                     return;
+                }
+                // Media applications are run by the switch in a later change
+                // (the IVR work); until then they are logged and skipped.
+                other => {
+                    warn!(call = key, command = ?other, "dialplan command not supported by the switch yet");
                 }
             }
         }
@@ -2621,7 +2634,7 @@ impl Switch {
         call.dial_deadline = None;
         let status = call.last_dial_status.unwrap_or(DialStatus::NoAnswer);
         if let Some(exec) = call.exec.as_mut() {
-            exec.handle_dial_result(status);
+            exec.handle_dial_result(now, status);
         }
         self.dial_returned(key, status);
         self.run_dialplan(now, now_ms, key);
@@ -2784,7 +2797,7 @@ impl Switch {
         }
         call.cancelled = true;
         if let Some(exec) = call.exec.as_mut() {
-            exec.handle_caller_hangup();
+            exec.handle_caller_hangup(now);
         }
         info!(call = r.call, "caller cancelled");
         self.respond_a(now, r.call, 487, false);
@@ -3014,7 +3027,7 @@ impl Switch {
         call.state = CallState::Routing;
         // Timers of the released leg are ignored once it is gone.
         if let Some(exec) = call.exec.as_mut() {
-            exec.handle_dial_result(DialStatus::Answer);
+            exec.handle_dial_result(now, DialStatus::Answer);
         }
         self.release_leg(r.call, leg);
         self.dial_returned(r.call, DialStatus::Answer);
@@ -3295,10 +3308,14 @@ impl Switch {
         };
         if call.wait_deadline.is_some_and(|d| d <= now) {
             call.wait_deadline = None;
+            let mut waited = false;
             if let Some(exec) = call.exec.as_mut() {
-                exec.handle_wait_done();
+                waited = exec.waiting_in() == Some(carillon_dialplan::AppName::Wait);
+                exec.handle_timeout(now);
             }
-            self.emit_app_finished(key, "Wait", "OK");
+            if waited {
+                self.emit_app_finished(key, "Wait", "OK");
+            }
             self.run_dialplan(now, now_ms, key);
         }
     }
