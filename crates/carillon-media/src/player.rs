@@ -195,7 +195,7 @@ impl Player {
                 }
                 Source::Moh(class) => {
                     let encoded = class.sound().encoded(codec);
-                    let mut at = class.position_at(due);
+                    let mut at = class.position_at(due, samples);
                     let mut filled = 0;
                     while filled < samples && !encoded.is_empty() {
                         let rest = encoded.get(at..).unwrap_or_default();

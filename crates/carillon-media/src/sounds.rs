@@ -13,7 +13,8 @@
 //! Streamed music on hold: a class has one position shared by every
 //! listener on every worker, derived from the time elapsed since a
 //! process-wide epoch (given by the edge, which owns the clock) modulo the
-//! class length, like Asterisk's streamed MoH.
+//! class length, like Asterisk's streamed MoH (see
+//! [`MohClass::position_at`]).
 
 use carillon_codec::Codec;
 use carillon_mediactl::AudioCodec;
@@ -247,14 +248,21 @@ impl MohClass {
         &self.files
     }
 
-    /// The sample every listener hears at `at`.
-    pub fn position_at(&self, at: Instant) -> usize {
+    /// Where a frame of `frame` samples starting at `at` begins in the
+    /// class: the class clock (samples since the epoch) rounded down to a
+    /// whole frame, modulo the length. Listeners with one ptime thus hear
+    /// byte-identical frames whenever they play (at most one frame behind
+    /// the clock), and a listener's frames `frame` samples apart follow
+    /// each other exactly.
+    pub fn position_at(&self, at: Instant, frame: usize) -> usize {
         let len = self.sound.len() as u128;
         if len == 0 {
             return 0;
         }
+        let frame = (frame as u128).max(1);
         let nanos = at.saturating_duration_since(self.epoch).as_nanos();
-        (nanos * u128::from(SOUND_RATE) / 1_000_000_000 % len) as usize
+        let clock = nanos * u128::from(SOUND_RATE) / 1_000_000_000;
+        (clock / frame * frame % len) as usize
     }
 }
 

@@ -423,8 +423,8 @@ fn a_missing_file_is_skipped_and_named() {
 fn moh_listeners_started_at_different_times_hear_the_same_position() {
     let t0 = Instant::now();
     let epoch = t0 - Duration::from_millis(130);
-    let class = MohClass::from_sound(Sound::from_samples(ramp(4000)), epoch);
-    let encoded = encode(Codec::Pcmu, &ramp(4000));
+    let class = MohClass::from_sound(Sound::from_samples(ramp(4100)), epoch);
+    let encoded = encode(Codec::Pcmu, &ramp(4100));
     let mut classes = HashMap::new();
     classes.insert("default".to_string(), Arc::new(class));
     let mut h = H::with(MediaConfig::default(), Sounds::new(classes));
@@ -437,7 +437,7 @@ fn moh_listeners_started_at_different_times_hear_the_same_position() {
         }]
     };
     h.play(0, A, 1, moh());
-    h.play(100, B, 2, moh());
+    h.play(110, B, 2, moh());
     let sent = h.run_until(700);
     let frame = |port: u16, k: usize| {
         sent.iter()
@@ -447,15 +447,18 @@ fn moh_listeners_started_at_different_times_hear_the_same_position() {
             .payload
             .clone()
     };
-    // At 200 ms: A's 11th frame, B's 6th; both from sample (130 + 200) × 8.
-    assert_eq!(frame(PORT_A, 10), frame(PORT_B, 5));
-    assert_eq!(frame(PORT_A, 10), encoded[2640..2800]);
-    // At 360 ms, (130 + 360) × 8 = 3920: the frame wraps round the end.
-    let wrapped = [&encoded[3920..4000], &encoded[..80]].concat();
-    assert_eq!(frame(PORT_A, 18), wrapped);
-    assert_eq!(frame(PORT_B, 13), wrapped);
-    // At 500 ms, sample 5040 is 1040 of the second turn.
-    assert_eq!(frame(PORT_B, 20), encoded[1040..1200]);
+    // A's frame due at 220 ms and B's at 210 ms: the class clock is at
+    // samples 2800 and 2720, both in the frame starting at 2720.
+    assert_eq!(frame(PORT_A, 11), frame(PORT_B, 5));
+    assert_eq!(frame(PORT_A, 11), encoded[2720..2880]);
+    // Each listener's frames follow each other.
+    assert_eq!(frame(PORT_A, 12), encoded[2880..3040]);
+    // At 380 ms the clock is at 4080: frame 4000..4160 wraps round the end.
+    let wrapped = [&encoded[4000..4100], &encoded[..60]].concat();
+    assert_eq!(frame(PORT_A, 19), wrapped);
+    assert_eq!(frame(PORT_B, 13), wrapped, "B at 370 ms");
+    // B at 510 ms: clock 5120, 1020 into the second turn.
+    assert_eq!(frame(PORT_B, 20), encoded[1020..1180]);
     assert!(h.done().is_empty(), "music on hold never finishes");
     assert_eq!(h.e.player_count(), 2);
 }
