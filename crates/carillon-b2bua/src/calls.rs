@@ -34,7 +34,10 @@
 //! Early media (a callee's 18x with SDP opens and bridges its media leg
 //! and gives A a 183 with our relay SDP) is handled here; reliable
 //! provisionals live in [`prack`], session timers in [`session_timer`],
-//! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`].
+//! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`],
+//! the IVR applications (Playback, Background, Read…: media commands on the
+//! caller's leg) in `apps`, and the running execution's timer, digits,
+//! playback results and hangup in `execution`.
 //!
 //! In a dialog, requests the switch does not act on get the RFC's refusal,
 //! never a blind 200: INFO is answered 200 only when its body is a DTMF
@@ -43,8 +46,10 @@
 //! any other body type, 400 for a malformed one; REFER (no transfers yet)
 //! and MESSAGE are refused by validation (501, 405) before they get here.
 
+mod apps;
 pub mod dtmf_info;
 mod events;
+mod execution;
 pub mod hold;
 pub mod limits;
 pub mod ports;
@@ -327,6 +332,8 @@ struct Call {
     dial_open: bool,
     /// Whether a party of the bridge holds the other (music on hold).
     hold: hold::Hold,
+    /// The execution's playback and timer ([`execution`]).
+    exec_media: execution::ExecMedia,
 }
 
 struct ClientEntry {
@@ -998,8 +1005,10 @@ impl Switch {
             caller_name: caller_name.clone(),
             uniqueid: uniqueid.clone(),
             variables: Vec::new(),
+            language: None,
         };
-        let exec = match Execution::start(&plan, &context, &exten, info) {
+        let wall = std::time::UNIX_EPOCH + Duration::from_millis(now_ms);
+        let exec = match Execution::start(&plan, &context, &exten, info, now, wall) {
             Ok(e) => e,
             Err(e) => {
                 self.calls.free_ports.give(port);
@@ -1061,6 +1070,7 @@ impl Switch {
             answered_channel: None,
             dial_open: false,
             hold: hold::Hold::Off,
+            exec_media: execution::ExecMedia::default(),
         };
         let a_id = call.a.id;
         self.calls.calls.insert(call_key, call);
@@ -1090,8 +1100,16 @@ impl Switch {
         self.rng.next_u64()
     }
 
-    /// Runs dialplan commands until it waits for something.
+    /// Runs dialplan commands until it waits for something; the
+    /// application it left and the one it waits in are reported and its
+    /// timer armed ([`execution`]).
     fn run_dialplan(&mut self, now: Instant, now_ms: u64, key: u64) {
+        self.execution_resumed(key);
+        self.run_dialplan_commands(now, now_ms, key);
+        self.execution_blocked(key);
+    }
+
+    fn run_dialplan_commands(&mut self, now: Instant, now_ms: u64, key: u64) {
         loop {
             let Some(call) = self.calls.calls.get_mut(&key) else {
                 return;
@@ -1106,10 +1124,9 @@ impl Switch {
                 match ev {
                     PlanEvent::Finished { cause } => {
                         // A Hangup step ends the plan with its command
-                        // queued behind this event.
-                        if let Some((Command::Hangup { .. }, step)) = exec.poll_command_step() {
-                            self.emit_app_started(key, "Hangup", step);
-                        }
+                        // queued behind this event (after any channel-less
+                        // ones, e.g. the `h` extension's).
+                        self.drain_channelless(now, now_ms, key);
                         self.end_call(now, now_ms, key, cause.code());
                         return;
                     }
@@ -1130,6 +1147,8 @@ impl Switch {
                 }
             }
             let Some((cmd, step)) = exec.poll_command_step() else {
+                // The execution keeps its own timer (Wait, WaitExten, Read):
+                // armed by `execution_blocked`.
                 return;
             };
             match cmd {
@@ -1143,12 +1162,6 @@ impl Switch {
                 Command::SetCallerId(cid) => {
                     call.caller_num = cid.num;
                     call.caller_name = cid.name;
-                }
-                Command::Wait(d) => {
-                    call.wait_deadline = Some(now + d);
-                    self.calls.schedule(now + d, Timer::Call(key));
-                    self.emit_app_started(key, "Wait", step);
-                    return;
                 }
                 Command::Hangup { cause } => {
                     self.emit_app_started(key, "Hangup", step);
@@ -1174,7 +1187,7 @@ impl Switch {
                         if let Some(exec) =
                             self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut())
                         {
-                            exec.handle_dial_result(status);
+                            exec.handle_dial_result(now, status);
                         }
                         self.dial_returned(key, status);
                         continue;
@@ -1188,6 +1201,12 @@ impl Switch {
                         }
                     }
                     return;
+                }
+                // The applications of the caller's channel alone (IVR).
+                other => {
+                    if self.run_app(now, now_ms, key, other, step) == apps::Flow::Wait {
+                        return;
+                    }
                 }
             }
         }
@@ -2628,7 +2647,7 @@ impl Switch {
         call.dial_deadline = None;
         let status = call.last_dial_status.unwrap_or(DialStatus::NoAnswer);
         if let Some(exec) = call.exec.as_mut() {
-            exec.handle_dial_result(status);
+            exec.handle_dial_result(now, status);
         }
         self.dial_returned(key, status);
         self.run_dialplan(now, now_ms, key);
@@ -2791,9 +2810,7 @@ impl Switch {
             return 200; // too late: the 200 already went (CANCEL/200 race)
         }
         call.cancelled = true;
-        if let Some(exec) = call.exec.as_mut() {
-            exec.handle_caller_hangup();
-        }
+        self.execution_caller_gone(now, now_ms, r.call);
         info!(call = r.call, "caller cancelled");
         self.respond_a(now, r.call, 487, false);
         if let Some(call) = self.calls.calls.get_mut(&r.call) {
@@ -2942,6 +2959,7 @@ impl Switch {
             source = source.as_str(),
             "DTMF digit"
         );
+        self.digit_to_execution(key, leg, digit);
     }
 
     /// One side hung up: BYE the other, close everything (unless the
@@ -2963,6 +2981,10 @@ impl Switch {
         );
         if from_a {
             call.a.state = LegState::Ended;
+            self.execution_caller_gone(now, now_ms, r.call);
+            let Some(call) = self.calls.calls.get_mut(&r.call) else {
+                return;
+            };
             let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
             for f in forks {
                 self.cancel_fork(now, r.call, f);
@@ -3022,7 +3044,7 @@ impl Switch {
         call.state = CallState::Routing;
         // Timers of the released leg are ignored once it is gone.
         if let Some(exec) = call.exec.as_mut() {
-            exec.handle_dial_result(DialStatus::Answer);
+            exec.handle_dial_result(now, DialStatus::Answer);
         }
         self.release_leg(r.call, leg);
         self.dial_returned(r.call, DialStatus::Answer);
@@ -3168,6 +3190,7 @@ impl Switch {
     /// Media plane events (RTP timeout, failures).
     pub fn handle_media_event(&mut self, now: Instant, now_ms: u64, ev: MediaEvent) {
         self.now_ms = now_ms;
+        self.last_now = Some(now);
         match ev {
             MediaEvent::RtpTimeout { session, leg } => {
                 if let Some(&key) = self.calls.by_session.get(&session) {
@@ -3202,9 +3225,14 @@ impl Switch {
                 leg,
                 stats,
             } => carillon_mediactl::log_leg_closed(session, leg, &stats),
-            MediaEvent::LegOpened { .. }
-            | MediaEvent::PlaybackDone { .. }
-            | MediaEvent::RecordingDone { .. } => {}
+            MediaEvent::PlaybackDone {
+                session,
+                leg,
+                playback,
+                end,
+                missing,
+            } => self.playback_done(now, now_ms, session, leg, playback, end, missing),
+            MediaEvent::LegOpened { .. } | MediaEvent::RecordingDone { .. } => {}
         }
         self.flush_scratch();
     }
@@ -3308,11 +3336,7 @@ impl Switch {
         };
         if call.wait_deadline.is_some_and(|d| d <= now) {
             call.wait_deadline = None;
-            if let Some(exec) = call.exec.as_mut() {
-                exec.handle_wait_done();
-            }
-            self.emit_app_finished(key, "Wait", "OK");
-            self.run_dialplan(now, now_ms, key);
+            self.execution_timeout(now, now_ms, key);
         }
     }
 }

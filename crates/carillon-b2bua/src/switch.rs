@@ -63,6 +63,23 @@ pub enum Output {
     Cdr(carillon_cdr::CallRecord),
     /// Something observable happened (see [`carillon_events`]).
     Event(carillon_events::EventRecord),
+    /// A caller asked to be called back: store the request (the edge
+    /// writes it off the signalling path, like CDRs).
+    Callback(carillon_cdr::CallbackRequest),
+    /// POST `body` (JSON) to `url` (an operator-configured dialplan
+    /// target). The edge sends it in the background and never delays the
+    /// call: each attempt is given up after `timeout`, and a failure
+    /// (connect error, timeout, non-2xx status) is retried at most
+    /// `retries` more times.
+    Webhook {
+        url: String,
+        /// JSON text, sent as `application/json`.
+        body: String,
+        /// Bound of one attempt (connect, send and response).
+        timeout: Duration,
+        /// Further attempts after a failed first one.
+        retries: u32,
+    },
 }
 
 /// Counters for logs, metrics and tests.

@@ -1,6 +1,7 @@
 //! Call detail records: the [`CallRecord`] a finished call leaves behind, its
 //! [`Disposition`], the [`CdrSink`] the switch hands records to, and the
-//! [`WallClock`] that stamps them.
+//! [`WallClock`] that stamps them; and the [`CallbackRequest`] a caller
+//! leaves for a call back (stored beside CDRs).
 //!
 //! This crate owns the data model only. It is sans-IO: it never reads the
 //! clock (wall time comes from a caller-provided [`WallClock`]), never touches
@@ -18,8 +19,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod callback;
 mod record;
 
+pub use callback::CallbackRequest;
 pub use record::{CallRecord, Disposition, ParseDispositionError};
 
 /// Where the switch hands finished call records.

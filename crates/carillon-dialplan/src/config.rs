@@ -17,10 +17,15 @@ use crate::plan::{
     App, AppName, Context, Dialplan, Extension, GotoTarget, HangupCause, PlanData, Step,
     DEFAULT_MAX_STEPS,
 };
+use crate::sounds::Sounds;
 use crate::template::{Template, VarName};
+use crate::timecond::TimeSpec;
+use crate::tones::{ToneKind, COUNTRIES};
 use carillon_tomlconf::{join, Fields, Kind, Loader, Node};
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use carillon_tomlconf::ConfigProblem;
 
@@ -72,18 +77,69 @@ struct GotoCheck {
 struct ContextScope<'s> {
     name: &'s str,
     allow_trunks: &'s BTreeSet<String>,
+    sounds: &'s Sounds,
+    globals: &'s BTreeMap<String, String>,
 }
+
+/// The sounds directory assumed when none is given: `sounds` (relative to
+/// the host's working directory), unscanned.
+const DEFAULT_SOUNDS_DIR: &str = "sounds";
 
 impl Dialplan {
     /// Parses and validates a dialplan. `file_name` only labels problems.
-    /// On failure every problem found is returned, sorted by line.
+    /// On failure every problem found is returned, sorted by line. Prompts
+    /// resolve under `sounds/` and are not checked; see
+    /// [`Dialplan::load_with_sounds`].
     pub fn load(file_name: &str, text: &str) -> Result<Dialplan, Vec<ConfigProblem>> {
-        carillon_tomlconf::load(file_name, text, load_root)
+        Dialplan::load_with_sounds(file_name, text, Sounds::unscanned(DEFAULT_SOUNDS_DIR))
+    }
+
+    /// Like [`Dialplan::load`], with the sounds prompts are played from.
+    /// When `sounds` was scanned ([`Sounds::scan`]), a literal prompt name
+    /// that no language has is a problem at its step.
+    pub fn load_with_sounds(
+        file_name: &str,
+        text: &str,
+        sounds: Sounds,
+    ) -> Result<Dialplan, Vec<ConfigProblem>> {
+        carillon_tomlconf::load(file_name, text, |lo, root| load_root(lo, root, sounds))
     }
 }
 
-fn load_root(lo: &mut Loader<'_>, root: &Node) -> Option<Dialplan> {
+fn load_globals(lo: &mut Loader<'_>, path: &str, node: &Node) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(mut fields) = lo.fields(path, node) else {
+        return out;
+    };
+    for (item_path, name, item) in fields.entries() {
+        let value = match &item.kind {
+            Kind::Str(text) => text.clone(),
+            Kind::Int(i) => i.to_string(),
+            _ => {
+                lo.expected(&item_path, item, "a string or an integer");
+                continue;
+            }
+        };
+        match VarName::parse(name) {
+            Ok(VarName::Channel(_)) => {
+                out.insert(name.to_owned(), value);
+            }
+            _ => lo.report(
+                item.line,
+                &item_path,
+                format!("bad global variable name '{name}' (letters, digits and '_' only, not a built-in)"),
+            ),
+        }
+    }
+    out
+}
+
+fn load_root(lo: &mut Loader<'_>, root: &Node, sounds: Sounds) -> Option<Dialplan> {
     let mut fields = lo.fields("", root)?;
+    let globals = match fields.get("globals") {
+        Some((path, node)) => load_globals(lo, &path, node),
+        None => BTreeMap::new(),
+    };
     let max_steps = match fields.get("max_steps") {
         Some((path, node)) => lo
             .integer(&path, node, 1, MAX_STEPS_LIMIT)
@@ -98,7 +154,7 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Option<Dialplan> {
     let contexts_node = fields.get("context");
     lo.finish(
         fields,
-        &["max_steps", "numbering", "context"],
+        &["max_steps", "globals", "numbering", "context"],
         "the dialplan",
     );
     let Some((path, node)) = contexts_node else {
@@ -127,7 +183,15 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Option<Dialplan> {
             );
         }
         let context = load_context(
-            lo, path, name, node, index, &by_name, &numbering, &mut gotos,
+            lo,
+            path,
+            name,
+            node,
+            index,
+            &by_name,
+            &numbering,
+            &mut gotos,
+            (&sounds, &globals),
         );
         contexts.push(context);
     }
@@ -136,6 +200,8 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Option<Dialplan> {
         by_name,
         numbering,
         max_steps,
+        globals,
+        sounds,
     };
     for check in gotos {
         // Checked against the context the step is written in; two-part
@@ -217,6 +283,7 @@ fn load_context(
     by_name: &BTreeMap<String, usize>,
     numbering: &BTreeMap<String, NumberRules>,
     gotos: &mut Vec<GotoCheck>,
+    (sounds, globals): (&Sounds, &BTreeMap<String, String>),
 ) -> Context {
     let mut context = Context {
         name: name.to_owned(),
@@ -265,6 +332,8 @@ fn load_context(
     let scope = ContextScope {
         name,
         allow_trunks: &context.allow_trunks,
+        sounds,
+        globals,
     };
     let mut extensions = Vec::new();
     let mut ext_gotos = Vec::new();
@@ -405,12 +474,30 @@ fn app_keys(app: AppName) -> &'static [&'static str] {
         AppName::Set => &["var", "value"],
         AppName::NoOp => &["text"],
         AppName::Wait => &["seconds"],
-        AppName::Playback | AppName::Background => &["file"],
+        AppName::Playback | AppName::Background => &["file", "options"],
         AppName::WaitExten => &["seconds"],
         AppName::Read => &["var", "file", "max_digits", "timeout"],
         AppName::Queue => &["queue", "timeout"],
         AppName::VoiceMail => &["mailbox"],
         AppName::MixMonitor => &["file", "options"],
+        AppName::SayDigits => &["digits"],
+        AppName::SayNumber => &["number"],
+        AppName::SayAlpha => &["text"],
+        AppName::Record => &["file", "max_silence", "max_duration", "options"],
+        AppName::Progress
+        | AppName::Ringing
+        | AppName::StopPlaytones
+        | AppName::StopMixMonitor
+        | AppName::Return => &[],
+        AppName::Busy | AppName::Congestion => &["timeout"],
+        AppName::Playtones => &["tone", "country"],
+        AppName::GotoIfTime => &[
+            "times", "weekdays", "mdays", "months", "timezone", "then", "else",
+        ],
+        AppName::Gosub => &["target"],
+        AppName::ExecIf => &["condition", "then", "else"],
+        AppName::CallbackRequest => &["number", "alt_number"],
+        AppName::Webhook => &["url", "vars", "timeout", "retries"],
     }
 }
 
@@ -592,33 +679,326 @@ fn load_app(
             }
         }
         AppName::Dial => load_dial(lo, fields, owner, scope)?,
-        AppName::Playback | AppName::Background | AppName::MixMonitor => {
+        AppName::Playback | AppName::Background => {
+            let background = app == AppName::Background;
             let (p, n) = lo.required(fields, "file", owner)?;
-            lo.template(&p, n)?;
-            if let Some((p, n)) = fields.get("options") {
-                lo.string(&p, n)?;
+            let files = prompt_list(lo, &p, n, scope);
+            let options = match fields.get("options") {
+                Some((p, n)) => words(lo, &p, n, &[("skip", 's'), ("noanswer", 'n')])?,
+                None => Vec::new(),
+            };
+            App::Playback {
+                files: files?,
+                skip: options.contains(&'s'),
+                noanswer: options.contains(&'n'),
+                background,
             }
-            return None;
+        }
+        AppName::MixMonitor => {
+            let file = match fields.get("file") {
+                Some((p, n)) => Some(lo.template(&p, n)?),
+                None => None,
+            };
+            let stereo = match fields.get("options") {
+                Some((p, n)) => {
+                    let text = lo.string(&p, n)?;
+                    if let Some(bad) = text.chars().find(|c| *c != 'D') {
+                        lo.report(
+                            n.line,
+                            &p,
+                            format!("unsupported MixMonitor option '{bad}' (only D: caller and callee on separate channels)"),
+                        );
+                        return None;
+                    }
+                    text.contains('D')
+                }
+                None => false,
+            };
+            App::MixMonitor { file, stereo }
         }
         AppName::WaitExten => {
-            if let Some((p, n)) = fields.get("seconds") {
-                lo.seconds(&p, n, false, MAX_SECONDS)?;
-            }
-            return None;
+            let timeout = match fields.get("seconds") {
+                Some((p, n)) => lo.seconds(&p, n, false, MAX_SECONDS)?,
+                None => DEFAULT_RESPONSE_TIMEOUT,
+            };
+            App::WaitExten { timeout }
         }
         AppName::Read => {
-            let (p, n) = lo.required(fields, "var", owner)?;
-            lo.string(&p, n)?;
-            if let Some((p, n)) = fields.get("file") {
-                lo.template(&p, n)?;
+            let var = lo.required(fields, "var", owner).and_then(|(p, n)| {
+                let text = lo.string(&p, n)?;
+                writable_var(lo, &p, n.line, text)
+            });
+            let files = match fields.get("file") {
+                Some((p, n)) => prompt_list(lo, &p, n, scope),
+                None => Some(Vec::new()),
+            };
+            let max_digits = match fields.get("max_digits") {
+                Some((p, n)) => Some(usize::try_from(lo.integer(&p, n, 1, 255)?).ok()?),
+                None => None,
+            };
+            let timeout = match fields.get("timeout") {
+                Some((p, n)) => lo.seconds(&p, n, false, MAX_SECONDS)?,
+                None => DEFAULT_RESPONSE_TIMEOUT,
+            };
+            App::Read {
+                var: var?,
+                files: files?,
+                max_digits,
+                timeout,
             }
-            if let Some((p, n)) = fields.get("max_digits") {
-                lo.integer(&p, n, 1, 255)?;
+        }
+        AppName::SayDigits => {
+            let (p, n) = lo.required(fields, "digits", owner)?;
+            App::SayDigits {
+                digits: int_or_template(lo, &p, n)?,
             }
-            if let Some((p, n)) = fields.get("timeout") {
-                lo.seconds(&p, n, false, MAX_SECONDS)?;
+        }
+        AppName::SayNumber => {
+            let (p, n) = lo.required(fields, "number", owner)?;
+            App::SayNumber {
+                number: int_or_template(lo, &p, n)?,
             }
+        }
+        AppName::SayAlpha => {
+            let (p, n) = lo.required(fields, "text", owner)?;
+            lo.template(&p, n)?;
             return None;
+        }
+        AppName::Record => {
+            let file = lo.required(fields, "file", owner).and_then(|(p, n)| {
+                let template = lo.template(&p, n)?;
+                if let Some(text) = template.literal() {
+                    if !text.ends_with(".wav") || !crate::sounds::is_prompt_name(text) {
+                        lo.report(
+                            n.line,
+                            &p,
+                            format!(
+                                "'{text}' is not a recording file name ending in .wav (no '..')"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+                Some(template)
+            });
+            let max_silence = match fields.get("max_silence") {
+                Some((p, n)) => Some(lo.seconds(&p, n, false, MAX_SECONDS)?),
+                None => None,
+            };
+            let max_duration = match fields.get("max_duration") {
+                Some((p, n)) => Some(lo.seconds(&p, n, false, MAX_SECONDS)?),
+                None => None,
+            };
+            let options = match fields.get("options") {
+                Some((p, n)) => letters(
+                    lo,
+                    &p,
+                    n,
+                    "qsn",
+                    "q (no beep), s (skip when not answered), n (do not answer)",
+                )?,
+                None => Vec::new(),
+            };
+            App::Record {
+                file: file?,
+                max_silence,
+                max_duration,
+                beep: !options.contains(&'q'),
+                skip: options.contains(&'s'),
+                noanswer: options.contains(&'n'),
+            }
+        }
+        AppName::Progress => App::Progress,
+        AppName::Ringing => App::Ringing,
+        AppName::StopPlaytones => App::StopPlaytones,
+        AppName::StopMixMonitor => App::StopMixMonitor,
+        AppName::Return => App::Return,
+        AppName::Busy | AppName::Congestion => {
+            let timeout = match fields.get("timeout") {
+                Some((p, n)) => lo.seconds(&p, n, false, MAX_SECONDS)?,
+                None => DEFAULT_REFUSE_TONES,
+            };
+            let (cause, tone) = if app == AppName::Busy {
+                (HangupCause::USER_BUSY, ToneKind::Busy)
+            } else {
+                (HangupCause::NORMAL_CIRCUIT_CONGESTION, ToneKind::Congestion)
+            };
+            App::Refuse {
+                cause,
+                tone,
+                timeout,
+            }
+        }
+        AppName::Playtones => {
+            let tone = lo.required(fields, "tone", owner).and_then(|(p, n)| {
+                let text = lo.string(&p, n)?;
+                let tone = ToneKind::parse(text);
+                if tone.is_none() {
+                    lo.report(
+                        n.line,
+                        &p,
+                        format!("unknown tone '{text}' (ring, busy, congestion or dial)"),
+                    );
+                }
+                tone
+            });
+            let country = match fields.get("country") {
+                Some((p, n)) => {
+                    let template = lo.template(&p, n)?;
+                    if let Some(text) = template.literal() {
+                        if !COUNTRIES.contains(&text.to_ascii_lowercase().as_str()) {
+                            lo.report(
+                                n.line,
+                                &p,
+                                format!(
+                                    "no tones for country '{text}' (known: {})",
+                                    COUNTRIES.join(", ")
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                    Some(template)
+                }
+                None => None,
+            };
+            App::Playtones {
+                tone: tone?,
+                country,
+            }
+        }
+        AppName::GotoIfTime => {
+            let mut part = |key: &str| -> Option<Option<(usize, String, Template)>> {
+                match fields.get(key) {
+                    None => Some(None),
+                    Some((p, n)) => Some(Some((n.line, p.clone(), lo.template(&p, n)?))),
+                }
+            };
+            let times = part("times");
+            let weekdays = part("weekdays");
+            let mdays = part("mdays");
+            let months = part("months");
+            let timezone = part("timezone");
+            let (times, weekdays, mdays, months, timezone) =
+                (times?, weekdays?, mdays?, months?, timezone?);
+            let (line, path) = [&times, &weekdays, &mdays, &months, &timezone]
+                .into_iter()
+                .flatten()
+                .map(|(l, p, _)| (*l, p.clone()))
+                .next()
+                .unwrap_or((fields.line, join(&fields.path, "times")));
+            let take = |p: Option<(usize, String, Template)>| p.map(|(_, _, t)| t);
+            let when = TimeSpec {
+                times: take(times),
+                weekdays: take(weekdays),
+                mdays: take(mdays),
+                months: take(months),
+                timezone: take(timezone),
+            };
+            // Checked with the globals when it names no other variable.
+            let unknown = Cell::new(false);
+            let rule = when.rule(&|name| match name {
+                VarName::Channel(n) if scope.globals.contains_key(n) => {
+                    scope.globals.get(n).cloned()
+                }
+                _ => {
+                    unknown.set(true);
+                    None
+                }
+            });
+            if let (Err(e), false) = (rule, unknown.get()) {
+                lo.report(line, &path, e.to_string());
+                return None;
+            }
+            let (then, otherwise) = goto_branches(lo, fields, gotos)?;
+            App::GotoIfTime {
+                when,
+                then,
+                otherwise,
+            }
+        }
+        AppName::Gosub => {
+            let (p, n) = lo.required(fields, "target", owner)?;
+            let target = lo.goto_target(&p, n)?;
+            if let Some(parts) = target.literal() {
+                gotos.push((p, n.line, parts));
+            }
+            App::Gosub { target }
+        }
+        AppName::ExecIf => {
+            let condition = lo.required(fields, "condition", owner).and_then(|(p, n)| {
+                let text = lo.string(&p, n)?;
+                match Condition::parse(text) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        lo.report(n.line, &p, e.to_string());
+                        None
+                    }
+                }
+            });
+            let then = lo
+                .required(fields, "then", owner)
+                .and_then(|(p, n)| load_inline(lo, &p, n, scope, gotos));
+            let otherwise = match fields.get("else") {
+                Some((p, n)) => Some(load_inline(lo, &p, n, scope, gotos)?),
+                None => None,
+            };
+            App::ExecIf {
+                condition: condition?,
+                then: Box::new(then?),
+                otherwise: otherwise.map(Box::new),
+            }
+        }
+        AppName::CallbackRequest => {
+            let number = lo
+                .required(fields, "number", owner)
+                .and_then(|(p, n)| lo.template(&p, n));
+            let alt_number = match fields.get("alt_number") {
+                Some((p, n)) => lo.template(&p, n),
+                None => Template::parse("").ok(),
+            };
+            App::CallbackRequest {
+                number: number?,
+                alt_number: alt_number?,
+            }
+        }
+        AppName::Webhook => {
+            let url = lo.required(fields, "url", owner).and_then(|(p, n)| {
+                let template = lo.template(&p, n)?;
+                let prefix = template.literal_prefix().to_ascii_lowercase();
+                if !(prefix.starts_with("http://") || prefix.starts_with("https://")) {
+                    lo.report(n.line, &p, "the url must start with http:// or https://");
+                    return None;
+                }
+                Some(template)
+            });
+            let vars = match fields.get("vars") {
+                Some((p, n)) => {
+                    let mut vars = Vec::new();
+                    for (item_path, line, text) in lo.strings(&p, n) {
+                        match VarName::parse(text) {
+                            Ok(v) => vars.push(v),
+                            Err(e) => lo.report(line, &item_path, e.to_string()),
+                        }
+                    }
+                    vars
+                }
+                None => Vec::new(),
+            };
+            let timeout = match fields.get("timeout") {
+                Some((p, n)) => lo.seconds(&p, n, false, 60.0)?,
+                None => Duration::from_secs(5),
+            };
+            let retries = match fields.get("retries") {
+                Some((p, n)) => u32::try_from(lo.integer(&p, n, 0, 10)?).ok()?,
+                None => 3,
+            };
+            App::Webhook {
+                url: url?,
+                vars,
+                timeout,
+                retries,
+            }
         }
         AppName::Queue => {
             let (p, n) = lo.required(fields, "queue", owner)?;
@@ -635,6 +1015,218 @@ fn load_app(
         }
     };
     Some(parsed)
+}
+
+/// WaitExten's and Read's timeout when none is given (Asterisk's default
+/// response timeout).
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long Busy/Congestion play their tone on an answered channel before
+/// hanging up (Asterisk waits for the caller; we bound it).
+const DEFAULT_REFUSE_TONES: Duration = Duration::from_secs(10);
+
+/// `then`/`else` Goto targets of GotoIf-like steps.
+#[allow(clippy::type_complexity)]
+fn goto_branches(
+    lo: &mut Loader<'_>,
+    fields: &mut Fields<'_>,
+    gotos: &mut Vec<(String, usize, Vec<String>)>,
+) -> Option<(Option<GotoTarget>, Option<GotoTarget>)> {
+    let mut branch = |key: &str| -> Option<Option<GotoTarget>> {
+        match fields.get(key) {
+            None => Some(None),
+            Some((p, n)) => {
+                let target = lo.goto_target(&p, n)?;
+                if let Some(parts) = target.literal() {
+                    gotos.push((p, n.line, parts));
+                }
+                Some(Some(target))
+            }
+        }
+    };
+    let then = branch("then");
+    let otherwise = branch("else");
+    let (then, otherwise) = (then?, otherwise?);
+    if then.is_none() && otherwise.is_none() {
+        lo.report(
+            fields.line,
+            &join(&fields.path, "then"),
+            "needs 'then', 'else' or both",
+        );
+        return None;
+    }
+    Some((then, otherwise))
+}
+
+/// A variable Read or Set may write.
+fn writable_var(lo: &mut Loader<'_>, path: &str, line: usize, text: &str) -> Option<VarName> {
+    match VarName::parse(text) {
+        Ok(v) if v.is_read_only() => {
+            lo.report(line, path, format!("{v} is read-only"));
+            None
+        }
+        Ok(v) => Some(v),
+        Err(e) => {
+            lo.report(line, path, e.to_string());
+            None
+        }
+    }
+}
+
+/// A string template, or an integer written without quotes.
+fn int_or_template(lo: &mut Loader<'_>, path: &str, node: &Node) -> Option<Template> {
+    match &node.kind {
+        Kind::Int(i) => Template::parse(&i.to_string()).ok(),
+        _ => lo.template(path, node),
+    }
+}
+
+/// Options given as words or their letters (`"skip,noanswer"`, `"sn"`).
+fn words(
+    lo: &mut Loader<'_>,
+    path: &str,
+    node: &Node,
+    known: &[(&str, char)],
+) -> Option<Vec<char>> {
+    let text = lo.string(path, node)?;
+    let mut out = Vec::new();
+    for word in text.split([',', ' ']).filter(|w| !w.is_empty()) {
+        let found = known
+            .iter()
+            .find(|(name, letter)| {
+                name.eq_ignore_ascii_case(word) || word.chars().eq(std::iter::once(*letter))
+            })
+            .map(|(_, letter)| *letter);
+        match found {
+            Some(letter) => out.push(letter),
+            None => {
+                let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+                lo.report(
+                    node.line,
+                    path,
+                    format!("unknown option '{word}' (known: {})", names.join(", ")),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Options given as letters (`"qn"`).
+fn letters(
+    lo: &mut Loader<'_>,
+    path: &str,
+    node: &Node,
+    known: &str,
+    described: &str,
+) -> Option<Vec<char>> {
+    let text = lo.string(path, node)?;
+    if let Some(bad) = text.chars().find(|c| !known.contains(*c)) {
+        lo.report(
+            node.line,
+            path,
+            format!("unknown option '{bad}' (known: {described})"),
+        );
+        return None;
+    }
+    Some(text.chars().collect())
+}
+
+/// A `file` value: one prompt name or a list; literal names must exist in
+/// some language when the sounds directory was scanned.
+fn prompt_list(
+    lo: &mut Loader<'_>,
+    path: &str,
+    node: &Node,
+    scope: &ContextScope<'_>,
+) -> Option<Vec<Template>> {
+    let items: Vec<(String, usize, &str)> = match &node.kind {
+        Kind::Array(items) if items.is_empty() => {
+            lo.report(node.line, path, "at least one prompt is needed");
+            return None;
+        }
+        Kind::Array(_) => lo.strings(path, node),
+        _ => vec![(path.to_owned(), node.line, lo.string(path, node)?)],
+    };
+    let before = lo.problems().len();
+    let mut out = Vec::new();
+    for (item_path, line, text) in items {
+        let template = match Template::parse(text) {
+            Ok(t) => t,
+            Err(e) => {
+                lo.report(line, &item_path, e.to_string());
+                continue;
+            }
+        };
+        if let Some(name) = template.literal() {
+            let name = name.trim();
+            if !crate::sounds::is_prompt_name(name) {
+                lo.report(
+                    line,
+                    &item_path,
+                    format!("bad prompt name '{name}' (no '..', not empty)"),
+                );
+                continue;
+            }
+            let sounds = scope.sounds;
+            if sounds.is_scanned()
+                && !std::path::Path::new(name).is_absolute()
+                && !sounds.exists_in_any(name)
+            {
+                let langs: Vec<&str> = sounds.languages().collect();
+                lo.report(
+                    line,
+                    &item_path,
+                    format!(
+                        "prompt '{name}' not found: no {}/<lang>/{name}.wav for any language ({})",
+                        sounds.dir().display(),
+                        langs.join(", ")
+                    ),
+                );
+                continue;
+            }
+        }
+        out.push(template);
+    }
+    (lo.problems().len() == before).then_some(out)
+}
+
+/// An inline step (ExecIf's `then`/`else`): `{ app = "...", ... }`.
+fn load_inline(
+    lo: &mut Loader<'_>,
+    path: &str,
+    node: &Node,
+    scope: &ContextScope<'_>,
+    gotos: &mut Vec<(String, usize, Vec<String>)>,
+) -> Option<App> {
+    let mut fields = lo.fields(path, node)?;
+    let app =
+        lo.required(&mut fields, "app", "an inline step")
+            .and_then(|(app_path, app_node)| {
+                let app_name = lo.string(&app_path, app_node)?;
+                let app = AppName::from_name(app_name);
+                match app {
+                    None => lo.report(
+                        app_node.line,
+                        &app_path,
+                        format!("unknown application '{app_name}'"),
+                    ),
+                    Some(app) if !app.is_available() => lo.report(
+                        app_node.line,
+                        &app_path,
+                        format!("application {app} is not available yet"),
+                    ),
+                    Some(_) => {}
+                }
+                app.filter(|a| a.is_available())
+            })?;
+    let owner = app.to_string();
+    let before = lo.problems().len();
+    let parsed = load_app(lo, app, &mut fields, &owner, scope, gotos);
+    let mut known = vec!["app"];
+    known.extend_from_slice(app_keys(app));
+    lo.finish(fields, &known, &owner);
+    parsed.filter(|_| lo.problems().len() == before)
 }
 
 fn load_dial(

@@ -123,9 +123,11 @@
 //! match = "100"
 //! steps = [ { app = "Dial", targets = ["user/100"], timeout = 30 } ]
 //! "#).map_err(|p| p[0].to_string()).unwrap();
-//! let mut call = Execution::start(&plan, "internal", "100", CallInfo::default()).unwrap();
+//! let now = std::time::Instant::now();
+//! let wall = std::time::SystemTime::UNIX_EPOCH;
+//! let mut call = Execution::start(&plan, "internal", "100", CallInfo::default(), now, wall).unwrap();
 //! assert!(matches!(call.poll_command(), Some(Command::Dial { .. })));
-//! call.handle_dial_result(DialStatus::Busy);
+//! call.handle_dial_result(now, DialStatus::Busy);
 //! assert!(matches!(call.poll_command(), Some(Command::Hangup { .. })));
 //! assert!(matches!(call.poll_event(), Some(Event::Finished { .. })));
 //! ```
@@ -140,12 +142,18 @@ mod exec;
 pub mod numbering;
 pub mod pattern;
 mod plan;
+pub mod sounds;
 pub mod template;
+pub mod timecond;
+pub mod tones;
 
 pub use config::ConfigProblem;
 pub use exec::{
-    CallInfo, CallerId, Command, DialStatus, DialTarget, Event, ExecError, Execution, TargetError,
+    CallInfo, CallerId, Command, DialStatus, DialTarget, Event, ExecError, Execution,
+    RecordOutcome, RecordStatus, TargetError,
 };
 pub use numbering::{NumberRule, NumberRuleError, NumberRules};
 pub use pattern::{ExtensionMatch, Pattern, PatternError};
 pub use plan::{AppName, Dialplan, GotoError, HangupCause, Route, RouteError, DEFAULT_MAX_STEPS};
+pub use sounds::Sounds;
+pub use tones::ToneKind;

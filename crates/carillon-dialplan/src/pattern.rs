@@ -84,6 +84,15 @@ impl ExtensionMatch {
         }
     }
 
+    /// Whether some string longer than `prefix` and starting with it is
+    /// matched (more digits could still select this extension).
+    pub fn can_extend(&self, prefix: &str) -> bool {
+        match self {
+            ExtensionMatch::Exact(name) => name.len() > prefix.len() && name.starts_with(prefix),
+            ExtensionMatch::Pattern(pattern) => pattern.can_extend(prefix),
+        }
+    }
+
     /// The text this was parsed from.
     pub fn as_str(&self) -> &str {
         match self {
@@ -245,6 +254,26 @@ impl Pattern {
     /// The pattern text, with its leading `_`.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Whether some string longer than `prefix` and starting with it is
+    /// matched.
+    pub fn can_extend(&self, prefix: &str) -> bool {
+        let mut chars = prefix.chars();
+        let mut used = 0;
+        for set in &self.positions {
+            match chars.next() {
+                Some(c) if set.contains(c) => used += 1,
+                Some(_) => return false,
+                None => break,
+            }
+        }
+        if chars.next().is_some() {
+            // The prefix is longer than the fixed positions: only a
+            // wildcard tail takes more.
+            return self.tail != Tail::End;
+        }
+        used < self.positions.len() || self.tail != Tail::End
     }
 
     /// Sort keys, one per position, then one for the tail.

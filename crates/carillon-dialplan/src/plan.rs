@@ -10,7 +10,10 @@
 use crate::condition::Condition;
 use crate::numbering::NumberRules;
 use crate::pattern::ExtensionMatch;
+use crate::sounds::Sounds;
 use crate::template::{Template, VarName};
+use crate::timecond::TimeSpec;
+use crate::tones::ToneKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -69,11 +72,28 @@ pub enum AppName {
     Queue,
     VoiceMail,
     MixMonitor,
+    SayDigits,
+    SayNumber,
+    SayAlpha,
+    Record,
+    Progress,
+    Ringing,
+    Busy,
+    Congestion,
+    Playtones,
+    StopPlaytones,
+    StopMixMonitor,
+    GotoIfTime,
+    Gosub,
+    Return,
+    ExecIf,
+    CallbackRequest,
+    Webhook,
 }
 
 impl AppName {
     /// Every application, in documentation order.
-    pub const ALL: [AppName; 15] = [
+    pub const ALL: [AppName; 32] = [
         AppName::Answer,
         AppName::Dial,
         AppName::Goto,
@@ -89,6 +109,23 @@ impl AppName {
         AppName::Queue,
         AppName::VoiceMail,
         AppName::MixMonitor,
+        AppName::SayDigits,
+        AppName::SayNumber,
+        AppName::SayAlpha,
+        AppName::Record,
+        AppName::Progress,
+        AppName::Ringing,
+        AppName::Busy,
+        AppName::Congestion,
+        AppName::Playtones,
+        AppName::StopPlaytones,
+        AppName::StopMixMonitor,
+        AppName::GotoIfTime,
+        AppName::Gosub,
+        AppName::Return,
+        AppName::ExecIf,
+        AppName::CallbackRequest,
+        AppName::Webhook,
     ];
 
     /// The name as written in the dialplan.
@@ -109,6 +146,23 @@ impl AppName {
             AppName::Queue => "Queue",
             AppName::VoiceMail => "VoiceMail",
             AppName::MixMonitor => "MixMonitor",
+            AppName::SayDigits => "SayDigits",
+            AppName::SayNumber => "SayNumber",
+            AppName::SayAlpha => "SayAlpha",
+            AppName::Record => "Record",
+            AppName::Progress => "Progress",
+            AppName::Ringing => "Ringing",
+            AppName::Busy => "Busy",
+            AppName::Congestion => "Congestion",
+            AppName::Playtones => "Playtones",
+            AppName::StopPlaytones => "StopPlaytones",
+            AppName::StopMixMonitor => "StopMixMonitor",
+            AppName::GotoIfTime => "GotoIfTime",
+            AppName::Gosub => "Gosub",
+            AppName::Return => "Return",
+            AppName::ExecIf => "ExecIf",
+            AppName::CallbackRequest => "CallbackRequest",
+            AppName::Webhook => "Webhook",
         }
     }
 
@@ -118,13 +172,7 @@ impl AppName {
     pub fn is_available(self) -> bool {
         !matches!(
             self,
-            AppName::Playback
-                | AppName::Background
-                | AppName::WaitExten
-                | AppName::Read
-                | AppName::Queue
-                | AppName::VoiceMail
-                | AppName::MixMonitor
+            AppName::Queue | AppName::VoiceMail | AppName::SayAlpha
         )
     }
 
@@ -179,6 +227,142 @@ pub(crate) enum App {
     Hangup {
         cause: Option<HangupCause>,
     },
+    /// Playback and Background: prompt names (templates), resolved per
+    /// language when played.
+    Playback {
+        files: Vec<Template>,
+        skip: bool,
+        noanswer: bool,
+        background: bool,
+    },
+    WaitExten {
+        timeout: Duration,
+    },
+    Read {
+        var: VarName,
+        files: Vec<Template>,
+        max_digits: Option<usize>,
+        timeout: Duration,
+    },
+    SayDigits {
+        digits: Template,
+    },
+    SayNumber {
+        number: Template,
+    },
+    Record {
+        file: Template,
+        max_silence: Option<Duration>,
+        max_duration: Option<Duration>,
+        beep: bool,
+        skip: bool,
+        noanswer: bool,
+    },
+    Progress,
+    Ringing,
+    /// Busy (cause 17) or Congestion (cause 34).
+    Refuse {
+        cause: HangupCause,
+        tone: ToneKind,
+        timeout: Duration,
+    },
+    Playtones {
+        tone: ToneKind,
+        country: Option<Template>,
+    },
+    StopPlaytones,
+    MixMonitor {
+        file: Option<Template>,
+        stereo: bool,
+    },
+    StopMixMonitor,
+    GotoIfTime {
+        when: TimeSpec,
+        then: Option<GotoTarget>,
+        otherwise: Option<GotoTarget>,
+    },
+    Gosub {
+        target: GotoTarget,
+    },
+    Return,
+    ExecIf {
+        condition: Condition,
+        then: Box<App>,
+        otherwise: Option<Box<App>>,
+    },
+    CallbackRequest {
+        number: Template,
+        alt_number: Template,
+    },
+    Webhook {
+        url: Template,
+        vars: Vec<VarName>,
+        timeout: Duration,
+        retries: u32,
+    },
+}
+
+impl App {
+    /// The application's name.
+    pub fn name(&self) -> AppName {
+        match self {
+            App::Answer => AppName::Answer,
+            App::Dial { .. } => AppName::Dial,
+            App::Goto { .. } => AppName::Goto,
+            App::GotoIf { .. } => AppName::GotoIf,
+            App::Set { .. } => AppName::Set,
+            App::NoOp => AppName::NoOp,
+            App::Wait { .. } => AppName::Wait,
+            App::Hangup { .. } => AppName::Hangup,
+            App::Playback {
+                background: true, ..
+            } => AppName::Background,
+            App::Playback { .. } => AppName::Playback,
+            App::WaitExten { .. } => AppName::WaitExten,
+            App::Read { .. } => AppName::Read,
+            App::SayDigits { .. } => AppName::SayDigits,
+            App::SayNumber { .. } => AppName::SayNumber,
+            App::Record { .. } => AppName::Record,
+            App::Progress => AppName::Progress,
+            App::Ringing => AppName::Ringing,
+            App::Refuse { cause, .. } if *cause == HangupCause::USER_BUSY => AppName::Busy,
+            App::Refuse { .. } => AppName::Congestion,
+            App::Playtones { .. } => AppName::Playtones,
+            App::StopPlaytones => AppName::StopPlaytones,
+            App::MixMonitor { .. } => AppName::MixMonitor,
+            App::StopMixMonitor => AppName::StopMixMonitor,
+            App::GotoIfTime { .. } => AppName::GotoIfTime,
+            App::Gosub { .. } => AppName::Gosub,
+            App::Return => AppName::Return,
+            App::ExecIf { .. } => AppName::ExecIf,
+            App::CallbackRequest { .. } => AppName::CallbackRequest,
+            App::Webhook { .. } => AppName::Webhook,
+        }
+    }
+
+    /// Whether the application needs the channel's media (skipped in the
+    /// `h` extension, after the caller hung up).
+    pub fn uses_media(&self) -> bool {
+        matches!(
+            self,
+            App::Answer
+                | App::Dial { .. }
+                | App::Wait { .. }
+                | App::Playback { .. }
+                | App::WaitExten { .. }
+                | App::Read { .. }
+                | App::SayDigits { .. }
+                | App::SayNumber { .. }
+                | App::Record { .. }
+                | App::Progress
+                | App::Ringing
+                | App::Refuse { .. }
+                | App::Playtones { .. }
+                | App::StopPlaytones
+                | App::MixMonitor { .. }
+                | App::StopMixMonitor
+        )
+    }
 }
 
 /// A `Goto` target split at its literal commas before expansion, so that a
@@ -248,6 +432,10 @@ pub(crate) struct PlanData {
     pub by_name: BTreeMap<String, usize>,
     pub numbering: BTreeMap<String, NumberRules>,
     pub max_steps: u32,
+    /// `[globals]`: variables every call starts with.
+    pub globals: BTreeMap<String, String>,
+    /// Where prompts are found.
+    pub sounds: Sounds,
 }
 
 /// Why a call cannot start.
@@ -322,6 +510,19 @@ impl Dialplan {
         self.data.max_steps
     }
 
+    /// Where prompts are resolved.
+    pub fn sounds(&self) -> &Sounds {
+        &self.data.sounds
+    }
+
+    /// `[globals]`: the variables every call starts with.
+    pub fn globals(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.data
+            .globals
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub(crate) fn context_index(&self, context: &str) -> Result<usize, RouteError> {
         self.data
             .by_name
@@ -363,6 +564,30 @@ impl PlanData {
             .includes
             .iter()
             .find_map(|&inc| self.find_in(inc, exten, visited))
+    }
+
+    /// Whether more digits after `prefix` could still match an extension
+    /// reachable from `ctx`.
+    pub fn can_extend(&self, ctx: usize, prefix: &str) -> bool {
+        let mut visited = BTreeSet::new();
+        self.can_extend_in(ctx, prefix, &mut visited)
+    }
+
+    fn can_extend_in(&self, ctx: usize, prefix: &str, visited: &mut BTreeSet<usize>) -> bool {
+        if !visited.insert(ctx) {
+            return false;
+        }
+        let Some(context) = self.contexts.get(ctx) else {
+            return false;
+        };
+        context
+            .extensions
+            .iter()
+            .any(|e| e.matcher.can_extend(prefix))
+            || context
+                .includes
+                .iter()
+                .any(|&inc| self.can_extend_in(inc, prefix, visited))
     }
 
     pub fn extension(&self, ctx: usize, ext: usize) -> Option<&Extension> {

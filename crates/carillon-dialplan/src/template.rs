@@ -1,6 +1,6 @@
 //! Variable substitution in step arguments: `${NAME}`, `${NAME:offset}`,
-//! `${NAME:offset:length}` and the `CALLERID(num)` / `CALLERID(name)`
-//! functions, parsed once at load into a [`Template`] and expanded per call.
+//! `${NAME:offset:length}` and the `CALLERID(num)` / `CALLERID(name)` /
+//! `CHANNEL(language)` functions, parsed once at load into a [`Template`] and expanded per call.
 //!
 //! Owns the variable-name vocabulary ([`VarName`]) and Asterisk's substring
 //! rules; it does not own where values come from (the interpreter passes a
@@ -26,7 +26,7 @@ pub enum TemplateError {
     EmptyName,
     #[error("bad variable name '{name}' (letters, digits and '_' only)")]
     BadName { name: String },
-    #[error("unknown function '{name}' (only CALLERID(num) and CALLERID(name) are known)")]
+    #[error("unknown function '{name}' (only CALLERID(num), CALLERID(name) and CHANNEL(language) are known)")]
     UnknownFunction { name: String },
     #[error("bad substring '{spec}' (expected ':offset' or ':offset:length' with integers)")]
     BadSubstring { spec: String },
@@ -47,6 +47,9 @@ pub enum VarName {
     CallerIdNum,
     /// `CALLERID(name)`.
     CallerIdName,
+    /// `CHANNEL(language)`: the language prompts are played in (`en` unless
+    /// set).
+    ChannelLanguage,
     /// Any channel variable (`DIALSTATUS`, `HANGUPCAUSE`, set with `Set`).
     Channel(String),
 }
@@ -67,6 +70,12 @@ impl VarName {
             return match (func.eq_ignore_ascii_case("CALLERID"), arg) {
                 (true, Some(arg)) if arg.eq_ignore_ascii_case("num") => Ok(VarName::CallerIdNum),
                 (true, Some(arg)) if arg.eq_ignore_ascii_case("name") => Ok(VarName::CallerIdName),
+                (false, Some(arg))
+                    if func.eq_ignore_ascii_case("CHANNEL")
+                        && arg.eq_ignore_ascii_case("language") =>
+                {
+                    Ok(VarName::ChannelLanguage)
+                }
                 _ => Err(TemplateError::UnknownFunction {
                     name: text.to_owned(),
                 }),
@@ -104,6 +113,7 @@ impl fmt::Display for VarName {
             VarName::Priority => f.write_str("PRIORITY"),
             VarName::CallerIdNum => f.write_str("CALLERID(num)"),
             VarName::CallerIdName => f.write_str("CALLERID(name)"),
+            VarName::ChannelLanguage => f.write_str("CHANNEL(language)"),
             VarName::Channel(name) => f.write_str(name),
         }
     }

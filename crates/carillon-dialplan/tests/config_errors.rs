@@ -374,25 +374,13 @@ fn apps_not_available_yet_are_refused_at_their_app_line_with_their_arguments_sti
 match = "s"
 steps = [
   { app = "Answer" },
-  { app = "Playback", file = "welcome" },
-  { app = "Background", file = "menu" },
-  { app = "WaitExten", seconds = 5 },
-  { app = "Read", var = "CHOICE", file = "enter", max_digits = 1, timeout = 3 },
   { app = "Queue" },
   { app = "VoiceMail", mailbox = "100" },
-  { app = "MixMonitor", file = "${UNIQUEID}.wav", options = "b" },
+  { app = "SayAlpha", text = "abc" },
 ]
 "#;
     let problems = problems(text);
-    let names = [
-        "Playback",
-        "Background",
-        "WaitExten",
-        "Read",
-        "Queue",
-        "VoiceMail",
-        "MixMonitor",
-    ];
+    let names = ["Queue", "VoiceMail", "SayAlpha"];
     for (i, name) in names.iter().enumerate() {
         assert!(
             has(
@@ -408,8 +396,8 @@ steps = [
     assert!(
         has(
             &problems,
-            10,
-            "context.ivr.extension[0].steps[5].queue",
+            6,
+            "context.ivr.extension[0].steps[1].queue",
             "Queue needs 'queue'"
         ),
         "{}",

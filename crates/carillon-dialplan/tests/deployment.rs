@@ -4,6 +4,21 @@
 use carillon_dialplan::{CallInfo, Command, DialTarget, Dialplan, Execution};
 use std::time::Duration;
 
+/// The fixed base of every test's clock.
+fn t0() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+/// Fires the execution's timer, if it has one.
+#[allow(dead_code)]
+fn wait_done(exec: &mut Execution) {
+    if let Some(due) = exec.poll_timeout() {
+        exec.handle_timeout(due);
+    }
+}
+use std::time::UNIX_EPOCH;
+
 fn shipped() -> Dialplan {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/dialplan.toml");
     let text = std::fs::read_to_string(path).unwrap();
@@ -26,7 +41,7 @@ fn first_dial(
         caller_num: "100".into(),
         ..CallInfo::default()
     };
-    let mut exec = Execution::start(plan, context, exten, call).unwrap();
+    let mut exec = Execution::start(plan, context, exten, call, t0(), UNIX_EPOCH).unwrap();
     loop {
         match exec.poll_command() {
             Some(Command::SetCallerId(_)) => continue,

@@ -6,6 +6,21 @@ use carillon_dialplan::{
 };
 use std::time::Duration;
 
+/// The fixed base of every test's clock.
+fn t0() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+/// Fires the execution's timer, if it has one.
+#[allow(dead_code)]
+fn wait_done(exec: &mut Execution) {
+    if let Some(due) = exec.poll_timeout() {
+        exec.handle_timeout(due);
+    }
+}
+use std::time::UNIX_EPOCH;
+
 fn plan(text: &str) -> Dialplan {
     match Dialplan::load("test.toml", text) {
         Ok(plan) => plan,
@@ -22,11 +37,12 @@ fn call() -> CallInfo {
         caller_name: "Alice".into(),
         uniqueid: "1700000000.1".into(),
         variables: vec![],
+        language: None,
     }
 }
 
 fn start(plan: &Dialplan, context: &str, exten: &str) -> Execution {
-    Execution::start(plan, context, exten, call()).unwrap()
+    Execution::start(plan, context, exten, call(), t0(), UNIX_EPOCH).unwrap()
 }
 
 fn drain(exec: &mut Execution) -> (Vec<Command>, Vec<Event>) {
@@ -125,7 +141,7 @@ fn dial_busy_continues_and_goto_if_jumps_to_the_busy_label() {
         _ => unreachable!(),
     }
     assert!(events.is_empty());
-    exec.handle_dial_result(DialStatus::Busy);
+    exec.handle_dial_result(t0(), DialStatus::Busy);
     assert_eq!(exec.variable("DIALSTATUS").as_deref(), Some("BUSY"));
     assert_eq!(exec.variable("HANGUPCAUSE").as_deref(), Some("17"));
     let (commands, events) = drain(&mut exec);
@@ -149,14 +165,18 @@ fn dial_no_answer_takes_the_else_branch_to_another_extension() {
     let plan = plan(FLOWS);
     let mut exec = start(&plan, "internal", "100");
     drain(&mut exec);
-    exec.handle_dial_result(DialStatus::NoAnswer);
+    exec.handle_dial_result(t0(), DialStatus::NoAnswer);
     let (commands, events) = drain(&mut exec);
-    assert_eq!(commands, [Command::Wait(Duration::from_millis(1500))]);
+    assert!(commands.is_empty());
+    assert_eq!(
+        exec.poll_timeout(),
+        Some(t0() + Duration::from_millis(1500))
+    );
     assert!(events.is_empty());
     assert_eq!(exec.exten(), "vm");
     assert_eq!(exec.variable("REASON").as_deref(), Some("NOANSWER/19"));
     assert_eq!(exec.variable("PRIORITY").as_deref(), Some("4"));
-    exec.handle_wait_done();
+    wait_done(&mut exec);
     let (commands, events) = drain(&mut exec);
     assert_eq!(
         commands,
@@ -177,7 +197,7 @@ fn dial_answered_without_continue_ends_the_call() {
     let plan = plan(FLOWS);
     let mut exec = start(&plan, "internal", "100");
     drain(&mut exec);
-    exec.handle_dial_result(DialStatus::Answer);
+    exec.handle_dial_result(t0(), DialStatus::Answer);
     let (commands, events) = drain(&mut exec);
     assert_eq!(
         commands,
@@ -188,8 +208,8 @@ fn dial_answered_without_continue_ends_the_call() {
     assert_eq!(events.len(), 1);
     assert!(exec.is_finished());
     // Late results change nothing.
-    exec.handle_dial_result(DialStatus::Busy);
-    exec.handle_wait_done();
+    exec.handle_dial_result(t0(), DialStatus::Busy);
+    wait_done(&mut exec);
     assert_eq!(drain(&mut exec), (vec![], vec![]));
 }
 
@@ -215,7 +235,7 @@ fn dial_with_continue_goes_on_after_an_answered_call_with_dialstatus_set() {
         Command::Dial { caller_id, .. } => assert_eq!(*caller_id, expected_id),
         _ => unreachable!(),
     }
-    exec.handle_dial_result(DialStatus::Answer);
+    exec.handle_dial_result(t0(), DialStatus::Answer);
     assert_eq!(exec.variable("AFTER").as_deref(), Some("ANSWER"));
     let (commands, events) = drain(&mut exec);
     assert_eq!(
@@ -237,7 +257,7 @@ fn falling_off_the_end_after_congestion_hangs_up_with_a_matching_cause() {
     let plan = plan(FLOWS);
     let mut exec = start(&plan, "internal", "912125551234");
     drain(&mut exec);
-    exec.handle_dial_result(DialStatus::Congestion);
+    exec.handle_dial_result(t0(), DialStatus::Congestion);
     let (commands, _) = drain(&mut exec);
     assert_eq!(
         commands,
@@ -252,7 +272,7 @@ fn caller_cancel_during_dial_ends_without_a_hangup_command() {
     let plan = plan(FLOWS);
     let mut exec = start(&plan, "internal", "100");
     drain(&mut exec);
-    exec.handle_dial_result(DialStatus::Cancel);
+    exec.handle_dial_result(t0(), DialStatus::Cancel);
     let (commands, events) = drain(&mut exec);
     assert!(commands.is_empty());
     assert_eq!(
@@ -268,13 +288,13 @@ fn caller_hangup_while_waiting_ends_the_execution() {
     let plan = plan(FLOWS);
     let mut exec = start(&plan, "internal", "100");
     drain(&mut exec);
-    exec.handle_dial_result(DialStatus::NoAnswer);
+    exec.handle_dial_result(t0(), DialStatus::NoAnswer);
     drain(&mut exec);
-    exec.handle_caller_hangup();
+    exec.handle_caller_hangup(t0());
     let (commands, events) = drain(&mut exec);
     assert!(commands.is_empty());
     assert_eq!(events.len(), 1);
-    exec.handle_wait_done();
+    wait_done(&mut exec);
     assert_eq!(drain(&mut exec), (vec![], vec![]));
 }
 
@@ -335,14 +355,14 @@ fn pattern_order_picks_the_most_specific_extension() {
 fn unknown_extension_or_context_at_start_is_a_route_error() {
     let plan = plan(FLOWS);
     assert_eq!(
-        Execution::start(&plan, "internal", "abc", call()).unwrap_err(),
+        Execution::start(&plan, "internal", "abc", call(), t0(), UNIX_EPOCH).unwrap_err(),
         RouteError::NoRoute {
             context: "internal".into(),
             exten: "abc".into()
         }
     );
     assert_eq!(
-        Execution::start(&plan, "nope", "100", call()).unwrap_err(),
+        Execution::start(&plan, "nope", "100", call(), t0(), UNIX_EPOCH).unwrap_err(),
         RouteError::UnknownContext {
             context: "nope".into()
         }
@@ -360,7 +380,7 @@ fn goto_built_from_variables_reports_no_route_or_failure_at_run_time() {
                 .collect(),
             ..call()
         };
-        let mut exec = Execution::start(&plan, "internal", exten, info).unwrap();
+        let mut exec = Execution::start(&plan, "internal", exten, info, t0(), UNIX_EPOCH).unwrap();
         drain(&mut exec)
     };
     let (commands, events) = with("jump", &[("GEXT", "nowhere"), ("GPRIO", "1")]);
@@ -453,9 +473,10 @@ fn gateways_are_guarded_like_trunks() {
     let plan = plan(AGENTS);
     let info = CallInfo {
         variables: vec![("DEST".into(), "gateway/gsm1/03001234567".into())],
+        language: None,
         ..call()
     };
-    let mut exec = Execution::start(&plan, "agents", "*55", info).unwrap();
+    let mut exec = Execution::start(&plan, "agents", "*55", info, t0(), UNIX_EPOCH).unwrap();
     let (_, events) = drain(&mut exec);
     assert!(matches!(events.first(), Some(Event::TrunkRefused { trunk, .. }) if trunk == "gsm1"));
 }
@@ -466,9 +487,10 @@ fn an_allowed_context_may_dial_the_trunk_but_injected_targets_are_dropped() {
     let with = |dest: &str| {
         let info = CallInfo {
             variables: vec![("DEST".into(), dest.into())],
+            language: None,
             ..call()
         };
-        let mut exec = Execution::start(&plan, "sales", "55", info).unwrap();
+        let mut exec = Execution::start(&plan, "sales", "55", info, t0(), UNIX_EPOCH).unwrap();
         let out = drain(&mut exec);
         (exec, out)
     };
@@ -547,7 +569,7 @@ fn running_calls_keep_their_plan_when_a_new_one_is_loaded() {
     let mut exec = start(&old, "internal", "100");
     drain(&mut exec);
     drop(old);
-    exec.handle_dial_result(DialStatus::Busy);
+    exec.handle_dial_result(t0(), DialStatus::Busy);
     let (commands, _) = drain(&mut exec);
     assert_eq!(commands.len(), 1);
 }
@@ -598,12 +620,9 @@ steps = [
     let mut exec = start(&p, "internal", "200");
     // Start ran up to the Wait: Answer (step 2) and Wait (step 4) queued.
     assert_eq!(exec.poll_command_step(), Some((Command::Answer, 2)));
-    assert_eq!(
-        exec.poll_command_step(),
-        Some((Command::Wait(Duration::from_secs(1)), 4))
-    );
+    assert_eq!(exec.poll_timeout(), Some(t0() + Duration::from_secs(1)));
     assert_eq!(exec.poll_command_step(), None);
-    exec.handle_wait_done();
+    wait_done(&mut exec);
     assert_eq!(
         exec.poll_command_step(),
         Some((

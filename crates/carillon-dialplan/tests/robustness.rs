@@ -5,6 +5,21 @@ use carillon_dialplan::template::Template;
 use carillon_dialplan::{CallInfo, Dialplan, Execution, ExtensionMatch};
 use proptest::prelude::*;
 
+/// The fixed base of every test's clock.
+fn t0() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+/// Fires the execution's timer, if it has one.
+#[allow(dead_code)]
+fn wait_done(exec: &mut Execution) {
+    if let Some(due) = exec.poll_timeout() {
+        exec.handle_timeout(due);
+    }
+}
+use std::time::UNIX_EPOCH;
+
 const PLAN: &str = r#"
 [context.c]
 allow_trunks = ["t"]
@@ -62,7 +77,7 @@ proptest! {
     #[test]
     fn running_arbitrary_extensions_never_panics(exten in any::<String>()) {
         let plan = Dialplan::load("p.toml", PLAN).unwrap();
-        if let Ok(mut exec) = Execution::start(&plan, "c", &exten, CallInfo::default()) {
+        if let Ok(mut exec) = Execution::start(&plan, "c", &exten, CallInfo::default(), t0(), UNIX_EPOCH) {
             while exec.poll_command().is_some() {}
             while exec.poll_event().is_some() {}
         }

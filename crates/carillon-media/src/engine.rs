@@ -70,15 +70,20 @@ use crate::config::MediaConfig;
 use crate::latch::LatchVerdict;
 use crate::leg::{codec_of, earliest, Leg, LegMedia, LegState};
 use crate::offload::{G711Map, OffloadFlow, OffloadProgress, OffloadRequest, Offloaded};
+use crate::output::Generated;
+use crate::player::{Player, Playout, Tick};
+use crate::sounds::Sounds;
 use carillon_codec::Transcoder;
 use carillon_mediactl::{
-    AudioCodec, DtmfSource, LegId, LegParams, LegStats, MediaCommand, MediaEvent, SessionId,
+    AudioCodec, DtmfSource, LegId, LegParams, LegStats, MediaCommand, MediaEvent, PlayItem,
+    PlaybackEnd, PlaybackId, SessionId,
 };
 use carillon_rtp::dtmf::TelephoneEvent;
 use carillon_rtp::rtcp::{rewrite_report_sources, rewrite_sender_ssrc};
 use carillon_rtp::{set_payload_type, RtpPacket, Ssrc};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Errors of a command; `OpenLeg` failures are also reported as
@@ -148,6 +153,8 @@ pub struct EngineCounters {
     pub not_sending: u64,
     /// A telephone-event towards a leg that did not negotiate RFC 4733.
     pub event_not_negotiated: u64,
+    /// Relayed towards a leg whose output is a player (dropped).
+    pub replaced_by_player: u64,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -171,6 +178,8 @@ pub struct MediaEngine {
     offload_requests: VecDeque<OffloadRequest>,
     next_timeout: Option<Instant>,
     counters: EngineCounters,
+    /// Players of the legs whose output is not the relay (see [`crate::player`]).
+    playout: Playout,
 }
 
 enum Kind {
@@ -197,7 +206,16 @@ impl MediaEngine {
             offload_requests: VecDeque::new(),
             next_timeout: None,
             counters: EngineCounters::default(),
+            playout: Playout::default(),
         }
+    }
+
+    /// The prompts and music-on-hold classes players read (shared by the
+    /// workers of a process); without it only tones and silence have audio
+    /// and every file is read into a cache of this engine's own.
+    pub fn with_sounds(mut self, sounds: Arc<Sounds>) -> Self {
+        self.playout.sounds = sounds;
+        self
     }
 
     /// The configuration.
@@ -251,10 +269,17 @@ impl MediaEngine {
                 self.close_slot(slot);
                 Ok(())
             }
-            MediaCommand::Play { .. } => Err(CommandError::NotYet { command: "Play" }),
-            MediaCommand::StopPlay { .. } => Err(CommandError::NotYet {
-                command: "StopPlay",
-            }),
+            MediaCommand::Play {
+                session,
+                leg,
+                playback,
+                items,
+            } => self.play(now, session, leg, playback, items),
+            MediaCommand::StopPlay { session, leg } => {
+                let slot = self.slot_in_session(session, leg)?;
+                self.stop_player(slot);
+                Ok(())
+            }
             MediaCommand::Record { .. } => Err(CommandError::NotYet { command: "Record" }),
             MediaCommand::StopRecord { .. } => Err(CommandError::NotYet {
                 command: "StopRecord",
@@ -515,6 +540,7 @@ impl MediaEngine {
 
     fn close_slot(&mut self, slot: usize) {
         self.detach(slot);
+        self.stop_player(slot);
         if let Some(leg) = self.remove_slot(slot) {
             self.socket_requests.push_back(SocketRequest::Release {
                 leg: leg.id,
@@ -548,6 +574,116 @@ impl MediaEngine {
             }
         }
         Some(leg)
+    }
+
+    // ----- players --------------------------------------------------------
+
+    /// Starts a player on the leg (replacing one already playing), and
+    /// takes the flow towards the leg out of the kernel: its output is now
+    /// generated here.
+    fn play(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        leg: LegId,
+        playback: PlaybackId,
+        items: Vec<PlayItem>,
+    ) -> Result<(), CommandError> {
+        let slot = self.slot_in_session(session, leg)?;
+        if self
+            .legs
+            .get(slot)
+            .and_then(Option::as_ref)
+            .and_then(Leg::media)
+            .is_none()
+        {
+            return Err(CommandError::UnknownLeg { leg });
+        }
+        self.stop_player(slot);
+        if let Some(peer) = self
+            .legs
+            .get(slot)
+            .and_then(Option::as_ref)
+            .and_then(|l| l.peer)
+        {
+            self.invalidate_offload(peer);
+        }
+        let token = self.playout.token();
+        let random = self.next_random();
+        let player = Player::new(&self.playout.sounds, playback, token, items, random);
+        if let Some(media) = self.leg_mut(slot).and_then(Leg::media_mut) {
+            // The generated stream, then whatever follows it, is mapped as
+            // a new source: one continuous stream for the far end.
+            media.rewriter.forget_sources();
+            media.player = Some(Box::new(player));
+            self.playout.active += 1;
+            self.playout.schedule(now, slot, token);
+        }
+        Ok(())
+    }
+
+    /// Stops the leg's player, if any (`PlaybackDone { Stopped }`).
+    fn stop_player(&mut self, slot: usize) {
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let (session, id) = (leg.session, leg.id);
+        let Some(media) = leg.media_mut() else {
+            return;
+        };
+        if let Some(player) = media.player.take() {
+            media.rewriter.forget_sources();
+            self.playout.active -= 1;
+            self.events.push_back(MediaEvent::PlaybackDone {
+                session,
+                leg: id,
+                playback: player.playback,
+                end: PlaybackEnd::Stopped,
+                missing: player.missing,
+            });
+        }
+    }
+
+    /// Makes the frames of every player due by `now`.
+    fn tick_players(&mut self, now: Instant) {
+        while let Some((slot, token, due)) = self.playout.pop_due(now) {
+            let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            let (params, local_port, session, id) =
+                (leg.params, leg.local_port, leg.session, leg.id);
+            let Some(media) = leg.media_mut() else {
+                continue;
+            };
+            if media.player.as_ref().is_none_or(|p| p.token != token) {
+                continue; // stopped or replaced since
+            }
+            let playout = &mut self.playout;
+            let tick = crate::player::tick(
+                now,
+                due,
+                &params,
+                local_port,
+                media,
+                &mut playout.scratch,
+                &mut playout.generated,
+            );
+            match tick {
+                Tick::Next(due) => playout.schedule(due, slot, token),
+                Tick::Finished(player) => {
+                    media.rewriter.forget_sources();
+                    playout.active -= 1;
+                    self.events.push_back(MediaEvent::PlaybackDone {
+                        session,
+                        leg: id,
+                        playback: player.playback,
+                        end: PlaybackEnd::Finished,
+                        missing: player.missing,
+                    });
+                }
+                Tick::Idle => {}
+            }
+        }
     }
 
     // ----- packets --------------------------------------------------------
@@ -686,6 +822,10 @@ impl MediaEngine {
                 return None;
             }
         };
+        if peer_media.player.is_some() {
+            self.counters.replaced_by_player += 1;
+            return None;
+        }
         let mut offload = None;
         let out_pt = match kind {
             Kind::Audio => {
@@ -924,11 +1064,19 @@ impl MediaEngine {
 
     /// When [`Self::handle_timeout`] should next be called (possibly early).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_timeout
+        earliest(self.next_timeout, self.playout.next_due())
     }
 
-    /// Fires due inactivity timeouts and DTMF lost-end timeouts.
+    /// Fires due inactivity timeouts and DTMF lost-end timeouts, and makes
+    /// the frames of every player due (see [`Self::drain_generated`]).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick_players(now);
+        if self.next_timeout.is_some_and(|t| t <= now) {
+            self.scan_legs(now);
+        }
+    }
+
+    fn scan_legs(&mut self, now: Instant) {
         let config = self.config;
         let mut next = None;
         for leg in self.legs.iter_mut().flatten() {
@@ -1012,6 +1160,17 @@ impl MediaEngine {
         let slot = *self.by_id.get(&leg)?;
         let l = self.legs.get(slot)?.as_ref()?;
         Some(l.media()?.rewriter.output_ssrc())
+    }
+
+    /// Sends the packets players generated (from the local port to the
+    /// destination of each) and forgets them.
+    pub fn drain_generated(&mut self, send: impl FnMut(&Generated, &[u8])) {
+        self.playout.generated.drain(send);
+    }
+
+    /// Players running.
+    pub fn player_count(&self) -> usize {
+        self.playout.active
     }
 
     /// Relay counters of the whole engine.

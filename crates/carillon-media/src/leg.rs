@@ -63,6 +63,8 @@ pub struct LegMedia {
     pub offload: Option<crate::offload::Offloaded>,
     /// Origin of arrival times in RTP units (for jitter, RFC 3550 A.8).
     epoch: Instant,
+    /// The player feeding this leg instead of the relay (`Play`).
+    pub player: Option<Box<crate::player::Player>>,
 }
 
 impl LegMedia {
@@ -80,6 +82,7 @@ impl LegMedia {
             timed_out: false,
             offload: None,
             epoch: now,
+            player: None,
         }
     }
 

@@ -25,7 +25,12 @@
 //! * [`offload`]: which flows the kernel may forward (`carillon-kernelpath`) and
 //!   the accounting of what it forwarded.
 //!
-//! Not here yet: mixing, prompt playback, recording, in-band DTMF and
+//! * [`player`]: a leg's output when it is not the relay: prompts, music on
+//!   hold, tones and silence, paced by the worker's tick ([`tone`] makes
+//!   the tones, [`sounds`] holds the shared audio, [`output`] writes the
+//!   generated packets through the leg's output stream).
+//!
+//! Not here yet: mixing, recording, in-band DTMF and
 //! RTP/RTCP multiplexing (RFC 5761); packets for them are dropped and counted.
 #![cfg_attr(
     not(test),
@@ -37,8 +42,14 @@ pub mod engine;
 pub mod latch;
 pub mod leg;
 pub mod offload;
+pub mod output;
+pub mod player;
+pub mod sounds;
+pub mod tone;
 
 pub use config::MediaConfig;
 pub use engine::{CommandError, EngineCounters, MediaEngine, SocketRequest, Transmit};
 pub use latch::{Latch, LatchVerdict};
 pub use offload::{G711Map, OffloadFlow, OffloadProgress, OffloadRequest};
+pub use output::Generated;
+pub use sounds::{MohClass, Sound, SoundCache, SoundError, Sounds};

@@ -25,6 +25,7 @@ use carillon_cdr::CallRecord;
 use carillon_dialplan::Dialplan;
 use carillon_mediactl::{MediaCommand, MediaEvent};
 use carillon_registrar::{Binding, BindingChange, RegistrarConfig};
+use carillon_webhook::WebhookRequest;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -117,6 +118,10 @@ pub struct Sinks {
     pub cdr: Box<dyn FnMut(CallRecord) + Send>,
     /// Switch events (must not block).
     pub event: Box<dyn FnMut(carillon_events::EventRecord) + Send>,
+    /// Callers' callback requests, for the store (must not block).
+    pub callback: Box<dyn FnMut(carillon_cdr::CallbackRequest) + Send>,
+    /// Webhook POSTs, for the sender's queue (must not block).
+    pub webhook: Box<dyn FnMut(WebhookRequest) + Send>,
 }
 
 /// The signalling task.
@@ -324,6 +329,18 @@ fn drain_with(switch: &mut Switch, out: &mut Outputs, mut transmit: impl FnMut(P
             Output::Media(c) => out.media(c),
             Output::Cdr(r) => (out.sinks.cdr)(r),
             Output::Event(e) => (out.sinks.event)(e),
+            Output::Callback(c) => (out.sinks.callback)(c),
+            Output::Webhook {
+                url,
+                body,
+                timeout,
+                retries,
+            } => (out.sinks.webhook)(WebhookRequest {
+                url,
+                body,
+                timeout,
+                retries,
+            }),
         }
     }
 }

@@ -111,6 +111,16 @@ impl StreamRewriter {
         }
     }
 
+    /// Forgets the input sources: the next packet, from whichever source,
+    /// continues the output stream (sequence + 1, timestamp advanced by the
+    /// time elapsed, marker set), even from a source seen before. For an
+    /// output that switches between a relayed source and a generated one
+    /// (a prompt player) and back.
+    pub fn forget_sources(&mut self) {
+        self.current = None;
+        self.previous = None;
+    }
+
     /// Rewrites the RTP packet in `packet` (received at `now`) in place.
     pub fn rewrite(&mut self, now: Instant, packet: &mut [u8]) -> Result<Rewritten, RtpError> {
         let (ssrc, in_seq, in_ts) = {
@@ -186,6 +196,24 @@ mod tests {
     fn fields(buf: &[u8]) -> (Ssrc, u16, u32, bool) {
         let p = RtpPacket::parse(buf).unwrap();
         (p.ssrc(), p.sequence_number(), p.timestamp(), p.marker())
+    }
+
+    #[test]
+    fn after_forget_sources_a_source_seen_before_continues_the_stream() {
+        let t0 = Instant::now();
+        let mut r = StreamRewriter::new(Ssrc(0x1111), 8000);
+        let mut p = packet(0xAAAA, 500, 8000);
+        r.rewrite(t0, &mut p).unwrap();
+        r.forget_sources();
+        let mut g = packet(0xBBBB, 7, 70);
+        r.rewrite(t0 + Duration::from_millis(20), &mut g).unwrap();
+        assert_eq!(fields(&g), (Ssrc(0x1111), 501, 8160, true));
+        r.forget_sources();
+        // A's next packet would map through its old offsets; forgotten, it
+        // continues after the generated one.
+        let mut p = packet(0xAAAA, 501, 8160);
+        r.rewrite(t0 + Duration::from_millis(40), &mut p).unwrap();
+        assert_eq!(fields(&p), (Ssrc(0x1111), 502, 8320, true));
     }
 
     #[test]

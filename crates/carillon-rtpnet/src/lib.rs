@@ -20,7 +20,9 @@
 //!         readable().await → recvmmsg … (a few datagrams, see `carillon-udpbatch`)
 //!           → engine.handle_packet (rewrites in place)
 //!           → try_send_to from the bridged leg's socket
-//!     timer task  ─► engine.handle_timeout at engine.poll_timeout()
+//!     timer task  ─► engine.handle_timeout at engine.poll_timeout() (the
+//!                    worker's tick: inactivity timers and every player's
+//!                    next frame) ─► send_to of the generated packets
 //!     event pump  ─► bounded mpsc to the switch when it is momentarily full
 //!  all tasks share Rc<RefCell<Worker>>: one thread, no locks, no borrow
 //!  held across an await.
@@ -59,6 +61,19 @@
 //! drops its socket only on the worker's next turn. A low call rate or a
 //! small open-file limit therefore still closes sockets as before.
 //!
+//! ## Players and the tick
+//!
+//! A leg whose output is a player (`Play`) is fed by the engine, not by a
+//! received datagram: the timer task is the worker's tick. The engine's
+//! deadline includes every player's next frame (one wake-up serves all
+//! players then due), the generated packets leave from the leg's socket
+//! with `try_send_to` like relayed ones, and no task sleeps per leg. The
+//! timer is tokio's (millisecond resolution: a frame leaves up to 1 ms
+//! after its due time, never early; benches/README.md "Playback" measures
+//! the pacing the receivers see). The prompt cache and music-on-hold
+//! classes ([`carillon_media::Sounds`]) are shared by all workers
+//! ([`MediaRuntime::start_with_sounds`]).
+//!
 //! ## Kernel fast path
 //!
 //! With [`RuntimeConfig::kernel_offload`], the runtime attaches the
@@ -78,7 +93,7 @@
 )]
 
 use carillon_kernelpath::{FlowKey, FlowTable, KernelRelay};
-use carillon_media::{MediaConfig, MediaEngine, OffloadRequest, SocketRequest};
+use carillon_media::{MediaConfig, MediaEngine, OffloadRequest, SocketRequest, Sounds};
 use carillon_mediactl::{mix, MediaCommand, MediaEvent, SessionId};
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -189,6 +204,15 @@ impl MediaRuntime {
     pub fn start(
         config: RuntimeConfig,
     ) -> Result<(MediaHandle, mpsc::Receiver<MediaEvent>), RuntimeError> {
+        Self::start_with_sounds(config, Arc::new(Sounds::default()))
+    }
+
+    /// [`Self::start`] with the prompt cache and music-on-hold classes the
+    /// players of every worker share.
+    pub fn start_with_sounds(
+        config: RuntimeConfig,
+        sounds: Arc<Sounds>,
+    ) -> Result<(MediaHandle, mpsc::Receiver<MediaEvent>), RuntimeError> {
         let workers = config.workers.max(1);
         let (event_tx, event_rx) = mpsc::channel(config.event_capacity.max(1));
         let base_seed = config
@@ -233,12 +257,14 @@ impl MediaRuntime {
             };
             let bind_ip = config.bind_ip;
             let report_closed = config.report_closed;
+            let sounds = sounds.clone();
             std::thread::Builder::new()
                 .name(format!("carillon-media-{index}"))
                 .spawn(move || {
                     let local = LocalSet::new();
                     local.block_on(&runtime, async move {
                         let mut worker = Worker::new(media, bind_ip, engine_ip, events, pool);
+                        worker.engine = MediaEngine::new(media, engine_ip).with_sounds(sounds);
                         worker.flows = flows;
                         worker.report_closed = report_closed;
                         let shared = Rc::new(RefCell::new(worker));
@@ -583,6 +609,26 @@ impl Worker {
         Ok(local)
     }
 
+    /// Sends what the engine's players generated, each packet from its
+    /// leg's socket (dropped and counted when the send buffer is full).
+    fn send_generated(&mut self) {
+        let Worker {
+            engine,
+            sockets,
+            send_drops,
+            ..
+        } = self;
+        engine.drain_generated(|packet, bytes| {
+            let sent = sockets
+                .get(usize::from(packet.local_port))
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.try_send_to(bytes, packet.destination).is_ok());
+            if !sent {
+                *send_drops += 1;
+            }
+        });
+    }
+
     /// Moves engine events towards the switch, keeping order; a full
     /// channel leaves them in the backlog for the pump task.
     fn flush_events(&mut self) {
@@ -590,6 +636,22 @@ impl Worker {
             self.backlog.push_back(event);
         }
         while let Some(event) = self.backlog.pop_front() {
+            if let MediaEvent::PlaybackDone {
+                session,
+                leg,
+                missing,
+                ..
+            } = &event
+            {
+                for path in missing {
+                    tracing::warn!(
+                        session = session.0,
+                        leg = leg.0,
+                        file = %path.display(),
+                        "media: prompt skipped: cannot be read (or unknown music-on-hold class)"
+                    );
+                }
+            }
             if let MediaEvent::LegClosed {
                 session,
                 leg,
@@ -830,6 +892,7 @@ async fn timer_loop(shared: Shared, notify: Rc<Notify>) {
                     _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
                         let mut w = shared.borrow_mut();
                         w.engine.handle_timeout(Instant::now());
+                        w.send_generated();
                         w.flush_events();
                     }
                     _ = notify.notified() => {}

@@ -1,4 +1,6 @@
-//! [`CdrWriter`]: the task that stores CDRs in batches and never loses one.
+//! [`CdrWriter`]: the task that stores CDRs (and the callers' callback
+//! requests, [`CdrWriterHandle::submit_callback`]) in batches and never
+//! loses one.
 //!
 //! ```text
 //!            submit()                         DB answers
@@ -19,6 +21,10 @@
 //! refuses as bad data (not a connection problem) go to `<spool>.rejected`.
 //! A spool left by an earlier run is replayed at start-up.
 //!
+//! Callback requests take the same path as CDRs (same channel, batches,
+//! spool and replay; table `callback_requests`, duplicates ignored on
+//! `(uniqueid, requested_at)`), so they get the same guarantee.
+//!
 //! When the target is a URL the writer connects lazily, so it starts (and
 //! spools) even if the database is down at boot.
 
@@ -26,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use carillon_cdr::{CallRecord, CdrSink, WallClock};
+use carillon_cdr::{CallRecord, CallbackRequest, CdrSink, WallClock};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -103,8 +109,41 @@ pub struct CdrFlushReport {
     pub unsaved: u64,
 }
 
+/// One row the writer stores: a CDR or a callback request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Row {
+    Cdr(CallRecord),
+    Callback(CallbackRequest),
+}
+
+impl Row {
+    /// The uniqueid of the call the row belongs to (for logs).
+    fn uniqueid(&self) -> &str {
+        match self {
+            Row::Cdr(r) => &r.uniqueid,
+            Row::Callback(c) => &c.uniqueid,
+        }
+    }
+}
+
+/// Inserts a batch of rows: its CDRs, then its callback requests (each in
+/// one transaction; a replay of what was committed is ignored).
+async fn insert_rows(store: &Store, rows: &[Row]) -> Result<(), StoreError> {
+    let mut cdrs = Vec::with_capacity(rows.len());
+    let mut callbacks = Vec::new();
+    for row in rows {
+        match row {
+            Row::Cdr(r) => cdrs.push(r),
+            Row::Callback(c) => callbacks.push(c),
+        }
+    }
+    store.insert_cdr_refs(&cdrs).await?;
+    store.insert_callback_refs(&callbacks).await?;
+    Ok(())
+}
+
 enum Msg {
-    Record(Box<CallRecord>),
+    Row(Box<Row>),
     Flush(oneshot::Sender<CdrFlushReport>),
 }
 
@@ -188,20 +227,33 @@ impl CdrWriterHandle {
     pub fn spool_path(&self) -> &Path {
         &self.spool_path
     }
-}
 
-impl CdrSink for CdrWriterHandle {
-    /// Queues the record without waiting. Should the writer task be gone
-    /// (runtime shutting down), the record is appended to the spool file
+    /// Queues a caller's callback request for the `callback_requests`
+    /// table without waiting, with the same guarantees as a CDR (batched,
+    /// spooled while the database is down, replayed later).
+    pub fn submit_callback(&self, request: CallbackRequest) {
+        self.submit_row(Row::Callback(request));
+    }
+
+    /// Queues a row without waiting. Should the writer task be gone
+    /// (runtime shutting down), the row is appended to the spool file
     /// right here rather than dropped.
-    fn submit(&self, record: CallRecord) {
-        let sent = self.tx.send(Msg::Record(Box::new(record)));
-        if let Err(mpsc::error::SendError(Msg::Record(record))) = sent {
+    fn submit_row(&self, row: Row) {
+        let sent = self.tx.send(Msg::Row(Box::new(row)));
+        if let Err(mpsc::error::SendError(Msg::Row(row))) = sent {
             let now = self.clock.now_unix_ms();
-            if let Err(e) = spool::append_blocking(&self.spool_path, &[*record], now) {
+            if let Err(e) = spool::append_blocking(&self.spool_path, &[*row], now) {
                 tracing::error!(error = %e, spool = %self.spool_path.display(), "CDR writer gone and spool unwritable: record lost");
             }
         }
+    }
+}
+
+impl CdrSink for CdrWriterHandle {
+    /// Queues the record without waiting (see [`CdrWriterHandle::submit_callback`]
+    /// for what happens when the writer task is gone).
+    fn submit(&self, record: CallRecord) {
+        self.submit_row(Row::Cdr(record));
     }
 }
 
@@ -214,7 +266,7 @@ struct Worker {
     /// Records in the spool file.
     spooled: u64,
     /// Records neither stored nor spooled (spool unwritable).
-    unsaved: Vec<CallRecord>,
+    unsaved: Vec<Row>,
     /// When to try the database again; `Some` while anything is pending.
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -225,7 +277,7 @@ enum Outcome {
     /// Every record is stored (or rejected as bad data).
     Done,
     /// The database went away; these records are not stored.
-    Unavailable(Vec<CallRecord>),
+    Unavailable(Vec<Row>),
 }
 
 impl Worker {
@@ -256,7 +308,7 @@ impl Worker {
                         let max = self.config.max_batch;
                         batch::gather(&mut rx, msg, self.config.batch_window, |msg| {
                             match msg {
-                                Msg::Record(r) => batch.push(*r),
+                                Msg::Row(r) => batch.push(*r),
                                 Msg::Flush(w) => waiters.push(w),
                             }
                             !waiters.is_empty() || batch.len() >= max
@@ -308,7 +360,7 @@ impl Worker {
 
     /// Stores fresh records, or spools them while a backlog exists or the
     /// database is down.
-    async fn save(&mut self, batch: Vec<CallRecord>) {
+    async fn save(&mut self, batch: Vec<Row>) {
         if self.backlog() {
             self.spill(batch).await;
             return;
@@ -323,7 +375,7 @@ impl Worker {
     }
 
     /// Appends records (and any earlier unsaved ones) to the spool.
-    async fn spill(&mut self, records: Vec<CallRecord>) {
+    async fn spill(&mut self, records: Vec<Row>) {
         let mut all = std::mem::take(&mut self.unsaved);
         all.extend(records);
         if all.is_empty() {
@@ -427,13 +479,13 @@ impl Worker {
     }
 
     /// Inserts records in batches; bad records go to the rejected file.
-    async fn insert_all(&self, store: &Store, records: Vec<CallRecord>) -> Outcome {
+    async fn insert_all(&self, store: &Store, records: Vec<Row>) -> Outcome {
         let max = self.config.max_batch.max(1);
         let mut offset = 0;
         while offset < records.len() {
             let end = (offset + max).min(records.len());
             let chunk = records.get(offset..end).unwrap_or_default();
-            match store.insert_cdrs(chunk).await {
+            match insert_rows(store, chunk).await {
                 Ok(_) => {}
                 Err(e) if e.is_connection() => {
                     tracing::warn!(error = %e, "CDR insert failed: database unavailable");
@@ -442,7 +494,7 @@ impl Worker {
                 Err(e) => {
                     tracing::warn!(error = %e, "CDR batch refused; inserting one by one");
                     for (i, record) in chunk.iter().enumerate() {
-                        match store.insert_cdrs(std::slice::from_ref(record)).await {
+                        match insert_rows(store, std::slice::from_ref(record)).await {
                             Ok(_) => {}
                             Err(e) if e.is_connection() => {
                                 return Outcome::Unavailable(
@@ -459,14 +511,14 @@ impl Worker {
         Outcome::Done
     }
 
-    async fn reject(&self, record: &CallRecord, err: &StoreError) {
-        tracing::error!(uniqueid = %record.uniqueid, error = %err, "database refused CDR; kept in the .rejected file");
+    async fn reject(&self, record: &Row, err: &StoreError) {
+        tracing::error!(uniqueid = %record.uniqueid(), error = %err, "database refused CDR; kept in the .rejected file");
         if let Err(e) = self
             .spool
             .reject_records(std::slice::from_ref(record), self.clock.now_unix_ms())
             .await
         {
-            tracing::error!(uniqueid = %record.uniqueid, error = %e, "cannot write the .rejected file: record lost");
+            tracing::error!(uniqueid = %record.uniqueid(), error = %e, "cannot write the .rejected file: record lost");
         }
     }
 }

@@ -7,7 +7,9 @@
 //! - [`BindingWriter`]: write-behind of registrar binding changes, so the
 //!   signalling loop never awaits the database;
 //! - [`CdrWriter`]: batched CDR inserts with a local spool file that keeps
-//!   records while the database is unreachable and replays them later;
+//!   records while the database is unreachable and replays them later; the
+//!   callers' callback requests (table `callback_requests`) take the same
+//!   path;
 //! - [`SystemClock`]: the real [`carillon_cdr::WallClock`].
 //!
 //! It does not own REGISTER semantics (`carillon-registrar`) nor the record
@@ -40,4 +42,4 @@ pub use cdr_writer::{CdrFlushReport, CdrTarget, CdrWriter, CdrWriterConfig, CdrW
 pub use clock::SystemClock;
 pub use error::StoreError;
 pub use spool::SpoolEntry;
-pub use store::{Backend, CdrQuery, Store, StoreOptions};
+pub use store::{Backend, CallbackQuery, CdrQuery, Store, StoreOptions, StoredCallbackRequest};

@@ -1,9 +1,11 @@
-//! The CDR spool: a JSON-lines file of [`SpoolEntry`]s that holds records
+//! The CDR spool: a JSON-lines file of [`SpoolEntry`]s (CDRs) and callback
+//! request entries (`{"spooled_at_ms":…,"callback":{…}}`) that holds rows
 //! while the database cannot take them. Each append is written whole and
 //! fsync'd before it counts as saved. The file is emptied only after every
 //! record in it has been committed to the database, so a crash in between
 //! replays records that are already stored, which the insert ignores
-//! (`ON CONFLICT DO NOTHING` on `uniqueid`): nothing is lost or duplicated.
+//! (`ON CONFLICT DO NOTHING` on `uniqueid`, and on `(uniqueid,
+//! requested_at)` for callback requests): nothing is lost or duplicated.
 //!
 //! Lines that cannot be parsed (a write cut short by a crash) and records
 //! the database rejects as bad data go to `<spool>.rejected` for a person to
@@ -12,11 +14,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use carillon_cdr::CallRecord;
+use carillon_cdr::{CallRecord, CallbackRequest};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-/// One line of the spool file.
+use crate::cdr_writer::Row;
+
+/// One CDR line of the spool file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpoolEntry {
     /// Wall-clock time the record was spooled, unix milliseconds.
@@ -25,10 +29,26 @@ pub struct SpoolEntry {
     pub record: CallRecord,
 }
 
+/// One callback request line of the spool file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CallbackSpoolEntry {
+    spooled_at_ms: i64,
+    callback: CallbackRequest,
+}
+
+/// Any line of the spool file (a CDR line has `record`, a callback
+/// request line `callback`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SpoolLine {
+    Cdr(SpoolEntry),
+    Callback(CallbackSpoolEntry),
+}
+
 /// What a spool file holds.
 #[derive(Debug, Default)]
 pub(crate) struct SpoolContents {
-    pub(crate) records: Vec<CallRecord>,
+    pub(crate) records: Vec<Row>,
     pub(crate) bad_lines: Vec<String>,
 }
 
@@ -48,14 +68,25 @@ pub(crate) fn rejected_path(spool: &Path) -> PathBuf {
     spool.with_file_name(name)
 }
 
-fn encode(records: &[CallRecord], now_ms: i64) -> std::io::Result<Vec<u8>> {
+fn encode(records: &[Row], now_ms: i64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    for record in records {
-        let entry = SpoolEntry {
-            spooled_at_ms: now_ms,
-            record: record.clone(),
-        };
-        serde_json::to_writer(&mut buf, &entry)?;
+    for row in records {
+        match row {
+            Row::Cdr(record) => {
+                let entry = SpoolEntry {
+                    spooled_at_ms: now_ms,
+                    record: record.clone(),
+                };
+                serde_json::to_writer(&mut buf, &entry)?;
+            }
+            Row::Callback(callback) => {
+                let entry = CallbackSpoolEntry {
+                    spooled_at_ms: now_ms,
+                    callback: callback.clone(),
+                };
+                serde_json::to_writer(&mut buf, &entry)?;
+            }
+        }
         buf.push(b'\n');
     }
     Ok(buf)
@@ -76,11 +107,7 @@ async fn append_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Appends records synchronously (for the rare case where the writer task
 /// is gone and the caller must not lose the record).
-pub(crate) fn append_blocking(
-    path: &Path,
-    records: &[CallRecord],
-    now_ms: i64,
-) -> std::io::Result<()> {
+pub(crate) fn append_blocking(path: &Path, records: &[Row], now_ms: i64) -> std::io::Result<()> {
     let bytes = encode(records, now_ms)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -104,7 +131,7 @@ impl Spool {
     }
 
     /// Appends and fsyncs the records.
-    pub(crate) async fn append(&self, records: &[CallRecord], now_ms: i64) -> std::io::Result<()> {
+    pub(crate) async fn append(&self, records: &[Row], now_ms: i64) -> std::io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -122,8 +149,11 @@ impl Spool {
         };
         let mut contents = SpoolContents::default();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<SpoolEntry>(line) {
-                Ok(entry) => contents.records.push(entry.record),
+            match serde_json::from_str::<SpoolLine>(line) {
+                Ok(SpoolLine::Cdr(entry)) => contents.records.push(Row::Cdr(entry.record)),
+                Ok(SpoolLine::Callback(entry)) => {
+                    contents.records.push(Row::Callback(entry.callback))
+                }
                 Err(_) => contents.bad_lines.push(line.to_owned()),
             }
         }
@@ -147,11 +177,7 @@ impl Spool {
     }
 
     /// Keeps records the database refused, for a person to look at.
-    pub(crate) async fn reject_records(
-        &self,
-        records: &[CallRecord],
-        now_ms: i64,
-    ) -> std::io::Result<()> {
+    pub(crate) async fn reject_records(&self, records: &[Row], now_ms: i64) -> std::io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }

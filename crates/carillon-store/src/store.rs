@@ -11,7 +11,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use carillon_cdr::{CallRecord, Disposition};
+use carillon_cdr::{CallRecord, CallbackRequest, Disposition};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -66,6 +66,39 @@ impl Default for CdrQuery {
             limit: 1000,
         }
     }
+}
+
+/// Filter for [`Store::fetch_callback_requests`]: requests made in
+/// `[since_ms, until_ms)`, with `status` if given, oldest first, at most
+/// `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackQuery {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    /// Only requests in this status (`pending` when just stored).
+    pub status: Option<String>,
+    pub limit: u32,
+}
+
+impl Default for CallbackQuery {
+    fn default() -> Self {
+        CallbackQuery {
+            since_ms: i64::MIN,
+            until_ms: i64::MAX,
+            status: None,
+            limit: 1000,
+        }
+    }
+}
+
+/// A stored callback request: the request, its row id and its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCallbackRequest {
+    /// Row id, assigned by the database.
+    pub id: i64,
+    /// `pending` until something works on it.
+    pub status: String,
+    pub request: CallbackRequest,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +244,16 @@ const SELECT_CDRS: &str = "SELECT uniqueid, linkedid, start_ms, answer_ms, end_m
     recording FROM cdr WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, uniqueid LIMIT $3";
 const COUNT_CDRS: &str = "SELECT COUNT(*) FROM cdr";
 
+const INSERT_CALLBACK_HEAD: &str = "INSERT INTO callback_requests \
+    (uniqueid, caller_num, number, alt_number, language, requested_at, context, exten) ";
+const INSERT_CALLBACK_TAIL: &str = " ON CONFLICT (uniqueid, requested_at) DO NOTHING";
+/// Most callback requests in one multi-row insert (8 bound values each).
+pub const CALLBACK_ROWS_PER_STATEMENT: usize = 64;
+const SELECT_CALLBACKS: &str = "SELECT id, uniqueid, caller_num, number, alt_number, language, \
+    requested_at, context, exten, status FROM callback_requests \
+    WHERE requested_at >= $1 AND requested_at < $2 AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+    ORDER BY requested_at, id LIMIT $4";
+
 /// A binding row as the database returns it.
 #[derive(sqlx::FromRow)]
 struct BindingDbRow {
@@ -318,6 +361,40 @@ impl TryFrom<CdrDbRow> for CallRecord {
             userfield: r.userfield,
             recording: r.recording,
         })
+    }
+}
+
+/// A callback request row as the database returns it.
+#[derive(sqlx::FromRow)]
+struct CallbackDbRow {
+    id: i64,
+    uniqueid: String,
+    caller_num: String,
+    number: String,
+    alt_number: Option<String>,
+    language: String,
+    requested_at: i64,
+    context: Option<String>,
+    exten: Option<String>,
+    status: String,
+}
+
+impl From<CallbackDbRow> for StoredCallbackRequest {
+    fn from(r: CallbackDbRow) -> Self {
+        StoredCallbackRequest {
+            id: r.id,
+            status: r.status,
+            request: CallbackRequest {
+                uniqueid: r.uniqueid,
+                caller_num: r.caller_num,
+                number: r.number,
+                alt_number: r.alt_number,
+                language: r.language,
+                requested_at: r.requested_at,
+                context: r.context,
+                exten: r.exten,
+            },
+        }
     }
 }
 
@@ -513,6 +590,13 @@ impl Store {
     /// Records go out as multi-row statements of up to
     /// [`CDR_ROWS_PER_STATEMENT`]; a uniqueid already stored is skipped.
     pub async fn insert_cdrs(&self, records: &[CallRecord]) -> Result<u64, StoreError> {
+        let refs: Vec<&CallRecord> = records.iter().collect();
+        self.insert_cdr_refs(&refs).await
+    }
+
+    /// [`Store::insert_cdrs`] of borrowed records (the writer's batches mix
+    /// CDRs and callback requests).
+    pub(crate) async fn insert_cdr_refs(&self, records: &[&CallRecord]) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(0);
         }
@@ -575,6 +659,67 @@ impl Store {
         })
         .map_err(StoreError::from_sqlx)?;
         rows.into_iter().map(CallRecord::try_from).collect()
+    }
+
+    /// Inserts the callback requests in one transaction (status
+    /// `pending`), skipping any already stored (same uniqueid and
+    /// requested_at, as after a spool replay); returns how many were new.
+    pub async fn insert_callback_requests(
+        &self,
+        requests: &[CallbackRequest],
+    ) -> Result<u64, StoreError> {
+        let refs: Vec<&CallbackRequest> = requests.iter().collect();
+        self.insert_callback_refs(&refs).await
+    }
+
+    /// [`Store::insert_callback_requests`] of borrowed requests.
+    pub(crate) async fn insert_callback_refs(
+        &self,
+        requests: &[&CallbackRequest],
+    ) -> Result<u64, StoreError> {
+        if requests.is_empty() {
+            return Ok(0);
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+            let mut inserted = 0;
+            for chunk in requests.chunks(CALLBACK_ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(INSERT_CALLBACK_HEAD);
+                q.push_values(chunk, |mut v, r| {
+                    v.push_bind(r.uniqueid.as_str())
+                        .push_bind(r.caller_num.as_str())
+                        .push_bind(r.number.as_str())
+                        .push_bind(r.alt_number.as_deref())
+                        .push_bind(r.language.as_str())
+                        .push_bind(r.requested_at)
+                        .push_bind(r.context.as_deref())
+                        .push_bind(r.exten.as_deref());
+                });
+                q.push(INSERT_CALLBACK_TAIL);
+                let done = q.build().execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;
+                inserted += done.rows_affected();
+            }
+            tx.commit().await.map_err(StoreError::from_sqlx)?;
+            Ok(inserted)
+        })
+    }
+
+    /// Callback requests matching the query, oldest first.
+    pub async fn fetch_callback_requests(
+        &self,
+        query: &CallbackQuery,
+    ) -> Result<Vec<StoredCallbackRequest>, StoreError> {
+        let rows: Vec<CallbackDbRow> = on_pool!(self, pool => {
+            sqlx::query_as(SELECT_CALLBACKS)
+                .bind(query.since_ms)
+                .bind(query.until_ms)
+                .bind(query.status.as_deref())
+                .bind(i64::from(query.limit))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from_sqlx)?;
+        Ok(rows.into_iter().map(StoredCallbackRequest::from).collect())
     }
 }
 

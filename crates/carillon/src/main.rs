@@ -1,5 +1,6 @@
 //! The `carillon` binary: command line, logging, configuration loading and
-//! the wiring of the switch core, the network edge and the store. `run` and
+//! the wiring of the switch core, the network edge, the store and the
+//! webhook sender. `run` and
 //! `check-config` take the configuration directory the same way (`DIR` or
 //! `--config DIR`) and load it the same way, so `run` refuses to start on
 //! exactly the problems `check-config` prints. Signals:
@@ -10,6 +11,7 @@
 mod config;
 mod crosscheck;
 mod events;
+mod offpath;
 mod recordings;
 
 use std::path::{Path, PathBuf};
@@ -443,6 +445,8 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
     };
     let (media, media_events) = carillon_rtpnet::MediaRuntime::start(media_cfg)?;
     let media_workers = media.workers();
+    // One webhook sender for the process (the dialplan's Webhook).
+    let webhooks = carillon_webhook::WebhookSender::spawn(Default::default())?;
     let sinks = Sinks {
         binding: Box::new(move |c: BindingChange| {
             sink.submit(match c {
@@ -463,6 +467,8 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
                 sink.submit(e);
             }
         }),
+        callback: offpath::callback_sink(cdrs.clone()),
+        webhook: offpath::webhook_sink(webhooks),
         media_workers,
     };
     let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;

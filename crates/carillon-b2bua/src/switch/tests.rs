@@ -57,7 +57,11 @@ fn drain(sw: &mut Switch) -> (Vec<Message>, Vec<BindingChange>) {
         match o {
             Output::Transmit(t) => msgs.push(Message::parse(t.bytes).unwrap()),
             Output::Binding(c) => changes.push(c),
-            Output::Media(_) | Output::Cdr(_) | Output::Event(_) => {}
+            Output::Media(_)
+            | Output::Cdr(_)
+            | Output::Event(_)
+            | Output::Callback(_)
+            | Output::Webhook { .. } => {}
         }
     }
     (msgs, changes)

@@ -159,7 +159,7 @@ impl Rig {
                 Output::Transmit(t) => self.wire.push((t.to, Message::parse(t.bytes).unwrap())),
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(c),
-                Output::Binding(_) => {}
+                Output::Binding(_) | Output::Callback(_) | Output::Webhook { .. } => {}
                 Output::Event(e) => self.events.push(e),
             }
         }
