@@ -37,7 +37,8 @@
 //! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`],
 //! the IVR applications (Playback, Background, Read…: media commands on the
 //! caller's leg) in `apps`, and the running execution's timer, digits,
-//! playback results and hangup in `execution`.
+//! playback results and hangup in `execution`; hold and music on hold
+//! in [`hold`], MixMonitor and Record in [`recording`].
 //!
 //! In a dialog, requests the switch does not act on get the RFC's refusal,
 //! never a blind 200: INFO is answered 200 only when its body is a DTMF
@@ -54,6 +55,7 @@ pub mod hold;
 pub mod limits;
 pub mod ports;
 pub mod prack;
+pub mod recording;
 pub mod session_timer;
 
 use std::collections::HashMap;
@@ -109,6 +111,9 @@ pub struct CallConfig {
     /// binary turns them off when no `[events] file` is configured, so a
     /// switch without a consumer spends nothing on them.
     pub events: bool,
+    /// Where MixMonitor and Record write their files (`[recording] dir`;
+    /// relative to the working directory).
+    pub recording_dir: std::path::PathBuf,
 }
 
 impl Default for CallConfig {
@@ -124,6 +129,7 @@ impl Default for CallConfig {
             trunks: None,
             hosts: HashMap::new(),
             events: true,
+            recording_dir: std::path::PathBuf::from("var/recordings"),
         }
     }
 }
@@ -332,6 +338,12 @@ struct Call {
     dial_open: bool,
     /// Whether a party of the bridge holds the other (music on hold).
     hold: hold::Hold,
+    /// MixMonitor of the call ([`recording`]).
+    mixmonitor: recording::MixMonitor,
+    /// The file MixMonitor recorded to (the CDR's `recording`).
+    recording: Option<String>,
+    /// The Record application's recording while it runs.
+    record_app: Option<carillon_mediactl::RecordingId>,
     /// The execution's playback and timer ([`execution`]).
     exec_media: execution::ExecMedia,
 }
@@ -393,6 +405,9 @@ pub struct Calls {
     /// REGISTER came on (RFC 5626 §5, RFC 5923) while it is open.
     /// Network-keyed: SipHash.
     streams: HashMap<SocketAddr, u64>,
+    /// Recordings not reported done yet, by session and id
+    /// ([`recording`]).
+    recordings: OwnKeyMap<(SessionId, carillon_mediactl::RecordingId), recording::Pending>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -521,6 +536,7 @@ impl Calls {
             tcp_host: None,
             tcp_contact: None,
             streams: HashMap::new(),
+            recordings: OwnKeyMap::default(),
         }
     }
 
@@ -1070,6 +1086,9 @@ impl Switch {
             answered_channel: None,
             dial_open: false,
             hold: hold::Hold::Off,
+            mixmonitor: recording::MixMonitor::Off,
+            recording: None,
+            record_app: None,
             exec_media: execution::ExecMedia::default(),
         };
         let a_id = call.a.id;
@@ -2507,6 +2526,8 @@ impl Switch {
                 b: leg_id,
             });
         }
+        // An armed MixMonitor records from the bridge on.
+        self.mixmonitor_bridged(key);
         // The callee's session timer (RFC 4028 §7.2).
         let negotiated = session_timer::negotiate_uac(msg);
         self.arm_session_timer(now, key, session_timer::Side::B(leg_id), negotiated);
@@ -2573,6 +2594,7 @@ impl Switch {
         };
         if was_bridged {
             self.hold_bridge_ended(key, leg.id);
+            self.mixmonitor_bridge_ended(key, leg.id);
         }
         self.emit_fork_gone(key, &leg, was_bridged);
         self.trunk_leg_done(&leg);
@@ -2724,6 +2746,8 @@ impl Switch {
             };
             self.dial_returned(key, status);
         }
+        // Recordings are finalised before the session closes.
+        self.recordings_call_ending(key);
         let Some(mut call) = self.calls.calls.remove(&key) else {
             return;
         };
@@ -2781,7 +2805,7 @@ impl Switch {
             hangup_cause: call.hangup_cause,
             accountcode: None,
             userfield: None,
-            recording: None,
+            recording: call.recording.take(),
         };
         info!(call = key, disposition = %disposition, billsec = record.billsec(), cause = call.hangup_cause, "call ended");
         self.outputs.push_back(Output::Cdr(record));
@@ -3232,7 +3256,24 @@ impl Switch {
                 end,
                 missing,
             } => self.playback_done(now, now_ms, session, leg, playback, end, missing),
-            MediaEvent::LegOpened { .. } | MediaEvent::RecordingDone { .. } => {}
+            MediaEvent::RecordingDone {
+                session,
+                recording,
+                path,
+                end,
+                duration_ms,
+                frames_lost,
+            } => self.recording_done(
+                now,
+                now_ms,
+                session,
+                recording,
+                &path,
+                &end,
+                duration_ms,
+                frames_lost,
+            ),
+            MediaEvent::LegOpened { .. } => {}
         }
         self.flush_scratch();
     }

@@ -412,6 +412,7 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             trunks: cfg.trunks.clone(),
             hosts: resolve_trunk_hosts(cfg.trunks.as_ref()).await,
             events: cfg.events_file.is_some(),
+            recording_dir: cfg.recording_dir.clone(),
         },
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);

@@ -13,7 +13,7 @@
 //! | `Ringing` | 180 |
 //! | `StoreCallback` | `Output::Callback` (not yet: refused with a warning) |
 //! | `Webhook` | `Output::Webhook` (not yet: refused with a warning) |
-//! | `Record`, `StopRecord`, `MixMonitor`, `StopMixMonitor` | recording is not run by this switch yet: a warning, and `Record` ends at once with `RECORD_STATUS` = `ERROR` |
+//! | `Record`, `StopRecord`, `MixMonitor`, `StopMixMonitor` | carried out by [`super::recording`] |
 //!
 //! When the dialplan is done (the terminal event) or the caller is gone,
 //! only the commands that need no channel are carried out
@@ -84,21 +84,14 @@ impl Switch {
                 self.emit_app_finished(key, "Ringing", "OK");
                 Flow::Next
             }
-            Command::Record { .. } => {
-                warn!(
-                    call = key,
-                    "Record: recording is not run by this switch yet; RECORD_STATUS=ERROR"
-                );
-                if let Some(exec) = self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut()) {
-                    exec.handle_record_done(
-                        now,
-                        RecordOutcome {
-                            status: RecordStatus::Error,
-                        },
-                    );
-                }
+            Command::Record {
+                path,
+                max_silence,
+                max_duration,
+                beep,
+            } => {
                 let _ = now_ms;
-                Flow::Next
+                self.record_app_start(now, key, &path, max_silence, max_duration, beep)
             }
             other => {
                 self.channelless(key, other, step);
@@ -124,9 +117,23 @@ impl Switch {
                 warn!(call = key, url = %url, "Webhook: no webhook sender is wired to this switch yet: not sent");
                 self.emit_app_finished(key, "Webhook", "FAILED");
             }
-            Command::MixMonitor { .. } | Command::StopMixMonitor | Command::StopRecord => {
-                warn!(call = key, command = ?cmd, "recording is not run by this switch yet: skipped");
+            Command::MixMonitor { file, stereo } => {
+                self.emit_app_started(key, "MixMonitor", step);
+                let result = match self.mixmonitor_start(key, file.as_deref(), stereo) {
+                    Ok(_) => "OK",
+                    Err(e) => {
+                        warn!(call = key, error = %e, "MixMonitor: not recording");
+                        "FAILED"
+                    }
+                };
+                self.emit_app_finished(key, "MixMonitor", result);
             }
+            Command::StopMixMonitor => {
+                self.emit_app_started(key, "StopMixMonitor", step);
+                self.mixmonitor_stop(key);
+                self.emit_app_finished(key, "StopMixMonitor", "OK");
+            }
+            Command::StopRecord => self.record_app_stop(key),
             other => {
                 debug!(call = key, step, command = ?other, "no channel: not carried out");
             }

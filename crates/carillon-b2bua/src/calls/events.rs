@@ -6,7 +6,9 @@
 //! nothing is built). Only building and queueing the records lives here; where they are
 //! emitted is in the call logic (`calls.rs`).
 
-use carillon_events::{ChannelState, Direction, DtmfSource, EventRecord, SwitchEvent};
+use carillon_events::{
+    ChannelState, Direction, DtmfSource, EventRecord, RecordingMix, SwitchEvent,
+};
 use carillon_mediactl::LegId;
 
 use super::{Call, DigitSource, Leg};
@@ -238,6 +240,31 @@ impl Switch {
                 }
             }
         });
+    }
+
+    /// `recording_started` of call `key` (named after the caller's
+    /// channel).
+    pub(super) fn emit_recording_started(&mut self, key: u64, path: &str, mix: RecordingMix) {
+        self.emit_of_call(key, |call| {
+            [Some(SwitchEvent::RecordingStarted {
+                channel: call.a.channel.clone(),
+                linkedid: call.uniqueid.clone(),
+                path: path.to_owned(),
+                mix,
+            })]
+        });
+    }
+
+    /// Queues an event of no (or no longer a) call, e.g. a recording
+    /// finalised after its call ended.
+    pub(super) fn emit_detached(&mut self, event: SwitchEvent) {
+        if !self.calls.config.events {
+            return;
+        }
+        self.outputs.push_back(Output::Event(EventRecord {
+            time_ms: self.now_ms,
+            event,
+        }));
     }
 }
 

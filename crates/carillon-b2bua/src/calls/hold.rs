@@ -76,14 +76,15 @@ impl Switch {
                 let Some(listener) = bridged_peer(call, leg) else {
                     return;
                 };
-                let playback = PlaybackId(self.calls.next_id());
-                if let Some(call) = self.calls.calls.get_mut(&key) {
-                    call.hold = Hold::Held {
-                        by: leg,
-                        listener,
-                        playback,
-                    };
-                }
+                let Some(call) = self.calls.calls.get_mut(&key) else {
+                    return;
+                };
+                let playback = call.exec_media.new_playback();
+                call.hold = Hold::Held {
+                    by: leg,
+                    listener,
+                    playback,
+                };
                 info!(
                     call = key,
                     leg = leg.0,
