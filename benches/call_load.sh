@@ -19,6 +19,11 @@
 #              trunk allows only alaw: the switch transcodes every packet.
 #
 # Relay options:
+#   RECORD=1   every call is recorded: the dialplan runs MixMonitor (mono;
+#              RECORD_OPTIONS=D for stereo) before Dial, so each relayed call
+#              also writes a WAV under the work dir's recordings/ (a tapped
+#              flow: never kernel-forwarded). Run it alternated with RECORD=0
+#              (benches/recording_load.sh) to compare.
 #   KERNEL=1   `[rtp] kernel_forwarding = true`: latched same-codec flows are
 #              forwarded by the eBPF program at TC ingress (needs root). The switch process
 #              then hardly runs; the forwarding is charged to whoever's
@@ -94,6 +99,9 @@ digest_algorithms = ["MD5"]
 port_min = 16384
 port_max = 65534
 $([ "${KERNEL:-0}" = 1 ] && echo "kernel_forwarding = true")
+
+[recording]
+dir = "$WORK/recordings"
 TOML
 cat > "$WORK/config/users.toml" <<TOML
 [[user]]
@@ -109,14 +117,19 @@ identify = ["127.0.0.1"]
 context = "bench"
 allow = $ALLOW
 TOML
-cat > "$WORK/config/dialplan.toml" <<'TOML'
+MIXMONITOR=""
+if [ "${RECORD:-0}" = 1 ]; then
+    MIXMONITOR="{ app = \"MixMonitor\", options = \"${RECORD_OPTIONS:-}\" },"
+fi
+cat > "$WORK/config/dialplan.toml" <<TOML
 [context.bench]
 allow_trunks = ["loadgen"]
 
 [[context.bench.extension]]
 match = "_2XXX"
 steps = [
-  { app = "Dial", targets = ["trunk/loadgen/${EXTEN}"], timeout = 30 },
+  $MIXMONITOR
+  { app = "Dial", targets = ["trunk/loadgen/\${EXTEN}"], timeout = 30 },
   { app = "Hangup" },
 ]
 TOML
@@ -213,6 +226,13 @@ for d in ("uac_to_uas", "uas_to_uac"):
           f"jitter_mean_ms={s.get('jitter_mean_ms')} jitter_max_ms={s.get('jitter_max_ms')} "
           f"payload_mismatch={s.get('payload_mismatch')}")
 PY
+    if [ "${RECORD:-0}" = 1 ]; then
+        files="$(find "$WORK/recordings" -name '*.wav' | wc -l)"
+        bytes="$(du -sb "$WORK/recordings" | cut -f1)"
+        echo "  recorded=1 options=${RECORD_OPTIONS:-mono} wav_files=$files bytes=$bytes"
+    else
+        echo "  recorded=0"
+    fi
     ;;
 *) echo "unknown MODE=$MODE" >&2; exit 2 ;;
 esac

@@ -35,7 +35,11 @@
 //! and gives A a 183 with our relay SDP) is handled here; reliable
 //! provisionals live in [`prack`], session timers in [`session_timer`],
 //! per-user call limits in [`limits`], DTMF INFO bodies in [`dtmf_info`],
-//! per-leg DTMF modes and digits across a bridge in [`dtmf_relay`].
+//! per-leg DTMF modes and digits across a bridge in [`dtmf_relay`];
+//! the IVR applications (Playback, Background, Read…: media commands on the
+//! caller's leg) in `apps`, and the running execution's timer, digits,
+//! playback results and hangup in `execution`; hold and music on hold
+//! in [`hold`], MixMonitor and Record in [`recording`].
 //!
 //! In a dialog, requests the switch does not act on get the RFC's refusal,
 //! never a blind 200: INFO is answered 200 only when its body is a DTMF
@@ -44,12 +48,16 @@
 //! any other body type, 400 for a malformed one; REFER (no transfers yet)
 //! and MESSAGE are refused by validation (501, 405) before they get here.
 
+mod apps;
 pub mod dtmf_info;
 pub mod dtmf_relay;
 mod events;
+mod execution;
+pub mod hold;
 pub mod limits;
 pub mod ports;
 pub mod prack;
+pub mod recording;
 pub mod session_timer;
 
 use std::collections::HashMap;
@@ -107,6 +115,9 @@ pub struct CallConfig {
     /// binary turns them off when no `[events] file` is configured, so a
     /// switch without a consumer spends nothing on them.
     pub events: bool,
+    /// Where MixMonitor and Record write their files (`[recording] dir`;
+    /// relative to the working directory).
+    pub recording_dir: std::path::PathBuf,
 }
 
 impl Default for CallConfig {
@@ -122,6 +133,7 @@ impl Default for CallConfig {
             trunks: None,
             hosts: HashMap::new(),
             events: true,
+            recording_dir: std::path::PathBuf::from("var/recordings"),
         }
     }
 }
@@ -336,6 +348,16 @@ struct Call {
     answered_channel: Option<String>,
     /// A `Dial` is under way (its `app_finished` event is owed).
     dial_open: bool,
+    /// Whether a party of the bridge holds the other (music on hold).
+    hold: hold::Hold,
+    /// MixMonitor of the call ([`recording`]).
+    mixmonitor: recording::MixMonitor,
+    /// The file MixMonitor recorded to (the CDR's `recording`).
+    recording: Option<String>,
+    /// The Record application's recording while it runs.
+    record_app: Option<carillon_mediactl::RecordingId>,
+    /// The execution's playback and timer ([`execution`]).
+    exec_media: execution::ExecMedia,
 }
 
 struct ClientEntry {
@@ -395,6 +417,9 @@ pub struct Calls {
     /// REGISTER came on (RFC 5626 §5, RFC 5923) while it is open.
     /// Network-keyed: SipHash.
     streams: HashMap<SocketAddr, u64>,
+    /// Recordings not reported done yet, by session and id
+    /// ([`recording`]).
+    recordings: OwnKeyMap<(SessionId, carillon_mediactl::RecordingId), recording::Pending>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -523,6 +548,7 @@ impl Calls {
             tcp_host: None,
             tcp_contact: None,
             streams: HashMap::new(),
+            recordings: OwnKeyMap::default(),
         }
     }
 
@@ -1076,6 +1102,11 @@ impl Switch {
             a_early_sent: false,
             answered_channel: None,
             dial_open: false,
+            hold: hold::Hold::Off,
+            mixmonitor: recording::MixMonitor::Off,
+            recording: None,
+            record_app: None,
+            exec_media: execution::ExecMedia::default(),
         };
         let a_id = call.a.id;
         self.calls.calls.insert(call_key, call);
@@ -1105,8 +1136,16 @@ impl Switch {
         self.rng.next_u64()
     }
 
-    /// Runs dialplan commands until it waits for something.
+    /// Runs dialplan commands until it waits for something; the
+    /// application it left and the one it waits in are reported and its
+    /// timer armed ([`execution`]).
     fn run_dialplan(&mut self, now: Instant, now_ms: u64, key: u64) {
+        self.execution_resumed(key);
+        self.run_dialplan_commands(now, now_ms, key);
+        self.execution_blocked(key);
+    }
+
+    fn run_dialplan_commands(&mut self, now: Instant, now_ms: u64, key: u64) {
         loop {
             let Some(call) = self.calls.calls.get_mut(&key) else {
                 return;
@@ -1121,10 +1160,9 @@ impl Switch {
                 match ev {
                     PlanEvent::Finished { cause } => {
                         // A Hangup step ends the plan with its command
-                        // queued behind this event.
-                        if let Some((Command::Hangup { .. }, step)) = exec.poll_command_step() {
-                            self.emit_app_started(key, "Hangup", step);
-                        }
+                        // queued behind this event (after any channel-less
+                        // ones, e.g. the `h` extension's).
+                        self.drain_channelless(now, now_ms, key);
                         self.end_call(now, now_ms, key, cause.code());
                         return;
                     }
@@ -1145,18 +1183,8 @@ impl Switch {
                 }
             }
             let Some((cmd, step)) = exec.poll_command_step() else {
-                // The execution keeps its own timer (Wait, WaitExten, Read).
-                if let Some(due) = exec.poll_timeout() {
-                    let waits = exec.waiting_in() == Some(carillon_dialplan::AppName::Wait);
-                    let step = exec.steps_run();
-                    if call.wait_deadline != Some(due) {
-                        call.wait_deadline = Some(due);
-                        self.calls.schedule(due, Timer::Call(key));
-                        if waits {
-                            self.emit_app_started(key, "Wait", step);
-                        }
-                    }
-                }
+                // The execution keeps its own timer (Wait, WaitExten, Read):
+                // armed by `execution_blocked`.
                 return;
             };
             match cmd {
@@ -1210,10 +1238,11 @@ impl Switch {
                     }
                     return;
                 }
-                // Media applications are run by the switch in a later change
-                // (the IVR work); until then they are logged and skipped.
+                // The applications of the caller's channel alone (IVR).
                 other => {
-                    warn!(call = key, command = ?other, "dialplan command not supported by the switch yet");
+                    if self.run_app(now, now_ms, key, other, step) == apps::Flow::Wait {
+                        return;
+                    }
                 }
             }
         }
@@ -2552,6 +2581,8 @@ impl Switch {
                 b: leg_id,
             });
         }
+        // An armed MixMonitor records from the bridge on.
+        self.mixmonitor_bridged(key);
         // The callee's session timer (RFC 4028 §7.2).
         let negotiated = session_timer::negotiate_uac(msg);
         self.arm_session_timer(now, key, session_timer::Side::B(leg_id), negotiated);
@@ -2616,6 +2647,10 @@ impl Switch {
             }
             _ => false,
         };
+        if was_bridged {
+            self.hold_bridge_ended(key, leg.id);
+            self.mixmonitor_bridge_ended(key, leg.id);
+        }
         self.emit_fork_gone(key, &leg, was_bridged);
         self.trunk_leg_done(&leg);
         self.calls.free_ports.give(leg.media_port);
@@ -2766,6 +2801,8 @@ impl Switch {
             };
             self.dial_returned(key, status);
         }
+        // Recordings are finalised before the session closes.
+        self.recordings_call_ending(key);
         let Some(mut call) = self.calls.calls.remove(&key) else {
             return;
         };
@@ -2823,6 +2860,7 @@ impl Switch {
             hangup_cause: call.hangup_cause,
             accountcode: None,
             userfield: None,
+            recording: call.recording.take(),
         };
         info!(call = key, disposition = %disposition, billsec = record.billsec(), cause = call.hangup_cause, "call ended");
         self.outputs.push_back(Output::Cdr(record));
@@ -2851,9 +2889,7 @@ impl Switch {
             return 200; // too late: the 200 already went (CANCEL/200 race)
         }
         call.cancelled = true;
-        if let Some(exec) = call.exec.as_mut() {
-            exec.handle_caller_hangup(now);
-        }
+        self.execution_caller_gone(now, now_ms, r.call);
         info!(call = r.call, "caller cancelled");
         self.respond_a(now, r.call, 487, false);
         if let Some(call) = self.calls.calls.get_mut(&r.call) {
@@ -3010,6 +3046,7 @@ impl Switch {
             source = source.as_str(),
             "DTMF digit"
         );
+        self.digit_to_execution(key, leg, digit);
     }
 
     /// One side hung up: BYE the other, close everything (unless the
@@ -3031,6 +3068,10 @@ impl Switch {
         );
         if from_a {
             call.a.state = LegState::Ended;
+            self.execution_caller_gone(now, now_ms, r.call);
+            let Some(call) = self.calls.calls.get_mut(&r.call) else {
+                return;
+            };
             let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
             for f in forks {
                 self.cancel_fork(now, r.call, f);
@@ -3134,6 +3175,7 @@ impl Switch {
         };
         let mut body = None;
         let mut params = None;
+        let mut holds = None;
         if !msg.body().is_empty() {
             let allowed: Vec<CodecName> = leg
                 .plan
@@ -3166,6 +3208,7 @@ impl Switch {
                 Ok((ans, plan)) => {
                     info!(call = r.call, direction = ?plan.direction, "re-offer on a leg (hold/resume/refresh)");
                     params = leg_params(&plan);
+                    holds = Some(hold::is_hold(&plan));
                     leg.plan = Some(plan);
                     body = Some(Bytes::from(ans.to_bytes()));
                     leg.local_sdp = Some(ans);
@@ -3187,6 +3230,9 @@ impl Switch {
                 leg: leg_id,
                 params: p,
             });
+        }
+        if let Some(holds) = holds {
+            self.hold_reoffered(r.call, leg_id, holds);
         }
         let contact = self.calls.contact_for(peer.transport).to_owned();
         // Any refresh from the peer restarts the leg's session timer.
@@ -3231,6 +3277,7 @@ impl Switch {
     /// Media plane events (RTP timeout, failures).
     pub fn handle_media_event(&mut self, now: Instant, now_ms: u64, ev: MediaEvent) {
         self.now_ms = now_ms;
+        self.last_now = Some(now);
         match ev {
             MediaEvent::RtpTimeout { session, leg } => {
                 if let Some(&key) = self.calls.by_session.get(&session) {
@@ -3270,9 +3317,31 @@ impl Switch {
                 leg,
                 stats,
             } => carillon_mediactl::log_leg_closed(session, leg, &stats),
-            MediaEvent::LegOpened { .. }
-            | MediaEvent::PlaybackDone { .. }
-            | MediaEvent::RecordingDone { .. } => {}
+            MediaEvent::PlaybackDone {
+                session,
+                leg,
+                playback,
+                end,
+                missing,
+            } => self.playback_done(now, now_ms, session, leg, playback, end, missing),
+            MediaEvent::RecordingDone {
+                session,
+                recording,
+                path,
+                end,
+                duration_ms,
+                frames_lost,
+            } => self.recording_done(
+                now,
+                now_ms,
+                session,
+                recording,
+                &path,
+                &end,
+                duration_ms,
+                frames_lost,
+            ),
+            MediaEvent::LegOpened { .. } => {}
         }
         self.flush_scratch();
     }
@@ -3378,15 +3447,7 @@ impl Switch {
         };
         if call.wait_deadline.is_some_and(|d| d <= now) {
             call.wait_deadline = None;
-            let mut waited = false;
-            if let Some(exec) = call.exec.as_mut() {
-                waited = exec.waiting_in() == Some(carillon_dialplan::AppName::Wait);
-                exec.handle_timeout(now);
-            }
-            if waited {
-                self.emit_app_finished(key, "Wait", "OK");
-            }
-            self.run_dialplan(now, now_ms, key);
+            self.execution_timeout(now, now_ms, key);
         }
     }
 }

@@ -114,6 +114,9 @@ pub struct CallRecord {
     pub accountcode: Option<String>,
     /// Free-form user field, if set.
     pub userfield: Option<String>,
+    /// The call's recording (MixMonitor), as the switch named the WAV file;
+    /// `None` when the call was not recorded.
+    pub recording: Option<String>,
 }
 
 impl CallRecord {
@@ -162,6 +165,8 @@ struct CallRecordWire {
     accountcode: Option<String>,
     #[serde(default)]
     userfield: Option<String>,
+    #[serde(default)]
+    recording: Option<String>,
 }
 
 impl From<CallRecordWire> for CallRecord {
@@ -183,6 +188,7 @@ impl From<CallRecordWire> for CallRecord {
             hangup_cause: w.hangup_cause,
             accountcode: w.accountcode,
             userfield: w.userfield,
+            recording: w.recording,
         }
     }
 }
@@ -208,6 +214,7 @@ impl From<CallRecord> for CallRecordWire {
             hangup_cause: r.hangup_cause,
             accountcode: r.accountcode,
             userfield: r.userfield,
+            recording: r.recording,
         }
     }
 }
@@ -234,6 +241,7 @@ pub(crate) mod tests {
             hangup_cause: 16,
             accountcode: Some("sales".to_owned()),
             userfield: None,
+            recording: None,
         }
     }
 
@@ -296,14 +304,24 @@ pub(crate) mod tests {
         let r = CallRecord {
             trunk: Some("gsm-1".to_owned()),
             userfield: Some("x".to_owned()),
+            recording: Some("var/recordings/1700000000.1.wav".to_owned()),
             ..sample()
         };
         let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["recording"], "var/recordings/1700000000.1.wav");
         assert_eq!(json["duration"], 65);
         assert_eq!(json["billsec"], 60);
         assert_eq!(json["disposition"], "ANSWERED");
         let back: CallRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_spooled_record_from_before_recordings_reads_as_not_recorded() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("recording");
+        let back: CallRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.recording, None);
     }
 
     #[test]

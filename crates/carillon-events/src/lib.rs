@@ -21,6 +21,10 @@
 //! | `app_started` | `channel`, `app`, `step` | the switch began a dialplan application (`Answer`, `Dial`, `Wait`, `Hangup`) |
 //! | `app_finished` | `channel`, `app`, `result` | it finished (`result`: e.g. `ANSWER`, `BUSY` for Dial, `OK`) |
 //! | `hangup` | `channel`, `uniqueid`, `cause` (Q.850), `cause_text` | a leg ended |
+//! | `recording_started` | `channel`, `linkedid`, `path`, `mix` (`mono`/`stereo`/`leg`) | the switch asked the media plane to record (MixMonitor: the call's two parties; Record: the caller alone) |
+//! | `recording_finished` | `channel`, `linkedid`, `path`, `end` (`stopped`/`silence`/`max_duration`/`failed`), `duration_ms`, `frames_lost` | the media plane finalised that file (StopMixMonitor, the call ended, or Record's end) |
+//! | `hold` | `channel`, `uniqueid`, `linkedid`, `moh_class` | that leg put its bridged party on hold (re-offer `sendonly`/`inactive`); the party hears music on hold from `moh_class` |
+//! | `unhold` | `channel`, `uniqueid`, `linkedid` | the leg resumed (`sendrecv`/`recvonly`); the bridge relays again |
 //!
 //! Names: `channel` is the CDR's `channel`/`dstchannel` (`SIP/101-0000002a`),
 //! `linkedid` the call's CDR `uniqueid`/`linkedid` (shared by all its legs);
@@ -117,6 +121,62 @@ pub enum SwitchEvent {
         cause: u16,
         cause_text: String,
     },
+    RecordingStarted {
+        /// The caller's channel (the one MixMonitor or Record ran on).
+        channel: String,
+        linkedid: String,
+        path: String,
+        mix: RecordingMix,
+    },
+    RecordingFinished {
+        channel: String,
+        linkedid: String,
+        path: String,
+        end: RecordingEnd,
+        /// Audio written to the file.
+        duration_ms: u64,
+        /// Frames dropped because the writer fell behind.
+        frames_lost: u64,
+    },
+    Hold {
+        /// The leg that put the other party on hold.
+        channel: String,
+        uniqueid: String,
+        linkedid: String,
+        /// The music-on-hold class played to the other party.
+        moh_class: String,
+    },
+    Unhold {
+        channel: String,
+        uniqueid: String,
+        linkedid: String,
+    },
+}
+
+/// What a recording captures, as `recording_started` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingMix {
+    /// Both parties mixed into one channel (MixMonitor).
+    Mono,
+    /// The caller left, the other party right (MixMonitor `D`).
+    Stereo,
+    /// One leg's audio only (the Record application).
+    Leg,
+}
+
+/// Why a recording ended, as `recording_finished` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingEnd {
+    /// Stopped (StopMixMonitor, a digit, a hangup, the call's end).
+    Stopped,
+    /// Record's silence limit.
+    Silence,
+    /// Record's duration limit.
+    MaxDuration,
+    /// The file could not be written.
+    Failed,
 }
 
 impl SwitchEvent {
@@ -131,6 +191,10 @@ impl SwitchEvent {
             SwitchEvent::AppStarted { .. } => "app_started",
             SwitchEvent::AppFinished { .. } => "app_finished",
             SwitchEvent::Hangup { .. } => "hangup",
+            SwitchEvent::RecordingStarted { .. } => "recording_started",
+            SwitchEvent::RecordingFinished { .. } => "recording_finished",
+            SwitchEvent::Hold { .. } => "hold",
+            SwitchEvent::Unhold { .. } => "unhold",
         }
     }
 }
@@ -244,6 +308,57 @@ mod tests {
         .to_json();
         assert!(line.contains(r#""event":"channel_created""#), "{line}");
         assert!(line.contains(r#""direction":"outbound""#), "{line}");
+    }
+
+    #[test]
+    fn recording_and_hold_events_carry_their_names_and_snake_case_fields() {
+        let finished = SwitchEvent::RecordingFinished {
+            channel: "SIP/101-1".into(),
+            linkedid: "u".into(),
+            path: "var/recordings/u.wav".into(),
+            end: RecordingEnd::MaxDuration,
+            duration_ms: 12_340,
+            frames_lost: 0,
+        };
+        let line = EventRecord {
+            time_ms: 1,
+            event: finished.clone(),
+        }
+        .to_json();
+        assert!(line.contains(r#""event":"recording_finished""#), "{line}");
+        assert!(line.contains(r#""end":"max_duration""#), "{line}");
+        assert_eq!(EventRecord::from_json(&line).unwrap().event, finished);
+        let started = SwitchEvent::RecordingStarted {
+            channel: "c".into(),
+            linkedid: "u".into(),
+            path: "p".into(),
+            mix: RecordingMix::Stereo,
+        };
+        assert_eq!(started.name(), "recording_started");
+        let line = EventRecord {
+            time_ms: 1,
+            event: started,
+        }
+        .to_json();
+        assert!(line.contains(r#""mix":"stereo""#), "{line}");
+        let hold = SwitchEvent::Hold {
+            channel: "c".into(),
+            uniqueid: "u".into(),
+            linkedid: "u".into(),
+            moh_class: "default".into(),
+        };
+        assert_eq!(hold.name(), "hold");
+        let unhold = SwitchEvent::Unhold {
+            channel: "c".into(),
+            uniqueid: "u".into(),
+            linkedid: "u".into(),
+        };
+        let line = EventRecord {
+            time_ms: 1,
+            event: unhold,
+        }
+        .to_json();
+        assert!(line.contains(r#""event":"unhold""#), "{line}");
     }
 
     #[test]

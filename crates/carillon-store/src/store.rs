@@ -235,13 +235,13 @@ const PURGE_BINDINGS: &str = "DELETE FROM bindings WHERE expires_at <= $1";
 
 const INSERT_CDR_HEAD: &str = "INSERT INTO cdr \
     (uniqueid, linkedid, start_ms, answer_ms, end_ms, duration, billsec, src, dst, clid, \
-    dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield) ";
+    dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield, recording) ";
 const INSERT_CDR_TAIL: &str = " ON CONFLICT (uniqueid) DO NOTHING";
-/// Most CDRs in one multi-row insert (18 bound values each).
+/// Most CDRs in one multi-row insert (19 bound values each).
 pub const CDR_ROWS_PER_STATEMENT: usize = 32;
 const SELECT_CDRS: &str = "SELECT uniqueid, linkedid, start_ms, answer_ms, end_ms, src, dst, \
-    clid, dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield \
-    FROM cdr WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, uniqueid LIMIT $3";
+    clid, dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield, \
+    recording FROM cdr WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, uniqueid LIMIT $3";
 const COUNT_CDRS: &str = "SELECT COUNT(*) FROM cdr";
 
 const INSERT_CALLBACK_HEAD: &str = "INSERT INTO callback_requests \
@@ -326,6 +326,7 @@ struct CdrDbRow {
     hangup_cause: i32,
     accountcode: Option<String>,
     userfield: Option<String>,
+    recording: Option<String>,
 }
 
 impl TryFrom<CdrDbRow> for CallRecord {
@@ -358,6 +359,7 @@ impl TryFrom<CdrDbRow> for CallRecord {
             hangup_cause,
             accountcode: r.accountcode,
             userfield: r.userfield,
+            recording: r.recording,
         })
     }
 }
@@ -621,7 +623,8 @@ impl Store {
                         .push_bind(r.disposition.as_str())
                         .push_bind(i32::from(r.hangup_cause))
                         .push_bind(r.accountcode.as_deref())
-                        .push_bind(r.userfield.as_deref());
+                        .push_bind(r.userfield.as_deref())
+                        .push_bind(r.recording.as_deref());
                 });
                 q.push(INSERT_CDR_TAIL);
                 let done = q.build().execute(&mut *tx).await.map_err(StoreError::from_sqlx)?;

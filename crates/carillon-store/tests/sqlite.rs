@@ -203,6 +203,7 @@ async fn cdrs_round_trip_and_a_repeated_uniqueid_is_ignored() {
     unanswered.disposition = carillon_cdr::Disposition::NoAnswer;
     unanswered.trunk = None;
     unanswered.hangup_cause = 19;
+    unanswered.recording = None;
     let records = vec![record("u1", 1_000_000), unanswered, record("u3", 3_000_000)];
     assert_eq!(store.insert_cdrs(&records).await.unwrap(), 3);
     assert_eq!(store.insert_cdrs(&records[..1]).await.unwrap(), 0);

@@ -87,6 +87,7 @@ struct MainFile {
     events: Events,
     #[serde(default)]
     sounds: SoundsSection,
+    recording: Recording,
     /// `[moh.<class>]`: music-on-hold classes.
     #[serde(default)]
     moh: std::collections::BTreeMap<String, MohEntry>,
@@ -99,6 +100,28 @@ struct SoundsSection {
     /// `<dir>/<lang>/<name>.wav`; relative to the configuration
     /// directory's parent (absent: `sounds`).
     dir: Option<Spanned<String>>,
+}
+
+/// `[recording]`: where call recordings (MixMonitor, Record) are written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recording {
+    /// Directory of the recordings, relative to the working directory like
+    /// the database (default `var/recordings`).
+    #[serde(default = "default_recording_dir")]
+    dir: Spanned<String>,
+}
+
+fn default_recording_dir() -> Spanned<String> {
+    Spanned::new(0..0, "var/recordings".into())
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            dir: default_recording_dir(),
+        }
+    }
 }
 
 /// `[moh.<class>]`: a folder of 8 kHz 16-bit mono WAV files, played in
@@ -353,6 +376,9 @@ pub struct Config {
     /// `[events] file`: JSON lines of switch events (relative to the
     /// working directory).
     pub events_file: Option<PathBuf>,
+    /// `[recording] dir`: where recordings are written and, at start,
+    /// repaired (relative to the working directory).
+    pub recording_dir: PathBuf,
     /// `[moh.<class>]`, by class name.
     pub moh: Vec<MohConfig>,
 }
@@ -527,6 +553,7 @@ struct MainValues {
     rtp_bind: IpAddr,
     advertise_ip: Option<IpAddr>,
     events_file: Option<PathBuf>,
+    recording_dir: PathBuf,
     moh: Vec<MohConfig>,
 }
 
@@ -723,6 +750,15 @@ fn check_main(
             Some(PathBuf::from(f.get_ref()))
         }
     });
+    let recording = &main.recording.dir;
+    if recording.get_ref().trim().is_empty() {
+        c.at(
+            recording.span(),
+            "recording.dir",
+            "an empty path (leave the key out for var/recordings)",
+        );
+    }
+    let recording_dir = PathBuf::from(recording.get_ref());
     let config_dir = main_path.parent().unwrap_or(Path::new("."));
     let moh = check_moh(&mut c, config_dir, main);
     MainValues {
@@ -733,6 +769,7 @@ fn check_main(
         rtp_bind,
         advertise_ip,
         events_file,
+        recording_dir,
         moh,
     }
 }
@@ -969,6 +1006,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         rtp_bind,
         advertise_ip,
         events_file,
+        recording_dir,
         moh,
     } = values;
 
@@ -1011,6 +1049,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         dialplan,
         trunks,
         events_file,
+        recording_dir,
         moh,
     })
 }
@@ -1088,6 +1127,39 @@ mod tests {
         );
         let problems = load(dir.path()).unwrap_err();
         assert!(problems.iter().any(|p| p.line == 3), "{problems:?}");
+    }
+
+    #[test]
+    fn recording_dir_defaults_under_var_and_an_empty_one_is_refused() {
+        let users = "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n";
+        let listen = "[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), listen, users);
+        assert_eq!(
+            load(dir.path()).unwrap().recording_dir,
+            PathBuf::from("var/recordings")
+        );
+        write(
+            dir.path(),
+            &format!("[recording]\ndir = \"/srv/rec\"\n{listen}"),
+            users,
+        );
+        assert_eq!(
+            load(dir.path()).unwrap().recording_dir,
+            PathBuf::from("/srv/rec")
+        );
+        write(
+            dir.path(),
+            &format!("[recording]\ndir = \" \"\n{listen}"),
+            users,
+        );
+        let problems = load(dir.path()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.line == 2 && p.key == "recording.dir"),
+            "{problems:?}"
+        );
     }
 
     #[test]

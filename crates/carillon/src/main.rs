@@ -12,6 +12,7 @@ mod config;
 mod crosscheck;
 mod events;
 mod offpath;
+mod recordings;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -366,6 +367,10 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         None => Vec::new(),
     };
 
+    // Before any call: a recording a kill left unfinished becomes a valid
+    // WAV again (its header sized to the audio on disk).
+    recordings::repair_at_start(&cfg.recording_dir)?;
+
     let open_files = raise_open_file_limit(cfg.rtp_ports);
     let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
     media_cfg.rtp_timeout = cfg.rtp_timeout;
@@ -407,6 +412,7 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             trunks: cfg.trunks.clone(),
             hosts: resolve_trunk_hosts(cfg.trunks.as_ref()).await,
             events: cfg.events_file.is_some(),
+            recording_dir: cfg.recording_dir.clone(),
         },
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);

@@ -6,7 +6,9 @@
 //! nothing is built). Only building and queueing the records lives here; where they are
 //! emitted is in the call logic (`calls.rs`).
 
-use carillon_events::{ChannelState, Direction, DtmfSource, EventRecord, SwitchEvent};
+use carillon_events::{
+    ChannelState, Direction, DtmfSource, EventRecord, RecordingMix, SwitchEvent,
+};
 use carillon_mediactl::LegId;
 
 use super::{Call, DigitSource, Leg};
@@ -214,6 +216,56 @@ impl Switch {
                 result: result.to_owned(),
             })]
         });
+    }
+
+    /// `hold` (or `unhold`) by leg `leg_id` of call `key`.
+    pub(super) fn emit_hold(&mut self, key: u64, leg_id: LegId, hold: bool) {
+        self.emit_of_leg(key, leg_id, |call, leg| {
+            let (channel, uniqueid, linkedid) = (
+                leg.channel.clone(),
+                leg_uniqueid(call, leg),
+                call.uniqueid.clone(),
+            );
+            if hold {
+                SwitchEvent::Hold {
+                    channel,
+                    uniqueid,
+                    linkedid,
+                    moh_class: super::hold::DEFAULT_MOH_CLASS.to_owned(),
+                }
+            } else {
+                SwitchEvent::Unhold {
+                    channel,
+                    uniqueid,
+                    linkedid,
+                }
+            }
+        });
+    }
+
+    /// `recording_started` of call `key` (named after the caller's
+    /// channel).
+    pub(super) fn emit_recording_started(&mut self, key: u64, path: &str, mix: RecordingMix) {
+        self.emit_of_call(key, |call| {
+            [Some(SwitchEvent::RecordingStarted {
+                channel: call.a.channel.clone(),
+                linkedid: call.uniqueid.clone(),
+                path: path.to_owned(),
+                mix,
+            })]
+        });
+    }
+
+    /// Queues an event of no (or no longer a) call, e.g. a recording
+    /// finalised after its call ended.
+    pub(super) fn emit_detached(&mut self, event: SwitchEvent) {
+        if !self.calls.config.events {
+            return;
+        }
+        self.outputs.push_back(Output::Event(EventRecord {
+            time_ms: self.now_ms,
+            event,
+        }));
     }
 }
 

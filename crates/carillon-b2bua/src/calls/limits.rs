@@ -203,6 +203,7 @@ impl Switch {
             hangup_cause: u16::from(exceeded.cause()),
             accountcode: None,
             userfield: Some(format!("limit:{}", exceeded.key())),
+            recording: None,
         };
         info!(call = id, disposition = %record.disposition, billsec = 0, cause = record.hangup_cause, "call ended");
         self.outputs.push_back(Output::Cdr(record));

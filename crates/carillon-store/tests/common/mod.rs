@@ -31,6 +31,7 @@ pub fn record(uniqueid: &str, start_ms: i64) -> CallRecord {
         hangup_cause: 16,
         accountcode: None,
         userfield: Some("vip".to_owned()),
+        recording: Some(format!("var/recordings/{uniqueid}.wav")),
     }
 }
 
