@@ -300,6 +300,7 @@ match = "h"
 steps = [
   { app = "Playback", file = "never" },
   { app = "CallbackRequest", number = "${CALLERID(num)}" },
+  { app = "Webhook", url = "http://127.0.0.1:9/hangup", vars = ["UNIQUEID", "CALLERID(num)"] },
 ]
 "#;
 
@@ -461,6 +462,13 @@ fn a_caller_hanging_up_during_playback_stops_it_runs_h_and_releases_everything()
     // `h` ran: its Playback skipped (no channel), its CallbackRequest run.
     assert_eq!(plays(&r), 1, "nothing played after the hangup");
     assert!(apps_started(&r).contains(&"CallbackRequest".to_string()));
+    assert_eq!(r.callbacks.len(), 1, "h stored the callback request");
+    assert_eq!(r.callbacks[0].number, "100");
+    assert_eq!(r.callbacks[0].caller_num, "100");
+    assert_eq!(r.callbacks[0].uniqueid, r.cdrs[0].uniqueid);
+    assert_eq!(r.webhooks.len(), 1, "h queued the webhook");
+    assert_eq!(r.webhooks[0].0, "http://127.0.0.1:9/hangup");
+    assert!(r.webhooks[0].1.contains("\"100\""), "{}", r.webhooks[0].1);
     assert!(apps_finished(&r).contains(&("Playback".into(), "HANGUP".into())));
     // The media plane's late PlaybackDone of a call that is gone is
     // ignored.
