@@ -906,11 +906,12 @@ fn load_app(
                     None
                 }
             });
+            let branches = goto_branches(lo, fields, gotos);
             if let (Err(e), false) = (rule, unknown.get()) {
                 lo.report(line, &path, e.to_string());
                 return None;
             }
-            let (then, otherwise) = goto_branches(lo, fields, gotos)?;
+            let (then, otherwise) = branches?;
             App::GotoIfTime {
                 when,
                 then,

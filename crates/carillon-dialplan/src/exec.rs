@@ -894,7 +894,7 @@ impl Execution {
         let found = self
             .plan
             .data
-            .find(self.channel_ctx, "h")
+            .find_special(self.channel_ctx, "h")
             .filter(|_| !self.in_hangup_handler);
         match found {
             Some((ctx, ext)) => {
@@ -1343,7 +1343,7 @@ impl Execution {
     /// Goes to `i` or `t` of the channel's context, or hangs up without.
     fn goto_special(&mut self, name: &str) {
         self.exten_buffer.clear();
-        match self.plan.data.find(self.channel_ctx, name) {
+        match self.plan.data.find_special(self.channel_ctx, name) {
             Some((ctx, ext)) => {
                 self.ctx = ctx;
                 self.ext = ext;

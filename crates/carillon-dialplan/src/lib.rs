@@ -4,8 +4,9 @@
 //!
 //! This crate owns *what a call does* once it has entered a context with a
 //! dialled extension. It knows nothing of SIP, sockets or clocks: the host
-//! (the B2BUA) turns [`Command`]s into signalling and feeds results back. It
-//! depends on no other Carillon crate.
+//! (the B2BUA) turns [`Command`]s into signalling and media commands and
+//! feeds results back. It depends on no other Carillon crate but the media
+//! protocol's vocabulary (`carillon-mediactl`, for tone descriptions).
 //!
 //! # Schema
 //!
@@ -17,6 +18,9 @@
 //!
 //! ```toml
 //! max_steps = 1000                   # optional: steps per call before it is stopped (Goto loops)
+//!
+//! [globals]                          # optional: variables every call starts with
+//! OFFICE_HOURS = "09:00-18:00"
 //!
 //! [numbering.pakistan]               # optional named E.164 rule sets (see below)
 //! rules = [ { prefix = "03", length = 11, strip = 1, add = "+92" } ]
@@ -56,22 +60,53 @@
 //! | `Dial` | `targets` (array), `timeout` (s, optional), `continue` (bool) | rings all targets in parallel; `user/NAME`, `trunk/NAME/NUMBER`, `gateway/NAME/NUMBER`; sets `DIALSTATUS` (ANSWER, NOANSWER, BUSY, CONGESTION, CHANUNAVAIL, CANCEL) and `HANGUPCAUSE`; `continue = true` goes on after an answered call ends (Asterisk `g`) |
 //! | `Goto` | `target` | `priority`, `exten,priority` or `context,exten,priority`; priority is a number or a label |
 //! | `GotoIf` | `condition`, `then`, `else` | jumps to `then` when true, `else` when false; a missing branch continues |
-//! | `Set` | `var`, `value` | sets a channel variable, `CALLERID(num)` or `CALLERID(name)` |
+//! | `Set` | `var`, `value` | sets a channel variable, `CALLERID(num)`, `CALLERID(name)` or `CHANNEL(language)` (prompt language, default `en`) |
 //! | `NoOp` | `text` (optional) | nothing |
-//! | `Wait` | `seconds` (integer or fractional) | pauses |
+//! | `Wait` | `seconds` (integer or fractional) | pauses (the execution's own timer) |
 //! | `Hangup` | `cause` (Q.850, optional) | ends the call |
-//! | `Playback`, `Background` | `file` | **not available yet** |
-//! | `WaitExten` | `seconds` | **not available yet** |
-//! | `Read` | `var`, `file`, `max_digits`, `timeout` | **not available yet** |
+//! | `Playback` | `file` (a prompt or a list), `options` (`skip`, `noanswer`) | answers (unless `noanswer`; `skip`: nothing when unanswered) and plays the prompts; digits do not interrupt |
+//! | `Background` | `file`, `options` (`s`/`skip`, `n`/`noanswer`) | like Playback, but the first digit stops it and the digits select an extension (see [`Execution`]'s menus) |
+//! | `WaitExten` | `seconds` (default 10) | waits for digits that select an extension; timeout → `t`, no match → `i` (`${INVALID_EXTEN}`); without them the call is hung up |
+//! | `Read` | `var`, `file` (optional prompt), `max_digits`, `timeout` (s, default 10, per digit) | collects digits until `#`, `max_digits` or the timeout; sets the variable and `READSTATUS` (OK, TIMEOUT) |
+//! | `SayDigits` | `digits` | plays `digits/N` per digit in the channel's language |
+//! | `SayNumber` | `number` | says a number with the language's words ([`sounds::number_prompts`]: en, fr, ar, ur) |
+//! | `Record` | `file` (`….wav`), `max_silence`, `max_duration` (s), `options` (`q` no beep, `s` skip, `n` noanswer) | records the caller; `#` ends it; sets `RECORD_STATUS` (DTMF, SILENCE, TIMEOUT, HANGUP, ERROR) |
+//! | `Progress` | | 183 with SDP (early media) |
+//! | `Ringing` | | 180 |
+//! | `Busy`, `Congestion` | `timeout` (s, default 10) | unanswered: hang up with cause 17 / 34 (486 / 503); answered: the busy / congestion tone for `timeout`, then hang up |
+//! | `Playtones` | `tone` (`ring`, `busy`, `congestion`, `dial`), `country` (default `${TONEZONE}`, else `pk`) | starts the tone and goes on ([`tones`]: pk, us, uk, ae, sa, fr) |
+//! | `StopPlaytones` | | stops it |
+//! | `MixMonitor` | `file` (optional, the switch names it after the call's unique id otherwise), `options` (`D`: stereo, caller and callee on separate channels) | records the call in the background |
+//! | `StopMixMonitor` | | stops that recording |
+//! | `GotoIfTime` | `times` (`09:00-18:00`), `weekdays` (`sun-thu`), `mdays` (`1-15`), `months` (`jan-mar`), `timezone` (IANA, default UTC), `then`, `else` | jumps by the wall clock ([`timecond`]); every part may be a template (`${OFFICE_HOURS}` from `[globals]`) |
+//! | `Gosub` | `target` (like Goto) | jumps, remembering where to come back |
+//! | `Return` | | back to the step after the last Gosub |
+//! | `ExecIf` | `condition`, `then` (an inline step `{ app = …, … }`), `else` (optional) | runs one step conditionally |
+//! | `CallbackRequest` | `number`, `alt_number` (templates) | stores a callback request (unique id, caller ID, the numbers, the language) |
+//! | `Webhook` | `url`, `vars` (names), `timeout` (s, default 5), `retries` (default 3) | POSTs the variables as a JSON object; never waits |
+//! | `SayAlpha` | `text` | **not available yet** (no letter prompts in `sounds/`) |
 //! | `Queue` | `queue`, `timeout` | **not available yet** |
 //! | `VoiceMail` | `mailbox` | **not available yet** |
-//! | `MixMonitor` | `file`, `options` | **not available yet** |
 //!
 //! The applications marked **not available yet** are in the schema (their
 //! keys are checked) but the switch does not execute them, so a step using
 //! one is a load error, `application X is not available yet`, at its
 //! `app` line ([`AppName::is_available`]): a dialplan is never accepted
 //! when the switch would silently skip some of it.
+//!
+//! Special extensions, as in Asterisk: `h` runs after the caller hung up
+//! (only applications that need no media: Set, NoOp, Goto/GotoIf,
+//! CallbackRequest, Webhook, Hangup; the others are skipped), `i` and `t`
+//! after an invalid choice and a timeout in a menu.
+//!
+//! Prompts are named without `.wav` (`goodbye`, `digits/7`) and resolved
+//! for the channel's language under the sounds directory
+//! ([`Dialplan::load_with_sounds`], [`Sounds`]): `<dir>/<lang>/<name>.wav`,
+//! else `<dir>/en/<name>.wav`. A literal name no language has is a load
+//! error when the directory was scanned.
+//!
+//! `[globals]` (`NAME = "value"`) are variables every call starts with;
+//! a channel variable of the same name shadows them.
 //!
 //! Application names are case-insensitive. Unknown applications, unknown
 //! keys, wrong types and bad values are load errors.
@@ -88,8 +123,9 @@
 //!
 //! `${NAME}`, `${NAME:offset}`, `${NAME:offset:length}` with Asterisk's
 //! substring rules, in any string argument. Built in: `EXTEN`, `CONTEXT`,
-//! `UNIQUEID`, `PRIORITY`, `CALLERID(num)`, `CALLERID(name)`, `DIALSTATUS`,
-//! `HANGUPCAUSE`; any other name is a channel variable set with `Set` (or
+//! `UNIQUEID`, `PRIORITY`, `CALLERID(num)`, `CALLERID(name)`,
+//! `CHANNEL(language)`, `DIALSTATUS`, `HANGUPCAUSE`, `READSTATUS`,
+//! `RECORD_STATUS`, `INVALID_EXTEN`; any other name is a channel variable set with `Set` (or
 //! given in [`CallInfo::variables`]); unset variables expand to nothing.
 //! `GotoIf` conditions are described in [`condition`].
 //!

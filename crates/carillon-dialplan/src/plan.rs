@@ -566,6 +566,16 @@ impl PlanData {
             .find_map(|&inc| self.find_in(inc, exten, visited))
     }
 
+    /// The special extension `name` (`h`, `i`, `t`) reachable from `ctx`:
+    /// exact extensions only, so a catch-all pattern (`_!`, `_.`) is not
+    /// mistaken for a hangup or timeout handler.
+    pub fn find_special(&self, ctx: usize, name: &str) -> Option<(usize, usize)> {
+        self.find(ctx, name).filter(|&(c, e)| {
+            self.extension(c, e)
+                .is_some_and(|ext| !ext.matcher.is_pattern())
+        })
+    }
+
     /// Whether more digits after `prefix` could still match an extension
     /// reachable from `ctx`.
     pub fn can_extend(&self, ctx: usize, prefix: &str) -> bool {

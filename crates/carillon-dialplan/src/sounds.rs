@@ -42,12 +42,15 @@ impl Sounds {
 
     /// Lists `<dir>/<lang>/**/*.wav`. Directories whose name is not a
     /// language code (`moh`) are ignored.
+    /// The directory is kept in its canonical (absolute) form.
     pub fn scan(dir: &Path) -> io::Result<Sounds> {
+        let dir = &std::fs::canonicalize(dir)?;
         let mut available = BTreeMap::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.file_type()?.is_dir() || !is_language(&name) {
+            // `moh/` holds music-on-hold classes, not a language.
+            if !entry.file_type()?.is_dir() || !is_language(&name) || name == "moh" {
                 continue;
             }
             let mut names = BTreeSet::new();
@@ -161,17 +164,13 @@ pub fn is_prompt_name(name: &str) -> bool {
             .all(|c| !matches!(c, Component::ParentDir | Component::CurDir))
 }
 
-/// The prompts SayDigits plays: `digits/N` per digit, `digits/star`,
-/// `digits/pound`; other characters are skipped.
+/// The prompts SayDigits plays: `digits/N` per digit. Other characters
+/// (`*`, `#`, letters) are skipped: `sounds/` has no prompts for them.
 pub fn digit_prompts(digits: &str) -> Vec<String> {
     digits
         .chars()
-        .filter_map(|c| match c {
-            '0'..='9' => Some(format!("digits/{c}")),
-            '*' => Some("digits/star".to_owned()),
-            '#' => Some("digits/pound".to_owned()),
-            _ => None,
-        })
+        .filter(char::is_ascii_digit)
+        .map(|c| format!("digits/{c}"))
         .collect()
 }
 
@@ -365,10 +364,7 @@ mod tests {
 
     #[test]
     fn digits_map_to_digit_prompts() {
-        assert_eq!(
-            digit_prompts("1*#x9"),
-            ["digits/1", "digits/star", "digits/pound", "digits/9"]
-        );
+        assert_eq!(digit_prompts("1*#x9"), ["digits/1", "digits/9"]);
     }
 
     #[test]

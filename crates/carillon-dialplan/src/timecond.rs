@@ -1,7 +1,7 @@
 //! Time conditions for GotoIfTime: time-of-day ranges, days of the week,
 //! days of the month and months, evaluated in a time zone.
 //!
-//! Owns [`TimeSpec`] (the step's templates), [`TimeRule`] (one parsed,
+//! Owns `TimeSpec` (the step's templates), [`TimeRule`] (one parsed,
 //! expanded condition) and its evaluation against a wall-clock instant the
 //! host gives (the interpreter never reads the clock). Time zones come from
 //! jiff's compiled-in IANA database, so the result does not depend on the

@@ -85,6 +85,17 @@ struct MainFile {
     rtp: Rtp,
     #[serde(default)]
     events: Events,
+    #[serde(default)]
+    sounds: SoundsSection,
+}
+
+/// `[sounds]`: where the dialplan's prompts are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SoundsSection {
+    /// `<dir>/<lang>/<name>.wav`; relative to the configuration
+    /// directory's parent (absent: `sounds`).
+    dir: Option<Spanned<String>>,
 }
 
 /// `[events]`: where switch events go.
@@ -402,6 +413,45 @@ fn read_optional(path: &Path, problems: &mut Vec<Problem>) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The sounds directory, scanned: `[sounds] dir` (or `sounds`) relative to
+/// the configuration directory's parent, so the example's `config/` finds
+/// the repository's `sounds/` whatever the working directory. A directory
+/// that does not exist leaves prompts unchecked (an installed
+/// `/etc/carillon` without sounds beside it still loads; prompts missing at
+/// run time are skipped by the media plane with a warning); a path that
+/// exists but is not a sounds directory is a problem.
+fn sounds_dir(
+    dir: &Path,
+    main_path: &Path,
+    main: Option<&MainFile>,
+    main_text: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> carillon_dialplan::Sounds {
+    let base = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|d| d.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| dir.join(".."));
+    let configured = main.and_then(|m| m.sounds.dir.as_ref());
+    let path = base.join(configured.map_or("sounds", |d| d.get_ref().as_str()));
+    if !path.exists() {
+        return carillon_dialplan::Sounds::unscanned(path);
+    }
+    let why = match carillon_dialplan::Sounds::scan(&path) {
+        Ok(sounds) if sounds.is_scanned() => return sounds,
+        Ok(_) => "no language directories (en/, ar/, ...) in it".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    if let Some(configured) = configured {
+        problems.push(Problem {
+            file: main_path.display().to_string(),
+            line: main_text.map_or(1, |t| line_of(t, configured.span().start)),
+            key: "sounds.dir".into(),
+            message: format!("cannot use sounds directory {}: {why}", path.display()),
+        });
+    }
+    carillon_dialplan::Sounds::unscanned(path)
 }
 
 fn source<'a>(path: &Path, text: &'a Option<String>) -> crosscheck::Source<'a> {
@@ -769,10 +819,21 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
             .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
             .ok()
     });
+    let sounds = sounds_dir(
+        dir,
+        &main_path,
+        main.as_ref(),
+        main_text.as_deref(),
+        &mut problems,
+    );
     let dialplan = dialplan_text.as_deref().and_then(|text| {
-        carillon_dialplan::Dialplan::load(&dialplan_path.display().to_string(), text)
-            .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
-            .ok()
+        carillon_dialplan::Dialplan::load_with_sounds(
+            &dialplan_path.display().to_string(),
+            text,
+            sounds.clone(),
+        )
+        .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
+        .ok()
     });
     problems.extend(crosscheck::check(
         &source(&users_path, &users_text),

@@ -220,7 +220,7 @@ allow_trunks = ["carrier", "gsm", "carier"]
 match = "_1XX"
 steps = [
   { app = "Dial", targets = ["user/${EXTEN}"], timeout = 30 },
-  { app = "Playback", file = "sorry" },
+  { app = "VoiceMail", mailbox = "100" },
 ]
 
 [[context.internal.extension]]
@@ -296,7 +296,7 @@ fn assert_many_mistakes(output: &str) {
     );
     assert_eq!(got.len(), MANY_WANT.len(), "{output}");
     for (fragment, key) in [
-        ("application Playback is not available yet", "steps[1].app"),
+        ("application VoiceMail is not available yet", "steps[1].app"),
         ("codec 'g722' is not available yet", "defaults.codecs[1]"),
         (
             "codec 'g729' is not available yet",
@@ -425,4 +425,74 @@ fn run_starts_on_a_good_directory_given_as_a_positional_argument() {
     let reply = conn.options().expect("an answer to OPTIONS");
     assert_eq!(reply.status(), Some(200), "{}", running.log());
     assert!(running.stop().success(), "{}", running.log());
+}
+
+/// The repository's prompts.
+fn repo_sounds() -> std::path::PathBuf {
+    example_config().join("../sounds")
+}
+
+#[test]
+fn a_prompt_that_no_language_has_is_reported_at_its_step_and_a_shipped_one_passes() {
+    let dir = example_copy();
+    let main = std::fs::read_to_string(dir.path().join("carillon.toml")).unwrap();
+    let main = common::set_keys(
+        &main,
+        "sounds",
+        &[("dir", format!("{:?}", repo_sounds().display().to_string()))],
+    );
+    std::fs::write(dir.path().join("carillon.toml"), main).unwrap();
+    let plan = std::fs::read_to_string(dir.path().join("dialplan.toml")).unwrap();
+    let extra = "\n[context.prompts]\n[[context.prompts.extension]]\nmatch = \"1\"\nsteps = [\n  { app = \"Playback\", file = [\"goodbye\", \"digits/7\"] },\n  { app = \"Background\", file = \"no-such-prompt\" },\n  { app = \"Read\", var = \"X\", file = \"${PROMPT}\" },\n]\n";
+    let broken_line = plan.lines().count() + 7;
+    std::fs::write(dir.path().join("dialplan.toml"), format!("{plan}{extra}")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let run = check(dir.path(), scratch.path());
+    assert_exit(&run, 1);
+    assert_eq!(
+        problems(&run.stdout),
+        [(
+            "dialplan.toml".to_owned(),
+            broken_line,
+            "context.prompts.extension[0].steps[1].file".to_owned()
+        )],
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("prompt 'no-such-prompt' not found: no ")
+            && run
+                .stdout
+                .contains("/<lang>/no-such-prompt.wav for any language (ar, en, fr, ur)"),
+        "{}",
+        run.stdout
+    );
+    // The same step with a prompt every language has passes.
+    let fixed = std::fs::read_to_string(dir.path().join("dialplan.toml"))
+        .unwrap()
+        .replace("no-such-prompt", "lang-menu");
+    std::fs::write(dir.path().join("dialplan.toml"), fixed).unwrap();
+    assert_exit(&check(dir.path(), scratch.path()), 0);
+}
+
+#[test]
+fn a_sounds_dir_that_is_not_a_sounds_directory_is_reported() {
+    let dir = example_copy();
+    let main = std::fs::read_to_string(dir.path().join("carillon.toml")).unwrap();
+    // A file, not a directory of languages.
+    let file = dir.path().join("users.toml");
+    let main = common::set_keys(
+        &main,
+        "sounds",
+        &[("dir", format!("{:?}", file.display().to_string()))],
+    );
+    std::fs::write(dir.path().join("carillon.toml"), main).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let run = check(dir.path(), scratch.path());
+    assert_exit(&run, 1);
+    let found = problems(&run.stdout);
+    assert_eq!(found.len(), 1, "{}", run.stdout);
+    assert_eq!(found[0].0, "carillon.toml");
+    assert_eq!(found[0].2, "sounds.dir");
 }

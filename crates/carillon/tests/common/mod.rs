@@ -199,6 +199,13 @@ impl Env {
                 ),
             ],
         );
+        // Prompts from the repository's sounds/ (the copy has none beside it).
+        let sounds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sounds");
+        let main = set_keys(
+            &main,
+            "sounds",
+            &[("dir", format!("{:?}", sounds.display().to_string()))],
+        );
         let main = if opts.security.is_empty() {
             main
         } else {
