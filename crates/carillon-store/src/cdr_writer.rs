@@ -124,6 +124,14 @@ impl Row {
             Row::Callback(c) => &c.uniqueid,
         }
     }
+
+    /// What the row is (for logs).
+    fn kind(&self) -> &'static str {
+        match self {
+            Row::Cdr(_) => "CDR",
+            Row::Callback(_) => "callback request",
+        }
+    }
 }
 
 /// Inserts a batch of rows: its CDRs, then its callback requests (each in
@@ -512,13 +520,13 @@ impl Worker {
     }
 
     async fn reject(&self, record: &Row, err: &StoreError) {
-        tracing::error!(uniqueid = %record.uniqueid(), error = %err, "database refused CDR; kept in the .rejected file");
+        tracing::error!(uniqueid = %record.uniqueid(), kind = record.kind(), error = %err, "database refused the row; kept in the .rejected file");
         if let Err(e) = self
             .spool
             .reject_records(std::slice::from_ref(record), self.clock.now_unix_ms())
             .await
         {
-            tracing::error!(uniqueid = %record.uniqueid(), error = %e, "cannot write the .rejected file: record lost");
+            tracing::error!(uniqueid = %record.uniqueid(), kind = record.kind(), error = %e, "cannot write the .rejected file: record lost");
         }
     }
 }

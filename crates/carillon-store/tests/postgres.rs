@@ -17,7 +17,8 @@ use carillon_cdr::{CdrSink, FixedClock};
 use std::time::Duration;
 
 use carillon_store::{
-    BindingChange, BindingWriter, BindingWriterConfig, CdrQuery, CdrWriter, Store, StoreOptions,
+    BindingChange, BindingWriter, BindingWriterConfig, CallbackQuery, CdrQuery, CdrWriter, Store,
+    StoreOptions,
 };
 use common::*;
 
@@ -307,5 +308,101 @@ async fn binding_writer_keeps_changes_through_a_postgres_outage_and_commits_them
         .map(|b| b.contact.to_string())
         .collect();
     assert_eq!(contacts, ["sip:b@192.0.2.2"]);
+    forwarder.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_callback_requests_round_trip_pending_and_a_repeat_is_ignored() {
+    let Some(url) = pg_url("postgres_callback_requests_round_trip") else {
+        return;
+    };
+    let store = Store::connect(&url).await.unwrap();
+    let run = run_id();
+    let base = unique_base_ms(4);
+    let mut bare = callback(&format!("{run}-b"), base + 2);
+    bare.alt_number = None;
+    bare.context = None;
+    bare.exten = None;
+    let full = callback(&format!("{run}-a"), base + 1);
+    let new = store
+        .insert_callback_requests(&[full.clone(), bare.clone()])
+        .await
+        .unwrap();
+    assert_eq!(new, 2);
+    assert_eq!(
+        store
+            .insert_callback_requests(std::slice::from_ref(&full))
+            .await
+            .unwrap(),
+        0
+    );
+    let window = CallbackQuery {
+        since_ms: base,
+        until_ms: base + 1000,
+        status: Some("pending".into()),
+        limit: 10,
+    };
+    let rows = store.fetch_callback_requests(&window).await.unwrap();
+    let got: Vec<_> = rows.iter().map(|r| r.request.clone()).collect();
+    assert_eq!(got, [full, bare]);
+    assert!(rows.iter().all(|r| r.status == "pending"));
+    let done = CallbackQuery {
+        status: Some("done".into()),
+        ..window
+    };
+    assert!(store
+        .fetch_callback_requests(&done)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn callback_requests_spool_through_a_postgres_outage_and_are_stored_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("cdr.spool");
+    let real_url = pg_url("the recovery half of the callback outage test");
+    let template = real_url
+        .clone()
+        .unwrap_or_else(|| "postgres://carillon:carillon@127.0.0.1:5432/carillon".into());
+    let (upstream, url_at) = pg_upstream(&template);
+    let port = closed_port();
+    let writer = CdrWriter::spawn_with(
+        url_at(port).as_str(),
+        spool.clone(),
+        FixedClock(5),
+        quick_writer_config(),
+    );
+    let run = run_id();
+    let base = unique_base_ms(5);
+    for i in 0..3 {
+        writer.submit_callback(callback(&format!("{run}-c{i}"), base + i));
+    }
+    assert_eq!(writer.flush().await.spooled, 3);
+    assert_eq!(spooled_callbacks(&spool), 3);
+    let Some(real_url) = real_url else {
+        return;
+    };
+
+    let forwarder = Forwarder::start(port, upstream).await;
+    wait_until_spool_empty(&writer).await;
+    let store = Store::connect(&real_url).await.unwrap();
+    let window = CallbackQuery {
+        since_ms: base,
+        until_ms: base + 1000,
+        status: None,
+        limit: 100,
+    };
+    let ids: Vec<String> = store
+        .fetch_callback_requests(&window)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request.uniqueid)
+        .collect();
+    assert_eq!(
+        ids,
+        (0..3).map(|i| format!("{run}-c{i}")).collect::<Vec<_>>()
+    );
     forwarder.stop().await;
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use carillon_cdr::{CdrSink, FixedClock};
 use carillon_store::{
-    BindingChange, BindingWriter, BindingWriterConfig, CdrQuery, CdrWriter, Store, SystemClock,
+    BindingChange, BindingWriter, BindingWriterConfig, CallbackQuery, CdrQuery, CdrWriter, Store,
+    SystemClock,
 };
 use common::*;
 
@@ -310,6 +311,132 @@ async fn a_spool_left_by_an_earlier_run_is_replayed_at_startup_without_duplicate
     assert!(spool_ids(&spool).is_empty());
     let rejected = std::fs::read_to_string(dir.path().join("cdr.spool.rejected")).unwrap();
     assert!(rejected.starts_with("{\"spooled_at_ms\":7,\"record\":{\"uniq"));
+}
+
+#[tokio::test]
+async fn callback_requests_are_stored_pending_listed_by_time_and_status_and_a_repeat_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&sqlite_url(dir.path(), "c.db"))
+        .await
+        .unwrap();
+    let mut bare = callback("u2", 2_000);
+    bare.alt_number = None;
+    bare.context = None;
+    bare.exten = None;
+    let new = store
+        .insert_callback_requests(&[callback("u1", 1_000), bare.clone(), callback("u3", 3_000)])
+        .await
+        .unwrap();
+    assert_eq!(new, 3);
+    // A replay of a stored request (same call, same time) adds nothing.
+    let again = store
+        .insert_callback_requests(&[callback("u1", 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+
+    let all = store
+        .fetch_callback_requests(&CallbackQuery::default())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.request.uniqueid.as_str()).collect();
+    assert_eq!(ids, ["u1", "u2", "u3"]);
+    assert!(all.iter().all(|r| r.status == "pending"));
+    assert_eq!(all[0].request, callback("u1", 1_000));
+    assert_eq!(all[1].request, bare);
+    assert!(all[0].id < all[1].id);
+
+    let window = CallbackQuery {
+        since_ms: 1_500,
+        until_ms: 3_000,
+        status: Some("pending".into()),
+        limit: 10,
+    };
+    let got = store.fetch_callback_requests(&window).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].request.uniqueid, "u2");
+    let done = CallbackQuery {
+        status: Some("done".into()),
+        ..CallbackQuery::default()
+    };
+    assert!(store
+        .fetch_callback_requests(&done)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn callback_requests_spool_with_cdrs_while_the_database_is_unusable_and_are_stored_once_it_is(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("db");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let url = sqlite_url(dir.path(), "db/carillon.db");
+    let spool = dir.path().join("spool/cdr.jsonl");
+    let writer = CdrWriter::spawn_with(
+        url.as_str(),
+        spool.clone(),
+        FixedClock(42),
+        quick_writer_config(),
+    );
+    writer.submit(record("c0", 1));
+    writer.submit_callback(callback("c0", 10));
+    writer.submit_callback(callback("c1", 11));
+    let report = writer.flush().await;
+    assert_eq!(report.spooled, 3);
+    assert_eq!(spooled_callbacks(&spool), 2);
+
+    std::fs::remove_file(&blocker).unwrap();
+    wait_until_spool_empty(&writer).await;
+    writer.submit_callback(callback("c2", 12)); // straight to the database
+    assert_eq!(writer.flush().await.spooled, 0);
+
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.cdr_count().await.unwrap(), 1);
+    let ids: Vec<String> = store
+        .fetch_callback_requests(&CallbackQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request.uniqueid)
+        .collect();
+    assert_eq!(ids, ["c0", "c1", "c2"]);
+    assert_eq!(spooled_callbacks(&spool), 0, "spool truncated after replay");
+}
+
+#[test]
+fn a_callback_request_submitted_after_the_runtime_stopped_lands_in_the_spool_and_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("cdr.spool");
+    let url = sqlite_url(dir.path(), "c.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let writer = runtime.block_on(async {
+        let store = Store::connect(&url).await.unwrap();
+        CdrWriter::spawn(store, spool.clone(), SystemClock)
+    });
+    drop(runtime);
+    writer.submit_callback(callback("late", 1));
+    assert_eq!(spooled_callbacks(&spool), 1);
+
+    // The next start replays it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Store::connect(&url).await.unwrap();
+        let writer = CdrWriter::spawn_with(
+            store.clone(),
+            spool.clone(),
+            SystemClock,
+            quick_writer_config(),
+        );
+        wait_until_spool_empty(&writer).await;
+        let rows = store
+            .fetch_callback_requests(&CallbackQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].request, callback("late", 1));
+    });
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use carillon_cdr::{CallRecord, Disposition};
+use carillon_cdr::{CallRecord, CallbackRequest, Disposition};
 use carillon_store::{BindingRow, CdrWriterConfig, CdrWriterHandle, SpoolEntry, StoreOptions};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -32,6 +32,33 @@ pub fn record(uniqueid: &str, start_ms: i64) -> CallRecord {
         accountcode: None,
         userfield: Some("vip".to_owned()),
     }
+}
+
+/// A callback request as the dialplan would capture it.
+pub fn callback(uniqueid: &str, requested_at: i64) -> CallbackRequest {
+    CallbackRequest {
+        uniqueid: uniqueid.to_owned(),
+        caller_num: "0300123456".to_owned(),
+        number: "0551234567".to_owned(),
+        alt_number: Some("0667654321".to_owned()),
+        language: "ur".to_owned(),
+        requested_at,
+        context: Some("callcentre".to_owned()),
+        exten: Some("callback".to_owned()),
+    }
+}
+
+/// Lines of a spool file that hold a callback request.
+pub fn spooled_callbacks(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap()
+                .get("callback")
+                .is_some()
+        })
+        .count()
 }
 
 pub fn binding(aor: &str, contact: &str, expires_at: i64) -> BindingRow {
