@@ -54,6 +54,10 @@ else
 fi
 install -d -m 0750 "$DESTDIR/var/lib/carillon"
 owner carillon:carillon "$DESTDIR/var/lib/carillon"
+# Prompts and music on hold, where the example's relative paths
+# ("sounds/moh/default") find them: the unit's working directory.
+cp -R "$ROOT/sounds" "$DESTDIR/var/lib/carillon/"
+owner -R carillon:carillon "$DESTDIR/var/lib/carillon/sounds"
 
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload

@@ -65,6 +65,24 @@
 //! push inactivity deadlines later, so the cache is refreshed by the full
 //! scan in [`MediaEngine::handle_timeout`] and lowered by commands and DTMF
 //! packets. A spurious early wake-up costs one scan and never an event.
+//!
+//! Players (see [`crate::player`]) add the next frame due time of every
+//! active player: [`MediaEngine::poll_timeout`] is the earlier of the two,
+//! so the worker's one timer is also its 20 ms tick; `handle_timeout` makes
+//! the frames due (the edge sends them from [`MediaEngine::drain_generated`])
+//! and scans the legs only when a leg deadline is due.
+//!
+//! ## Players
+//!
+//! `Play` on a leg makes a player its output: what its bridged leg sends is
+//! dropped (`replaced_by_player`), the kernel flow towards it is removed,
+//! and the generated stream goes through the leg's output rewriter, whose
+//! sources are forgotten at the start and end of the playback so the far
+//! end sees one continuous stream (marker bit at each hand-over). A
+//! playback ends with `PlaybackDone`: `Finished`, or `Stopped` on
+//! `StopPlay`, a newer `Play`, or the leg closing (`CloseLeg`,
+//! `CloseSession`: the event comes just before that leg's `LegClosed`).
+//! `Play` on a leg still binding its sockets is refused (`UnknownLeg`).
 
 use crate::config::MediaConfig;
 use crate::latch::LatchVerdict;

@@ -22,7 +22,10 @@
 //! It is removed when anything it was built from may change: an
 //! `UpdateLeg` of either leg (hold, new address, codec), a bridge change,
 //! closing either leg, or a (re)latch of either leg. A new SSRC from A
-//! reinstalls it with the new offsets.
+//! reinstalls it with the new offsets. A `Play` on B removes it too (B's
+//! output is then generated in userspace, see [`crate::player`]); while B
+//! plays, what A sends is dropped before any offer, and the first packet
+//! relayed after the playback installs the flow again.
 //!
 //! ```text
 //!  none ──relayed in userspace, conditions hold──► Install ──► installed

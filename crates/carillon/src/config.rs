@@ -87,6 +87,9 @@ struct MainFile {
     events: Events,
     #[serde(default)]
     sounds: SoundsSection,
+    /// `[moh.<class>]`: music-on-hold classes.
+    #[serde(default)]
+    moh: std::collections::BTreeMap<String, MohEntry>,
 }
 
 /// `[sounds]`: where the dialplan's prompts are.
@@ -96,6 +99,39 @@ struct SoundsSection {
     /// `<dir>/<lang>/<name>.wav`; relative to the configuration
     /// directory's parent (absent: `sounds`).
     dir: Option<Spanned<String>>,
+}
+
+/// `[moh.<class>]`: a folder of 8 kHz 16-bit mono WAV files, played in
+/// name order and looped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MohEntry {
+    dir: Spanned<String>,
+}
+
+/// A music-on-hold class as loaded: its name and its folder (resolved, see
+/// [`resolve_relative`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MohConfig {
+    pub class: String,
+    pub dir: PathBuf,
+}
+
+/// Where a relative path of `carillon.toml` that must exist at load (a
+/// music-on-hold folder) is found: in the working directory (the base of
+/// every relative path of the file, like the database), else next to the
+/// configuration directory (a checkout or installation where `config/` and
+/// `sounds/` sit side by side, so `check-config config` works from
+/// anywhere). Absolute paths are taken as they are.
+pub fn resolve_relative(config_dir: &Path, path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.is_absolute() || path.exists() {
+        return path;
+    }
+    match config_dir.parent().map(|p| p.join(&path)) {
+        Some(beside) if beside.exists() => beside,
+        _ => path,
+    }
 }
 
 /// `[events]`: where switch events go.
@@ -313,6 +349,8 @@ pub struct Config {
     /// `[events] file`: JSON lines of switch events (relative to the
     /// working directory).
     pub events_file: Option<PathBuf>,
+    /// `[moh.<class>]`, by class name.
+    pub moh: Vec<MohConfig>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -485,6 +523,39 @@ struct MainValues {
     rtp_bind: IpAddr,
     advertise_ip: Option<IpAddr>,
     events_file: Option<PathBuf>,
+    moh: Vec<MohConfig>,
+}
+
+/// Checks the `[moh.<class>]` sections: a plain class name, a folder that
+/// holds at least one readable 8 kHz 16-bit mono WAV file.
+fn check_moh(c: &mut Checker<'_>, config_dir: &Path, main: &MainFile) -> Vec<MohConfig> {
+    let mut classes = Vec::new();
+    for (class, entry) in &main.moh {
+        let key = format!("moh.{class}.dir");
+        if class.is_empty()
+            || !class
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.at(
+                entry.dir.span(),
+                key.clone(),
+                format!("class name {class:?}: use letters, digits, '-' and '_'"),
+            );
+            continue;
+        }
+        let dir = resolve_relative(config_dir, entry.dir.get_ref());
+        // Reads the files once to check them; the media runtime reads them
+        // again at start (a class costs one decoded copy while running).
+        match carillon_media::MohClass::load(&dir, std::time::Instant::now()) {
+            Ok(_) => classes.push(MohConfig {
+                class: class.clone(),
+                dir,
+            }),
+            Err(e) => c.at(entry.dir.span(), key, e.to_string()),
+        }
+    }
+    classes
 }
 
 /// Checks `carillon.toml` on its own.
@@ -648,6 +719,8 @@ fn check_main(
             Some(PathBuf::from(f.get_ref()))
         }
     });
+    let config_dir = main_path.parent().unwrap_or(Path::new("."));
+    let moh = check_moh(&mut c, config_dir, main);
     MainValues {
         listen,
         rng_seed,
@@ -656,6 +729,7 @@ fn check_main(
         rtp_bind,
         advertise_ip,
         events_file,
+        moh,
     }
 }
 
@@ -861,6 +935,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         rtp_bind,
         advertise_ip,
         events_file,
+        moh,
     } = values;
 
     if !problems.is_empty() {
@@ -902,6 +977,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         dialplan,
         trunks,
         events_file,
+        moh,
     })
 }
 
@@ -934,6 +1010,9 @@ mod tests {
         for ext in ["100", "101", "8013", "8014"] {
             assert!(c.users.iter().any(|u| u.extension == ext), "{ext} missing");
         }
+        assert_eq!(c.moh.len(), 1);
+        assert_eq!(c.moh[0].class, "default");
+        assert!(c.moh[0].dir.ends_with("sounds/moh/default"));
         assert_eq!(
             c.users
                 .iter()
@@ -975,6 +1054,57 @@ mod tests {
         );
         let problems = load(dir.path()).unwrap_err();
         assert!(problems.iter().any(|p| p.line == 3), "{problems:?}");
+    }
+
+    #[test]
+    fn moh_classes_need_a_folder_with_a_readable_8khz_mono_wav() {
+        let users = "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let listen = "[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n";
+        let music = dir.path().join("music");
+        std::fs::create_dir_all(&music).unwrap();
+        let wav = |name: &str, rate: u32| {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(music.join(name), spec).unwrap();
+            for i in 0..800 {
+                w.write_sample((i % 100) as i16 * 50).unwrap();
+            }
+            w.finalize().unwrap();
+        };
+        // A folder with only a 16 kHz file: no usable music.
+        wav("b-wide.wav", 16000);
+        let main = |d: &Path| format!("{listen}\n[moh.default]\ndir = \"{}\"\n", d.display());
+        write(dir.path(), &main(&music), users);
+        let problems = load(dir.path()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].line, problems[0].key.as_str()),
+            (6, "moh.default.dir")
+        );
+        assert!(problems[0].message.contains("no readable"), "{problems:?}");
+        // One good file makes the class; the bad one is skipped at run time.
+        wav("a-good.wav", 8000);
+        write(dir.path(), &main(&music), users);
+        let c = load(dir.path()).unwrap();
+        assert_eq!(
+            c.moh,
+            vec![MohConfig {
+                class: "default".into(),
+                dir: music.clone()
+            }]
+        );
+        // A folder that does not exist.
+        write(dir.path(), &main(&dir.path().join("nowhere")), users);
+        let problems = load(dir.path()).unwrap_err();
+        assert_eq!(problems[0].key, "moh.default.dir", "{problems:?}");
+        // No section: no class.
+        write(dir.path(), listen, users);
+        assert!(load(dir.path()).unwrap().moh.is_empty());
     }
 
     #[test]

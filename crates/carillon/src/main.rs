@@ -438,7 +438,15 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let (media, media_events) = carillon_rtpnet::MediaRuntime::start(media_cfg)?;
+    let (sounds, skipped) = carillon_media::Sounds::load_moh(
+        cfg.moh.iter().map(|m| (m.class.as_str(), m.dir.as_path())),
+        std::time::Instant::now(),
+    )?;
+    for file in skipped {
+        tracing::warn!(error = %file, "music on hold: file skipped");
+    }
+    let (media, media_events) =
+        carillon_rtpnet::MediaRuntime::start_with_sounds(media_cfg, std::sync::Arc::new(sounds))?;
     let media_workers = media.workers();
     // One webhook sender for the process (the dialplan's Webhook).
     let webhooks = carillon_webhook::WebhookSender::spawn(Default::default())?;

@@ -21,6 +21,7 @@ fn check(dir: &Path, scratch: &Path) -> ToolRun {
 
 /// `carillon ARGS...` (bounded), e.g. `["run", "--config", dir]`.
 fn carillon(args: &[&std::ffi::OsStr], scratch: &Path, name: &str) -> ToolRun {
+    common::link_sounds(scratch);
     let mut cmd = Command::new(bin());
     cmd.args(args).current_dir(scratch).env("NO_COLOR", "1");
     run_tool(cmd, scratch, name, Duration::from_secs(30))

@@ -184,6 +184,7 @@ fn the_example_config_sends_nothing_off_the_machine_for_longer_than_any_qualify_
         .expect("temp dir");
     let config = dir.path().join("config");
     fs::create_dir_all(&config).expect("config dir");
+    common::link_sounds(dir.path());
     for entry in fs::read_dir(example_config()).expect("read config/") {
         let entry = entry.expect("entry");
         if entry.file_type().expect("file type").is_file() {

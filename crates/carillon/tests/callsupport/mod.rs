@@ -224,6 +224,7 @@ impl CallEnv {
                 fs::copy(entry.path(), config.join(entry.file_name())).expect("copy config");
             }
         }
+        process::link_sounds(dir.path());
         let var = dir.path().join("var");
         fs::create_dir_all(&var).expect("var dir");
         let db_url = opts

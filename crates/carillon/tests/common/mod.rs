@@ -13,8 +13,8 @@ mod process;
 mod toml_text;
 #[allow(unused_imports)]
 pub use process::{
-    assert_trunks_contained, bin, block_on, declare_test_host, have, peers_required, repo_root,
-    report_skip, run_tool, strip_ansi, ToolRun,
+    assert_trunks_contained, bin, block_on, declare_test_host, have, link_sounds, peers_required,
+    repo_root, report_skip, run_tool, strip_ansi, ToolRun,
 };
 
 use std::fs;
@@ -175,6 +175,7 @@ impl Env {
         };
         let config = dir.path().join("config");
         copy_dir(&example_config(), &config);
+        process::link_sounds(dir.path());
         let main = fs::read_to_string(config.join("carillon.toml")).expect("read carillon.toml");
         let mut listeners = vec![
             ("udp", SocketAddr::new(V4, port)),

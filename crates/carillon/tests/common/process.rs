@@ -29,6 +29,17 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Makes the repository's `sounds/` visible as `dir/sounds`, for a switch
+/// whose working directory (or configuration's parent) is `dir`: the
+/// example's `[moh.default] dir = "sounds/moh/default"` is relative.
+/// Idempotent.
+pub fn link_sounds(dir: &Path) {
+    let link = dir.join("sounds");
+    if !link.exists() {
+        let _ = std::os::unix::fs::symlink(repo_root().join("sounds"), link);
+    }
+}
+
 /// Whether this run must have every peer and database: under CI
 /// (`CI=true`) and `tests/run.sh` (`CARILLON_REQUIRE_PEERS=1`) a missing
 /// one fails its tests instead of skipping them.
