@@ -104,6 +104,8 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod taps;
+
 /// Errors of a command; `OpenLeg` failures are also reported as
 /// [`MediaEvent::OpenFailed`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +130,16 @@ pub enum CommandError {
     NotBinding { leg: LegId },
     #[error("binding port {port} failed: {reason}")]
     BindFailed { port: u16, reason: String },
+    #[error("recording refused: {reason}")]
+    Record { reason: String },
+    #[error("recording {recording:?} is not running")]
+    UnknownRecording {
+        recording: carillon_mediactl::RecordingId,
+    },
+    #[error("{digit:?} is not a DTMF digit")]
+    BadDigit { digit: char },
+    #[error("leg {leg:?} does not carry DTMF in its media (SIP INFO, or no telephone-event)")]
+    DtmfNotByMedia { leg: LegId },
     #[error("the media engine does not run {command} yet")]
     NotYet { command: &'static str },
 }
@@ -171,6 +183,9 @@ pub struct EngineCounters {
     pub not_sending: u64,
     /// A telephone-event towards a leg that did not negotiate RFC 4733.
     pub event_not_negotiated: u64,
+    /// Not relayed because a digit is being sent to the bridged leg, or
+    /// converted to its DTMF mode ([`taps`]).
+    pub dtmf_muted: u64,
     /// Relayed towards a leg whose output is a player (dropped).
     pub replaced_by_player: u64,
 }
@@ -196,6 +211,7 @@ pub struct MediaEngine {
     offload_requests: VecDeque<OffloadRequest>,
     next_timeout: Option<Instant>,
     counters: EngineCounters,
+    recorders: crate::record::Recorders,
     /// Players of the legs whose output is not the relay (see [`crate::player`]).
     playout: Playout,
 }
@@ -224,6 +240,7 @@ impl MediaEngine {
             offload_requests: VecDeque::new(),
             next_timeout: None,
             counters: EngineCounters::default(),
+            recorders: crate::record::Recorders::default(),
             playout: Playout::default(),
         }
     }
@@ -284,6 +301,7 @@ impl MediaEngine {
             MediaCommand::Unbridge { session, a, b } => self.unbridge(session, a, b),
             MediaCommand::CloseLeg { session, leg } => {
                 let slot = self.slot_in_session(session, leg)?;
+                self.stop_recordings_of(now, session, leg);
                 self.close_slot(slot);
                 Ok(())
             }
@@ -298,16 +316,34 @@ impl MediaEngine {
                 self.stop_player(slot);
                 Ok(())
             }
-            MediaCommand::Record { .. } => Err(CommandError::NotYet { command: "Record" }),
-            MediaCommand::StopRecord { .. } => Err(CommandError::NotYet {
-                command: "StopRecord",
-            }),
-            MediaCommand::SetDtmfMode { .. } => Err(CommandError::NotYet {
-                command: "SetDtmfMode",
-            }),
-            MediaCommand::SendDtmf { .. } => Err(CommandError::NotYet {
-                command: "SendDtmf",
-            }),
+            MediaCommand::Record {
+                session,
+                recording,
+                mix,
+                path,
+                max_silence,
+                max_duration,
+            } => self.start_recording(
+                now,
+                session,
+                recording,
+                mix,
+                &path,
+                max_silence,
+                max_duration,
+            ),
+            MediaCommand::StopRecord { session, recording } => {
+                self.stop_recording(now, session, recording)
+            }
+            MediaCommand::SetDtmfMode { session, leg, mode } => {
+                self.set_dtmf_mode(session, leg, mode)
+            }
+            MediaCommand::SendDtmf {
+                session,
+                leg,
+                digit,
+                duration,
+            } => self.send_dtmf(now, session, leg, digit, duration),
             MediaCommand::CloseSession { session } => {
                 let legs = self
                     .sessions
@@ -315,6 +351,7 @@ impl MediaEngine {
                     .cloned()
                     .ok_or(CommandError::UnknownSession { session })?;
                 for leg in legs {
+                    self.stop_recordings_of(now, session, leg);
                     if let Some(&slot) = self.by_id.get(&leg) {
                         self.close_slot(slot);
                     }
@@ -352,6 +389,7 @@ impl MediaEngine {
             local_port,
             params,
             peer: None,
+            dtmf_tap: Default::default(),
             state: LegState::Binding,
         };
         let slot = match self.free_slots.pop() {
@@ -796,10 +834,17 @@ impl MediaEngine {
             self.counters.not_receiving += 1;
             return None;
         }
+        let mut convert = None;
+        let may_detect = leg.dtmf_tap.may_detect();
         let kind = if pt == params.payload_type {
             Kind::Audio
         } else if Some(pt) == params.telephone_event_pt {
             if let Some(event) = event {
+                convert = event.digit().map(|digit| taps::Convert::Event {
+                    digit,
+                    ts,
+                    end: event.end,
+                });
                 media.dtmf.handle_event(now, ts, event);
                 while let Some(digit) = media.dtmf.poll_digit() {
                     self.events.push_back(MediaEvent::Dtmf {
@@ -818,10 +863,26 @@ impl MediaEngine {
             return None;
         };
         let from_codec = params.codec;
+        let mut inband = Vec::new();
+        if matches!(kind, Kind::Audio) && (may_detect || !self.recorders.is_empty()) {
+            if let Some(payload) = packet.get(payload_start..payload_end) {
+                self.tap_audio(now, slot, payload, &mut inband);
+            }
+        }
         let Some(peer_slot) = peer else {
             self.counters.unbridged += 1;
             return None;
         };
+        if let Some(convert) = convert {
+            self.convert_dtmf(now, peer_slot, convert);
+            if self.event_blocked(peer_slot) {
+                self.counters.dtmf_muted += 1;
+                return None;
+            }
+        }
+        for digit in inband {
+            self.convert_dtmf(now, peer_slot, taps::Convert::Inband(digit));
+        }
 
         let Some(peer) = self.legs.get_mut(peer_slot).and_then(Option::as_mut) else {
             self.counters.unbridged += 1;
@@ -842,6 +903,14 @@ impl MediaEngine {
         };
         if peer_media.player.is_some() {
             self.counters.replaced_by_player += 1;
+            return None;
+        }
+        if let Some(sender) = peer.dtmf_tap.sender.as_mut() {
+            // A digit owns the peer's output (crate::engine::taps).
+            if sender.key.is_none() {
+                sender.refresh(now);
+            }
+            self.counters.dtmf_muted += 1;
             return None;
         }
         let mut offload = None;
@@ -910,6 +979,9 @@ impl MediaEngine {
         else {
             return;
         };
+        if self.flow_is_tapped(slot, peer_slot) {
+            return;
+        }
         let Some(peer) = self.legs.get(peer_slot).and_then(Option::as_ref) else {
             return;
         };
@@ -1113,6 +1185,13 @@ impl MediaEngine {
                     source: DtmfSource::Rfc4733,
                 });
             }
+            next = earliest(
+                next,
+                Self::tick_sender(now, leg, &mut self.playout.generated),
+            );
+            let LegState::Open(media) = &mut leg.state else {
+                continue;
+            };
             if media
                 .inactivity_deadline(&params, &config)
                 .is_some_and(|d| d <= now)
@@ -1122,6 +1201,10 @@ impl MediaEngine {
                     .push_back(MediaEvent::RtpTimeout { session, leg: id });
             }
             next = earliest(next, media.deadline(&params, &config));
+        }
+        if !self.recorders.is_empty() {
+            self.recorders.tick(now, &mut self.events);
+            next = earliest(next, self.recorders.poll_timeout());
         }
         self.next_timeout = next;
     }

@@ -226,6 +226,8 @@ pub struct Leg {
     pub params: LegParams,
     /// Slot index of the bridged leg.
     pub peer: Option<usize>,
+    /// DTMF mode, in-band detector and the digit being sent to the leg.
+    pub dtmf_tap: crate::dtmf_tap::LegDtmf,
     pub state: LegState,
 }
 

@@ -22,6 +22,10 @@
 //!   stray-packet rule.
 //! * [`config`]: engine configuration (timeouts, latch rule, RNG seed,
 //!   kernel fast path).
+//! * [`record`]: recording taps (`Record`, `StopRecord`, `RecordingDone`)
+//!   on `carillon-recorder`.
+//! * [`dtmf_tap`]: a leg's DTMF mode, in-band detector (`carillon-dtmf`)
+//!   and the digit being sent to it (RFC 4733 events or in-band tones).
 //! * [`offload`]: which flows the kernel may forward (`carillon-kernelpath`) and
 //!   the accounting of what it forwarded.
 //!
@@ -30,7 +34,7 @@
 //!   the tones, [`sounds`] holds the shared audio, [`output`] writes the
 //!   generated packets through the leg's output stream).
 //!
-//! Not here yet: mixing, recording, in-band DTMF and
+//! Not here yet: mixing and
 //! RTP/RTCP multiplexing (RFC 5761); packets for them are dropped and counted.
 #![cfg_attr(
     not(test),
@@ -38,12 +42,14 @@
 )]
 
 pub mod config;
+pub mod dtmf_tap;
 pub mod engine;
 pub mod latch;
 pub mod leg;
 pub mod offload;
 pub mod output;
 pub mod player;
+pub mod record;
 pub mod sounds;
 pub mod tone;
 

@@ -247,6 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn after_forget_sources_a_known_source_continues_after_the_last_packet_sent() {
+        let t0 = Instant::now();
+        let mut r = StreamRewriter::new(Ssrc(0x1111), 8000);
+        let mut a = packet(0xAAAA, 10, 1600);
+        r.rewrite(t0, &mut a).unwrap();
+        // A generated stream takes over for two packets, then hands back.
+        for (i, seq) in [(1u64, 500u16), (2, 501)] {
+            let mut g = packet(0x4444, seq, 0);
+            r.rewrite(t0 + Duration::from_millis(20 * i), &mut g)
+                .unwrap();
+        }
+        r.forget_sources();
+        // A's next packet (its seq 13: two of its packets were muted).
+        let mut a = packet(0xAAAA, 13, 1600 + 3 * 160);
+        let out = r.rewrite(t0 + Duration::from_millis(60), &mut a).unwrap();
+        assert!(out.source_changed);
+        assert_eq!(
+            fields(&a).1,
+            13,
+            "one past the generated packets (10, 11, 12)"
+        );
+    }
+
+    #[test]
     fn a_late_packet_of_the_previous_source_keeps_its_old_mapping() {
         let t0 = Instant::now();
         let mut r = StreamRewriter::new(Ssrc(1), 8000);

@@ -22,7 +22,8 @@
 //!           → try_send_to from the bridged leg's socket
 //!     timer task  ─► engine.handle_timeout at engine.poll_timeout() (the
 //!                    worker's tick: inactivity timers and every player's
-//!                    next frame) ─► send_to of the generated packets
+//!                    next frame, DTMF digits being sent) ─► send_to of the
+//!                    generated packets (also after each command)
 //!     event pump  ─► bounded mpsc to the switch when it is momentarily full
 //!  all tasks share Rc<RefCell<Worker>>: one thread, no locks, no borrow
 //!  held across an await.
@@ -609,7 +610,7 @@ impl Worker {
         Ok(local)
     }
 
-    /// Sends what the engine's players generated, each packet from its
+    /// Sends what the engine generated (players, DTMF digits), each packet from its
     /// leg's socket (dropped and counted when the send buffer is full).
     fn send_generated(&mut self) {
         let Worker {
@@ -791,6 +792,7 @@ async fn handle_command(shared: &Shared, command: MediaCommand) {
         }
         let stopped = w.apply_socket_requests(shared, now);
         w.apply_offload_requests();
+        w.send_generated();
         let events: Vec<MediaEvent> = std::iter::from_fn(|| w.engine.poll_event()).collect();
         (stopped, events)
     };

@@ -435,3 +435,52 @@ async fn dtmf_sent_by_a_phone_is_reported_to_the_switch() {
         MediaEvent::LegClosed { .. }
     ));
 }
+
+#[tokio::test]
+async fn send_dtmf_reaches_the_phone_as_rfc4733_events_from_the_legs_port() {
+    let (handle, mut events) = start();
+    let phone = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let port = free_pair();
+    let session = SessionId(41);
+    open_leg(
+        &handle,
+        &mut events,
+        session,
+        LegId(1),
+        port,
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    handle
+        .send(MediaCommand::SendDtmf {
+            session,
+            leg: LegId(1),
+            digit: '4',
+            duration: Duration::from_millis(100),
+        })
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < 7 {
+        let (len, src) = tokio::time::timeout(PATIENCE, phone.recv_from(&mut buf))
+            .await
+            .expect("generated packet in time")
+            .unwrap();
+        assert_eq!(
+            src,
+            SocketAddr::from((LOOPBACK, port)),
+            "from the leg's port"
+        );
+        let p = RtpPacket::parse(&buf[..len]).unwrap();
+        let ev = carillon_rtp::dtmf::TelephoneEvent::parse(p.payload()).unwrap();
+        got.push((p.payload_type(), p.marker(), p.sequence_number(), ev));
+    }
+    assert!(got.iter().all(|g| g.0 == 101 && g.3.event == 4));
+    assert!(got[0].1, "marker on the first packet");
+    let durations: Vec<u16> = got.iter().map(|g| g.3.duration).collect();
+    assert_eq!(durations, [160, 320, 480, 640, 800, 800, 800]);
+    let ends = got.iter().filter(|g| g.3.end).count();
+    assert_eq!(ends, 3);
+    assert!(got.windows(2).all(|w| w[1].2 == w[0].2.wrapping_add(1)));
+    handle.send(MediaCommand::CloseSession { session }).unwrap();
+}
