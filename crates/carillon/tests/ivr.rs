@@ -11,6 +11,7 @@ mod callsupport;
 use std::time::Duration;
 
 use callsupport::baresip::{md5_only, require_baresip, Baresip, BaresipSpec};
+use callsupport::ivr::*;
 use callsupport::*;
 use carillon_events::SwitchEvent;
 
@@ -46,10 +47,8 @@ fn ivr_env(plan: &str) -> CallEnv {
         security: md5_only(),
         ..Options::default()
     });
-    // Prompts resolve under `sounds/` of the switch's working directory
-    // (the test directory): the repository's prompts.
-    std::os::unix::fs::symlink(repo_root().join("sounds"), env.path().join("sounds"))
-        .expect("link sounds/");
+    // Prompts: `[sounds] dir` finds the repository's sounds/ linked into
+    // the test directory by the harness.
     std::fs::write(env.config_dir().join("dialplan.toml"), plan).expect("write dialplan.toml");
     // This dialplan has none of the example trunks' contexts.
     std::fs::write(env.config_dir().join("trunks.toml"), "# no trunks\n")
@@ -71,103 +70,6 @@ fn caller(env: &CallEnv) -> Baresip {
 /// An agent phone answering at once.
 fn agent(env: &CallEnv, user: &str, password: &str, tone_hz: f64) -> Baresip {
     Baresip::start(env, &BaresipSpec::new(user, password, tone_hz))
-}
-
-/// 100 dials `exten` and the switch answers (bounded).
-fn dial(env: &CallEnv, sw: &Switch, p: &mut Baresip, exten: &str) {
-    p.command("dial", &format!("sip:{exten}@127.0.0.1:{}", env.port));
-    assert!(
-        p.wait_event("CALL_ESTABLISHED", 1, Duration::from_secs(15)),
-        "100 → {exten} not answered; events:\n{}\nswitch log:\n{}",
-        p.events,
-        sw.log()
-    );
-}
-
-/// Waits (bounded) for the `n`th `app_started` of `app`.
-fn wait_app_started(sw: &Switch, app: &str, n: usize, timeout: Duration) {
-    let found = sw.wait_events(
-        n,
-        timeout,
-        |e| matches!(e, SwitchEvent::AppStarted { app: a, .. } if a == app),
-    );
-    assert!(
-        found.len() >= n,
-        "{app} did not start {n} time(s): {:#?}\n{}",
-        sw.events(),
-        sw.log()
-    );
-}
-
-/// The `(app, result)` of every `app_finished` so far.
-fn apps_finished(sw: &Switch) -> Vec<(String, String)> {
-    sw.events()
-        .into_iter()
-        .filter_map(|e| match e.event {
-            SwitchEvent::AppFinished { app, result, .. } => Some((app, result)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The apps started so far, in order.
-fn apps_started(sw: &Switch) -> Vec<String> {
-    sw.events()
-        .into_iter()
-        .filter_map(|e| match e.event {
-            SwitchEvent::AppStarted { app, .. } => Some(app),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The caller's `hangup` cause of the `n`th call (waiting, bounded).
-fn caller_hangup_cause(sw: &Switch, n: usize) -> u16 {
-    let ended = sw.wait_calls_ended(n, Duration::from_secs(20));
-    assert!(
-        ended.len() >= n,
-        "call {n} did not end: {:#?}\n{}",
-        sw.events(),
-        sw.log()
-    );
-    match &ended[n - 1] {
-        SwitchEvent::Hangup { cause, .. } => *cause,
-        other => panic!("not a hangup: {other:?}"),
-    }
-}
-
-/// Seconds of sound (100 ms blocks above ~1 % of full scale) in a
-/// recording.
-fn voiced_seconds(wav: &Wav) -> f64 {
-    let block = usize::try_from(wav.rate / 10).unwrap_or(800).max(1);
-    let voiced = wav
-        .samples
-        .chunks_exact(block)
-        .filter(|c| {
-            let e: f64 = c.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-            (e / c.len() as f64).sqrt() >= 300.0
-        })
-        .count();
-    voiced as f64 / 10.0
-}
-
-/// Sends `digits` as RFC 4733 events from `p`, `gap` apart.
-fn send_digits(p: &mut Baresip, digits: &str, gap: Duration) {
-    for d in digits.chars() {
-        p.command("sndcode", &d.to_string());
-        std::thread::sleep(gap);
-    }
-}
-
-/// The digits of the `dtmf` events of channels of 100, in order.
-fn digits_from_100(sw: &Switch) -> String {
-    sw.events()
-        .into_iter()
-        .filter_map(|e| match e.event {
-            SwitchEvent::Dtmf { channel, digit, .. } if channel.contains("/100-") => Some(digit),
-            _ => None,
-        })
-        .collect()
 }
 
 /// 800: two prompts, then hang up. 810: the menu (Background + WaitExten
@@ -235,17 +137,6 @@ steps = [
   { app = "Hangup" },
 ]
 "#;
-
-/// Waits (bounded) until the phone's call is closed.
-fn wait_closed(sw: &Switch, p: &mut Baresip, timeout: Duration) {
-    assert!(
-        p.wait_event("CALL_CLOSED", 1, timeout),
-        "{}: call not closed; events:\n{}\nswitch log:\n{}",
-        p.name,
-        p.events,
-        sw.log()
-    );
-}
 
 #[test]
 fn a_caller_hears_the_playback_prompts_and_the_dialplan_hangs_up() {
@@ -345,17 +236,6 @@ fn the_menu_times_out_to_t_and_an_invalid_digit_goes_to_i() {
     sw.stop();
 }
 
-/// 100 dials `exten` for its second call (bounded wait for the answer).
-fn dial_again(env: &CallEnv, sw: &Switch, p: &mut Baresip, exten: &str) {
-    p.command("dial", &format!("sip:{exten}@127.0.0.1:{}", env.port));
-    assert!(
-        p.wait_event("CALL_ESTABLISHED", 2, Duration::from_secs(15)),
-        "second call to {exten} not answered; events:\n{}\nswitch log:\n{}",
-        p.events,
-        sw.log()
-    );
-}
-
 #[test]
 fn read_and_saydigits_store_exactly_the_confirmed_callback_number_after_a_reentry() {
     require_baresip();
@@ -391,34 +271,4 @@ fn read_and_saydigits_store_exactly_the_confirmed_callback_number_after_a_reentr
     let heard = p100.received().unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(voiced_seconds(&heard) >= 3.0, "prompts were audible");
     sw.stop();
-}
-
-/// Waits (bounded) for `n` callback requests stored since `since_ms`.
-fn wait_callbacks(
-    url: &str,
-    since_ms: i64,
-    n: usize,
-) -> Vec<carillon_store::StoredCallbackRequest> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows = block_on(async {
-            let store = carillon_store::Store::connect(url)
-                .await
-                .map_err(|e| format!("connect {url}: {e}"))?;
-            let rows = store
-                .fetch_callback_requests(&carillon_store::CallbackQuery {
-                    since_ms,
-                    ..carillon_store::CallbackQuery::default()
-                })
-                .await
-                .map_err(|e| format!("fetch_callback_requests: {e}"));
-            store.close().await;
-            rows
-        })
-        .unwrap_or_default();
-        if rows.len() >= n || std::time::Instant::now() >= deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

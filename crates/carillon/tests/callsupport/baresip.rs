@@ -240,6 +240,24 @@ impl Baresip {
         format!("{}{}", run.stdout, run.stderr)
     }
 
+    /// The recordings of what this phone received in each of its calls
+    /// (with `record`), in file-name order.
+    pub fn received_all(&self) -> Result<Vec<Wav>, String> {
+        let snd = self.dir.join("snd");
+        let mut found: Vec<PathBuf> = fs::read_dir(&snd)
+            .map_err(|e| format!("{}: {e}", snd.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("dump") && n.ends_with("-dec.wav"))
+            })
+            .collect();
+        found.sort();
+        found.iter().map(|p| read_wav(p)).collect()
+    }
+
     /// The recording of what this phone received (with `record`).
     pub fn received(&self) -> Result<Wav, String> {
         let snd = self.dir.join("snd");
