@@ -45,6 +45,9 @@ fn caller(env: &CallEnv) -> Baresip {
         env,
         &BaresipSpec {
             record: true,
+            // Longer than the longest call here (baresip hangs up at the
+            // end of its microphone file).
+            tone_seconds: 120,
             ..BaresipSpec::new("100", PW100, TONE_100)
         },
     )

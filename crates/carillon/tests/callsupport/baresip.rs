@@ -34,6 +34,9 @@ pub struct BaresipSpec<'a> {
     /// baresip's SIP trace (`-s`): every message, sent and received,
     /// with its transport, on stdout.
     pub sip_trace: bool,
+    /// Length of the microphone's tone file: baresip hangs a call up when
+    /// its `aufile` source reaches the end, so a call must be shorter.
+    pub tone_seconds: u32,
 }
 
 impl<'a> BaresipSpec<'a> {
@@ -49,6 +52,7 @@ impl<'a> BaresipSpec<'a> {
             codecs: "PCMU,PCMA",
             record: false,
             sip_trace: false,
+            tone_seconds: 30,
         }
     }
 }
@@ -114,7 +118,7 @@ impl Baresip {
             String::new()
         };
         let wav = dir.join("tone.wav");
-        write_tone_wav(&wav, 30, spec.tone_hz);
+        write_tone_wav(&wav, spec.tone_seconds, spec.tone_hz);
         let sip_port = free_port_span(1);
         let ctrl_port = free_port();
         fs::write(
