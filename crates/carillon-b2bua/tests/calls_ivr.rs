@@ -530,3 +530,32 @@ steps = [
     )));
     assert_all_released(&mut r, 3.0);
 }
+
+#[test]
+fn busy_on_an_answered_call_plays_the_busy_tone_then_hangs_up_with_17() {
+    let plan = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "900"
+steps = [
+  { app = "Answer" },
+  { app = "Busy", timeout = 2 },
+]
+"#;
+    let mut r = rig(plan);
+    answered_call(&mut r, "900");
+    let tone = r.media.iter().find_map(|m| match m {
+        MediaCommand::Play { items, .. } => items.first().cloned(),
+        _ => None,
+    });
+    assert!(
+        matches!(tone, Some(PlayItem::Tone { .. })),
+        "the busy tone is played: {tone:?}"
+    );
+    r.tick(2.9);
+    assert!(!bye_to(&r, 5080), "tones for the Busy timeout first");
+    r.tick(3.1);
+    assert!(bye_to(&r, 5080), "then the call is hung up");
+    assert_eq!(r.cdrs[0].hangup_cause, 17);
+    assert_all_released(&mut r, 3.1);
+}

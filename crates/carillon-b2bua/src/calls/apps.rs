@@ -193,9 +193,12 @@ impl Switch {
             return Flow::Next;
         }
         // A playback still running is replaced: its PlaybackDone (Stopped)
-        // is then an older one's and ignored.
+        // is then an older one's and ignored. Tones are not reported, so
+        // they leave the awaited playback as it is.
         let playback = call.exec_media.new_playback();
-        call.exec_media.playing = reported.then_some(playback);
+        if reported {
+            call.exec_media.playing = Some(playback);
+        }
         let (session, leg) = (call.session, call.a.id);
         self.media(MediaCommand::Play {
             session,
