@@ -559,3 +559,39 @@ steps = [
     assert_eq!(r.cdrs[0].hangup_cause, 17);
     assert_all_released(&mut r, 3.1);
 }
+
+#[test]
+fn ringing_then_congestion_on_an_unanswered_call_gives_180_then_503() {
+    let plan = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "910"
+steps = [
+  { app = "Ringing" },
+  { app = "Wait", seconds = 1 },
+  { app = "Congestion" },
+]
+"#;
+    let mut r = rig(plan);
+    invite(&mut r, 1.0, "910");
+    assert!(statuses_to_a(&r).contains(&180), "{:?}", statuses_to_a(&r));
+    assert!(!statuses_to_a(&r).contains(&503), "not before the Wait");
+    r.tick(2.1);
+    assert!(statuses_to_a(&r).contains(&503), "{:?}", statuses_to_a(&r));
+    assert!(r.events.iter().any(|e| matches!(
+        &e.event,
+        SwitchEvent::ChannelState {
+            state: carillon_events::ChannelState::Ringing,
+            ..
+        }
+    )));
+    assert_eq!(
+        apps_finished(&r),
+        [
+            ("Ringing".to_string(), "OK".to_string()),
+            ("Wait".into(), "OK".into())
+        ]
+    );
+    assert_eq!(r.cdrs[0].hangup_cause, 34);
+    assert_all_released(&mut r, 2.1);
+}

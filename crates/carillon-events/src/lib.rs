@@ -18,8 +18,8 @@
 //! | `dtmf` | `channel`, `uniqueid`, `digit`, `duration_ms`, `source` (`rfc4733`/`sip_info`) | a digit arrived in a call, by RTP or SIP INFO |
 //! | `bridged` | `linkedid`, `channels` (`[caller, callee]`) | the caller was bridged to the answering leg |
 //! | `unbridged` | `linkedid`, `channels` | that bridge ended |
-//! | `app_started` | `channel`, `app`, `step` | the switch began a dialplan application (`Answer`, `Dial`, `Wait`, `Hangup`) |
-//! | `app_finished` | `channel`, `app`, `result` | it finished (`result`: e.g. `ANSWER`, `BUSY` for Dial, `OK`) |
+//! | `app_started` | `channel`, `app`, `step` | the switch began a dialplan application that acts on the channel (`Answer`, `Dial`, `Wait`, `Hangup`, `Playback`, `Background`, `WaitExten`, `Read`, `SayDigits`, `SayNumber`, `Progress`, `Ringing`, `Busy`/`Congestion` tones, `CallbackRequest`, `Webhook`) |
+//! | `app_finished` | `channel`, `app`, `result` | it finished (`result`: e.g. `ANSWER`, `BUSY` for Dial, `OK`, `READSTATUS` for Read, `HANGUP` when the caller left during it, `QUEUED` for Webhook) |
 //! | `hangup` | `channel`, `uniqueid`, `cause` (Q.850), `cause_text` | a leg ended |
 //!
 //! Names: `channel` is the CDR's `channel`/`dstchannel` (`SIP/101-0000002a`),
