@@ -300,6 +300,7 @@ match = "h"
 steps = [
   { app = "Playback", file = "never" },
   { app = "CallbackRequest", number = "${CALLERID(num)}" },
+  { app = "Webhook", url = "http://127.0.0.1:9/hangup", vars = ["UNIQUEID", "CALLERID(num)"] },
 ]
 "#;
 
@@ -461,6 +462,13 @@ fn a_caller_hanging_up_during_playback_stops_it_runs_h_and_releases_everything()
     // `h` ran: its Playback skipped (no channel), its CallbackRequest run.
     assert_eq!(plays(&r), 1, "nothing played after the hangup");
     assert!(apps_started(&r).contains(&"CallbackRequest".to_string()));
+    assert_eq!(r.callbacks.len(), 1, "h stored the callback request");
+    assert_eq!(r.callbacks[0].number, "100");
+    assert_eq!(r.callbacks[0].caller_num, "100");
+    assert_eq!(r.callbacks[0].uniqueid, r.cdrs[0].uniqueid);
+    assert_eq!(r.webhooks.len(), 1, "h queued the webhook");
+    assert_eq!(r.webhooks[0].0, "http://127.0.0.1:9/hangup");
+    assert!(r.webhooks[0].1.contains("\"100\""), "{}", r.webhooks[0].1);
     assert!(apps_finished(&r).contains(&("Playback".into(), "HANGUP".into())));
     // The media plane's late PlaybackDone of a call that is gone is
     // ignored.
@@ -521,4 +529,69 @@ steps = [
         }
     )));
     assert_all_released(&mut r, 3.0);
+}
+
+#[test]
+fn busy_on_an_answered_call_plays_the_busy_tone_then_hangs_up_with_17() {
+    let plan = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "900"
+steps = [
+  { app = "Answer" },
+  { app = "Busy", timeout = 2 },
+]
+"#;
+    let mut r = rig(plan);
+    answered_call(&mut r, "900");
+    let tone = r.media.iter().find_map(|m| match m {
+        MediaCommand::Play { items, .. } => items.first().cloned(),
+        _ => None,
+    });
+    assert!(
+        matches!(tone, Some(PlayItem::Tone { .. })),
+        "the busy tone is played: {tone:?}"
+    );
+    r.tick(2.9);
+    assert!(!bye_to(&r, 5080), "tones for the Busy timeout first");
+    r.tick(3.1);
+    assert!(bye_to(&r, 5080), "then the call is hung up");
+    assert_eq!(r.cdrs[0].hangup_cause, 17);
+    assert_all_released(&mut r, 3.1);
+}
+
+#[test]
+fn ringing_then_congestion_on_an_unanswered_call_gives_180_then_503() {
+    let plan = r#"
+[context.internal]
+[[context.internal.extension]]
+match = "910"
+steps = [
+  { app = "Ringing" },
+  { app = "Wait", seconds = 1 },
+  { app = "Congestion" },
+]
+"#;
+    let mut r = rig(plan);
+    invite(&mut r, 1.0, "910");
+    assert!(statuses_to_a(&r).contains(&180), "{:?}", statuses_to_a(&r));
+    assert!(!statuses_to_a(&r).contains(&503), "not before the Wait");
+    r.tick(2.1);
+    assert!(statuses_to_a(&r).contains(&503), "{:?}", statuses_to_a(&r));
+    assert!(r.events.iter().any(|e| matches!(
+        &e.event,
+        SwitchEvent::ChannelState {
+            state: carillon_events::ChannelState::Ringing,
+            ..
+        }
+    )));
+    assert_eq!(
+        apps_finished(&r),
+        [
+            ("Ringing".to_string(), "OK".to_string()),
+            ("Wait".into(), "OK".into())
+        ]
+    );
+    assert_eq!(r.cdrs[0].hangup_cause, 34);
+    assert_all_released(&mut r, 2.1);
 }

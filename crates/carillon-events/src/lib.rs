@@ -18,8 +18,8 @@
 //! | `dtmf` | `channel`, `uniqueid`, `digit`, `duration_ms`, `source` (`rfc4733`/`sip_info`/`inband`) | a digit arrived in a call, by RTP events, SIP INFO or tones in the audio |
 //! | `bridged` | `linkedid`, `channels` (`[caller, callee]`) | the caller was bridged to the answering leg |
 //! | `unbridged` | `linkedid`, `channels` | that bridge ended |
-//! | `app_started` | `channel`, `app`, `step` | the switch began a dialplan application (`Answer`, `Dial`, `Wait`, `Hangup`) |
-//! | `app_finished` | `channel`, `app`, `result` | it finished (`result`: e.g. `ANSWER`, `BUSY` for Dial, `OK`) |
+//! | `app_started` | `channel`, `app`, `step` | the switch began a dialplan application that acts on the channel (`Answer`, `Dial`, `Wait`, `Hangup`, `Playback`, `Background`, `WaitExten`, `Read`, `SayDigits`, `SayNumber`, `Progress`, `Ringing`, `Busy`/`Congestion` tones, `CallbackRequest`, `Webhook`) |
+//! | `app_finished` | `channel`, `app`, `result` | it finished (`result`: e.g. `ANSWER`, `BUSY` for Dial, `OK`, `READSTATUS` for Read, `HANGUP` when the caller left during it, `QUEUED` for Webhook) |
 //! | `hangup` | `channel`, `uniqueid`, `cause` (Q.850), `cause_text` | a leg ended |
 //! | `recording_started` | `channel`, `linkedid`, `path`, `mix` (`mono`/`stereo`/`leg`) | the switch asked the media plane to record (MixMonitor: the call's two parties; Record: the caller alone) |
 //! | `recording_finished` | `channel`, `linkedid`, `path`, `end` (`stopped`/`silence`/`max_duration`/`failed`), `duration_ms`, `frames_lost` | the media plane finalised that file (StopMixMonitor, the call ended, or Record's end) |

@@ -11,8 +11,8 @@
 //! | `PlayTones` | `MediaCommand::Play` of a tone item (not reported back) |
 //! | `Progress` | 183 with our SDP (early media) |
 //! | `Ringing` | 180 |
-//! | `StoreCallback` | `Output::Callback` (not yet: refused with a warning) |
-//! | `Webhook` | `Output::Webhook` (not yet: refused with a warning) |
+//! | `StoreCallback` | `Output::Callback` (the edge stores it with the CDRs) |
+//! | `Webhook` | `Output::Webhook` (the edge sends it; the call never waits) |
 //! | `Record`, `StopRecord`, `MixMonitor`, `StopMixMonitor` | carried out by [`super::recording`] |
 //!
 //! When the dialplan is done (the terminal event) or the caller is gone,
@@ -28,7 +28,7 @@ use carillon_mediactl::{MediaCommand, PlayItem};
 use tracing::{debug, info, warn};
 
 use super::CallState;
-use crate::switch::Switch;
+use crate::switch::{Output, Switch};
 
 /// What `run_dialplan` does after an application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,18 +104,51 @@ impl Switch {
     /// are refused with a warning).
     fn channelless(&mut self, key: u64, cmd: Command, step: u32) {
         match cmd {
-            Command::StoreCallback { .. } => {
+            Command::StoreCallback {
+                uniqueid,
+                caller_num,
+                number,
+                alt_number,
+                language,
+            } => {
                 self.emit_app_started(key, "CallbackRequest", step);
-                warn!(
-                    call = key,
-                    "CallbackRequest: no callback store is wired to this switch yet: not stored"
-                );
-                self.emit_app_finished(key, "CallbackRequest", "FAILED");
+                let (context, exten) = self
+                    .calls
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.exec.as_ref())
+                    .map(|e| (e.context().to_owned(), e.exten().to_owned()))
+                    .unzip();
+                info!(call = key, number = %number, alt_number = %alt_number, language = %language, "callback request");
+                let request = carillon_cdr::CallbackRequest {
+                    uniqueid,
+                    caller_num,
+                    number,
+                    alt_number: Some(alt_number).filter(|n| !n.is_empty()),
+                    language,
+                    requested_at: i64::try_from(self.now_ms).unwrap_or(i64::MAX),
+                    context,
+                    exten,
+                };
+                self.outputs.push_back(Output::Callback(request));
+                self.emit_app_finished(key, "CallbackRequest", "OK");
             }
-            Command::Webhook { url, .. } => {
+            Command::Webhook {
+                url,
+                body,
+                timeout,
+                retries,
+            } => {
+                // Fire and forget: the edge sends it off the call's path.
                 self.emit_app_started(key, "Webhook", step);
-                warn!(call = key, url = %url, "Webhook: no webhook sender is wired to this switch yet: not sent");
-                self.emit_app_finished(key, "Webhook", "FAILED");
+                debug!(call = key, url = %url, "webhook queued");
+                self.outputs.push_back(Output::Webhook {
+                    url,
+                    body,
+                    timeout,
+                    retries,
+                });
+                self.emit_app_finished(key, "Webhook", "QUEUED");
             }
             Command::MixMonitor { file, stereo } => {
                 self.emit_app_started(key, "MixMonitor", step);
@@ -167,9 +200,12 @@ impl Switch {
             return Flow::Next;
         }
         // A playback still running is replaced: its PlaybackDone (Stopped)
-        // is then an older one's and ignored.
+        // is then an older one's and ignored. Tones are not reported, so
+        // they leave the awaited playback as it is.
         let playback = call.exec_media.new_playback();
-        call.exec_media.playing = reported.then_some(playback);
+        if reported {
+            call.exec_media.playing = Some(playback);
+        }
         let (session, leg) = (call.session, call.a.id);
         self.media(MediaCommand::Play {
             session,

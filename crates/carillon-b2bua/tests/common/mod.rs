@@ -31,6 +31,10 @@ pub struct Rig {
     pub cdrs: Vec<CallRecord>,
     /// Switch events, in order.
     pub events: Vec<carillon_events::EventRecord>,
+    /// Callback requests to store, in order.
+    pub callbacks: Vec<carillon_cdr::CallbackRequest>,
+    /// Webhooks to send (url, JSON body), in order.
+    pub webhooks: Vec<(String, String)>,
 }
 
 /// A peer on 127.0.0.1:`port`, on the stream connection `conn` if any.
@@ -122,6 +126,8 @@ impl Rig {
             media: Vec::new(),
             cdrs: Vec::new(),
             events: Vec::new(),
+            callbacks: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -160,7 +166,9 @@ impl Rig {
                 Output::Transmit(t) => self.wire.push((t.to, Message::parse(t.bytes).unwrap())),
                 Output::Media(m) => self.media.push(m),
                 Output::Cdr(c) => self.cdrs.push(c),
-                Output::Binding(_) | Output::Callback(_) | Output::Webhook { .. } => {}
+                Output::Binding(_) => {}
+                Output::Callback(c) => self.callbacks.push(c),
+                Output::Webhook { url, body, .. } => self.webhooks.push((url, body)),
                 Output::Event(e) => self.events.push(e),
             }
         }

@@ -34,6 +34,9 @@ pub struct BaresipSpec<'a> {
     /// baresip's SIP trace (`-s`): every message, sent and received,
     /// with its transport, on stdout.
     pub sip_trace: bool,
+    /// Length of the microphone's tone file: baresip hangs a call up when
+    /// its `aufile` source reaches the end, so a call must be shorter.
+    pub tone_seconds: u32,
 }
 
 impl<'a> BaresipSpec<'a> {
@@ -49,6 +52,7 @@ impl<'a> BaresipSpec<'a> {
             codecs: "PCMU,PCMA",
             record: false,
             sip_trace: false,
+            tone_seconds: 30,
         }
     }
 }
@@ -114,7 +118,7 @@ impl Baresip {
             String::new()
         };
         let wav = dir.join("tone.wav");
-        write_tone_wav(&wav, 30, spec.tone_hz);
+        write_tone_wav(&wav, spec.tone_seconds, spec.tone_hz);
         let sip_port = free_port_span(1);
         let ctrl_port = free_port();
         fs::write(
@@ -238,6 +242,24 @@ impl Baresip {
         self.command("quit", "");
         let run = self.proc.terminate(Duration::from_secs(5));
         format!("{}{}", run.stdout, run.stderr)
+    }
+
+    /// The recordings of what this phone received in each of its calls
+    /// (with `record`), in file-name order.
+    pub fn received_all(&self) -> Result<Vec<Wav>, String> {
+        let snd = self.dir.join("snd");
+        let mut found: Vec<PathBuf> = fs::read_dir(&snd)
+            .map_err(|e| format!("{}: {e}", snd.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("dump") && n.ends_with("-dec.wav"))
+            })
+            .collect();
+        found.sort();
+        found.iter().map(|p| read_wav(p)).collect()
     }
 
     /// The recording of what this phone received (with `record`).

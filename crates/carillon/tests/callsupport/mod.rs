@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod ivr;
 #[path = "../common/process.rs"]
 mod process;
 #[path = "../common/toml_text.rs"]
