@@ -87,6 +87,7 @@ struct MainFile {
     events: Events,
     #[serde(default)]
     sounds: SoundsSection,
+    #[serde(default)]
     recording: Recording,
     /// `[moh.<class>]`: music-on-hold classes.
     #[serde(default)]
