@@ -100,8 +100,7 @@ port_min = 16384
 port_max = 65534
 $([ "${KERNEL:-0}" = 1 ] && echo "kernel_forwarding = true")
 
-[recording]
-dir = "$WORK/recordings"
+$([ "${RECORD:-0}" = 1 ] && printf '[recording]\ndir = "%s/recordings"\n' "$WORK")
 TOML
 cat > "$WORK/config/users.toml" <<TOML
 [[user]]
