@@ -159,6 +159,7 @@ fn a_caller_hears_the_playback_prompts_and_the_dialplan_hangs_up() {
     assert_eq!(caller_hangup_cause(&sw, 1), 16);
     assert!(apps_finished(&sw).contains(&("Playback".into(), "OK".into())));
     assert_eq!(apps_started(&sw), ["Answer", "Playback", "Hangup"]);
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
 
@@ -207,6 +208,7 @@ fn a_menu_digit_from_a_real_phone_reaches_the_chosen_agent_after_an_audible_prom
         agent.expected >= 5,
         "the agent's tone was not heard: {agent:?}"
     );
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
 
@@ -233,6 +235,7 @@ fn the_menu_times_out_to_t_and_an_invalid_digit_goes_to_i() {
     assert_eq!(caller_hangup_cause(&sw, 2), 28, "i hangs up with 28");
     assert_eq!(digits_from_100(&sw), "9");
     p100.stop();
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
 
@@ -270,5 +273,6 @@ fn read_and_saydigits_store_exactly_the_confirmed_callback_number_after_a_reentr
     assert_eq!(r.language, "en");
     let heard = p100.received().unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(voiced_seconds(&heard) >= 3.0, "prompts were audible");
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }

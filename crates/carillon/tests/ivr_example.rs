@@ -170,6 +170,7 @@ fn each_language_choice_rings_that_languages_two_agents_and_one_answers() {
         eprintln!("call {}: the caller heard {voiced:.1} s of sound", i + 1);
         assert!(voiced >= 1.0, "call {}: prompts not audible", i + 1);
     }
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
 
@@ -225,6 +226,7 @@ fn the_menu_is_replayed_once_after_a_timeout_or_an_invalid_digit_then_goodbye() 
     );
     assert_eq!(digits_from_100(&sw), "98");
     p100.stop();
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
 
@@ -278,6 +280,7 @@ fn nobody_answering_asks_for_a_callback_number_and_stores_the_confirmed_digits()
     assert_eq!(r.caller_num, "100");
     assert_eq!(r.language, "en");
     assert!(apps_finished(&sw).contains(&("Dial".into(), "NOANSWER".into())));
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
 
@@ -299,5 +302,6 @@ fn outside_office_hours_the_caller_hears_the_closed_message_in_three_languages()
         voiced_seconds(&heard) >= 5.0,
         "the closed message was audible"
     );
+    assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }

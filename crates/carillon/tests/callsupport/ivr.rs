@@ -159,3 +159,35 @@ pub fn wait_callbacks(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Waits (bounded) until the switch's events show nothing left of the
+/// test's calls, then asserts it: every channel created has hung up, every
+/// bridge made was unbridged, and every recording started has finished.
+pub fn assert_nothing_left(sw: &Switch, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (mut created, mut hung_up) = (Vec::new(), Vec::new());
+        let (mut bridges, mut recordings) = (0i64, 0i64);
+        for e in sw.events() {
+            match e.event {
+                SwitchEvent::ChannelCreated { channel, .. } => created.push(channel),
+                SwitchEvent::Hangup { channel, .. } => hung_up.push(channel),
+                SwitchEvent::Bridged { .. } => bridges += 1,
+                SwitchEvent::Unbridged { .. } => bridges -= 1,
+                SwitchEvent::RecordingStarted { .. } => recordings += 1,
+                SwitchEvent::RecordingFinished { .. } => recordings -= 1,
+                _ => {}
+            }
+        }
+        let open: Vec<&String> = created.iter().filter(|c| !hung_up.contains(c)).collect();
+        if open.is_empty() && bridges == 0 && recordings == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left after the test: channels not hung up {open:?}, bridges open {bridges}, \
+             recordings unfinished {recordings}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
