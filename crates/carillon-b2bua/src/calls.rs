@@ -1162,7 +1162,7 @@ impl Switch {
                         // A Hangup step ends the plan with its command
                         // queued behind this event (after any channel-less
                         // ones, e.g. the `h` extension's).
-                        self.drain_channelless(now, now_ms, key);
+                        self.drain_channelless(now, key);
                         self.end_call(now, now_ms, key, cause.code());
                         return;
                     }
@@ -1240,7 +1240,7 @@ impl Switch {
                 }
                 // The applications of the caller's channel alone (IVR).
                 other => {
-                    if self.run_app(now, now_ms, key, other, step) == apps::Flow::Wait {
+                    if self.run_app(now, key, other, step) == apps::Flow::Wait {
                         return;
                     }
                 }
@@ -2889,7 +2889,7 @@ impl Switch {
             return 200; // too late: the 200 already went (CANCEL/200 race)
         }
         call.cancelled = true;
-        self.execution_caller_gone(now, now_ms, r.call);
+        self.execution_caller_gone(now, r.call);
         info!(call = r.call, "caller cancelled");
         self.respond_a(now, r.call, 487, false);
         if let Some(call) = self.calls.calls.get_mut(&r.call) {
@@ -3068,7 +3068,7 @@ impl Switch {
         );
         if from_a {
             call.a.state = LegState::Ended;
-            self.execution_caller_gone(now, now_ms, r.call);
+            self.execution_caller_gone(now, r.call);
             let Some(call) = self.calls.calls.get_mut(&r.call) else {
                 return;
             };

@@ -140,8 +140,6 @@ pub enum CommandError {
     BadDigit { digit: char },
     #[error("leg {leg:?} does not carry DTMF in its media (SIP INFO, or no telephone-event)")]
     DtmfNotByMedia { leg: LegId },
-    #[error("the media engine does not run {command} yet")]
-    NotYet { command: &'static str },
 }
 
 /// What the edge must do with sockets.

@@ -42,14 +42,7 @@ pub(super) enum Flow {
 impl Switch {
     /// Carries out an IVR command of call `key` (`step`: the dialplan step
     /// that gave it, for `app_started`).
-    pub(super) fn run_app(
-        &mut self,
-        now: Instant,
-        now_ms: u64,
-        key: u64,
-        cmd: Command,
-        step: u32,
-    ) -> Flow {
+    pub(super) fn run_app(&mut self, now: Instant, key: u64, cmd: Command, step: u32) -> Flow {
         match cmd {
             Command::Play { files, .. } => {
                 let items = files.into_iter().map(PlayItem::File).collect();
@@ -89,10 +82,7 @@ impl Switch {
                 max_silence,
                 max_duration,
                 beep,
-            } => {
-                let _ = now_ms;
-                self.record_app_start(now, key, &path, max_silence, max_duration, beep)
-            }
+            } => self.record_app_start(now, key, &path, max_silence, max_duration, beep),
             other => {
                 self.channelless(key, other, step);
                 Flow::Next
@@ -100,8 +90,9 @@ impl Switch {
         }
     }
 
-    /// The commands that need no channel (and those not run yet, which
-    /// are refused with a warning).
+    /// The commands that need no channel (callback requests, webhooks,
+    /// MixMonitor bookkeeping); any other command reaching here has no
+    /// channel left to act on and is dropped (logged at debug).
     fn channelless(&mut self, key: u64, cmd: Command, step: u32) {
         match cmd {
             Command::StoreCallback {
@@ -257,8 +248,7 @@ impl Switch {
     /// the terminal event): the channel-less ones are carried out, a
     /// `Hangup` is reported, the rest dropped; a `Play` or `Record` the
     /// execution would wait on is answered at once.
-    pub(super) fn drain_channelless(&mut self, now: Instant, now_ms: u64, key: u64) {
-        let _ = now_ms;
+    pub(super) fn drain_channelless(&mut self, now: Instant, key: u64) {
         // Bounded: the interpreter's step limit ends any loop; this too.
         for _ in 0..10_000 {
             let Some(exec) = self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut()) else {

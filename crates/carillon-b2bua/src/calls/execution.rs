@@ -247,7 +247,7 @@ impl Switch {
     /// The caller of call `key` hung up or cancelled: the playback stops,
     /// the application it waited in finishes (`HANGUP`) and the execution
     /// runs its `h` extension, whose channel-less commands are carried out.
-    pub(super) fn execution_caller_gone(&mut self, now: Instant, now_ms: u64, key: u64) {
+    pub(super) fn execution_caller_gone(&mut self, now: Instant, key: u64) {
         if self
             .calls
             .calls
@@ -264,6 +264,6 @@ impl Switch {
         };
         exec.handle_caller_hangup(now);
         self.execution_resumed(key);
-        self.drain_channelless(now, now_ms, key);
+        self.drain_channelless(now, key);
     }
 }
