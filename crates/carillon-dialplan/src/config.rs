@@ -649,29 +649,7 @@ fn load_app(
                     }
                 }
             });
-            let mut branch = |key: &str| -> Option<Option<GotoTarget>> {
-                match fields.get(key) {
-                    None => Some(None),
-                    Some((p, n)) => {
-                        let target = lo.goto_target(&p, n)?;
-                        if let Some(parts) = target.literal() {
-                            gotos.push((p, n.line, parts));
-                        }
-                        Some(Some(target))
-                    }
-                }
-            };
-            let then = branch("then");
-            let otherwise = branch("else");
-            let (then, otherwise) = (then?, otherwise?);
-            if then.is_none() && otherwise.is_none() {
-                lo.report(
-                    fields.line,
-                    &join(&fields.path, "then"),
-                    "GotoIf needs 'then', 'else' or both",
-                );
-                return None;
-            }
+            let (then, otherwise) = goto_branches(lo, fields, gotos, "GotoIf")?;
             App::GotoIf {
                 condition: condition?,
                 then,
@@ -907,7 +885,7 @@ fn load_app(
                     None
                 }
             });
-            let branches = goto_branches(lo, fields, gotos);
+            let branches = goto_branches(lo, fields, gotos, "GotoIfTime");
             if let (Err(e), false) = (rule, unknown.get()) {
                 lo.report(line, &path, e.to_string());
                 return None;
@@ -1032,6 +1010,7 @@ fn goto_branches(
     lo: &mut Loader<'_>,
     fields: &mut Fields<'_>,
     gotos: &mut Vec<(String, usize, Vec<String>)>,
+    app: &str,
 ) -> Option<(Option<GotoTarget>, Option<GotoTarget>)> {
     let mut branch = |key: &str| -> Option<Option<GotoTarget>> {
         match fields.get(key) {
@@ -1052,7 +1031,7 @@ fn goto_branches(
         lo.report(
             fields.line,
             &join(&fields.path, "then"),
-            "needs 'then', 'else' or both",
+            format!("{app} needs 'then', 'else' or both"),
         );
         return None;
     }
