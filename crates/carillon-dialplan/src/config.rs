@@ -38,6 +38,7 @@ const MAX_SECONDS: f64 = 86_400.0;
 trait PlanLoader {
     fn template(&mut self, path: &str, node: &Node) -> Option<Template>;
     fn goto_target(&mut self, path: &str, node: &Node) -> Option<GotoTarget>;
+    fn condition(&mut self, path: &str, node: &Node) -> Option<Condition>;
 }
 
 impl PlanLoader for Loader<'_> {
@@ -56,6 +57,17 @@ impl PlanLoader for Loader<'_> {
         let text = self.string(path, node)?;
         match GotoTarget::parse(text) {
             Ok(t) => Some(t),
+            Err(e) => {
+                self.report(node.line, path, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn condition(&mut self, path: &str, node: &Node) -> Option<Condition> {
+        let text = self.string(path, node)?;
+        match Condition::parse(text) {
+            Ok(c) => Some(c),
             Err(e) => {
                 self.report(node.line, path, e.to_string());
                 None
@@ -631,24 +643,13 @@ fn load_app(
             }
         }
         AppName::Goto => {
-            let (p, n) = lo.required(fields, "target", owner)?;
-            let target = lo.goto_target(&p, n)?;
-            if let Some(parts) = target.literal() {
-                gotos.push((p, n.line, parts));
-            }
+            let target = required_goto(lo, fields, owner, gotos)?;
             App::Goto { target }
         }
         AppName::GotoIf => {
-            let condition = lo.required(fields, "condition", owner).and_then(|(p, n)| {
-                let text = lo.string(&p, n)?;
-                match Condition::parse(text) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        lo.report(n.line, &p, e.to_string());
-                        None
-                    }
-                }
-            });
+            let condition = lo
+                .required(fields, "condition", owner)
+                .and_then(|(p, n)| lo.condition(&p, n));
             let (then, otherwise) = goto_branches(lo, fields, gotos, "GotoIf")?;
             App::GotoIf {
                 condition: condition?,
@@ -898,24 +899,13 @@ fn load_app(
             }
         }
         AppName::Gosub => {
-            let (p, n) = lo.required(fields, "target", owner)?;
-            let target = lo.goto_target(&p, n)?;
-            if let Some(parts) = target.literal() {
-                gotos.push((p, n.line, parts));
-            }
+            let target = required_goto(lo, fields, owner, gotos)?;
             App::Gosub { target }
         }
         AppName::ExecIf => {
-            let condition = lo.required(fields, "condition", owner).and_then(|(p, n)| {
-                let text = lo.string(&p, n)?;
-                match Condition::parse(text) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        lo.report(n.line, &p, e.to_string());
-                        None
-                    }
-                }
-            });
+            let condition = lo
+                .required(fields, "condition", owner)
+                .and_then(|(p, n)| lo.condition(&p, n));
             let then = lo
                 .required(fields, "then", owner)
                 .and_then(|(p, n)| load_inline(lo, &p, n, scope, gotos));
@@ -1003,6 +993,22 @@ const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long Busy/Congestion play their tone on an answered channel before
 /// hanging up (Asterisk waits for the caller; we bound it).
 const DEFAULT_REFUSE_TONES: Duration = Duration::from_secs(10);
+
+/// The required `target` of Goto and Gosub; a literal one is remembered
+/// in `gotos` to be checked once every context is loaded.
+fn required_goto(
+    lo: &mut Loader<'_>,
+    fields: &mut Fields<'_>,
+    owner: &str,
+    gotos: &mut Vec<(String, usize, Vec<String>)>,
+) -> Option<GotoTarget> {
+    let (p, n) = lo.required(fields, "target", owner)?;
+    let target = lo.goto_target(&p, n)?;
+    if let Some(parts) = target.literal() {
+        gotos.push((p, n.line, parts));
+    }
+    Some(target)
+}
 
 /// `then`/`else` Goto targets of GotoIf-like steps.
 #[allow(clippy::type_complexity)]

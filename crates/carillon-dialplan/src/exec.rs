@@ -556,6 +556,18 @@ impl Execution {
         Ok(execution)
     }
 
+    /// Playback's and Record's options: `skip` (do nothing on a channel
+    /// that is not answered: false) and `noanswer` (do not answer first).
+    fn prepare_channel(&mut self, skip: bool, noanswer: bool) -> bool {
+        if skip && !self.answered {
+            return false;
+        }
+        if !noanswer {
+            self.answer();
+        }
+        true
+    }
+
     /// The next command for the host.
     pub fn poll_command(&mut self) -> Option<Command> {
         self.poll_command_step().map(|(c, _)| c)
@@ -1037,11 +1049,8 @@ impl Execution {
                 background,
             } => {
                 self.pc += 1;
-                if *skip && !self.answered {
+                if !self.prepare_channel(*skip, *noanswer) {
                     return;
-                }
-                if !*noanswer {
-                    self.answer();
                 }
                 let names: Vec<String> = files.iter().map(|f| self.expand(f)).collect();
                 let files = self.resolve(names.iter().map(String::as_str));
@@ -1129,11 +1138,8 @@ impl Execution {
                 noanswer,
             } => {
                 self.pc += 1;
-                if *skip && !self.answered {
+                if !self.prepare_channel(*skip, *noanswer) {
                     return;
-                }
-                if !*noanswer {
-                    self.answer();
                 }
                 let path = self.expand(file);
                 if path.trim().is_empty() || !crate::sounds::is_prompt_name(&path) {
