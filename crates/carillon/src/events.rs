@@ -4,6 +4,12 @@
 //! (the disk is stalled) records are dropped and counted, never queued
 //! without bound. Each burst of records is flushed as soon as the channel
 //! is empty, so a reader (the end-to-end tests) sees them promptly.
+//!
+//! It also owns the [`EventHub`]: the in-process fan-out of the same
+//! records to live consumers (the management API's WebSocket stream, the
+//! AMI interface). Publishing never waits: a consumer that falls more than
+//! [`HUB_CAPACITY`] records behind is told it lagged and cut off by its
+//! owner, and the switch is never slowed by it.
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
@@ -19,6 +25,47 @@ use tracing::warn;
 /// Records the channel holds before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
 
+/// Records a live consumer may fall behind before it lags.
+pub const HUB_CAPACITY: usize = 4 * 1024;
+
+/// Live fan-out of switch events (see the module doc).
+#[derive(Clone)]
+pub struct EventHub {
+    tx: tokio::sync::broadcast::Sender<Arc<EventRecord>>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        EventHub::new(HUB_CAPACITY)
+    }
+}
+
+// `subscribe` and `consumers` serve the API and AMI consumers being built.
+#[allow(dead_code)]
+impl EventHub {
+    /// A hub whose consumers may lag `capacity` records before losing some.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        EventHub { tx }
+    }
+
+    /// A new consumer, seeing records published from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<EventRecord>> {
+        self.tx.subscribe()
+    }
+
+    /// Hands `record` to every consumer; never waits. Without consumers it
+    /// is dropped.
+    pub fn publish(&self, record: Arc<EventRecord>) {
+        let _ = self.tx.send(record);
+    }
+
+    /// Consumers subscribed now.
+    pub fn consumers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
 /// Errors opening the event file.
 #[derive(Debug, thiserror::Error)]
 #[error("event file {path}: {source}")]
@@ -29,13 +76,13 @@ pub struct EventFileError {
 
 /// The switch's end of the event file.
 pub struct EventSink {
-    tx: SyncSender<EventRecord>,
+    tx: SyncSender<Arc<EventRecord>>,
     dropped: Arc<AtomicU64>,
 }
 
 impl EventSink {
     /// Queues `record`; drops (and counts) it when the writer is behind.
-    pub fn submit(&self, record: EventRecord) {
+    pub fn submit(&self, record: Arc<EventRecord>) {
         match self.tx.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -92,7 +139,7 @@ impl EventWriter {
     }
 }
 
-fn write_loop(rx: Receiver<EventRecord>, mut out: BufWriter<std::fs::File>, path: &str) {
+fn write_loop(rx: Receiver<Arc<EventRecord>>, mut out: BufWriter<std::fs::File>, path: &str) {
     // Warn on the first failed write or flush only.
     let mut failed = false;
     let mut check = |result: std::io::Result<()>| {
@@ -127,13 +174,13 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let (sink, writer) = EventWriter::start(&path).unwrap();
         for i in 0..3u64 {
-            sink.submit(EventRecord {
+            sink.submit(Arc::new(EventRecord {
                 time_ms: i,
                 event: SwitchEvent::Bridged {
                     linkedid: "l".into(),
                     channels: ["SIP/a-1".into(), "SIP/b-1".into()],
                 },
-            });
+            }));
         }
         drop(sink);
         assert_eq!(writer.finish(), 0);
@@ -144,6 +191,35 @@ mod tests {
             .collect();
         assert_eq!(records.len(), 3);
         assert_eq!(records[2].time_ms, 2);
+    }
+
+    #[test]
+    fn a_hub_gives_each_consumer_every_record_and_a_slow_one_lags_without_blocking() {
+        let hub = EventHub::new(2);
+        let mut fast = hub.subscribe();
+        let mut slow = hub.subscribe();
+        assert_eq!(hub.consumers(), 2);
+        let record = |i| {
+            Arc::new(EventRecord {
+                time_ms: i,
+                event: SwitchEvent::Bridged {
+                    linkedid: "l".into(),
+                    channels: ["SIP/a-1".into(), "SIP/b-1".into()],
+                },
+            })
+        };
+        hub.publish(record(0));
+        assert_eq!(fast.try_recv().unwrap().time_ms, 0);
+        for i in 1..5 {
+            hub.publish(record(i));
+            assert_eq!(fast.try_recv().unwrap().time_ms, i);
+        }
+        // The slow consumer missed records; publishing never waited for it.
+        assert!(matches!(
+            slow.try_recv(),
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
+        ));
+        assert_eq!(slow.try_recv().unwrap().time_ms, 3);
     }
 
     #[test]

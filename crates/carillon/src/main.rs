@@ -444,6 +444,8 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    // Live consumers of the switch events (the API and AMI) subscribe here.
+    let event_hub = events::EventHub::default();
     let (sounds, skipped) = carillon_media::Sounds::load_moh(
         cfg.moh.iter().map(|m| (m.class.as_str(), m.dir.as_path())),
         std::time::Instant::now(),
@@ -472,9 +474,11 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         }),
         cdr: Box::new(move |r| cdr_sink.submit(r)),
         event: Box::new(move |e| {
+            let e = std::sync::Arc::new(e);
             if let Some(sink) = &event_sink {
-                sink.submit(e);
+                sink.submit(std::sync::Arc::clone(&e));
             }
+            event_hub.publish(e);
         }),
         callback: offpath::callback_sink(cdrs.clone()),
         webhook: offpath::webhook_sink(webhooks),
