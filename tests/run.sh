@@ -37,6 +37,10 @@ command -v sysctl >/dev/null || need+=(procps)
 command -v python3 >/dev/null || need+=(python3)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+# The AMI tests' client libraries (panoramisk in a venv, asterisk-manager).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if ((${#need[@]})); then
   echo "installing test peers: ${need[*]}"
   apt-get update -qq
@@ -47,6 +51,7 @@ bash tests/layering.sh
 
 # Everything that needs the network happens here, before the namespace.
 cargo fetch --locked
+bash tests/ami/install-clients.sh
 cargo test --workspace --release --locked --no-run
 
 # The kernel RTP path's tests need a kernel that allows BPF. A machine

@@ -92,6 +92,55 @@ struct MainFile {
     /// `[moh.<class>]`: music-on-hold classes.
     #[serde(default)]
     moh: std::collections::BTreeMap<String, MohEntry>,
+    /// `[ami]`: the AMI-compatible manager interface (absent: off).
+    ami: Option<AmiSection>,
+}
+
+/// `[ami]`: where the AMI listener binds and who may log in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmiSection {
+    address: Spanned<String>,
+    /// Connections served at once; more are refused.
+    #[serde(default = "default_ami_connections")]
+    max_connections: Spanned<i64>,
+    #[serde(default)]
+    user: Vec<AmiUserEntry>,
+}
+
+fn default_ami_connections() -> Spanned<i64> {
+    Spanned::new(0..0, 64)
+}
+
+/// `[[ami.user]]`: a manager user, its secret and its classes
+/// (`manager.conf`'s `read`/`write` lists, e.g. `"call,dtmf"` or `"all"`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmiUserEntry {
+    name: Spanned<String>,
+    secret: Spanned<String>,
+    #[serde(default)]
+    read: Option<Spanned<String>>,
+    #[serde(default)]
+    write: Option<Spanned<String>>,
+}
+
+/// Never prints the secret.
+impl fmt::Debug for AmiUserEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmiUserEntry")
+            .field("name", self.name.get_ref())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The AMI interface as loaded (`[ami]`).
+#[derive(Debug, Clone)]
+pub struct AmiConfig {
+    pub addr: SocketAddr,
+    pub max_connections: usize,
+    /// Secrets inside never print (`AmiUser`'s Debug hides them).
+    pub users: Vec<carillon_ami::AmiUser>,
 }
 
 /// `[sounds]`: where the dialplan's prompts are.
@@ -382,6 +431,8 @@ pub struct Config {
     pub recording_dir: PathBuf,
     /// `[moh.<class>]`, by class name.
     pub moh: Vec<MohConfig>,
+    /// `[ami]`: the AMI listener (absent: none).
+    pub ami: Option<AmiConfig>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -556,6 +607,81 @@ struct MainValues {
     events_file: Option<PathBuf>,
     recording_dir: PathBuf,
     moh: Vec<MohConfig>,
+    ami: Option<AmiConfig>,
+}
+
+/// Checks `[ami]`: an address, a positive connection limit, users with
+/// a name (unique), a secret and known classes.
+fn check_ami(c: &mut Checker<'_>, section: &AmiSection) -> Option<AmiConfig> {
+    let before = c.problems.len();
+    let addr = match section.address.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.at(
+                section.address.span(),
+                "ami.address",
+                format!(
+                    "{:?} is not an address:port (e.g. \"127.0.0.1:5038\")",
+                    section.address.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    let max = *section.max_connections.get_ref();
+    if max < 1 {
+        c.at(
+            section.max_connections.span(),
+            "ami.max_connections",
+            "must be at least 1",
+        );
+    }
+    if section.user.is_empty() {
+        c.at(
+            section.address.span(),
+            "ami.user",
+            "no [[ami.user]]: nobody could log in (leave [ami] out to turn AMI off)",
+        );
+    }
+    let mut users: Vec<carillon_ami::AmiUser> = Vec::new();
+    for (i, u) in section.user.iter().enumerate() {
+        let name = u.name.get_ref().trim();
+        if name.is_empty() {
+            c.at(u.name.span(), format!("ami.user[{i}].name"), "is empty");
+        } else if users.iter().any(|x| x.name.eq_ignore_ascii_case(name)) {
+            c.at(
+                u.name.span(),
+                format!("ami.user[{i}].name"),
+                format!("user {name:?} is defined twice"),
+            );
+        }
+        if u.secret.get_ref().is_empty() {
+            c.at(u.secret.span(), format!("ami.user[{i}].secret"), "is empty");
+        }
+        let mut classes = |v: &Option<Spanned<String>>, key: &str| match v {
+            None => carillon_ami::ClassMask::NONE,
+            Some(v) => carillon_ami::ClassMask::parse_list(v.get_ref()).unwrap_or_else(|e| {
+                c.at(v.span(), format!("ami.user[{i}].{key}"), e.to_string());
+                carillon_ami::ClassMask::NONE
+            }),
+        };
+        let read = classes(&u.read, "read");
+        let write = classes(&u.write, "write");
+        users.push(carillon_ami::AmiUser {
+            name: name.to_owned(),
+            secret: u.secret.get_ref().clone(),
+            read,
+            write,
+        });
+    }
+    if c.problems.len() > before {
+        return None;
+    }
+    Some(AmiConfig {
+        addr: addr?,
+        max_connections: usize::try_from(max).unwrap_or(1),
+        users,
+    })
 }
 
 /// Checks the `[moh.<class>]` sections: a plain class name, a folder that
@@ -762,6 +888,7 @@ fn check_main(
     let recording_dir = PathBuf::from(recording.get_ref());
     let config_dir = main_path.parent().unwrap_or(Path::new("."));
     let moh = check_moh(&mut c, config_dir, main);
+    let ami = main.ami.as_ref().and_then(|a| check_ami(&mut c, a));
     MainValues {
         listen,
         rng_seed,
@@ -772,6 +899,7 @@ fn check_main(
         events_file,
         recording_dir,
         moh,
+        ami,
     }
 }
 
@@ -1009,6 +1137,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         events_file,
         recording_dir,
         moh,
+        ami,
     } = values;
 
     if !problems.is_empty() {
@@ -1052,6 +1181,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         events_file,
         recording_dir,
         moh,
+        ami,
     })
 }
 
@@ -1128,6 +1258,58 @@ mod tests {
         );
         let problems = load(dir.path()).unwrap_err();
         assert!(problems.iter().any(|p| p.line == 3), "{problems:?}");
+    }
+
+    #[test]
+    fn the_example_enables_ami_on_loopback_for_the_dialer_with_every_class() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let ami = load(&dir).unwrap().ami.expect("[ami] in the example");
+        assert_eq!(ami.addr, "127.0.0.1:5038".parse().unwrap());
+        assert_eq!(ami.users.len(), 1);
+        assert_eq!(ami.users[0].name, "dialer");
+        assert_eq!(ami.users[0].secret, "changeme-ami");
+        assert_eq!(ami.users[0].read, carillon_ami::ClassMask::ALL);
+        assert_eq!(ami.users[0].write, carillon_ami::ClassMask::ALL);
+        // The configuration's Debug form never shows the secret.
+        assert!(!format!("{:?}", load(&dir).unwrap()).contains("changeme-ami"));
+    }
+
+    #[test]
+    fn ami_problems_name_their_line_and_key() {
+        let users = "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n";
+        let listen = "[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &format!("{listen}[ami]\naddress = \"127.0.0.1:5038\"\n[[ami.user]]\nname = \"d\"\nsecret = \"s\"\nread = \"call,dtmf\"\n"),
+            users,
+        );
+        let ami = load(dir.path()).unwrap().ami.unwrap();
+        assert_eq!(
+            ami.users[0].read,
+            carillon_ami::ClassMask::CALL.union(carillon_ami::ClassMask::DTMF)
+        );
+        assert_eq!(ami.users[0].write, carillon_ami::ClassMask::NONE);
+        assert_eq!(ami.max_connections, 64);
+        let p = only_problem(
+            dir.path(),
+            &format!("{listen}[ami]\naddress = \"127.0.0.1:5038\"\n[[ami.user]]\nname = \"d\"\nsecret = \"s\"\nread = \"call,bogus\"\n"),
+            users,
+        );
+        assert_eq!((p.line, p.key.as_str()), (9, "ami.user[0].read"), "{p}");
+        assert!(p.message.contains("bogus"), "{p}");
+        let p = only_problem(
+            dir.path(),
+            &format!("{listen}[ami]\naddress = \"localhost\"\n[[ami.user]]\nname = \"d\"\nsecret = \"s\"\n"),
+            users,
+        );
+        assert_eq!((p.line, p.key.as_str()), (5, "ami.address"), "{p}");
+        let p = only_problem(
+            dir.path(),
+            &format!("{listen}[ami]\naddress = \"127.0.0.1:5038\"\nmax_connections = 0\n[[ami.user]]\nname = \"d\"\nsecret = \"s\"\n"),
+            users,
+        );
+        assert_eq!(p.key, "ami.max_connections", "{p}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! database; SIGHUP reloads users, policies, the dialplan and the trunks
 //! without dropping registrations or calls.
 
+mod ami;
 mod config;
 mod crosscheck;
 mod events;
@@ -411,7 +412,8 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             timers: carillon_transaction::TimerConfig::default(),
             trunks: cfg.trunks.clone(),
             hosts: resolve_trunk_hosts(cfg.trunks.as_ref()).await,
-            events: cfg.events_file.is_some(),
+            // Built for the event file and for AMI's event stream.
+            events: cfg.events_file.is_some() || cfg.ami.is_some(),
             recording_dir: cfg.recording_dir.clone(),
         },
     })?;
@@ -446,6 +448,13 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
     };
     // Live consumers of the switch events (the API and AMI) subscribe here.
     let event_hub = events::EventHub::default();
+    if let Some(ami_cfg) = &cfg.ami {
+        // Subscribed before the switch runs: no event is missed.
+        let bound = ami::start(ami_cfg, &event_hub)
+            .await
+            .with_context(|| format!("AMI listener on {}", ami_cfg.addr))?;
+        info!(address = %bound, users = ami_cfg.users.len(), "AMI listener ready");
+    }
     let (sounds, skipped) = carillon_media::Sounds::load_moh(
         cfg.moh.iter().map(|m| (m.class.as_str(), m.dir.as_path())),
         std::time::Instant::now(),

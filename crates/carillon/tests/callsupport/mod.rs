@@ -190,6 +190,8 @@ pub fn users_with_codecs(c100: &[&str], c101: &[&str]) -> String {
 pub struct CallEnv {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The `[ami]` listener's port (127.0.0.1).
+    pub ami_port: u16,
     pub rtp: (u16, u16),
     pub db_url: String,
     rust_log: String,
@@ -262,6 +264,14 @@ impl CallEnv {
                 format!("\"{}\"", var.join("events.jsonl").display()),
             )],
         );
+        // AMI on a free port of its own (the example's 5038 would collide
+        // between tests running side by side).
+        let ami_port = free_port();
+        let main = set_keys(
+            &main,
+            "ami",
+            &[("address", format!("\"127.0.0.1:{ami_port}\""))],
+        );
         let mut security = vec![("exempt", "[\"127.0.0.1\"]".to_owned())];
         security.extend(opts.security.iter().cloned());
         let main = set_keys(&main, "security", &security);
@@ -272,6 +282,7 @@ impl CallEnv {
         CallEnv {
             dir,
             port,
+            ami_port,
             rtp,
             db_url,
             // CARILLON_TEST_LOG overrides the level (for debugging a failure).

@@ -157,6 +157,8 @@ fn copy_dir(from: &Path, to: &Path) {
 pub struct Env {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The `[ami]` listener's port (127.0.0.1).
+    pub ami_port: u16,
     pub ipv6: bool,
     rust_log: String,
     starts: usize,
@@ -207,6 +209,14 @@ impl Env {
             "sounds",
             &[("dir", format!("{:?}", sounds.display().to_string()))],
         );
+        // AMI on a free port of its own (the example's 5038 would collide
+        // between tests running side by side).
+        let ami_port = free_port(&[V4]);
+        let main = set_keys(
+            &main,
+            "ami",
+            &[("address", format!("\"127.0.0.1:{ami_port}\""))],
+        );
         let main = if opts.security.is_empty() {
             main
         } else {
@@ -219,6 +229,7 @@ impl Env {
         Env {
             dir,
             port,
+            ami_port,
             ipv6: opts.ipv6,
             rust_log: opts.rust_log.clone().unwrap_or_else(|| "info".into()),
             starts: 0,

@@ -1,0 +1,177 @@
+//! The AMI listener (`[ami]`): the tokio edge of `carillon-ami`.
+//!
+//! Owns the TCP listener, one task per connection (at most
+//! `max_connections` at once; more are refused with a log line) and one
+//! translator task. The translator is the only subscriber of the switch's
+//! [`EventHub`] for AMI: it keeps the live channel table
+//! ([`carillon_ami::Translator`]) and re-broadcasts each record as
+//! Asterisk's events to the connections, each of which subscribes to that
+//! broadcast when it opens. The table answers CoreShowChannels, Status and
+//! `core show channels`. Publishing never waits: a connection whose
+//! receiver lags (it reads too slowly) or whose writes stall for
+//! [`WRITE_TIMEOUT`] is cut off with a log line, and the switch never
+//! notices. Secrets are never logged; user names and addresses are.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use carillon_ami::{AmiEvent, Session, SessionConfig, SessionEvent, Translator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tracing::{debug, info, warn};
+
+use crate::config::AmiConfig;
+use crate::events::{EventHub, HUB_CAPACITY};
+
+/// How long a write to a client may stall before it is cut off.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Failed logins a connection may make before it is closed.
+const MAX_LOGIN_FAILURES: u32 = 3;
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the connection tasks share.
+struct Shared {
+    session: Arc<SessionConfig>,
+    table: Arc<Mutex<Translator>>,
+    events: broadcast::Sender<Arc<AmiEvent>>,
+}
+
+/// Binds the listener, subscribes to `hub` and starts serving; returns
+/// the bound address. Call before the switch runs, so no event is missed.
+pub async fn start(cfg: &AmiConfig, hub: &EventHub) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(cfg.addr).await?;
+    let bound = listener.local_addr()?;
+    let (events, _) = broadcast::channel(HUB_CAPACITY);
+    let shared = Arc::new(Shared {
+        session: Arc::new(SessionConfig {
+            users: cfg.users.clone(),
+            max_login_failures: MAX_LOGIN_FAILURES,
+            booted_ms: unix_ms(),
+        }),
+        table: Arc::new(Mutex::new(Translator::new())),
+        events,
+    });
+    tokio::spawn(translate(hub.subscribe(), Arc::clone(&shared)));
+    let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little.
+                    warn!(error = %e, "AMI accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match Arc::clone(&limit).try_acquire_owned() {
+                Ok(permit) => {
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        serve(stream, peer, &shared).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    warn!(peer = %peer, "AMI connection refused: max_connections reached");
+                }
+            }
+        }
+    });
+    Ok(bound)
+}
+
+/// Feeds the switch's records to the channel table and broadcasts the AMI
+/// events they make.
+async fn translate(
+    mut records: broadcast::Receiver<Arc<carillon_events::EventRecord>>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        match records.recv().await {
+            Ok(record) => {
+                let events = match shared.table.lock() {
+                    Ok(mut t) => t.handle_record(&record),
+                    Err(_) => return,
+                };
+                for e in events {
+                    // No connection: nobody to tell.
+                    let _ = shared.events.send(Arc::new(e));
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "AMI event translator fell behind the switch: events lost, the channel table may be stale"
+                );
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// One connection, until the client leaves, logs off, fails to log in
+/// too often, or is too slow.
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    debug!(peer = %peer, "AMI connection");
+    let _ = stream.set_nodelay(true);
+    let mut events = shared.events.subscribe();
+    let mut session = Session::new(Arc::clone(&shared.session), rand::random());
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        while let Some(e) = session.poll_event() {
+            match e {
+                SessionEvent::LoggedIn { user } => info!(peer = %peer, user, "AMI login"),
+                SessionEvent::LoginFailed { user } => {
+                    warn!(peer = %peer, user, "AMI login failed")
+                }
+                SessionEvent::BadPacket(e) => {
+                    debug!(peer = %peer, error = %e, "AMI packet refused")
+                }
+            }
+        }
+        if let Some(out) = session.poll_transmit() {
+            match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(out.as_bytes())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    warn!(peer = %peer, user = session.user().unwrap_or(""), "AMI client not reading: disconnected");
+                    break;
+                }
+            }
+        }
+        if session.is_closing() {
+            break;
+        }
+        tokio::select! {
+            read = rd.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let table = &shared.table;
+                    session.handle_input(unix_ms(), &buf[..n], &mut || {
+                        table.lock().map(|t| t.channels()).unwrap_or_default()
+                    });
+                }
+            },
+            event = events.recv() => match event {
+                Ok(e) => session.handle_event(&e),
+                Err(RecvError::Lagged(missed)) => {
+                    warn!(peer = %peer, user = session.user().unwrap_or(""), missed, "AMI client too slow for the event stream: disconnected");
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    let _ = wr.shutdown().await;
+    debug!(peer = %peer, "AMI connection closed");
+}
