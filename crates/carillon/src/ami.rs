@@ -44,21 +44,28 @@ struct Shared {
     events: broadcast::Sender<Arc<AmiEvent>>,
 }
 
+impl Shared {
+    /// Connections may lag `capacity` AMI events before they are cut off.
+    fn new(cfg: &AmiConfig, capacity: usize) -> Shared {
+        let (events, _) = broadcast::channel(capacity.max(1));
+        Shared {
+            session: Arc::new(SessionConfig {
+                users: cfg.users.clone(),
+                max_login_failures: MAX_LOGIN_FAILURES,
+                booted_ms: unix_ms(),
+            }),
+            table: Arc::new(Mutex::new(Translator::new())),
+            events,
+        }
+    }
+}
+
 /// Binds the listener, subscribes to `hub` and starts serving; returns
 /// the bound address. Call before the switch runs, so no event is missed.
 pub async fn start(cfg: &AmiConfig, hub: &EventHub) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(cfg.addr).await?;
     let bound = listener.local_addr()?;
-    let (events, _) = broadcast::channel(HUB_CAPACITY);
-    let shared = Arc::new(Shared {
-        session: Arc::new(SessionConfig {
-            users: cfg.users.clone(),
-            max_login_failures: MAX_LOGIN_FAILURES,
-            booted_ms: unix_ms(),
-        }),
-        table: Arc::new(Mutex::new(Translator::new())),
-        events,
-    });
+    let shared = Arc::new(Shared::new(cfg, HUB_CAPACITY));
     tokio::spawn(translate(hub.subscribe(), Arc::clone(&shared)));
     let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     tokio::spawn(async move {
@@ -174,4 +181,105 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     }
     let _ = wr.shutdown().await;
     debug!(peer = %peer, "AMI connection closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carillon_ami::{AmiUser, ClassMask, Packet};
+    use tokio::io::AsyncBufReadExt;
+
+    fn config(max_connections: usize) -> AmiConfig {
+        AmiConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            max_connections,
+            users: vec![AmiUser {
+                name: "dialer".into(),
+                secret: "s".into(),
+                read: ClassMask::ALL,
+                write: ClassMask::ALL,
+            }],
+        }
+    }
+
+    /// Reads until the peer closes (bounded); everything it sent.
+    async fn read_to_close(stream: TcpStream) -> String {
+        let mut r = tokio::io::BufReader::new(stream);
+        let mut all = String::new();
+        let read = async {
+            let mut line = String::new();
+            while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                all.push_str(&line);
+                line.clear();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the server closed the connection");
+        all
+    }
+
+    #[tokio::test]
+    async fn a_client_that_lags_behind_the_event_stream_is_cut_off_and_publishing_never_waits() {
+        let shared = Arc::new(Shared::new(&config(4), 4));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let server = Arc::clone(&shared);
+        let task = tokio::spawn(async move { serve(stream, peer, &server).await });
+        client
+            .write_all(b"Action: Login\r\nUsername: dialer\r\nSecret: s\r\n\r\n")
+            .await
+            .unwrap();
+        // Wait (bounded) for the login's answer, so the session reads events.
+        let mut r = tokio::io::BufReader::new(client);
+        let mut line = String::new();
+        let answered = async {
+            loop {
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                if line.starts_with("Message: Authentication accepted") {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), answered)
+            .await
+            .expect("login answered");
+        // A burst far beyond the capacity, published without yielding:
+        // send() never waits for the connection.
+        let event = Arc::new(AmiEvent {
+            class: ClassMask::CALL,
+            packet: Packet::new().with("Event", "Newchannel"),
+            name: "Newchannel",
+        });
+        for _ in 0..100 {
+            let _ = shared.events.send(Arc::clone(&event));
+        }
+        // The connection task saw it lagged and closed the connection.
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the lagging connection was cut off")
+            .unwrap();
+        let rest = read_to_close(r.into_inner()).await;
+        assert!(rest.matches("Event: Newchannel").count() < 100, "{rest}");
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_max_connections_are_refused() {
+        let hub = EventHub::new(16);
+        let addr = start(&config(1), &hub).await.unwrap();
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let mut banner = [0u8; 29];
+        tokio::time::timeout(Duration::from_secs(10), first.read_exact(&mut banner))
+            .await
+            .expect("banner in time")
+            .unwrap();
+        assert_eq!(&banner, b"Asterisk Call Manager/5.0.0\r\n");
+        // The second is closed without a banner while the first is open.
+        let second = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(read_to_close(second).await, "");
+        drop(first);
+    }
 }
