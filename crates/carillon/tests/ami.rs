@@ -322,6 +322,12 @@ fn ami_client_libraries_log_in_and_follow_a_real_call_with_asterisk_events() {
     p100.stop();
     p101.stop();
     let (a, b) = legs(&sw);
+    // CARILLON_AMI_DUMP=DIR keeps what both clients printed (debugging).
+    if let Some(dir) = std::env::var_os("CARILLON_AMI_DUMP") {
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::write(dir.join("panoramisk.jsonl"), &py_run.stdout);
+        let _ = std::fs::write(dir.join("asterisk-manager.jsonl"), &js_run.stdout);
+    }
 
     // panoramisk.
     let out = lines(&py_run.stdout);
