@@ -62,7 +62,8 @@ install -d -m 0755 "$DESTDIR$SOUNDS.new"
 rm -rf "$DESTDIR$SOUNDS"
 mv "$DESTDIR$SOUNDS.new" "$DESTDIR$SOUNDS"
 
-# users.toml holds passwords: readable by root and the service only.
+# users.toml (passwords) and carillon.toml ([ami] secrets): readable by root
+# and the service only.
 if [ -e "$DESTDIR/etc/carillon/carillon.toml" ]; then
     echo "install.sh: keeping the existing $DESTDIR/etc/carillon" >&2
 else
