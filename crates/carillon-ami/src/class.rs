@@ -51,15 +51,15 @@ impl ClassMask {
     pub const ORIGINATE: ClassMask = ClassMask(1 << 12);
     pub const ALL: ClassMask = ClassMask((1 << 13) - 1);
 
-    pub fn union(self, other: ClassMask) -> ClassMask {
+    pub const fn union(self, other: ClassMask) -> ClassMask {
         ClassMask(self.0 | other.0)
     }
 
-    pub fn intersect(self, other: ClassMask) -> ClassMask {
+    pub const fn intersect(self, other: ClassMask) -> ClassMask {
         ClassMask(self.0 & other.0)
     }
 
-    pub fn is_empty(self) -> bool {
+    pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 

@@ -6,8 +6,8 @@
 //! hex), the bounded count of failed logins, the user's read/write classes
 //! and event mask (`Events:` of Login, the `Events` action), `ActionID`
 //! echoing, and the answers of the actions that exist today: Login,
-//! Challenge, Logoff, Ping, Events, CoreShowChannels, Status and Command
-//! (`core show channels` only). Anything else gets Asterisk's
+//! Challenge, Logoff, Ping, Events, ListCommands, CoreShowChannels, Status
+//! and Command (`core show channels` only). Anything else gets Asterisk's
 //! `Invalid/unknown command` error, never a fake success. Does not own the
 //! socket, the clock (time is an argument), randomness (the challenge is
 //! given at creation) nor the channel table (read through a closure).
@@ -32,6 +32,36 @@ use crate::translate::{AmiEvent, ChannelFacts};
 /// The banner's protocol version: Asterisk 13+'s single-digit major form,
 /// which panoramisk, asterisk-manager and starpy read as a modern server.
 pub const AMI_VERSION: &str = "5.0.0";
+
+/// The actions offered after login, beside Login, Challenge and Logoff:
+/// name, the write classes one of which the user needs (none: anyone),
+/// synopsis (ListCommands).
+const ACTIONS: &[(&str, ClassMask, &str)] = &[
+    ("Ping", ClassMask::NONE, "Keepalive command."),
+    ("Events", ClassMask::NONE, "Control Event Flow."),
+    (
+        "ListCommands",
+        ClassMask::NONE,
+        "List available manager commands.",
+    ),
+    (
+        "CoreShowChannels",
+        ClassMask::SYSTEM.union(ClassMask::REPORTING),
+        "List currently active channels.",
+    ),
+    (
+        "Status",
+        ClassMask::SYSTEM
+            .union(ClassMask::CALL)
+            .union(ClassMask::REPORTING),
+        "List channel status.",
+    ),
+    (
+        "Command",
+        ClassMask::COMMAND,
+        "Execute Asterisk CLI Command (core show channels only).",
+    ),
+];
 
 /// A manager user (`[[ami.user]]`).
 #[derive(Clone, PartialEq, Eq)]
@@ -231,21 +261,16 @@ impl Session {
             .users
             .get(user)
             .map_or(ClassMask::NONE, |u| u.write);
-        let needs = match lower.as_str() {
-            "ping" | "events" => ClassMask::NONE,
-            "coreshowchannels" => ClassMask::SYSTEM.union(ClassMask::REPORTING),
-            "status" => ClassMask::SYSTEM
-                .union(ClassMask::CALL)
-                .union(ClassMask::REPORTING),
-            "command" => ClassMask::COMMAND,
-            _ => {
-                return self.error(
-                    m,
-                    &format!(
-                        "Invalid/unknown command: {action}. Use Action: ListCommands to show available commands."
-                    ),
-                )
-            }
+        let Some(&(_, needs, _)) = ACTIONS
+            .iter()
+            .find(|(name, _, _)| name.eq_ignore_ascii_case(&lower))
+        else {
+            return self.error(
+                m,
+                &format!(
+                    "Invalid/unknown command: {action}. Use Action: ListCommands to show available commands."
+                ),
+            );
         };
         if !needs.is_empty() && !write.overlaps(needs) {
             return self.error(m, "Permission denied");
@@ -262,9 +287,22 @@ impl Session {
                 );
             }
             "events" => self.events_action(m),
+            "listcommands" => {
+                let mut p = Packet::new().with("Response", "Success");
+                for (name, needs, synopsis) in ACTIONS {
+                    let privilege = if needs.is_empty() {
+                        "<none>".to_owned()
+                    } else {
+                        needs.to_string()
+                    };
+                    p.push(name, format!("{synopsis}  (Priv: {privilege})"));
+                }
+                self.respond(m, p);
+            }
             "coreshowchannels" => self.core_show_channels(now_ms, m, &channels()),
+            "command" => self.command(m, &channels()),
             "status" => self.status(now_ms, m, &channels()),
-            _ => self.command(m, &channels()),
+            _ => {}
         }
     }
 
@@ -713,6 +751,32 @@ mod tests {
         );
         let p = talk(&mut s, "ActionID: x\r\n\r\n", vec![]);
         assert_eq!(p[0].get("Message"), Some("Missing action in request"));
+    }
+
+    #[test]
+    fn list_commands_names_exactly_the_actions_offered() {
+        let mut s = Session::new(config(), 1);
+        login(&mut s);
+        let p = talk(
+            &mut s,
+            "Action: ListCommands\r\nActionID: lc\r\n\r\n",
+            vec![],
+        );
+        assert_eq!(p[0].get("Response"), Some("Success"));
+        assert_eq!(p[0].get("ActionID"), Some("lc"));
+        assert_eq!(p[0].get("Ping"), Some("Keepalive command.  (Priv: <none>)"));
+        assert_eq!(
+            p[0].get("Command")
+                .map(|c| c.ends_with("(Priv: command,all)")),
+            Some(true)
+        );
+        assert_eq!(p[0].get("Originate"), None);
+        // Every action listed is answered, none with the unknown error.
+        for (name, _, _) in ACTIONS {
+            let p = talk(&mut s, &format!("Action: {name}\r\n\r\n"), vec![]);
+            let msg = p[0].get("Message").unwrap_or("");
+            assert!(!msg.starts_with("Invalid/unknown"), "{name}: {msg}");
+        }
     }
 
     #[test]
