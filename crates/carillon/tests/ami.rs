@@ -12,7 +12,7 @@
 //! - A raw client sending bare LF, as VICIdial's scripts do: banner, login,
 //!   an action the switch does not offer yet is refused with Asterisk's
 //!   error (never a fake success), garbage is answered and the session
-//!   goes on.
+//!   goes on; 20 connections in a row each log in, ping and log off.
 //!
 //! The client libraries are installed by `tests/run.sh`
 //! (`tests/ami/install-clients.sh`, under `target/ami-clients/`).
@@ -402,7 +402,8 @@ fn read_packets(s: &mut TcpStream, n: usize, timeout: Duration) -> String {
 }
 
 #[test]
-fn a_raw_bare_lf_client_logs_in_and_unknown_actions_and_garbage_get_errors() {
+fn a_raw_bare_lf_client_logs_in_gets_errors_for_unknown_actions_and_garbage_and_may_connect_per_action(
+) {
     let mut env = CallEnv::new(&Options::default());
     let mut sw = env.start();
     let mut s = TcpStream::connect(("127.0.0.1", env.ami_port)).expect("connect to AMI");
@@ -449,6 +450,25 @@ fn a_raw_bare_lf_client_logs_in_and_unknown_actions_and_garbage_get_errors() {
     s.write_all(b"Action: Logoff\n\n").unwrap();
     let text = read_packets(&mut s, 1, Duration::from_secs(5));
     assert!(text.starts_with("Response: Goodbye"), "{text:?}");
+    // A dialer that opens a connection per action (VICIdial): 20 in a row,
+    // each logs in, pings and logs off.
+    for i in 0..20 {
+        let mut c = TcpStream::connect(("127.0.0.1", env.ami_port)).expect("connect to AMI");
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        c.write_all(
+            format!("Action: Login\nUsername: dialer\nSecret: changeme-ami\nEvents: off\n\nAction: Ping\nActionID: burst-{i}\n\nAction: Logoff\n\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let text = read_packets(&mut c, 3, Duration::from_secs(5));
+        assert!(
+            text.contains("Message: Authentication accepted")
+                && text.contains(&format!("ActionID: burst-{i}\r\nPing: Pong"))
+                && text.contains("Response: Goodbye"),
+            "connection {i}: {text:?}"
+        );
+    }
     // The switch closed the connection.
     let mut rest = [0u8; 16];
     let deadline = Instant::now() + Duration::from_secs(5);
