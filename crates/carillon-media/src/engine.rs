@@ -104,6 +104,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod mixing;
 mod taps;
 
 /// Errors of a command; `OpenLeg` failures are also reported as
@@ -140,6 +141,8 @@ pub enum CommandError {
     BadDigit { digit: char },
     #[error("leg {leg:?} does not carry DTMF in its media (SIP INFO, or no telephone-event)")]
     DtmfNotByMedia { leg: LegId },
+    #[error(transparent)]
+    Mix(#[from] crate::mixer::MixError),
 }
 
 /// What the edge must do with sockets.
@@ -186,6 +189,10 @@ pub struct EngineCounters {
     pub dtmf_muted: u64,
     /// Relayed towards a leg whose output is a player (dropped).
     pub replaced_by_player: u64,
+    /// Audio of mix members taken by the mixer ([`crate::mixer`]).
+    pub mixed: u64,
+    /// Relayed towards a leg whose output is a mix (dropped).
+    pub replaced_by_mixer: u64,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -212,6 +219,8 @@ pub struct MediaEngine {
     recorders: crate::record::Recorders,
     /// Players of the legs whose output is not the relay (see [`crate::player`]).
     playout: Playout,
+    /// Mixes and their members (see [`crate::mixer`], `engine/mixing.rs`).
+    mixer: crate::mixer::Mixer,
 }
 
 enum Kind {
@@ -240,6 +249,7 @@ impl MediaEngine {
             counters: EngineCounters::default(),
             recorders: crate::record::Recorders::default(),
             playout: Playout::default(),
+            mixer: crate::mixer::Mixer::default(),
         }
     }
 
@@ -342,6 +352,12 @@ impl MediaEngine {
                 digit,
                 duration,
             } => self.send_dtmf(now, session, leg, digit, duration),
+            mix @ (MediaCommand::CreateMix { .. }
+            | MediaCommand::DestroyMix { .. }
+            | MediaCommand::AddToMix { .. }
+            | MediaCommand::SetMixRole { .. }
+            | MediaCommand::SetMixVolume { .. }
+            | MediaCommand::RemoveFromMix { .. }) => self.handle_mix_command(now, mix),
             MediaCommand::CloseSession { session } => {
                 let legs = self
                     .sessions
@@ -593,6 +609,7 @@ impl MediaEngine {
     }
 
     fn close_slot(&mut self, slot: usize) {
+        self.close_in_mix(slot);
         self.detach(slot);
         self.stop_player(slot);
         if let Some(leg) = self.remove_slot(slot) {
@@ -865,6 +882,13 @@ impl MediaEngine {
         if matches!(kind, Kind::Audio) && (may_detect || !self.recorders.is_empty()) {
             if let Some(payload) = packet.get(payload_start..payload_end) {
                 self.tap_audio(now, slot, payload, &mut inband);
+            }
+        }
+        if !self.mixer.is_empty() {
+            let audio = matches!(kind, Kind::Audio);
+            let payload = packet.get(payload_start..payload_end).unwrap_or_default();
+            if self.mix_packet(slot, peer, audio, payload) {
+                return None;
             }
         }
         let Some(peer_slot) = peer else {
@@ -1152,13 +1176,15 @@ impl MediaEngine {
 
     /// When [`Self::handle_timeout`] should next be called (possibly early).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(self.next_timeout, self.playout.next_due())
+        let due = earliest(self.next_timeout, self.playout.next_due());
+        earliest(due, self.mixer.next_due())
     }
 
     /// Fires due inactivity timeouts and DTMF lost-end timeouts, and makes
     /// the frames of every player due (see [`Self::drain_generated`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick_players(now);
+        self.tick_mixes(now);
         if self.next_timeout.is_some_and(|t| t <= now) {
             self.scan_legs(now);
         }
