@@ -43,6 +43,16 @@
 //! sending a digit get no packet, but their stream's timestamps advance.
 //! A late round catches up at most [`MAX_CATCH_UP`] rounds; older ones are
 //! skipped (input consumed, nothing sent), so a stalled worker never bursts.
+//!
+//! ## Cost (`benches/README.md` §9)
+//!
+//! A round is O(members): one sum per room, then one subtraction,
+//! encoding and packet per member (a whisper adds one pass per
+//! whisperer). `cargo bench -p carillon-media --bench mix`: 0.72–0.74 µs
+//! per member per 20 ms in the engine (rooms of 3 or 10, decoding the
+//! member's packet included), ~27,000 members per core before socket I/O;
+//! through the real runtime on loopback (`mix_load` example) ~10 µs per
+//! member per 20 ms, ~1,800–2,100 members per core.
 
 use crate::leg::{codec_of, Leg};
 use crate::output::{write_generated, GeneratedQueue, GeneratedRtp, WriteOutcome};
