@@ -341,6 +341,9 @@ impl MediaEngine {
                 max_duration,
             ),
             MediaCommand::StopRecord { session, recording } => {
+                if self.stop_mix_recording(now, session, recording) {
+                    return Ok(());
+                }
                 self.stop_recording(now, session, recording)
             }
             MediaCommand::SetDtmfMode { session, leg, mode } => {
@@ -357,7 +360,8 @@ impl MediaEngine {
             | MediaCommand::AddToMix { .. }
             | MediaCommand::SetMixRole { .. }
             | MediaCommand::SetMixVolume { .. }
-            | MediaCommand::RemoveFromMix { .. }) => self.handle_mix_command(now, mix),
+            | MediaCommand::RemoveFromMix { .. }
+            | MediaCommand::RecordMixer { .. }) => self.handle_mix_command(now, mix),
             MediaCommand::CloseSession { session } => {
                 let legs = self
                     .sessions

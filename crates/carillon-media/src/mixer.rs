@@ -44,6 +44,16 @@
 //! A late round catches up at most [`MAX_CATCH_UP`] rounds; older ones are
 //! skipped (input consumed, nothing sent), so a stalled worker never bursts.
 //!
+//! ## Recording a mix
+//!
+//! `RecordMixer` taps the mix's output: each round's sum of the voices
+//! spoken to all (saturated; whispers are private and not in it) goes to a
+//! mono `carillon_recorder::Recording` (bounded channel, writer thread,
+//! frames dropped and counted rather than waited for), stamped with the
+//! round's due time. It ends with `StopRecord`, `DestroyMix` or its
+//! `max_duration`, each with `RecordingDone`; stopping finalises the file
+//! on the worker thread, like the leg recordings of [`crate::record`].
+//!
 //! ## Cost (`benches/README.md` §9)
 //!
 //! A round is O(members): one sum per room, then one subtraction,
@@ -58,8 +68,12 @@ use crate::leg::{codec_of, Leg};
 use crate::output::{write_generated, GeneratedQueue, GeneratedRtp, WriteOutcome};
 use crate::player::frame_time;
 use crate::tone::samples_in;
-use carillon_mediactl::{LegId, MixId, MixRole, SessionId, Speak};
+use carillon_mediactl::{
+    LegId, MediaEvent, MixId, MixRole, RecordingEnd, RecordingId, SessionId, Speak,
+};
+use carillon_recorder::{Layout, RecorderOptions, Recording, Source};
 use carillon_rtp::Ssrc;
+use std::path::{Path, PathBuf};
 // Keys are switch-chosen ids and slot numbers: a fast non-keyed hash is fine.
 use foldhash::HashMap;
 use std::collections::VecDeque;
@@ -95,6 +109,18 @@ pub enum MixError {
     AlreadyMember { leg: LegId, mix: MixId },
     #[error("leg {leg:?} is not a member of mix {mix:?}")]
     NotMember { leg: LegId, mix: MixId },
+    #[error("mix {mix:?} is already being recorded")]
+    Recording { mix: MixId },
+}
+
+/// Why a `RecordMixer` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixRecordError {
+    #[error(transparent)]
+    Mix(#[from] MixError),
+    /// The file or its writer could not be created.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The gain (1/256) of a volume step, clamped to [`VOLUME_STEPS`].
@@ -197,10 +223,46 @@ pub struct Member {
 }
 
 /// One mix.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Mix {
     pub session: SessionId,
     pub members: Vec<Member>,
+    recording: Option<MixRecording>,
+}
+
+/// The recording of a mix's output.
+#[derive(Debug)]
+struct MixRecording {
+    id: RecordingId,
+    path: PathBuf,
+    recording: Recording,
+    started: Instant,
+    max_duration: Option<Duration>,
+}
+
+impl MixRecording {
+    /// Finalises the file; the event says how it went.
+    fn stop(self, session: SessionId, now: Instant, end: RecordingEnd) -> MediaEvent {
+        let dropped = self.recording.frames_dropped();
+        match self.recording.stop(now) {
+            Ok(summary) => MediaEvent::RecordingDone {
+                session,
+                recording: self.id,
+                path: self.path,
+                end,
+                duration_ms: summary.duration.as_millis() as u64,
+                frames_lost: summary.frames_dropped,
+            },
+            Err(e) => MediaEvent::RecordingDone {
+                session,
+                recording: self.id,
+                path: self.path,
+                end: RecordingEnd::Failed(e.to_string()),
+                duration_ms: 0,
+                frames_lost: dropped,
+            },
+        }
+    }
 }
 
 /// Working memory of a round (reused, no allocation per round once grown).
@@ -263,6 +325,7 @@ impl Mixer {
             Mix {
                 session,
                 members: Vec::new(),
+                recording: None,
             },
         );
         Ok(())
@@ -281,20 +344,24 @@ impl Mixer {
         Ok(m)
     }
 
-    /// `DestroyMix`: the mix is gone; returns its members' slots (their
-    /// outputs must be restored).
+    /// `DestroyMix`: the mix is gone (its recording stopped, its event in
+    /// `events`); returns its members' slots (their outputs must be
+    /// restored).
     pub fn destroy(
         &mut self,
         now: Instant,
         session: SessionId,
         mix: MixId,
+        events: &mut impl Extend<MediaEvent>,
     ) -> Result<Vec<usize>, MixError> {
         self.owned(session, mix)?;
-        let slots: Vec<usize> = self
-            .mixes
-            .remove(&mix)
-            .map(|m| m.members.iter().map(|x| x.slot).collect())
-            .unwrap_or_default();
+        let mut slots = Vec::new();
+        if let Some(m) = self.mixes.remove(&mix) {
+            slots.extend(m.members.iter().map(|x| x.slot));
+            if let Some(rec) = m.recording {
+                events.extend([rec.stop(session, now, RecordingEnd::Stopped)]);
+            }
+        }
         for slot in &slots {
             self.by_slot.remove(slot);
         }
@@ -401,6 +468,57 @@ impl Mixer {
         Ok(member.slot)
     }
 
+    /// `RecordMixer`: starts recording the mix's output to a new mono WAV
+    /// file at `path` (its directories are created).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_recording(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        mix: MixId,
+        id: RecordingId,
+        path: &Path,
+        max_duration: Option<Duration>,
+        options: RecorderOptions,
+    ) -> Result<(), MixRecordError> {
+        let m = self.owned(session, mix)?;
+        if m.recording.is_some() {
+            return Err(MixError::Recording { mix }.into());
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| MixRecordError::Failed(e.to_string()))?;
+        }
+        let recording = Recording::start(path, Layout::Mono, now, options)
+            .map_err(|e| MixRecordError::Failed(e.to_string()))?;
+        m.recording = Some(MixRecording {
+            id,
+            path: path.to_path_buf(),
+            recording,
+            started: now,
+            max_duration,
+        });
+        self.reschedule(now);
+        Ok(())
+    }
+
+    /// `StopRecord` of a mix recording of `session`; `None` when no mix of
+    /// the session records under that id.
+    pub fn stop_recording(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        id: RecordingId,
+    ) -> Option<MediaEvent> {
+        let m = self
+            .mixes
+            .values_mut()
+            .find(|m| m.session == session && m.recording.as_ref().is_some_and(|r| r.id == id))?;
+        let rec = m.recording.take()?;
+        let event = rec.stop(session, now, RecordingEnd::Stopped);
+        self.reschedule(now);
+        Some(event)
+    }
+
     /// The leg in `slot` is closing: it leaves its mix, if any.
     pub fn forget_slot(&mut self, slot: usize) {
         let Some(mix) = self.by_slot.remove(&slot) else {
@@ -409,18 +527,24 @@ impl Mixer {
         if let Some(m) = self.mixes.get_mut(&mix) {
             m.members.retain(|x| x.slot != slot);
         }
-        if self.by_slot.is_empty() {
+        if !self.busy() {
             self.next_round = None;
         }
     }
 
     /// Starts the round grid with the first member, stops it with the last.
+    /// (A recording mix keeps the grid running too: its file's clock.)
     fn reschedule(&mut self, now: Instant) {
-        if self.by_slot.is_empty() {
+        if !self.busy() {
             self.next_round = None;
         } else if self.next_round.is_none() {
             self.next_round = Some(now + TICK);
         }
+    }
+
+    /// Whether rounds are needed: a member somewhere, or a recording.
+    fn busy(&self) -> bool {
+        !self.by_slot.is_empty() || self.mixes.values().any(|m| m.recording.is_some())
     }
 
     /// An audio payload received from the member in `slot` (in `codec`).
@@ -441,8 +565,15 @@ impl Mixer {
     }
 
     /// Runs the rounds due by `now`, writing the members' packets through
-    /// their legs (`legs`, by slot) to `queue`.
-    pub fn tick(&mut self, now: Instant, legs: &mut [Option<Leg>], queue: &mut GeneratedQueue) {
+    /// their legs (`legs`, by slot) to `queue`; recordings that reach
+    /// their `max_duration` end (their events in `events`).
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        legs: &mut [Option<Leg>],
+        queue: &mut GeneratedQueue,
+        events: &mut impl Extend<MediaEvent>,
+    ) {
         let Some(mut due) = self.next_round else {
             return;
         };
@@ -455,7 +586,20 @@ impl Mixer {
         for k in 0..rounds.min(skip + MAX_CATCH_UP) {
             let send = k >= skip;
             for mix in self.mixes.values_mut() {
-                round(now, mix, legs, queue, &mut self.scratch, send);
+                let ended = mix.recording.as_ref().and_then(|r| {
+                    let end = r.started + r.max_duration?;
+                    (end < due).then_some(end)
+                });
+                if let Some(end) = ended {
+                    if let Some(rec) = mix.recording.take() {
+                        events.extend([rec.stop(mix.session, end, RecordingEnd::MaxDuration)]);
+                    }
+                }
+                round(now, due, mix, legs, queue, &mut self.scratch, send);
+            }
+            if !self.busy() {
+                self.next_round = None;
+                return;
             }
             if send {
                 self.rounds += 1;
@@ -468,10 +612,12 @@ impl Mixer {
     }
 }
 
-/// One round of one mix (see the module documentation); with `send` false
-/// the input is consumed and the output streams advance without packets.
+/// One round of one mix (see the module documentation), due at `due`;
+/// with `send` false the input is consumed and the output streams advance
+/// without packets.
 fn round(
     now: Instant,
+    due: Instant,
     mix: &mut Mix,
     legs: &mut [Option<Leg>],
     queue: &mut GeneratedQueue,
@@ -514,6 +660,14 @@ fn round(
             Speak::To(_) => scratch.whisperers.push(i),
             Speak::None => {}
         }
+    }
+    if let Some(rec) = mix.recording.as_mut() {
+        for (p, &t) in scratch.pcm.iter_mut().zip(scratch.total.iter()) {
+            *p = t.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        }
+        // The round's frame is the 20 ms up to `due`.
+        rec.recording
+            .handle_frame(due, Source::Caller, &scratch.pcm);
     }
     let alone = n < 2;
     for i in 0..n {

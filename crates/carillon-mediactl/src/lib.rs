@@ -424,6 +424,19 @@ pub enum MediaCommand {
         mix: MixId,
         leg: LegId,
     },
+    /// Records what the mix's members say to everyone (mono; whispers are
+    /// not in it) to `path`, a WAV file created with its directories (the
+    /// ConfBridge room recording). One recording per mix; it ends with
+    /// `StopRecord { session, recording }` (the mix's session), with
+    /// `DestroyMix`, or at `max_duration`, and then `RecordingDone`. The
+    /// `recording` id must not also name a leg recording of that session.
+    RecordMixer {
+        session: SessionId,
+        recording: RecordingId,
+        mix: MixId,
+        path: PathBuf,
+        max_duration: Option<Duration>,
+    },
 }
 
 impl MediaCommand {
@@ -447,7 +460,8 @@ impl MediaCommand {
             | MediaCommand::AddToMix { session, .. }
             | MediaCommand::SetMixRole { session, .. }
             | MediaCommand::SetMixVolume { session, .. }
-            | MediaCommand::RemoveFromMix { session, .. } => *session,
+            | MediaCommand::RemoveFromMix { session, .. }
+            | MediaCommand::RecordMixer { session, .. } => *session,
         }
     }
 }

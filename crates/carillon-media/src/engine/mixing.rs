@@ -21,7 +21,8 @@
 //! worker is refused as unknown (the mix lives on one worker).
 
 use super::*;
-use carillon_mediactl::{MixId, MixRole};
+use crate::mixer::MixRecordError;
+use carillon_mediactl::{MixId, MixRole, RecordingEnd, RecordingId};
 
 impl MediaEngine {
     /// The mix commands (any other command: nothing).
@@ -36,7 +37,7 @@ impl MediaEngine {
             }
             MediaCommand::DestroyMix { session, mix } => self
                 .mixer
-                .destroy(now, session, mix)
+                .destroy(now, session, mix, &mut self.events)
                 .map(|slots| {
                     for slot in slots {
                         self.left_mix(slot);
@@ -73,7 +74,62 @@ impl MediaEngine {
                 .remove(now, session, mix, leg)
                 .map(|slot| self.left_mix(slot))
                 .map_err(Into::into),
+            MediaCommand::RecordMixer {
+                session,
+                recording,
+                mix,
+                path,
+                max_duration,
+            } => self.record_mixer(now, session, recording, mix, &path, max_duration),
             _ => Ok(()),
+        }
+    }
+
+    /// `RecordMixer`: a refused start is also reported as `RecordingDone
+    /// { Failed }` when the file could not be made (as for leg recordings).
+    fn record_mixer(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        recording: RecordingId,
+        mix: MixId,
+        path: &std::path::Path,
+        max_duration: Option<std::time::Duration>,
+    ) -> Result<(), CommandError> {
+        let options = self.recorders.options();
+        match self
+            .mixer
+            .start_recording(now, session, mix, recording, path, max_duration, options)
+        {
+            Ok(()) => Ok(()),
+            Err(MixRecordError::Mix(e)) => Err(e.into()),
+            Err(MixRecordError::Failed(reason)) => {
+                self.events.push_back(MediaEvent::RecordingDone {
+                    session,
+                    recording,
+                    path: path.to_path_buf(),
+                    end: RecordingEnd::Failed(reason.clone()),
+                    duration_ms: 0,
+                    frames_lost: 0,
+                });
+                Err(CommandError::Record { reason })
+            }
+        }
+    }
+
+    /// `StopRecord` of a mix recording: true when it was one.
+    pub(super) fn stop_mix_recording(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        recording: RecordingId,
+    ) -> bool {
+        match self.mixer.stop_recording(now, session, recording) {
+            Some(event) => {
+                self.events.push_back(event);
+                true
+            }
+            None => false,
         }
     }
 
@@ -145,8 +201,12 @@ impl MediaEngine {
     /// Runs the mixing rounds due by `now`.
     pub(super) fn tick_mixes(&mut self, now: Instant) {
         if self.mixer.next_due().is_some_and(|t| t <= now) {
-            self.mixer
-                .tick(now, &mut self.legs, &mut self.playout.generated);
+            self.mixer.tick(
+                now,
+                &mut self.legs,
+                &mut self.playout.generated,
+                &mut self.events,
+            );
         }
     }
 

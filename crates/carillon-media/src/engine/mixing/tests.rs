@@ -691,3 +691,111 @@ fn a_play_on_a_member_replaces_the_mix_while_it_lasts() {
     let got = h.tick(60);
     assert_eq!(h.only(&h.heard(&got, A)), h.expect(A, h.through(B, LB)));
 }
+
+fn record_mixer(h: &mut Harness, path: &std::path::Path, max: Option<u64>) {
+    h.cmd(
+        0,
+        MediaCommand::RecordMixer {
+            session: S,
+            recording: carillon_mediactl::RecordingId(5),
+            mix: M,
+            path: path.to_path_buf(),
+            max_duration: max.map(Duration::from_millis),
+        },
+    )
+    .unwrap();
+}
+
+fn recording_done(h: &mut Harness) -> Vec<MediaEvent> {
+    std::iter::from_fn(|| h.engine.poll_event())
+        .filter(|e| matches!(e, MediaEvent::RecordingDone { .. }))
+        .collect()
+}
+
+#[test]
+fn a_recorded_mix_holds_what_members_say_to_all_and_not_a_whisper() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rooms/1.wav");
+    let mut h = Harness::mix(&[(A, AudioCodec::Pcmu), (B, AudioCodec::Pcma)]);
+    h.open(C, AudioCodec::Pcmu, 20);
+    h.add(0, C, MixRole::whisper(vec![A]));
+    record_mixer(&mut h, &path, None);
+    assert!(matches!(
+        h.cmd(
+            0,
+            MediaCommand::RecordMixer {
+                session: S,
+                recording: carillon_mediactl::RecordingId(6),
+                mix: M,
+                path: path.clone(),
+                max_duration: None,
+            }
+        ),
+        Err(CommandError::Mix(crate::mixer::MixError::Recording {
+            mix: M
+        }))
+    ));
+    for k in 0..10u64 {
+        h.level(k * 20 + 5, A, LA);
+        h.level(k * 20 + 6, B, LB);
+        h.level(k * 20 + 7, C, LC);
+        h.tick(k * 20 + 20);
+    }
+    h.cmd(
+        200,
+        MediaCommand::StopRecord {
+            session: S,
+            recording: carillon_mediactl::RecordingId(5),
+        },
+    )
+    .unwrap();
+    match recording_done(&mut h).as_slice() {
+        [MediaEvent::RecordingDone {
+            end, duration_ms, ..
+        }] => {
+            assert_eq!(*end, RecordingEnd::Stopped);
+            assert_eq!(*duration_ms, 200);
+        }
+        other => panic!("{other:?}"),
+    }
+    let samples: Vec<i16> = hound::WavReader::open(&path)
+        .unwrap()
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(samples.len(), 1600);
+    let ab = (h.through(A, LA) + h.through(B, LB)) as i16;
+    let whole = samples.iter().filter(|&&s| s == ab).count();
+    assert!(whole >= 1440, "{whole} of 1600 samples are A + B");
+    assert!(!samples.contains(&(ab + h.through(C, LC) as i16)));
+}
+
+#[test]
+fn a_mix_recording_ends_at_its_max_duration_or_with_the_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::mix(&[(A, AudioCodec::Pcmu), (B, AudioCodec::Pcmu)]);
+    record_mixer(&mut h, &dir.path().join("max.wav"), Some(100));
+    for k in 1..=7u64 {
+        h.tick(k * 20);
+    }
+    match recording_done(&mut h).as_slice() {
+        [MediaEvent::RecordingDone {
+            end, duration_ms, ..
+        }] => {
+            assert_eq!(*end, RecordingEnd::MaxDuration);
+            assert_eq!(*duration_ms, 100);
+        }
+        other => panic!("{other:?}"),
+    }
+    record_mixer(&mut h, &dir.path().join("destroyed.wav"), None);
+    h.cmd(300, MediaCommand::DestroyMix { session: S, mix: M })
+        .unwrap();
+    assert!(matches!(
+        recording_done(&mut h).as_slice(),
+        [MediaEvent::RecordingDone {
+            end: RecordingEnd::Stopped,
+            ..
+        }]
+    ));
+    assert_eq!(h.engine.mixer().next_due(), None);
+}
