@@ -34,7 +34,8 @@
 //! member's role (ChanSpy's `4`/`5`/`6`, mute), `SetMixVolume` its talk and
 //! listen volume. A `Play` on a member replaces what it hears while it lasts
 //! (music while alone, announcements). RFC 4733 digits of a member still
-//! arrive as `Dtmf` and are not mixed. The commands are routed by
+//! arrive as `Dtmf` and are not mixed. `RecordMixer` records the mix's
+//! output (mono, what is said to all). The commands are routed by
 //! `session` (the session whose worker hosts the mix); a member must be a
 //! leg open on that same worker (any session of it).
 //!
