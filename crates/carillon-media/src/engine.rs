@@ -813,7 +813,6 @@ impl MediaEngine {
         let ts = rtp.timestamp();
         let payload_start = rtp.header_len();
         let payload_end = payload_start + rtp.payload().len();
-        let event = TelephoneEvent::parse(rtp.payload()).ok();
         let len = packet.len();
 
         let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
@@ -858,7 +857,8 @@ impl MediaEngine {
         let kind = if pt == params.payload_type {
             Kind::Audio
         } else if Some(pt) == params.telephone_event_pt {
-            if let Some(event) = event {
+            let payload = packet.get(payload_start..payload_end).unwrap_or_default();
+            if let Ok(event) = TelephoneEvent::parse(payload) {
                 convert = event.digit().map(|digit| taps::Convert::Event {
                     digit,
                     ts,
@@ -882,10 +882,13 @@ impl MediaEngine {
             return None;
         };
         let from_codec = params.codec;
-        let mut inband = Vec::new();
-        if matches!(kind, Kind::Audio) && (may_detect || !self.recorders.is_empty()) {
-            if let Some(payload) = packet.get(payload_start..payload_end) {
-                self.tap_audio(now, slot, payload, &mut inband);
+        let audio = matches!(kind, Kind::Audio);
+        // The common case (nothing taps this leg, no digit to convert) costs
+        // this one branch; the taps are out of line (`taps::relay_taps`).
+        if (audio && (may_detect || !self.recorders.is_empty())) || convert.is_some() {
+            let payload = packet.get(payload_start..payload_end).filter(|_| audio);
+            if !self.relay_taps(now, slot, peer, payload, convert) {
+                return None;
             }
         }
         if !self.mixer.is_empty() {
@@ -899,16 +902,6 @@ impl MediaEngine {
             self.counters.unbridged += 1;
             return None;
         };
-        if let Some(convert) = convert {
-            self.convert_dtmf(now, peer_slot, convert);
-            if self.event_blocked(peer_slot) {
-                self.counters.dtmf_muted += 1;
-                return None;
-            }
-        }
-        for digit in inband {
-            self.convert_dtmf(now, peer_slot, taps::Convert::Inband(digit));
-        }
 
         let Some(peer) = self.legs.get_mut(peer_slot).and_then(Option::as_mut) else {
             self.counters.unbridged += 1;
