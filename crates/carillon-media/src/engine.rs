@@ -883,18 +883,22 @@ impl MediaEngine {
         };
         let from_codec = params.codec;
         let audio = matches!(kind, Kind::Audio);
+        if !self.mixer.is_empty() {
+            // A mix member's audio feeds its mix; nothing crosses a bridge
+            // to or from a member, digits included (`engine/mixing.rs`).
+            let payload = packet.get(payload_start..payload_end);
+            if self.mix_packet(slot, peer, audio, payload.unwrap_or_default()) {
+                if audio && (may_detect || !self.recorders.is_empty()) {
+                    self.relay_taps(now, slot, None, payload, None);
+                }
+                return None;
+            }
+        }
         // The common case (nothing taps this leg, no digit to convert) costs
         // this one branch; the taps are out of line (`taps::relay_taps`).
         if (audio && (may_detect || !self.recorders.is_empty())) || convert.is_some() {
             let payload = packet.get(payload_start..payload_end).filter(|_| audio);
             if !self.relay_taps(now, slot, peer, payload, convert) {
-                return None;
-            }
-        }
-        if !self.mixer.is_empty() {
-            let audio = matches!(kind, Kind::Audio);
-            let payload = packet.get(payload_start..payload_end).unwrap_or_default();
-            if self.mix_packet(slot, peer, audio, payload) {
                 return None;
             }
         }

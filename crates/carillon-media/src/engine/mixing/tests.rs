@@ -799,3 +799,70 @@ fn a_mix_recording_ends_at_its_max_duration_or_with_the_mix() {
     ));
     assert_eq!(h.engine.mixer().next_due(), None);
 }
+
+#[test]
+fn a_members_digits_are_detected_but_not_converted_across_its_suspended_bridge() {
+    let mut h = Harness::new(false);
+    h.open(A, AudioCodec::Pcmu, 20);
+    h.open(B, AudioCodec::Pcmu, 20);
+    h.open(C, AudioCodec::Pcmu, 20);
+    h.cmd(
+        0,
+        MediaCommand::Bridge {
+            session: S,
+            a: A,
+            b: B,
+        },
+    )
+    .unwrap();
+    // A's digits are in-band, B takes RFC 4733: bridged, a digit from A
+    // would become events sent to B.
+    h.cmd(
+        0,
+        MediaCommand::SetDtmfMode {
+            session: S,
+            leg: A,
+            mode: carillon_mediactl::DtmfMode::Inband,
+        },
+    )
+    .unwrap();
+    h.cmd(0, MediaCommand::CreateMix { session: S, mix: M })
+        .unwrap();
+    h.add(0, A, MixRole::normal());
+    h.add(0, C, MixRole::normal());
+    // A presses 5 in-band (770 + 1336 Hz) for 160 ms, then is quiet.
+    let mut low = carillon_codec::ToneGenerator::new(770.0, 4000);
+    let mut high = carillon_codec::ToneGenerator::new(1336.0, 4000);
+    let mut events = Vec::new();
+    let mut to_b = 0;
+    for k in 0..20u64 {
+        let samples: Vec<i16> = (0..160)
+            .map(|_| {
+                let (l, hi) = (low.next_sample(), high.next_sample());
+                if k < 8 {
+                    l + hi
+                } else {
+                    0
+                }
+            })
+            .collect();
+        assert!(h.speak(k * 20 + 5, A, &samples).is_none());
+        let got = h.tick(k * 20 + 20);
+        to_b += got.get(&B).map_or(0, Vec::len);
+        events.extend(std::iter::from_fn(|| h.engine.poll_event()));
+    }
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            MediaEvent::Dtmf {
+                leg,
+                digit: '5',
+                source: carillon_mediactl::DtmfSource::Inband,
+                ..
+            } if *leg == A
+        )),
+        "{events:?}"
+    );
+    assert_eq!(to_b, 0, "nothing generated towards the suspended peer");
+    assert!(h.engine.mixer().mix(M).unwrap().members[1].packets_sent > 0);
+}
