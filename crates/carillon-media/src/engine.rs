@@ -883,22 +883,25 @@ impl MediaEngine {
         };
         let from_codec = params.codec;
         let audio = matches!(kind, Kind::Audio);
-        if !self.mixer.is_empty() {
-            // A mix member's audio feeds its mix; nothing crosses a bridge
-            // to or from a member, digits included (`engine/mixing.rs`).
+        // The common case (nothing taps this leg, no digit to convert, no
+        // mix) costs this one branch; the taps are out of line
+        // (`taps::relay_taps`), and so is the mixer (`engine/mixing.rs`: a
+        // mix member's audio feeds its mix after the audio taps, and
+        // nothing crosses a bridge to or from a member, digits included).
+        let tapped = audio && (may_detect || !self.recorders.is_empty());
+        if tapped || convert.is_some() || !self.mixer.is_empty() {
             let payload = packet.get(payload_start..payload_end);
-            if self.mix_packet(slot, peer, audio, payload.unwrap_or_default()) {
-                if audio && (may_detect || !self.recorders.is_empty()) {
+            if !self.mixer.is_empty()
+                && self.mix_packet(slot, peer, audio, payload.unwrap_or_default())
+            {
+                if tapped {
                     self.relay_taps(now, slot, None, payload, None);
                 }
                 return None;
             }
-        }
-        // The common case (nothing taps this leg, no digit to convert) costs
-        // this one branch; the taps are out of line (`taps::relay_taps`).
-        if (audio && (may_detect || !self.recorders.is_empty())) || convert.is_some() {
-            let payload = packet.get(payload_start..payload_end).filter(|_| audio);
-            if !self.relay_taps(now, slot, peer, payload, convert) {
+            if (tapped || convert.is_some())
+                && !self.relay_taps(now, slot, peer, payload.filter(|_| audio), convert)
+            {
                 return None;
             }
         }

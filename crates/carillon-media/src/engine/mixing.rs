@@ -174,7 +174,9 @@ impl MediaEngine {
 
     /// The relay path's hook, for an accepted packet from `slot` (bridged
     /// to `peer`): true when the mixer took it (a member's audio, a
-    /// member's event) or it was heading to a member (dropped).
+    /// member's event) or it was heading to a member (dropped). Out of
+    /// line: the relay path of non-members pays only the `is_empty` check.
+    #[inline(never)]
     pub(super) fn mix_packet(
         &mut self,
         slot: usize,
