@@ -37,7 +37,9 @@
 //! arrive as `Dtmf` and are not mixed. `RecordMixer` records the mix's
 //! output (mono, what is said to all). The commands are routed by
 //! `session` (the session whose worker hosts the mix); a member must be a
-//! leg open on that same worker (any session of it).
+//! leg open on that same worker (any session of it). A mix lasts until
+//! `DestroyMix`: closing legs (its members or its session's) does not end
+//! it.
 //!
 //! DTMF crossing a bridge: a digit received on leg A (RFC 4733 or in-band)
 //! reaches its bridged leg B in B's mode: RFC 4733 events when B's mode is
