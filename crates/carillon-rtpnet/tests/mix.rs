@@ -381,3 +381,107 @@ async fn a_listening_supervisor_is_heard_by_nobody_and_a_whisper_only_by_the_age
             .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_barges_into_a_bridged_call_and_leaving_gives_the_bridge_back() {
+    let (handle, mut events) = start();
+    let mut agent = Phone::new(21, AudioCodec::Pcmu, 20, 500.0).await;
+    let mut caller = Phone::new(22, AudioCodec::Pcma, 20, 1100.0).await;
+    // The agent and the caller are one call (one session), bridged.
+    let call = SessionId(120);
+    agent.session = call;
+    caller.session = call;
+    let supervisor = Phone::new(23, AudioCodec::Pcmu, 20, 1700.0).await;
+    for phone in [&agent, &caller, &supervisor] {
+        handle
+            .send(MediaCommand::OpenLeg {
+                session: phone.session,
+                leg: phone.leg,
+                local_port: phone.port,
+                params: phone.params(),
+            })
+            .unwrap();
+        match next_event(&mut events).await {
+            MediaEvent::LegOpened { leg, .. } if leg == phone.leg => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    handle
+        .send(MediaCommand::Bridge {
+            session: call,
+            a: agent.leg,
+            b: caller.leg,
+        })
+        .unwrap();
+    let heard = hear_all(&[&agent, &caller]).await;
+    assert_tones("agent (bridged)", &heard[0], &[&caller], &[&agent]);
+    assert_tones("caller (bridged)", &heard[1], &[&agent], &[&caller]);
+
+    // Barge: the bridge becomes a mix of three.
+    handle
+        .send(MediaCommand::CreateMix {
+            session: call,
+            mix: ROOM,
+        })
+        .unwrap();
+    for phone in [&agent, &caller, &supervisor] {
+        handle
+            .send(MediaCommand::AddToMix {
+                session: call,
+                mix: ROOM,
+                leg: phone.leg,
+                role: MixRole::normal(),
+            })
+            .unwrap();
+    }
+    let heard = hear_all(&[&agent, &caller, &supervisor]).await;
+    assert_tones(
+        "agent (barge)",
+        &heard[0],
+        &[&caller, &supervisor],
+        &[&agent],
+    );
+    assert_tones(
+        "caller (barge)",
+        &heard[1],
+        &[&agent, &supervisor],
+        &[&caller],
+    );
+    assert_tones(
+        "supervisor (barge)",
+        &heard[2],
+        &[&agent, &caller],
+        &[&supervisor],
+    );
+
+    // The supervisor leaves and the mix goes: the relay is back.
+    handle
+        .send(MediaCommand::RemoveFromMix {
+            session: call,
+            mix: ROOM,
+            leg: supervisor.leg,
+        })
+        .unwrap();
+    handle
+        .send(MediaCommand::DestroyMix {
+            session: call,
+            mix: ROOM,
+        })
+        .unwrap();
+    let heard = hear_all(&[&agent, &caller]).await;
+    assert_tones(
+        "agent (after)",
+        &heard[0],
+        &[&caller],
+        &[&agent, &supervisor],
+    );
+    assert_tones(
+        "caller (after)",
+        &heard[1],
+        &[&agent],
+        &[&caller, &supervisor],
+    );
+    for session in [call, supervisor.session] {
+        handle.send(MediaCommand::CloseSession { session }).unwrap();
+    }
+}
