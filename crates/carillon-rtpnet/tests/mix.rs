@@ -485,3 +485,47 @@ async fn a_supervisor_barges_into_a_bridged_call_and_leaving_gives_the_bridge_ba
         handle.send(MediaCommand::CloseSession { session }).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_rfc4733_digit_reaches_the_switch_and_not_the_other_members() {
+    let (handle, mut events) = start();
+    let a = Phone::new(31, AudioCodec::Pcmu, 20, 500.0).await;
+    let b = Phone::new(32, AudioCodec::Pcma, 20, 1100.0).await;
+    join(
+        &handle,
+        &mut events,
+        &[(&a, MixRole::normal()), (&b, MixRole::normal())],
+    )
+    .await;
+    let generator = carillon_rtp::DtmfGenerator::new('9', 800, 160).unwrap();
+    for (i, generated) in generator.enumerate() {
+        let body = generated.event.to_bytes();
+        let mut buf = [0u8; 16];
+        RtpPacketBuilder::new(101, i as u16, 16_000, Ssrc(1), &body)
+            .with_marker(generated.marker)
+            .write_into(&mut buf)
+            .unwrap();
+        a.socket.send_to(&buf, (LOOPBACK, a.port)).await.unwrap();
+    }
+    match next_event(&mut events).await {
+        MediaEvent::Dtmf { leg, digit, .. } => assert_eq!((leg, digit), (a.leg, '9')),
+        other => panic!("unexpected {other:?}"),
+    }
+    // B hears the mix (silence here), never the event packets.
+    let mut buf = [0u8; 1500];
+    let mut heard = 0;
+    while heard < 20 {
+        let n = tokio::time::timeout(PATIENCE, b.socket.recv(&mut buf))
+            .await
+            .expect("mixed audio in time")
+            .unwrap();
+        let p = RtpPacket::parse(&buf[..n]).unwrap();
+        assert_eq!(p.payload_type(), 8, "B's audio payload type only");
+        heard += 1;
+    }
+    for p in [&a, &b] {
+        handle
+            .send(MediaCommand::CloseSession { session: p.session })
+            .unwrap();
+    }
+}
