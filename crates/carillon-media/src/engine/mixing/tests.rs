@@ -866,3 +866,55 @@ fn a_members_digits_are_detected_but_not_converted_across_its_suspended_bridge()
     assert_eq!(to_b, 0, "nothing generated towards the suspended peer");
     assert!(h.engine.mixer().mix(M).unwrap().members[1].packets_sent > 0);
 }
+
+#[test]
+fn a_bridge_given_back_continues_even_when_the_phone_restarts_its_sequence() {
+    let mut h = Harness::new(false);
+    h.open(A, AudioCodec::Pcmu, 20);
+    h.open(B, AudioCodec::Pcma, 20);
+    h.cmd(
+        0,
+        MediaCommand::Bridge {
+            session: S,
+            a: A,
+            b: B,
+        },
+    )
+    .unwrap();
+    let send = |h: &mut Harness, ms: u64, seq: u16| {
+        let mut p = rtp(0, seq, u32::from(seq) * 160, 0x1015, &[0x55; 160]);
+        let now = h.at(ms);
+        let t = h.engine.handle_packet(now, port(A), phone(A), &mut p);
+        t.map(|_| {
+            let p = carillon_rtp::RtpPacket::parse(&p).unwrap();
+            (p.sequence_number(), p.marker())
+        })
+    };
+    let mut out = Vec::new();
+    for k in 0..5u16 {
+        out.extend(send(&mut h, u64::from(k) * 20, k));
+    }
+    h.cmd(100, MediaCommand::CreateMix { session: S, mix: M })
+        .unwrap();
+    h.add(100, A, MixRole::normal());
+    h.add(100, B, MixRole::normal());
+    for k in 0..5u16 {
+        assert!(send(&mut h, 105 + u64::from(k) * 20, k).is_none());
+        for g in h
+            .tick(120 + u64::from(k) * 20)
+            .remove(&B)
+            .unwrap_or_default()
+        {
+            out.push((g.seq, g.marker));
+        }
+    }
+    h.cmd(300, MediaCommand::DestroyMix { session: S, mix: M })
+        .unwrap();
+    for k in 0..5u16 {
+        out.extend(send(&mut h, 305 + u64::from(k) * 20, k));
+    }
+    let seqs: Vec<u16> = out.iter().map(|o| o.0).collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "{seqs:?}");
+    }
+}
