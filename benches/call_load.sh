@@ -186,7 +186,14 @@ relay|transcode)
     fi
     read -r bpf_ns0 bpf_cnt0 < <(bpf_prog_stats "$SWITCH_PID")
     cpu0="$(cpu_ticks "$SWITCH_PID")"; t0="$(date +%s.%N)"; m0="$(machine_busy_ticks)"
-    sleep "$WINDOW"
+    if [ "${PERF_STAT:-0}" = 1 ]; then
+        # System calls, context switches and CPU of the switch in the window
+        # (software counters: they work where hardware ones are not exposed).
+        perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock \
+            -p "$SWITCH_PID" -o "$WORK/perf_stat.csv" -- sleep "$WINDOW" 2>/dev/null
+    else
+        sleep "$WINDOW"
+    fi
     cpu1="$(cpu_ticks "$SWITCH_PID")"; t1="$(date +%s.%N)"; m1="$(machine_busy_ticks)"
     read -r bpf_ns1 bpf_cnt1 < <(bpf_prog_stats "$SWITCH_PID")
     if [ "${KERNEL:-0}" = 1 ]; then echo "$bpf_stats_was" > /proc/sys/kernel/bpf_stats_enabled; fi
@@ -225,6 +232,27 @@ for d in ("uac_to_uas", "uas_to_uac"):
           f"jitter_mean_ms={s.get('jitter_mean_ms')} jitter_max_ms={s.get('jitter_max_ms')} "
           f"payload_mismatch={s.get('payload_mismatch')}")
 PY
+    if [ -s "$WORK/perf_stat.csv" ]; then
+        # Per relayed packet: each call is 2 directions x 50 packets/s.
+        python3 - "$WORK/perf_stat.csv" "$CALLS" "$WINDOW" <<'PY'
+import sys
+path, calls, window = sys.argv[1:]
+counts = {}
+for line in open(path):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[0] and not line.startswith("#"):
+        try:
+            counts[f[2]] = float(f[0])
+        except ValueError:
+            pass
+packets = int(calls) * 100 * int(window)
+sc = counts.get("raw_syscalls:sys_enter", 0)
+cs = counts.get("context-switches", 0)
+tc = counts.get("task-clock", 0)
+print(f"  perf_stat: syscalls_per_packet={sc / packets:.3f} context_switches_per_packet={cs / packets:.4f} "
+      f"cpu_us_per_packet={tc * 1e3 / packets:.3f} (packets={packets}, task-clock {tc:.0f} ms)")
+PY
+    fi
     if [ "${RECORD:-0}" = 1 ]; then
         files="$(find "$WORK/recordings" -name '*.wav' | wc -l)"
         bytes="$(du -sb "$WORK/recordings" | cut -f1)"

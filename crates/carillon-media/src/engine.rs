@@ -104,6 +104,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod mixing;
 mod taps;
 
 /// Errors of a command; `OpenLeg` failures are also reported as
@@ -140,6 +141,8 @@ pub enum CommandError {
     BadDigit { digit: char },
     #[error("leg {leg:?} does not carry DTMF in its media (SIP INFO, or no telephone-event)")]
     DtmfNotByMedia { leg: LegId },
+    #[error(transparent)]
+    Mix(#[from] crate::mixer::MixError),
 }
 
 /// What the edge must do with sockets.
@@ -186,6 +189,10 @@ pub struct EngineCounters {
     pub dtmf_muted: u64,
     /// Relayed towards a leg whose output is a player (dropped).
     pub replaced_by_player: u64,
+    /// Audio of mix members taken by the mixer ([`crate::mixer`]).
+    pub mixed: u64,
+    /// Relayed towards a leg whose output is a mix (dropped).
+    pub replaced_by_mixer: u64,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -212,6 +219,8 @@ pub struct MediaEngine {
     recorders: crate::record::Recorders,
     /// Players of the legs whose output is not the relay (see [`crate::player`]).
     playout: Playout,
+    /// Mixes and their members (see [`crate::mixer`], `engine/mixing.rs`).
+    mixer: crate::mixer::Mixer,
 }
 
 enum Kind {
@@ -240,6 +249,7 @@ impl MediaEngine {
             counters: EngineCounters::default(),
             recorders: crate::record::Recorders::default(),
             playout: Playout::default(),
+            mixer: crate::mixer::Mixer::default(),
         }
     }
 
@@ -331,6 +341,9 @@ impl MediaEngine {
                 max_duration,
             ),
             MediaCommand::StopRecord { session, recording } => {
+                if self.stop_mix_recording(now, session, recording) {
+                    return Ok(());
+                }
                 self.stop_recording(now, session, recording)
             }
             MediaCommand::SetDtmfMode { session, leg, mode } => {
@@ -342,6 +355,13 @@ impl MediaEngine {
                 digit,
                 duration,
             } => self.send_dtmf(now, session, leg, digit, duration),
+            mix @ (MediaCommand::CreateMix { .. }
+            | MediaCommand::DestroyMix { .. }
+            | MediaCommand::AddToMix { .. }
+            | MediaCommand::SetMixRole { .. }
+            | MediaCommand::SetMixVolume { .. }
+            | MediaCommand::RemoveFromMix { .. }
+            | MediaCommand::RecordMixer { .. }) => self.handle_mix_command(now, mix),
             MediaCommand::CloseSession { session } => {
                 let legs = self
                     .sessions
@@ -593,6 +613,7 @@ impl MediaEngine {
     }
 
     fn close_slot(&mut self, slot: usize) {
+        self.close_in_mix(slot);
         self.detach(slot);
         self.stop_player(slot);
         if let Some(leg) = self.remove_slot(slot) {
@@ -792,7 +813,6 @@ impl MediaEngine {
         let ts = rtp.timestamp();
         let payload_start = rtp.header_len();
         let payload_end = payload_start + rtp.payload().len();
-        let event = TelephoneEvent::parse(rtp.payload()).ok();
         let len = packet.len();
 
         let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
@@ -837,7 +857,8 @@ impl MediaEngine {
         let kind = if pt == params.payload_type {
             Kind::Audio
         } else if Some(pt) == params.telephone_event_pt {
-            if let Some(event) = event {
+            let payload = packet.get(payload_start..payload_end).unwrap_or_default();
+            if let Ok(event) = TelephoneEvent::parse(payload) {
                 convert = event.digit().map(|digit| taps::Convert::Event {
                     digit,
                     ts,
@@ -861,26 +882,33 @@ impl MediaEngine {
             return None;
         };
         let from_codec = params.codec;
-        let mut inband = Vec::new();
-        if matches!(kind, Kind::Audio) && (may_detect || !self.recorders.is_empty()) {
-            if let Some(payload) = packet.get(payload_start..payload_end) {
-                self.tap_audio(now, slot, payload, &mut inband);
+        let audio = matches!(kind, Kind::Audio);
+        // The common case (nothing taps this leg, no digit to convert, no
+        // mix) costs this one branch; the taps are out of line
+        // (`taps::relay_taps`), and so is the mixer (`engine/mixing.rs`: a
+        // mix member's audio feeds its mix after the audio taps, and
+        // nothing crosses a bridge to or from a member, digits included).
+        let tapped = audio && (may_detect || !self.recorders.is_empty());
+        if tapped || convert.is_some() || !self.mixer.is_empty() {
+            let payload = packet.get(payload_start..payload_end);
+            if !self.mixer.is_empty()
+                && self.mix_packet(slot, peer, audio, payload.unwrap_or_default())
+            {
+                if tapped {
+                    self.relay_taps(now, slot, None, payload, None);
+                }
+                return None;
+            }
+            if (tapped || convert.is_some())
+                && !self.relay_taps(now, slot, peer, payload.filter(|_| audio), convert)
+            {
+                return None;
             }
         }
         let Some(peer_slot) = peer else {
             self.counters.unbridged += 1;
             return None;
         };
-        if let Some(convert) = convert {
-            self.convert_dtmf(now, peer_slot, convert);
-            if self.event_blocked(peer_slot) {
-                self.counters.dtmf_muted += 1;
-                return None;
-            }
-        }
-        for digit in inband {
-            self.convert_dtmf(now, peer_slot, taps::Convert::Inband(digit));
-        }
 
         let Some(peer) = self.legs.get_mut(peer_slot).and_then(Option::as_mut) else {
             self.counters.unbridged += 1;
@@ -1152,13 +1180,15 @@ impl MediaEngine {
 
     /// When [`Self::handle_timeout`] should next be called (possibly early).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(self.next_timeout, self.playout.next_due())
+        let due = earliest(self.next_timeout, self.playout.next_due());
+        earliest(due, self.mixer.next_due())
     }
 
     /// Fires due inactivity timeouts and DTMF lost-end timeouts, and makes
     /// the frames of every player due (see [`Self::drain_generated`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick_players(now);
+        self.tick_mixes(now);
         if self.next_timeout.is_some_and(|t| t <= now) {
             self.scan_legs(now);
         }

@@ -34,8 +34,12 @@
 //!   the tones, [`sounds`] holds the shared audio, [`output`] writes the
 //!   generated packets through the leg's output stream).
 //!
-//! Not here yet: mixing and
-//! RTP/RTCP multiplexing (RFC 5761); packets for them are dropped and counted.
+//! * [`mixer`]: mixes (conferences, supervisor listen / whisper / barge):
+//!   each member hears what its role lets it hear of the others, never
+//!   itself, in its own codec and ptime, on the worker's 20 ms tick.
+//!
+//! Not here yet: RTP/RTCP multiplexing (RFC 5761); packets for it are
+//! dropped and counted.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -46,6 +50,7 @@ pub mod dtmf_tap;
 pub mod engine;
 pub mod latch;
 pub mod leg;
+pub mod mixer;
 pub mod offload;
 pub mod output;
 pub mod player;

@@ -194,6 +194,11 @@ impl Recorders {
         self.options = options;
     }
 
+    /// The options new recordings get (mix recordings use them too).
+    pub fn options(&self) -> RecorderOptions {
+        self.options
+    }
+
     /// How many recordings tap `leg`'s received audio.
     pub fn taps(&self, leg: LegId) -> usize {
         if self.running.is_empty() {

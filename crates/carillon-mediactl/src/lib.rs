@@ -21,6 +21,26 @@
 //! `PlaybackDone`, recordings with `RecordingDone`; digits arrive as `Dtmf`
 //! with their source.
 //!
+//! ## Mixes (conferences and supervisor modes)
+//!
+//! A mix ([`MixId`], chosen by the switch) is one mixer of the media plane;
+//! ConfBridge and ChanSpy's listen / whisper / barge are configurations of
+//! it ([`MixRole`]), not separate mixers. `CreateMix`, then `AddToMix` per
+//! leg with its role: while a leg is a member its output is the mix (what
+//! its role lets it hear of the others, never its own voice, in its own
+//! codec and ptime) and its received audio goes to the mix instead of its
+//! bridge; its bridge (if any) is suspended, not dissolved, and resumes when
+//! the leg leaves (`RemoveFromMix`, `DestroyMix`). `SetMixRole` switches a
+//! member's role (ChanSpy's `4`/`5`/`6`, mute), `SetMixVolume` its talk and
+//! listen volume. A `Play` on a member replaces what it hears while it lasts
+//! (music while alone, announcements). RFC 4733 digits of a member still
+//! arrive as `Dtmf` and are not mixed. `RecordMixer` records the mix's
+//! output (mono, what is said to all). The commands are routed by
+//! `session` (the session whose worker hosts the mix); a member must be a
+//! leg open on that same worker (any session of it). A mix lasts until
+//! `DestroyMix`: closing legs (its members or its session's) does not end
+//! it.
+//!
 //! DTMF crossing a bridge: a digit received on leg A (RFC 4733 or in-band)
 //! reaches its bridged leg B in B's mode: RFC 4733 events when B's mode is
 //! `Rfc4733` (or `Auto` with a telephone-event payload type), generated
@@ -106,6 +126,63 @@ pub struct PlaybackId(pub u64);
 /// [`MediaEvent::RecordingDone`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordingId(pub u64);
+
+/// Identifies one mix (conference room, spied bridge) of a worker; chosen
+/// by the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MixId(pub u64);
+
+/// Whom a mix member's voice reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Speak {
+    /// Every other member that hears (conference member, barge).
+    All,
+    /// Only these members (whisper: the supervisor to the agent).
+    To(Vec<LegId>),
+    /// Nobody (listen-only, muted).
+    None,
+}
+
+/// What a member of a mix says and hears. Every member hears the sum of
+/// what is spoken to it by the others, never its own voice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MixRole {
+    pub speaks: Speak,
+    /// Whether the member hears the mix (false: it hears nothing from it).
+    pub hears: bool,
+}
+
+impl MixRole {
+    /// A conference member, or a supervisor barging in: speaks to and
+    /// hears everyone.
+    pub fn normal() -> MixRole {
+        MixRole {
+            speaks: Speak::All,
+            hears: true,
+        }
+    }
+
+    /// ChanSpy listen: hears everyone, heard by nobody.
+    pub fn listen() -> MixRole {
+        MixRole {
+            speaks: Speak::None,
+            hears: true,
+        }
+    }
+
+    /// A muted conference member: the same configuration as [`Self::listen`].
+    pub fn muted() -> MixRole {
+        MixRole::listen()
+    }
+
+    /// ChanSpy whisper: hears everyone, heard only by `to` (the agent).
+    pub fn whisper(to: Vec<LegId>) -> MixRole {
+        MixRole {
+            speaks: Speak::To(to),
+            hears: true,
+        }
+    }
+}
 
 /// One item of a playlist.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,6 +391,55 @@ pub enum MediaCommand {
         digit: char,
         duration: Duration,
     },
+    /// Creates an empty mix on the worker of `session`.
+    CreateMix { session: SessionId, mix: MixId },
+    /// Removes every member (each gets its earlier output back) and the mix.
+    DestroyMix { session: SessionId, mix: MixId },
+    /// Makes `leg` (open on the mix's worker, of any session) a member: its
+    /// output becomes the mix, its audio feeds the mix.
+    AddToMix {
+        session: SessionId,
+        mix: MixId,
+        leg: LegId,
+        role: MixRole,
+    },
+    /// Changes a member's role.
+    SetMixRole {
+        session: SessionId,
+        mix: MixId,
+        leg: LegId,
+        role: MixRole,
+    },
+    /// A member's volume in steps of 3 dB (`-4..=4`, 0 = unchanged; out of
+    /// range steps are clamped): `talk` scales its voice in the mix,
+    /// `listen` what it hears (ConfBridge's volume menu).
+    SetMixVolume {
+        session: SessionId,
+        mix: MixId,
+        leg: LegId,
+        talk: i8,
+        listen: i8,
+    },
+    /// Takes `leg` out of the mix; its earlier output (the relay from its
+    /// bridged leg, or nothing) resumes as one continuous stream.
+    RemoveFromMix {
+        session: SessionId,
+        mix: MixId,
+        leg: LegId,
+    },
+    /// Records what the mix's members say to everyone (mono; whispers are
+    /// not in it) to `path`, a WAV file created with its directories (the
+    /// ConfBridge room recording). One recording per mix; it ends with
+    /// `StopRecord { session, recording }` (the mix's session), with
+    /// `DestroyMix`, or at `max_duration`, and then `RecordingDone`. The
+    /// `recording` id must not also name a leg recording of that session.
+    RecordMixer {
+        session: SessionId,
+        recording: RecordingId,
+        mix: MixId,
+        path: PathBuf,
+        max_duration: Option<Duration>,
+    },
 }
 
 impl MediaCommand {
@@ -331,7 +457,14 @@ impl MediaCommand {
             | MediaCommand::Record { session, .. }
             | MediaCommand::StopRecord { session, .. }
             | MediaCommand::SetDtmfMode { session, .. }
-            | MediaCommand::SendDtmf { session, .. } => *session,
+            | MediaCommand::SendDtmf { session, .. }
+            | MediaCommand::CreateMix { session, .. }
+            | MediaCommand::DestroyMix { session, .. }
+            | MediaCommand::AddToMix { session, .. }
+            | MediaCommand::SetMixRole { session, .. }
+            | MediaCommand::SetMixVolume { session, .. }
+            | MediaCommand::RemoveFromMix { session, .. }
+            | MediaCommand::RecordMixer { session, .. } => *session,
         }
     }
 }

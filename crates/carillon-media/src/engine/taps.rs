@@ -220,6 +220,40 @@ impl MediaEngine {
         }
     }
 
+    /// The taps of a packet received on `slot` (bridged to `peer`): the
+    /// audio `payload` through [`Self::tap_audio`], then the digits heard
+    /// converted towards the peer. False when the packet must not be
+    /// relayed (an event the peer does not take as events). Kept out of
+    /// the relay path's common case, which never calls it.
+    #[inline(never)]
+    pub(super) fn relay_taps(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        peer: Option<usize>,
+        payload: Option<&[u8]>,
+        convert: Option<Convert>,
+    ) -> bool {
+        let mut inband = Vec::new();
+        if let Some(payload) = payload {
+            self.tap_audio(now, slot, payload, &mut inband);
+        }
+        let Some(peer_slot) = peer else {
+            return true; // counted as unbridged by the caller
+        };
+        if let Some(convert) = convert {
+            self.convert_dtmf(now, peer_slot, convert);
+            if self.event_blocked(peer_slot) {
+                self.counters.dtmf_muted += 1;
+                return false;
+            }
+        }
+        for digit in inband {
+            self.convert_dtmf(now, peer_slot, Convert::Inband(digit));
+        }
+        true
+    }
+
     /// How a digit reaches the leg in `slot`.
     pub(super) fn outgoing_of(&self, slot: usize) -> Outgoing {
         self.legs
