@@ -409,10 +409,12 @@ fn bool_or(lo: &mut Loader<'_>, f: &mut Fields<'_>, key: &str, default: bool) ->
 fn read_queue(lo: &mut Loader<'_>, path: &str, name: &str, node: &Node) -> Option<QueueConfig> {
     let mut f = lo.fields(path, node)?;
     let owner = format!("queue '{name}'");
+    // A bad strategy is reported and the rest of the queue still read,
+    // so every problem shows in one run.
+    let mut ok = true;
     let strategy = match f.get("strategy") {
-        Some((p, n)) => {
-            let s = lo.string(&p, n)?;
-            let Some(s) = Strategy::parse(s) else {
+        Some((p, n)) => match lo.string(&p, n) {
+            Some(s) => Strategy::parse(s).unwrap_or_else(|| {
                 lo.report(
                     n.line,
                     &p,
@@ -421,10 +423,14 @@ fn read_queue(lo: &mut Loader<'_>, path: &str, name: &str, node: &Node) -> Optio
                         Strategy::NAMES.join(", ")
                     ),
                 );
-                return None;
-            };
-            s
-        }
+                ok = false;
+                Strategy::RingAll
+            }),
+            None => {
+                ok = false;
+                Strategy::RingAll
+            }
+        },
         None => Strategy::RingAll,
     };
     let mut q = QueueConfig::new(name, strategy);
@@ -529,7 +535,7 @@ fn read_queue(lo: &mut Loader<'_>, path: &str, name: &str, node: &Node) -> Optio
         q.rules.sort_by_key(|r| r.after);
     }
     lo.finish(f, QUEUE_KEYS, &owner);
-    Some(q)
+    ok.then_some(q)
 }
 
 fn empty_rule(lo: &mut Loader<'_>, path: &str, node: &Node) -> Option<EmptyRule> {
@@ -887,5 +893,25 @@ max_penalty = "twice"
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].contains("needs 'periodic_announce'"));
         assert!(got[1].contains("member PJSIP/1 is given twice"));
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_loads() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/queues.example.toml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let c =
+            QueuesConfig::load("queues.example.toml", &text).unwrap_or_else(|p| panic!("{p:?}"));
+        let q = c.queue("english").unwrap();
+        assert_eq!(q.strategy, Strategy::Random);
+        assert_eq!(q.members.len(), 2);
+        assert_eq!(q.rules.len(), 2);
     }
 }
