@@ -576,15 +576,17 @@ impl Engine {
             }
         }
         let q = &mut self.queues[qi];
+        // After the last caller of this priority or higher (the list is
+        // ordered by priority, so scanning from the back is short).
         let by_priority = q
             .waiting
             .iter()
-            .position(|w| {
+            .rposition(|w| {
                 self.callers
                     .get(w)
-                    .is_some_and(|c| c.priority < join.priority)
+                    .is_some_and(|c| c.priority >= join.priority)
             })
-            .unwrap_or(q.waiting.len());
+            .map_or(0, |i| i + 1);
         let index = match join.position {
             Some(p) if p >= 1 => q
                 .waiting
@@ -808,7 +810,9 @@ impl Engine {
         };
         let callid = c.uniqueid.clone();
         let q = &mut self.queues[qi];
-        q.waiting.retain(|w| *w != id);
+        if let Some(i) = q.waiting.iter().position(|w| *w == id) {
+            q.waiting.remove(i);
+        }
         q.stats.answered += 1;
         if hold <= q.cfg.service_level {
             q.stats.answered_within_service_level += 1;
