@@ -1146,9 +1146,9 @@ impl Engine {
         }
     }
 
-    /// The earliest deadline of anything time-bound that is still live:
-    /// `(what, deadline)` of offers, wrap-ups, retries and caller
-    /// timeouts, for invariant checks.
+    /// Every deadline of what is still live and time-bound: `(what,
+    /// deadline)` of offers, wrap-ups, retries and caller timeouts, for
+    /// invariant checks.
     pub fn deadlines(&self) -> Vec<(String, Instant)> {
         let mut v = Vec::new();
         for (id, o) in &self.offers {

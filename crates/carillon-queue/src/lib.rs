@@ -52,6 +52,36 @@
 //! longer live (another agent won, the caller left, the offer timed out)
 //! never bridges: it gets [`Action::RejectLateAnswer`].
 //!
+//! # Semantics, and where they differ from app_queue
+//!
+//! - Offer order: app_queue's metrics (penalty tier first, except
+//!   `wrandom`). A caller tries members it has not tried this round; the
+//!   round ends when no untried member can be rung now, then the caller
+//!   waits `retry` (app_queue's ring_one / retry loop). Several callers
+//!   ring at once when several members are free (app_queue's autofill),
+//!   but a member is reserved by one offer at a time, even with ringall;
+//!   a caller no free member suits (skills, penalty) does not hold up the
+//!   callers behind it.
+//! - Queues sharing a member are served in file order when it frees.
+//! - Pause is per agent, across all its queues (one PAUSE record per
+//!   queue), like mod_callcenter; app_queue can pause per queue.
+//! - `rrmemory` and `rrordered` rank the same here: members are kept in
+//!   file order (then login order), while app_queue's rrmemory walks its
+//!   hash container's order.
+//! - `ringinuse` only concerns calls the switch reports outside the
+//!   engine ([`Engine::handle_device_busy`]): a member ringing or in a
+//!   queue call is never offered, whatever the setting.
+//! - A withdrawn offer frees its agent at once; the switch CANCELs the
+//!   leg, and a 200 that crosses the CANCEL gets
+//!   [`Action::RejectLateAnswer`].
+//! - Skills: a caller needs every skill of the queue's `require` and of
+//!   its join at the given minimum level; rules lower those levels
+//!   (app_queue has no skills; this is mod_callcenter's tiers' role).
+//! - `QUEUESTATUS=CONTINUE` is returned when the agent hangs up a bridged
+//!   call (the dialplan decides what follows); a caller who hangs up has
+//!   no dialplan to return to, a transferred one continues where the
+//!   transfer took it.
+//!
 //! Modules: [`config`] (`queues.toml`), [`engine`] (the state owner),
 //! [`log`] (queue log records).
 #![cfg_attr(
