@@ -863,13 +863,11 @@ impl Engine {
         if offer.0 == 0 || offer.0 >= self.next_offer {
             return Err(QueueError::UnknownOffer(offer));
         }
+        // Busy counts as unanswered like the others; whether the phone is
+        // in another call is the switch's to report (handle_device_busy),
+        // so a busy answer never leaves the agent marked busy for good.
+        let _ = why;
         if self.offers.contains_key(&offer) {
-            if why == OfferFailure::Busy {
-                // It is in a call we did not know of.
-                if let Some(o) = self.offers.get(&offer) {
-                    self.agents[o.agent].busy_elsewhere = true;
-                }
-            }
             self.unanswered(now, offer, false);
             self.settle(now);
         }
