@@ -10,6 +10,10 @@
 //!   records while the database is unreachable and replays them later; the
 //!   callers' callback requests (table `callback_requests`) take the same
 //!   path;
+//! - the queue engine's tables (`store/queue.rs`): `queue_members`
+//!   (dynamic members and pauses, restored at start) and `queue_log`
+//!   (app_queue's queue log), written and read by [`Store`] methods
+//!   (not run by the binary until the `Queue` application is wired);
 //! - [`SystemClock`]: the real [`carillon_cdr::WallClock`].
 //!
 //! It does not own REGISTER semantics (`carillon-registrar`) nor the record
@@ -42,4 +46,7 @@ pub use cdr_writer::{CdrFlushReport, CdrTarget, CdrWriter, CdrWriterConfig, CdrW
 pub use clock::SystemClock;
 pub use error::StoreError;
 pub use spool::SpoolEntry;
+pub use store::queue::{
+    utc_text, QueueLogQuery, QueueLogRow, StoredQueueMember, QUEUE_LOG_ROWS_PER_STATEMENT,
+};
 pub use store::{Backend, CallbackQuery, CdrQuery, Store, StoreOptions, StoredCallbackRequest};

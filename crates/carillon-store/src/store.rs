@@ -124,6 +124,9 @@ macro_rules! on_pool {
     };
 }
 
+// The queue engine's tables (after the macro: the module uses it).
+pub(crate) mod queue;
+
 const UPSERT_BINDING_HEAD: &str = "INSERT INTO bindings \
     (aor, contact, instance, reg_id, source, path, call_id, cseq, expires_at, q, user_agent) ";
 const UPSERT_BINDING_TAIL: &str = " ON CONFLICT (aor, contact) DO UPDATE SET \

@@ -1,6 +1,7 @@
 //! Configuration: the TOML files in the config directory (`carillon.toml`,
-//! `users.toml` deserialized with serde here; `trunks.toml` and
-//! `dialplan.toml` through their crates' loaders), validated whole, then
+//! `users.toml` deserialized with serde here; `trunks.toml`,
+//! `dialplan.toml` and `queues.toml` through their crates' loaders),
+//! validated whole, then
 //! cross-checked ([`crate::crosscheck`]). Every problem is reported as
 //! `file:line: dotted.key: what is wrong` on one line, and all of them are
 //! collected before giving up (a file that does not parse does not stop the
@@ -423,6 +424,9 @@ pub struct Config {
     pub users: Vec<User>,
     pub dialplan: Option<carillon_dialplan::Dialplan>,
     pub trunks: Option<carillon_trunk::TrunkSet>,
+    /// `queues.toml` (issue 15): checked and loaded, not run yet (the
+    /// `Queue` application is not wired to the queue engine).
+    pub queues: Option<carillon_queue::QueuesConfig>,
     /// `[events] file`: JSON lines of switch events (relative to the
     /// working directory).
     pub events_file: Option<PathBuf>,
@@ -1114,6 +1118,20 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         &source(&trunks_path, &trunks_text),
         &source(&dialplan_path, &dialplan_text),
     ));
+    let queues_path = dir.join("queues.toml");
+    let queues_text = read_optional(&queues_path, &mut problems);
+    let queues = queues_text.as_deref().and_then(|text| {
+        carillon_queue::QueuesConfig::load(&queues_path.display().to_string(), text)
+            .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
+            .ok()
+    });
+    let moh_classes: Option<std::collections::BTreeSet<String>> =
+        main.as_ref().map(|m| m.moh.keys().cloned().collect());
+    problems.extend(crosscheck::check_queues(
+        &source(&queues_path, &queues_text),
+        &source(&dialplan_path, &dialplan_text),
+        moh_classes.as_ref(),
+    ));
     let main_values = match (&main, &main_text) {
         (Some(main), Some(text)) => Some(check_main(&main_path, text, main, &mut problems)),
         _ => None,
@@ -1178,6 +1196,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         users: user_list,
         dialplan,
         trunks,
+        queues,
         events_file,
         recording_dir,
         moh,

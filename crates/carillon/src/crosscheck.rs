@@ -340,6 +340,56 @@ fn check_target(
     }
 }
 
+/// The names `queues.toml` gives other files (issue 15): a queue's
+/// `moh_class` must be a `[moh.<class>]` of `carillon.toml` (checked when
+/// that file's classes are known), an exit digit's `context` a
+/// `[context.NAME]` of `dialplan.toml` (when there is one that parses).
+pub fn check_queues(
+    queues: &Source<'_>,
+    dialplan: &Source<'_>,
+    moh_classes: Option<&BTreeSet<String>>,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let Some(tree) = tree(queues) else {
+        return out;
+    };
+    let contexts = tree_contexts(dialplan);
+    for q in tree.get("queue").map(Node::entries).unwrap_or_default() {
+        let path = format!("queue.{}", q.key);
+        if let (Some(class), Some(classes)) = (q.value.get("moh_class"), moh_classes) {
+            if let Some(name) = class.as_str().filter(|n| !classes.contains(*n)) {
+                out.push(problem(
+                    &queues.path,
+                    class.line,
+                    format!("{path}.moh_class"),
+                    format!("music-on-hold class '{name}' is not a [moh.{name}] of carillon.toml"),
+                ));
+            }
+        }
+        let (Some(contexts), Some(exits)) = (&contexts, q.value.get("exit")) else {
+            continue;
+        };
+        for (i, exit) in exits.items().iter().enumerate() {
+            if let Some(ctx) = exit.get("context") {
+                if let Some(name) = ctx.as_str().filter(|n| !contexts.contains(*n)) {
+                    out.push(problem(
+                        &queues.path,
+                        ctx.line,
+                        format!("{path}.exit[{i}].context"),
+                        format!("context '{name}' is not defined in dialplan.toml"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The contexts of a dialplan that exists and parses.
+fn tree_contexts(dialplan: &Source<'_>) -> Option<BTreeSet<String>> {
+    tree(dialplan).map(|plan| plan_names(&plan).contexts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -327,6 +327,12 @@ fn log_warnings(cfg: &config::Config) {
     for w in cfg.trunks.iter().flat_map(|t| t.warnings()) {
         warn!(warning = %w, "configuration");
     }
+    if let Some(q) = cfg.queues.as_ref().filter(|q| !q.queues.is_empty()) {
+        warn!(
+            queues = q.queues.len(),
+            "queues.toml is valid but not run yet: the Queue application is not wired to the queue engine"
+        );
+    }
 }
 
 async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {

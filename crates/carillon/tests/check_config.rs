@@ -543,3 +543,69 @@ fn a_sounds_dir_that_is_not_a_sounds_directory_is_reported() {
     assert_eq!(found[0].0, "carillon.toml");
     assert_eq!(found[0].2, "sounds.dir");
 }
+
+/// A `queues.toml` beside the example (issue 15's queue engine, checked
+/// and loaded but not run yet).
+const GOOD_QUEUES: &str = r#"[queue.english]
+strategy = "random"
+timeout = 10
+moh_class = "default"
+exit = [{ digit = "1", context = "callcentre", extension = "s" }]
+[[queue.english.member]]
+extension = "211"
+skills = { english = 5 }
+"#;
+
+const BROKEN_QUEUES: &str = r#"[queue.english]
+strategy = "roundrobin"
+moh_class = "jazz"
+exit = [{ digit = "1", context = "nowhere", extension = "s" }]
+ringinuse = "no"
+
+[queue.french]
+colour = "blue"
+[[queue.french.member]]
+penalty = 1
+"#;
+
+#[test]
+fn a_queues_file_is_checked_with_file_line_and_key_and_a_good_one_passes() {
+    let dir = example_copy();
+    std::fs::write(dir.path().join("queues.toml"), GOOD_QUEUES).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    assert_exit(&check(dir.path(), scratch.path()), 0);
+
+    std::fs::write(dir.path().join("queues.toml"), BROKEN_QUEUES).unwrap();
+    let run = check(dir.path(), scratch.path());
+    assert_exit(&run, 1);
+    let q = |line: usize, key: &str| ("queues.toml".to_owned(), line, key.to_owned());
+    assert_eq!(
+        problems(&run.stdout),
+        [
+            q(2, "queue.english.strategy"),
+            q(3, "queue.english.moh_class"),
+            q(4, "queue.english.exit[0].context"),
+            q(5, "queue.english.ringinuse"),
+            q(8, "queue.french.colour"),
+            q(9, "queue.french.member[0].extension"),
+        ],
+        "{}",
+        run.stdout
+    );
+    // The strategy problem names the strategies; the others say why.
+    assert!(
+        run.stdout.contains("unknown strategy 'roundrobin'"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("'jazz' is not a [moh.jazz]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("context 'nowhere' is not defined"),
+        "{}",
+        run.stdout
+    );
+}
