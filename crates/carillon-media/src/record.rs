@@ -27,7 +27,10 @@
 //! file is the same as if they were handed over one by one, while the
 //! writer thread is woken once per tick with about five blocks instead of
 //! once per 20 ms block (the wake-up, a futex system call, was the larger
-//! part of a recording's cost on the relay thread).
+//! part of a recording's cost on the relay thread). The blocks a tick
+//! completes are held ([`Recording::hold_frame`]) and sent in one burst at
+//! its end: sent as each was completed, the writer (awake on the other
+//! core) took them one by one and was woken for nearly every block.
 //!
 //! ```text
 //!  Record ──► running ──frames (tapped legs), tick──► running
@@ -98,12 +101,15 @@ struct Running {
 }
 
 impl Running {
-    /// Hands the frames received since the last tick to the recording.
+    /// Hands the frames received since the last tick to the recording's
+    /// mixdown; the blocks they complete are held until the caller sends
+    /// them (`handle_timeout`, `send_held`, `stop`) in one burst, so the
+    /// writer thread wakes once per tick, not once per block.
     fn flush(&mut self) {
         let mut at = 0;
         for &(now, source, len) in &self.pending {
             if let Some(frame) = self.pending_samples.get(at..at + len) {
-                self.recording.handle_frame(now, source, frame);
+                self.recording.hold_frame(now, source, frame);
             }
             at += len;
         }
@@ -327,6 +333,7 @@ impl Recorders {
             }
             if rec.pending_samples.len() >= MAX_PENDING {
                 rec.flush();
+                rec.recording.send_held();
             }
         }
     }

@@ -37,7 +37,9 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -229,6 +231,9 @@ struct WriterReport {
 
 enum Message {
     Block(Block),
+    /// Blocks handed over at once ([`Recording::send_held`]): one wake-up
+    /// of the writer for all of them.
+    Blocks(Vec<Block>),
     /// The recording is `blocks` long: fill any dropped tail, then finish.
     End {
         blocks: u64,
@@ -261,6 +266,10 @@ pub struct Recording {
     thread: JoinHandle<Result<WriterReport, RecorderError>>,
     path: Option<PathBuf>,
     frames_dropped: u64,
+    /// Blocks sent and not yet taken by the writer: the channel's bound in
+    /// blocks, whether they go one per message or in bursts.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl Recording {
@@ -288,9 +297,11 @@ impl Recording {
     ) -> Result<Recording, RecorderError> {
         let (tx, rx) = mpsc::sync_channel(options.capacity);
         let silence_len = BLOCK_SAMPLES * usize::from(layout.channels());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         let thread = std::thread::Builder::new()
             .name("carillon-recorder".into())
-            .spawn(move || run_writer(sink, rx, silence_len))
+            .spawn(move || run_writer(sink, rx, silence_len, &taken))
             .map_err(RecorderError::Spawn)?;
         Ok(Recording {
             mixdown: Mixdown::with_latency(layout, start, options.latency),
@@ -298,6 +309,8 @@ impl Recording {
             thread,
             path: None,
             frames_dropped: 0,
+            queued,
+            capacity: options.capacity,
         })
     }
 
@@ -307,16 +320,71 @@ impl Recording {
         self.send_ready();
     }
 
+    /// As [`Recording::handle_frame`], but the blocks it completes are held
+    /// here until [`Recording::send_held`], the next `handle_*` or `stop`.
+    /// A caller that hands over several frames at once (the media worker's
+    /// tick) then wakes the writer thread once for all of them instead of
+    /// once per block (each wake-up is a futex call on the caller's thread
+    /// and a context switch). The caller bounds what it holds.
+    pub fn hold_frame(&mut self, now: Instant, source: Source, samples: &[i16]) {
+        self.mixdown.handle_frame(now, source, samples);
+    }
+
+    /// Hands the blocks held by [`Recording::hold_frame`] to the writer, in
+    /// one burst. Never blocks.
+    pub fn send_held(&mut self) {
+        let mut blocks: Vec<Block> = std::iter::from_fn(|| self.mixdown.poll_block()).collect();
+        if blocks.len() <= 1 {
+            return self.send_blocks(blocks.pop());
+        }
+        // What the channel still has room for (in blocks) goes in one
+        // message; the rest is dropped, as single blocks would have been.
+        let room = self
+            .capacity
+            .saturating_sub(self.queued.load(Ordering::Acquire));
+        if blocks.len() > room {
+            self.frames_dropped += (blocks.len() - room) as u64;
+            blocks.truncate(room);
+        }
+        let n = blocks.len();
+        if n == 0 {
+            return;
+        }
+        self.queued.fetch_add(n, Ordering::AcqRel);
+        if self.tx.try_send(Message::Blocks(blocks)).is_err() {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            self.frames_dropped += n as u64;
+        }
+    }
+
+    /// Sends one block, if any (dropped and counted when there is no room).
+    fn send_blocks(&mut self, block: Option<Block>) {
+        let Some(block) = block else {
+            return;
+        };
+        if self.queued.load(Ordering::Acquire) >= self.capacity {
+            self.frames_dropped += 1;
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.tx.try_send(Message::Block(block)).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.frames_dropped += 1;
+        }
+    }
+
     /// A G.711 payload from `source` arrived at `now`. Never blocks.
     pub fn handle_encoded(&mut self, now: Instant, source: Source, codec: Codec, payload: &[u8]) {
         self.mixdown.handle_encoded(now, source, codec, payload);
         self.send_ready();
     }
 
-    /// Media time advanced to `now` (the media worker's tick). Never blocks.
+    /// Media time advanced to `now` (the media worker's tick): the blocks
+    /// ready, held ones included, go to the writer in one burst
+    /// ([`Recording::send_held`]). Never blocks.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.mixdown.handle_timeout(now);
-        self.send_ready();
+        self.send_held();
     }
 
     /// 20 ms frames dropped so far because the writer fell behind.
@@ -337,6 +405,7 @@ impl Recording {
         let blocks = self.mixdown.blocks_emitted();
         while let Some(block) = self.mixdown.poll_block() {
             // A blocking send: the writer is draining and we wait for it anyway.
+            self.queued.fetch_add(1, Ordering::AcqRel);
             if self.tx.send(Message::Block(block)).is_err() {
                 self.frames_dropped += 1;
             }
@@ -361,12 +430,7 @@ impl Recording {
 
     fn send_ready(&mut self) {
         while let Some(block) = self.mixdown.poll_block() {
-            match self.tx.try_send(Message::Block(block)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.frames_dropped += 1;
-                }
-            }
+            self.send_blocks(Some(block));
         }
     }
 }
@@ -375,21 +439,21 @@ fn run_writer<S: BlockSink>(
     mut sink: S,
     rx: Receiver<Message>,
     silence_len: usize,
+    queued: &AtomicUsize,
 ) -> Result<WriterReport, RecorderError> {
     let silence = vec![0i16; silence_len];
     let mut next = 0u64;
     for message in rx.iter() {
         match message {
             Message::Block(block) => {
-                if block.index < next {
-                    continue;
+                queued.fetch_sub(1, Ordering::AcqRel);
+                write_block(&mut sink, &silence, &mut next, block)?;
+            }
+            Message::Blocks(blocks) => {
+                queued.fetch_sub(blocks.len(), Ordering::AcqRel);
+                for block in blocks {
+                    write_block(&mut sink, &silence, &mut next, block)?;
                 }
-                while next < block.index {
-                    sink.write_block(&silence)?;
-                    next += 1;
-                }
-                sink.write_block(&block.samples)?;
-                next += 1;
             }
             Message::End { blocks } => {
                 while next < blocks {
@@ -406,11 +470,31 @@ fn run_writer<S: BlockSink>(
     })
 }
 
+/// Writes `block` at its index (silence for the dropped blocks before it;
+/// a block older than `next` is ignored).
+fn write_block<S: BlockSink>(
+    sink: &mut S,
+    silence: &[i16],
+    next: &mut u64,
+    block: Block,
+) -> Result<(), RecorderError> {
+    if block.index < *next {
+        return Ok(());
+    }
+    while *next < block.index {
+        sink.write_block(silence)?;
+        *next += 1;
+    }
+    sink.write_block(&block.samples)?;
+    *next += 1;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use carillon_codec::{Goertzel, ToneGenerator};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     fn ms(base: Instant, ms: u64) -> Instant {
         base + Duration::from_millis(ms)
@@ -621,6 +705,43 @@ mod tests {
         fn finish(self) -> Result<(), RecorderError> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn held_blocks_reach_the_writer_only_when_sent_and_then_in_one_burst() {
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = GatedSink {
+            entered: entered_tx,
+            gate: gate_rx,
+            held: true,
+            written: written.clone(),
+            finished: Arc::new(Mutex::new(false)),
+        };
+        let base = Instant::now();
+        let options = RecorderOptions {
+            capacity: 2,
+            ..RecorderOptions::default()
+        };
+        let mut rec = Recording::spawn(sink, Layout::Mono, base, options).unwrap();
+        // Ten blocks' worth of frames, held: nothing reaches the channel,
+        // so nothing can be dropped however small it is.
+        for t in (1..=10u64).map(|i| i * 20) {
+            rec.hold_frame(ms(base, t), Source::Caller, &[100i16; 160]);
+            rec.hold_frame(ms(base, t), Source::Agent, &[100i16; 160]);
+        }
+        assert_eq!(rec.frames_dropped(), 0);
+        assert!(entered_rx.try_recv().is_err(), "the writer got nothing");
+        // Sent at once: the writer takes one and is stuck in it, the
+        // channel holds two, the other seven are dropped.
+        rec.send_held();
+        entered_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(rec.frames_dropped() >= 7, "{}", rec.frames_dropped());
+        gate_tx.send(()).unwrap();
+        let summary = rec.stop(ms(base, 200)).unwrap();
+        assert_eq!(summary.frames_written, 10);
+        assert_eq!(written.lock().unwrap().len(), 10);
     }
 
     #[test]

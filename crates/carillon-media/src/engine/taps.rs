@@ -164,7 +164,7 @@ impl MediaEngine {
     fn start_sender(&mut self, now: Instant, slot: usize, sender: DtmfSender) {
         let deadline = sender.poll_timeout();
         let peer = self.leg_mut(slot).and_then(|l| {
-            l.dtmf_tap.sender = Some(sender);
+            l.dtmf_tap.sender = Some(Box::new(sender));
             l.peer
         });
         if let Some(peer) = peer {
