@@ -55,6 +55,7 @@ mod events;
 mod execution;
 pub mod hold;
 pub mod limits;
+pub mod model;
 pub mod ports;
 pub mod prack;
 pub mod recording;
@@ -89,6 +90,7 @@ use crate::endpoint::{response_route, Peer, Transmit, Transport};
 use crate::header_text::{self, concat, cseq, strip_tag, via};
 use crate::switch::{build_response, Output, Switch};
 use crate::users::NatMode;
+use model::{Bridge, BridgeId, Call, CallState, ChanState, Channel, Inbound};
 
 /// Call handling settings.
 #[derive(Debug, Clone)]
@@ -168,74 +170,6 @@ impl DigitSource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LegState {
-    /// INVITE sent (B) or received (A), no dialog yet.
-    Calling,
-    /// Provisional with tag seen/sent.
-    Early,
-    Confirmed,
-    /// BYE/CANCEL sent or final failure; waiting for nothing more.
-    Ended,
-}
-
-/// One side of a call, with its dialog state (RFC 3261 §12).
-#[derive(Debug, Clone)]
-struct Leg {
-    id: LegId,
-    call_id: String,
-    local_tag: String,
-    remote_tag: Option<String>,
-    /// Our name-addr as written in From (UAC) / To (UAS), without tag.
-    local_uri: String,
-    remote_uri: String,
-    /// Remote target (Contact) for in-dialog requests.
-    remote_target: String,
-    route_set: Vec<String>,
-    local_cseq: u32,
-    peer: Peer,
-    state: LegState,
-    media_port: u16,
-    media_open: bool,
-    plan: Option<MediaPlan>,
-    /// Our SDP (offer for B, answer for A) and its version.
-    local_sdp: Option<SessionDescription>,
-    /// For B legs: the INVITE's branch and bytes (for CANCEL), and a name
-    /// for the CDR.
-    invite_branch: String,
-    invite_cseq: u32,
-    channel: String,
-    final_status: Option<u16>,
-    /// Outbound legs: the Request-URI, extra headers (P-Asserted-Identity)
-    /// and the trunk (with its gateway port) the leg goes out on.
-    request_uri: String,
-    extra_headers: Vec<(String, String)>,
-    trunk: Option<(String, Option<PortName>)>,
-    auth_tries: u8,
-    /// The credentials our INVITE carries since the trunk challenged it.
-    auth: Option<(String, String)>,
-    /// INVITEs re-sent because the callee wanted a longer session
-    /// interval (422, RFC 4028 §7.4).
-    interval_tries: u8,
-    /// The local user this outbound leg rings (for `max_calls`).
-    user: Option<String>,
-    /// RFC 4028 timer of this leg's dialog, once negotiated.
-    session_timer: Option<session_timer::SessionTimer>,
-    /// The peer listed UPDATE in Allow (refreshes use it then).
-    peer_allows_update: bool,
-    /// The callee's reliable provisionals (B legs).
-    rel_in: prack::ReliableReceiver,
-    /// Carrier legs: where to try next if this contact fails.
-    failover: Option<Failover>,
-    /// A provisional other than 100 arrived (the far end is ringing or
-    /// playing early media: a failure after that is the callee's).
-    rang: bool,
-    /// How the leg's endpoint sends and expects DTMF ([`dtmf_relay`]).
-    dtmf_mode: DtmfMode,
-    /// Digits waiting to go out on the leg as SIP INFO.
-    info_out: dtmf_relay::InfoSender,
-}
-
 /// How to reach one outbound target.
 #[derive(Debug, Clone)]
 struct ForkSpec {
@@ -295,71 +229,6 @@ struct Failover {
     contact: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallState {
-    Routing,
-    Dialing,
-    Answered,
-    Ended,
-}
-
-struct Call {
-    session: SessionId,
-    uniqueid: String,
-    a: Leg,
-    /// Server transaction key of A's INVITE (responses go through it).
-    a_key: String,
-    a_invite: Message,
-    a_peer: Peer,
-    a_answered: bool,
-    /// The last provisional without SDP relayed to A (180, 181, 182 or
-    /// 183), 0 before any.
-    a_provisional_sent: u16,
-    a_2xx: Option<Uas2xxRetransmitter>,
-    /// Outbound legs (forks), by leg id.
-    forks: Vec<Leg>,
-    bridged: Option<LegId>,
-    exec: Option<Execution>,
-    state: CallState,
-    dial_deadline: Option<Instant>,
-    wait_deadline: Option<Instant>,
-    caller_num: String,
-    caller_name: String,
-    exten: String,
-    context: String,
-    trunk: Option<String>,
-    start_ms: i64,
-    answer_ms: Option<i64>,
-    last_dial_status: Option<DialStatus>,
-    cancelled: bool,
-    hangup_cause: u16,
-    /// The authenticated user who placed the call (for `max_calls`).
-    caller_user: Option<String>,
-    /// Leg A's reliable provisionals (RFC 3262).
-    a_rel: prack::ReliableSender,
-    /// Leg A's session timer as negotiated on its INVITE (RFC 4028).
-    a_session: session_timer::UasNegotiation,
-    /// The fork whose early media A hears.
-    early_leg: Option<LegId>,
-    /// A got its 183 with our SDP.
-    a_early_sent: bool,
-    /// Channel name of the outbound leg that answered last (the CDR's
-    /// `dstchannel`).
-    answered_channel: Option<String>,
-    /// A `Dial` is under way (its `app_finished` event is owed).
-    dial_open: bool,
-    /// Whether a party of the bridge holds the other (music on hold).
-    hold: hold::Hold,
-    /// MixMonitor of the call ([`recording`]).
-    mixmonitor: recording::MixMonitor,
-    /// The file MixMonitor recorded to (the CDR's `recording`).
-    recording: Option<String>,
-    /// The Record application's recording while it runs.
-    record_app: Option<carillon_mediactl::RecordingId>,
-    /// The execution's playback and timer ([`execution`]).
-    exec_media: execution::ExecMedia,
-}
-
 struct ClientEntry {
     txn: ClientTransaction,
     to: Peer,
@@ -401,6 +270,8 @@ pub struct Calls {
     deadlines: crate::deadlines::Deadlines<Timer>,
     free_ports: ports::PortPool,
     next_id: u64,
+    /// The last bridge number given.
+    last_bridge: u64,
     cps: limits::CpsWindows,
     /// `config.sip_addr` as a SIP URI host (`ip:port`), written into
     /// every Via and Contact; kept in step by `set_sip_addr`.
@@ -489,7 +360,7 @@ fn status_for_cause(cause: u8) -> u16 {
 }
 
 /// The parts of our Via towards `leg` (`SIP/2.0/<transport> <host>;branch=…;rport`).
-fn via_parts<'a>(leg: &'a Leg, host: &'a str, branch: &'a str) -> [&'a str; 7] {
+fn via_parts<'a>(leg: &'a Channel, host: &'a str, branch: &'a str) -> [&'a str; 7] {
     [
         "SIP/2.0/",
         leg.peer.transport.via_token(),
@@ -506,7 +377,7 @@ fn via_parts<'a>(leg: &'a Leg, host: &'a str, branch: &'a str) -> [&'a str; 7] {
 /// §9.1).
 fn invite_transaction_heads<'w>(
     w: &'w mut MessageWriter,
-    leg: &Leg,
+    leg: &Channel,
     host: &str,
     method: &str,
 ) -> &'w mut MessageWriter {
@@ -520,7 +391,7 @@ fn invite_transaction_heads<'w>(
 
 impl Calls {
     /// Outbound leg `leg_id` of call `key`.
-    fn fork_mut(&mut self, key: u64, leg_id: LegId) -> Option<&mut Leg> {
+    fn fork_mut(&mut self, key: u64, leg_id: LegId) -> Option<&mut Channel> {
         self.calls
             .get_mut(&key)?
             .forks
@@ -544,6 +415,7 @@ impl Calls {
             deadlines: crate::deadlines::Deadlines::default(),
             free_ports,
             next_id: 1,
+            last_bridge: 0,
             cps: limits::CpsWindows::default(),
             tcp_host: None,
             tcp_contact: None,
@@ -622,6 +494,16 @@ impl Calls {
         self.clients.len()
     }
 
+    /// Channels (SIP dialog legs, inbound and outbound) the switch holds.
+    pub fn channels(&self) -> usize {
+        self.calls.values().map(Call::channels).sum()
+    }
+
+    /// Bridges joining channels' media.
+    pub fn bridges(&self) -> usize {
+        self.calls.values().filter(|c| c.bridge.is_some()).count()
+    }
+
     /// RTP ports currently allocated to legs.
     pub fn ports_in_use(&self) -> usize {
         self.free_ports.in_use()
@@ -635,6 +517,18 @@ impl Calls {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Call `key` while it has not ended.
+    fn live(&mut self, key: u64) -> Option<&mut Call> {
+        self.calls
+            .get_mut(&key)
+            .filter(|c| c.state != CallState::Ended)
+    }
+
+    fn next_bridge(&mut self) -> BridgeId {
+        self.last_bridge += 1;
+        BridgeId(self.last_bridge)
     }
 
     fn schedule(&mut self, at: Instant, t: Timer) {
@@ -675,9 +569,9 @@ fn contact_of(sip_host: &str) -> String {
 }
 
 impl Switch {
-    fn new_leg(&mut self, call_id: String, peer: Peer, port: u16, channel: String) -> Leg {
+    fn new_leg(&mut self, call_id: String, peer: Peer, port: u16, channel: String) -> Channel {
         let id = LegId(self.calls.next_id());
-        Leg {
+        Channel {
             id,
             call_id,
             local_tag: self.random_hex(),
@@ -688,7 +582,7 @@ impl Switch {
             route_set: Vec::new(),
             local_cseq: 1,
             peer,
-            state: LegState::Calling,
+            state: ChanState::Calling,
             media_port: port,
             media_open: false,
             plan: None,
@@ -696,7 +590,6 @@ impl Switch {
             invite_branch: String::new(),
             invite_cseq: 1,
             channel,
-            final_status: None,
             request_uri: String::new(),
             extra_headers: Vec::new(),
             trunk: None,
@@ -1021,7 +914,7 @@ impl Switch {
         let a_params = leg_params(&a_plan);
         a.plan = Some(a_plan);
         a.local_sdp = Some(answer);
-        a.state = LegState::Early;
+        a.state = ChanState::Early;
         a.peer_allows_update = allows_update(msg);
         a.dtmf_mode = a_dtmf;
         let a_rel = prack::ReliableSender::new(
@@ -1073,14 +966,9 @@ impl Switch {
             session,
             uniqueid,
             a,
-            a_key: key.to_owned(),
-            a_invite: msg.clone(),
-            a_peer: peer,
-            a_answered: false,
-            a_provisional_sent: 0,
-            a_2xx: None,
+            inbound: Inbound::new(key.to_owned(), msg.clone(), peer, a_rel, a_session),
             forks: Vec::new(),
-            bridged: None,
+            bridge: None,
             exec: Some(exec),
             state: CallState::Routing,
             dial_deadline: None,
@@ -1096,10 +984,7 @@ impl Switch {
             cancelled: false,
             hangup_cause: 16,
             caller_user,
-            a_rel,
-            a_session,
             early_leg: None,
-            a_early_sent: false,
             answered_channel: None,
             dial_open: false,
             hold: hold::Hold::Off,
@@ -1124,10 +1009,14 @@ impl Switch {
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
-        if self.table.has_responded(&call.a_key) != Some(false) {
+        if self.table.has_responded(&call.inbound.key) != Some(false) {
             return;
         }
-        let (a_key, invite, peer) = (call.a_key.clone(), call.a_invite.clone(), call.a_peer);
+        let (a_key, invite, peer) = (
+            call.inbound.key.clone(),
+            call.inbound.invite.clone(),
+            call.inbound.peer,
+        );
         self.respond(now, &a_key, &invite, peer, 100, |b| b);
     }
 
@@ -1147,12 +1036,9 @@ impl Switch {
 
     fn run_dialplan_commands(&mut self, now: Instant, now_ms: u64, key: u64) {
         loop {
-            let Some(call) = self.calls.calls.get_mut(&key) else {
+            let Some(call) = self.calls.live(key) else {
                 return;
             };
-            if call.state == CallState::Ended {
-                return;
-            }
             let Some(exec) = call.exec.as_mut() else {
                 return;
             };
@@ -1476,7 +1362,7 @@ impl Switch {
         };
         // The caller's session interval is asked of the callee too, so a
         // dead callee is noticed the same way (RFC 4028 §7.1).
-        let session_expires = match call.a_session {
+        let session_expires = match call.inbound.session {
             session_timer::UasNegotiation::Accepted { se, .. } => Some(se.interval),
             _ => None,
         };
@@ -1537,7 +1423,7 @@ impl Switch {
 
     /// The INVITE of an outbound leg, with credentials when answering a
     /// challenge (new branch and CSeq are set on the leg by the caller).
-    fn build_invite(&self, leg: &Leg, auth: Option<(&str, &str)>) -> Bytes {
+    fn build_invite(&self, leg: &Channel, auth: Option<(&str, &str)>) -> Bytes {
         let host = self.calls.host_for(leg.peer.transport);
         let body = leg
             .local_sdp
@@ -1688,7 +1574,7 @@ impl Switch {
         leg.invite_cseq += 1;
         leg.local_cseq = leg.invite_cseq;
         leg.invite_branch = branch.clone();
-        leg.state = LegState::Calling;
+        leg.state = ChanState::Calling;
         let peer = leg.peer;
         let request_uri = leg.request_uri.clone();
         let snapshot = leg.clone();
@@ -1755,7 +1641,7 @@ impl Switch {
     }
 
     /// Sends an in-dialog request (BYE) on a leg.
-    fn send_in_dialog(&mut self, now: Instant, key: u64, leg: &mut Leg, method: Method) {
+    fn send_in_dialog(&mut self, now: Instant, key: u64, leg: &mut Channel, method: Method) {
         self.send_in_dialog_with(now, key, leg, method, Vec::new(), None);
     }
 
@@ -1765,7 +1651,7 @@ impl Switch {
         &mut self,
         now: Instant,
         key: u64,
-        leg: &mut Leg,
+        leg: &mut Channel,
         method: Method,
         headers: Vec<(String, String)>,
         body: Option<Bytes>,
@@ -1780,7 +1666,7 @@ impl Switch {
         &mut self,
         now: Instant,
         key: u64,
-        leg: &mut Leg,
+        leg: &mut Channel,
         method: Method,
         headers: Vec<(String, String)>,
         body: Option<(&str, Bytes)>,
@@ -1852,7 +1738,7 @@ impl Switch {
         }
     }
 
-    fn send_cancel(&mut self, now: Instant, key: u64, leg: &Leg) {
+    fn send_cancel(&mut self, now: Instant, key: u64, leg: &Channel) {
         let host = self.calls.host_for(leg.peer.transport);
         // The INVITE's Request-URI (an early dialog may have changed the
         // remote target, RFC 3261 §9.1).
@@ -1898,7 +1784,13 @@ impl Switch {
         );
     }
 
-    fn build_ack(sip_host: &str, leg: &Leg, branch: &str, seq: u32, to_tag: Option<&str>) -> Bytes {
+    fn build_ack(
+        sip_host: &str,
+        leg: &Channel,
+        branch: &str,
+        seq: u32,
+        to_tag: Option<&str>,
+    ) -> Bytes {
         let target = if leg.remote_target.is_empty() {
             &leg.remote_uri
         } else {
@@ -1958,15 +1850,15 @@ impl Switch {
     ) -> Option<Bytes> {
         let call = self.calls.calls.get_mut(&key)?;
         if status >= 200 {
-            call.a_rel.finish();
+            call.inbound.rel.finish();
         }
         // Built from the call in place (fields of `self` borrowed apart),
         // so neither the INVITE nor its key is copied.
         let call = self.calls.calls.get(&key)?;
-        let a_session = call.a_session;
-        let invite = &call.a_invite;
-        let a_key = &call.a_key;
-        let peer = call.a_peer;
+        let a_session = call.inbound.session;
+        let invite = &call.inbound.invite;
+        let a_key = &call.inbound.key;
+        let peer = call.inbound.peer;
         let sdp = if with_sdp {
             call.a.local_sdp.as_ref().map(|s| Bytes::from(s.to_bytes()))
         } else {
@@ -2036,7 +1928,7 @@ impl Switch {
             }
             while r.poll_transmit().is_some() {}
             if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.a_2xx = Some(r);
+                call.inbound.ok_2xx = Some(r);
             }
             if let session_timer::UasNegotiation::Accepted { se, we_refresh, .. } = a_session {
                 self.arm_session_timer(
@@ -2055,11 +1947,11 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if call.a_answered {
+        if call.inbound.answered {
             return;
         }
-        call.a_answered = true;
-        call.a.state = LegState::Confirmed;
+        call.inbound.answered = true;
+        call.a.state = ChanState::Up;
         if let Some(ms) = now_ms {
             call.answer_ms = Some(i64::try_from(ms).unwrap_or(i64::MAX));
         }
@@ -2289,8 +2181,8 @@ impl Switch {
         };
         let mut first_ring = false;
         if let Some(leg) = call.forks.iter_mut().find(|l| l.id == leg_id) {
-            if leg.state == LegState::Calling {
-                leg.state = LegState::Early;
+            if leg.state == ChanState::Calling {
+                leg.state = ChanState::Early;
             }
             first_ring = status > 100 && !leg.rang;
             leg.rang |= status > 100;
@@ -2316,21 +2208,21 @@ impl Switch {
         // media yet) reach A as what they are, once per change of status
         // (several forks ringing give one 180); nothing after early media.
         if (180..=183).contains(&status)
-            && call.a_provisional_sent != status
-            && !call.a_early_sent
-            && !call.a_answered
+            && call.inbound.provisional_sent != status
+            && !call.inbound.early_sent
+            && !call.inbound.answered
             && call.state == CallState::Dialing
         {
-            call.a_provisional_sent = status;
+            call.inbound.provisional_sent = status;
             self.provisional_a(now, key, status, false);
         } else if status > 183
-            && call.a_provisional_sent == 0
-            && !call.a_early_sent
-            && !call.a_answered
+            && call.inbound.provisional_sent == 0
+            && !call.inbound.early_sent
+            && !call.inbound.answered
             && call.state == CallState::Dialing
         {
             // Other 1xx (RFC 3261 §21.1: treat an unknown one as 183).
-            call.a_provisional_sent = 183;
+            call.inbound.provisional_sent = 183;
             self.provisional_a(now, key, 183, false);
         }
     }
@@ -2345,7 +2237,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return false;
         };
-        if call.a_answered || call.state != CallState::Dialing {
+        if call.inbound.answered || call.state != CallState::Dialing {
             return false;
         }
         let session = call.session;
@@ -2409,8 +2301,8 @@ impl Switch {
                 "early media from the callee bridged"
             );
         }
-        let send_183 = !call.a_early_sent;
-        call.a_early_sent = true;
+        let send_183 = !call.inbound.early_sent;
+        call.inbound.early_sent = true;
         for c in cmds {
             self.media(c);
         }
@@ -2467,10 +2359,10 @@ impl Switch {
             let mut rr = msg.header_list(HeaderName::RecordRoute).unwrap_or_default();
             rr.reverse();
             leg.route_set = rr;
-            leg.state = LegState::Confirmed;
+            leg.state = ChanState::Up;
             leg.peer_allows_update = allows_update(msg);
         }
-        let already = call.bridged.is_some() || call.state == CallState::Ended || call.cancelled;
+        let already = call.bridge.is_some() || call.state == CallState::Ended || call.cancelled;
         // ACK the 2xx (a new transaction-less request, RFC 3261 §13.2.2.4).
         let leg = &call.forks[idx];
         let ack_branch = concat(&["z9hG4bK", &leg.local_tag]);
@@ -2497,7 +2389,7 @@ impl Switch {
             };
             let mut leg = call.forks.remove(idx);
             self.send_in_dialog(now, key, &mut leg, Method::Bye);
-            leg.state = LegState::Ended;
+            leg.state.end();
             self.release_leg(key, leg);
             return;
         }
@@ -2526,10 +2418,12 @@ impl Switch {
             self.fork_failed(now, now_ms, key, leg_id, 488);
             return;
         };
+        let bridge_id = self.calls.next_bridge();
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        call.bridged = Some(leg_id);
+        call.bridge = Some(Bridge::pair(bridge_id, call.a.id, leg_id));
+        debug!(call = key, bridge = bridge_id.0, leg = leg_id.0, "bridged");
         call.state = CallState::Answered;
         call.dial_deadline = None;
         call.answered_channel = call.forks.get(idx).map(|l| l.channel.clone());
@@ -2608,21 +2502,21 @@ impl Switch {
         };
         let leg = call.forks.remove(idx);
         match leg.state {
-            LegState::Calling | LegState::Early => self.send_cancel(now, key, &leg),
-            LegState::Confirmed => {
+            ChanState::Calling | ChanState::Early => self.send_cancel(now, key, &leg),
+            ChanState::Up => {
                 let mut leg = leg;
                 self.send_in_dialog(now, key, &mut leg, Method::Bye);
                 self.release_leg(key, leg);
                 return;
             }
-            LegState::Ended => {}
+            ChanState::Ended { .. } => {}
         }
         self.release_leg(key, leg);
     }
 
     /// Trunk bookkeeping when an outbound leg ends (concurrency counts, and
     /// a failed gateway port cools down).
-    fn trunk_leg_done(&mut self, leg: &Leg) {
+    fn trunk_leg_done(&mut self, leg: &Channel) {
         let Some((trunk, port)) = &leg.trunk else {
             return;
         };
@@ -2631,7 +2525,9 @@ impl Switch {
         };
         let _ = trunks.call_ended(trunk, port.as_ref());
         if let (true, Some(now)) = (
-            leg.final_status.is_some_and(|s| s >= 500 || s == 408),
+            leg.state
+                .final_status()
+                .is_some_and(|s| s >= 500 || s == 408),
             self.last_now,
         ) {
             let _ = trunks.call_failed(trunk, port.as_ref(), now);
@@ -2639,10 +2535,12 @@ impl Switch {
     }
 
     /// Frees a leg's port and indexes; its transactions finish on their own.
-    fn release_leg(&mut self, key: u64, leg: Leg) {
+    fn release_leg(&mut self, key: u64, leg: Channel) {
         let was_bridged = match self.calls.calls.get_mut(&key) {
-            Some(call) if call.bridged == Some(leg.id) => {
-                call.bridged = None;
+            Some(call) if call.bridged() == Some(leg.id) => {
+                if let Some(bridge) = call.bridge.take() {
+                    debug!(call = key, bridge = bridge.id.0, "unbridged");
+                }
                 true
             }
             _ => false,
@@ -2685,8 +2583,9 @@ impl Switch {
             .failover
             .take()
             .filter(|_| !leg.rang && matches!(status, 408 | 500 | 503));
-        leg.final_status = Some(status);
-        leg.state = LegState::Ended;
+        leg.state = ChanState::Ended {
+            status: Some(status),
+        };
         let best = dial_status_of(status);
         call.last_dial_status = Some(match (call.last_dial_status, best) {
             (Some(DialStatus::Busy), _) | (_, DialStatus::Busy) => DialStatus::Busy,
@@ -2694,7 +2593,7 @@ impl Switch {
             (_, s) => s,
         });
         let remaining = call.forks.len();
-        let dialing = call.state == CallState::Dialing && call.bridged.is_none();
+        let dialing = call.state == CallState::Dialing && call.bridge.is_none();
         self.release_leg(key, leg);
         debug!(call = key, status, remaining, "fork failed");
         if let (Some(failed), true) = (retry, dialing) {
@@ -2733,12 +2632,9 @@ impl Switch {
     /// Ends a call with a Q.850 cause: final response or BYE on every live
     /// leg, close media, write the CDR.
     fn end_call(&mut self, now: Instant, now_ms: u64, key: u64, cause: u8) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
+        let Some(call) = self.calls.live(key) else {
             return;
         };
-        if call.state == CallState::Ended {
-            return;
-        }
         call.state = CallState::Ended;
         call.hangup_cause = u16::from(cause);
         let forks: Vec<LegId> = call.forks.iter().map(|l| l.id).collect();
@@ -2749,7 +2645,7 @@ impl Switch {
             return;
         };
         prack::undo_deferred_answer(call);
-        if !call.a_answered && !call.cancelled {
+        if !call.inbound.answered && !call.cancelled {
             // A plain Hangup after a failed Dial passes the dial's reason
             // on, as Asterisk's hangup cause does.
             let cause = match (cause, call.last_dial_status) {
@@ -2759,10 +2655,10 @@ impl Switch {
             call.hangup_cause = u16::from(cause);
             let status = status_for_cause(cause);
             self.respond_a(now, key, status, false);
-        } else if call.a.state == LegState::Confirmed {
+        } else if call.a.state == ChanState::Up {
             let mut a = call.a.clone();
             self.send_in_dialog(now, key, &mut a, Method::Bye);
-            a.state = LegState::Ended;
+            a.state.end();
             if let Some(call) = self.calls.calls.get_mut(&key) {
                 call.a = a;
             }
@@ -2776,7 +2672,7 @@ impl Switch {
             Some(call) => call
                 .forks
                 .iter()
-                .map(|l| (l.id, call.bridged == Some(l.id)))
+                .map(|l| (l.id, call.bridged() == Some(l.id)))
                 .collect(),
             None => return,
         };
@@ -2794,7 +2690,7 @@ impl Switch {
         // A Dial the call ends returns as Asterisk's does: ANSWER once
         // bridged, else CANCEL.
         if let Some(call) = self.calls.calls.get(&key).filter(|c| c.dial_open) {
-            let status = if call.bridged.is_some() || call.answered_channel.is_some() {
+            let status = if call.bridge.is_some() || call.answered_channel.is_some() {
                 DialStatus::Answer
             } else {
                 DialStatus::Cancel
@@ -2885,7 +2781,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&r.call) else {
             return 200;
         };
-        if call.a.id != r.leg || call.a_answered {
+        if call.a.id != r.leg || call.inbound.answered {
             return 200; // too late: the 200 already went (CANCEL/200 race)
         }
         call.cancelled = true;
@@ -2913,7 +2809,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&r.call) else {
             return false;
         };
-        if let Some(t) = call.a_2xx.as_mut() {
+        if let Some(t) = call.inbound.ok_2xx.as_mut() {
             t.handle_ack(now);
         }
         true
@@ -3067,7 +2963,7 @@ impl Switch {
             "hangup"
         );
         if from_a {
-            call.a.state = LegState::Ended;
+            call.a.state.end();
             self.execution_caller_gone(now, r.call);
             let Some(call) = self.calls.calls.get_mut(&r.call) else {
                 return;
@@ -3078,14 +2974,14 @@ impl Switch {
             }
         } else {
             if let Some(idx) = call.forks.iter().position(|l| l.id == r.leg) {
-                call.forks[idx].state = LegState::Ended;
+                call.forks[idx].state.end();
             }
             if prack::undo_deferred_answer(call) {
                 self.respond_a(now, r.call, 480, false);
-            } else if call.a.state == LegState::Confirmed {
+            } else if call.a.state == ChanState::Up {
                 let mut a = call.a.clone();
                 self.send_in_dialog(now, r.call, &mut a, Method::Bye);
-                a.state = LegState::Ended;
+                a.state.end();
                 if let Some(call) = self.calls.calls.get_mut(&r.call) {
                     call.a = a;
                 }
@@ -3108,10 +3004,10 @@ impl Switch {
             return false;
         };
         let applies = call.a.id != r.leg
-            && call.bridged == Some(r.leg)
+            && call.bridged() == Some(r.leg)
             && call.state == CallState::Answered
-            && call.a.state == LegState::Confirmed
-            && !call.a_rel.answer_deferred
+            && call.a.state == ChanState::Up
+            && !call.inbound.rel.answer_deferred
             && call.exec.as_ref().is_some_and(|e| !e.is_finished());
         if !applies {
             return false;
@@ -3125,8 +3021,8 @@ impl Switch {
             return false;
         };
         let mut leg = call.forks.remove(idx);
-        leg.state = LegState::Ended;
-        call.bridged = None;
+        leg.state.end();
+        call.bridge = None;
         call.early_leg = None;
         call.state = CallState::Routing;
         // Timers of the released leg are ignored once it is gone.
@@ -3403,7 +3299,7 @@ impl Switch {
         };
         // The 2xx retransmitter of leg A.
         let mut ack_lost = false;
-        if let Some(r) = call.a_2xx.as_mut() {
+        if let Some(r) = call.inbound.ok_2xx.as_mut() {
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(now);
             }
@@ -3420,7 +3316,7 @@ impl Switch {
             }
             match r.poll_timeout() {
                 Some(at) => self.calls.deadlines.push(at, Timer::Call(key)),
-                None => call.a_2xx = None,
+                None => call.inbound.ok_2xx = None,
             }
         }
         if ack_lost {
@@ -3492,7 +3388,7 @@ fn ack_from_response(
 
 /// The Route header fields an outbound leg's INVITE was sent with (a
 /// callee's registered Path), which its CANCEL and non-2xx ACK repeat.
-fn preloaded_routes(leg: &Leg) -> impl Iterator<Item = &str> {
+fn preloaded_routes(leg: &Channel) -> impl Iterator<Item = &str> {
     leg.extra_headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("Route"))

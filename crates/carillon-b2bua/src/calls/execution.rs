@@ -91,9 +91,7 @@ impl Switch {
             return;
         }
         call.exec_media.waiting = None;
-        let result = if call.state == CallState::Ended
-            || call.cancelled
-            || call.a.state == super::LegState::Ended
+        let result = if call.state == CallState::Ended || call.cancelled || call.a.state.is_ended()
         {
             "HANGUP".to_owned()
         } else {
@@ -115,10 +113,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if call.state == CallState::Ended {
-            return;
-        }
-        let Some(exec) = call.exec.as_ref().filter(|e| !e.is_finished()) else {
+        let Some(exec) = call.live_execution() else {
             return;
         };
         let due = exec.poll_timeout();
@@ -142,13 +137,7 @@ impl Switch {
 
     /// The execution's timer of call `key` fired (`wait_deadline` passed).
     pub(super) fn execution_timeout(&mut self, now: Instant, now_ms: u64, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
-            return;
-        };
-        if call.state == CallState::Ended {
-            return;
-        }
-        let Some(exec) = call.exec.as_mut() else {
+        let Some(exec) = self.calls.live(key).and_then(|c| c.exec.as_mut()) else {
             return;
         };
         // Ignored by the execution when its deadline moved later.
@@ -166,14 +155,10 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return false;
         };
-        if call.a.id != leg
-            || call.bridged.is_some()
-            || call.early_leg.is_some()
-            || call.state == CallState::Ended
-        {
+        if call.a.id != leg || call.bridge.is_some() || call.early_leg.is_some() {
             return false;
         }
-        let Some(exec) = call.exec.as_mut().filter(|e| !e.is_finished()) else {
+        let Some(exec) = call.live_execution() else {
             return false;
         };
         exec.handle_digit(now, digit);
