@@ -221,6 +221,54 @@ pub(super) struct Channel {
     pub(super) info_out: dtmf_relay::InfoSender,
 }
 
+impl Channel {
+    /// A channel that has just been created (`Calling`), with its dialog's
+    /// Call-ID and local tag, its peer, its RTP port and its name.
+    pub(super) fn new(
+        id: LegId,
+        call_id: String,
+        local_tag: String,
+        peer: Peer,
+        port: u16,
+        channel: String,
+    ) -> Self {
+        Channel {
+            id,
+            call_id,
+            local_tag,
+            remote_tag: None,
+            local_uri: String::new(),
+            remote_uri: String::new(),
+            remote_target: String::new(),
+            route_set: Vec::new(),
+            local_cseq: 1,
+            peer,
+            state: ChanState::Calling,
+            media_port: port,
+            media_open: false,
+            plan: None,
+            local_sdp: None,
+            invite_branch: String::new(),
+            invite_cseq: 1,
+            channel,
+            request_uri: String::new(),
+            extra_headers: Vec::new(),
+            trunk: None,
+            auth_tries: 0,
+            auth: None,
+            interval_tries: 0,
+            user: None,
+            session_timer: None,
+            peer_allows_update: false,
+            rel_in: prack::ReliableReceiver::default(),
+            failover: None,
+            rang: false,
+            dtmf_mode: DtmfMode::default(),
+            info_out: dtmf_relay::InfoSender::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CallState {
     Routing,
