@@ -6,7 +6,7 @@
 //! * A **channel** is one SIP dialog leg: the caller's (leg A, inbound:
 //!   we are its UAS) or an outbound one (a fork: we are its UAC). It
 //!   carries its dialog (tags, route set, CSeq, target), its media leg and
-//!   port, its DTMF mode, its name (`PJSIP/100-0000002a`) and its
+//!   port, its DTMF mode, its name (`SIP/100-0000002a`) and its
 //!   [`ChanState`]:
 //!
 //!   ```text
@@ -165,9 +165,15 @@ impl Bridge {
     }
 }
 
-/// One side of a call, with its dialog state (RFC 3261 §12).
+/// One SIP dialog leg of a call, inbound (the caller's: we are its UAS)
+/// or outbound (a fork: we are its UAC), with its dialog state (RFC 3261
+/// §12), media leg and DTMF mode. The fields from `invite_branch` to
+/// `rang` (but `channel`) describe the INVITE we sent and are only used on
+/// outbound channels; the caller's INVITE is the call's [`Inbound`].
 #[derive(Debug, Clone)]
 pub(super) struct Channel {
+    /// The channel's number (the media plane's leg id, the `uniqueid`
+    /// suffix of an outbound channel).
     pub(super) id: LegId,
     pub(super) call_id: String,
     pub(super) local_tag: String,
@@ -186,10 +192,11 @@ pub(super) struct Channel {
     pub(super) plan: Option<MediaPlan>,
     /// Our SDP (offer for B, answer for A) and its version.
     pub(super) local_sdp: Option<SessionDescription>,
-    /// For B legs: the INVITE's branch and bytes (for CANCEL), and a name
-    /// for the CDR.
+    /// Outbound: the INVITE's branch and CSeq (its CANCEL reuses them).
     pub(super) invite_branch: String,
     pub(super) invite_cseq: u32,
+    /// The channel's name, Asterisk's form (`SIP/100-0000002a`): events
+    /// and the CDR's `channel`/`dstchannel`.
     pub(super) channel: String,
     /// Outbound legs: the Request-URI, extra headers (P-Asserted-Identity)
     /// and the trunk (with its gateway port) the leg goes out on.
