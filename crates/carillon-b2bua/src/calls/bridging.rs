@@ -65,7 +65,7 @@ impl Switch {
             ),
             leg,
             &ack_branch,
-            leg.invite_cseq,
+            leg.uac.invite_cseq,
             leg.remote_tag.as_deref(),
         );
         let peer = leg.peer;

@@ -329,20 +329,22 @@ impl Switch {
         let offer = carillon_sdp::offer(&policy);
         leg.remote_uri = to_uri;
         leg.remote_target.clone_from(&request_uri);
-        leg.request_uri = request_uri;
-        leg.extra_headers = extra;
+        leg.uac.request_uri = request_uri;
+        leg.uac.extra_headers = extra;
         if let Some(interval) = session_expires {
-            leg.extra_headers
+            leg.uac
+                .extra_headers
                 .push(("Session-Expires".to_owned(), interval.to_string()));
-            leg.extra_headers
+            leg.uac
+                .extra_headers
                 .push(("Min-SE".to_owned(), session_timer::MIN_SE.to_string()));
         }
-        leg.trunk = trunk;
-        leg.user = user;
-        leg.failover = failover;
+        leg.uac.trunk = trunk;
+        leg.uac.user = user;
+        leg.uac.failover = failover;
         leg.dtmf_mode = dtmf_mode;
-        leg.invite_branch.clone_from(&branch);
-        leg.invite_cseq = 1;
+        leg.uac.invite_branch.clone_from(&branch);
+        leg.uac.invite_cseq = 1;
         leg.local_cseq = 1;
         leg.local_sdp = Some(offer);
         let bytes = self.wire().invite(&leg, None);
@@ -361,8 +363,8 @@ impl Switch {
                 leg: leg_id,
             },
         );
-        debug!(call = key, uri = %leg.request_uri, to = %peer, "fork started");
-        let request_uri = leg.request_uri.clone();
+        debug!(call = key, uri = %leg.uac.request_uri, to = %peer, "fork started");
+        let request_uri = leg.uac.request_uri.clone();
         if let Some(call) = self.calls.calls.get_mut(&key) {
             call.forks.push(leg);
         }
@@ -395,11 +397,11 @@ impl Switch {
         let Some(leg) = call.forks.iter_mut().find(|l| l.id == leg_id) else {
             return;
         };
-        let Some((trunk, _)) = leg.trunk.clone() else {
+        let Some((trunk, _)) = leg.uac.trunk.clone() else {
             self.fork_failed(now, now_ms, key, leg_id, status);
             return;
         };
-        if leg.auth_tries > 0 {
+        if leg.uac.auth_tries > 0 {
             warn!(call = key, trunk = %trunk, "trunk rejected our credentials");
             self.fork_failed(now, now_ms, key, leg_id, status);
             return;
@@ -407,14 +409,14 @@ impl Switch {
         let auth = self
             .trunks
             .as_mut()
-            .map(|t| t.authorize(&trunk, status, &refs, "INVITE", &leg.request_uri));
+            .map(|t| t.authorize(&trunk, status, &refs, "INVITE", &leg.uac.request_uri));
         let Some(Ok((name, value))) = auth else {
             warn!(call = key, trunk = %trunk, "cannot answer the trunk's challenge (no credentials?)");
             self.fork_failed(now, now_ms, key, leg_id, status);
             return;
         };
-        leg.auth_tries += 1;
-        leg.auth = Some((name.as_str().to_owned(), value));
+        leg.uac.auth_tries += 1;
+        leg.uac.auth = Some((name.as_str().to_owned(), value));
         self.resend_invite(now, key, leg_id, branch);
         debug!(call = key, trunk = %trunk, "INVITE re-sent with credentials");
     }
@@ -440,13 +442,14 @@ impl Switch {
             return;
         };
         let asked = leg
+            .uac
             .extra_headers
             .iter()
             .find(|(n, _)| n == "Session-Expires")
             .and_then(|(_, v)| session_timer::SessionExpires::parse(v))
             .map(|se| se.interval);
         let retry = match (min_se, asked) {
-            (Some(min), Some(asked)) if leg.interval_tries == 0 && min > asked => Some(min),
+            (Some(min), Some(asked)) if leg.uac.interval_tries == 0 && min > asked => Some(min),
             _ => None,
         };
         let Some(interval) = retry else {
@@ -459,8 +462,8 @@ impl Switch {
             self.fork_failed(now, now_ms, key, leg_id, 422);
             return;
         };
-        leg.interval_tries += 1;
-        for (name, value) in &mut leg.extra_headers {
+        leg.uac.interval_tries += 1;
+        for (name, value) in &mut leg.uac.extra_headers {
             if name == "Session-Expires" || name == "Min-SE" {
                 *value = interval.to_string();
             }
@@ -479,14 +482,15 @@ impl Switch {
         let Some(leg) = self.calls.fork_mut(key, leg_id) else {
             return;
         };
-        leg.invite_cseq += 1;
-        leg.local_cseq = leg.invite_cseq;
-        leg.invite_branch = branch.clone();
+        leg.uac.invite_cseq += 1;
+        leg.local_cseq = leg.uac.invite_cseq;
+        leg.uac.invite_branch = branch.clone();
         leg.state = ChanState::Calling;
         let peer = leg.peer;
-        let request_uri = leg.request_uri.clone();
+        let request_uri = leg.uac.request_uri.clone();
         let snapshot = leg.clone();
         let auth = snapshot
+            .uac
             .auth
             .as_ref()
             .map(|(n, v)| (n.as_str(), v.as_str()));

@@ -252,8 +252,8 @@ impl Switch {
             if leg.state == ChanState::Calling {
                 leg.state = ChanState::Early;
             }
-            first_ring = status > 100 && !leg.rang;
-            leg.rang |= status > 100;
+            first_ring = status > 100 && !leg.uac.rang;
+            leg.uac.rang |= status > 100;
             if leg.remote_tag.is_none() {
                 leg.remote_tag = to_tag.map(str::to_owned);
             }
@@ -399,7 +399,7 @@ impl Switch {
             self.calls.host_for(leg.peer.transport),
             leg,
             &branch,
-            leg.invite_cseq,
+            leg.uac.invite_cseq,
             to_tag,
         );
         self.scratch.push(Transmit {
@@ -432,7 +432,7 @@ impl Switch {
     /// Trunk bookkeeping when an outbound leg ends (concurrency counts, and
     /// a failed gateway port cools down).
     pub(super) fn trunk_leg_done(&mut self, leg: &Channel) {
-        let Some((trunk, port)) = &leg.trunk else {
+        let Some((trunk, port)) = &leg.uac.trunk else {
             return;
         };
         let Some(trunks) = self.trunks.as_mut() else {
@@ -467,9 +467,10 @@ impl Switch {
         // 408/500/503 before any ringing: the contact, not the callee,
         // failed; another contact of the trunk may carry the call.
         let retry = leg
+            .uac
             .failover
             .take()
-            .filter(|_| !leg.rang && matches!(status, 408 | 500 | 503));
+            .filter(|_| !leg.uac.rang && matches!(status, 408 | 500 | 503));
         leg.state = ChanState::Ended {
             status: Some(status),
         };

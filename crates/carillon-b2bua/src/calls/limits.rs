@@ -101,7 +101,7 @@ impl Switch {
                 usize::from(c.caller_user.as_deref() == Some(user))
                     + c.forks
                         .iter()
-                        .filter(|l| l.user.as_deref() == Some(user) && !l.state.is_ended())
+                        .filter(|l| l.uac.user.as_deref() == Some(user) && !l.state.is_ended())
                         .count()
             })
             .sum()

@@ -43,12 +43,12 @@ pub(super) fn invite_transaction_heads<'w>(
     host: &str,
     method: &str,
 ) -> &'w mut MessageWriter {
-    w.header("Via", &via_parts(leg, host, &leg.invite_branch))
+    w.header("Via", &via_parts(leg, host, &leg.uac.invite_branch))
         .header("Max-Forwards", &["70"])
         .header("From", &[&leg.local_uri, ";tag=", &leg.local_tag])
         .header("To", &[&leg.remote_uri])
         .header("Call-ID", &[&leg.call_id])
-        .cseq(leg.invite_cseq, method)
+        .cseq(leg.uac.invite_cseq, method)
 }
 
 /// `"name" <uri>` with any `"` left out of the name, or `<uri>` for an
@@ -110,7 +110,8 @@ pub(super) fn ack_from_response(
 /// The Route header fields an outbound leg's INVITE was sent with (a
 /// callee's registered Path), which its CANCEL and non-2xx ACK repeat.
 pub(super) fn preloaded_routes(leg: &Channel) -> impl Iterator<Item = &str> {
-    leg.extra_headers
+    leg.uac
+        .extra_headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("Route"))
         .map(|(_, v)| v.as_str())
@@ -159,6 +160,7 @@ impl Wire<'_> {
             .map(|s| s.to_bytes())
             .unwrap_or_default();
         let extra: usize = leg
+            .uac
             .extra_headers
             .iter()
             .map(|(n, v)| n.len() + v.len() + 4)
@@ -166,8 +168,8 @@ impl Wire<'_> {
             + auth.map_or(0, |(n, v)| n.len() + v.len() + 4);
         let mut w = MessageWriter::request(
             &Method::Invite,
-            &leg.request_uri,
-            400 + 2 * leg.request_uri.len()
+            &leg.uac.request_uri,
+            400 + 2 * leg.uac.request_uri.len()
                 + leg.local_uri.len()
                 + leg.remote_uri.len()
                 + leg.call_id.len()
@@ -182,7 +184,7 @@ impl Wire<'_> {
             )
             .header("Supported", &["100rel, timer"])
             .header("User-Agent", &[self.user_agent]);
-        for (n, v) in &leg.extra_headers {
+        for (n, v) in &leg.uac.extra_headers {
             w.header(n, &[v]);
         }
         if let Some((n, v)) = auth {
@@ -197,10 +199,10 @@ impl Wire<'_> {
         let host = self.host(leg.peer.transport);
         // The INVITE's Request-URI (an early dialog may have changed the
         // remote target, RFC 3261 §9.1).
-        let ruri = if leg.request_uri.is_empty() {
+        let ruri = if leg.uac.request_uri.is_empty() {
             &leg.remote_target
         } else {
-            &leg.request_uri
+            &leg.uac.request_uri
         };
         let mut w = MessageWriter::request(
             &Method::Cancel,
@@ -388,17 +390,17 @@ impl Switch {
             now,
             self.calls.config.timers,
         );
-        if let Some(e) = self.calls.clients.get_mut(&leg.invite_branch) {
+        if let Some(e) = self.calls.clients.get_mut(&leg.uac.invite_branch) {
             e.txn.handle_cancel_sent(now);
             if let Some(at) = e.txn.poll_timeout() {
                 self.calls
-                    .schedule(at, Timer::Client(leg.invite_branch.clone()));
+                    .schedule(at, Timer::Client(leg.uac.invite_branch.clone()));
             }
         }
         // The CANCEL has the INVITE's branch; key it apart.
         self.add_client(
             now,
-            concat(&[&leg.invite_branch, "|CANCEL"]),
+            concat(&[&leg.uac.invite_branch, "|CANCEL"]),
             txn,
             leg.peer,
             key,

@@ -17,7 +17,9 @@
 //!
 //!   Leg A's server-transaction side (its INVITE's key and message, the
 //!   reliable provisional sender, the session-timer negotiation, the 2xx
-//!   retransmitter, what has been sent to it) is its [`Inbound`].
+//!   retransmitter, what has been sent to it) is the call's [`Inbound`];
+//!   an outbound channel's INVITE (branch, CSeq, Request-URI, trunk,
+//!   credentials, failover…) is its [`Outbound`] part, `Channel::uac`.
 //! * A **bridge** is a set of channels whose media is joined, each with a
 //!   [`Role`]. Today a bridge always has two members (the caller and the
 //!   fork that answered, relayed by the media plane); the member list and
@@ -167,9 +169,9 @@ impl Bridge {
 
 /// One SIP dialog leg of a call, inbound (the caller's: we are its UAS)
 /// or outbound (a fork: we are its UAC), with its dialog state (RFC 3261
-/// §12), media leg and DTMF mode. The fields from `invite_branch` to
-/// `rang` (but `channel`) describe the INVITE we sent and are only used on
-/// outbound channels; the caller's INVITE is the call's [`Inbound`].
+/// §12), media leg and DTMF mode. The INVITE we sent on an outbound
+/// channel is its [`Outbound`] part (`uac`); the caller's INVITE is the
+/// call's [`Inbound`].
 #[derive(Debug, Clone)]
 pub(super) struct Channel {
     /// The channel's number (the media plane's leg id, the `uniqueid`
@@ -192,14 +194,30 @@ pub(super) struct Channel {
     pub(super) plan: Option<MediaPlan>,
     /// Our SDP (offer for B, answer for A) and its version.
     pub(super) local_sdp: Option<SessionDescription>,
-    /// Outbound: the INVITE's branch and CSeq (its CANCEL reuses them).
-    pub(super) invite_branch: String,
-    pub(super) invite_cseq: u32,
     /// The channel's name, Asterisk's form (`SIP/100-0000002a`): events
     /// and the CDR's `channel`/`dstchannel`.
     pub(super) channel: String,
-    /// Outbound legs: the Request-URI, extra headers (P-Asserted-Identity)
-    /// and the trunk (with its gateway port) the leg goes out on.
+    /// RFC 4028 timer of this leg's dialog, once negotiated.
+    pub(super) session_timer: Option<session_timer::SessionTimer>,
+    /// The peer listed UPDATE in Allow (refreshes use it then).
+    pub(super) peer_allows_update: bool,
+    /// How the leg's endpoint sends and expects DTMF ([`dtmf_relay`]).
+    pub(super) dtmf_mode: DtmfMode,
+    /// Digits waiting to go out on the leg as SIP INFO.
+    pub(super) info_out: dtmf_relay::InfoSender,
+    /// The INVITE we sent, on an outbound channel (unused on the caller's).
+    pub(super) uac: Outbound,
+}
+
+/// An outbound channel's side: the INVITE we sent as its UAC and what
+/// its responses did to it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Outbound {
+    /// The INVITE's branch and CSeq (its CANCEL reuses them).
+    pub(super) invite_branch: String,
+    pub(super) invite_cseq: u32,
+    /// The Request-URI, extra headers (P-Asserted-Identity) and the trunk
+    /// (with its gateway port) the leg goes out on.
     pub(super) request_uri: String,
     pub(super) extra_headers: Vec<(String, String)>,
     pub(super) trunk: Option<(String, Option<PortName>)>,
@@ -211,21 +229,13 @@ pub(super) struct Channel {
     pub(super) interval_tries: u8,
     /// The local user this outbound leg rings (for `max_calls`).
     pub(super) user: Option<String>,
-    /// RFC 4028 timer of this leg's dialog, once negotiated.
-    pub(super) session_timer: Option<session_timer::SessionTimer>,
-    /// The peer listed UPDATE in Allow (refreshes use it then).
-    pub(super) peer_allows_update: bool,
-    /// The callee's reliable provisionals (B legs).
+    /// The callee's reliable provisionals.
     pub(super) rel_in: prack::ReliableReceiver,
     /// Carrier legs: where to try next if this contact fails.
     pub(super) failover: Option<Failover>,
     /// A provisional other than 100 arrived (the far end is ringing or
     /// playing early media: a failure after that is the callee's).
     pub(super) rang: bool,
-    /// How the leg's endpoint sends and expects DTMF ([`dtmf_relay`]).
-    pub(super) dtmf_mode: DtmfMode,
-    /// Digits waiting to go out on the leg as SIP INFO.
-    pub(super) info_out: dtmf_relay::InfoSender,
 }
 
 impl Channel {
@@ -255,23 +265,15 @@ impl Channel {
             media_open: false,
             plan: None,
             local_sdp: None,
-            invite_branch: String::new(),
-            invite_cseq: 1,
             channel,
-            request_uri: String::new(),
-            extra_headers: Vec::new(),
-            trunk: None,
-            auth_tries: 0,
-            auth: None,
-            interval_tries: 0,
-            user: None,
             session_timer: None,
             peer_allows_update: false,
-            rel_in: prack::ReliableReceiver::default(),
-            failover: None,
-            rang: false,
             dtmf_mode: DtmfMode::default(),
             info_out: dtmf_relay::InfoSender::default(),
+            uac: Outbound {
+                invite_cseq: 1,
+                ..Outbound::default()
+            },
         }
     }
 }

@@ -403,7 +403,7 @@ impl Switch {
         let Some(idx) = call.forks.iter().position(|l| l.id == leg_id) else {
             return false;
         };
-        let rseq = match call.forks[idx].rel_in.accept(msg) {
+        let rseq = match call.forks[idx].uac.rel_in.accept(msg) {
             Incoming::Unreliable => return true,
             Incoming::Ignore => return false,
             Incoming::New { rseq } => rseq,
@@ -413,7 +413,7 @@ impl Switch {
             leg.remote_tag = msg.tag(HeaderName::To);
         }
         early_dialog_from(&mut leg, msg);
-        let rack = format!("{rseq} {} INVITE", leg.invite_cseq);
+        let rack = format!("{rseq} {} INVITE", leg.uac.invite_cseq);
         self.send_in_dialog_with(
             now,
             key,
