@@ -36,8 +36,8 @@
 //! port pool), the configuration and the media-event entry point. The
 //! work is split by responsibility, one module each:
 //!
-//! * [`model`]: the types, [`model::Channel`] (with its state enum),
-//!   [`model::Bridge`] (members with roles) and `Call`;
+//! * [`model`]: the types, `model::Channel` (with its state enum),
+//!   `model::Bridge` (members with roles) and `Call`;
 //! * `intake`: a new INVITE becomes a call with its caller's channel; the
 //!   caller's channel is answered;
 //! * `execution`: the dialplan execution running on the caller's channel
@@ -66,7 +66,7 @@
 //!
 //! The `Switch` methods of a module are `pub(super)`: the modules call one
 //! another through them. Two are reached through a small context instead:
-//! `cdr` through the [`model::Call`] it turns into a record, and the
+//! `cdr` through the `model::Call` it turns into a record, and the
 //! outbound channels' INVITE and CANCEL through `messages::Wire` (our
 //! hosts, Contacts and User-Agent, borrowed from the switch for one
 //! message). [`model`]'s accessors (`Call::channel`,
@@ -75,7 +75,7 @@
 //!
 //! In a dialog, requests the switch does not act on get the RFC's refusal,
 //! never a blind 200: INFO is answered 200 only when its body is a DTMF
-//! digit (which then goes through [`Switch::digit_received`], the same
+//! digit (which then goes through `Switch::digit_received`, the same
 //! path as an RFC 4733 digit from the media plane), 415 with `Accept` for
 //! any other body type, 400 for a malformed one; REFER (no transfers yet)
 //! and MESSAGE are refused by validation (501, 405) before they get here.

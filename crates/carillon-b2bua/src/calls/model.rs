@@ -1,4 +1,4 @@
-//! The switch's call model: [`Channel`], [`Bridge`] and [`Call`].
+//! The switch's call model: `Channel`, `Bridge` and `Call`.
 //!
 //! Owns the types only (and the small accessors every part of `calls`
 //! reaches them through); what happens to them is the other modules'.
@@ -7,7 +7,7 @@
 //!   we are its UAS) or an outbound one (a fork: we are its UAC). It
 //!   carries its dialog (tags, route set, CSeq, target), its media leg and
 //!   port, its DTMF mode, its name (`SIP/100-0000002a`) and its
-//!   [`ChanState`]:
+//!   `ChanState`:
 //!
 //!   ```text
 //!   Calling ──1xx with tag──► Early ──2xx──► Up ──BYE/CANCEL──► Ended{status: None}
@@ -17,9 +17,9 @@
 //!
 //!   Leg A's server-transaction side (its INVITE's key and message, the
 //!   reliable provisional sender, the session-timer negotiation, the 2xx
-//!   retransmitter, what has been sent to it) is the call's [`Inbound`];
+//!   retransmitter, what has been sent to it) is the call's `Inbound`;
 //!   an outbound channel's INVITE (branch, CSeq, Request-URI, trunk,
-//!   credentials, failover…) is its [`Outbound`] part, `Channel::uac`.
+//!   credentials, failover…) is its `Outbound` part, `Channel::uac`.
 //! * A **bridge** is a set of channels whose media is joined, each with a
 //!   [`Role`]. Today a bridge always has two members (the caller and the
 //!   fork that answered, relayed by the media plane); the member list and
