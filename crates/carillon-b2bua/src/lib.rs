@@ -8,6 +8,16 @@
 //! output is drained with `poll_output()`; `poll_timeout()` gives the next
 //! instant `handle_timeout()` must be called. No sockets, no clock reads,
 //! randomness from a seed.
+//!
+//! Calls ([`calls`]) are modelled as Asterisk does underneath: a
+//! `Channel` per SIP dialog leg (the caller's inbound one, outbound forks),
+//! a `Bridge` of channels whose media is joined (members with roles, so a
+//! mixer and supervisors fit), and a `Call` (the linkedid) holding them
+//! with the call-level data ([`calls::model`]). The call code is split by
+//! responsibility under `calls/`: intake, execution, dial, forks,
+//! bridging, dialog requests, teardown, CDR, messages, streams, timeouts,
+//! and the features (reliable provisionals, session timers, limits, DTMF,
+//! hold, recording, events).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)

@@ -214,6 +214,13 @@ impl Switch {
         )
     }
 
+    /// The calls, for their counters ([`crate::calls::Calls::active`],
+    /// `channels`, `bridges`, `ports_in_use`, `client_transactions`): the
+    /// management API's figures and the tests' leak checks.
+    pub fn calls(&self) -> &crate::calls::Calls {
+        &self.calls
+    }
+
     /// Our SIP address for Via/Contact, once the listeners are bound.
     pub fn set_sip_addr(&mut self, addr: std::net::SocketAddr) {
         self.calls.set_sip_addr(addr);

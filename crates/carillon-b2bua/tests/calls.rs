@@ -205,6 +205,78 @@ fn an_answered_call_is_bridged_and_cleaned_up_after_bye_with_an_answered_cdr() {
     );
 }
 
+/// Channels, bridges, calls, client transactions and ports of the
+/// switch: (active, channels, bridges, client transactions, ports).
+fn counters(r: &Rig) -> (usize, usize, usize, usize, usize) {
+    let c = r.sw.calls();
+    (
+        c.active(),
+        c.channels(),
+        c.bridges(),
+        c.client_transactions(),
+        c.ports_in_use(),
+    )
+}
+
+#[test]
+fn the_counters_follow_a_call_and_every_one_is_back_to_zero_when_it_ends() {
+    let mut r = Rig::new();
+    r.register_101();
+    assert_eq!(counters(&r), (0, 0, 0, 0, 0), "nothing before the call");
+    r.invite_from_100(1.0);
+    let b_inv = r.b_invite();
+    r.take();
+    let (active, channels, bridges, clients, ports) = counters(&r);
+    assert_eq!(
+        (active, channels, bridges),
+        (1, 2, 0),
+        "ringing: one call, the caller's channel and the callee's, no bridge"
+    );
+    assert_eq!(clients, 1, "the INVITE to the callee");
+    assert_eq!(ports, 2, "one port per channel");
+    r.send(2.0, udp(5070), response_from_b(&b_inv, 200, true));
+    let out = r.take();
+    let ok = out
+        .iter()
+        .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
+        .expect("200 to A")
+        .1
+        .clone();
+    let (active, channels, bridges, _, ports) = counters(&r);
+    assert_eq!(
+        (active, channels, bridges, ports),
+        (1, 2, 1, 2),
+        "answered: the two channels in one bridge"
+    );
+    let tag = ok.tag(HeaderName::To).unwrap();
+    r.send(
+        2.1,
+        udp(5080),
+        in_dialog_from_a("ACK", 2, "z9hG4bKack2").replace("TAG", &tag),
+    );
+    r.send(
+        5.0,
+        udp(5080),
+        in_dialog_from_a("BYE", 3, "z9hG4bKbye").replace("TAG", &tag),
+    );
+    let out = r.take();
+    let bye = out
+        .iter()
+        .find(|(p, m)| p.addr.port() == 5070 && m.method() == Some(&Method::Bye))
+        .expect("BYE to B")
+        .1
+        .clone();
+    r.send(5.1, udp(5070), response_from_b(&bye, 200, false));
+    assert_eq!(r.cdrs.len(), 1, "the call ended");
+    r.tick(60.0);
+    r.tick(120.0);
+    assert_eq!(
+        counters(&r),
+        (0, 0, 0, 0, 0),
+        "no call, channel, bridge, client transaction or port left"
+    );
+}
+
 #[test]
 fn cancel_before_answer_gives_487_cancels_the_fork_and_a_cancel_cdr() {
     let mut r = Rig::new();

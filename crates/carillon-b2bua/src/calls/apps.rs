@@ -216,10 +216,10 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if call.a_answered || call.a_early_sent || call.state == CallState::Ended {
+        if call.inbound.answered || call.inbound.early_sent || call.state == CallState::Ended {
             return;
         }
-        call.a_early_sent = true;
+        call.inbound.early_sent = true;
         let a_id = call.a.id;
         self.emit_state(key, a_id, ChannelState::Progress);
         self.provisional_a(now, key, 183, true);
@@ -230,14 +230,14 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if call.a_answered
-            || call.a_early_sent
-            || call.a_provisional_sent == 180
+        if call.inbound.answered
+            || call.inbound.early_sent
+            || call.inbound.provisional_sent == 180
             || call.state == CallState::Ended
         {
             return;
         }
-        call.a_provisional_sent = 180;
+        call.inbound.provisional_sent = 180;
         let a_id = call.a.id;
         self.emit_state(key, a_id, ChannelState::Ringing);
         self.provisional_a(now, key, 180, false);

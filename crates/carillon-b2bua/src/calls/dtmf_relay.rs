@@ -36,7 +36,7 @@ use carillon_mediactl::{DtmfMode, LegId, MediaCommand, SessionId};
 use carillon_sip::Method;
 use tracing::{debug, info};
 
-use super::{dtmf_info, Caller, DigitSource, Leg, LegState};
+use super::{dtmf_info, Caller, DigitSource};
 use crate::switch::Switch;
 
 /// The duration given to a digit that arrived without one (an
@@ -49,15 +49,6 @@ pub(super) struct InfoSender {
     queue: VecDeque<(char, Duration)>,
     /// An INFO of this leg awaits its final response.
     in_flight: bool,
-}
-
-/// The leg `id` of a call (A or one of its forks).
-fn leg_of(call: &mut super::Call, id: LegId) -> Option<&mut Leg> {
-    if call.a.id == id {
-        Some(&mut call.a)
-    } else {
-        call.forks.iter_mut().find(|l| l.id == id)
-    }
 }
 
 impl Switch {
@@ -108,7 +99,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        let Some(bridged) = call.bridged else {
+        let Some(bridged) = call.bridged() else {
             return;
         };
         let to = if from == call.a.id {
@@ -119,10 +110,10 @@ impl Switch {
             return;
         };
         let session = call.session;
-        let Some(leg) = leg_of(call, to) else {
+        let Some(leg) = call.channel_mut(to) else {
             return;
         };
-        if leg.state == LegState::Ended {
+        if leg.state.is_ended() {
             return;
         }
         let duration = duration
@@ -152,7 +143,7 @@ impl Switch {
             .calls
             .calls
             .get_mut(&key)
-            .and_then(|c| leg_of(c, leg_id))
+            .and_then(|c| c.channel_mut(leg_id))
         else {
             return;
         };
@@ -173,11 +164,11 @@ impl Switch {
             .calls
             .calls
             .get_mut(&key)
-            .and_then(|c| leg_of(c, leg_id))
+            .and_then(|c| c.channel_mut(leg_id))
         else {
             return;
         };
-        if leg.info_out.in_flight || leg.state == LegState::Ended {
+        if leg.info_out.in_flight || leg.state.is_ended() {
             return;
         }
         let Some((digit, duration)) = leg.info_out.queue.pop_front() else {
@@ -199,7 +190,7 @@ impl Switch {
             .calls
             .calls
             .get_mut(&key)
-            .and_then(|c| leg_of(c, leg_id))
+            .and_then(|c| c.channel_mut(leg_id))
         {
             l.local_cseq = snapshot.local_cseq;
         }

@@ -11,25 +11,16 @@ use carillon_events::{
 };
 use carillon_mediactl::LegId;
 
-use super::{Call, DigitSource, Leg};
+use super::{Call, Channel, DigitSource};
 use crate::switch::{Output, Switch};
 
 /// A leg's `uniqueid`: the call's for the caller's leg, the call's plus
 /// `.` and the leg number for an outbound one.
-pub(super) fn leg_uniqueid(call: &Call, leg: &Leg) -> String {
+pub(super) fn leg_uniqueid(call: &Call, leg: &Channel) -> String {
     if leg.id == call.a.id {
         call.uniqueid.clone()
     } else {
         format!("{}.{}", call.uniqueid, leg.id.0)
-    }
-}
-
-/// Leg `leg_id` of `call` (the caller's or a fork).
-fn leg_of(call: &Call, leg_id: LegId) -> Option<&Leg> {
-    if call.a.id == leg_id {
-        Some(&call.a)
-    } else {
-        call.forks.iter().find(|l| l.id == leg_id)
     }
 }
 
@@ -87,10 +78,10 @@ impl Switch {
         &mut self,
         key: u64,
         leg_id: LegId,
-        build: impl FnOnce(&Call, &Leg) -> SwitchEvent,
+        build: impl FnOnce(&Call, &Channel) -> SwitchEvent,
     ) {
         self.emit_of_call(key, |call| {
-            [leg_of(call, leg_id).map(|leg| build(call, leg))]
+            [call.channel(leg_id).map(|leg| build(call, leg))]
         });
     }
 
@@ -140,9 +131,9 @@ impl Switch {
     /// The events of an outbound leg that leaves call `key`: `unbridged`
     /// when it was the bridged one (`was_bridged`), then its `hangup`
     /// (cause from its final status, else the call's cause).
-    pub(super) fn emit_fork_gone(&mut self, key: u64, leg: &Leg, was_bridged: bool) {
+    pub(super) fn emit_fork_gone(&mut self, key: u64, leg: &Channel, was_bridged: bool) {
         self.emit_of_call(key, |call| {
-            let cause = match leg.final_status {
+            let cause = match leg.state.final_status() {
                 Some(s) if s >= 300 => cause_of_status(s),
                 _ => call.hangup_cause,
             };

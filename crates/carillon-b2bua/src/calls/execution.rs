@@ -43,7 +43,10 @@ use carillon_dialplan::AppName;
 use carillon_mediactl::{LegId, MediaCommand, PlaybackEnd, PlaybackId, SessionId};
 use tracing::{debug, warn};
 
-use super::{CallState, Timer};
+use carillon_dialplan::{Command, DialStatus, Event as PlanEvent};
+use tracing::info;
+
+use super::{apps, CallState, Timer};
 use crate::switch::Switch;
 
 /// The media side of a call's execution.
@@ -91,9 +94,7 @@ impl Switch {
             return;
         }
         call.exec_media.waiting = None;
-        let result = if call.state == CallState::Ended
-            || call.cancelled
-            || call.a.state == super::LegState::Ended
+        let result = if call.state == CallState::Ended || call.cancelled || call.a.state.is_ended()
         {
             "HANGUP".to_owned()
         } else {
@@ -115,10 +116,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if call.state == CallState::Ended {
-            return;
-        }
-        let Some(exec) = call.exec.as_ref().filter(|e| !e.is_finished()) else {
+        let Some(exec) = call.live_execution() else {
             return;
         };
         let due = exec.poll_timeout();
@@ -142,13 +140,7 @@ impl Switch {
 
     /// The execution's timer of call `key` fired (`wait_deadline` passed).
     pub(super) fn execution_timeout(&mut self, now: Instant, now_ms: u64, key: u64) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
-            return;
-        };
-        if call.state == CallState::Ended {
-            return;
-        }
-        let Some(exec) = call.exec.as_mut() else {
+        let Some(exec) = self.calls.live(key).and_then(|c| c.exec.as_mut()) else {
             return;
         };
         // Ignored by the execution when its deadline moved later.
@@ -166,14 +158,10 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return false;
         };
-        if call.a.id != leg
-            || call.bridged.is_some()
-            || call.early_leg.is_some()
-            || call.state == CallState::Ended
-        {
+        if call.a.id != leg || call.bridge.is_some() || call.early_leg.is_some() {
             return false;
         }
-        let Some(exec) = call.exec.as_mut().filter(|e| !e.is_finished()) else {
+        let Some(exec) = call.live_execution() else {
             return false;
         };
         exec.handle_digit(now, digit);
@@ -265,5 +253,117 @@ impl Switch {
         exec.handle_caller_hangup(now);
         self.execution_resumed(key);
         self.drain_channelless(now, key);
+    }
+}
+
+/// Running the execution's commands.
+impl Switch {
+    /// Runs dialplan commands until it waits for something; the
+    /// application it left and the one it waits in are reported and its
+    /// timer armed ([`execution`]).
+    pub(super) fn run_dialplan(&mut self, now: Instant, now_ms: u64, key: u64) {
+        self.execution_resumed(key);
+        self.run_dialplan_commands(now, now_ms, key);
+        self.execution_blocked(key);
+    }
+
+    pub(super) fn run_dialplan_commands(&mut self, now: Instant, now_ms: u64, key: u64) {
+        loop {
+            let Some(call) = self.calls.live(key) else {
+                return;
+            };
+            let Some(exec) = call.exec.as_mut() else {
+                return;
+            };
+            if let Some(ev) = exec.poll_event() {
+                match ev {
+                    PlanEvent::Finished { cause } => {
+                        // A Hangup step ends the plan with its command
+                        // queued behind this event (after any channel-less
+                        // ones, e.g. the `h` extension's).
+                        self.drain_channelless(now, key);
+                        self.end_call(now, now_ms, key, cause.code());
+                        return;
+                    }
+                    PlanEvent::NoRoute { context, exten } => {
+                        info!(call = key, context = %context, exten = %exten, "dialplan: no route");
+                        self.end_call(now, now_ms, key, 1);
+                        return;
+                    }
+                    PlanEvent::TrunkRefused { context, trunk } => {
+                        warn!(call = key, context = %context, trunk = %trunk, "toll-fraud protection: trunk not allowed from this context");
+                        continue;
+                    }
+                    PlanEvent::Failed(e) => {
+                        warn!(call = key, error = %e, "dialplan failed");
+                        self.end_call(now, now_ms, key, 41);
+                        return;
+                    }
+                }
+            }
+            let Some((cmd, step)) = exec.poll_command_step() else {
+                // The execution keeps its own timer (Wait, WaitExten, Read):
+                // armed by `execution_blocked`.
+                return;
+            };
+            match cmd {
+                // The Answer application answers the call: its time is
+                // the CDR's answer time (ANSWERED, billsec from here).
+                Command::Answer => {
+                    self.emit_app_started(key, "Answer", step);
+                    self.answer_a(now, key, Some(now_ms));
+                    self.emit_app_finished(key, "Answer", "OK");
+                }
+                Command::SetCallerId(cid) => {
+                    call.caller_num = cid.num;
+                    call.caller_name = cid.name;
+                }
+                Command::Hangup { cause } => {
+                    self.emit_app_started(key, "Hangup", step);
+                    self.end_call(now, now_ms, key, cause.code());
+                    return;
+                }
+                Command::Dial {
+                    targets,
+                    timeout,
+                    caller_id,
+                } => {
+                    call.caller_num = caller_id.num.clone();
+                    call.caller_name = caller_id.name.clone();
+                    self.emit_app_started(key, "Dial", step);
+                    let (started, callee_busy) = self.dial(now, now_ms, key, &targets);
+                    if started == 0 {
+                        // A callee at its call limit reads as busy.
+                        let status = if callee_busy {
+                            DialStatus::Busy
+                        } else {
+                            DialStatus::ChanUnavail
+                        };
+                        if let Some(exec) =
+                            self.calls.calls.get_mut(&key).and_then(|c| c.exec.as_mut())
+                        {
+                            exec.handle_dial_result(now, status);
+                        }
+                        self.dial_returned(key, status);
+                        continue;
+                    }
+                    if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.dial_open = true;
+                        call.state = CallState::Dialing;
+                        if let Some(t) = timeout {
+                            call.dial_deadline = Some(now + t);
+                            self.calls.schedule(now + t, Timer::Call(key));
+                        }
+                    }
+                    return;
+                }
+                // The applications of the caller's channel alone (IVR).
+                other => {
+                    if self.run_app(now, key, other, step) == apps::Flow::Wait {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }

@@ -51,14 +51,8 @@ pub(super) fn is_hold(plan: &MediaPlan) -> bool {
 
 /// The party bridged to `leg` in `call`, if `leg` is in its bridge.
 fn bridged_peer(call: &Call, leg: LegId) -> Option<LegId> {
-    let b = call.bridged?;
-    if leg == call.a.id {
-        Some(b)
-    } else if leg == b {
-        Some(call.a.id)
-    } else {
-        None
-    }
+    let bridge = call.bridge.as_ref().filter(|b| b.has(leg))?;
+    bridge.other_party(leg)
 }
 
 impl Switch {

@@ -18,7 +18,7 @@ use carillon_cdr::{CallRecord, Disposition};
 use carillon_sip::Message;
 use tracing::info;
 
-use super::{CallState, LegState};
+use super::CallState;
 use crate::endpoint::Peer;
 use crate::switch::{Output, Switch};
 
@@ -101,7 +101,7 @@ impl Switch {
                 usize::from(c.caller_user.as_deref() == Some(user))
                     + c.forks
                         .iter()
-                        .filter(|l| l.user.as_deref() == Some(user) && l.state != LegState::Ended)
+                        .filter(|l| l.uac.user.as_deref() == Some(user) && !l.state.is_ended())
                         .count()
             })
             .sum()

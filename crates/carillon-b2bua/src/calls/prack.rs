@@ -32,7 +32,7 @@ use bytes::Bytes;
 use carillon_sip::{HeaderName, Message, Method};
 use tracing::{debug, info, warn};
 
-use super::{Call, CallState, LegId, LegRef, LegState, Timer};
+use super::{Call, CallState, ChanState, LegId, LegRef, Timer};
 use crate::endpoint::{response_route, Peer};
 use crate::switch::Switch;
 
@@ -281,23 +281,23 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if !call.a_rel.enabled() {
+        if !call.inbound.rel.enabled() {
             self.respond_a(now, key, status, with_sdp);
             return;
         }
-        if call.a_rel.awaiting_prack() {
-            call.a_rel.queue(Queued { status, with_sdp });
+        if call.inbound.rel.awaiting_prack() {
+            call.inbound.rel.queue(Queued { status, with_sdp });
             return;
         }
-        let rseq = call.a_rel.take_rseq();
+        let rseq = call.inbound.rel.take_rseq();
         let headers = [
             ("Require".to_owned(), "100rel".to_owned()),
             ("RSeq".to_owned(), rseq.to_string()),
         ];
         if let Some(bytes) = self.respond_a_with(now, key, status, with_sdp, &headers) {
             if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.a_rel.sent(now, rseq, bytes);
-                if let Some(at) = call.a_rel.poll_timeout() {
+                call.inbound.rel.sent(now, rseq, bytes);
+                if let Some(at) = call.inbound.rel.poll_timeout() {
                     self.calls.schedule(at, Timer::Reliable(key));
                 }
             }
@@ -322,7 +322,7 @@ impl Switch {
         } = r;
         let rack = msg.header(HeaderName::RAck).and_then(|v| RAck::parse(&v));
         let matched = match (self.calls.calls.get_mut(&call_key), rack) {
-            (Some(call), Some(rack)) if call.a.id == leg => call.a_rel.handle_prack(&rack),
+            (Some(call), Some(rack)) if call.a.id == leg => call.inbound.rel.handle_prack(&rack),
             _ => false,
         };
         if !matched {
@@ -342,12 +342,12 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if let Some(q) = call.a_rel.next_queued() {
+        if let Some(q) = call.inbound.rel.next_queued() {
             self.provisional_a(now, key, q.status, q.with_sdp);
             return;
         }
-        if call.a_rel.answer_deferred {
-            call.a_rel.answer_deferred = false;
+        if call.inbound.rel.answer_deferred {
+            call.inbound.rel.answer_deferred = false;
             self.respond_a(now, key, 200, true);
         }
     }
@@ -357,13 +357,13 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        if call.a_rel.poll_timeout().is_none_or(|t| t > now) {
+        if call.inbound.rel.poll_timeout().is_none_or(|t| t > now) {
             return;
         }
-        match call.a_rel.handle_timeout(now) {
+        match call.inbound.rel.handle_timeout(now) {
             SenderTimeout::Nothing => {}
             SenderTimeout::Retransmit(bytes) => {
-                let (to, _) = response_route(&call.a_invite, call.a_peer);
+                let (to, _) = response_route(&call.inbound.invite, call.inbound.peer);
                 self.scratch.push(crate::endpoint::Transmit { to, bytes });
             }
             SenderTimeout::GaveUp => {
@@ -382,7 +382,7 @@ impl Switch {
             .calls
             .calls
             .get(&key)
-            .and_then(|c| c.a_rel.poll_timeout())
+            .and_then(|c| c.inbound.rel.poll_timeout())
         {
             self.calls.schedule(at, Timer::Reliable(key));
         }
@@ -403,7 +403,7 @@ impl Switch {
         let Some(idx) = call.forks.iter().position(|l| l.id == leg_id) else {
             return false;
         };
-        let rseq = match call.forks[idx].rel_in.accept(msg) {
+        let rseq = match call.forks[idx].uac.rel_in.accept(msg) {
             Incoming::Unreliable => return true,
             Incoming::Ignore => return false,
             Incoming::New { rseq } => rseq,
@@ -413,7 +413,7 @@ impl Switch {
             leg.remote_tag = msg.tag(HeaderName::To);
         }
         early_dialog_from(&mut leg, msg);
-        let rack = format!("{rseq} {} INVITE", leg.invite_cseq);
+        let rack = format!("{rseq} {} INVITE", leg.uac.invite_cseq);
         self.send_in_dialog_with(
             now,
             key,
@@ -437,8 +437,8 @@ impl Switch {
 
 /// The early dialog's remote target and route set from a provisional
 /// with a To tag (RFC 3261 §12.1.2), for PRACK and UPDATE before 2xx.
-pub(super) fn early_dialog_from(leg: &mut super::Leg, msg: &Message) {
-    if leg.state == LegState::Confirmed {
+pub(super) fn early_dialog_from(leg: &mut super::Channel, msg: &Message) {
+    if leg.state == ChanState::Up {
         return;
     }
     if let Some(c) = msg.with_name_addr(HeaderName::Contact, |n| n.uri.as_str().to_owned()) {
@@ -454,20 +454,20 @@ pub(super) fn early_dialog_from(leg: &mut super::Leg, msg: &Message) {
 /// is ending): leg A is back to unanswered so it gets a final error
 /// response, not a BYE. True when there was such an answer.
 pub(super) fn undo_deferred_answer(call: &mut Call) -> bool {
-    if !call.a_rel.answer_deferred {
+    if !call.inbound.rel.answer_deferred {
         return false;
     }
-    call.a_rel.answer_deferred = false;
-    call.a_answered = false;
+    call.inbound.rel.answer_deferred = false;
+    call.inbound.answered = false;
     call.answer_ms = None;
-    call.a.state = LegState::Early;
+    call.a.state = ChanState::Early;
     true
 }
 
 /// Whether leg A may still get a 2xx now, or must wait for a PRACK.
 pub(super) fn answer_must_wait(call: &mut Call) -> bool {
-    if call.a_rel.awaiting_prack() && call.state != CallState::Ended {
-        call.a_rel.answer_deferred = true;
+    if call.inbound.rel.awaiting_prack() && call.state != CallState::Ended {
+        call.inbound.rel.answer_deferred = true;
         true
     } else {
         false

@@ -50,7 +50,6 @@ use carillon_mediactl::{
 use tracing::{debug, info, warn};
 
 use super::apps::Flow;
-use super::CallState;
 use crate::switch::Switch;
 
 /// MixMonitor's state in one call.
@@ -139,7 +138,7 @@ impl Switch {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        let (MixMonitor::Armed { .. }, Some(callee)) = (&call.mixmonitor, call.bridged) else {
+        let (MixMonitor::Armed { .. }, Some(callee)) = (&call.mixmonitor, call.bridged()) else {
             return;
         };
         let MixMonitor::Armed { path, stereo } = std::mem::take(&mut call.mixmonitor) else {
@@ -369,12 +368,9 @@ impl Switch {
     /// The Record application's file is done: `RECORD_STATUS` and the
     /// execution goes on (unless the call has ended).
     fn record_app_done(&mut self, now: Instant, now_ms: u64, key: u64, end: &RecordingEnd) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
+        let Some(call) = self.calls.live(key) else {
             return;
         };
-        if call.state == CallState::Ended {
-            return;
-        }
         let status = match end {
             // A digit's StopRecord reads as DTMF in the interpreter; any
             // other stop is a leg of it closing: the caller hung up.

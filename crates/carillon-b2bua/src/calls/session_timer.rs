@@ -24,7 +24,7 @@ use carillon_sip::{HeaderName, Message, Method};
 use carillon_transaction::ClientEvent;
 use tracing::{info, warn};
 
-use super::{CallState, LegId, LegState, Timer};
+use super::{ChanState, LegId, Timer};
 use crate::switch::Switch;
 
 /// Our minimum session interval (RFC 4028 §4: at least 90 s).
@@ -280,12 +280,9 @@ impl Switch {
 
     /// A leg's session timer fired: refresh, or tear the call down.
     pub(crate) fn session_timeout(&mut self, now: Instant, now_ms: u64, key: u64, leg_id: LegId) {
-        let Some(call) = self.calls.calls.get_mut(&key) else {
+        let Some(call) = self.calls.live(key) else {
             return;
         };
-        if call.state == CallState::Ended {
-            return;
-        }
         let is_a = call.a.id == leg_id;
         let leg = if is_a {
             Some(&mut call.a)
@@ -295,7 +292,7 @@ impl Switch {
         let Some(leg) = leg else {
             return;
         };
-        if leg.state != LegState::Confirmed {
+        if leg.state != ChanState::Up {
             return;
         }
         let Some(timer) = leg.session_timer.as_mut() else {
@@ -351,7 +348,7 @@ impl Switch {
     /// Our refresh on a leg: UPDATE without a body when the peer allows
     /// UPDATE, else a re-INVITE with our unchanged SDP (same version, so
     /// no new negotiation, RFC 3264 §8).
-    fn send_refresh(&mut self, now: Instant, key: u64, leg: &mut super::Leg, interval: u64) {
+    fn send_refresh(&mut self, now: Instant, key: u64, leg: &mut super::Channel, interval: u64) {
         let headers = vec![
             (
                 "Session-Expires".to_owned(),
