@@ -10,6 +10,8 @@
 //!   records while the database is unreachable and replays them later; the
 //!   callers' callback requests (table `callback_requests`) take the same
 //!   path;
+//! - the voicemail tables (`voicemail_messages`, `voicemail_pins`):
+//!   [`Store::apply_voicemail`] and the loads of the switch's index;
 //! - [`SystemClock`]: the real [`carillon_cdr::WallClock`].
 //!
 //! It does not own REGISTER semantics (`carillon-registrar`) nor the record

@@ -822,3 +822,5 @@ mod tests {
         ));
     }
 }
+
+mod voicemail;

@@ -210,7 +210,7 @@ enum Phase {
 }
 
 /// One run of VoiceMail or VoiceMailMain.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Session {
     vm: Voicemail,
     language: String,

@@ -268,7 +268,7 @@ impl Switch {
             frames_lost,
         });
         if pending.record_app {
-            self.record_app_done(now, now_ms, pending.call, end);
+            self.record_app_done(now, now_ms, pending.call, end, duration_ms);
         }
     }
 
@@ -300,6 +300,7 @@ impl Switch {
                     now,
                     RecordOutcome {
                         status: RecordStatus::Error,
+                        duration_ms: None,
                     },
                 );
             }
@@ -368,7 +369,14 @@ impl Switch {
 
     /// The Record application's file is done: `RECORD_STATUS` and the
     /// execution goes on (unless the call has ended).
-    fn record_app_done(&mut self, now: Instant, now_ms: u64, key: u64, end: &RecordingEnd) {
+    fn record_app_done(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        end: &RecordingEnd,
+        duration_ms: u64,
+    ) {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
@@ -386,7 +394,13 @@ impl Switch {
         let Some(exec) = call.exec.as_mut() else {
             return;
         };
-        exec.handle_record_done(now, RecordOutcome { status });
+        exec.handle_record_done(
+            now,
+            RecordOutcome {
+                status,
+                duration_ms: Some(duration_ms),
+            },
+        );
         self.run_dialplan(now, now_ms, key);
     }
 
