@@ -493,6 +493,11 @@ impl Dialplan {
         self
     }
 
+    /// The voicemail attached, if any.
+    pub fn voicemail(&self) -> Option<&carillon_voicemail::Voicemail> {
+        self.voicemail.as_ref()
+    }
+
     /// Finds the extension `exten` reaches from `context`.
     pub fn route(&self, context: &str, exten: &str) -> Result<Route<'_>, RouteError> {
         let ctx = self.context_index(context)?;

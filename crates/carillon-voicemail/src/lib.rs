@@ -39,6 +39,9 @@ pub struct Voicemail {
 pub(crate) struct Shared {
     pub(crate) config: Arc<VoicemailConfig>,
     pub(crate) index: MailboxIndex,
+    /// Messages whose caller hung up while recording, by file: they are
+    /// kept (or discarded) when the recording's end is reported.
+    pub(crate) orphans: std::collections::HashMap<std::path::PathBuf, Message>,
 }
 
 impl Voicemail {
@@ -48,6 +51,7 @@ impl Voicemail {
             shared: Arc::new(Mutex::new(Shared {
                 config: Arc::new(config),
                 index,
+                orphans: std::collections::HashMap::new(),
             })),
         }
     }
@@ -66,6 +70,32 @@ impl Voicemail {
     /// The configuration in force.
     pub fn config(&self) -> Arc<VoicemailConfig> {
         Arc::clone(&self.lock().config)
+    }
+
+    /// A recording ended after its call did (the media plane reports
+    /// the end later): when it is a message whose caller hung up while
+    /// recording, it is kept if it lasts a second or more (in the index,
+    /// and the returned `Persist::Store`) or its file discarded; `None`
+    /// for any other recording.
+    pub fn orphan_recording_done(
+        &self,
+        path: &std::path::Path,
+        duration_ms: u64,
+        failed: bool,
+    ) -> Option<Persist> {
+        let mut shared = self.lock();
+        let mut message = shared.orphans.remove(path)?;
+        if failed {
+            return None;
+        }
+        if u128::from(duration_ms) < session::MIN_MESSAGE.as_millis() {
+            return Some(Persist::Discard {
+                path: path.to_path_buf(),
+            });
+        }
+        message.duration_ms = duration_ms;
+        shared.index.insert(message.clone());
+        Some(Persist::Store(message))
     }
 
     /// (new, old) message counts of `mailbox`.

@@ -523,10 +523,6 @@ impl Session {
                 .is_some_and(|ms| u128::from(ms) >= MIN_MESSAGE.as_millis());
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::RecordingMessage { id, path } => {
-                let Some(mailbox) = self.mailbox.clone() else {
-                    self.finish(VmStatus::Failed);
-                    return;
-                };
                 if !long_enough {
                     if !recorded.failed {
                         self.actions
@@ -535,19 +531,10 @@ impl Session {
                     self.finish(VmStatus::Failed);
                     return;
                 }
-                let elapsed = self.now.saturating_duration_since(self.start);
-                let message = Message {
-                    id,
-                    mailbox: mailbox.clone(),
-                    caller_num: self.caller_num.clone(),
-                    caller_name: self.caller_name.clone(),
-                    received_at_ms: self
-                        .start_wall_ms
-                        .saturating_add(i64::try_from(elapsed.as_millis()).unwrap_or(0)),
-                    duration_ms: recorded.duration_ms.unwrap_or(0),
-                    folder: Folder::Inbox,
-                    read: false,
-                    path,
+                let Some(message) = self.message(id, path, recorded.duration_ms.unwrap_or(0))
+                else {
+                    self.finish(VmStatus::Failed);
+                    return;
                 };
                 self.vm.lock().index.insert(message.clone());
                 self.actions
@@ -569,12 +556,39 @@ impl Session {
         }
     }
 
-    /// The caller is gone: nothing more is played; `Finished` follows.
+    /// The caller is gone: nothing more is played; `Finished` follows. A
+    /// message being recorded is kept when its recording's end comes
+    /// ([`Voicemail::orphan_recording_done`]), as Asterisk keeps a message
+    /// the caller ends by hanging up.
     pub fn handle_caller_gone(&mut self, now: Instant) {
         self.tick(now);
+        if let (Phase::RecordingMessage { id, path }, true) = (&self.phase, self.recording) {
+            if let Some(message) = self.message(id.clone(), path.clone(), 0) {
+                self.vm.lock().orphans.insert(path.clone(), message);
+            }
+        }
         if self.phase != Phase::Done {
             self.finish(VmStatus::UserExit);
         }
+    }
+
+    /// The message being left, as it would be stored.
+    fn message(&self, id: String, path: PathBuf, duration_ms: u64) -> Option<Message> {
+        let mailbox = self.mailbox.clone()?;
+        let elapsed = self.now.saturating_duration_since(self.start);
+        Some(Message {
+            id,
+            mailbox,
+            caller_num: self.caller_num.clone(),
+            caller_name: self.caller_name.clone(),
+            received_at_ms: self
+                .start_wall_ms
+                .saturating_add(i64::try_from(elapsed.as_millis()).unwrap_or(0)),
+            duration_ms,
+            folder: Folder::Inbox,
+            read: false,
+            path,
+        })
     }
 
     /// A prompt without input ended.
@@ -933,6 +947,7 @@ fn file_stem(uniqueid: &str) -> String {
 mod tests {
     use super::*;
     use crate::{MailboxIndex, VoicemailConfig};
+    use std::path::Path;
 
     const CONFIG: &str = r#"
 [voicemail]
@@ -1112,6 +1127,61 @@ language = "fr"
             names(&drain(&mut s)),
             ["finished FAILED"],
             "no such mailbox"
+        );
+    }
+
+    #[test]
+    fn a_caller_hanging_up_while_recording_leaves_the_message_once_the_recording_ends() {
+        let t = Instant::now();
+        let v = vm(&[]);
+        let mut s = Session::deposit(
+            v.clone(),
+            "600",
+            DepositKind::Unavailable,
+            "1",
+            "",
+            "u",
+            0,
+            "en",
+            t,
+        );
+        drain(&mut s);
+        s.handle_playback_done(t);
+        drain(&mut s);
+        s.handle_caller_gone(t);
+        assert_eq!(names(&drain(&mut s)), ["finished USEREXIT"]);
+        assert_eq!(v.counts("600"), (0, 0));
+        let path = PathBuf::from("/vm/600/u.wav");
+        assert_eq!(
+            v.orphan_recording_done(Path::new("/vm/other.wav"), 5000, false),
+            None
+        );
+        let Some(Persist::Store(m)) = v.orphan_recording_done(&path, 2400, false) else {
+            panic!("not stored")
+        };
+        assert_eq!((m.duration_ms, m.caller_num.as_str()), (2400, "1"));
+        assert_eq!(v.counts("600"), (1, 0));
+        assert_eq!(v.orphan_recording_done(&path, 2400, false), None, "once");
+        // A short one is discarded.
+        let mut s = Session::deposit(
+            v.clone(),
+            "600",
+            DepositKind::Unavailable,
+            "1",
+            "",
+            "w",
+            0,
+            "en",
+            t,
+        );
+        drain(&mut s);
+        s.handle_playback_done(t);
+        drain(&mut s);
+        s.handle_caller_gone(t);
+        let short = PathBuf::from("/vm/600/w.wav");
+        assert_eq!(
+            v.orphan_recording_done(&short, 300, false),
+            Some(Persist::Discard { path: short })
         );
     }
 

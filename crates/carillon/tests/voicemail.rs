@@ -310,3 +310,39 @@ fn three_wrong_pins_at_2000_say_goodbye_and_hang_up() {
     assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
+
+#[test]
+fn a_caller_hanging_up_while_recording_still_leaves_the_message() {
+    require_baresip();
+    let mut env = example_env();
+    let mut sw = env.start();
+    let mut p100 = caller(&env);
+    dial(&env, &sw, &mut p100, "600");
+    let started = sw.wait_events(1, Duration::from_secs(20), |e| {
+        matches!(e, SwitchEvent::RecordingStarted { .. })
+    });
+    assert_eq!(started.len(), 1, "VoiceMail never recorded\n{}", sw.log());
+    std::thread::sleep(Duration::from_secs(3));
+    p100.command("hangup", "");
+    wait_closed(&sw, &mut p100, Duration::from_secs(10));
+    let left = sw.wait_events(1, Duration::from_secs(10), |e| {
+        matches!(e, SwitchEvent::VoicemailLeft { .. })
+    });
+    let Some(SwitchEvent::VoicemailLeft {
+        duration_ms, path, ..
+    }) = left.first().map(|e| e.event.clone())
+    else {
+        panic!("no voicemail_left after the hangup\n{}", sw.log());
+    };
+    assert!(
+        (2_500..=4_500).contains(&duration_ms),
+        "message of {duration_ms} ms for ~3 s spoken"
+    );
+    assert!(read_wav(Path::new(&path)).is_ok(), "{path}");
+    let rows = wait_rows(&env.db_url, 1);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].duration_ms, duration_ms);
+    p100.stop();
+    assert_nothing_left(&sw, Duration::from_secs(10));
+    sw.stop();
+}

@@ -166,16 +166,50 @@ impl Switch {
         }
     }
 
+    /// A Record application's file is done: if it is a voicemail message
+    /// whose caller hung up while recording (its call is gone), the
+    /// voicemail keeps it (or discards it when too short) now.
+    pub(super) fn voicemail_recording_done(
+        &mut self,
+        key: u64,
+        channel: String,
+        linkedid: String,
+        path: &std::path::Path,
+        failed: bool,
+        duration_ms: u64,
+    ) {
+        let found = self
+            .calls
+            .config
+            .dialplan
+            .as_ref()
+            .and_then(|d| d.voicemail())
+            .and_then(|vm| vm.orphan_recording_done(path, duration_ms, failed));
+        if let Some(persist) = found {
+            self.voicemail_change(key, channel, linkedid, persist);
+        }
+    }
+
     /// A voicemail change of call `key`: handed to the edge, with an event
     /// for a message left or deleted.
     fn voicemail_persist(&mut self, key: u64, persist: carillon_dialplan::voicemail::Persist) {
-        use carillon_dialplan::voicemail::Persist;
         let (channel, linkedid) = self
             .calls
             .calls
             .get(&key)
             .map(|c| (c.a.channel.clone(), c.uniqueid.clone()))
             .unwrap_or_default();
+        self.voicemail_change(key, channel, linkedid, persist);
+    }
+
+    fn voicemail_change(
+        &mut self,
+        key: u64,
+        channel: String,
+        linkedid: String,
+        persist: carillon_dialplan::voicemail::Persist,
+    ) {
+        use carillon_dialplan::voicemail::Persist;
         match &persist {
             Persist::Store(m) => {
                 info!(call = key, mailbox = %m.mailbox, message = %m.id, duration_ms = m.duration_ms, "voicemail left");

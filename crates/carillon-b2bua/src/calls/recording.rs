@@ -259,6 +259,7 @@ impl Switch {
                 "recording finished"
             ),
         }
+        let names = (pending.channel.clone(), pending.linkedid.clone());
         self.emit_detached(SwitchEvent::RecordingFinished {
             channel: pending.channel,
             linkedid: pending.linkedid,
@@ -268,6 +269,14 @@ impl Switch {
             frames_lost,
         });
         if pending.record_app {
+            self.voicemail_recording_done(
+                pending.call,
+                names.0,
+                names.1,
+                path,
+                matches!(end, RecordingEnd::Failed(_)),
+                duration_ms,
+            );
             self.record_app_done(now, now_ms, pending.call, end, duration_ms);
         }
     }
