@@ -8,6 +8,8 @@
 //! max_message = 180          # seconds, default for every mailbox
 //! max_messages = 100         # default for every mailbox
 //! max_silence = 5            # seconds of silence that end a message
+//! smtp = "127.0.0.1:25"      # optional: mail relay for new messages (plain SMTP, no auth)
+//! from = "voicemail@pbx.example.com"  # the mails' sender (default carillon@localhost)
 //!
 //! [mailbox.600]
 //! pin = "6000"               # digits
@@ -17,7 +19,7 @@
 //! greeting_busy = "/srv/greetings/600-busy.wav"             # optional
 //! max_message = 120          # optional, overrides [voicemail]
 //! max_messages = 50          # optional
-//! email = "quality@example.com"  # optional (kept; no mail is sent yet)
+//! email = "quality@example.com"  # optional: new messages are mailed here (needs smtp)
 //! ```
 //!
 //! Owns only the schema and its validation; the messages are
@@ -58,6 +60,10 @@ pub struct VoicemailConfig {
     /// Where messages and recorded greetings live.
     pub dir: PathBuf,
     pub max_silence: Duration,
+    /// `host:port` of the mail relay new messages are sent through.
+    pub smtp: Option<String>,
+    /// The sender of those mails.
+    pub mail_from: String,
     pub mailboxes: BTreeMap<String, Mailbox>,
 }
 
@@ -66,6 +72,8 @@ impl Default for VoicemailConfig {
         VoicemailConfig {
             dir: PathBuf::from(DEFAULT_DIR),
             max_silence: DEFAULT_MAX_SILENCE,
+            smtp: None,
+            mail_from: "carillon@localhost".to_owned(),
             mailboxes: BTreeMap::new(),
         }
     }
@@ -130,9 +138,36 @@ fn load_root(lo: &mut Loader<'_>, root: &Node) -> Option<VoicemailConfig> {
                     config.max_silence = d;
                 }
             }
+            if let Some((p, n)) = f.get("smtp") {
+                if let Some(addr) = lo.nonempty(&p, n) {
+                    if addr.rsplit_once(':').is_some_and(|(h, port)| {
+                        !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                    }) {
+                        config.smtp = Some(addr);
+                    } else {
+                        lo.report(n.line, &p, format!("'{addr}' is not host:port"));
+                    }
+                }
+            }
+            if let Some((p, n)) = f.get("from") {
+                if let Some(from) = lo.nonempty(&p, n) {
+                    if from.contains('@') && !from.contains(['<', '>', '\r', '\n']) {
+                        config.mail_from = from;
+                    } else {
+                        lo.report(n.line, &p, format!("'{from}' is not an e-mail address"));
+                    }
+                }
+            }
             lo.finish(
                 f,
-                &["dir", "max_message", "max_messages", "max_silence"],
+                &[
+                    "dir",
+                    "max_message",
+                    "max_messages",
+                    "max_silence",
+                    "smtp",
+                    "from",
+                ],
                 "[voicemail]",
             );
         }
@@ -223,7 +258,7 @@ fn load_mailbox(
     };
     let email = match f.get("email") {
         Some((p, n)) => match lo.nonempty(&p, n) {
-            Some(e) if e.contains('@') => Some(Some(e)),
+            Some(e) if e.contains('@') && !e.contains(['<', '>', '\r', '\n']) => Some(Some(e)),
             Some(e) => {
                 lo.report(n.line, &p, format!("'{e}' is not an e-mail address"));
                 None
@@ -267,6 +302,7 @@ mod tests {
 dir = "/srv/vm"
 max_message = 60
 max_messages = 10
+smtp = "127.0.0.1:2525"
 
 [mailbox.600]
 pin = "6000"
@@ -281,6 +317,8 @@ pin = "1234"
         )
         .unwrap();
         assert_eq!(c.dir, PathBuf::from("/srv/vm"));
+        assert_eq!(c.smtp.as_deref(), Some("127.0.0.1:2525"));
+        assert_eq!(c.mail_from, "carillon@localhost");
         let m = c.mailbox("600").unwrap();
         assert_eq!(m.max_message, Duration::from_secs(60));
         assert_eq!(m.max_messages, 3);
@@ -321,7 +359,7 @@ name = "no pin"
         assert_eq!(
             p,
             [
-                "voicemail.toml:3: voicemail.dirr: unknown key 'dirr' for [voicemail] (expected one of: dir, max_message, max_messages, max_silence)",
+                "voicemail.toml:3: voicemail.dirr: unknown key 'dirr' for [voicemail] (expected one of: dir, max_message, max_messages, max_silence, smtp, from)",
                 "voicemail.toml:6: mailbox.600.pin: a PIN is digits only",
                 "voicemail.toml:7: mailbox.600.max_message: 0 seconds is out of range (more than 0 to 3600)",
                 "voicemail.toml:8: mailbox.600.colour: unknown key 'colour' for mailbox 600 (expected one of: pin, name, language, greeting_unavailable, greeting_busy, max_message, max_messages, email)",

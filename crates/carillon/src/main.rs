@@ -14,6 +14,7 @@ mod events;
 mod offpath;
 mod recordings;
 mod voicemail;
+mod voicemail_mail;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -379,7 +380,8 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
         cfg.voicemail.clone(),
         voicemail::load_index(store.as_ref(), &cfg.voicemail).await,
     );
-    let vm_writer = voicemail::VoicemailWriter::spawn(store.clone(), cfg.database_url.clone());
+    let vm_writer =
+        voicemail::VoicemailWriter::spawn(store.clone(), cfg.database_url.clone(), vm.clone());
 
     let open_files = raise_open_file_limit(cfg.rtp_ports);
     let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);

@@ -3,8 +3,11 @@
 //! the voicemail directory) and the off-path writer that carries out the
 //! switch's `Output::Voicemail` changes: rows in the database
 //! (`Store::apply_voicemail`) and files deleted (a message deleted, a
-//! recording too short to keep). The signalling thread only queues; the
-//! writer's task does the disk and database work.
+//! recording too short to keep), and, for a mailbox with an `email` when
+//! `[voicemail] smtp` is set, the mail of a new message with its WAV
+//! ([`crate::voicemail_mail`], a task of its own per mail). The
+//! signalling thread only queues; the writer's tasks do the disk, database
+//! and network work.
 //!
 //! Limits: with the database unreachable at start the index starts empty
 //! (messages stored before are not listed until a restart with the
@@ -15,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use carillon_store::Store;
-use carillon_voicemail::{GreetingKind, MailboxIndex, Persist, VoicemailConfig};
+use carillon_voicemail::{
+    GreetingKind, MailboxIndex, Message, Persist, Voicemail, VoicemailConfig,
+};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -81,13 +86,19 @@ impl VoicemailWriter {
     /// Starts the writer's task on the current runtime. `store`: the
     /// database when it was reachable at start, else `url` is tried again
     /// when a change comes.
-    pub fn spawn(store: Option<Store>, url: String) -> VoicemailWriter {
+    /// `vm` gives the configuration in force (mail relay, addresses).
+    pub fn spawn(store: Option<Store>, url: String, vm: Voicemail) -> VoicemailWriter {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move {
             let mut store = store;
             while let Some(job) = rx.recv().await {
                 match job {
-                    Job::Change(change) => apply(&mut store, &url, change).await,
+                    Job::Change(change) => {
+                        if let Persist::Store(message) = &change {
+                            mail(&vm, message.clone());
+                        }
+                        apply(&mut store, &url, change).await;
+                    }
                     Job::Flush(done) => {
                         let _ = done.send(());
                     }
@@ -117,6 +128,39 @@ impl VoicemailWriter {
         let writer = self.clone();
         Box::new(move |change| writer.submit(change))
     }
+}
+
+/// Mails a new message when its mailbox has an address and a relay is
+/// configured (a task of its own; the result is logged).
+fn mail(vm: &Voicemail, message: Message) {
+    let config = vm.config();
+    let (Some(relay), Some(to)) = (
+        config.smtp.clone(),
+        config
+            .mailbox(&message.mailbox)
+            .and_then(|m| m.email.clone()),
+    ) else {
+        return;
+    };
+    let from = config.mail_from.clone();
+    tokio::spawn(async move {
+        let wav = match tokio::fs::read(&message.path).await {
+            Ok(wav) => wav,
+            Err(e) => {
+                warn!(file = %message.path.display(), error = %e, "voicemail not mailed: file unreadable");
+                return;
+            }
+        };
+        let text = crate::voicemail_mail::compose(&from, &to, &message, &wav);
+        match crate::voicemail_mail::send(&relay, &from, &to, &text).await {
+            Ok(()) => {
+                info!(mailbox = %message.mailbox, message = %message.id, to = %to, "voicemail mailed")
+            }
+            Err(e) => {
+                warn!(mailbox = %message.mailbox, message = %message.id, to = %to, error = %e, "voicemail not mailed")
+            }
+        }
+    });
 }
 
 async fn remove_file(path: &Path) {

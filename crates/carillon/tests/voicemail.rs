@@ -346,3 +346,122 @@ fn a_caller_hanging_up_while_recording_still_leaves_the_message() {
     assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
+
+/// A one-mail SMTP sink on 127.0.0.1 (its own thread, every read bounded):
+/// its address and the transcript of what the client sent.
+fn smtp_sink() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return format!("no connection: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let mut seen = String::new();
+        let _ = w.write_all(b"220 sink\r\n");
+        let mut in_data = false;
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            seen.push_str(&line);
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    let _ = w.write_all(b"250 queued\r\n");
+                }
+                continue;
+            }
+            let reply: &[u8] = match line.get(..4).unwrap_or("") {
+                "DATA" => {
+                    in_data = true;
+                    b"354 go\r\n"
+                }
+                "QUIT" => {
+                    let _ = w.write_all(b"221 bye\r\n");
+                    break;
+                }
+                _ => b"250 ok\r\n",
+            };
+            let _ = w.write_all(reply);
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_new_message_is_mailed_with_its_wav_through_the_configured_relay() {
+    use base64::Engine;
+    require_baresip();
+    let mut env = example_env();
+    let (relay, sink) = smtp_sink();
+    let path = env.config_dir().join("voicemail.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replacen(
+            "[voicemail]\n",
+            &format!("[voicemail]\nsmtp = \"{relay}\"\n"),
+            1,
+        )
+        .replacen(
+            "[mailbox.600]\n",
+            "[mailbox.600]\nemail = \"quality@example.com\"\n",
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+    let mut sw = env.start();
+    let mut p100 = caller(&env);
+    let (left, wav_path) = leave_message(&env, &sw, &mut p100, 1, Duration::from_secs(2));
+    assert!(left.is_some(), "no message left\n{}", sw.log());
+    let seen = sink.join().unwrap();
+    assert!(
+        seen.contains("RCPT TO:<quality@example.com>\r\n"),
+        "{seen}\n{}",
+        sw.log()
+    );
+    assert!(
+        seen.contains("Subject: New voicemail in mailbox 600 from 100"),
+        "{seen}"
+    );
+    let b64: String = seen
+        .split("Content-Disposition: attachment;")
+        .nth(1)
+        .and_then(|s| s.split("\r\n\r\n").nth(1))
+        .and_then(|s| s.split("--carillon-").next())
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    let attached = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(
+        attached,
+        std::fs::read(&wav_path).unwrap(),
+        "the attachment is the WAV"
+    );
+    assert_eq!(
+        sw.wait_lines("voicemail mailed", 1, Duration::from_secs(5))
+            .len(),
+        1
+    );
+    p100.stop();
+    assert_nothing_left(&sw, Duration::from_secs(10));
+    sw.stop();
+}
