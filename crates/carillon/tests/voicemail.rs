@@ -465,3 +465,56 @@ fn a_new_message_is_mailed_with_its_wav_through_the_configured_relay() {
     assert_nothing_left(&sw, Duration::from_secs(10));
     sw.stop();
 }
+
+#[test]
+fn in_the_example_101_not_answering_sends_the_caller_to_its_voicemail() {
+    require_baresip();
+    let mut env = example_env();
+    let mut sw = env.start();
+    // 101 rings but never answers (manual answer mode).
+    let mut p101 = Baresip::start(
+        &env,
+        &BaresipSpec {
+            answermode: "manual",
+            ..BaresipSpec::new("101", PW101, 1000.0)
+        },
+    );
+    assert!(
+        p101.wait_event("REGISTER_OK", 1, Duration::from_secs(10)),
+        "101 did not register\n{}",
+        p101.events
+    );
+    let mut p100 = caller(&env);
+    p100.command("dial", &format!("sip:101@127.0.0.1:{}", env.port));
+    // The example's Dial rings 101 for 30 s, then VoiceMail answers.
+    assert!(
+        p100.wait_event("CALL_ESTABLISHED", 1, Duration::from_secs(45)),
+        "the caller was never answered by voicemail\n{}",
+        sw.log()
+    );
+    let started = sw.wait_events(1, Duration::from_secs(20), |e| {
+        matches!(e, SwitchEvent::RecordingStarted { .. })
+    });
+    assert_eq!(started.len(), 1, "VoiceMail never recorded\n{}", sw.log());
+    std::thread::sleep(Duration::from_secs(2));
+    p100.command("sndcode", "#");
+    wait_closed(&sw, &mut p100, Duration::from_secs(15));
+    assert!(apps_finished(&sw).contains(&("Dial".into(), "NOANSWER".into())));
+    let left = sw.wait_events(1, Duration::from_secs(10), |e| {
+        matches!(e, SwitchEvent::VoicemailLeft { .. })
+    });
+    assert!(
+        matches!(
+            left.first().map(|e| &e.event),
+            Some(SwitchEvent::VoicemailLeft { mailbox, caller_num, .. })
+                if mailbox == "101" && caller_num == "100"
+        ),
+        "{left:?}\n{}",
+        sw.log()
+    );
+    assert_eq!(wait_rows(&env.db_url, 1).len(), 1);
+    p100.stop();
+    p101.stop();
+    assert_nothing_left(&sw, Duration::from_secs(10));
+    sw.stop();
+}
