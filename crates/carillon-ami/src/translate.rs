@@ -377,9 +377,13 @@ impl Translator {
                 f.push("Cause-txt", cause_text.clone());
                 out.push(AmiEvent::new("Hangup", ClassMask::CALL, f));
             }
+            // No AMI event yet: Asterisk's MessageWaiting needs the
+            // mailbox's new/old counts, which these events don't carry.
             SwitchEvent::AppFinished { .. }
             | SwitchEvent::RecordingStarted { .. }
-            | SwitchEvent::RecordingFinished { .. } => {}
+            | SwitchEvent::RecordingFinished { .. }
+            | SwitchEvent::VoicemailLeft { .. }
+            | SwitchEvent::VoicemailDeleted { .. } => {}
         }
         out
     }

@@ -80,6 +80,10 @@ pub enum Output {
         /// Further attempts after a failed first one.
         retries: u32,
     },
+    /// A voicemail change to persist (message row, read/moved/deleted,
+    /// a discarded or deleted file, a PIN): the edge carries it out off
+    /// the signalling path; the switch's mailbox index already has it.
+    Voicemail(carillon_dialplan::voicemail::Persist),
 }
 
 /// Counters for logs, metrics and tests.

@@ -225,6 +225,7 @@ fn load_root(lo: &mut Loader<'_>, root: &Node, sounds: Sounds) -> Option<Dialpla
     }
     Some(Dialplan {
         data: Arc::new(data),
+        voicemail: None,
     })
 }
 
@@ -490,7 +491,8 @@ fn app_keys(app: AppName) -> &'static [&'static str] {
         AppName::WaitExten => &["seconds"],
         AppName::Read => &["var", "file", "max_digits", "timeout"],
         AppName::Queue => &["queue", "timeout"],
-        AppName::VoiceMail => &["mailbox"],
+        AppName::VoiceMail => &["mailbox", "options"],
+        AppName::VoiceMailMain => &["mailbox"],
         AppName::MixMonitor => &["file", "options"],
         AppName::SayDigits => &["digits"],
         AppName::SayNumber => &["number"],
@@ -979,9 +981,30 @@ fn load_app(
             return None;
         }
         AppName::VoiceMail => {
-            let (p, n) = lo.required(fields, "mailbox", owner)?;
-            lo.template(&p, n)?;
-            return None;
+            let mailbox = lo
+                .required(fields, "mailbox", owner)
+                .and_then(|(p, n)| int_or_template(lo, &p, n));
+            let options = match fields.get("options") {
+                Some((p, n)) => letters(
+                    lo,
+                    &p,
+                    n,
+                    "ub",
+                    "u (unavailable greeting, the default), b (busy greeting)",
+                )?,
+                None => Vec::new(),
+            };
+            App::VoiceMail {
+                mailbox: mailbox?,
+                busy: options.contains(&'b'),
+            }
+        }
+        AppName::VoiceMailMain => {
+            let mailbox = match fields.get("mailbox") {
+                Some((p, n)) => Some(int_or_template(lo, &p, n)?),
+                None => None,
+            };
+            App::VoiceMailMain { mailbox }
         }
     };
     Some(parsed)

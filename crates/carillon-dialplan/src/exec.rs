@@ -79,8 +79,16 @@
 //! without an `i`/`t` extension the call is hung up.
 //!
 //! Prompts are resolved when played, for `${CHANNEL(language)}` (see
-//! [`crate::Sounds::resolve`]): `Play` carries the paths. Queue and
-//! VoiceMail are refused at load ([`crate::AppName::is_available`]).
+//! [`crate::Sounds::resolve`]): `Play` carries the paths. Queue is
+//! refused at load ([`crate::AppName::is_available`]).
+//!
+//! VoiceMail and VoiceMailMain run a [`carillon_voicemail::Session`] in
+//! the `Voicemail` state: its plays, recordings and digit collection
+//! become the same `Play`/`StopPlay`/`Record`/`StopRecord` commands the
+//! other applications use, its changes `Command::Voicemail`, and when it
+//! finishes `${VMSTATUS}` is set and the steps go on. Without a voicemail
+//! attached to the plan ([`crate::Dialplan::with_voicemail`]) both set
+//! `VMSTATUS=FAILED` at once.
 
 use crate::plan::{
     App, AppName, Dialplan, GotoError, GotoTarget, HangupCause, PlanData, RouteError,
@@ -291,6 +299,10 @@ pub enum Command {
         timeout: Duration,
         retries: u32,
     },
+    /// A voicemail change to persist off the call's path (a message's
+    /// row, read/moved/deleted, a discarded file, a PIN); the mailbox
+    /// index already has it. Needs no channel.
+    Voicemail(carillon_voicemail::Persist),
 }
 
 /// How a `Dial` ended (Asterisk's `${DIALSTATUS}`).
@@ -368,6 +380,9 @@ pub struct RecordOutcome {
     /// Why it ended, as the media plane saw it (a `StopRecord` sent for a
     /// digit reads as `Dtmf` whatever is given here).
     pub status: RecordStatus,
+    /// Audio written, when known (VoiceMail discards a message under a
+    /// second).
+    pub duration_ms: Option<u64>,
 }
 
 /// A run-time failure of the dialplan.
@@ -438,7 +453,35 @@ enum State {
     Refusing {
         cause: HangupCause,
     },
+    /// VoiceMail or VoiceMailMain: the session decides; the execution
+    /// carries out its actions.
+    Voicemail(VoicemailRun),
     Done,
+}
+
+/// A running VoiceMail/VoiceMailMain session (equal only to itself).
+#[derive(Debug, Clone)]
+struct VoicemailRun(Box<carillon_voicemail::Session>);
+
+impl PartialEq for VoicemailRun {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(&*self.0, &*other.0)
+    }
+}
+
+impl Eq for VoicemailRun {}
+
+impl std::ops::Deref for VoicemailRun {
+    type Target = carillon_voicemail::Session;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for VoicemailRun {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// Where a `Return` goes back to.
@@ -625,6 +668,10 @@ impl Execution {
             }
             State::Reading(read) if !read.prompt_playing => self.finish_read(read),
             State::Refusing { cause } => self.hang_up(cause),
+            State::Voicemail(mut session) => {
+                session.handle_timeout(now);
+                self.drive_voicemail(session);
+            }
             other => self.state = other,
         }
     }
@@ -674,6 +721,10 @@ impl Execution {
                     self.timer = Some(self.now + read.timeout);
                     self.state = State::Reading(read);
                 }
+            }
+            State::Voicemail(mut session) => {
+                session.handle_playback_done(now);
+                self.drive_voicemail(session);
             }
             other => self.state = other,
         }
@@ -738,6 +789,10 @@ impl Execution {
                     self.state = State::Recording { stopped_by_digit };
                 }
             }
+            State::Voicemail(mut session) => {
+                session.handle_digit(now, digit);
+                self.drive_voicemail(session);
+            }
             other => self.state = other,
         }
     }
@@ -745,6 +800,21 @@ impl Execution {
     /// The pending `Record` ended. Ignored when none is pending.
     pub fn handle_record_done(&mut self, now: Instant, outcome: RecordOutcome) {
         self.tick(now);
+        if matches!(self.state, State::Voicemail(_)) {
+            if let State::Voicemail(mut session) =
+                std::mem::replace(&mut self.state, State::Running)
+            {
+                session.handle_record_done(
+                    now,
+                    carillon_voicemail::session::Recorded {
+                        failed: outcome.status == RecordStatus::Error,
+                        duration_ms: outcome.duration_ms,
+                    },
+                );
+                self.drive_voicemail(session);
+            }
+            return;
+        }
         let State::Recording { stopped_by_digit } = self.state else {
             return;
         };
@@ -772,6 +842,15 @@ impl Execution {
                 "RECORD_STATUS".to_owned(),
                 RecordStatus::Hangup.as_str().to_owned(),
             );
+        }
+        if matches!(self.state, State::Voicemail(_)) {
+            if let State::Voicemail(mut session) =
+                std::mem::replace(&mut self.state, State::Running)
+            {
+                // What it persisted so far stays queued; nothing more plays.
+                session.handle_caller_gone(now);
+                self.voicemail_actions(&mut session.0, true);
+            }
         }
         self.caller_gone();
     }
@@ -1290,7 +1369,138 @@ impl Execution {
                 });
                 self.pc += 1;
             }
+            App::VoiceMail { mailbox, busy } => {
+                self.pc += 1;
+                let mailbox = self.expand(mailbox);
+                let Some(vm) = self.plan.voicemail.clone() else {
+                    self.set_vmstatus(carillon_voicemail::VmStatus::Failed);
+                    return;
+                };
+                self.answer();
+                let kind = if *busy {
+                    carillon_voicemail::DepositKind::Busy
+                } else {
+                    carillon_voicemail::DepositKind::Unavailable
+                };
+                let wall_ms = self
+                    .wall()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let session = carillon_voicemail::Session::deposit(
+                    vm,
+                    mailbox.trim(),
+                    kind,
+                    &self.caller_id.num,
+                    &self.caller_id.name,
+                    &self.uniqueid,
+                    wall_ms,
+                    &self.language,
+                    self.now,
+                );
+                self.drive_voicemail(VoicemailRun(Box::new(session)));
+            }
+            App::VoiceMailMain { mailbox } => {
+                self.pc += 1;
+                let mailbox = mailbox.as_ref().map(|m| self.expand(m));
+                let Some(vm) = self.plan.voicemail.clone() else {
+                    self.set_vmstatus(carillon_voicemail::VmStatus::Failed);
+                    return;
+                };
+                self.answer();
+                let session = carillon_voicemail::Session::main(
+                    vm,
+                    mailbox.as_deref().map(str::trim),
+                    &self.language,
+                    self.now,
+                );
+                self.drive_voicemail(VoicemailRun(Box::new(session)));
+            }
         }
+    }
+
+    fn set_vmstatus(&mut self, status: carillon_voicemail::VmStatus) {
+        self.vars
+            .insert("VMSTATUS".to_owned(), status.as_str().to_owned());
+    }
+
+    /// Carries out the voicemail session's actions; it stays the state
+    /// until it finishes (`VMSTATUS` set, the steps go on).
+    fn drive_voicemail(&mut self, mut session: VoicemailRun) {
+        let finished = self.voicemail_actions(&mut session.0, false);
+        if finished {
+            self.timer = None;
+            self.state = State::Running;
+            self.run();
+        } else {
+            self.timer = session.poll_timeout();
+            self.state = State::Voicemail(session);
+        }
+    }
+
+    /// Turns the session's actions into commands (`gone`: the caller hung
+    /// up, only persistence is kept); whether it finished.
+    fn voicemail_actions(&mut self, session: &mut carillon_voicemail::Session, gone: bool) -> bool {
+        use carillon_voicemail::{Action, Prompt};
+        // Bounded: a session answers an empty Play at once, which cannot
+        // loop for ever (every menu path plays something).
+        for _ in 0..1000 {
+            let Some(action) = session.poll_action() else {
+                return false;
+            };
+            match action {
+                Action::Persist(p) => self.commands.push_back(Command::Voicemail(p)),
+                Action::Finished(status) => {
+                    self.set_vmstatus(status);
+                    return true;
+                }
+                _ if gone => {}
+                Action::Play {
+                    prompts,
+                    language,
+                    interruptible,
+                } => {
+                    let sounds = &self.plan.data.sounds;
+                    let mut files = Vec::new();
+                    for prompt in prompts {
+                        match prompt {
+                            Prompt::Sound(name) => files.extend(sounds.resolve(&name, &language)),
+                            Prompt::Number(n) => files.extend(
+                                number_prompts(n, &language)
+                                    .iter()
+                                    .filter_map(|p| sounds.resolve(p, &language)),
+                            ),
+                            Prompt::Digits(d) => files.extend(
+                                digit_prompts(&d)
+                                    .iter()
+                                    .filter_map(|p| sounds.resolve(p, &language)),
+                            ),
+                            Prompt::File(path) => files.push(path),
+                        }
+                    }
+                    if files.is_empty() {
+                        session.handle_playback_done(self.now);
+                    } else {
+                        self.commands.push_back(Command::Play {
+                            files,
+                            interruptible,
+                        });
+                    }
+                }
+                Action::StopPlay => self.commands.push_back(Command::StopPlay),
+                Action::Record {
+                    path,
+                    max_silence,
+                    max_duration,
+                } => self.commands.push_back(Command::Record {
+                    path,
+                    max_silence: Some(max_silence),
+                    max_duration: Some(max_duration),
+                    beep: true,
+                }),
+                Action::StopRecord => self.commands.push_back(Command::StopRecord),
+            }
+        }
+        false
     }
 
     /// A `PlayTones` command for `kind` in the step's country, else

@@ -6,7 +6,9 @@
 //! dialled extension. It knows nothing of SIP, sockets or clocks: the host
 //! (the B2BUA) turns [`Command`]s into signalling and media commands and
 //! feeds results back. It depends on no other Carillon crate but the media
-//! protocol's vocabulary (`carillon-mediactl`, for tone descriptions).
+//! protocol's vocabulary (`carillon-mediactl`, for tone descriptions) and
+//! the voicemail menus (`carillon-voicemail`, attached with
+//! [`Dialplan::with_voicemail`]).
 //!
 //! # Schema
 //!
@@ -86,7 +88,8 @@
 //! | `CallbackRequest` | `number`, `alt_number` (templates) | stores a callback request (unique id, caller ID, the numbers, the language) |
 //! | `Webhook` | `url`, `vars` (names), `timeout` (s, default 5), `retries` (default 3) | POSTs the variables as a JSON object; never waits |
 //! | `Queue` | `queue`, `timeout` | **not available yet** |
-//! | `VoiceMail` | `mailbox` | **not available yet** |
+//! | `VoiceMail` | `mailbox`, `options` (`u` unavailable greeting, the default; `b` busy) | the greeting (the owner's recorded one, the mailbox's file, or a spoken default), a beep, then records until `#`, silence or the mailbox's limit; a message under a second is discarded, a full mailbox records nothing; sets `VMSTATUS` (SUCCESS, USEREXIT, FAILED) ([`carillon_voicemail`]) |
+//! | `VoiceMailMain` | `mailbox` (optional: only the PIN is asked) | the owner's menu: mailbox and PIN (three tries), new and old counts, play/next/previous/repeat/delete/save, greetings and PIN; sets `VMSTATUS` |
 //!
 //! The applications marked **not available yet** are in the schema (their
 //! keys are checked) but the switch does not execute them, so a step using
@@ -183,6 +186,8 @@ pub mod template;
 pub mod timecond;
 pub mod tones;
 
+/// The voicemail vocabulary (`Command::Voicemail`'s [`voicemail::Persist`]).
+pub use carillon_voicemail as voicemail;
 pub use config::ConfigProblem;
 pub use exec::{
     CallInfo, CallerId, Command, DialStatus, DialTarget, Event, ExecError, Execution,

@@ -71,6 +71,7 @@ pub enum AppName {
     Read,
     Queue,
     VoiceMail,
+    VoiceMailMain,
     MixMonitor,
     SayDigits,
     SayNumber,
@@ -93,7 +94,7 @@ pub enum AppName {
 
 impl AppName {
     /// Every application, in documentation order.
-    pub const ALL: [AppName; 32] = [
+    pub const ALL: [AppName; 33] = [
         AppName::Answer,
         AppName::Dial,
         AppName::Goto,
@@ -108,6 +109,7 @@ impl AppName {
         AppName::Read,
         AppName::Queue,
         AppName::VoiceMail,
+        AppName::VoiceMailMain,
         AppName::MixMonitor,
         AppName::SayDigits,
         AppName::SayNumber,
@@ -145,6 +147,7 @@ impl AppName {
             AppName::Read => "Read",
             AppName::Queue => "Queue",
             AppName::VoiceMail => "VoiceMail",
+            AppName::VoiceMailMain => "VoiceMailMain",
             AppName::MixMonitor => "MixMonitor",
             AppName::SayDigits => "SayDigits",
             AppName::SayNumber => "SayNumber",
@@ -170,7 +173,7 @@ impl AppName {
     /// The others are in the schema (their arguments are checked) but a
     /// dialplan using them is refused at load: the switch would skip them.
     pub fn is_available(self) -> bool {
-        !matches!(self, AppName::Queue | AppName::VoiceMail)
+        !matches!(self, AppName::Queue)
     }
 
     /// Looks a name up, ignoring ASCII case (`noop` = `NoOp`).
@@ -300,6 +303,16 @@ pub(crate) enum App {
         timeout: Duration,
         retries: u32,
     },
+    /// A caller leaves a message (`busy`: the busy greeting, else the
+    /// unavailable one).
+    VoiceMail {
+        mailbox: Template,
+        busy: bool,
+    },
+    /// The mailbox owner's menu (`mailbox`: only the PIN is asked).
+    VoiceMailMain {
+        mailbox: Option<Template>,
+    },
 }
 
 impl App {
@@ -338,6 +351,8 @@ impl App {
             App::ExecIf { .. } => AppName::ExecIf,
             App::CallbackRequest { .. } => AppName::CallbackRequest,
             App::Webhook { .. } => AppName::Webhook,
+            App::VoiceMail { .. } => AppName::VoiceMail,
+            App::VoiceMailMain { .. } => AppName::VoiceMailMain,
         }
     }
 
@@ -363,6 +378,8 @@ impl App {
                 | App::StopPlaytones
                 | App::MixMonitor { .. }
                 | App::StopMixMonitor
+                | App::VoiceMail { .. }
+                | App::VoiceMailMain { .. }
         )
     }
 }
@@ -463,9 +480,24 @@ pub struct Route<'a> {
 #[derive(Debug, Clone)]
 pub struct Dialplan {
     pub(crate) data: Arc<PlanData>,
+    /// The mailboxes VoiceMail and VoiceMailMain use (none: they fail
+    /// with `VMSTATUS=FAILED`).
+    pub(crate) voicemail: Option<carillon_voicemail::Voicemail>,
 }
 
 impl Dialplan {
+    /// This plan with the switch's voicemail attached (its mailboxes and
+    /// message index, shared by every call).
+    pub fn with_voicemail(mut self, voicemail: carillon_voicemail::Voicemail) -> Dialplan {
+        self.voicemail = Some(voicemail);
+        self
+    }
+
+    /// The voicemail attached, if any.
+    pub fn voicemail(&self) -> Option<&carillon_voicemail::Voicemail> {
+        self.voicemail.as_ref()
+    }
+
     /// Finds the extension `exten` reaches from `context`.
     pub fn route(&self, context: &str, exten: &str) -> Result<Route<'_>, RouteError> {
         let ctx = self.context_index(context)?;

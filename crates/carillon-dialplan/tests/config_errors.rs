@@ -376,12 +376,12 @@ match = "s"
 steps = [
   { app = "Answer" },
   { app = "Queue" },
-  { app = "VoiceMail", mailbox = "100" },
+  { app = "VoiceMail", mailbox = "100", options = "x" },
   { app = "SayAlpha" },
 ]
 "#;
     let problems = problems(text);
-    let names = ["Queue", "VoiceMail"];
+    let names = ["Queue"];
     for (i, name) in names.iter().enumerate() {
         assert!(
             has(
@@ -414,7 +414,18 @@ steps = [
         "{}",
         show(&problems)
     );
-    assert_eq!(problems.len(), names.len() + 2, "{}", show(&problems));
+    // VoiceMail runs now: only its bad option is a problem.
+    assert!(
+        has(
+            &problems,
+            7,
+            "context.ivr.extension[0].steps[2].options",
+            "'x'"
+        ),
+        "{}",
+        show(&problems)
+    );
+    assert_eq!(problems.len(), names.len() + 3, "{}", show(&problems));
     let refused: Vec<&str> = AppName::ALL
         .iter()
         .filter(|a| !a.is_available())

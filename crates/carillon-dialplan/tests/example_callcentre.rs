@@ -460,7 +460,7 @@ proptest::proptest! {
                 Input::Dial(status) => call.exec.handle_dial_result(now, status),
                 Input::RecordDone => call.exec.handle_record_done(
                     now,
-                    carillon_dialplan::RecordOutcome { status: carillon_dialplan::RecordStatus::Silence },
+                    carillon_dialplan::RecordOutcome { status: carillon_dialplan::RecordStatus::Silence, duration_ms: None },
                 ),
                 Input::Hangup => call.exec.handle_caller_hangup(now),
                 Input::Advance(s) => call.advance(f64::from(s) / 10.0),

@@ -481,6 +481,7 @@ fn record_answers_records_and_hash_stops_it_with_record_status_dtmf() {
         at(5.1),
         RecordOutcome {
             status: RecordStatus::Error,
+            duration_ms: None,
         },
     );
     assert_eq!(e.variable("RECORD_STATUS").as_deref(), Some("DTMF"));
@@ -496,6 +497,7 @@ fn record_status_follows_the_media_outcome_and_a_hangup() {
         at(9.0),
         RecordOutcome {
             status: RecordStatus::Silence,
+            duration_ms: None,
         },
     );
     assert_eq!(e.variable("RECORD_STATUS").as_deref(), Some("SILENCE"));

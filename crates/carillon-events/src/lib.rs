@@ -25,6 +25,8 @@
 //! | `recording_finished` | `channel`, `linkedid`, `path`, `end` (`stopped`/`silence`/`max_duration`/`failed`), `duration_ms`, `frames_lost` | the media plane finalised that file (StopMixMonitor, the call ended, or Record's end) |
 //! | `hold` | `channel`, `uniqueid`, `linkedid`, `moh_class` | that leg put its bridged party on hold (re-offer `sendonly`/`inactive`); the party hears music on hold from `moh_class` |
 //! | `unhold` | `channel`, `uniqueid`, `linkedid` | the leg resumed (`sendrecv`/`recvonly`); the bridge relays again |
+//! | `voicemail_left` | `channel`, `linkedid`, `mailbox`, `message_id`, `caller_num`, `path`, `duration_ms` | VoiceMail kept a message (one under a second is discarded and reported by nothing) |
+//! | `voicemail_deleted` | `channel`, `mailbox`, `message_id` | the owner deleted a message in VoiceMailMain |
 //!
 //! Names: `channel` is the CDR's `channel`/`dstchannel` (`SIP/101-0000002a`),
 //! `linkedid` the call's CDR `uniqueid`/`linkedid` (shared by all its legs);
@@ -151,6 +153,22 @@ pub enum SwitchEvent {
         uniqueid: String,
         linkedid: String,
     },
+    /// A caller left a voicemail message (VoiceMail kept it).
+    VoicemailLeft {
+        channel: String,
+        linkedid: String,
+        mailbox: String,
+        message_id: String,
+        caller_num: String,
+        path: String,
+        duration_ms: u64,
+    },
+    /// The mailbox owner deleted a message (VoiceMailMain).
+    VoicemailDeleted {
+        channel: String,
+        mailbox: String,
+        message_id: String,
+    },
 }
 
 /// What a recording captures, as `recording_started` reports it.
@@ -195,6 +213,8 @@ impl SwitchEvent {
             SwitchEvent::RecordingFinished { .. } => "recording_finished",
             SwitchEvent::Hold { .. } => "hold",
             SwitchEvent::Unhold { .. } => "unhold",
+            SwitchEvent::VoicemailLeft { .. } => "voicemail_left",
+            SwitchEvent::VoicemailDeleted { .. } => "voicemail_deleted",
         }
     }
 }

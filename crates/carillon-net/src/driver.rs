@@ -122,6 +122,8 @@ pub struct Sinks {
     pub callback: Box<dyn FnMut(carillon_cdr::CallbackRequest) + Send>,
     /// Webhook POSTs, for the sender's queue (must not block).
     pub webhook: Box<dyn FnMut(WebhookRequest) + Send>,
+    /// Voicemail changes, for the store and the files (must not block).
+    pub voicemail: Box<dyn FnMut(carillon_dialplan::voicemail::Persist) + Send>,
 }
 
 /// The signalling task.
@@ -330,6 +332,7 @@ fn drain_with(switch: &mut Switch, out: &mut Outputs, mut transmit: impl FnMut(P
             Output::Cdr(r) => (out.sinks.cdr)(r),
             Output::Event(e) => (out.sinks.event)(e),
             Output::Callback(c) => (out.sinks.callback)(c),
+            Output::Voicemail(v) => (out.sinks.voicemail)(v),
             Output::Webhook {
                 url,
                 body,

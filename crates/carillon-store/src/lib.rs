@@ -14,6 +14,8 @@
 //!   (dynamic members and pauses, restored at start) and `queue_log`
 //!   (app_queue's queue log), written and read by [`Store`] methods
 //!   (not run by the binary until the `Queue` application is wired);
+//! - the voicemail tables (`voicemail_messages`, `voicemail_pins`):
+//!   [`Store::apply_voicemail`] and the loads of the switch's index;
 //! - [`SystemClock`]: the real [`carillon_cdr::WallClock`].
 //!
 //! It does not own REGISTER semantics (`carillon-registrar`) nor the record

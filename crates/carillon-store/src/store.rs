@@ -825,3 +825,5 @@ mod tests {
         ));
     }
 }
+
+mod voicemail;

@@ -406,3 +406,12 @@ async fn callback_requests_spool_through_a_postgres_outage_and_are_stored_exactl
     );
     forwarder.stop().await;
 }
+
+#[tokio::test]
+async fn voicemail_messages_and_pins_round_trip_in_postgres() {
+    let Some(url) = pg_url("voicemail_messages_and_pins_round_trip_in_postgres") else {
+        return;
+    };
+    let store = Store::connect(&url).await.unwrap();
+    voicemail_round_trip(&store, &format!("vm-{}", run_id())).await;
+}

@@ -455,3 +455,12 @@ fn a_record_submitted_after_the_runtime_stopped_lands_in_the_spool() {
     writer.submit(record("late", 1));
     assert_eq!(spool_ids(&spool), ["late"]);
 }
+
+#[tokio::test]
+async fn voicemail_messages_and_pins_round_trip_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&sqlite_url(dir.path(), "vm.db"))
+        .await
+        .unwrap();
+    voicemail_round_trip(&store, "600").await;
+}

@@ -400,6 +400,10 @@ struct UserEntry {
     max_cps: Option<Spanned<u32>>,
     nat: Option<bool>,
     dtmf_mode: Option<Spanned<String>>,
+    /// The user's voicemail box (a `[mailbox.N]` of `voicemail.toml`,
+    /// checked by [`crate::crosscheck::check_mailboxes`]).
+    #[serde(rename = "mailbox")]
+    _mailbox: Option<String>,
 }
 
 /// The validated configuration.
@@ -437,6 +441,9 @@ pub struct Config {
     pub moh: Vec<MohConfig>,
     /// `[ami]`: the AMI listener (absent: none).
     pub ami: Option<AmiConfig>,
+    /// `voicemail.toml` (absent: no mailboxes, messages under
+    /// `var/voicemail`).
+    pub voicemail: carillon_voicemail::VoicemailConfig,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -1090,8 +1097,18 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         .and_then(|t| parse_file(&users_path, t, &mut problems));
     let trunks_path = dir.join("trunks.toml");
     let dialplan_path = dir.join("dialplan.toml");
+    let voicemail_path = dir.join("voicemail.toml");
     let trunks_text = read_optional(&trunks_path, &mut problems);
     let dialplan_text = read_optional(&dialplan_path, &mut problems);
+    let voicemail_text = read_optional(&voicemail_path, &mut problems);
+    let voicemail = match voicemail_text.as_deref() {
+        Some(text) => {
+            carillon_voicemail::VoicemailConfig::load(&voicemail_path.display().to_string(), text)
+                .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
+                .ok()
+        }
+        None => Some(carillon_voicemail::VoicemailConfig::default()),
+    };
     let trunks = trunks_text.as_deref().and_then(|text| {
         carillon_trunk::Trunks::load(&trunks_path.display().to_string(), text)
             .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
@@ -1132,6 +1149,13 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         &source(&dialplan_path, &dialplan_text),
         moh_classes.as_ref(),
     ));
+    problems.extend(crosscheck::check_mailboxes(
+        &source(&users_path, &users_text),
+        &source(&dialplan_path, &dialplan_text),
+        voicemail
+            .as_ref()
+            .map(|v| v.mailboxes.keys().cloned().collect()),
+    ));
     let main_values = match (&main, &main_text) {
         (Some(main), Some(text)) => Some(check_main(&main_path, text, main, &mut problems)),
         _ => None,
@@ -1158,9 +1182,9 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         ami,
     } = values;
 
-    if !problems.is_empty() {
+    let (true, Some(voicemail)) = (problems.is_empty(), voicemail) else {
         return Err(problems);
-    }
+    };
     let base = |p: &str| -> PathBuf { PathBuf::from(p) };
     Ok(Config {
         realm: main.general.realm,
@@ -1201,6 +1225,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         recording_dir,
         moh,
         ami,
+        voicemail,
     })
 }
 
@@ -1573,7 +1598,7 @@ mod tests {
         assert_eq!(shown.len(), 6, "{shown:#?}");
         let expect = [
             "carillon.toml:3: (syntax): ",
-            "dialplan.toml:4: context.internal.extension[0].steps[0].app: application VoiceMail is not available yet",
+            "dialplan.toml:4: context.internal.extension[0].steps[0].mailbox: mailbox '100' is not a [mailbox.100] of voicemail.toml",
             "trunks.toml:1: (syntax): ",
             "users.toml:4: user[0].codecs[1]: codec 'opus' is not available yet",
             "users.toml:4: user[0].codecs[2]: unknown codec 'speex'",

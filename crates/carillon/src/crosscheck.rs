@@ -13,6 +13,10 @@
 //!   altogether is reported at the `Dial` only when the context's
 //!   `allow_trunks` does not list it (else that line already says so).
 //!
+//! - a user's `mailbox` and the literal `mailbox` of a `VoiceMail` or
+//!   `VoiceMailMain` step must be a `[mailbox.N]` of `voicemail.toml`
+//!   ([`check_mailboxes`]; no file: no mailboxes).
+//!
 //! Not checked (cannot be, before a call): targets whose name part is
 //! built from variables (`user/${EXTEN}`, `trunk/${T}/…`), targets inside
 //! a `Goto` to another context chosen at run time, and `Dial` steps whose
@@ -293,6 +297,74 @@ fn check_plan_references(
             }
         }
     }
+}
+
+/// Mailbox references: each user's `mailbox` and each literal `mailbox`
+/// of VoiceMail/VoiceMailMain must be in `mailboxes` (`None`:
+/// `voicemail.toml` did not load; its own problems are reported).
+pub fn check_mailboxes(
+    users: &Source<'_>,
+    dialplan: &Source<'_>,
+    mailboxes: Option<BTreeSet<String>>,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let Some(mailboxes) = mailboxes else {
+        return out;
+    };
+    let missing =
+        |name: &str| format!("mailbox '{name}' is not a [mailbox.{name}] of voicemail.toml");
+    if let Some(tree) = tree(users) {
+        if let Some(list) = tree.get("user") {
+            for (i, user) in list.items().iter().enumerate() {
+                if let Some(node) = user.get("mailbox") {
+                    if let Some(name) = node.as_str().filter(|n| !mailboxes.contains(*n)) {
+                        out.push(problem(
+                            &users.path,
+                            node.line,
+                            format!("user[{i}].mailbox"),
+                            missing(name),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let Some(plan) = tree(dialplan) else {
+        return out;
+    };
+    let Some(contexts) = plan.get("context") else {
+        return out;
+    };
+    for context in contexts.entries() {
+        let Some(extensions) = context.value.get("extension") else {
+            continue;
+        };
+        for (k, extension) in extensions.items().iter().enumerate() {
+            let Some(steps) = extension.get("steps") else {
+                continue;
+            };
+            for (s, step) in steps.items().iter().enumerate() {
+                let is_vm = step.get("app").and_then(Node::as_str).is_some_and(|a| {
+                    a.eq_ignore_ascii_case("voicemail") || a.eq_ignore_ascii_case("voicemailmain")
+                });
+                let Some(node) = step.get("mailbox").filter(|_| is_vm) else {
+                    continue;
+                };
+                let name = match &node.kind {
+                    carillon_tomlconf::Kind::Int(i) => i.to_string(),
+                    _ => match node.as_str() {
+                        Some(t) if !t.contains("${") => t.trim().to_owned(),
+                        _ => continue,
+                    },
+                };
+                if !mailboxes.contains(&name) {
+                    let key = format!("context.{}.extension[{k}].steps[{s}].mailbox", context.key);
+                    out.push(problem(&dialplan.path, node.line, key, missing(&name)));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The problem with one `Dial` target, if its name is literal and wrong.

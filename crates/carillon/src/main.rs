@@ -14,6 +14,8 @@ mod crosscheck;
 mod events;
 mod offpath;
 mod recordings;
+mod voicemail;
+mod voicemail_mail;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -335,8 +337,9 @@ fn log_warnings(cfg: &config::Config) {
     }
 }
 
-async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
+async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
     log_warnings(&cfg);
+    voicemail::absolute_dir(&mut cfg.voicemail).context("the voicemail directory")?;
     info!(
         config = %dir.display(),
         users = cfg.users.len(),
@@ -378,6 +381,15 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
     // WAV again (its header sized to the audio on disk).
     recordings::repair_at_start(&cfg.recording_dir)?;
 
+    // Voicemail: the switch's index of every mailbox, shared by the
+    // dialplan's VoiceMail/VoiceMailMain; changes go to the writer.
+    let vm = carillon_voicemail::Voicemail::new(
+        cfg.voicemail.clone(),
+        voicemail::load_index(store.as_ref(), &cfg.voicemail).await,
+    );
+    let vm_writer =
+        voicemail::VoicemailWriter::spawn(store.clone(), cfg.database_url.clone(), vm.clone());
+
     let open_files = raise_open_file_limit(cfg.rtp_ports);
     let mut media_cfg = carillon_rtpnet::RuntimeConfig::new(cfg.rtp_bind);
     media_cfg.rtp_timeout = cfg.rtp_timeout;
@@ -409,7 +421,7 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         rng_seed: seed,
         timers: carillon_transaction::TimerConfig::default(),
         calls: carillon_b2bua::calls::CallConfig {
-            dialplan: cfg.dialplan.clone(),
+            dialplan: cfg.dialplan.clone().map(|d| d.with_voicemail(vm.clone())),
             media_ip: advertise,
             sip_addr: std::net::SocketAddr::new(advertise, 5060),
             rtp_ports: cfg.rtp_ports,
@@ -497,6 +509,7 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
         }),
         callback: offpath::callback_sink(cdrs.clone()),
         webhook: offpath::webhook_sink(webhooks),
+        voicemail: vm_writer.sink(),
         media_workers,
     };
     let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;
@@ -530,8 +543,13 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             _ = hup.recv() => match config::load(dir) {
-                Ok(new) => {
+                Ok(mut new) => {
                     log_warnings(&new);
+                    if let Err(e) = voicemail::absolute_dir(&mut new.voicemail) {
+                        warn!(error = %e, "voicemail directory");
+                    }
+                    vm.set_config(new.voicemail.clone());
+                    new.dialplan = new.dialplan.map(|d| d.with_voicemail(vm.clone()));
                     let hosts = resolve_trunk_hosts(new.trunks.as_ref()).await;
                     handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar, dialplan: new.dialplan, trunks: Box::new(TrunksReload { set: new.trunks, hosts }) }).await;
                 }
@@ -561,6 +579,12 @@ async fn run(dir: &Path, cfg: config::Config) -> anyhow::Result<()> {
             Ok(0) | Err(_) => {}
             Ok(dropped) => warn!(dropped, "switch events dropped (event file writer behind)"),
         }
+    }
+    if tokio::time::timeout(Duration::from_secs(10), vm_writer.flush())
+        .await
+        .is_err()
+    {
+        warn!("voicemail changes still queued at stop");
     }
     let report = cdrs.flush().await;
     info!(

@@ -247,7 +247,7 @@ const MANY_WANT: [(&str, usize, &str); 12] = [
     (
         "dialplan.toml",
         11,
-        "context.internal.extension[0].steps[1].app",
+        "context.internal.extension[0].steps[1].mailbox",
     ),
     (
         "dialplan.toml",
@@ -297,7 +297,10 @@ fn assert_many_mistakes(output: &str) {
     );
     assert_eq!(got.len(), MANY_WANT.len(), "{output}");
     for (fragment, key) in [
-        ("application VoiceMail is not available yet", "steps[1].app"),
+        (
+            "mailbox '100' is not a [mailbox.100] of voicemail.toml",
+            "steps[1].mailbox",
+        ),
         ("codec 'g722' is not available yet", "defaults.codecs[1]"),
         (
             "codec 'g729' is not available yet",
@@ -605,6 +608,69 @@ fn a_queues_file_is_checked_with_file_line_and_key_and_a_good_one_passes() {
     );
     assert!(
         run.stdout.contains("context 'nowhere' is not defined"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn voicemail_mistakes_and_unknown_mailboxes_name_their_file_line_and_key() {
+    let dir = example_copy();
+    let scratch = tempfile::tempdir().unwrap();
+    let users = std::fs::read_to_string(dir.path().join("users.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        users.replacen("mailbox = \"101\"", "mailbox = \"707\"", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("voicemail.toml"),
+        "[voicemail]\nmax_messages = 0\n\n[mailbox.100]\npin = \"12a4\"\n\n[mailbox.101]\npin = \"1\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let run = check(dir.path(), scratch.path());
+    assert_exit(&run, 1);
+    let got = problems(&run.stdout);
+    for (line, key, fragment) in [
+        (2, "voicemail.max_messages", "out of range"),
+        (5, "mailbox.100.pin", "digits only"),
+        (9, "mailbox.101.colour", "unknown key 'colour'"),
+    ] {
+        assert!(
+            got.contains(&("voicemail.toml".into(), line, key.into()))
+                && run.stdout.contains(fragment),
+            "voicemail.toml:{line}: {key}: {fragment} not reported:\n{}",
+            run.stdout
+        );
+    }
+    // voicemail.toml did not load: references are not checked against it.
+    assert_eq!(got.len(), 3, "{}", run.stdout);
+    // With a file that loads, a user's unknown mailbox and the example's
+    // VoiceMail of 600 (now missing) are reported where they are written.
+    std::fs::write(
+        dir.path().join("voicemail.toml"),
+        "[mailbox.100]\npin = \"1234\"\n",
+    )
+    .unwrap();
+    let run = check(dir.path(), scratch.path());
+    assert_exit(&run, 1);
+    let got = problems(&run.stdout);
+    assert!(
+        got.iter()
+            .any(|(f, _, k)| f == "users.toml" && k == "user[1].mailbox")
+            && run
+                .stdout
+                .contains("mailbox '707' is not a [mailbox.707] of voicemail.toml"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        got.iter().any(|(f, _, k)| f == "dialplan.toml"
+            && k.starts_with("context.internal.")
+            && k.ends_with(".mailbox"))
+            && run
+                .stdout
+                .contains("mailbox '600' is not a [mailbox.600] of voicemail.toml"),
         "{}",
         run.stdout
     );

@@ -13,6 +13,7 @@
 //! | `Ringing` | 180 |
 //! | `StoreCallback` | `Output::Callback` (the edge stores it with the CDRs) |
 //! | `Webhook` | `Output::Webhook` (the edge sends it; the call never waits) |
+//! | `Voicemail` | `Output::Voicemail` (the edge persists it), and `voicemail_left` / `voicemail_deleted` events |
 //! | `Record`, `StopRecord`, `MixMonitor`, `StopMixMonitor` | carried out by [`super::recording`] |
 //!
 //! When the dialplan is done (the terminal event) or the caller is gone,
@@ -158,10 +159,81 @@ impl Switch {
                 self.emit_app_finished(key, "StopMixMonitor", "OK");
             }
             Command::StopRecord => self.record_app_stop(key),
+            Command::Voicemail(persist) => self.voicemail_persist(key, persist),
             other => {
                 debug!(call = key, step, command = ?other, "no channel: not carried out");
             }
         }
+    }
+
+    /// A Record application's file is done: if it is a voicemail message
+    /// whose caller hung up while recording (its call is gone), the
+    /// voicemail keeps it (or discards it when too short) now.
+    pub(super) fn voicemail_recording_done(
+        &mut self,
+        key: u64,
+        channel: String,
+        linkedid: String,
+        path: &std::path::Path,
+        failed: bool,
+        duration_ms: u64,
+    ) {
+        let found = self
+            .calls
+            .config
+            .dialplan
+            .as_ref()
+            .and_then(|d| d.voicemail())
+            .and_then(|vm| vm.orphan_recording_done(path, duration_ms, failed));
+        if let Some(persist) = found {
+            self.voicemail_change(key, channel, linkedid, persist);
+        }
+    }
+
+    /// A voicemail change of call `key`: handed to the edge, with an event
+    /// for a message left or deleted.
+    fn voicemail_persist(&mut self, key: u64, persist: carillon_dialplan::voicemail::Persist) {
+        let (channel, linkedid) = self
+            .calls
+            .calls
+            .get(&key)
+            .map(|c| (c.a.channel.clone(), c.uniqueid.clone()))
+            .unwrap_or_default();
+        self.voicemail_change(key, channel, linkedid, persist);
+    }
+
+    fn voicemail_change(
+        &mut self,
+        key: u64,
+        channel: String,
+        linkedid: String,
+        persist: carillon_dialplan::voicemail::Persist,
+    ) {
+        use carillon_dialplan::voicemail::Persist;
+        match &persist {
+            Persist::Store(m) => {
+                info!(call = key, mailbox = %m.mailbox, message = %m.id, duration_ms = m.duration_ms, "voicemail left");
+                self.emit_detached(carillon_events::SwitchEvent::VoicemailLeft {
+                    channel,
+                    linkedid,
+                    mailbox: m.mailbox.clone(),
+                    message_id: m.id.clone(),
+                    caller_num: m.caller_num.clone(),
+                    path: m.path.display().to_string(),
+                    duration_ms: m.duration_ms,
+                });
+            }
+            Persist::Delete { mailbox, id, .. } => {
+                info!(call = key, mailbox = %mailbox, message = %id, "voicemail deleted");
+                self.emit_detached(carillon_events::SwitchEvent::VoicemailDeleted {
+                    channel,
+                    mailbox: mailbox.clone(),
+                    message_id: id.clone(),
+                });
+            }
+            _ => debug!(call = key, change = ?persist, "voicemail change"),
+        }
+        self.outputs.push_back(Output::Voicemail(persist));
     }
 
     /// Plays `items` to the caller: early media first when the call is
@@ -263,6 +335,7 @@ impl Switch {
                     now,
                     RecordOutcome {
                         status: RecordStatus::Hangup,
+                        duration_ms: None,
                     },
                 ),
                 Command::Hangup { .. } => self.emit_app_started(key, "Hangup", step),

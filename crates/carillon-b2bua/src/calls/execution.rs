@@ -101,6 +101,7 @@ impl Switch {
             match app {
                 AppName::Read => exec.variable("READSTATUS"),
                 AppName::Record => exec.variable("RECORD_STATUS"),
+                AppName::VoiceMail | AppName::VoiceMailMain => exec.variable("VMSTATUS"),
                 _ => None,
             }
             .unwrap_or_else(|| "OK".to_owned())

@@ -258,6 +258,7 @@ impl Switch {
                 "recording finished"
             ),
         }
+        let names = (pending.channel.clone(), pending.linkedid.clone());
         self.emit_detached(SwitchEvent::RecordingFinished {
             channel: pending.channel,
             linkedid: pending.linkedid,
@@ -267,7 +268,15 @@ impl Switch {
             frames_lost,
         });
         if pending.record_app {
-            self.record_app_done(now, now_ms, pending.call, end);
+            self.voicemail_recording_done(
+                pending.call,
+                names.0,
+                names.1,
+                path,
+                matches!(end, RecordingEnd::Failed(_)),
+                duration_ms,
+            );
+            self.record_app_done(now, now_ms, pending.call, end, duration_ms);
         }
     }
 
@@ -299,6 +308,7 @@ impl Switch {
                     now,
                     RecordOutcome {
                         status: RecordStatus::Error,
+                        duration_ms: None,
                     },
                 );
             }
@@ -367,7 +377,14 @@ impl Switch {
 
     /// The Record application's file is done: `RECORD_STATUS` and the
     /// execution goes on (unless the call has ended).
-    fn record_app_done(&mut self, now: Instant, now_ms: u64, key: u64, end: &RecordingEnd) {
+    fn record_app_done(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        key: u64,
+        end: &RecordingEnd,
+        duration_ms: u64,
+    ) {
         let Some(call) = self.calls.live(key) else {
             return;
         };
@@ -382,7 +399,13 @@ impl Switch {
         let Some(exec) = call.exec.as_mut() else {
             return;
         };
-        exec.handle_record_done(now, RecordOutcome { status });
+        exec.handle_record_done(
+            now,
+            RecordOutcome {
+                status,
+                duration_ms: Some(duration_ms),
+            },
+        );
         self.run_dialplan(now, now_ms, key);
     }
 

@@ -62,6 +62,7 @@ fn drain(sw: &mut Switch) -> (Vec<Message>, Vec<BindingChange>) {
             | Output::Cdr(_)
             | Output::Event(_)
             | Output::Callback(_)
+            | Output::Voicemail(_)
             | Output::Webhook { .. } => {}
         }
     }

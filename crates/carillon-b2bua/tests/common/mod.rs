@@ -170,6 +170,7 @@ impl Rig {
                 Output::Callback(c) => self.callbacks.push(c),
                 Output::Webhook { url, body, .. } => self.webhooks.push((url, body)),
                 Output::Event(e) => self.events.push(e),
+                Output::Voicemail(_) => {}
             }
         }
     }

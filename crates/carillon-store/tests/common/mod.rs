@@ -221,3 +221,84 @@ impl Forwarder {
         }
     }
 }
+
+/// Voicemail rows on `store`: a message stored (twice: kept once), read
+/// (INBOX → Old), moved, a second one deleted, a PIN changed twice; the
+/// load sees exactly that. `mailbox` keeps runs on a shared database apart.
+pub async fn voicemail_round_trip(store: &carillon_store::Store, mailbox: &str) {
+    use carillon_voicemail::{Folder, Message, Persist};
+    let msg = |id: &str, at: i64| Message {
+        id: format!("{mailbox}-{id}"),
+        mailbox: mailbox.to_owned(),
+        caller_num: "0300555".into(),
+        caller_name: "Caller".into(),
+        received_at_ms: at,
+        duration_ms: 4_250,
+        folder: Folder::Inbox,
+        read: false,
+        path: format!("/vm/{mailbox}/{id}.wav").into(),
+    };
+    let (a, b) = (msg("a", 1_000), msg("b", 2_000));
+    let changed = store
+        .apply_voicemail(&[
+            Persist::Store(a.clone()),
+            Persist::Store(b.clone()),
+            Persist::Store(a.clone()),
+            Persist::Discard {
+                path: "/vm/x.wav".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(changed, 2, "a repeated message is kept once");
+    let mine = |all: Vec<Message>| -> Vec<Message> {
+        all.into_iter().filter(|m| m.mailbox == mailbox).collect()
+    };
+    assert_eq!(
+        mine(store.load_voicemail_messages().await.unwrap()),
+        [a.clone(), b.clone()]
+    );
+    store
+        .apply_voicemail(&[
+            Persist::MarkRead {
+                mailbox: mailbox.into(),
+                id: a.id.clone(),
+            },
+            Persist::Move {
+                mailbox: mailbox.into(),
+                id: b.id.clone(),
+                folder: Folder::Work,
+            },
+            Persist::SetPin {
+                mailbox: mailbox.into(),
+                pin: "1111".into(),
+            },
+            Persist::SetPin {
+                mailbox: mailbox.into(),
+                pin: "2468".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    let loaded = mine(store.load_voicemail_messages().await.unwrap());
+    assert_eq!((loaded[0].read, loaded[0].folder), (true, Folder::Old));
+    assert_eq!((loaded[1].read, loaded[1].folder), (false, Folder::Work));
+    let pins = store.load_voicemail_pins().await.unwrap();
+    assert_eq!(
+        pins.iter()
+            .filter(|(m, _)| m == mailbox)
+            .collect::<Vec<_>>(),
+        [&(mailbox.to_owned(), "2468".to_owned())]
+    );
+    store
+        .apply_voicemail(&[Persist::Delete {
+            mailbox: mailbox.into(),
+            id: b.id.clone(),
+            path: b.path.clone(),
+        }])
+        .await
+        .unwrap();
+    let loaded = mine(store.load_voicemail_messages().await.unwrap());
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id, a.id);
+}
