@@ -406,3 +406,12 @@ async fn callback_requests_spool_through_a_postgres_outage_and_are_stored_exactl
     );
     forwarder.stop().await;
 }
+
+#[tokio::test]
+async fn postgres_cdrs_are_searched_by_time_src_dst_and_disposition_in_stable_pages() {
+    let Some(url) = pg_url("postgres_cdr_search") else {
+        return;
+    };
+    let store = Store::connect(&url).await.unwrap();
+    check_cdr_search(&store, &run_id(), unique_base_ms(7)).await;
+}

@@ -40,8 +40,6 @@ impl Default for EventHub {
     }
 }
 
-// `subscribe` and `consumers` serve the API and AMI consumers being built.
-#[allow(dead_code)]
 impl EventHub {
     /// A hub whose consumers may lag `capacity` records before losing some.
     pub fn new(capacity: usize) -> Self {
@@ -129,6 +127,11 @@ impl EventWriter {
             },
             EventWriter { thread, dropped },
         ))
+    }
+
+    /// The count of records dropped so far (for metrics).
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
     }
 
     /// Waits for the thread to write what was queued; the number of

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+#[path = "http.rs"]
+pub mod http;
 #[path = "process.rs"]
 mod process;
 #[path = "toml_text.rs"]
@@ -157,6 +159,8 @@ fn copy_dir(from: &Path, to: &Path) {
 pub struct Env {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The management API's port (`[api] address` on 127.0.0.1).
+    pub api_port: u16,
     pub ipv6: bool,
     rust_log: String,
     starts: usize,
@@ -207,6 +211,14 @@ impl Env {
             "sounds",
             &[("dir", format!("{:?}", sounds.display().to_string()))],
         );
+        // The API on a port of its own per switch (the example's 8088
+        // would be shared by every test).
+        let api_port = http::free_tcp_port(&[port]);
+        let main = set_keys(
+            &main,
+            "api",
+            &[("address", format!("\"127.0.0.1:{api_port}\""))],
+        );
         let main = if opts.security.is_empty() {
             main
         } else {
@@ -219,6 +231,7 @@ impl Env {
         Env {
             dir,
             port,
+            api_port,
             ipv6: opts.ipv6,
             rust_log: opts.rust_log.clone().unwrap_or_else(|| "info".into()),
             starts: 0,
@@ -256,7 +269,9 @@ impl Env {
         let child =
             process::spawn_switch(&self.config_dir(), self.dir.path(), &self.rust_log, &log);
         let listeners = if self.ipv6 { 3 } else { 2 };
-        Running::adopt(child, self.port, log, listeners)
+        let mut running = Running::adopt(child, self.port, log, listeners);
+        running.api = Some(SocketAddr::new(V4, self.api_port));
+        running
     }
 }
 
@@ -267,6 +282,8 @@ pub struct Running {
     pub port: u16,
     log: PathBuf,
     stopped: Option<ExitStatus>,
+    /// The management API's address, when the harness configured it.
+    pub api: Option<SocketAddr>,
 }
 
 impl Running {
@@ -280,6 +297,21 @@ impl Running {
             port,
             log,
             stopped: None,
+            api: None,
+        }
+    }
+
+    /// The management API's address (started by [`Env::start`]).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+            .expect("this switch was not started with an API port")
+    }
+
+    /// Polls `/metrics` (bounded) until calls, RTP ports and client
+    /// transactions are 0; panics with the figures and the log otherwise.
+    pub fn assert_idle(&self, timeout: Duration) {
+        if let Err(e) = http::wait_idle(self.api_addr(), None, timeout) {
+            panic!("{e}; log:\n{}", self.log());
         }
     }
 
