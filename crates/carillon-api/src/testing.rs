@@ -108,6 +108,19 @@ async fn fixture(refuse_reload: bool) -> Fixture {
         cdrs.push(record(&format!("c{i}"), 1000 + i * 100, src, disp));
     }
     store.insert_cdrs(&cdrs).await.unwrap();
+    store
+        .insert_callback_requests(&[carillon_cdr::CallbackRequest {
+            uniqueid: "c3".into(),
+            caller_num: "100".into(),
+            number: "0551234567".into(),
+            alt_number: None,
+            language: "ar".into(),
+            requested_at: 1500,
+            context: Some("callcentre".into()),
+            exten: Some("callback".into()),
+        }])
+        .await
+        .unwrap();
     let recordings = dir.path().join("rec");
     std::fs::create_dir_all(&recordings).unwrap();
     std::fs::write(recordings.join("call-1.wav"), b"RIFF0123456789").unwrap();
@@ -559,4 +572,24 @@ async fn a_consumer_that_falls_behind_gets_a_notice_and_is_closed() {
             .any(|l| l == "carillon_event_consumers_cut_off_total 1"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn callback_requests_are_listed_with_their_status_and_filtered() {
+    let f = fixture(false).await;
+    let (status, v) = get_json(&f.app, "/api/v1/callbacks", Some("ro-token")).await;
+    assert_eq!(status, StatusCode::OK);
+    let cb = &v["callbacks"][0];
+    assert_eq!(
+        (
+            cb["number"].as_str(),
+            cb["status"].as_str(),
+            cb["language"].as_str()
+        ),
+        (Some("0551234567"), Some("pending"), Some("ar"))
+    );
+    let (_, v) = get_json(&f.app, "/api/v1/callbacks?status=done", Some("ro-token")).await;
+    assert!(v["callbacks"].as_array().unwrap().is_empty());
+    let (_, v) = get_json(&f.app, "/api/v1/callbacks?from=1501", Some("ro-token")).await;
+    assert!(v["callbacks"].as_array().unwrap().is_empty());
 }

@@ -105,6 +105,19 @@ fn tokens_roles_bad_input_and_unknown_routes_get_401_403_422_and_404() {
         r.text()
     );
     fs::write(&users, good).unwrap();
+    // A token added to the file works after a reload; the API's tokens
+    // are reloaded with the rest.
+    const NEW_TOKEN: &str = "added-by-reload-0123";
+    assert_eq!(get("/api/v1/cdrs", Some(NEW_TOKEN)).status, 401);
+    let path = env.config_dir().join("carillon.toml");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "\n[[api.token]]\nname = \"late\"\nsecret = \"{NEW_TOKEN}\"\nrole = \"read-only\"\n"
+    ));
+    fs::write(&path, text).unwrap();
+    let r = http(api, "POST", "/api/v1/reload", Some(API_TOKEN), &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get("/api/v1/cdrs", Some(NEW_TOKEN)).status, 200);
     // Bad input names the field.
     for (path, field) in [
         ("/api/v1/cdrs?limit=0", "limit"),
@@ -130,7 +143,10 @@ fn tokens_roles_bad_input_and_unknown_routes_get_401_403_422_and_404() {
     }
     // Tokens are never logged.
     let log = sw.log();
-    assert!(!log.contains(API_TOKEN) && !log.contains(RO_TOKEN), "{log}");
+    assert!(
+        !log.contains(API_TOKEN) && !log.contains(RO_TOKEN) && !log.contains(NEW_TOKEN),
+        "{log}"
+    );
     assert!(log.contains("API listening"), "{log}");
 }
 
