@@ -64,6 +64,8 @@ pub enum Control {
     CallCounts(oneshot::Sender<(usize, usize, usize)>),
     /// Current bindings (for tests and the API).
     Bindings(oneshot::Sender<Vec<Binding>>),
+    /// (registered addresses of record, bindings), for metrics.
+    RegistrationCount(oneshot::Sender<(usize, usize)>),
     Stats(oneshot::Sender<Stats>),
     /// Stop the loop; the reply comes once it has stopped.
     Shutdown(oneshot::Sender<()>),
@@ -446,6 +448,10 @@ async fn run(
                 }
                 Some(Control::Bindings(reply)) => {
                     let _ = reply.send(switch.registrar().all().cloned().collect());
+                }
+                Some(Control::RegistrationCount(reply)) => {
+                    let registrar = switch.registrar();
+                    let _ = reply.send((registrar.aor_count(), registrar.binding_count()));
                 }
                 Some(Control::Stats(reply)) => {
                     let _ = reply.send(switch.stats().clone());

@@ -109,6 +109,23 @@ pub struct CdrFlushReport {
     pub unsaved: u64,
 }
 
+/// What a [`CdrWriter`] has done, for metrics: read at any time without
+/// asking the task (atomics it updates).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CdrWriterStats {
+    /// CDRs inserted into the database since start (a replayed spool
+    /// counts its records again; duplicates are ignored by the database).
+    pub stored: u64,
+    /// Rows (CDRs and callback requests) in the spool file now.
+    pub spooled: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stored: std::sync::atomic::AtomicU64,
+    spooled: std::sync::atomic::AtomicU64,
+}
+
 /// One row the writer stores: a CDR or a callback request.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Row {
@@ -183,7 +200,9 @@ impl CdrWriter {
             CdrTarget::Store(store) => (None, Some(store)),
         };
         let backoff = config.retry_initial;
+        let counters = Arc::new(Counters::default());
         let worker = Worker {
+            counters: Arc::clone(&counters),
             url,
             store,
             spool: Spool::new(spool_path.clone()),
@@ -199,6 +218,7 @@ impl CdrWriter {
             tx,
             spool_path: Arc::new(spool_path),
             clock,
+            counters,
         }
     }
 }
@@ -209,6 +229,7 @@ pub struct CdrWriterHandle {
     tx: mpsc::UnboundedSender<Msg>,
     spool_path: Arc<PathBuf>,
     clock: Arc<dyn WallClock + Send + Sync>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for CdrWriterHandle {
@@ -229,6 +250,15 @@ impl CdrWriterHandle {
             return CdrFlushReport::default();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// CDRs stored and rows spooled, as last published by the task.
+    pub fn stats(&self) -> CdrWriterStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        CdrWriterStats {
+            stored: self.counters.stored.load(Relaxed),
+            spooled: self.counters.spooled.load(Relaxed),
+        }
     }
 
     /// The spool file this writer uses.
@@ -266,6 +296,8 @@ impl CdrSink for CdrWriterHandle {
 }
 
 struct Worker {
+    /// Published for [`CdrWriterHandle::stats`].
+    counters: Arc<Counters>,
     url: Option<String>,
     store: Option<Store>,
     spool: Spool,
@@ -331,6 +363,9 @@ impl Worker {
             if !batch.is_empty() {
                 self.save(batch).await;
             }
+            self.counters
+                .spooled
+                .store(self.spooled, std::sync::atomic::Ordering::Relaxed);
             let report = self.report();
             for w in waiters {
                 let _ = w.send(report);
@@ -494,7 +529,7 @@ impl Worker {
             let end = (offset + max).min(records.len());
             let chunk = records.get(offset..end).unwrap_or_default();
             match insert_rows(store, chunk).await {
-                Ok(_) => {}
+                Ok(()) => self.count_stored(chunk),
                 Err(e) if e.is_connection() => {
                     tracing::warn!(error = %e, "CDR insert failed: database unavailable");
                     return Outcome::Unavailable(records.into_iter().skip(offset).collect());
@@ -503,7 +538,7 @@ impl Worker {
                     tracing::warn!(error = %e, "CDR batch refused; inserting one by one");
                     for (i, record) in chunk.iter().enumerate() {
                         match insert_rows(store, std::slice::from_ref(record)).await {
-                            Ok(_) => {}
+                            Ok(()) => self.count_stored(std::slice::from_ref(record)),
                             Err(e) if e.is_connection() => {
                                 return Outcome::Unavailable(
                                     records.into_iter().skip(offset + i).collect(),
@@ -517,6 +552,14 @@ impl Worker {
             offset = end;
         }
         Outcome::Done
+    }
+
+    fn count_stored(&self, rows: &[Row]) {
+        let cdrs = rows.iter().filter(|r| matches!(r, Row::Cdr(_))).count();
+        self.counters.stored.fetch_add(
+            u64::try_from(cdrs).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     async fn reject(&self, record: &Row, err: &StoreError) {

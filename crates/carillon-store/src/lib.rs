@@ -44,11 +44,15 @@ mod store;
 
 pub use binding_writer::{BindingWriter, BindingWriterConfig, BindingWriterHandle};
 pub use bindings::{BindingChange, BindingRow};
-pub use cdr_writer::{CdrFlushReport, CdrTarget, CdrWriter, CdrWriterConfig, CdrWriterHandle};
+pub use cdr_writer::{
+    CdrFlushReport, CdrTarget, CdrWriter, CdrWriterConfig, CdrWriterHandle, CdrWriterStats,
+};
 pub use clock::SystemClock;
 pub use error::StoreError;
 pub use spool::SpoolEntry;
 pub use store::queue::{
     utc_text, QueueLogQuery, QueueLogRow, StoredQueueMember, QUEUE_LOG_ROWS_PER_STATEMENT,
 };
-pub use store::{Backend, CallbackQuery, CdrQuery, Store, StoreOptions, StoredCallbackRequest};
+pub use store::{
+    Backend, CallbackQuery, CdrQuery, CdrSearch, Store, StoreOptions, StoredCallbackRequest,
+};

@@ -68,6 +68,36 @@ impl Default for CdrQuery {
     }
 }
 
+/// Filter and page of [`Store::search_cdrs`] (the management API's CDR
+/// query): records whose start lies in `[since_ms, until_ms)`, with the
+/// given `src`, `dst` and `disposition` when set, oldest start first
+/// (ties by uniqueid, so pages are stable), skipping `offset`, at most
+/// `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrSearch {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub disposition: Option<Disposition>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for CdrSearch {
+    fn default() -> Self {
+        CdrSearch {
+            since_ms: i64::MIN,
+            until_ms: i64::MAX,
+            src: None,
+            dst: None,
+            disposition: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
 /// Filter for [`Store::fetch_callback_requests`]: requests made in
 /// `[since_ms, until_ms)`, with `status` if given, oldest first, at most
 /// `limit`.
@@ -245,6 +275,12 @@ pub const CDR_ROWS_PER_STATEMENT: usize = 32;
 const SELECT_CDRS: &str = "SELECT uniqueid, linkedid, start_ms, answer_ms, end_ms, src, dst, \
     clid, dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield, \
     recording FROM cdr WHERE start_ms >= $1 AND start_ms < $2 ORDER BY start_ms, uniqueid LIMIT $3";
+const SEARCH_CDRS: &str = "SELECT uniqueid, linkedid, start_ms, answer_ms, end_ms, src, dst, \
+    clid, dcontext, channel, dstchannel, trunk, disposition, hangup_cause, accountcode, userfield, \
+    recording FROM cdr WHERE start_ms >= $1 AND start_ms < $2 \
+    AND (CAST($3 AS TEXT) IS NULL OR src = $3) AND (CAST($4 AS TEXT) IS NULL OR dst = $4) \
+    AND (CAST($5 AS TEXT) IS NULL OR disposition = $5) \
+    ORDER BY start_ms, uniqueid LIMIT $6 OFFSET $7";
 const COUNT_CDRS: &str = "SELECT COUNT(*) FROM cdr";
 
 const INSERT_CALLBACK_HEAD: &str = "INSERT INTO callback_requests \
@@ -657,6 +693,25 @@ impl Store {
                 .bind(query.since_ms)
                 .bind(query.until_ms)
                 .bind(i64::from(query.limit))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(StoreError::from_sqlx)?;
+        rows.into_iter().map(CallRecord::try_from).collect()
+    }
+
+    /// CDRs matching the search, oldest start first, one page of it.
+    pub async fn search_cdrs(&self, search: &CdrSearch) -> Result<Vec<CallRecord>, StoreError> {
+        let offset = i64::try_from(search.offset).unwrap_or(i64::MAX);
+        let rows: Vec<CdrDbRow> = on_pool!(self, pool => {
+            sqlx::query_as(SEARCH_CDRS)
+                .bind(search.since_ms)
+                .bind(search.until_ms)
+                .bind(search.src.as_deref())
+                .bind(search.dst.as_deref())
+                .bind(search.disposition.map(Disposition::as_str))
+                .bind(i64::from(search.limit))
+                .bind(offset)
                 .fetch_all(pool)
                 .await
         })

@@ -415,3 +415,12 @@ async fn voicemail_messages_and_pins_round_trip_in_postgres() {
     let store = Store::connect(&url).await.unwrap();
     voicemail_round_trip(&store, &format!("vm-{}", run_id())).await;
 }
+
+#[tokio::test]
+async fn postgres_cdrs_are_searched_by_time_src_dst_and_disposition_in_stable_pages() {
+    let Some(url) = pg_url("postgres_cdr_search") else {
+        return;
+    };
+    let store = Store::connect(&url).await.unwrap();
+    check_cdr_search(&store, &run_id(), unique_base_ms(7)).await;
+}

@@ -247,6 +247,14 @@ async fn cdr_writer_stores_batches_directly_while_the_database_is_up() {
     assert_eq!((report.spooled, report.unsaved), (0, 0));
     assert_eq!(store.cdr_count().await.unwrap(), 10);
     assert!(spool_ids(&spool).is_empty());
+    // The figures for metrics, read without asking the task.
+    assert_eq!(
+        writer.stats(),
+        carillon_store::CdrWriterStats {
+            stored: 10,
+            spooled: 0
+        }
+    );
 }
 
 #[tokio::test]
@@ -269,6 +277,7 @@ async fn cdr_writer_spools_while_the_database_path_is_unusable_and_replays_once_
     let report = writer.flush().await;
     assert_eq!(report.spooled, 5);
     assert_eq!(spool_ids(&spool), ["s0", "s1", "s2", "s3", "s4"]);
+    assert_eq!((writer.stats().spooled, writer.stats().stored), (5, 0));
 
     std::fs::remove_file(&blocker).unwrap();
     wait_until_spool_empty(&writer).await;
@@ -463,4 +472,13 @@ async fn voicemail_messages_and_pins_round_trip_in_sqlite() {
         .await
         .unwrap();
     voicemail_round_trip(&store, "600").await;
+}
+
+#[tokio::test]
+async fn cdrs_are_searched_by_time_src_dst_and_disposition_in_stable_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&sqlite_url(dir.path(), "c.db"))
+        .await
+        .unwrap();
+    check_cdr_search(&store, "lite", 5_000_000).await;
 }

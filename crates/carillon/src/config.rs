@@ -95,7 +95,55 @@ struct MainFile {
     moh: std::collections::BTreeMap<String, MohEntry>,
     /// `[ami]`: the AMI-compatible manager interface (absent: off).
     ami: Option<AmiSection>,
+    /// `[api]`: the management API (absent: not served).
+    api: Option<ApiSection>,
 }
+
+/// `[api]`: the management API's listener and tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiSection {
+    /// `address:port` of the HTTP listener.
+    address: Spanned<String>,
+    /// TLS certificate and key (PEM): refused, TLS is not available yet.
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    /// `[[api.token]]`.
+    #[serde(default)]
+    token: Vec<ApiTokenEntry>,
+}
+
+/// `[[api.token]]`: a bearer token and its role.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiTokenEntry {
+    /// A label for logs.
+    name: Spanned<String>,
+    /// The bearer secret (never logged; hidden from `Debug`).
+    secret: Spanned<String>,
+    /// `read-only`, `supervisor` or `admin`.
+    role: Spanned<String>,
+}
+
+impl std::fmt::Debug for ApiTokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTokenEntry")
+            .field("name", self.name.get_ref())
+            .field("role", self.role.get_ref())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The management API as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub address: SocketAddr,
+    /// Its tokens (their `Debug` hides the secrets).
+    pub tokens: Vec<carillon_api::ApiToken>,
+}
+
+/// Shortest token secret accepted.
+const MIN_TOKEN_LEN: usize = 16;
 
 /// `[ami]`: where the AMI listener binds and who may log in.
 #[derive(Debug, Deserialize)]
@@ -441,6 +489,8 @@ pub struct Config {
     pub moh: Vec<MohConfig>,
     /// `[ami]`: the AMI listener (absent: none).
     pub ami: Option<AmiConfig>,
+    /// `[api]`: the management API (absent: not served).
+    pub api: Option<ApiConfig>,
     /// `voicemail.toml` (absent: no mailboxes, messages under
     /// `var/voicemail`).
     pub voicemail: carillon_voicemail::VoicemailConfig,
@@ -619,6 +669,93 @@ struct MainValues {
     recording_dir: PathBuf,
     moh: Vec<MohConfig>,
     ami: Option<AmiConfig>,
+    api: Option<ApiConfig>,
+}
+
+/// Checks `[api]`: an address, no TLS keys (not available yet), and at
+/// least one token, each with a known role and a secret of
+/// [`MIN_TOKEN_LEN`] characters or more, no secret given twice.
+fn check_api(c: &mut Checker<'_>, api: &ApiSection) -> Option<ApiConfig> {
+    let address = match api.address.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.at(
+                api.address.span(),
+                "api.address",
+                format!(
+                    "{:?} is not an address:port (e.g. \"127.0.0.1:8088\")",
+                    api.address.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    for (key, value) in [
+        ("api.tls_cert", &api.tls_cert),
+        ("api.tls_key", &api.tls_key),
+    ] {
+        if let Some(v) = value {
+            c.at(
+                v.span(),
+                key,
+                "TLS for the API is not available yet: leave tls_cert and tls_key out and serve the API on loopback or behind a TLS-terminating proxy",
+            );
+        }
+    }
+    if api.token.is_empty() {
+        c.at(
+            api.address.span(),
+            "api.token",
+            "no [[api.token]]: every API route but health needs a token",
+        );
+    }
+    let mut tokens: Vec<carillon_api::ApiToken> = Vec::new();
+    let mut ok = true;
+    for (i, t) in api.token.iter().enumerate() {
+        let role = carillon_api::Role::parse(t.role.get_ref());
+        if role.is_none() {
+            c.at(
+                t.role.span(),
+                format!("api.token[{i}].role"),
+                format!(
+                    "unknown role {:?} (expected read-only, supervisor or admin)",
+                    t.role.get_ref()
+                ),
+            );
+        }
+        let secret = t.secret.get_ref();
+        if secret.chars().count() < MIN_TOKEN_LEN || secret.chars().any(char::is_whitespace) {
+            c.at(
+                t.secret.span(),
+                format!("api.token[{i}].secret"),
+                format!("must be at least {MIN_TOKEN_LEN} characters without spaces"),
+            );
+            ok = false;
+        } else if tokens.iter().any(|o| o.secret == *secret) {
+            c.at(
+                t.secret.span(),
+                format!("api.token[{i}].secret"),
+                "the same secret is given to another token",
+            );
+            ok = false;
+        }
+        if t.name.get_ref().trim().is_empty() {
+            c.at(t.name.span(), format!("api.token[{i}].name"), "empty");
+        }
+        match role {
+            Some(role) => tokens.push(carillon_api::ApiToken {
+                name: t.name.get_ref().clone(),
+                secret: secret.clone(),
+                role,
+            }),
+            None => ok = false,
+        }
+    }
+    let tls = api.tls_cert.is_some() || api.tls_key.is_some();
+    match address {
+        Some(address) if ok && !tls && !tokens.is_empty() => Some(ApiConfig { address, tokens }),
+        _ => None,
+    }
 }
 
 /// Checks `[ami]`: an address, a positive connection limit, users with
@@ -900,6 +1037,7 @@ fn check_main(
     let config_dir = main_path.parent().unwrap_or(Path::new("."));
     let moh = check_moh(&mut c, config_dir, main);
     let ami = main.ami.as_ref().and_then(|a| check_ami(&mut c, a));
+    let api = main.api.as_ref().and_then(|a| check_api(&mut c, a));
     MainValues {
         listen,
         rng_seed,
@@ -911,6 +1049,7 @@ fn check_main(
         recording_dir,
         moh,
         ami,
+        api,
     }
 }
 
@@ -1180,6 +1319,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         recording_dir,
         moh,
         ami,
+        api,
     } = values;
 
     let (true, Some(voicemail)) = (problems.is_empty(), voicemail) else {
@@ -1225,6 +1365,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         recording_dir,
         moh,
         ami,
+        api,
         voicemail,
     })
 }
@@ -1302,6 +1443,58 @@ mod tests {
         );
         let problems = load(dir.path()).unwrap_err();
         assert!(problems.iter().any(|p| p.line == 3), "{problems:?}");
+    }
+
+    #[test]
+    fn the_example_config_serves_the_api_on_loopback_with_the_admin_token() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let c = load(&dir).unwrap_or_else(|p| panic!("{p:?}"));
+        let api = c.api.expect("[api] in the example");
+        assert_eq!(api.address, "127.0.0.1:8088".parse().unwrap());
+        assert!(api
+            .tokens
+            .iter()
+            .any(|t| t.secret == "changeme-api-token" && t.role == carillon_api::Role::Admin));
+        // Printing the configuration never shows a secret.
+        let shown = format!("{:?}", api);
+        assert!(!shown.contains("changeme-api-token"), "{shown}");
+    }
+
+    #[test]
+    fn api_problems_name_their_line_and_key_and_tls_keys_are_refused() {
+        let users = "[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n";
+        let listen = "[[listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:5060\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &format!(
+                "{listen}[api]\naddress = \"127.0.0.1:8088\"\n\n[[api.token]]\nname = \"crm\"\nsecret = \"crm-token-0123456789\"\nrole = \"read-only\"\n"
+            ),
+            users,
+        );
+        let api = load(dir.path()).unwrap().api.unwrap();
+        assert_eq!(api.tokens[0].role, carillon_api::Role::ReadOnly);
+        write(
+            dir.path(),
+            &format!(
+                "{listen}[api]\naddress = \"localhost\"\ntls_cert = \"c.pem\"\n\n[[api.token]]\nname = \"crm\"\nsecret = \"short\"\nrole = \"root\"\n\n[[api.token]]\nname = \"b\"\nsecret = \"crm-token-0123456789\"\nrole = \"admin\"\n\n[[api.token]]\nname = \"c\"\nsecret = \"crm-token-0123456789\"\nrole = \"admin\"\n"
+            ),
+            users,
+        );
+        let problems = load(dir.path()).unwrap_err();
+        let got: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.key.as_str())).collect();
+        for want in [
+            (5, "api.address"),
+            (6, "api.tls_cert"),
+            (10, "api.token[0].secret"),
+            (11, "api.token[0].role"),
+            (20, "api.token[2].secret"),
+        ] {
+            assert!(got.contains(&want), "{want:?} not in {got:?}");
+        }
+        assert!(problems
+            .iter()
+            .all(|p| !p.message.contains("crm-token-0123456789")));
     }
 
     #[test]

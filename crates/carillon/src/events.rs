@@ -130,6 +130,11 @@ impl EventWriter {
         ))
     }
 
+    /// The count of records dropped so far (for metrics).
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+
     /// Waits for the thread to write what was queued; the number of
     /// records dropped.
     pub fn finish(self) -> u64 {

@@ -5,10 +5,13 @@
 //! `--config DIR`) and load it the same way, so `run` refuses to start on
 //! exactly the problems `check-config` prints. Signals:
 //! SIGTERM/SIGINT stop cleanly after flushing registrations to the
-//! database; SIGHUP reloads users, policies, the dialplan and the trunks
-//! without dropping registrations or calls.
+//! database; SIGHUP (or `POST /api/v1/reload`) reloads users, policies,
+//! the dialplan, the trunks and the API tokens without dropping
+//! registrations or calls. With `[api]` the management API is served
+//! ([`api`], `carillon-api`).
 
 mod ami;
+mod api;
 mod config;
 mod crosscheck;
 mod events;
@@ -337,6 +340,56 @@ fn log_warnings(cfg: &config::Config) {
     }
 }
 
+/// Reads the configuration again and hands it to the switch (SIGHUP, or
+/// the API's reload): all of it or nothing; with problems the running
+/// configuration is kept and they are logged and returned. The API's
+/// tokens are replaced too; its address is read at start only.
+async fn reload(
+    dir: &Path,
+    handle: &carillon_net::DriverHandle,
+    api: Option<&carillon_api::ApiState>,
+    vm: &carillon_voicemail::Voicemail,
+) -> Result<(), Vec<config::Problem>> {
+    match config::load(dir) {
+        Ok(mut new) => {
+            log_warnings(&new);
+            if let Err(e) = voicemail::absolute_dir(&mut new.voicemail) {
+                warn!(error = %e, "voicemail directory");
+            }
+            vm.set_config(new.voicemail.clone());
+            new.dialplan = new.dialplan.map(|d| d.with_voicemail(vm.clone()));
+            let hosts = resolve_trunk_hosts(new.trunks.as_ref()).await;
+            match (api, new.api) {
+                (Some(api), Some(cfg)) => api.set_tokens(cfg.tokens),
+                (Some(_), None) => {
+                    warn!("[api] removed: the API keeps serving with its tokens until restart")
+                }
+                (None, Some(_)) => warn!("[api] added: the API starts at the next restart"),
+                (None, None) => {}
+            }
+            handle
+                .send(Control::Reload {
+                    users: new.users,
+                    policy: new.policy,
+                    registrar: new.registrar,
+                    dialplan: new.dialplan,
+                    trunks: Box::new(TrunksReload {
+                        set: new.trunks,
+                        hosts,
+                    }),
+                })
+                .await;
+            Ok(())
+        }
+        Err(problems) => {
+            for p in &problems {
+                warn!(problem = %p, "reload refused; the running configuration is kept");
+            }
+            Err(problems)
+        }
+    }
+}
+
 async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
     log_warnings(&cfg);
     voicemail::absolute_dir(&mut cfg.voicemail).context("the voicemail directory")?;
@@ -430,8 +483,8 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
             timers: carillon_transaction::TimerConfig::default(),
             trunks: cfg.trunks.clone(),
             hosts: resolve_trunk_hosts(cfg.trunks.as_ref()).await,
-            // Built for the event file and for AMI's event stream.
-            events: cfg.events_file.is_some() || cfg.ami.is_some(),
+            // Built for the event file and for the API's and AMI's event streams.
+            events: cfg.events_file.is_some() || cfg.ami.is_some() || cfg.api.is_some(),
             recording_dir: cfg.recording_dir.clone(),
         },
     })?;
@@ -456,6 +509,7 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
     };
     let sink = writer.clone();
     let cdr_sink = cdrs.clone();
+    let cdr_stats = cdrs.clone();
     let (event_sink, event_writer) = match &cfg.events_file {
         Some(path) => {
             let (sink, writer) = events::EventWriter::start(path)?;
@@ -473,6 +527,10 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
             .with_context(|| format!("AMI listener on {}", ami_cfg.addr))?;
         info!(address = %bound, users = ami_cfg.users.len(), "AMI listener ready");
     }
+    let api_hub = event_hub.clone();
+    let events_dropped = event_writer
+        .as_ref()
+        .map(events::EventWriter::dropped_counter);
     let (sounds, skipped) = carillon_media::Sounds::load_moh(
         cfg.moh.iter().map(|m| (m.class.as_str(), m.dir.as_path())),
         std::time::Instant::now(),
@@ -513,6 +571,50 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
         media_workers,
     };
     let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;
+    // The API is bound before the SIP listeners are announced, so a client
+    // that waits for those finds it serving too.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<api::ReloadRequest>(4);
+    let api_server = match &cfg.api {
+        Some(api_cfg) => {
+            let listener = tokio::net::TcpListener::bind(api_cfg.address)
+                .await
+                .with_context(|| format!("binding the API listener {}", api_cfg.address))?;
+            let link = api::SwitchLink {
+                driver: handle.clone(),
+                cdrs: cdr_stats,
+                hub: api_hub.clone(),
+                events_dropped,
+                reload: reload_tx,
+            };
+            let subscribe_hub = api_hub;
+            let state = carillon_api::ApiState::new(
+                api_cfg.tokens.clone(),
+                std::sync::Arc::new(link),
+                cfg.recording_dir.clone(),
+                std::sync::Arc::new(move || subscribe_hub.subscribe()),
+            );
+            if let Some(store) = &store {
+                state.set_store(store.clone());
+            }
+            info!(address = %listener.local_addr()?, tokens = api_cfg.tokens.len(), "API listening");
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let router = carillon_api::router(state.clone());
+            let task = tokio::spawn(async move {
+                let stopped = async {
+                    let _ = stop_rx.await;
+                };
+                if let Err(e) = carillon_api::serve(listener, router, stopped).await {
+                    warn!(error = %e, "API server stopped");
+                }
+            });
+            Some((state, stop_tx, task))
+        }
+        None => {
+            drop((reload_tx, cdr_stats, api_hub, events_dropped));
+            None
+        }
+    };
+    let api_state = api_server.as_ref().map(|(state, _, _)| state.clone());
     for l in &handle.bound {
         info!(transport = l.transport.as_str(), address = %l.addr, "SIP listener ready");
     }
@@ -520,8 +622,12 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
         // Started without the database: once the binding writer reaches it,
         // hand the switch what was stored before the outage.
         let restore = handle.clone();
+        let api_state = api_state.clone();
         tokio::spawn(async move {
             let Ok(store) = late_store.await else { return };
+            if let Some(api) = &api_state {
+                api.set_store(store.clone());
+            }
             let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
             match store.load_bindings(now).await {
                 Ok(rows) => {
@@ -542,23 +648,23 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hup.recv() => match config::load(dir) {
-                Ok(mut new) => {
-                    log_warnings(&new);
-                    if let Err(e) = voicemail::absolute_dir(&mut new.voicemail) {
-                        warn!(error = %e, "voicemail directory");
-                    }
-                    vm.set_config(new.voicemail.clone());
-                    new.dialplan = new.dialplan.map(|d| d.with_voicemail(vm.clone()));
-                    let hosts = resolve_trunk_hosts(new.trunks.as_ref()).await;
-                    handle.send(Control::Reload { users: new.users, policy: new.policy, registrar: new.registrar, dialplan: new.dialplan, trunks: Box::new(TrunksReload { set: new.trunks, hosts }) }).await;
-                }
-                Err(problems) => {
-                    for p in problems {
-                        warn!(problem = %p, "reload refused; the running configuration is kept");
-                    }
-                }
-            },
+            _ = hup.recv() => {
+                let _ = reload(dir, &handle, api_state.as_ref(), &vm).await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let outcome = reload(dir, &handle, api_state.as_ref(), &vm).await;
+                let _ = reply.send(outcome.map_err(|ps| ps.iter().map(ToString::to_string).collect()));
+            }
+        }
+    }
+    if let Some((_, stop, task)) = api_server {
+        // Requests in flight get a moment to finish; event streams end.
+        let _ = stop.send(());
+        if tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .is_err()
+        {
+            warn!("API connections still open at stop: closed");
         }
     }
     info!("stopping: flushing registrations");

@@ -119,6 +119,7 @@ fn check_switch(sw: &mut Switch) {
             l.raw
         );
     }
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     assert_eq!(sw.lines("call ended").len(), 1, "log:\n{}", sw.log());
 }

@@ -119,6 +119,7 @@ fn sqlite_holds_an_answered_cdr_with_its_billsec_and_a_cancelled_one() {
     let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
     answered_then_cancelled(&mut env, &sw, uas_sip, uas_media);
     let rows = wait_cdrs(&env.db_url, since, 2, Duration::from_secs(10));
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     let rows_after_stop = wait_cdrs(&env.db_url, since, 2, Duration::from_secs(1));
     assert_eq!(
@@ -145,6 +146,7 @@ fn postgres_holds_an_answered_cdr_with_its_billsec_and_a_cancelled_one() {
     let (mut sw, uas_sip, uas_media) = switch_with_101(&mut env);
     answered_then_cancelled(&mut env, &sw, uas_sip, uas_media);
     let rows = wait_cdrs(&url, since, 2, Duration::from_secs(10));
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     let _ = forget_bindings(&url, &["100", "101"]);
     check_answered_and_cancelled(&rows, &sw.log());

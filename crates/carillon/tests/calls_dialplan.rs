@@ -143,6 +143,7 @@ fn a_call_answered_by_the_dialplan_is_stored_answered_with_its_billsec() {
         "the Wait of 3 s was not kept: the call took {took:?}"
     );
     let rows = wait_cdrs(&env, since, "500", 1);
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     assert_eq!(rows.len(), 1, "one CDR expected: {rows:#?}\n{}", sw.log());
     let r = &rows[0];
@@ -200,6 +201,7 @@ fn dial_with_continue_goes_on_with_dialstatus_answer_after_the_callee_hangs_up()
     assert_eq!(byes, 1, "{}", describe(&env, &sw, &["uac-600"]));
 
     let rows = wait_cdrs(&env, since, "600", 1);
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     assert_eq!(rows.len(), 1, "one CDR expected: {rows:#?}\n{}", sw.log());
     let r = &rows[0];
@@ -246,6 +248,7 @@ fn without_continue_the_callee_hanging_up_hangs_the_caller_up() {
         "the caller was kept after the callee hung up ({took:?})"
     );
     let rows = wait_cdrs(&env, since, "700", 1);
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0].disposition, Disposition::Answered, "{:#?}", rows[0]);

@@ -150,6 +150,7 @@ fn hang_up(sw: &Switch, p100: &mut Baresip, p101: &mut Baresip) {
         "hangup did not close the call on both phones\nswitch log:\n{}",
         sw.log()
     );
+    sw.assert_idle(Duration::from_secs(10));
 }
 
 #[test]

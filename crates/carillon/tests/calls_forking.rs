@@ -70,6 +70,7 @@ fn forking_env(rust_log: Option<&str>) -> CallEnv {
 /// wait); that one CDR, which must say 101 answered.
 fn the_cdr_answered_by_101(env: &CallEnv, sw: &mut Switch, since_ms: i64) -> CallRecord {
     let mut rows = wait_for_cdrs(&env.db_url, since_ms, 1, Duration::from_secs(10), |_| true);
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     assert_eq!(
         rows.len(),

@@ -14,7 +14,8 @@
 //! and a per-user `max_calls` limit (486), and the switch events of a basic
 //! call (`[events] file`: channels created, ringing, up, bridged,
 //! unbridged, hangups with cause 16, one linkedid). After each, the switch
-//! must have logged `call ended` exactly once per call.
+//! must have logged `call ended` exactly once per call, and its `/metrics`
+//! must show no call, RTP port or client transaction left.
 
 mod callsupport;
 
@@ -40,6 +41,9 @@ fn calls_ended(sw: &Switch, expected: usize) -> Vec<LogLine> {
 /// After the switch stopped: still exactly `expected` `call ended` lines
 /// (no call ended twice, none ended late).
 fn assert_ended_once(sw: &mut Switch, expected: usize) {
+    // Nothing left: no call, RTP port or client transaction, and the
+    // API runtime's tasks back to their number before the calls.
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     let ended = sw.lines("call ended");
     assert_eq!(

@@ -180,6 +180,7 @@ fn a_phone_registered_over_tcp_is_called_over_its_connection_and_byes_flow_over_
         why()
     );
     assert_calls_answered(&sw, 2);
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
 }
 
@@ -246,6 +247,7 @@ fn when_the_registration_connection_is_gone_the_switch_connects_to_the_contact()
         describe(&env, &sw, &names)
     );
     assert_calls_answered(&sw, 1);
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
 }
 
@@ -273,6 +275,7 @@ fn a_contact_that_refuses_the_connection_fails_the_call_at_once() {
     );
     let ended = sw.wait_calls_ended(1, Duration::from_secs(5));
     let bridged = sw.bridged();
+    sw.assert_idle(Duration::from_secs(10));
     sw.stop();
     assert_eq!(ended.len(), 1, "{:#?}\n{}", sw.events(), sw.log());
     assert!(

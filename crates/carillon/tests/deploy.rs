@@ -199,11 +199,14 @@ fn a_staged_install_runs_the_way_the_unit_starts_it() {
     // the prompts' path moved into the stage like the unit's paths.
     let port = free_port(&["127.0.0.1".parse().expect("ip")]);
     let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    // The API on a free port too, not the example's 8088.
+    let api_port = common::http::free_tcp_port(&[port]);
     let text = fs::read_to_string(&main_toml).expect("read carillon.toml");
     fs::write(
         &main_toml,
         replace_listeners(&text, &[("udp", addr), ("tcp", addr)])
-            .replace(SOUNDS, &staged_sounds.display().to_string()),
+            .replace(SOUNDS, &staged_sounds.display().to_string())
+            .replace("127.0.0.1:8088", &format!("127.0.0.1:{api_port}")),
     )
     .expect("write carillon.toml");
     let workdir = PathBuf::from(format!(

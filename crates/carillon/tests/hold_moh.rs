@@ -211,4 +211,5 @@ fn the_held_party_hears_music_on_hold_and_then_the_phone_again() {
         after.len() > 8000 && tone_share(&after, CALLER_HZ) > 0.5,
         "after the resume the callee hears the caller again: {report}"
     );
+    sw.assert_idle(Duration::from_secs(10));
 }

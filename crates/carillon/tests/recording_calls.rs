@@ -273,6 +273,7 @@ fn recorded_call(options: &str, codec: &str) -> Option<(CallEnv, Switch, PathBuf
         Some(format!("{}.wav", cdrs[0].uniqueid).as_str()),
         "named after the call's unique id"
     );
+    sw.assert_idle(Duration::from_secs(10));
     Some((env, sw, path, done[0].event.clone()))
 }
 

@@ -162,7 +162,9 @@ pub fn wait_callbacks(
 
 /// Waits (bounded) until the switch's events show nothing left of the
 /// test's calls, then asserts it: every channel created has hung up, every
-/// bridge made was unbridged, and every recording started has finished.
+/// bridge made was unbridged, and every recording started has finished;
+/// then that `/metrics` shows no call, RTP port or client transaction
+/// left ([`Switch::assert_idle`]).
 pub fn assert_nothing_left(sw: &Switch, timeout: Duration) {
     let deadline = std::time::Instant::now() + timeout;
     loop {
@@ -181,6 +183,8 @@ pub fn assert_nothing_left(sw: &Switch, timeout: Duration) {
         }
         let open: Vec<&String> = created.iter().filter(|c| !hung_up.contains(c)).collect();
         if open.is_empty() && bridges == 0 && recordings == 0 {
+            // And the switch's own counts (its API's /metrics) agree.
+            sw.assert_idle(timeout);
             return;
         }
         assert!(

@@ -10,6 +10,8 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+#[path = "../common/http.rs"]
+pub mod http;
 pub mod ivr;
 #[path = "../common/process.rs"]
 mod process;
@@ -192,6 +194,8 @@ pub struct CallEnv {
     pub port: u16,
     /// The `[ami]` listener's port (127.0.0.1).
     pub ami_port: u16,
+    /// The management API's port (`[api] address` on 127.0.0.1).
+    pub api_port: u16,
     pub rtp: (u16, u16),
     pub db_url: String,
     rust_log: String,
@@ -272,6 +276,13 @@ impl CallEnv {
             "ami",
             &[("address", format!("\"127.0.0.1:{ami_port}\""))],
         );
+        // The API on a port of its own per switch.
+        let api_port = http::free_tcp_port(&[port, ami_port]);
+        let main = set_keys(
+            &main,
+            "api",
+            &[("address", format!("\"127.0.0.1:{api_port}\""))],
+        );
         let mut security = vec![("exempt", "[\"127.0.0.1\"]".to_owned())];
         security.extend(opts.security.iter().cloned());
         let main = set_keys(&main, "security", &security);
@@ -283,6 +294,7 @@ impl CallEnv {
             dir,
             port,
             ami_port,
+            api_port,
             rtp,
             db_url,
             // CARILLON_TEST_LOG overrides the level (for debugging a failure).
@@ -327,8 +339,13 @@ impl CallEnv {
             log,
             events: self.events_path(),
             stopped: None,
+            api: SocketAddr::new(LOCALHOST, self.api_port),
+            tasks_at_start: None,
         };
         process::wait_ready(&mut sw.child, &sw.log, 2, READY_TIMEOUT);
+        sw.tasks_at_start = http::metrics(sw.api)
+            .ok()
+            .and_then(|m| m.get("carillon_tokio_alive_tasks").copied());
         sw
     }
 
@@ -344,6 +361,8 @@ impl CallEnv {
             log,
             events: self.events_path(),
             stopped: None,
+            api: SocketAddr::new(LOCALHOST, self.api_port),
+            tasks_at_start: None,
         }
     }
 }
@@ -394,6 +413,10 @@ pub struct Switch {
     /// Its `[events] file`.
     events: PathBuf,
     stopped: Option<ExitStatus>,
+    /// Its management API.
+    pub api: SocketAddr,
+    /// The API runtime's alive tasks once it was ready, before any call.
+    tasks_at_start: Option<f64>,
 }
 
 impl Switch {
@@ -560,6 +583,16 @@ impl Switch {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls the API's `/metrics` (bounded by `timeout`) until calls, RTP
+    /// ports and client transactions are 0 and the API runtime's alive
+    /// tasks are back to their number before the test's calls; panics
+    /// with the figures and the log otherwise. Call tests end with it.
+    pub fn assert_idle(&self, timeout: Duration) {
+        if let Err(e) = http::wait_idle(self.api, self.tasks_at_start, timeout) {
+            panic!("{e}; log:\n{}", self.log());
         }
     }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+#[path = "http.rs"]
+pub mod http;
 #[path = "process.rs"]
 mod process;
 #[path = "toml_text.rs"]
@@ -159,6 +161,8 @@ pub struct Env {
     pub port: u16,
     /// The `[ami]` listener's port (127.0.0.1).
     pub ami_port: u16,
+    /// The management API's port (`[api] address` on 127.0.0.1).
+    pub api_port: u16,
     pub ipv6: bool,
     rust_log: String,
     starts: usize,
@@ -217,6 +221,14 @@ impl Env {
             "ami",
             &[("address", format!("\"127.0.0.1:{ami_port}\""))],
         );
+        // The API on a port of its own per switch (the example's 8088
+        // would be shared by every test).
+        let api_port = http::free_tcp_port(&[port, ami_port]);
+        let main = set_keys(
+            &main,
+            "api",
+            &[("address", format!("\"127.0.0.1:{api_port}\""))],
+        );
         let main = if opts.security.is_empty() {
             main
         } else {
@@ -230,6 +242,7 @@ impl Env {
             dir,
             port,
             ami_port,
+            api_port,
             ipv6: opts.ipv6,
             rust_log: opts.rust_log.clone().unwrap_or_else(|| "info".into()),
             starts: 0,
@@ -267,7 +280,9 @@ impl Env {
         let child =
             process::spawn_switch(&self.config_dir(), self.dir.path(), &self.rust_log, &log);
         let listeners = if self.ipv6 { 3 } else { 2 };
-        Running::adopt(child, self.port, log, listeners)
+        let mut running = Running::adopt(child, self.port, log, listeners);
+        running.api = Some(SocketAddr::new(V4, self.api_port));
+        running
     }
 }
 
@@ -278,6 +293,8 @@ pub struct Running {
     pub port: u16,
     log: PathBuf,
     stopped: Option<ExitStatus>,
+    /// The management API's address, when the harness configured it.
+    pub api: Option<SocketAddr>,
 }
 
 impl Running {
@@ -291,6 +308,21 @@ impl Running {
             port,
             log,
             stopped: None,
+            api: None,
+        }
+    }
+
+    /// The management API's address (started by [`Env::start`]).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+            .expect("this switch was not started with an API port")
+    }
+
+    /// Polls `/metrics` (bounded) until calls, RTP ports and client
+    /// transactions are 0; panics with the figures and the log otherwise.
+    pub fn assert_idle(&self, timeout: Duration) {
+        if let Err(e) = http::wait_idle(self.api_addr(), None, timeout) {
+            panic!("{e}; log:\n{}", self.log());
         }
     }
 
