@@ -83,6 +83,9 @@ pub struct Registration {
 pub struct SwitchCounts {
     /// Calls in progress.
     pub calls: u64,
+    /// Live channels (SIP dialog legs) and bridges of those calls.
+    pub channels: u64,
+    pub bridges: u64,
     /// Client transactions of the calls still open.
     pub client_transactions: u64,
     /// RTP ports held by calls.

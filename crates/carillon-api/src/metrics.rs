@@ -48,6 +48,18 @@ pub fn render(counts: &SwitchCounts, process: &ProcessFigures) -> String {
     gauge(&mut r, "carillon_calls", "Calls in progress", counts.calls);
     gauge(
         &mut r,
+        "carillon_channels",
+        "Live channels (SIP dialog legs) of the calls",
+        counts.channels,
+    );
+    gauge(
+        &mut r,
+        "carillon_bridges",
+        "Live bridges joining channels",
+        counts.bridges,
+    );
+    gauge(
+        &mut r,
         "carillon_client_transactions",
         "Open client transactions of calls",
         counts.client_transactions,

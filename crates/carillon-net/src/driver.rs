@@ -66,6 +66,8 @@ pub enum Control {
     Bindings(oneshot::Sender<Vec<Binding>>),
     /// (registered addresses of record, bindings), for metrics.
     RegistrationCount(oneshot::Sender<(usize, usize)>),
+    /// (live channels, live bridges), for metrics and the tests' idle check.
+    ChannelCounts(oneshot::Sender<(usize, usize)>),
     Stats(oneshot::Sender<Stats>),
     /// Stop the loop; the reply comes once it has stopped.
     Shutdown(oneshot::Sender<()>),
@@ -445,6 +447,10 @@ async fn run(
                 }
                 Some(Control::CallCounts(reply)) => {
                     let _ = reply.send(switch.call_counts());
+                }
+                Some(Control::ChannelCounts(reply)) => {
+                    let calls = switch.calls();
+                    let _ = reply.send((calls.channels(), calls.bridges()));
                 }
                 Some(Control::Bindings(reply)) => {
                     let _ = reply.send(switch.registrar().all().cloned().collect());

@@ -71,10 +71,13 @@ impl SwitchPort for SwitchLink {
         Box::pin(async move {
             let (calls, client_transactions, rtp_ports) = self.ask(Control::CallCounts).await?;
             let (aors, bindings) = self.ask(Control::RegistrationCount).await?;
+            let (channels, bridges) = self.ask(Control::ChannelCounts).await?;
             let stats = self.ask(Control::Stats).await?;
             let cdrs = self.cdrs.stats();
             Ok(SwitchCounts {
                 calls: count(calls),
+                channels: count(channels),
+                bridges: count(bridges),
                 client_transactions: count(client_transactions),
                 rtp_ports: count(rtp_ports),
                 aors: count(aors),

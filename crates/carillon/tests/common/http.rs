@@ -157,17 +157,11 @@ pub fn metrics(api: SocketAddr) -> Result<HashMap<String, f64>, String> {
     Ok(parse_metrics(&r.text()))
 }
 
-/// How long a client transaction may rightly outlive its call: an INVITE
-/// answered 2xx stays in RFC 6026's Accepted state for Timer M (64*T1 =
-/// 32 s) to absorb retransmitted 2xx, a non-INVITE one in Completed for
-/// Timer K (5 s); a little more for the timer to be served.
-pub const CLIENT_TX_LINGER: Duration = Duration::from_secs(36);
-
-/// Polls `/metrics` until calls and RTP ports in use are 0 and, when
-/// `tasks_before` is given, the alive tasks are no more than that (all
-/// within `timeout`), and client transactions are 0 (within
-/// [`CLIENT_TX_LINGER`] or `timeout`, the longer); the last figures
-/// otherwise.
+/// Polls `/metrics` until calls, channels, bridges and RTP ports in use
+/// are 0 and, when `tasks_before` is given, the alive tasks are no more
+/// than that, within `timeout`; the last figures otherwise. Client
+/// transactions are shown but not awaited: an INVITE answered 2xx rightly
+/// stays in RFC 6026's Accepted state for Timer M (32 s) after its call.
 pub fn wait_idle(
     api: SocketAddr,
     tasks_before: Option<f64>,
@@ -175,13 +169,14 @@ pub fn wait_idle(
 ) -> Result<(), String> {
     let start = Instant::now();
     let deadline = start + timeout;
-    let tx_deadline = start + timeout.max(CLIENT_TX_LINGER);
     loop {
         let shown = match metrics(api) {
             Ok(m) => {
                 let get = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
-                let (calls, ports, tx, tasks) = (
+                let (calls, channels, bridges, ports, tx, tasks) = (
                     get("carillon_calls"),
+                    get("carillon_channels"),
+                    get("carillon_bridges"),
                     get("carillon_rtp_ports_in_use"),
                     get("carillon_client_transactions"),
                     get("carillon_tokio_alive_tasks"),
@@ -190,19 +185,12 @@ pub fn wait_idle(
                     Some(before) => tasks <= before,
                     None => true,
                 };
-                let calls_done = calls == 0.0 && ports == 0.0 && tasks_ok;
-                if calls_done && tx == 0.0 {
+                if calls == 0.0 && channels == 0.0 && bridges == 0.0 && ports == 0.0 && tasks_ok {
                     return Ok(());
                 }
-                let shown = format!(
-                    "calls {calls}, rtp ports {ports}, client transactions {tx}, tokio tasks {tasks} (before the calls: {tasks_before:?})"
-                );
-                if calls_done && Instant::now() < tx_deadline {
-                    // Only client transactions left: they end by their timers.
-                    std::thread::sleep(Duration::from_millis(250));
-                    continue;
-                }
-                shown
+                format!(
+                    "calls {calls}, channels {channels}, bridges {bridges}, rtp ports {ports}, client transactions {tx}, tokio tasks {tasks} (before the calls: {tasks_before:?})"
+                )
             }
             Err(e) => e,
         };
