@@ -492,7 +492,7 @@ fn in_the_example_101_not_answering_sends_the_caller_to_its_voicemail() {
         "the caller was never answered by voicemail\n{}",
         sw.log()
     );
-    let started = sw.wait_events(1, Duration::from_secs(20), |e| {
+    let started = sw.wait_events(1, Duration::from_secs(40), |e| {
         matches!(e, SwitchEvent::RecordingStarted { .. })
     });
     assert_eq!(started.len(), 1, "VoiceMail never recorded\n{}", sw.log());
