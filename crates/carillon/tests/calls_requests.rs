@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use callsupport::*;
 use carillon_events::{Direction, DtmfSource, SwitchEvent};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK, REFER";
 const SUPPORTED: &str = "100rel, timer, path";
 
 /// The value of header `name` in the message text `msg` (first line only).

@@ -88,6 +88,7 @@ impl Switch {
         if refer_to_replaces(&refer_to) {
             self.respond(now, key, msg, peer, 501, |b| {
                 b.reason("Attended Transfer (Replaces) Not Implemented")
+                    .header("Allow", carillon_sip::validate::ALLOW)
             });
             return 501;
         }
@@ -104,6 +105,7 @@ impl Switch {
         if call.a.id == r.leg {
             self.respond(now, key, msg, peer, 501, |b| {
                 b.reason("Transfer By The Caller Not Implemented")
+                    .header("Allow", carillon_sip::validate::ALLOW)
             });
             return 501;
         }
