@@ -5,8 +5,9 @@
 //! `Referred-By`, the media unbridged then bridged to the target, the
 //! referrer's BYE, the events; a target that is busy gives the caller
 //! back to the referrer; a referrer that hung up before a failure takes
-//! the caller down with it; `Replaces` and REFER outside a bridge are
-//! refused. Nothing is left behind.
+//! the caller down with it; a target that rings 30 s is cancelled (408);
+//! `Replaces` and REFER outside a bridge are refused. Nothing is left
+//! behind.
 
 mod common;
 
@@ -122,11 +123,13 @@ fn refer(b_inv: &Message, cseq: u32, refer_to: &str) -> String {
     )
 }
 
-/// The sipfrag bodies of the NOTIFYs sent to 101, with their
-/// Subscription-State.
+/// The sipfrag bodies of the NOTIFYs sent to 101 (retransmissions
+/// counted once), with their Subscription-State.
 fn notifies(r: &Rig) -> Vec<(String, String)> {
-    sent(r, 5070, &Method::Notify)
-        .iter()
+    let mut all = sent(r, 5070, &Method::Notify);
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|m| seen.insert(m.header(HeaderName::CSeq).map(|c| c.into_owned())));
+    all.iter()
         .map(|m| {
             assert_eq!(m.header(HeaderName::Event).as_deref(), Some("refer"));
             assert_eq!(
@@ -340,4 +343,34 @@ fn replaces_and_a_second_refer_are_refused() {
     assert_eq!(statuses_to(&r, 5070).last(), Some(&202));
     r.send(2.2, udp(5070), refer(&b_inv, 3, "<sip:102@127.0.0.1>"));
     assert_eq!(statuses_to(&r, 5070).last(), Some(&403));
+}
+
+#[test]
+fn a_target_that_does_not_answer_in_30_s_is_cancelled_and_the_caller_goes_back() {
+    let mut r = rig();
+    let b_inv = bridged_call(&mut r);
+    r.send(2.0, udp(5070), refer(&b_inv, 1, "<sip:102@127.0.0.1>"));
+    let c_inv = sent(&r, 5072, &Method::Invite)
+        .pop()
+        .expect("INVITE to 102");
+    r.send(
+        2.5,
+        udp(5072),
+        response(&c_inv, 180, "sip:102@127.0.0.1:5072", "", None),
+    );
+    r.tick(20.0);
+    assert!(sent(&r, 5072, &Method::Cancel).is_empty(), "still ringing");
+    assert_eq!(notifies(&r).len(), 1);
+    r.tick(32.5);
+    assert_eq!(sent(&r, 5072, &Method::Cancel).len(), 1, "target cancelled");
+    assert_eq!(
+        notifies(&r).last().map(|n| n.0.clone()),
+        Some("SIP/2.0 408 Request Timeout".into())
+    );
+    let b = bridges(&r);
+    assert!(
+        b[2].0 && b[2].1[1].starts_with("SIP/101-"),
+        "bridged back: {b:?}"
+    );
+    assert_eq!(r.sw.call_counts().0, 1, "the call goes on");
 }

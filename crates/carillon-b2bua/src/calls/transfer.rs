@@ -19,9 +19,11 @@
 //! with 501; a REFER from the caller's leg is refused with 501 (only the
 //! callee, the agent's side, can transfer); targets are local users
 //! (registered contacts), not numbers routed through the dialplan or a
-//! trunk; the transferee hears silence while the target rings.
+//! trunk; the transferee hears silence while the target rings. The
+//! target rings for [`RING_TIMEOUT`] at most (then the transfer fails
+//! with 408).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use carillon_mediactl::{LegId, MediaCommand};
 use carillon_sip::{HeaderName, Message, Method};
@@ -29,10 +31,14 @@ use tracing::info;
 
 use super::dial::ForkSpec;
 use super::model::{Bridge, CallState, ChanState};
-use super::LegRef;
+use super::{LegRef, Timer};
 use crate::endpoint::Peer;
 use crate::header_text::{self, concat};
 use crate::switch::Switch;
+
+/// How long a transfer target rings before the transfer fails with 408
+/// (no answer), as the `timeout` of a dialplan `Dial`.
+pub(super) const RING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A blind transfer under way on a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +51,8 @@ pub(super) struct Blind {
     pub(super) targets: Vec<LegId>,
     /// The most telling failure status of a target leg so far.
     pub(super) status: u16,
+    /// When the target has rung long enough ([`RING_TIMEOUT`]).
+    pub(super) deadline: Instant,
 }
 
 /// The user part of a `Refer-To` value (`<sip:201@host>` → `201`), if it
@@ -132,7 +140,9 @@ impl Switch {
             referrer_gone: false,
             targets: Vec::new(),
             status: 0,
+            deadline: now + RING_TIMEOUT,
         });
+        self.calls.schedule(now + RING_TIMEOUT, Timer::Call(r.call));
         self.respond(now, key, msg, peer, 202, |b| b);
         info!(call = r.call, referrer = r.leg.0, target = %number, "blind transfer (REFER)");
         self.send_refer_notify(now, r.call, r.leg, 100, false);
@@ -361,6 +371,28 @@ impl Switch {
             b: t.referrer,
         });
         self.emit_bridge(key, t.referrer, true);
+    }
+
+    /// The call's timer fired: a transfer whose target has rung for
+    /// [`RING_TIMEOUT`] is given up (its legs cancelled) and fails with
+    /// 408. True when that was the case.
+    pub(super) fn transfer_timeout(&mut self, now: Instant, now_ms: u64, key: u64) -> bool {
+        let Some(t) = self
+            .calls
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.transfer.as_mut())
+            .filter(|t| t.deadline <= now)
+        else {
+            return false;
+        };
+        let targets = std::mem::take(&mut t.targets);
+        info!(call = key, "transfer target did not answer");
+        for leg in targets {
+            self.cancel_fork(now, key, leg);
+        }
+        self.transfer_failed(now, now_ms, key, 408);
+        true
     }
 
     /// The referrer hung up while its transfer is under way: only its leg
