@@ -77,8 +77,9 @@
 //! never a blind 200: INFO is answered 200 only when its body is a DTMF
 //! digit (which then goes through `Switch::digit_received`, the same
 //! path as an RFC 4733 digit from the media plane), 415 with `Accept` for
-//! any other body type, 400 for a malformed one; REFER (no transfers yet)
-//! and MESSAGE are refused by validation (501, 405) before they get here.
+//! any other body type, 400 for a malformed one; REFER from the bridged
+//! callee is a blind transfer ([`transfer`]); MESSAGE is refused by
+//! validation (405) before it gets here.
 
 mod apps;
 mod bridging;
@@ -102,6 +103,7 @@ pub mod session_timer;
 mod streams;
 mod teardown;
 mod timeouts;
+mod transfer;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -636,6 +636,15 @@ impl Switch {
                 });
                 200
             }
+            // A REFER outside a dialog (RFC 3515 §2.4.2 would make it
+            // one) is not taken: transfers are REFERs inside a call.
+            Method::Refer if !in_dialog => {
+                self.respond(now, &key, msg, peer, 403, |b| {
+                    b.reason("Out-Of-Dialog REFER Not Accepted")
+                        .header("Allow", ALLOW)
+                });
+                403
+            }
             _ if in_dialog => self.handle_in_dialog(now, now_unix_ms, &key, peer, msg),
             Method::Cancel => self.handle_cancel(now, now_unix_ms, &key, peer, msg),
             Method::Invite => {

@@ -31,10 +31,11 @@ pub const ALLOWED_METHODS: &[Method] = &[
     Method::Info,
     Method::Update,
     Method::Prack,
+    Method::Refer,
 ];
 
 /// [`ALLOWED_METHODS`] as the value of an `Allow` header.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK, REFER";
 
 /// [`SUPPORTED_OPTIONS`] as the value of a `Supported` header.
 pub const SUPPORTED: &str = "100rel, timer, path";
@@ -42,7 +43,8 @@ pub const SUPPORTED: &str = "100rel, timer, path";
 /// The answer owed to a method outside [`ALLOWED_METHODS`], in or out of
 /// a dialog: 405 (with `Allow`) for the methods the switch understands but
 /// offers for no address (MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH), 501 for
-/// REFER (no call transfer yet) and for methods it does not know at all
+/// methods it does not know at all (REFER is allowed: the switch answers
+/// it in a dialog as a blind transfer and refuses it outside one)
 /// (RFC 3261 §21.4.6, §21.5.2). `None` for an allowed method.
 pub fn method_refusal(method: &Method) -> Option<Rejection> {
     if ALLOWED_METHODS.contains(method) {
@@ -376,7 +378,7 @@ mod tests {
         for tag in ["replaces", "outbound"] {
             assert!(!SUPPORTED_OPTIONS.contains(&tag), "{tag} is not honoured");
         }
-        for m in ["REFER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH"] {
+        for m in ["MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH"] {
             assert!(!ALLOW.contains(m), "{m} is not handled");
         }
     }
@@ -388,14 +390,13 @@ mod tests {
             ("SUBSCRIBE", 405),
             ("NOTIFY", 405),
             ("PUBLISH", 405),
-            ("REFER", 501),
             ("FOO", 501),
         ] {
             let r = validate_request(&request(method, "")).unwrap_err();
             assert_eq!(r.status, status, "{method}");
             assert_eq!(method_refusal(&Method::from_token(method)), Some(r));
         }
-        for method in ["OPTIONS", "INFO", "BYE", "UPDATE", "PRACK"] {
+        for method in ["OPTIONS", "INFO", "BYE", "UPDATE", "PRACK", "REFER"] {
             assert_eq!(validate_request(&request(method, "")), Ok(()), "{method}");
             assert_eq!(method_refusal(&Method::from_token(method)), None);
         }

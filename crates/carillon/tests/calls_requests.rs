@@ -3,13 +3,13 @@
 //!
 //! Covered: OPTIONS out of a dialog lists exactly the methods handled
 //! (`Allow`) and the extensions honoured (`Supported`); MESSAGE, SUBSCRIBE,
-//! NOTIFY get 405 and REFER 501, each with that `Allow`; a `Require` of
+//! NOTIFY get 405 with that `Allow`, REFER out of a dialog 403; a `Require` of
 //! `replaces` or `outbound` gets 420 naming it. Inside a call placed by
 //! SIPp through the binary: INFO with a DTMF digit (dtmf-relay and
 //! application/dtmf) is answered 200 and is a `dtmf` switch event of the
 //! caller's channel, as an RFC 4733 digit in the caller's RTP is, another
 //! INFO body gets 415 with `Accept`, a malformed one
-//! 400, REFER 501, MESSAGE 405, OPTIONS 200 with the same `Allow` and
+//! 400, REFER from the caller 501 (only the callee transfers), MESSAGE 405, OPTIONS 200 with the same `Allow` and
 //! `Supported`. A user with `nat = false` registered from
 //! one socket naming another in its Contact is called at the Contact; with
 //! the default (`nat = true`) at the socket it registered from.
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use callsupport::*;
 use carillon_events::{Direction, DtmfSource, SwitchEvent};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS, INFO, UPDATE, PRACK, REFER";
 const SUPPORTED: &str = "100rel, timer, path";
 
 /// The value of header `name` in the message text `msg` (first line only).
@@ -111,7 +111,7 @@ fn out_of_dialog_answers_match_allow_and_supported() {
         ("MESSAGE", 405),
         ("SUBSCRIBE", 405),
         ("NOTIFY", 405),
-        ("REFER", 501),
+        ("REFER", 403),
     ] {
         let r = ask(sw.addr(), method, "");
         assert_eq!(status(&r), Some(want), "{method}: {r}");

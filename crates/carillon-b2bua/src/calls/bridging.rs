@@ -34,6 +34,9 @@ impl Switch {
         msg: &Message,
         to_tag: Option<&str>,
     ) {
+        // A blind transfer's target: the referrer is told (and then
+        // released with the other forks below).
+        self.transfer_target_answered(now, key, leg_id);
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };

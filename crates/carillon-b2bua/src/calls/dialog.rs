@@ -97,6 +97,7 @@ impl Switch {
             Method::Invite | Method::Update => self.handle_reoffer(now, key, peer, msg, r),
             Method::Prack => self.handle_prack(now, now_ms, key, peer, msg, r),
             Method::Info => self.handle_info(now, key, peer, msg, r),
+            Method::Refer => self.handle_refer(now, now_ms, key, peer, msg, r),
             Method::Options => {
                 self.respond(now, key, msg, peer, 200, |b| {
                     b.header("Allow", carillon_sip::validate::ALLOW)

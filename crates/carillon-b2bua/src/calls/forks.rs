@@ -484,6 +484,9 @@ impl Switch {
         let dialing = call.state == CallState::Dialing && call.bridge.is_none();
         self.release_leg(key, leg);
         debug!(call = key, status, remaining, "fork failed");
+        if self.transfer_target_failed(now, now_ms, key, leg_id, status) {
+            return;
+        }
         if let (Some(failed), true) = (retry, dialing) {
             if self.fail_over(now, key, failed, status) {
                 return;

@@ -315,6 +315,7 @@ impl Switch {
             recording: None,
             record_app: None,
             exec_media: execution::ExecMedia::default(),
+            transfer: None,
         };
         let a_id = call.a.id;
         self.calls.calls.insert(call_key, call);

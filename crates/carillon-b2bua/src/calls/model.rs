@@ -39,7 +39,7 @@ use carillon_sip::Message;
 use carillon_transaction::Uas2xxRetransmitter;
 use carillon_trunk::PortName;
 
-use super::{dtmf_relay, execution, hold, prack, recording, session_timer, Failover};
+use super::{dtmf_relay, execution, hold, prack, recording, session_timer, transfer, Failover};
 use crate::endpoint::Peer;
 
 /// Where a channel's dialog stands (RFC 3261 §12, §13).
@@ -331,6 +331,8 @@ pub(super) struct Call {
     pub(super) record_app: Option<carillon_mediactl::RecordingId>,
     /// The execution's playback and timer ([`execution`]).
     pub(super) exec_media: execution::ExecMedia,
+    /// A blind transfer (REFER) under way ([`transfer`]).
+    pub(super) transfer: Option<transfer::Blind>,
 }
 
 impl Call {

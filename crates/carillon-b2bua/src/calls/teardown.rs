@@ -131,6 +131,9 @@ impl Switch {
     /// One side hung up: BYE the other, close everything (unless the
     /// bridged callee hung up and the dialplan goes on with the caller).
     pub(super) fn hangup_from(&mut self, now: Instant, now_ms: u64, r: LegRef) {
+        if self.transfer_referrer_left(r) {
+            return;
+        }
         if self.callee_hung_up_to_dialplan(now, now_ms, r) {
             return;
         }

@@ -116,6 +116,9 @@ impl Switch {
             self.dial_finished(now, now_ms, key);
             return;
         }
+        if self.transfer_timeout(now, now_ms, key) {
+            return;
+        }
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
