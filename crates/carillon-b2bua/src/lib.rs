@@ -27,6 +27,7 @@ pub mod calls;
 mod deadlines;
 pub mod endpoint;
 mod header_text;
+pub mod mwi;
 pub mod policy;
 pub mod switch;
 pub mod users;
