@@ -383,7 +383,9 @@ impl Translator {
             | SwitchEvent::RecordingStarted { .. }
             | SwitchEvent::RecordingFinished { .. }
             | SwitchEvent::VoicemailLeft { .. }
-            | SwitchEvent::VoicemailDeleted { .. } => {}
+            | SwitchEvent::VoicemailDeleted { .. }
+            | SwitchEvent::ConfJoin { .. }
+            | SwitchEvent::ConfLeave { .. } => {}
         }
         out
     }
