@@ -344,6 +344,21 @@ impl Translator {
                     out.push(AmiEvent::new("MusicOnHoldStart", ClassMask::CALL, f));
                 }
             }
+            SwitchEvent::ConfJoin { channel, room, .. }
+            | SwitchEvent::ConfLeave { channel, room, .. } => {
+                let name = ami_channel_name(channel);
+                let Some(facts) = self.channels.get(&name) else {
+                    return out;
+                };
+                let mut f = facts.fields("");
+                f.push("Conference", room.clone());
+                let what = if matches!(record.event, SwitchEvent::ConfJoin { .. }) {
+                    "ConfbridgeJoin"
+                } else {
+                    "ConfbridgeLeave"
+                };
+                out.push(AmiEvent::new(what, ClassMask::CALL, f));
+            }
             SwitchEvent::Unhold { channel, .. } => {
                 let name = ami_channel_name(channel);
                 let Some(facts) = self.channels.get(&name) else {
@@ -461,6 +476,35 @@ mod tests {
 
     fn names(events: &[AmiEvent]) -> Vec<&'static str> {
         events.iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn conference_joins_and_leaves_become_confbridge_events() {
+        let mut t = Translator::new();
+        let a = "SIP/100-0000002a";
+        t.handle_record(&rec(1_000, created(a, "L1", Direction::Inbound)));
+        let join = t.handle_record(&rec(
+            2_000,
+            SwitchEvent::ConfJoin {
+                channel: a.into(),
+                linkedid: "L1".into(),
+                room: "800".into(),
+                members: 1,
+            },
+        ));
+        assert_eq!(names(&join), ["ConfbridgeJoin"]);
+        assert_eq!(join[0].packet.get("Conference"), Some("800"));
+        assert_eq!(join[0].packet.get("Channel"), Some("PJSIP/100-0000002a"));
+        let leave = t.handle_record(&rec(
+            3_000,
+            SwitchEvent::ConfLeave {
+                channel: a.into(),
+                linkedid: "L1".into(),
+                room: "800".into(),
+                members: 0,
+            },
+        ));
+        assert_eq!(names(&leave), ["ConfbridgeLeave"]);
     }
 
     #[test]

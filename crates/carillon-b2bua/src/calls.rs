@@ -84,6 +84,7 @@
 mod apps;
 mod bridging;
 mod cdr;
+mod conference;
 mod dial;
 mod dialog;
 pub mod dtmf_info;
@@ -152,6 +153,8 @@ pub struct CallConfig {
     /// Where MixMonitor and Record write their files (`[recording] dir`;
     /// relative to the working directory).
     pub recording_dir: std::path::PathBuf,
+    /// The ConfBridge rooms (`conferences.toml`).
+    pub conferences: crate::conference::ConferenceConfig,
 }
 
 impl Default for CallConfig {
@@ -168,6 +171,7 @@ impl Default for CallConfig {
             hosts: HashMap::new(),
             events: true,
             recording_dir: std::path::PathBuf::from("var/recordings"),
+            conferences: crate::conference::ConferenceConfig::default(),
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct Calls {
     /// Recordings not reported done yet, by session and id
     /// ([`recording`]).
     recordings: OwnKeyMap<(SessionId, carillon_mediactl::RecordingId), recording::Pending>,
+    /// The live conference rooms ([`conference`]).
+    rooms: crate::conference::Rooms,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +326,7 @@ impl Calls {
         let free_ports = ports::PortPool::new(config.rtp_ports, config.media_workers);
         let sip_host = header_text::sip_uri_host(config.sip_addr);
         let contact = contact_of(&sip_host);
+        let rooms = crate::conference::Rooms::new(config.conferences.clone(), config.media_workers);
         Calls {
             sip_host,
             contact,
@@ -338,6 +345,7 @@ impl Calls {
             tcp_contact: None,
             streams: HashMap::new(),
             recordings: OwnKeyMap::default(),
+            rooms,
         }
     }
 

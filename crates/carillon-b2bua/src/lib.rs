@@ -24,6 +24,7 @@
 )]
 
 pub mod calls;
+pub mod conference;
 mod deadlines;
 pub mod endpoint;
 mod header_text;

@@ -493,6 +493,7 @@ fn app_keys(app: AppName) -> &'static [&'static str] {
         AppName::Queue => &["queue", "timeout"],
         AppName::VoiceMail => &["mailbox", "options"],
         AppName::VoiceMailMain => &["mailbox"],
+        AppName::ConfBridge => &["room"],
         AppName::MixMonitor => &["file", "options"],
         AppName::SayDigits => &["digits"],
         AppName::SayNumber => &["number"],
@@ -1005,6 +1006,12 @@ fn load_app(
                 None => None,
             };
             App::VoiceMailMain { mailbox }
+        }
+        AppName::ConfBridge => {
+            let (p, n) = lo.required(fields, "room", owner)?;
+            App::ConfBridge {
+                room: int_or_template(lo, &p, n)?,
+            }
         }
     };
     Some(parsed)

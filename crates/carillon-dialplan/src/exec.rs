@@ -303,6 +303,9 @@ pub enum Command {
     /// row, read/moved/deleted, a discarded file, a PIN); the mailbox
     /// index already has it. Needs no channel.
     Voicemail(carillon_voicemail::Persist),
+    /// Put the (answered) caller into conference room `room` until it
+    /// leaves; report with `handle_conference_done`.
+    ConfBridge { room: String },
 }
 
 /// How a `Dial` ended (Asterisk's `${DIALSTATUS}`).
@@ -456,6 +459,8 @@ enum State {
     /// VoiceMail or VoiceMailMain: the session decides; the execution
     /// carries out its actions.
     Voicemail(VoicemailRun),
+    /// ConfBridge: the caller is in a room until `handle_conference_done`.
+    Conference,
     Done,
 }
 
@@ -825,6 +830,20 @@ impl Execution {
         };
         self.vars
             .insert("RECORD_STATUS".to_owned(), status.as_str().to_owned());
+        self.state = State::Running;
+        self.run();
+    }
+
+    /// The ConfBridge application returned (the caller could not join, or
+    /// left the room while still connected): `${CONFBRIDGE_RESULT}` is set
+    /// to `result` (Asterisk's `FAILED`, `LEFT`, ...) and the steps go on.
+    pub fn handle_conference_done(&mut self, now: Instant, result: &str) {
+        self.tick(now);
+        if self.state != State::Conference {
+            return;
+        }
+        self.vars
+            .insert("CONFBRIDGE_RESULT".to_owned(), result.to_owned());
         self.state = State::Running;
         self.run();
     }
@@ -1414,6 +1433,13 @@ impl Execution {
                     self.now,
                 );
                 self.drive_voicemail(VoicemailRun(Box::new(session)));
+            }
+            App::ConfBridge { room } => {
+                self.pc += 1;
+                let room = self.expand(room).trim().to_owned();
+                self.answer();
+                self.commands.push_back(Command::ConfBridge { room });
+                self.state = State::Conference;
             }
         }
     }

@@ -90,6 +90,7 @@
 //! | `Queue` | `queue`, `timeout` | **not available yet** |
 //! | `VoiceMail` | `mailbox`, `options` (`u` unavailable greeting, the default; `b` busy) | the greeting (the owner's recorded one, the mailbox's file, or a spoken default), a beep, then records until `#`, silence or the mailbox's limit; a message under a second is discarded, a full mailbox records nothing; sets `VMSTATUS` (SUCCESS, USEREXIT, FAILED) ([`carillon_voicemail`]) |
 //! | `VoiceMailMain` | `mailbox` (optional: only the PIN is asked) | the owner's menu: mailbox and PIN (three tries), new and old counts, play/next/previous/repeat/delete/save, greetings and PIN; sets `VMSTATUS` |
+//! | `ConfBridge` | `room` (a `[room.N]` of `conferences.toml`) | answers, then the host puts the caller into the room (`Command::ConfBridge`) until it hangs up; when the host reports the application returned (e.g. the room is full) `CONFBRIDGE_RESULT` is set (`FAILED`) and the steps go on |
 //!
 //! The applications marked **not available yet** are in the schema (their
 //! keys are checked) but the switch does not execute them, so a step using

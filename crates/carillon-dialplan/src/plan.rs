@@ -90,11 +90,12 @@ pub enum AppName {
     ExecIf,
     CallbackRequest,
     Webhook,
+    ConfBridge,
 }
 
 impl AppName {
     /// Every application, in documentation order.
-    pub const ALL: [AppName; 33] = [
+    pub const ALL: [AppName; 34] = [
         AppName::Answer,
         AppName::Dial,
         AppName::Goto,
@@ -128,6 +129,7 @@ impl AppName {
         AppName::ExecIf,
         AppName::CallbackRequest,
         AppName::Webhook,
+        AppName::ConfBridge,
     ];
 
     /// The name as written in the dialplan.
@@ -148,6 +150,7 @@ impl AppName {
             AppName::Queue => "Queue",
             AppName::VoiceMail => "VoiceMail",
             AppName::VoiceMailMain => "VoiceMailMain",
+            AppName::ConfBridge => "ConfBridge",
             AppName::MixMonitor => "MixMonitor",
             AppName::SayDigits => "SayDigits",
             AppName::SayNumber => "SayNumber",
@@ -313,6 +316,10 @@ pub(crate) enum App {
     VoiceMailMain {
         mailbox: Option<Template>,
     },
+    /// Join a conference room of `conferences.toml` (answers first).
+    ConfBridge {
+        room: Template,
+    },
 }
 
 impl App {
@@ -353,6 +360,7 @@ impl App {
             App::Webhook { .. } => AppName::Webhook,
             App::VoiceMail { .. } => AppName::VoiceMail,
             App::VoiceMailMain { .. } => AppName::VoiceMailMain,
+            App::ConfBridge { .. } => AppName::ConfBridge,
         }
     }
 
@@ -380,6 +388,7 @@ impl App {
                 | App::StopMixMonitor
                 | App::VoiceMail { .. }
                 | App::VoiceMailMain { .. }
+                | App::ConfBridge { .. }
         )
     }
 }

@@ -169,6 +169,22 @@ pub enum SwitchEvent {
         mailbox: String,
         message_id: String,
     },
+    /// A caller joined a conference room (ConfBridge).
+    ConfJoin {
+        channel: String,
+        linkedid: String,
+        room: String,
+        /// Members in the room after the join.
+        members: u32,
+    },
+    /// A caller left a conference room (hung up).
+    ConfLeave {
+        channel: String,
+        linkedid: String,
+        room: String,
+        /// Members still in the room.
+        members: u32,
+    },
 }
 
 /// What a recording captures, as `recording_started` reports it.
@@ -215,6 +231,8 @@ impl SwitchEvent {
             SwitchEvent::Unhold { .. } => "unhold",
             SwitchEvent::VoicemailLeft { .. } => "voicemail_left",
             SwitchEvent::VoicemailDeleted { .. } => "voicemail_deleted",
+            SwitchEvent::ConfJoin { .. } => "conf_join",
+            SwitchEvent::ConfLeave { .. } => "conf_leave",
         }
     }
 }

@@ -494,6 +494,8 @@ pub struct Config {
     /// `voicemail.toml` (absent: no mailboxes, messages under
     /// `var/voicemail`).
     pub voicemail: carillon_voicemail::VoicemailConfig,
+    /// `conferences.toml`: the ConfBridge rooms (absent: none).
+    pub conferences: carillon_b2bua::conference::ConferenceConfig,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -1248,6 +1250,23 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         }
         None => Some(carillon_voicemail::VoicemailConfig::default()),
     };
+    let conferences_path = dir.join("conferences.toml");
+    let conferences_text = read_optional(&conferences_path, &mut problems);
+    let conferences = match conferences_text.as_deref() {
+        Some(text) => carillon_b2bua::conference::ConferenceConfig::load(
+            &conferences_path.display().to_string(),
+            text,
+        )
+        .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
+        .ok(),
+        None => Some(carillon_b2bua::conference::ConferenceConfig::default()),
+    };
+    problems.extend(crosscheck::check_rooms(
+        &source(&dialplan_path, &dialplan_text),
+        conferences
+            .as_ref()
+            .map(|c| c.rooms.keys().cloned().collect()),
+    ));
     let trunks = trunks_text.as_deref().and_then(|text| {
         carillon_trunk::Trunks::load(&trunks_path.display().to_string(), text)
             .map_err(|ps| problems.extend(ps.into_iter().map(Problem::from)))
@@ -1322,7 +1341,8 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         api,
     } = values;
 
-    let (true, Some(voicemail)) = (problems.is_empty(), voicemail) else {
+    let (true, Some(voicemail), Some(conferences)) = (problems.is_empty(), voicemail, conferences)
+    else {
         return Err(problems);
     };
     let base = |p: &str| -> PathBuf { PathBuf::from(p) };
@@ -1367,6 +1387,7 @@ pub fn load(dir: &Path) -> Result<Config, Vec<Problem>> {
         ami,
         api,
         voicemail,
+        conferences,
     })
 }
 
@@ -1764,6 +1785,62 @@ mod tests {
             "[defaults]\ndtmf_mode = \"tones\"\n\n[[user]]\nextension = \"100\"\npassword = \"changeme100\"\n",
         );
         assert_eq!((p.line, p.key.as_str()), (2, "defaults.dtmf_mode"), "{p:?}");
+    }
+
+    #[test]
+    fn confbridge_rooms_come_from_conferences_toml() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "carillon.toml",
+            "users.toml",
+            "dialplan.toml",
+            "trunks.toml",
+            "voicemail.toml",
+        ] {
+            std::fs::copy(repo.join(f), dir.path().join(f)).unwrap();
+        }
+        let shown = |dir: &Path| -> Vec<String> {
+            load(dir)
+                .err()
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    let name = Path::new(&p.file).file_name().unwrap().to_string_lossy();
+                    format!("{name}:{}: {}: {}", p.line, p.key, p.message)
+                })
+                .collect()
+        };
+        // No conferences.toml: the example's room 800 is unknown in each
+        // of the three phone contexts.
+        let missing: Vec<String> = shown(dir.path())
+            .into_iter()
+            .filter(|l| l.contains("room '800' is not a [room.800] of conferences.toml"))
+            .collect();
+        assert_eq!(missing.len(), 3, "{missing:#?}");
+        // A key not implemented is refused with its line.
+        std::fs::write(
+            dir.path().join("conferences.toml"),
+            "[room.800]\nmax_members = 5\npin = \"1234\"\n",
+        )
+        .unwrap();
+        let lines = shown(dir.path());
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("conferences.toml:3: room.800.pin: unknown key 'pin'")),
+            "{lines:#?}"
+        );
+        // The example's own file.
+        std::fs::copy(
+            repo.join("conferences.toml"),
+            dir.path().join("conferences.toml"),
+        )
+        .unwrap();
+        let lines = shown(dir.path());
+        assert!(!lines.iter().any(|l| l.contains("room")), "{lines:#?}");
+        let repo_cfg = load(&repo).unwrap();
+        assert_eq!(repo_cfg.conferences.rooms["800"].max_members, Some(10));
     }
 
     #[test]

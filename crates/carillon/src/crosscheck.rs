@@ -17,6 +17,9 @@
 //!   `VoiceMailMain` step must be a `[mailbox.N]` of `voicemail.toml`
 //!   ([`check_mailboxes`]; no file: no mailboxes).
 //!
+//! - the literal `room` of a `ConfBridge` step must be a `[room.N]` of
+//!   `conferences.toml` ([`check_rooms`]; no file: no rooms).
+//!
 //! Not checked (cannot be, before a call): targets whose name part is
 //! built from variables (`user/${EXTEN}`, `trunk/${T}/…`), targets inside
 //! a `Goto` to another context chosen at run time, and `Dial` steps whose
@@ -360,6 +363,58 @@ pub fn check_mailboxes(
                 if !mailboxes.contains(&name) {
                     let key = format!("context.{}.extension[{k}].steps[{s}].mailbox", context.key);
                     out.push(problem(&dialplan.path, node.line, key, missing(&name)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Room references: each literal `room` of ConfBridge must be in `rooms`
+/// (`None`: `conferences.toml` did not load; its own problems are
+/// reported).
+pub fn check_rooms(dialplan: &Source<'_>, rooms: Option<BTreeSet<String>>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let Some(rooms) = rooms else {
+        return out;
+    };
+    let Some(plan) = tree(dialplan) else {
+        return out;
+    };
+    let Some(contexts) = plan.get("context") else {
+        return out;
+    };
+    for context in contexts.entries() {
+        let Some(extensions) = context.value.get("extension") else {
+            continue;
+        };
+        for (k, extension) in extensions.items().iter().enumerate() {
+            let Some(steps) = extension.get("steps") else {
+                continue;
+            };
+            for (s, step) in steps.items().iter().enumerate() {
+                let is_conf = step
+                    .get("app")
+                    .and_then(Node::as_str)
+                    .is_some_and(|a| a.eq_ignore_ascii_case("confbridge"));
+                let Some(node) = step.get("room").filter(|_| is_conf) else {
+                    continue;
+                };
+                let name = match &node.kind {
+                    carillon_tomlconf::Kind::Int(i) => i.to_string(),
+                    _ => match node.as_str() {
+                        Some(t) if !t.contains("${") => t.trim().to_owned(),
+                        _ => continue,
+                    },
+                };
+                if !rooms.contains(&name) {
+                    let key = format!("context.{}.extension[{k}].steps[{s}].room", context.key);
+                    out.push(problem(
+                        &dialplan.path,
+                        node.line,
+                        key,
+                        format!("room '{name}' is not a [room.{name}] of conferences.toml"),
+                    ));
                 }
             }
         }

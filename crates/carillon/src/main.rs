@@ -458,6 +458,11 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
     let advertise = cfg.advertise_ip.unwrap_or_else(|| guess_local_ip(&cfg));
     info!(advertise = %advertise, "address written in SIP and SDP");
     media_cfg.media_ip = Some(advertise);
+    // A conference mix lives on one media worker and its members must be
+    // legs of that worker: with rooms configured the media plane runs one.
+    if !cfg.conferences.rooms.is_empty() {
+        media_cfg.workers = 1;
+    }
     let seed = cfg.rng_seed.unwrap_or_else(|| {
         let mut s = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut s);
@@ -486,6 +491,7 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
             // Built for the event file and for the API's and AMI's event streams.
             events: cfg.events_file.is_some() || cfg.ami.is_some() || cfg.api.is_some(),
             recording_dir: cfg.recording_dir.clone(),
+            conferences: cfg.conferences.clone(),
         },
     })?;
     switch.restore_bindings(rows.into_iter().map(from_row).collect(), now);

@@ -15,6 +15,7 @@
 //! | `Webhook` | `Output::Webhook` (the edge sends it; the call never waits) |
 //! | `Voicemail` | `Output::Voicemail` (the edge persists it), and `voicemail_left` / `voicemail_deleted` events |
 //! | `Record`, `StopRecord`, `MixMonitor`, `StopMixMonitor` | carried out by [`super::recording`] |
+//! | `ConfBridge` | carried out by [`super::conference`] |
 //!
 //! When the dialplan is done (the terminal event) or the caller is gone,
 //! only the commands that need no channel are carried out
@@ -84,6 +85,7 @@ impl Switch {
                 max_duration,
                 beep,
             } => self.record_app_start(now, key, &path, max_silence, max_duration, beep),
+            Command::ConfBridge { room } => self.conf_join(now, key, &room, step),
             other => {
                 self.channelless(key, other, step);
                 Flow::Next

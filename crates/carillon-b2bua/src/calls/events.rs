@@ -54,7 +54,7 @@ impl Switch {
     /// Queues the events `build` makes of call `key`, stamped with the
     /// latest wall-clock time; nothing is built when events are off
     /// (`CallConfig::events`) or the call is gone.
-    fn emit_of_call<const N: usize>(
+    pub(super) fn emit_of_call<const N: usize>(
         &mut self,
         key: u64,
         build: impl FnOnce(&Call) -> [Option<SwitchEvent>; N],

@@ -102,6 +102,7 @@ impl Switch {
                 AppName::Read => exec.variable("READSTATUS"),
                 AppName::Record => exec.variable("RECORD_STATUS"),
                 AppName::VoiceMail | AppName::VoiceMailMain => exec.variable("VMSTATUS"),
+                AppName::ConfBridge => exec.variable("CONFBRIDGE_RESULT"),
                 _ => None,
             }
             .unwrap_or_else(|| "OK".to_owned())

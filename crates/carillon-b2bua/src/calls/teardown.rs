@@ -105,6 +105,8 @@ impl Switch {
             };
             self.dial_returned(key, status);
         }
+        // Out of its conference room before its leg closes.
+        self.conf_leave(key);
         // Recordings are finalised before the session closes.
         self.recordings_call_ending(key);
         let Some(call) = self.calls.calls.remove(&key) else {
