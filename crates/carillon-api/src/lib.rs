@@ -18,6 +18,8 @@
 //! | `GET /api/v1/registrations` | read-only | live bindings of the registrar |
 //! | `GET /api/v1/cdrs` | read-only | CDRs by `from`/`to` (start, Unix ms), `src`, `dst`, `disposition`, paged by `limit`/`offset` |
 //! | `GET /api/v1/callbacks` | read-only | callback requests by `from`/`to`, `status`, `limit` |
+//! | `GET /api/v1/channels` | read-only | the live channels (name, uniqueid, linkedid, state, caller, exten, bridged-with) |
+//! | `DELETE /api/v1/channels/{name}` | supervisor | hangs the channel's call up, `?cause=` (Q.850, default 16); 204, 404 when unknown |
 //! | `GET /api/v1/recordings` | supervisor | the WAV files of the recordings directory |
 //! | `GET /api/v1/recordings/{name}` | supervisor | one file, with HTTP ranges |
 //! | `DELETE /api/v1/recordings/{name}` | admin | removes it |
@@ -27,10 +29,11 @@
 //!
 //! Errors: 401 without a valid token, 403 for a token without the role,
 //! 422 naming the field for bad input, 404 for unknown resources and
-//! routes. Channel control (list, hangup, transfer, originate) does not
-//! exist yet: those routes answer 404 like any unknown path.
+//! routes. Of channel control only list and hangup exist; transfer,
+//! hold and originate do not yet (404 like any unknown path).
 
 pub mod auth;
+mod channels;
 pub mod error;
 mod events;
 mod metrics;
@@ -45,7 +48,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use carillon_events::EventRecord;
 use serde::Serialize;
@@ -75,6 +78,26 @@ pub struct Registration {
     pub instance: Option<String>,
     pub q: Option<f32>,
     pub path: Vec<String>,
+}
+
+/// One live channel as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelView {
+    /// As in the events (`SIP/100-0000002a`).
+    pub name: String,
+    pub uniqueid: String,
+    pub linkedid: String,
+    /// `ringing`, `early`, `up` or `down`.
+    pub state: String,
+    pub caller_num: String,
+    pub caller_name: String,
+    pub exten: String,
+    pub context: String,
+    /// The channel it is bridged with, if any.
+    pub bridged_with: Option<String>,
+    /// Unix ms.
+    pub start_ms: i64,
+    pub answer_ms: Option<i64>,
 }
 
 /// The counts behind `/metrics` that the binary knows (the switch's, the
@@ -120,6 +143,11 @@ pub trait SwitchPort: Send + Sync + 'static {
     /// Reads the configuration again and applies it as SIGHUP does; the
     /// problems (`file:line: key: message`) when it is refused.
     fn reload(&self) -> BoxFuture<'_, Result<(), Vec<String>>>;
+    /// The live channels.
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelView>, SwitchGone>>;
+    /// Hangs the channel `name` up with the Q.850 `cause`; `false` when
+    /// there is no such channel.
+    fn hangup(&self, name: String, cause: u8) -> BoxFuture<'_, Result<bool, SwitchGone>>;
 }
 
 /// A new subscription to the switch events.
@@ -203,6 +231,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/cdrs", get(routes::cdrs))
         .route("/api/v1/callbacks", get(routes::callbacks))
         .route("/api/v1/reload", post(routes::reload))
+        .route("/api/v1/channels", get(channels::list))
+        .route("/api/v1/channels/{name}", delete(channels::hangup))
         .route("/api/v1/recordings", get(recordings::list))
         .route(
             "/api/v1/recordings/{name}",

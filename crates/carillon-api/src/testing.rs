@@ -17,9 +17,46 @@ use super::*;
 struct FakeSwitch {
     reloads: Mutex<u32>,
     refuse: bool,
+    /// Hangups asked for (name, cause).
+    hangups: Mutex<Vec<(String, u8)>>,
+}
+
+fn chan(name: &str, other: &str) -> ChannelView {
+    ChannelView {
+        name: name.into(),
+        uniqueid: "1800000000.1".into(),
+        linkedid: "1800000000.1".into(),
+        state: "up".into(),
+        caller_num: "100".into(),
+        caller_name: String::new(),
+        exten: "101".into(),
+        context: "internal".into(),
+        bridged_with: Some(other.into()),
+        start_ms: 1000,
+        answer_ms: Some(2000),
+    }
 }
 
 impl SwitchPort for FakeSwitch {
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelView>, SwitchGone>> {
+        Box::pin(async {
+            Ok(vec![
+                chan("SIP/100-00000001", "SIP/101-00000002"),
+                chan("SIP/101-00000002", "SIP/100-00000001"),
+            ])
+        })
+    }
+
+    fn hangup(&self, name: String, cause: u8) -> BoxFuture<'_, Result<bool, SwitchGone>> {
+        Box::pin(async move {
+            let known = name == "SIP/100-00000001";
+            if known {
+                self.hangups.lock().unwrap().push((name, cause));
+            }
+            Ok(known)
+        })
+    }
+
     fn registrations(&self) -> BoxFuture<'_, Result<Vec<Registration>, SwitchGone>> {
         Box::pin(async {
             Ok(vec![Registration {
@@ -128,6 +165,7 @@ async fn fixture(refuse_reload: bool) -> Fixture {
     let switch = Arc::new(FakeSwitch {
         reloads: Mutex::new(0),
         refuse: refuse_reload,
+        hangups: Mutex::new(Vec::new()),
     });
     let (hub, _) = tokio::sync::broadcast::channel(4);
     let sub = hub.clone();
@@ -592,4 +630,54 @@ async fn callback_requests_are_listed_with_their_status_and_filtered() {
     assert!(v["callbacks"].as_array().unwrap().is_empty());
     let (_, v) = get_json(&f.app, "/api/v1/callbacks?from=1501", Some("ro-token")).await;
     assert!(v["callbacks"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn channels_are_listed_read_only_and_hung_up_by_a_supervisor() {
+    let f = fixture(false).await;
+    let (status, _) = get_json(&f.app, "/api/v1/channels", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, v) = get_json(&f.app, "/api/v1/channels", Some("ro-token")).await;
+    assert_eq!(status, StatusCode::OK);
+    let chans = v["channels"].as_array().unwrap();
+    assert_eq!(chans.len(), 2, "{v}");
+    assert_eq!(chans[0]["name"], "SIP/100-00000001");
+    assert_eq!(chans[0]["bridged_with"], "SIP/101-00000002");
+    assert_eq!(chans[0]["state"], "up");
+    let uri = "/api/v1/channels/SIP%2F100-00000001";
+    let (status, _, _) = call(&f.app, Method::DELETE, uri, Some("ro-token"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(f.switch.hangups.lock().unwrap().is_empty());
+    let (status, _, _) = call(&f.app, Method::DELETE, uri, Some("sup-token"), &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let with_cause = format!("{uri}?cause=17");
+    let (status, _, _) = call(&f.app, Method::DELETE, &with_cause, Some("sup-token"), &[]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        *f.switch.hangups.lock().unwrap(),
+        [
+            ("SIP/100-00000001".to_owned(), 16),
+            ("SIP/100-00000001".to_owned(), 17)
+        ]
+    );
+    let (status, _, body) = call(
+        &f.app,
+        Method::DELETE,
+        "/api/v1/channels/SIP%2F999-00000009",
+        Some("sup-token"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("SIP/999-00000009"),
+        "{v}"
+    );
+    let bad = format!("{uri}?cause=x");
+    let (status, _, body) = call(&f.app, Method::DELETE, &bad, Some("sup-token"), &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["field"], "cause");
+    assert_eq!(f.switch.hangups.lock().unwrap().len(), 2);
 }

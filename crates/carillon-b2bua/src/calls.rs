@@ -84,6 +84,7 @@
 mod apps;
 mod bridging;
 mod cdr;
+pub mod chanctl;
 mod conference;
 mod dial;
 mod dialog;

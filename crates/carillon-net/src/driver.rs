@@ -68,6 +68,15 @@ pub enum Control {
     RegistrationCount(oneshot::Sender<(usize, usize)>),
     /// (live channels, live bridges), for metrics and the tests' idle check.
     ChannelCounts(oneshot::Sender<(usize, usize)>),
+    /// The live channels (API and AMI channel lists).
+    Channels(oneshot::Sender<Vec<carillon_b2bua::calls::chanctl::ChannelInfo>>),
+    /// Hang the channel `channel` up with the Q.850 `cause` (its call
+    /// ends); the reply says whether there was such a channel.
+    Hangup {
+        channel: String,
+        cause: u8,
+        reply: oneshot::Sender<Result<(), carillon_b2bua::calls::chanctl::NotFound>>,
+    },
     Stats(oneshot::Sender<Stats>),
     /// Stop the loop; the reply comes once it has stopped.
     Shutdown(oneshot::Sender<()>),
@@ -451,6 +460,14 @@ async fn run(
                 Some(Control::ChannelCounts(reply)) => {
                     let calls = switch.calls();
                     let _ = reply.send((calls.channels(), calls.bridges()));
+                }
+                Some(Control::Channels(reply)) => {
+                    let _ = reply.send(switch.channel_list());
+                }
+                Some(Control::Hangup { channel, cause, reply }) => {
+                    let r = switch.hangup_channel(Instant::now(), unix_now_ms(), &channel, cause);
+                    drain(&mut switch, &listeners, &mut sinks);
+                    let _ = reply.send(r);
                 }
                 Some(Control::Bindings(reply)) => {
                     let _ = reply.send(switch.registrar().all().cloned().collect());

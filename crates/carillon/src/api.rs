@@ -1,6 +1,7 @@
 //! The management API at the edge of the binary: the listener bound at
 //! start, the [`carillon_api::SwitchPort`] the API reads the switch
 //! through (the driver's control channel: bindings, counts and stats,
+//! the channel list and channel hangups,
 //! one round trip each, only when asked), the counts of the store writer
 //! and event outlets for `/metrics`, and reload requests handed to the
 //! main loop, which reloads exactly as on SIGHUP. Owns no HTTP logic
@@ -9,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use carillon_api::{BoxFuture, Registration, SwitchCounts, SwitchGone, SwitchPort};
+use carillon_api::{BoxFuture, ChannelView, Registration, SwitchCounts, SwitchGone, SwitchPort};
 use carillon_net::{Control, DriverHandle};
 use carillon_store::CdrWriterHandle;
 use tokio::sync::{mpsc, oneshot};
@@ -96,6 +97,41 @@ impl SwitchPort for SwitchLink {
                     .map_or(0, |d| d.load(Ordering::Relaxed)),
                 event_consumers: count(self.hub.consumers()),
             })
+        })
+    }
+
+    fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelView>, SwitchGone>> {
+        Box::pin(async move {
+            let list = self.ask(Control::Channels).await?;
+            Ok(list
+                .into_iter()
+                .map(|c| ChannelView {
+                    name: c.name,
+                    uniqueid: c.uniqueid,
+                    linkedid: c.linkedid,
+                    state: c.state.to_owned(),
+                    caller_num: c.caller_num,
+                    caller_name: c.caller_name,
+                    exten: c.exten,
+                    context: c.context,
+                    bridged_with: c.bridged_with,
+                    start_ms: c.start_ms,
+                    answer_ms: c.answer_ms,
+                })
+                .collect())
+        })
+    }
+
+    fn hangup(&self, name: String, cause: u8) -> BoxFuture<'_, Result<bool, SwitchGone>> {
+        Box::pin(async move {
+            let r = self
+                .ask(|reply| Control::Hangup {
+                    channel: name,
+                    cause,
+                    reply,
+                })
+                .await?;
+            Ok(r.is_ok())
         })
     }
 
