@@ -362,3 +362,88 @@ fn a_registration_and_calls_show_in_the_api_events_cdrs_recordings_and_metrics()
     // WebSocket's is gone.
     assert_eq!(m["carillon_event_consumers"], 1.0, "{m:?}");
 }
+
+/// A SIPp call 100 → 101 is listed by the API as two bridged channels;
+/// `DELETE /api/v1/channels/{name}` with `cause=17` hangs it up: both
+/// SIPp phones get their BYE (their scenarios end cleanly), the hangup
+/// events carry the cause, the switch is idle after; the channel is then
+/// unknown (404).
+#[test]
+fn a_call_is_listed_and_hung_up_through_the_api_with_its_cause() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let sw = env.start();
+    let api = sw.api;
+    let (uas_sip, uas_media) = (free_port_span(1), free_port_span(3));
+    sipp_register(&sw, env.path(), "101", PW101, uas_sip);
+    let mut uas = start_uas(&env, "uas", None, uas_sip, uas_media, 1);
+    let mut uac = sipp_100_dials(
+        &env,
+        &sw,
+        "uac",
+        "calls_uac_wait_bye.xml",
+        "101",
+        Duration::from_secs(20),
+    );
+
+    // Both channels up and bridged with each other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let chans = loop {
+        let r = http(api, "GET", "/api/v1/channels", Some(API_TOKEN), &[]).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        let chans = v["channels"].as_array().unwrap().clone();
+        if chans.len() == 2 && chans.iter().all(|c| c["state"] == "up") {
+            break chans;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "channels never both up: {v}\n{}",
+            describe(&env, &sw, &["uac", "uas"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let name = |prefix: &str| {
+        chans
+            .iter()
+            .find(|c| c["name"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} channel in {chans:?}"))
+            .clone()
+    };
+    let (a, b) = (name("SIP/100-"), name("SIP/101-"));
+    assert_eq!(a["bridged_with"], b["name"], "{chans:?}");
+    assert_eq!(b["bridged_with"], a["name"], "{chans:?}");
+    assert_eq!(a["linkedid"], b["linkedid"]);
+    assert_eq!(a["exten"], "101");
+
+    let path = format!(
+        "/api/v1/channels/{}?cause=17",
+        b["name"].as_str().unwrap().replace('/', "%2F")
+    );
+    let r = http(api, "DELETE", &path, Some(API_TOKEN), &[]).unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let (run_uac, run_uas) = (uac.wait(), uas.wait());
+    assert!(
+        run_uac.ok() && run_uas.ok(),
+        "uac {:?} uas {:?}\n{}",
+        run_uac.status,
+        run_uas.status,
+        describe(&env, &sw, &["uac", "uas"])
+    );
+    let hangups = sw.wait_events(2, Duration::from_secs(5), |e| {
+        matches!(e, carillon_events::SwitchEvent::Hangup { .. })
+    });
+    assert_eq!(hangups.len(), 2, "{hangups:?}");
+    assert!(
+        hangups.iter().any(|e| matches!(
+            &e.event,
+            carillon_events::SwitchEvent::Hangup { cause: 17, .. }
+        )),
+        "{hangups:?}"
+    );
+    sw.assert_idle(Duration::from_secs(10));
+    let r = http(api, "DELETE", &path, Some(API_TOKEN), &[]).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = http(api, "GET", "/api/v1/channels", Some(API_TOKEN), &[]).unwrap();
+    assert_eq!(r.json()["channels"], serde_json::json!([]));
+}
