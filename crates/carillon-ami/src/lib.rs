@@ -10,9 +10,10 @@
 //! time, a challenge number and the switch's event records, and writes
 //! what it returns.
 //!
-//! Actions that act on channels (Originate, Redirect, Hangup, Setvar…)
-//! are not offered yet: they answer Asterisk's `Invalid/unknown command`
-//! error until the switch has the channel control they need.
+//! Of the actions that act on channels only Hangup exists (the session
+//! hands it to the edge as a [`SwitchRequest`]); Originate, Redirect,
+//! Setvar… are not offered yet: they answer Asterisk's `Invalid/unknown
+//! command` error until the switch has the channel control they need.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -25,5 +26,9 @@ pub mod translate;
 
 pub use class::{ClassMask, UnknownClass};
 pub use codec::{Decoder, FrameError, Packet};
-pub use session::{md5_key, AmiUser, Session, SessionConfig, SessionEvent, AMI_VERSION};
-pub use translate::{ami_channel_name, AmiEvent, AstState, ChannelFacts, Translator};
+pub use session::{
+    md5_key, AmiUser, Session, SessionConfig, SessionEvent, SwitchRequest, AMI_VERSION,
+};
+pub use translate::{
+    ami_channel_name, switch_channel_name, AmiEvent, AstState, ChannelFacts, Translator,
+};

@@ -6,8 +6,11 @@
 //! hex), the bounded count of failed logins, the user's read/write classes
 //! and event mask (`Events:` of Login, the `Events` action), `ActionID`
 //! echoing, and the answers of the actions that exist today: Login,
-//! Challenge, Logoff, Ping, Events, ListCommands, CoreShowChannels, Status
-//! and Command (`core show channels` only). Anything else gets Asterisk's
+//! Challenge, Logoff, Ping, Events, ListCommands, CoreShowChannels, Status,
+//! Command (`core show channels` only) and Hangup. Hangup acts on the
+//! switch: the session turns it into a [`SwitchRequest`] the edge
+//! executes, reading no further packet until the edge reports the result
+//! ([`Session::hangup_done`]), so answers keep the order of the actions. Anything else gets Asterisk's
 //! `Invalid/unknown command` error, never a fake success. Does not own the
 //! socket, the clock (time is an argument), randomness (the challenge is
 //! given at creation) nor the channel table (read through a closure).
@@ -55,6 +58,11 @@ const ACTIONS: &[(&str, ClassMask, &str)] = &[
             .union(ClassMask::CALL)
             .union(ClassMask::REPORTING),
         "List channel status.",
+    ),
+    (
+        "Hangup",
+        ClassMask::SYSTEM.union(ClassMask::CALL),
+        "Hangup channel.",
     ),
     (
         "Command",
@@ -117,6 +125,15 @@ pub enum SessionEvent {
     BadPacket(FrameError),
 }
 
+/// An action the edge must carry out on the switch, then report with
+/// the matching `*_done` method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchRequest {
+    /// Hang the channel up (the switch's name, `SIP/100-0000002a`) with
+    /// the Q.850 `cause`.
+    Hangup { channel: String, cause: u8 },
+}
+
 #[derive(Debug)]
 enum State {
     LoggedOut { failures: u32 },
@@ -134,6 +151,10 @@ pub struct Session {
     decoder: Decoder,
     out: String,
     events: VecDeque<SessionEvent>,
+    /// The action waiting for the switch, and the request the edge has
+    /// not taken yet.
+    pending: Option<Packet>,
+    request: Option<SwitchRequest>,
 }
 
 impl Session {
@@ -148,6 +169,33 @@ impl Session {
             decoder: Decoder::default(),
             out: format!("Asterisk Call Manager/{AMI_VERSION}\r\n"),
             events: VecDeque::new(),
+            pending: None,
+            request: None,
+        }
+    }
+
+    /// The switch action the edge is to carry out, if any (taken once).
+    pub fn poll_request(&mut self) -> Option<SwitchRequest> {
+        self.request.take()
+    }
+
+    /// The switch carried out the [`SwitchRequest::Hangup`]: `found` is
+    /// false when there was no such channel. Packets received meanwhile
+    /// are handled on the next [`Session::handle_input`] (which may be
+    /// given no bytes).
+    pub fn hangup_done(&mut self, found: bool) {
+        let Some(m) = self.pending.take() else {
+            return;
+        };
+        if found {
+            self.respond(
+                &m,
+                Packet::new()
+                    .with("Response", "Success")
+                    .with("Message", "Channel Hungup"),
+            );
+        } else {
+            self.error(&m, "No such channel");
         }
     }
 
@@ -160,7 +208,7 @@ impl Session {
         channels: &mut dyn FnMut() -> Vec<ChannelFacts>,
     ) {
         self.decoder.push(bytes);
-        while !self.is_closing() {
+        while !self.is_closing() && self.pending.is_none() {
             let Some(packet) = self.decoder.next_packet() else {
                 break;
             };
@@ -302,8 +350,29 @@ impl Session {
             "coreshowchannels" => self.core_show_channels(now_ms, m, &channels()),
             "command" => self.command(m, &channels()),
             "status" => self.status(now_ms, m, &channels()),
+            "hangup" => self.hangup(m),
             _ => {}
         }
+    }
+
+    /// `Hangup`: `Channel` in Asterisk's form (`PJSIP/100-0000002a`),
+    /// `Cause` optional (Q.850, default 16).
+    fn hangup(&mut self, m: &Packet) {
+        let Some(channel) = m.get("Channel").filter(|c| !c.is_empty()) else {
+            return self.error(m, "No channel specified");
+        };
+        let cause = match m.get("Cause").map(str::trim).filter(|c| !c.is_empty()) {
+            None => 16,
+            Some(c) => match c.parse::<u8>() {
+                Ok(n) if (1..=127).contains(&n) => n,
+                _ => return self.error(m, "Invalid cause"),
+            },
+        };
+        self.request = Some(SwitchRequest::Hangup {
+            channel: crate::translate::switch_channel_name(channel),
+            cause,
+        });
+        self.pending = Some(m.clone());
     }
 
     fn challenge(&mut self, m: &Packet) {
@@ -947,5 +1016,76 @@ mod tests {
     fn a_user_prints_without_its_secret() {
         let text = format!("{:?}", config().users[0]);
         assert!(!text.contains("changeme-ami"), "{text}");
+    }
+
+    #[test]
+    fn hangup_becomes_a_switch_request_and_is_answered_as_asterisk_does() {
+        let mut s = Session::new(config(), 1);
+        login(&mut s);
+        // The request waits for the switch; the Ping behind it waits too.
+        let p = talk(
+            &mut s,
+            "Action: Hangup\r\nActionID: h1\r\nChannel: PJSIP/101-00000002\r\nCause: 17\r\n\r\nAction: Ping\r\nActionID: p1\r\n\r\n",
+            vec![],
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(
+            s.poll_request(),
+            Some(SwitchRequest::Hangup {
+                channel: "SIP/101-00000002".into(),
+                cause: 17
+            })
+        );
+        assert_eq!(s.poll_request(), None);
+        s.hangup_done(true);
+        let p = talk(&mut s, "", vec![]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].get("Response"), Some("Success"));
+        assert_eq!(p[0].get("Message"), Some("Channel Hungup"));
+        assert_eq!(p[0].get("ActionID"), Some("h1"));
+        assert_eq!(p[1].get("ActionID"), Some("p1"));
+        // Unknown channel, default cause.
+        talk(
+            &mut s,
+            "Action: Hangup\r\nActionID: h2\r\nChannel: PJSIP/999-00000009\r\n\r\n",
+            vec![],
+        );
+        assert_eq!(
+            s.poll_request(),
+            Some(SwitchRequest::Hangup {
+                channel: "SIP/999-00000009".into(),
+                cause: 16
+            })
+        );
+        s.hangup_done(false);
+        let p = talk(&mut s, "", vec![]);
+        assert_eq!(p[0].get("Response"), Some("Error"));
+        assert_eq!(p[0].get("Message"), Some("No such channel"));
+        assert_eq!(p[0].get("ActionID"), Some("h2"));
+        // Bad input: no request.
+        let p = talk(&mut s, "Action: Hangup\r\n\r\n", vec![]);
+        assert_eq!(p[0].get("Message"), Some("No channel specified"));
+        let p = talk(
+            &mut s,
+            "Action: Hangup\r\nChannel: PJSIP/1\r\nCause: x\r\n\r\n",
+            vec![],
+        );
+        assert_eq!(p[0].get("Message"), Some("Invalid cause"));
+        assert_eq!(s.poll_request(), None);
+        // The call write class is needed.
+        let mut w = Session::new(config(), 1);
+        let p = talk(
+            &mut w,
+            "Action: Login\r\nUsername: watcher\r\nSecret: w\r\n\r\n",
+            vec![],
+        );
+        assert_eq!(p[0].get("Response"), Some("Success"));
+        let p = talk(
+            &mut w,
+            "Action: Hangup\r\nChannel: PJSIP/101-00000002\r\n\r\n",
+            vec![],
+        );
+        assert_eq!(p[0].get("Message"), Some("Permission denied"));
+        assert_eq!(w.poll_request(), None);
     }
 }

@@ -151,6 +151,14 @@ pub fn ami_channel_name(switch_name: &str) -> String {
     }
 }
 
+/// The switch's name of an Asterisk channel name (`PJSIP/…` → `SIP/…`).
+pub fn switch_channel_name(ami_name: &str) -> String {
+    match ami_name.strip_prefix("PJSIP/") {
+        Some(rest) => format!("SIP/{rest}"),
+        None => ami_name.to_owned(),
+    }
+}
+
 /// The live channel table and the event translation (see the module doc).
 #[derive(Debug, Default)]
 pub struct Translator {

@@ -7,16 +7,19 @@
 //! ([`carillon_ami::Translator`]) and re-broadcasts each record as
 //! Asterisk's events to the connections, each of which subscribes to that
 //! broadcast when it opens. The table answers CoreShowChannels, Status and
-//! `core show channels`. Publishing never waits: a connection whose
+//! `core show channels`. A Hangup action goes to the switch through the
+//! driver's control channel ([`Control::Hangup`]) and the session is
+//! answered with the result. Publishing never waits: a connection whose
 //! receiver lags (it reads too slowly) or whose writes stall for
 //! [`WRITE_TIMEOUT`] is cut off with a log line, and the switch never
 //! notices. Secrets are never logged; user names and addresses are.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use carillon_ami::{AmiEvent, Session, SessionConfig, SessionEvent, Translator};
+use carillon_ami::{AmiEvent, Session, SessionConfig, SessionEvent, SwitchRequest, Translator};
+use carillon_net::{Control, DriverHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -42,11 +45,13 @@ struct Shared {
     session: Arc<SessionConfig>,
     table: Arc<Mutex<Translator>>,
     events: broadcast::Sender<Arc<AmiEvent>>,
+    /// The switch, once its driver runs (set after the listener starts).
+    driver: Arc<OnceLock<DriverHandle>>,
 }
 
 impl Shared {
     /// Connections may lag `capacity` AMI events before they are cut off.
-    fn new(cfg: &AmiConfig, capacity: usize) -> Shared {
+    fn new(cfg: &AmiConfig, capacity: usize, driver: Arc<OnceLock<DriverHandle>>) -> Shared {
         let (events, _) = broadcast::channel(capacity.max(1));
         Shared {
             session: Arc::new(SessionConfig {
@@ -56,16 +61,44 @@ impl Shared {
             }),
             table: Arc::new(Mutex::new(Translator::new())),
             events,
+            driver,
+        }
+    }
+
+    /// Carries out a session's switch request; false when the switch
+    /// found nothing to act on (or is not running).
+    async fn execute(&self, request: SwitchRequest) -> bool {
+        let Some(driver) = self.driver.get() else {
+            return false;
+        };
+        match request {
+            SwitchRequest::Hangup { channel, cause } => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                driver
+                    .send(Control::Hangup {
+                        channel,
+                        cause,
+                        reply,
+                    })
+                    .await;
+                matches!(rx.await, Ok(Ok(())))
+            }
         }
     }
 }
 
 /// Binds the listener, subscribes to `hub` and starts serving; returns
-/// the bound address. Call before the switch runs, so no event is missed.
-pub async fn start(cfg: &AmiConfig, hub: &EventHub) -> std::io::Result<SocketAddr> {
+/// the bound address. Call before the switch runs, so no event is missed;
+/// `driver` is set once the switch runs (actions that act on it fail as
+/// "No such channel" before).
+pub async fn start(
+    cfg: &AmiConfig,
+    hub: &EventHub,
+    driver: Arc<OnceLock<DriverHandle>>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(cfg.addr).await?;
     let bound = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(cfg, HUB_CAPACITY));
+    let shared = Arc::new(Shared::new(cfg, HUB_CAPACITY, driver));
     tokio::spawn(translate(hub.subscribe(), Arc::clone(&shared)));
     let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     tokio::spawn(async move {
@@ -135,6 +168,15 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = vec![0u8; 4096];
     loop {
+        while let Some(request) = session.poll_request() {
+            info!(peer = %peer, user = session.user().unwrap_or(""), ?request, "AMI action on the switch");
+            let done = shared.execute(request).await;
+            session.hangup_done(done);
+            let table = &shared.table;
+            session.handle_input(unix_ms(), &[], &mut || {
+                table.lock().map(|t| t.channels()).unwrap_or_default()
+            });
+        }
         while let Some(e) = session.poll_event() {
             match e {
                 SessionEvent::LoggedIn { user } => info!(peer = %peer, user, "AMI login"),
@@ -221,7 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_lags_behind_the_event_stream_is_cut_off_and_publishing_never_waits() {
-        let shared = Arc::new(Shared::new(&config(4), 4));
+        let shared = Arc::new(Shared::new(&config(4), 4, Arc::default()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).await.unwrap();
@@ -269,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn connections_beyond_max_connections_are_refused() {
         let hub = EventHub::new(16);
-        let addr = start(&config(1), &hub).await.unwrap();
+        let addr = start(&config(1), &hub, Arc::default()).await.unwrap();
         let mut first = TcpStream::connect(addr).await.unwrap();
         let mut banner = [0u8; 29];
         tokio::time::timeout(Duration::from_secs(10), first.read_exact(&mut banner))

@@ -526,9 +526,10 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
     };
     // Live consumers of the switch events (the API and AMI) subscribe here.
     let event_hub = events::EventHub::default();
+    let ami_driver = std::sync::Arc::new(std::sync::OnceLock::new());
     if let Some(ami_cfg) = &cfg.ami {
         // Subscribed before the switch runs: no event is missed.
-        let bound = ami::start(ami_cfg, &event_hub)
+        let bound = ami::start(ami_cfg, &event_hub, std::sync::Arc::clone(&ami_driver))
             .await
             .with_context(|| format!("AMI listener on {}", ami_cfg.addr))?;
         info!(address = %bound, users = ami_cfg.users.len(), "AMI listener ready");
@@ -577,6 +578,7 @@ async fn run(dir: &Path, mut cfg: config::Config) -> anyhow::Result<()> {
         media_workers,
     };
     let (handle, join) = Driver::start(switch, &cfg.listen, advertise, sinks, media_events).await?;
+    let _ = ami_driver.set(handle.clone());
     // The API is bound before the SIP listeners are announced, so a client
     // that waits for those finds it serving too.
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<api::ReloadRequest>(4);
