@@ -481,3 +481,99 @@ fn a_raw_bare_lf_client_logs_in_gets_errors_for_unknown_actions_and_garbage_and_
     }
     sw.stop();
 }
+
+/// A SIPp call 100 → 101 hung up with the AMI `Hangup` action from the
+/// raw client (channel in Asterisk's `PJSIP/` form, `Cause: 17`): Asterisk's
+/// `Channel Hungup` answer, both SIPp phones get their BYE, the hangup
+/// events carry the cause, the switch is idle; the same action again gets
+/// `No such channel`.
+#[test]
+fn the_hangup_action_ends_a_real_call_with_its_cause() {
+    require_sipp();
+    let mut env = CallEnv::new(&Options::default());
+    let sw = env.start();
+    let (uas_sip, uas_media) = (free_port_span(1), free_port_span(3));
+    sipp_register(&sw, env.path(), "101", PW101, uas_sip);
+    let mut uas = start_uas(&env, "uas", None, uas_sip, uas_media, 1);
+    let mut uac = sipp_100_dials(
+        &env,
+        &sw,
+        "uac",
+        "calls_uac_wait_bye.xml",
+        "101",
+        Duration::from_secs(20),
+    );
+    // The callee's channel, once both are up (from the API's list).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let callee = loop {
+        let r = callsupport::http::http(
+            sw.api,
+            "GET",
+            "/api/v1/channels",
+            Some(callsupport::http::API_TOKEN),
+            &[],
+        )
+        .unwrap();
+        let v = r.json();
+        let chans = v["channels"].as_array().unwrap().clone();
+        if chans.len() == 2 && chans.iter().all(|c| c["state"] == "up") {
+            break chans
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .find(|n| n.starts_with("SIP/101-"))
+                .expect("callee channel");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "channels never both up: {v}\n{}",
+            describe(&env, &sw, &["uac", "uas"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ami_name = callee.replacen("SIP/", "PJSIP/", 1);
+
+    let mut s = TcpStream::connect(("127.0.0.1", env.ami_port)).expect("connect to AMI");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s.write_all(b"Action: Login\nUsername: dialer\nSecret: changeme-ami\nEvents: off\n\n")
+        .unwrap();
+    let text = read_packets(&mut s, 1, Duration::from_secs(5));
+    assert!(text.contains("Authentication accepted"), "{text:?}");
+    s.write_all(
+        format!("Action: Hangup\nActionID: h1\nChannel: {ami_name}\nCause: 17\n\n").as_bytes(),
+    )
+    .unwrap();
+    let text = read_packets(&mut s, 1, Duration::from_secs(5));
+    assert!(
+        text.starts_with("Response: Success\r\nActionID: h1\r\nMessage: Channel Hungup\r\n"),
+        "{text:?}"
+    );
+    let (run_uac, run_uas) = (uac.wait(), uas.wait());
+    assert!(
+        run_uac.ok() && run_uas.ok(),
+        "uac {:?} uas {:?}\n{}",
+        run_uac.status,
+        run_uas.status,
+        describe(&env, &sw, &["uac", "uas"])
+    );
+    let hangups = sw.wait_events(2, Duration::from_secs(5), |e| {
+        matches!(e, SwitchEvent::Hangup { .. })
+    });
+    assert_eq!(hangups.len(), 2, "{hangups:?}");
+    assert!(
+        hangups
+            .iter()
+            .any(|e| matches!(&e.event, SwitchEvent::Hangup { cause: 17, .. })),
+        "{hangups:?}"
+    );
+    s.write_all(format!("Action: Hangup\nActionID: h2\nChannel: {ami_name}\n\n").as_bytes())
+        .unwrap();
+    let text = read_packets(&mut s, 1, Duration::from_secs(5));
+    assert!(
+        text.starts_with("Response: Error\r\nActionID: h2\r\nMessage: No such channel\r\n"),
+        "{text:?}"
+    );
+    // The connection closed first: it is one of the switch's tasks.
+    drop(s);
+    sw.assert_idle(Duration::from_secs(10));
+}
