@@ -404,7 +404,7 @@ async fn bad_parameters_are_422_naming_the_field() {
 async fn unknown_routes_and_recordings_are_404_in_json() {
     let f = fixture(false).await;
     for uri in [
-        "/api/v1/channels",
+        "/api/v1/calls",
         "/api/v1/originate",
         "/api/v1/recordings/missing.wav",
     ] {

@@ -131,10 +131,10 @@ fn tokens_roles_bad_input_and_unknown_routes_get_401_403_422_and_404() {
         assert_eq!(r.status, 422, "{path}: {}", r.text());
         assert_eq!(r.json()["field"].as_str(), Some(field), "{path}");
     }
-    // Unknown ids and routes (channel control does not exist yet).
+    // Unknown ids and routes (originate does not exist yet).
     for path in [
         "/api/v1/recordings/nothing-here.wav",
-        "/api/v1/channels",
+        "/api/v1/originate",
         "/api/v2/cdrs",
     ] {
         let r = get(path, Some(API_TOKEN));
