@@ -332,39 +332,11 @@ pub fn check_mailboxes(
             }
         }
     }
-    let Some(plan) = tree(dialplan) else {
-        return out;
-    };
-    let Some(contexts) = plan.get("context") else {
-        return out;
-    };
-    for context in contexts.entries() {
-        let Some(extensions) = context.value.get("extension") else {
-            continue;
-        };
-        for (k, extension) in extensions.items().iter().enumerate() {
-            let Some(steps) = extension.get("steps") else {
-                continue;
-            };
-            for (s, step) in steps.items().iter().enumerate() {
-                let is_vm = step.get("app").and_then(Node::as_str).is_some_and(|a| {
-                    a.eq_ignore_ascii_case("voicemail") || a.eq_ignore_ascii_case("voicemailmain")
-                });
-                let Some(node) = step.get("mailbox").filter(|_| is_vm) else {
-                    continue;
-                };
-                let name = match &node.kind {
-                    carillon_tomlconf::Kind::Int(i) => i.to_string(),
-                    _ => match node.as_str() {
-                        Some(t) if !t.contains("${") => t.trim().to_owned(),
-                        _ => continue,
-                    },
-                };
-                if !mailboxes.contains(&name) {
-                    let key = format!("context.{}.extension[{k}].steps[{s}].mailbox", context.key);
-                    out.push(problem(&dialplan.path, node.line, key, missing(&name)));
-                }
-            }
+    for (key, line, name) in
+        literal_step_fields(dialplan, &["voicemail", "voicemailmain"], "mailbox")
+    {
+        if !mailboxes.contains(&name) {
+            out.push(problem(&dialplan.path, line, key, missing(&name)));
         }
     }
     out
@@ -378,6 +350,28 @@ pub fn check_rooms(dialplan: &Source<'_>, rooms: Option<BTreeSet<String>>) -> Ve
     let Some(rooms) = rooms else {
         return out;
     };
+    for (key, line, name) in literal_step_fields(dialplan, &["confbridge"], "room") {
+        if !rooms.contains(&name) {
+            out.push(problem(
+                &dialplan.path,
+                line,
+                key,
+                format!("room '{name}' is not a [room.{name}] of conferences.toml"),
+            ));
+        }
+    }
+    out
+}
+
+/// The literal `field` of every dialplan step whose `app` is one of `apps`
+/// (case-insensitive), as (key, line, value); values holding a variable
+/// are not known until run time and are left out.
+fn literal_step_fields(
+    dialplan: &Source<'_>,
+    apps: &[&str],
+    field: &str,
+) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
     let Some(plan) = tree(dialplan) else {
         return out;
     };
@@ -393,29 +387,22 @@ pub fn check_rooms(dialplan: &Source<'_>, rooms: Option<BTreeSet<String>>) -> Ve
                 continue;
             };
             for (s, step) in steps.items().iter().enumerate() {
-                let is_conf = step
+                let wanted = step
                     .get("app")
                     .and_then(Node::as_str)
-                    .is_some_and(|a| a.eq_ignore_ascii_case("confbridge"));
-                let Some(node) = step.get("room").filter(|_| is_conf) else {
+                    .is_some_and(|a| apps.iter().any(|w| a.eq_ignore_ascii_case(w)));
+                let Some(node) = step.get(field).filter(|_| wanted) else {
                     continue;
                 };
-                let name = match &node.kind {
+                let value = match &node.kind {
                     carillon_tomlconf::Kind::Int(i) => i.to_string(),
                     _ => match node.as_str() {
                         Some(t) if !t.contains("${") => t.trim().to_owned(),
                         _ => continue,
                     },
                 };
-                if !rooms.contains(&name) {
-                    let key = format!("context.{}.extension[{k}].steps[{s}].room", context.key);
-                    out.push(problem(
-                        &dialplan.path,
-                        node.line,
-                        key,
-                        format!("room '{name}' is not a [room.{name}] of conferences.toml"),
-                    ));
-                }
+                let key = format!("context.{}.extension[{k}].steps[{s}].{field}", context.key);
+                out.push((key, node.line, value));
             }
         }
     }
