@@ -16,7 +16,7 @@ use carillon_cdr::CallRecord;
 use carillon_digest::{Algorithm, Challenge};
 use carillon_mediactl::MediaCommand;
 use carillon_registrar::RegistrarConfig;
-use carillon_sip::{HeaderName, Message};
+use carillon_sip::{HeaderName, Message, Method};
 use carillon_transaction::TimerConfig;
 
 /// The wall clock (ms since the epoch) at virtual time 0.
@@ -208,4 +208,63 @@ impl Rig {
         assert_eq!(ok.status(), Some(200));
         ok
     }
+}
+
+/// A one-stream PCMU SDP from 127.0.0.1:`port` with `a=direction`.
+pub fn sdp(owner: &str, port: u16, version: u32, direction: &str) -> String {
+    format!("v=0\r\no={owner} 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={direction}\r\n")
+}
+
+/// 100 (at :5080) calls 101 (at :5070), which answers; returns the
+/// switch's To tag towards 100 and the INVITE 101 got.
+pub fn bridged_call(r: &mut Rig) -> (String, Message) {
+    r.register("101", udp(5070), "sip:101@127.0.0.1:5070", "");
+    let offer = sdp("a", 40000, 1, "sendrecv");
+    let inv = |auth: Option<String>, cseq: u32| {
+        format!(
+            "INVITE sip:101@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKinv{cseq};rport\r\nFrom: <sip:100@127.0.0.1>;tag=a1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: callA\r\nCSeq: {cseq} INVITE\r\nContact: <sip:100@127.0.0.1:5080>\r\nMax-Forwards: 70\r\n{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+            auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default(),
+            offer.len(),
+        )
+    };
+    r.send(1.0, udp(5080), inv(None, 1));
+    let ch = r
+        .take()
+        .into_iter()
+        .find(|(_, m)| m.status() == Some(407))
+        .map(|(_, m)| Challenge::parse(&m.header(HeaderName::ProxyAuthenticate).unwrap()).unwrap())
+        .expect("407");
+    r.send(1.0, udp(5080), "ACK sip:101@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKinv1;rport\r\nFrom: <sip:100@127.0.0.1>;tag=a1\r\nTo: <sip:101@127.0.0.1>;tag=x\r\nCall-ID: callA\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n".into());
+    let auth = carillon_digest::respond(
+        &ch,
+        "INVITE",
+        "sip:101@127.0.0.1",
+        "100",
+        "changeme100",
+        "c",
+        1,
+    );
+    r.send(1.0, udp(5080), inv(Some(auth), 2));
+    let b_inv = r
+        .take()
+        .into_iter()
+        .find(|(p, m)| p.addr.port() == 5070 && m.method() == Some(&Method::Invite))
+        .map(|(_, m)| m)
+        .expect("INVITE to 101");
+    let answer = sdp("b", 41000, 1, "sendrecv");
+    r.send(
+        1.5,
+        udp(5070),
+        response(&b_inv, 200, "sip:101@127.0.0.1:5070", "", Some(&answer)),
+    );
+    let ok = r
+        .take()
+        .into_iter()
+        .find(|(p, m)| p.addr.port() == 5080 && m.status() == Some(200))
+        .map(|(_, m)| m)
+        .expect("200 to 100");
+    let tag = ok.tag(HeaderName::To).unwrap();
+    r.send(1.5, udp(5080), format!("ACK sip:carillon@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKack;rport\r\nFrom: <sip:100@127.0.0.1>;tag=a1\r\nTo: <sip:101@127.0.0.1>;tag={tag}\r\nCall-ID: callA\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"));
+    r.take();
+    (tag, b_inv)
 }
